@@ -1,0 +1,119 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+export const SIGN_TYPES = ['MD5', 'HMAC-SHA256'] as const;
+export type SignType = (typeof SIGN_TYPES)[number];
+
+/** A flat WeChat Pay v2 document: field name to value, every value a string. */
+export type Fields = Record<string, string>;
+
+/** Fields to sign; `undefined` values are left out like empty ones. */
+export type SignableFields = Readonly<Record<string, string | undefined>>;
+
+export function isSignType(value: unknown): value is SignType {
+  return value === 'MD5' || value === 'HMAC-SHA256';
+}
+
+const KEY_MASK = '********';
+
+/**
+ * The string WeChat Pay signs: every field but `sign`, empty values left out, names in ascending
+ * byte order, raw values joined as `k=v&...`, then `&key=<API key>`. Values are used exactly as
+ * received (no trimming, no URL-encoding): WeChat Pay signs what it sends.
+ */
+export function stringToSign(fields: SignableFields, apiKey: string): string {
+  const names = Object.keys(fields)
+    .filter((name) => name !== 'sign' && fields[name] !== undefined && fields[name] !== '')
+    // Field names are ASCII, where UTF-16 order is byte order.
+    .sort();
+  let joined = '';
+  for (const name of names) joined += `${name}=${fields[name]}&`;
+  return `${joined}key=${apiKey}`;
+}
+
+/** The string-to-sign with the key masked, for explaining a mismatch without leaking the key. */
+export function explainStringToSign(fields: SignableFields): string {
+  return stringToSign(fields, KEY_MASK);
+}
+
+/** Upper-case hex MD5 or HMAC-SHA256 (keyed with the API key) of the string-to-sign, over UTF-8. */
+export function sign(fields: SignableFields, apiKey: string, signType: SignType): string {
+  const text = stringToSign(fields, apiKey);
+  const hash =
+    signType === 'MD5'
+      ? createHash('md5').update(text, 'utf8')
+      : createHmac('sha256', apiKey).update(text, 'utf8');
+  return hash.digest('hex').toUpperCase();
+}
+
+/** Returns a copy of the fields with `sign` added (and `sign_type` when it is not the MD5 default). */
+export function signFields(fields: SignableFields, apiKey: string, signType: SignType): Fields {
+  const out: Fields = {};
+  for (const [name, value] of Object.entries(fields)) {
+    if (value !== undefined && value !== '' && name !== 'sign') out[name] = value;
+  }
+  if (signType !== 'MD5') out.sign_type = signType;
+  out.sign = sign(out, apiKey, signType);
+  return out;
+}
+
+export type SignatureCheck =
+  | { valid: true; signType: SignType }
+  | { valid: false; reason: string; signType?: SignType };
+
+/**
+ * The sign type a document was signed with: its own `sign_type` when it has one, else the caller's
+ * (for a callback: the sign type its order was made with, as callbacks usually carry none), else MD5.
+ */
+export function resolveSignType(
+  fields: SignableFields,
+  fallback?: SignType,
+): { signType: SignType } | { error: string } {
+  const declared = fields.sign_type;
+  if (declared !== undefined && declared !== '') {
+    return isSignType(declared)
+      ? { signType: declared }
+      : { error: `sign_type "${declared.slice(0, 32)}" is neither MD5 nor HMAC-SHA256` };
+  }
+  return { signType: fallback ?? 'MD5' };
+}
+
+/**
+ * Checks the `sign` of a received document over every field it carries (including ones this code
+ * does not know), in constant time. The reason names the likely mistake without revealing the key.
+ */
+export function verifySignature(
+  fields: SignableFields,
+  apiKey: string,
+  fallbackSignType?: SignType,
+): SignatureCheck {
+  const resolved = resolveSignType(fields, fallbackSignType);
+  if ('error' in resolved) return { valid: false, reason: resolved.error };
+  const { signType } = resolved;
+  const received = fields.sign;
+  if (received === undefined || received === '') {
+    return { valid: false, reason: 'the document has no sign field', signType };
+  }
+  const expected = sign(fields, apiKey, signType);
+  const receivedBytes = Buffer.from(received.toUpperCase(), 'utf8');
+  const expectedBytes = Buffer.from(expected, 'utf8');
+  if (receivedBytes.length !== expectedBytes.length) {
+    const other: SignType = signType === 'MD5' ? 'HMAC-SHA256' : 'MD5';
+    const hint =
+      received.length === (other === 'MD5' ? 32 : 64)
+        ? ` (its length fits ${other}: was it signed with ${other}?)`
+        : '';
+    return {
+      valid: false,
+      reason: `sign has ${received.length} characters, a ${signType} signature has ${expected.length}${hint}`,
+      signType,
+    };
+  }
+  if (!timingSafeEqual(receivedBytes, expectedBytes)) {
+    return {
+      valid: false,
+      reason: `sign does not match a ${signType} signature of the fields with this key (wrong key, or a field changed)`,
+      signType,
+    };
+  }
+  return { valid: true, signType };
+}
