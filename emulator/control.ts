@@ -1,0 +1,138 @@
+import { orderView, payOrder } from './orders';
+import type { Notifier } from './notifier';
+import { emptyState, ENDPOINT_NAMES } from './state';
+import type { EmulatorState, EndpointName, Faults } from './state';
+
+/** A control API answer: an HTTP status and a JSON body. */
+export interface ControlAnswer {
+  status: number;
+  body: unknown;
+}
+
+export interface ControlContext {
+  state: EmulatorState;
+  notifier: Notifier;
+}
+
+function error(status: number, code: string, message: string, extra: Record<string, unknown> = {}): ControlAnswer {
+  return { status, body: { error: { code, message }, ...extra } };
+}
+
+const ORDER_PATH = /^\/__sim\/orders\/([^/]+)$/;
+
+/** Routes `/__sim/...`; undefined when the path is not a control path. */
+export function answerControlCall(
+  ctx: ControlContext,
+  method: string,
+  path: string,
+  body: string,
+): ControlAnswer | undefined {
+  const orderMatch = ORDER_PATH.exec(path);
+  const route = orderMatch ? 'orders' : path;
+  const expected = route === 'orders' ? 'GET' : 'POST';
+  if (!['orders', '/__sim/pay', '/__sim/faults', '/__sim/reset'].includes(route)) return undefined;
+  if (method !== expected) return error(405, 'METHOD_NOT_ALLOWED', `${path} takes ${expected}`);
+  switch (route) {
+    case 'orders':
+      return viewOrder(ctx.state, decodeURIComponent(orderMatch?.[1] ?? ''));
+    case '/__sim/reset':
+      reset(ctx);
+      return { status: 200, body: { reset: true } };
+    default: {
+      const input = parseJson(body);
+      if (input === undefined) return error(400, 'INVALID_JSON', 'the body must be a JSON object');
+      return route === '/__sim/pay' ? pay(ctx, input) : setFaults(ctx.state, input);
+    }
+  }
+}
+
+function parseJson(body: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(body === '' ? '{}' : body);
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function viewOrder(state: EmulatorState, outTradeNo: string): ControlAnswer {
+  const order = state.orders.get(outTradeNo);
+  if (order) return { status: 200, body: orderView(state, order) };
+  // Calls refused before any order existed (a bad signature, a missing field) are still worth seeing.
+  return error(404, 'ORDER_NOT_FOUND', `no order ${outTradeNo}`, { calls: state.calls.get(outTradeNo) ?? [] });
+}
+
+/** The user pays: from here on orderquery says SUCCESS and the callbacks start. */
+function pay(ctx: ControlContext, input: Record<string, unknown>): ControlAnswer {
+  const outTradeNo = input.out_trade_no;
+  if (typeof outTradeNo !== 'string' || outTradeNo === '') {
+    return error(400, 'INVALID_REQUEST', 'out_trade_no (a string) is required');
+  }
+  const order = ctx.state.orders.get(outTradeNo);
+  if (!order) return error(404, 'ORDER_NOT_FOUND', `no order ${outTradeNo}`);
+  if (order.state === 'SUCCESS') return error(409, 'ORDER_PAID', `order ${outTradeNo} is already paid`);
+  if (order.state === 'CLOSED') return error(409, 'ORDER_CLOSED', `order ${outTradeNo} is closed and cannot be paid`);
+  payOrder(ctx.state, order, new Date());
+  ctx.notifier.start(order);
+  return {
+    status: 200,
+    body: {
+      out_trade_no: order.outTradeNo,
+      trade_state: order.state,
+      transaction_id: order.transactionId,
+      time_end: order.timeEnd,
+    },
+  };
+}
+
+const MAX_DELAY_MS = 10 * 60 * 1000;
+
+function isCount(value: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max;
+}
+
+/**
+ * Merges the given faults into the current ones (every key optional); all are checked before any
+ * is applied, so a bad request changes nothing. Answers the fault state now in force.
+ */
+function setFaults(state: EmulatorState, input: Record<string, unknown>): ControlAnswer {
+  const known = ['dropNotifies', 'duplicateNotifies', 'systemError', 'delayMs'];
+  const unknown = Object.keys(input).filter((key) => !known.includes(key));
+  if (unknown.length > 0) return error(400, 'INVALID_FAULT', `unknown fault ${unknown.join(', ')}`);
+  const { dropNotifies, duplicateNotifies, systemError, delayMs } = input;
+  if (dropNotifies !== undefined && !isCount(dropNotifies)) {
+    return error(400, 'INVALID_FAULT', 'dropNotifies must be an integer >= 0');
+  }
+  if (duplicateNotifies !== undefined && !isCount(duplicateNotifies, 1, 100)) {
+    return error(400, 'INVALID_FAULT', 'duplicateNotifies must be an integer from 1 (no duplicates) to 100');
+  }
+  if (delayMs !== undefined && !isCount(delayMs, 0, MAX_DELAY_MS)) {
+    return error(400, 'INVALID_FAULT', `delayMs must be an integer from 0 to ${MAX_DELAY_MS}`);
+  }
+  const systemErrors: Partial<Faults['systemError']> = {};
+  if (systemError !== undefined) {
+    if (typeof systemError !== 'object' || systemError === null || Array.isArray(systemError)) {
+      return error(400, 'INVALID_FAULT', 'systemError must be an object of endpoint to count');
+    }
+    for (const [endpoint, count] of Object.entries(systemError)) {
+      if (!(ENDPOINT_NAMES as string[]).includes(endpoint) || !isCount(count)) {
+        return error(400, 'INVALID_FAULT', `systemError takes ${ENDPOINT_NAMES.join(', ')} with integer counts >= 0`);
+      }
+      systemErrors[endpoint as EndpointName] = count;
+    }
+  }
+  const { faults } = state;
+  if (dropNotifies !== undefined) faults.dropNotifies = dropNotifies;
+  if (duplicateNotifies !== undefined) faults.duplicateNotifies = duplicateNotifies;
+  if (delayMs !== undefined) faults.delayMs = delayMs;
+  Object.assign(faults.systemError, systemErrors);
+  return { status: 200, body: faults };
+}
+
+/** Forgets every order, call and fault, and cancels every pending callback. */
+function reset(ctx: ControlContext): void {
+  ctx.notifier.stop();
+  Object.assign(ctx.state, emptyState());
+}

@@ -1,0 +1,132 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { answerApiCall } from './api';
+import type { ApiContext, EmulatorLog } from './api';
+import { answerControlCall } from './control';
+import { DEFAULT_NOTIFY_TIMEOUT_MS, Notifier } from './notifier';
+import { emptyState, ENDPOINT_PATHS } from './state';
+
+export type { EmulatorLog } from './api';
+
+export interface EmulatorOptions {
+  appId: string;
+  mchId: string;
+  /** The API v2 key; used to check and make signatures, never logged. */
+  apiKey: string;
+  /** 0 picks any free port. Default 0. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /**
+   * Multiplies the emulator's own durations: the callback retry schedule and the minimum age
+   * before closeorder. 0.001 turns 15 s into 15 ms. Default 1.
+   */
+  timeScale?: number;
+  /** Real-time limit for a merchant's answer to one callback. Default 5000 ms. */
+  notifyTimeoutMs?: number;
+  /** Receives one structured entry per event. Default: a JSON line on standard output. */
+  log?: EmulatorLog;
+}
+
+export interface RunningEmulator {
+  url: string;
+  port: number;
+  /** Stops the server and every pending callback. */
+  close(): Promise<void>;
+}
+
+/** Bodies larger than this are cut off: WeChat Pay documents are a few kilobytes. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+const logJsonLine: EmulatorLog = (entry) => {
+  console.log(JSON.stringify({ time: new Date().toISOString(), source: 'wechatpay-emulator', ...entry }));
+};
+
+/** Starts the WeChat Pay v2 emulator for one merchant. */
+export async function startEmulator(options: EmulatorOptions): Promise<RunningEmulator> {
+  const { appId, mchId, apiKey } = options;
+  if (!appId || !mchId || !apiKey) throw new Error('startEmulator needs appId, mchId and apiKey');
+  const timeScale = options.timeScale ?? 1;
+  if (!Number.isFinite(timeScale) || timeScale <= 0) {
+    throw new Error(`timeScale must be a positive number, got ${timeScale}`);
+  }
+  const log = options.log ?? logJsonLine;
+  const merchant = { appId, mchId, apiKey };
+  const state = emptyState();
+  const notifier = new Notifier({
+    merchant,
+    state,
+    timeScale,
+    timeoutMs: options.notifyTimeoutMs ?? DEFAULT_NOTIFY_TIMEOUT_MS,
+    log,
+  });
+  const api: ApiContext = { merchant, state, timeScale, log };
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = new URL(request.url ?? '/', 'http://emulator').pathname;
+    const method = request.method ?? 'GET';
+    const body = await readBody(request);
+    if (body === undefined) {
+      sendJson(response, 413, { error: { code: 'BODY_TOO_LARGE', message: `over ${MAX_BODY_BYTES} bytes` } });
+      return;
+    }
+    const endpoint = ENDPOINT_PATHS[path as keyof typeof ENDPOINT_PATHS];
+    if (endpoint) {
+      // The call takes effect at once and only its answer is late, as when WeChat Pay is slow:
+      // a client that times out has still created (or closed) the order.
+      const xml = answerApiCall(api, endpoint, method, body);
+      if (state.faults.delayMs > 0) await sleep(state.faults.delayMs);
+      response.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' }).end(xml);
+      return;
+    }
+    const control = answerControlCall({ state, notifier }, method, path, body.toString('utf8'));
+    if (control) sendJson(response, control.status, control.body);
+    else sendJson(response, 404, { error: { code: 'NOT_FOUND', message: `no route ${method} ${path}` } });
+  }
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      log({ event: 'internal_error', message: error instanceof Error ? error.message : String(error) });
+      if (!response.headersSent) sendJson(response, 500, { error: { code: 'INTERNAL', message: 'emulator error' } });
+      else response.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    async close() {
+      notifier.stop();
+      await new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+/** The whole body, or undefined when it is over MAX_BODY_BYTES. */
+async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+}
