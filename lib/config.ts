@@ -1,0 +1,113 @@
+import { isSignType, type SignType } from './wechatpay/sign';
+
+/** A required setting is missing or malformed: the request is answered 503, nothing is stored. */
+export class ConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface AppConfig {
+  appId: string;
+  mchId: string;
+  /** Never logged, never placed in an error message. */
+  apiKey: string;
+  signType: SignType;
+  baseUrl: string;
+  notifyUrl: string;
+  ordersTable: string;
+  dynamoEndpoint?: string;
+  orderExpireMinutes: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+const API_KEY_CACHE_SECONDS = 300;
+
+function required(env: Env, name: string): string {
+  const value = env[name]?.trim();
+  if (!value) throw new ConfigError(`${name} is not set`);
+  return value;
+}
+
+function checkUrl(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not an absolute URL: "${value}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError(`${name} must be an http(s) URL, got ${url.protocol}`);
+  }
+  return value.replace(/\/+$/, '');
+}
+
+/** Everything but the API key, checked synchronously so a misconfiguration names itself. */
+export function readSettings(env: Env): Omit<AppConfig, 'apiKey'> & { apiKeyParam?: string } {
+  const appId = required(env, 'WECHATPAY_APPID');
+  if (appId.length > 32) throw new ConfigError('WECHATPAY_APPID is longer than 32 characters');
+  const mchId = required(env, 'WECHATPAY_MCHID');
+  if (!/^\d{1,32}$/.test(mchId)) throw new ConfigError('WECHATPAY_MCHID must be the digits of a merchant id');
+  const signType = env.WECHATPAY_SIGN_TYPE?.trim() || 'HMAC-SHA256';
+  if (!isSignType(signType)) {
+    throw new ConfigError(`WECHATPAY_SIGN_TYPE must be MD5 or HMAC-SHA256, got "${signType}"`);
+  }
+  const baseUrl = checkUrl('WECHATPAY_BASE_URL', env.WECHATPAY_BASE_URL?.trim() || 'https://api.mch.weixin.qq.com');
+  const notifyUrl = checkUrl('WECHATPAY_NOTIFY_URL', required(env, 'WECHATPAY_NOTIFY_URL'));
+  if (notifyUrl.includes('?')) {
+    throw new ConfigError('WECHATPAY_NOTIFY_URL must not have a query string (WeChat Pay drops it)');
+  }
+  const expire = env.ORDER_EXPIRE_MINUTES?.trim() || '30';
+  // WeChat Pay cannot close an order younger than 5 minutes, and time_expire must lie in the future.
+  if (!/^\d+$/.test(expire) || Number(expire) < 5 || Number(expire) > 7 * 24 * 60) {
+    throw new ConfigError(`ORDER_EXPIRE_MINUTES must be a whole number from 5 to 10080, got "${expire}"`);
+  }
+  return {
+    appId,
+    mchId,
+    signType,
+    baseUrl,
+    notifyUrl,
+    ordersTable: required(env, 'ORDERS_TABLE'),
+    dynamoEndpoint: env.DYNAMODB_ENDPOINT?.trim() || undefined,
+    orderExpireMinutes: Number(expire),
+    apiKeyParam: env.WECHATPAY_API_KEY_PARAM?.trim() || undefined,
+  };
+}
+
+function checkApiKey(apiKey: string, source: string): string {
+  if (apiKey.length !== 32) {
+    throw new ConfigError(
+      `the API key from ${source} has ${apiKey.length} characters; a WeChat Pay API v2 key has 32 (is it the APIv3 key?)`,
+    );
+  }
+  return apiKey;
+}
+
+async function fetchApiKey(parameterName: string): Promise<string> {
+  // Imported on first use: only deployed stages read SSM, and the SDK client is costly to load.
+  const { getParameter } = await import('@aws-lambda-powertools/parameters/ssm');
+  let value: string | undefined;
+  try {
+    value = await getParameter(parameterName, { decrypt: true, maxAge: API_KEY_CACHE_SECONDS });
+  } catch (cause) {
+    throw new ConfigError(`could not read the API key parameter ${parameterName}`, { cause });
+  }
+  if (!value) throw new ConfigError(`the API key parameter ${parameterName} is empty`);
+  return checkApiKey(value, `parameter ${parameterName}`);
+}
+
+/**
+ * Reads the configuration of design section 2. The API key comes from the SSM parameter named by
+ * WECHATPAY_API_KEY_PARAM when set (cached per container by Powertools), else from WECHATPAY_API_KEY
+ * (local use only).
+ */
+export async function loadConfig(env: Env = process.env): Promise<AppConfig> {
+  const { apiKeyParam, ...settings } = readSettings(env);
+  const apiKey = apiKeyParam
+    ? await fetchApiKey(apiKeyParam)
+    : checkApiKey(required(env, 'WECHATPAY_API_KEY'), 'WECHATPAY_API_KEY');
+  return { ...settings, apiKey };
+}

@@ -1,0 +1,75 @@
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { ConfigError } from '../config';
+import { logger } from '../log';
+import { InvalidOrderRequestError, OrderConflictError, OrderError, OrderNotFoundError, PaymentProviderError } from '../orders/errors';
+import { OrderStoreError } from '../orders/store';
+
+/** API Gateway HTTP API events, with whatever authorizer the deployment put in front. */
+export type ApiEvent = APIGatewayProxyEventV2 & {
+  requestContext: APIGatewayProxyEventV2['requestContext'] & {
+    authorizer?: { jwt?: { claims?: Record<string, unknown> }; lambda?: Record<string, unknown> };
+  };
+};
+
+export function json(statusCode: number, body: unknown): APIGatewayProxyStructuredResultV2 {
+  return { statusCode, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) };
+}
+
+function apiError(statusCode: number, code: string, message: string, field?: string) {
+  return json(statusCode, { error: { code, message, ...(field ? { field } : {}) } });
+}
+
+/** The raw body text; API Gateway base64-encodes bodies it considers binary. */
+export function rawBody(event: ApiEvent): string {
+  if (!event.body) return '';
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
+/** The raw body bytes, for XML whose encoding the parser checks itself. */
+export function rawBodyBytes(event: ApiEvent): Uint8Array {
+  if (!event.body) return new Uint8Array();
+  return Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+}
+
+export function jsonBody(event: ApiEvent): unknown {
+  const text = rawBody(event);
+  if (text.trim() === '') throw new InvalidOrderRequestError('the request has no body; send a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidOrderRequestError('the body is not valid JSON');
+  }
+}
+
+/** The caller's IP as API Gateway saw it: never taken from the body, which the caller controls. */
+export function clientIp(event: ApiEvent): string {
+  return event.requestContext.http.sourceIp;
+}
+
+/** The payer's openid from a verified authorizer claim, when API Gateway has one. */
+export function verifiedOpenid(event: ApiEvent): string | undefined {
+  const { authorizer } = event.requestContext;
+  const claim = authorizer?.jwt?.claims?.openid ?? authorizer?.lambda?.openid;
+  return typeof claim === 'string' && claim !== '' ? claim : undefined;
+}
+
+/** 4xx for the caller's mistakes, 502 for WeChat Pay, 503 for storage and configuration. */
+export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2 {
+  if (error instanceof InvalidOrderRequestError) return apiError(400, error.code, error.message, error.field);
+  if (error instanceof OrderNotFoundError) return apiError(404, error.code, error.message);
+  if (error instanceof OrderConflictError) return apiError(409, error.code, error.message);
+  if (error instanceof PaymentProviderError) {
+    return apiError(502, error.code, error.retryable ? `${error.message} (temporary; try again)` : error.message);
+  }
+  if (error instanceof OrderStoreError) {
+    logger.error('storage failure', { error });
+    return apiError(503, 'STORAGE_UNAVAILABLE', 'the order store is unavailable; try again');
+  }
+  if (error instanceof ConfigError) {
+    logger.error('configuration error', { error });
+    return apiError(503, 'NOT_CONFIGURED', 'the payment service is not configured correctly');
+  }
+  if (error instanceof OrderError) return apiError(400, error.code, error.message);
+  logger.error('unexpected failure', { error });
+  return apiError(500, 'INTERNAL', 'unexpected failure');
+}

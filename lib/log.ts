@@ -1,0 +1,8 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+
+/**
+ * One structured JSON logger for the whole product. Fields that could carry a secret are never
+ * passed to it: the API key lives only in the config object, and string-to-sign text is never built
+ * outside the signing code.
+ */
+export const logger = new Logger({ serviceName: 'wechatpay' });

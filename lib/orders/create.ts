@@ -1,0 +1,168 @@
+import { createHash } from 'node:crypto';
+import { WechatPayError, WechatPayResponseError } from '../wechatpay/errors';
+import { newOutTradeNo } from '../wechatpay/ids';
+import { toBeijingTimestamp } from '../wechatpay/time';
+import type { UnifiedOrderParams } from '../wechatpay/client';
+import { logger } from '../log';
+import type { OrdersContext } from './context';
+import type { CreateOrderRequest } from './create-request';
+import { OrderConflictError, PaymentProviderError } from './errors';
+import { payObject, type PayObject } from './frontend-pay';
+import type { Order } from './model';
+
+/** Recovery leaves a new order to its callback for this long before asking WeChat Pay itself. */
+export const RECOVERY_GRACE_MS = 5_000;
+
+/**
+ * How long a prepay_id / mweb_url is used before a fresh one is asked for. WeChat Pay gives 2 hours
+ * and 5 minutes; the margins leave the user time to pay with what is handed out.
+ */
+const PREPAY_REUSE_MS = { default: 110 * 60_000, MWEB: 4 * 60_000 } as const;
+
+export interface CreatedOrder {
+  outTradeNo: string;
+  status: Order['status'];
+  totalFee: number;
+  expiresAt: string;
+  pay?: PayObject;
+  /** True when an idempotency key named an order that already existed. */
+  replayed: boolean;
+}
+
+function fingerprint(request: CreateOrderRequest): string {
+  const { tradeType, totalFee, description, openid, productId, attach, sceneInfo } = request;
+  const canonical = JSON.stringify([tradeType, totalFee, description, openid, productId, attach, sceneInfo]);
+  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+function newOrder(request: CreateOrderRequest, outTradeNo: string, ctx: OrdersContext): Order {
+  const now = ctx.now();
+  const expires = new Date(now.getTime() + ctx.config.orderExpireMinutes * 60_000);
+  const params: UnifiedOrderParams = {
+    body: request.description,
+    out_trade_no: outTradeNo,
+    total_fee: String(request.totalFee),
+    spbill_create_ip: request.clientIp,
+    notify_url: ctx.config.notifyUrl,
+    trade_type: request.tradeType,
+    time_start: toBeijingTimestamp(now),
+    time_expire: toBeijingTimestamp(expires),
+  };
+  if (request.openid) params.openid = request.openid;
+  if (request.tradeType === 'NATIVE') params.product_id = request.productId ?? outTradeNo;
+  if (request.attach) params.attach = request.attach;
+  if (request.sceneInfo) params.scene_info = JSON.stringify(request.sceneInfo);
+  const order: Order = {
+    outTradeNo,
+    status: 'PENDING',
+    tradeType: request.tradeType,
+    totalFee: request.totalFee,
+    description: request.description,
+    signType: ctx.config.signType,
+    createdAt: now.toISOString(),
+    expiresAt: expires.toISOString(),
+    unifiedOrder: params,
+    review: {},
+  };
+  if (request.attach) order.attach = request.attach;
+  if (request.idempotencyKey) order.idempotencyKey = request.idempotencyKey;
+  return order;
+}
+
+/**
+ * Calls unifiedorder with the order's stored parameters (identical on every call, as WeChat Pay
+ * requires) and stores the prepay id. A refusal for good marks the order FAILED; a timeout or a
+ * transient error leaves it PENDING for recovery.
+ */
+async function requestPrepay(order: Order, ctx: OrdersContext): Promise<Order> {
+  let result;
+  try {
+    result = await ctx.wechatPay.unifiedOrder(order.unifiedOrder, { signType: order.signType });
+  } catch (error) {
+    if (!(error instanceof WechatPayError)) throw error;
+    // ORDERPAID: the order was paid after all; an untrustworthy answer may hide a created order.
+    // Both stay PENDING so that a query or recovery learns the truth from WeChat Pay.
+    const final = !error.retryable && error.code !== 'ORDERPAID' && !(error instanceof WechatPayResponseError);
+    if (final) {
+      await ctx.store.markFailed(order.outTradeNo, { code: error.code, message: error.message, at: ctx.now().toISOString() });
+    }
+    logger.warn('unifiedorder failed', {
+      outTradeNo: order.outTradeNo,
+      code: error.code,
+      retryable: error.retryable,
+      orderStatus: final ? 'FAILED' : 'PENDING',
+    });
+    throw new PaymentProviderError(error.code, `WeChat Pay: ${error.message}`, error.retryable, error);
+  }
+  const prepay = {
+    prepayId: result.prepayId,
+    codeUrl: result.codeUrl,
+    mwebUrl: result.mwebUrl,
+    issuedAt: ctx.now().toISOString(),
+  };
+  await ctx.store.recordPrepay(order.outTradeNo, prepay);
+  return {
+    ...order,
+    prepayId: prepay.prepayId,
+    prepayIssuedAt: prepay.issuedAt,
+    ...(prepay.codeUrl ? { codeUrl: prepay.codeUrl } : {}),
+    ...(prepay.mwebUrl ? { mwebUrl: prepay.mwebUrl } : {}),
+  };
+}
+
+async function answer(order: Order, ctx: OrdersContext, replayed: boolean): Promise<CreatedOrder> {
+  const created: CreatedOrder = {
+    outTradeNo: order.outTradeNo,
+    status: order.status,
+    totalFee: order.totalFee,
+    expiresAt: order.expiresAt,
+    replayed,
+  };
+  if (order.status === 'PENDING') created.pay = await payObject(order, ctx.config, ctx.now());
+  return created;
+}
+
+/** The order an idempotency key named, with a pay object that is still valid. */
+async function resume(order: Order, ctx: OrdersContext): Promise<CreatedOrder> {
+  if (order.status !== 'PENDING') return answer(order, ctx, true);
+  const now = ctx.now().getTime();
+  if (now >= Date.parse(order.expiresAt)) {
+    throw new OrderConflictError('ORDER_EXPIRED', `order ${order.outTradeNo} has expired unpaid; create a new order with a new idempotencyKey`);
+  }
+  const reuseFor = order.tradeType === 'MWEB' ? PREPAY_REUSE_MS.MWEB : PREPAY_REUSE_MS.default;
+  const fresh = order.prepayId && order.prepayIssuedAt && now - Date.parse(order.prepayIssuedAt) < reuseFor;
+  return answer(fresh ? order : await requestPrepay(order, ctx), ctx, true);
+}
+
+/**
+ * Creates an order: stores it PENDING before WeChat Pay hears of it, calls unifiedorder, stores the
+ * prepay id and answers what the frontend needs to pay. With an idempotency key, the same request
+ * again returns the same order.
+ */
+export async function createOrder(request: CreateOrderRequest, ctx: OrdersContext): Promise<CreatedOrder> {
+  let outTradeNo = newOutTradeNo(ctx.now());
+  if (request.idempotencyKey) {
+    const claim = await ctx.store.claimIdempotencyKey(request.idempotencyKey, outTradeNo, fingerprint(request), ctx.now().toISOString());
+    if (!claim.claimed) {
+      if (claim.fingerprint !== fingerprint(request)) {
+        throw new OrderConflictError(
+          'IDEMPOTENCY_KEY_REUSED',
+          'idempotencyKey was already used for a different request; use a new key for a new order',
+        );
+      }
+      const existing = await ctx.store.get(claim.outTradeNo);
+      if (existing) return resume(existing, ctx);
+      // The first request claimed the key but stopped before storing its order: finish its work.
+      outTradeNo = claim.outTradeNo;
+    }
+  }
+  const order = newOrder(request, outTradeNo, ctx);
+  if (!(await ctx.store.createPending(order, Date.parse(order.createdAt) + RECOVERY_GRACE_MS))) {
+    // Two retries of one idempotent request raced past the claim: answer the one that was stored.
+    const existing = await ctx.store.get(outTradeNo);
+    if (existing) return resume(existing, ctx);
+    throw new OrderConflictError('ORDER_CONFLICT', `order ${outTradeNo} could not be stored; try again`);
+  }
+  logger.info('order created', { outTradeNo, tradeType: order.tradeType, totalFee: order.totalFee });
+  return answer(await requestPrepay(order, ctx), ctx, false);
+}

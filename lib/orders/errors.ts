@@ -1,0 +1,45 @@
+/**
+ * What can go wrong with an order, as the callers of lib/orders see it. The handlers map each class
+ * to an HTTP status; lib/orders itself knows nothing of HTTP.
+ */
+export class OrderError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The caller's request is wrong; `field` names the part to fix. */
+export class InvalidOrderRequestError extends OrderError {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super('INVALID_REQUEST', message);
+  }
+}
+
+export class OrderNotFoundError extends OrderError {
+  constructor(outTradeNo: string) {
+    super('ORDER_NOT_FOUND', `no order ${outTradeNo}`);
+  }
+}
+
+/** The idempotency key was used before for a different request, or the order it names has moved on. */
+export class OrderConflictError extends OrderError {}
+
+/** WeChat Pay refused or did not answer; `retryable` says whether the same request may succeed later. */
+export class PaymentProviderError extends OrderError {
+  constructor(
+    code: string,
+    message: string,
+    readonly retryable: boolean,
+    cause: unknown,
+  ) {
+    super(code, message, { cause });
+  }
+}

@@ -1,0 +1,35 @@
+import { appPayParams, jsapiPayParams } from '../wechatpay/pay-params';
+import type { AppConfig } from '../config';
+import type { Order } from './model';
+
+export type PayObject =
+  | ReturnType<typeof jsapiPayParams>
+  | { codeUrl: string; qrCode: string }
+  | { mwebUrl: string }
+  | ReturnType<typeof appPayParams>;
+
+/** Exactly what the frontend needs to start paying, by trade type (design section 3). */
+export async function payObject(order: Order, config: AppConfig, now: Date): Promise<PayObject> {
+  const prepayId = order.prepayId as string;
+  switch (order.tradeType) {
+    case 'JSAPI':
+      return jsapiPayParams({ appId: config.appId, prepayId, signType: order.signType, apiKey: config.apiKey, now });
+    case 'APP':
+      return appPayParams({
+        appId: config.appId,
+        mchId: config.mchId,
+        prepayId,
+        signType: order.signType,
+        apiKey: config.apiKey,
+        now,
+      });
+    case 'NATIVE': {
+      // Loaded here so that only createOrder's bundle carries the QR library.
+      const { toDataURL } = await import('qrcode');
+      const codeUrl = order.codeUrl as string;
+      return { codeUrl, qrCode: await toDataURL(codeUrl, { errorCorrectionLevel: 'M', margin: 2, width: 256 }) };
+    }
+    case 'MWEB':
+      return { mwebUrl: order.mwebUrl as string };
+  }
+}

@@ -1,0 +1,82 @@
+import type { SignType } from '../wechatpay/sign';
+import type { TradeType, UnifiedOrderParams } from '../wechatpay/client';
+
+export { TRADE_TYPES, type TradeType } from '../wechatpay/client';
+
+/** PENDING → PAID | CLOSED | FAILED (design section 4). PAID is terminal. */
+export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED';
+
+/** Which path learned of a payment first. */
+export type PaymentSource = 'notify' | 'query' | 'recovery';
+
+/** Something a person must look at: money that arrived where the order did not expect it. */
+export interface ReviewFlag {
+  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT';
+  at: string;
+  source: PaymentSource;
+  transactionId: string;
+  totalFee: number;
+}
+
+export interface Order {
+  outTradeNo: string;
+  status: OrderStatus;
+  tradeType: TradeType;
+  /** Fen (1/100 yuan), an integer >= 1. */
+  totalFee: number;
+  description: string;
+  attach?: string;
+  signType: SignType;
+  createdAt: string;
+  expiresAt: string;
+  /** The exact parameters of the first unified order: a repeat must send exactly these. */
+  unifiedOrder: UnifiedOrderParams;
+  idempotencyKey?: string;
+  prepayId?: string;
+  codeUrl?: string;
+  mwebUrl?: string;
+  /** When WeChat Pay issued the current prepay_id / mweb_url (they expire after 2 h / 5 min). */
+  prepayIssuedAt?: string;
+  paidAt?: string;
+  transactionId?: string;
+  paidVia?: PaymentSource;
+  closedAt?: string;
+  closeReason?: string;
+  failedAt?: string;
+  failureCode?: string;
+  failureMessage?: string;
+  /** Epoch ms of the last orderquery a client's poll caused (throttles polling). */
+  lastQueriedAt?: number;
+  /** Recovery bookkeeping, present only while PENDING (the pending index is sparse). */
+  pendingShard?: string;
+  nextCheckAt?: number;
+  checkCount?: number;
+  /** Keyed by transaction id, so a retried report of the same anomaly is recorded once. */
+  review: Record<string, ReviewFlag>;
+}
+
+/** What a frontend may see of an order: nothing personal (no openid, no client IP). */
+export interface OrderView {
+  outTradeNo: string;
+  status: OrderStatus;
+  totalFee: number;
+  tradeType: TradeType;
+  createdAt: string;
+  expiresAt: string;
+  paidAt?: string;
+  transactionId?: string;
+}
+
+export function toView(order: Order): OrderView {
+  const view: OrderView = {
+    outTradeNo: order.outTradeNo,
+    status: order.status,
+    totalFee: order.totalFee,
+    tradeType: order.tradeType,
+    createdAt: order.createdAt,
+    expiresAt: order.expiresAt,
+  };
+  if (order.paidAt) view.paidAt = order.paidAt;
+  if (order.transactionId) view.transactionId = order.transactionId;
+  return view;
+}

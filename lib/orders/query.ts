@@ -1,0 +1,38 @@
+import { WechatPayError } from '../wechatpay/errors';
+import { OUT_TRADE_NO_PATTERN } from '../wechatpay/ids';
+import { logger } from '../log';
+import type { OrdersContext } from './context';
+import { InvalidOrderRequestError, OrderNotFoundError } from './errors';
+import { toView, type Order, type OrderView } from './model';
+import { applyQueryResult } from './settle';
+
+/** However many clients poll one order, WeChat Pay is asked about it at most once per interval. */
+export const QUERY_INTERVAL_MS = 3_000;
+
+/**
+ * Answers an order for a frontend following it. While it is PENDING this asks WeChat Pay first, so a
+ * late or lost callback never leaves a paid user waiting.
+ */
+export async function followOrder(outTradeNo: string, ctx: OrdersContext): Promise<OrderView> {
+  if (!OUT_TRADE_NO_PATTERN.test(outTradeNo)) {
+    throw new InvalidOrderRequestError('outTradeNo must be 6 to 32 characters of [0-9A-Za-z_-]', 'outTradeNo');
+  }
+  const order = await ctx.store.get(outTradeNo);
+  if (!order) throw new OrderNotFoundError(outTradeNo);
+  return toView(await refreshPending(order, ctx));
+}
+
+async function refreshPending(order: Order, ctx: OrdersContext): Promise<Order> {
+  // Without a prepay id WeChat Pay never accepted the order: there is nothing to ask about.
+  if (order.status !== 'PENDING' || !order.prepayId) return order;
+  if (!(await ctx.store.claimQuerySlot(order.outTradeNo, ctx.now().getTime(), QUERY_INTERVAL_MS))) return order;
+  try {
+    const result = await ctx.wechatPay.orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+    return await applyQueryResult(order, result, 'query', ctx);
+  } catch (error) {
+    if (!(error instanceof WechatPayError)) throw error;
+    // The stored state is still a true answer; recovery will ask again.
+    logger.warn('orderquery failed while following an order', { outTradeNo: order.outTradeNo, code: error.code });
+    return order;
+  }
+}

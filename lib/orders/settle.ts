@@ -1,0 +1,65 @@
+import type { OrderQueryResult } from '../wechatpay/client';
+import { fromBeijingTimestamp } from '../wechatpay/time';
+import { logger } from '../log';
+import type { OrdersContext } from './context';
+import type { Order, PaymentSource } from './model';
+import type { PaymentOutcome, PaymentReport } from './store';
+
+/** When WeChat Pay says the payment happened (`time_end`, Beijing time), else now. */
+export function paidAtFrom(timeEnd: string | undefined, now: Date): string {
+  return (timeEnd && fromBeijingTimestamp(timeEnd)?.toISOString()) || now.toISOString();
+}
+
+/** Records a payment and logs what it meant; anomalies are errors, for a person to review. */
+export async function recordPayment(report: PaymentReport, ctx: OrdersContext): Promise<PaymentOutcome> {
+  const result = await ctx.store.recordPayment(report);
+  const context = { outTradeNo: report.outTradeNo, source: report.source, outcome: result.outcome };
+  switch (result.outcome) {
+    case 'PAID':
+      logger.info('order paid', { ...context, transition: 'PENDING->PAID', totalFee: report.totalFee });
+      break;
+    case 'ALREADY_PAID':
+      logger.info('payment already recorded', context);
+      break;
+    case 'FLAGGED':
+    case 'AMOUNT_MISMATCH':
+      logger.error('payment needs review', { ...context, review: result.flag.reason, totalFee: report.totalFee, orderTotalFee: result.order.totalFee });
+      break;
+    default:
+      logger.warn('payment not recorded', context);
+  }
+  return result;
+}
+
+/**
+ * Applies what orderquery said of a pending order: a payment is recorded through the same
+ * transition as a callback; CLOSED/REVOKED close it. Answers the order as it now stands.
+ */
+export async function applyQueryResult(
+  order: Order,
+  result: OrderQueryResult,
+  source: PaymentSource,
+  ctx: OrdersContext,
+): Promise<Order> {
+  if (result.tradeState === 'SUCCESS' && result.transactionId && result.totalFee !== undefined) {
+    const outcome = await recordPayment(
+      {
+        outTradeNo: order.outTradeNo,
+        transactionId: result.transactionId,
+        totalFee: Number(result.totalFee),
+        paidAt: paidAtFrom(result.timeEnd, ctx.now()),
+        source,
+      },
+      ctx,
+    );
+    return 'order' in outcome ? outcome.order : order;
+  }
+  if (result.tradeState === 'CLOSED' || result.tradeState === 'REVOKED') {
+    const at = ctx.now().toISOString();
+    if (await ctx.store.markClosed(order.outTradeNo, { reason: `WeChat Pay trade_state ${result.tradeState}`, at })) {
+      logger.info('order closed', { outTradeNo: order.outTradeNo, transition: 'PENDING->CLOSED', source });
+    }
+    return (await ctx.store.get(order.outTradeNo)) ?? order;
+  }
+  return order;
+}
