@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { XmlFormatError } from '../../lib/wechatpay/errors';
+import { buildXml, parseXml } from '../../lib/wechatpay/xml';
+
+// The C0 controls XML 1.0 cannot carry (tab and LF excepted), CR (which parsers turn into LF) and
+// the two non-characters: buildXml refuses them by design.
+// eslint-disable-next-line no-control-regex
+const UNCARRIABLE = /[\u0000-\u0008\u000B-\u001F\uFFFE\uFFFF]/;
+
+function refusal(input: string | Uint8Array): string {
+  try {
+    parseXml(input);
+  } catch (error) {
+    expect(error).toBeInstanceOf(XmlFormatError);
+    return (error as Error).message;
+  }
+  throw new Error('parseXml accepted the input');
+}
+
+describe('buildXml / parseXml round trip (property)', () => {
+  const value = fc
+    .oneof(
+      fc.string({ unit: 'grapheme', maxLength: 60 }),
+      fc.string({ unit: 'binary', maxLength: 60 }),
+      fc.constantFrom('&', '&amp;', '<', '>', ']]>', ']]]]>', 'a]]>b]]>', '支付测试 订单额外描述', '  padded  ', '\t\n'),
+      fc.stringMatching(/^0[0-9]{0,20}$/),
+      fc.stringMatching(/^[0-9]{28,200}$/),
+    )
+    .filter((v) => !UNCARRIABLE.test(v));
+  const name = fc.stringMatching(/^[a-z][a-z0-9_]{0,20}$/);
+
+  it('gives back every field exactly, as strings', () => {
+    fc.assert(
+      fc.property(fc.dictionary(name, value, { maxKeys: 12 }), (fields) => {
+        expect(parseXml(buildXml(fields))).toEqual(fields);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses to build a value XML cannot carry', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 10 }),
+        fc.constantFrom('\u0000', '\u0001', '\u0008', '\u000B', '\u000C', '\r', '\u001F', '\uFFFE', '\uFFFF'),
+        fc.string({ maxLength: 10 }),
+        (before, control, after) => {
+          expect(() => buildXml({ attach: before + control + after })).toThrow(/control character that XML cannot carry/);
+        },
+      ),
+    );
+  });
+
+  it('keeps a 28-digit transaction_id and leading zeros, never coerced to numbers', () => {
+    const fields = { transaction_id: '4200000540202005511234567890', out_trade_no: '000123', total_fee: '1' };
+    const parsed = parseXml('<xml><transaction_id>4200000540202005511234567890</transaction_id><out_trade_no>000123</out_trade_no><total_fee>1</total_fee></xml>');
+    expect(parsed).toEqual(fields);
+    expect(parseXml(buildXml(fields))).toEqual(fields);
+  });
+});
+
+describe('parseXml refuses hostile input', () => {
+  it('refuses an external entity reading /etc/passwd (XXE) without reading it', () => {
+    const xxe = `<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><attach>&xxe;</attach></xml>`;
+    const message = refusal(xxe);
+    expect(message).toMatch(/DOCTYPE or ENTITY declaration is refused/);
+    expect(message).not.toMatch(/root:/);
+  });
+
+  it('refuses parameter entities and a lower-case doctype', () => {
+    const parameterEntity = `<!doctype xml [<!ENTITY % remote SYSTEM "http://127.0.0.1:1/evil.dtd">%remote;]><xml><a>1</a></xml>`;
+    expect(refusal(parameterEntity)).toMatch(/DOCTYPE or ENTITY/);
+    expect(refusal('<xml><a>1</a></xml><!ENTITY x "y">')).toMatch(/DOCTYPE or ENTITY/);
+  });
+
+  it('refuses billion laughs quickly, without expanding it', () => {
+    let entities = '<!ENTITY lol0 "lol">';
+    for (let i = 1; i <= 9; i++) entities += `<!ENTITY lol${i} "${`&lol${i - 1};`.repeat(10)}">`;
+    const bomb = `<?xml version="1.0"?><!DOCTYPE xml [${entities}]><xml><attach>&lol9;</attach></xml>`;
+    const started = performance.now();
+    expect(refusal(bomb)).toMatch(/DOCTYPE or ENTITY/);
+    expect(performance.now() - started).toBeLessThan(50);
+  });
+
+  it('refuses oversize bodies before parsing', () => {
+    const big = `<xml><attach>${'a'.repeat(64 * 1024)}</attach></xml>`;
+    expect(refusal(big)).toMatch(/XML body of \d+ bytes is over the 65536-byte limit/);
+    expect(refusal(new TextEncoder().encode(big))).toMatch(/over the 65536-byte limit/);
+  });
+
+  it('refuses bytes that are not UTF-8', () => {
+    // "支付" in GBK, as a misconfigured sender would send it.
+    const gbk = Buffer.concat([Buffer.from('<xml><body>'), Buffer.from([0xd6, 0xa7, 0xb8, 0xb6]), Buffer.from('</body></xml>')]);
+    expect(refusal(gbk)).toBe('XML body is not valid UTF-8');
+  });
+
+  it('refuses nested, repeated, truncated, empty and foreign-root documents, each saying why', () => {
+    expect(refusal('<xml><detail><goods>1</goods></detail></xml>')).toBe(
+      'XML field <detail> is nested; WeChat Pay documents are flat',
+    );
+    expect(refusal('<xml><total_fee>1</total_fee><total_fee>100</total_fee></xml>')).toBe(
+      'XML field <total_fee> appears more than once',
+    );
+    expect(refusal('<xml><return_code><![CDATA[SUCCESS]]></return_code><return_ms')).toMatch(/^XML is malformed/);
+    expect(refusal('')).toBe('XML body is empty');
+    expect(refusal('<root><a>1</a></root>')).toMatch(/^XML root must be a single <xml> element, found <root>/);
+    expect(refusal('<xml>text</xml>')).toMatch(/must hold fields, not text/);
+  });
+
+  it('accepts an XML declaration, whitespace between fields and an empty document', () => {
+    expect(parseXml('<?xml version="1.0" encoding="UTF-8"?>\n<xml>\n  <a>1</a>\n  <b><![CDATA[x]]></b>\n</xml>\n')).toEqual({
+      a: '1',
+      b: 'x',
+    });
+    expect(parseXml('<xml></xml>')).toEqual({});
+  });
+});
