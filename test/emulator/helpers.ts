@@ -1,0 +1,144 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { TEST_MERCHANT } from '../../local/test-merchant';
+import { nonceStr } from '../../lib/wechatpay/ids';
+import { signFields } from '../../lib/wechatpay/sign';
+import type { Fields, SignableFields, SignType } from '../../lib/wechatpay/sign';
+import { buildXml, parseXml } from '../../lib/wechatpay/xml';
+import { startEmulator } from '../../emulator/server';
+import type { EmulatorOptions, RunningEmulator } from '../../emulator/server';
+
+export const MERCHANT = TEST_MERCHANT;
+
+export function startTestEmulator(options: Partial<EmulatorOptions> = {}): Promise<RunningEmulator> {
+  return startEmulator({ ...MERCHANT, timeScale: 0.001, log: () => {}, ...options });
+}
+
+export function newOutTradeNo(): string {
+  return `T${randomBytes(12).toString('hex')}`;
+}
+
+/** A valid NATIVE unified order, unsigned; overrides replace or (with undefined) remove fields. */
+export function orderFields(overrides: SignableFields = {}): SignableFields {
+  return {
+    appid: MERCHANT.appId,
+    mch_id: MERCHANT.mchId,
+    nonce_str: nonceStr(),
+    body: '测试商品-emulator',
+    out_trade_no: newOutTradeNo(),
+    total_fee: '101',
+    spbill_create_ip: '203.0.113.7',
+    notify_url: 'https://merchant.example.com/wechatpay/notify',
+    trade_type: 'NATIVE',
+    product_id: 'sku-1',
+    ...overrides,
+  };
+}
+
+export interface ApiReply {
+  status: number;
+  text: string;
+  fields: Fields;
+}
+
+/** Posts a raw body to a WeChat Pay endpoint of the emulator and reads its XML answer. */
+export async function postRaw(
+  emulator: RunningEmulator,
+  path: string,
+  body: string | undefined,
+  method = 'POST',
+): Promise<ApiReply> {
+  const response = await fetch(`${emulator.url}${path}`, { method, body, headers: { 'content-type': 'text/xml' } });
+  const text = await response.text();
+  return { status: response.status, text, fields: parseXml(text) };
+}
+
+/** Signs the fields (the product's signing code) and posts them as XML. */
+export function call(
+  emulator: RunningEmulator,
+  endpoint: 'unifiedorder' | 'orderquery' | 'closeorder',
+  fields: SignableFields,
+  signType: SignType = 'MD5',
+  key: string = MERCHANT.apiKey,
+): Promise<ApiReply> {
+  return postRaw(emulator, `/pay/${endpoint}`, buildXml(signFields(fields, key, signType)));
+}
+
+export function query(emulator: RunningEmulator, outTradeNo: string, signType: SignType = 'MD5'): Promise<ApiReply> {
+  const fields = { appid: MERCHANT.appId, mch_id: MERCHANT.mchId, nonce_str: nonceStr(), out_trade_no: outTradeNo };
+  return call(emulator, 'orderquery', fields, signType);
+}
+
+export function close(emulator: RunningEmulator, outTradeNo: string, signType: SignType = 'MD5'): Promise<ApiReply> {
+  const fields = { appid: MERCHANT.appId, mch_id: MERCHANT.mchId, nonce_str: nonceStr(), out_trade_no: outTradeNo };
+  return call(emulator, 'closeorder', fields, signType);
+}
+
+export async function control(
+  emulator: RunningEmulator,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${emulator.url}${path}`, {
+    method,
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+export interface ReceivedCallback {
+  at: number;
+  fields: Fields;
+}
+
+export interface Receiver {
+  url: string;
+  received: ReceivedCallback[];
+  close(): Promise<void>;
+}
+
+/**
+ * A merchant's notify endpoint on 127.0.0.1: records every callback and answers with the XML
+ * `answer` returns for the n-th (0-based) callback, or never answers when it returns undefined.
+ */
+export async function startReceiver(answer: (n: number) => string | undefined = () => 'SUCCESS'): Promise<Receiver> {
+  const received: ReceivedCallback[] = [];
+  const server = createServer((request: IncomingMessage, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const n = received.length;
+      received.push({ at: performance.now(), fields: parseXml(Buffer.concat(chunks)) });
+      const returnCode = answer(n);
+      if (returnCode === undefined) return;
+      response
+        .writeHead(200, { 'content-type': 'text/xml' })
+        .end(buildXml({ return_code: returnCode, return_msg: returnCode === 'SUCCESS' ? 'OK' : 'not yet' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/wechatpay/notify`,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
