@@ -30,7 +30,8 @@ export function orderFields(overrides: SignableFields = {}): SignableFields {
     out_trade_no: newOutTradeNo(),
     total_fee: '101',
     spbill_create_ip: '203.0.113.7',
-    notify_url: 'https://merchant.example.com/wechatpay/notify',
+    // Nothing listens there: callbacks of orders a test pays without a receiver fail fast, locally.
+    notify_url: 'http://127.0.0.1:9/wechatpay/notify',
     trade_type: 'NATIVE',
     product_id: 'sku-1',
     ...overrides,
