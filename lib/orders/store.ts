@@ -76,7 +76,8 @@ const LEAVE_PENDING = 'REMOVE pendingShard, nextCheckAt, checkCount';
 
 export class OrderStore {
   constructor(
-    private readonly db: DynamoDBDocumentClient,
+    /** Public so that tests and benchmarks can add SDK middleware (request counts, injected faults). */
+    readonly db: DynamoDBDocumentClient,
     private readonly table: string,
   ) {}
 
