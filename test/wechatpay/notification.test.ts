@@ -121,7 +121,7 @@ describe('verifying a callback', () => {
   });
 
   it('refuses a tampered appid or mch_id through the signature', () => {
-    for (const change of [{ appid: 'wx0000000000000000' }, { mch_id: '1900000109' }]) {
+    for (const change of [{ appid: 'wx0000000000000000' }, { mch_id: '1900000109' }] as Fields[]) {
       const body = tampered(callback('MD5'), change);
       expect(verifyNotification(parsed(body), merchant)).toMatchObject({ ok: false, reason: 'BAD_SIGNATURE' });
     }
