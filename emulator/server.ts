@@ -33,7 +33,7 @@ export interface EmulatorOptions {
 export interface RunningEmulator {
   url: string;
   port: number;
-  /** Stops the server and every pending callback. */
+  /** Stops the server and every pending callback; calling it again returns the same promise. */
   close(): Promise<void>;
 }
 
@@ -102,15 +102,18 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  // Closing twice (a test's own close, then its cleanup) must not fail: the first close is shared.
+  let closed: Promise<void> | undefined;
   return {
     url: `http://${host}:${address.port}`,
     port: address.port,
-    async close() {
-      notifier.stop();
-      await new Promise<void>((resolve, reject) => {
+    close() {
+      closed ??= new Promise<void>((resolve, reject) => {
+        notifier.stop();
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
       });
+      return closed;
     },
   };
 }

@@ -166,6 +166,19 @@ describe('payment callbacks', () => {
   });
 });
 
+describe('pending callbacks', () => {
+  it.each(['reset', 'close'])('stop on %s', async (how) => {
+    const timeScale = 0.002;
+    const { emulator, receiver } = await setUp(timeScale, () => 'FAIL');
+    await orderAndPay(emulator, receiver);
+    await waitFor(() => receiver.received.length === 1);
+    if (how === 'reset') await control(emulator, 'POST', '/__sim/reset');
+    else await emulator.close();
+    await sleep(15_000 * timeScale * 3);
+    expect(receiver.received).toHaveLength(1);
+  });
+});
+
 describe('POST /__sim/pay', () => {
   it('answers 404 for an unknown order, 409 when already paid, 400 without out_trade_no', async () => {
     const { emulator, receiver } = await setUp(0.001);
