@@ -1,0 +1,317 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_MERCHANT } from '../../local/test-merchant';
+import { readZip } from './zip';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SERVERLESS = join(ROOT, 'node_modules/.bin/serverless');
+const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders'] as const;
+type FunctionName = (typeof FUNCTIONS)[number];
+
+/** Design §2 settings and AWS credentials: none may leak in from the shell running the tests. */
+const SCRUBBED = [
+  'WECHATPAY_APPID', 'WECHATPAY_MCHID', 'WECHATPAY_API_KEY', 'WECHATPAY_API_KEY_PARAM', 'WECHATPAY_SIGN_TYPE',
+  'WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'ORDERS_TABLE', 'DYNAMODB_ENDPOINT', 'ORDER_EXPIRE_MINUTES',
+  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE',
+];
+
+function cliEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
+  for (const name of SCRUBBED) delete env[name];
+  return { ...env, ...overrides };
+}
+
+async function serverless(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  try {
+    const { stdout } = await run(SERVERLESS, args, { cwd: ROOT, env, maxBuffer: 16 * 1024 * 1024 });
+    return stdout;
+  } catch (error) {
+    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+    throw new Error(`serverless ${args.join(' ')} failed:\n${stdout}\n${stderr}`);
+  }
+}
+
+interface Resource {
+  Type: string;
+  Properties: Record<string, unknown>;
+}
+type Template = { Resources: Record<string, Resource> };
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  NotAction?: unknown;
+  NotResource?: unknown;
+}
+
+interface Packaged {
+  dir: string;
+  template: Template;
+  /** Everything the framework wrote as text (templates and state), to search for leaks. */
+  text: string;
+}
+
+/** Packages a stage into its own directory (so runs never share the working tree's .serverless/). */
+async function packageStage(stage: string, env: NodeJS.ProcessEnv): Promise<Packaged> {
+  const dir = mkdtempSync(join(tmpdir(), `wechatpay-${stage}-`));
+  await serverless(['package', '--stage', stage, '--package', dir], env);
+  const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+  const text = ['cloudformation-template-update-stack.json', 'serverless-state.json'].map(read).join('\n');
+  return { dir, template: JSON.parse(read('cloudformation-template-update-stack.json')) as Template, text };
+}
+
+function logicalId(name: FunctionName): string {
+  return `${name[0]!.toUpperCase()}${name.slice(1)}`;
+}
+
+function lambda(template: Template, name: FunctionName) {
+  const resource = template.Resources[`${logicalId(name)}LambdaFunction`];
+  if (!resource) throw new Error(`no Lambda function for ${name}`);
+  return resource.Properties as {
+    Role: { 'Fn::GetAtt': [string, string] };
+    Timeout: number;
+    Environment: { Variables: Record<string, unknown> };
+    Code: { S3Key: string };
+  };
+}
+
+function roleStatements(template: Template, roleId: string): Statement[] {
+  const role = template.Resources[roleId];
+  expect(role?.Type).toBe('AWS::IAM::Role');
+  const policies = (role!.Properties.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[];
+  return policies.flatMap((policy) => policy.PolicyDocument.Statement);
+}
+
+/** Allowed actions of a role, each with the resources it is allowed on. */
+function grants(template: Template, roleId: string): Record<string, unknown[]> {
+  const byAction: Record<string, unknown[]> = {};
+  for (const statement of roleStatements(template, roleId)) {
+    expect(statement.Effect).toBe('Allow');
+    for (const action of [statement.Action].flat()) {
+      byAction[action] = [...(byAction[action] ?? []), ...[statement.Resource].flat()];
+    }
+  }
+  return byAction;
+}
+
+const TABLE = { 'Fn::GetAtt': ['OrdersTable', 'Arn'] };
+const INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/pendingByShard' };
+const apiKeyParameter = (name: string) => ({
+  'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`,
+});
+
+const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
+  createOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  recoverOrders: { 'dynamodb:Query': [INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+};
+
+// A value that must never reach a deployed template, even when set in the deploying shell.
+const SHELL_API_KEY = 'shellApiKeyThatMustNotBeDeployed0';
+
+describe('serverless package', () => {
+  let dev: Packaged;
+  let prod: Packaged;
+
+  beforeAll(async () => {
+    expect(
+      FUNCTIONS.filter((name) => !existsSync(join(ROOT, 'functions', `${name}.ts`))),
+      'handlers missing',
+    ).toEqual([]);
+    // One at a time: serverless-esbuild builds in the service's .esbuild/ folder.
+    dev = await packageStage('dev', cliEnv({ WECHATPAY_API_KEY: SHELL_API_KEY }));
+    prod = await packageStage(
+      'prod',
+      cliEnv({
+        WECHATPAY_APPID: 'wx0000000000000001',
+        WECHATPAY_MCHID: '1900000001',
+        WECHATPAY_NOTIFY_URL: 'https://pay.example.com/wechatpay/notify',
+        WECHATPAY_API_KEY_PARAM: '/payments/prod/wechatpay-key',
+        ORDER_EXPIRE_MINUTES: '15',
+      }),
+    );
+  }, 300_000);
+
+  afterAll(() => {
+    for (const packaged of [dev, prod]) if (packaged) rmSync(packaged.dir, { recursive: true, force: true });
+  });
+
+  describe('orders table', () => {
+    const table = (packaged: Packaged) => packaged.template.Resources.OrdersTable!.Properties;
+
+    it('is on-demand, with point-in-time recovery, keyed by pk', () => {
+      expect(table(dev).TableName).toBe('wechatpay-dev-orders');
+      expect(table(dev).BillingMode).toBe('PAY_PER_REQUEST');
+      expect(table(dev).PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(table(dev).KeySchema).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+    });
+
+    it('has the sparse pendingByShard index over the shard and the next check time', () => {
+      expect(table(dev).GlobalSecondaryIndexes).toEqual([
+        {
+          IndexName: 'pendingByShard',
+          KeySchema: [
+            { AttributeName: 'pendingShard', KeyType: 'HASH' },
+            { AttributeName: 'nextCheckAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ]);
+      expect(table(dev).AttributeDefinitions).toEqual(
+        expect.arrayContaining([
+          { AttributeName: 'pendingShard', AttributeType: 'S' },
+          { AttributeName: 'nextCheckAt', AttributeType: 'N' },
+        ]),
+      );
+    });
+
+    it('is protected from deletion on prod, not on dev', () => {
+      expect(table(prod).DeletionProtectionEnabled).toBe(true);
+      expect(table(dev).DeletionProtectionEnabled).toBe(false);
+    });
+  });
+
+  describe('IAM', () => {
+    it('gives each function a role of its own, and creates no shared one', () => {
+      const roles = FUNCTIONS.map((name) => lambda(dev.template, name).Role['Fn::GetAtt'][0]);
+      expect(new Set(roles).size).toBe(FUNCTIONS.length);
+      expect(dev.template.Resources.IamRoleLambdaExecution).toBeUndefined();
+    });
+
+    it('lists only specific actions on specific resources, never a wildcard', () => {
+      const policyTypes = new Set(['AWS::IAM::Role', 'AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy']);
+      for (const [id, resource] of Object.entries(dev.template.Resources)) {
+        if (!policyTypes.has(resource.Type) || id.endsWith('DeploymentBucketPolicy')) continue;
+        const documents =
+          resource.Type === 'AWS::IAM::Role'
+            ? ((resource.Properties.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).map(
+                (policy) => policy.PolicyDocument,
+              )
+            : [resource.Properties.PolicyDocument as { Statement: Statement[] }];
+        for (const statement of documents.flatMap((document) => document.Statement)) {
+          expect(statement.NotAction, id).toBeUndefined();
+          expect(statement.NotResource, id).toBeUndefined();
+          expect(JSON.stringify(statement.Action), id).not.toContain('*');
+          expect(JSON.stringify(statement.Resource), id).not.toContain('*');
+        }
+        expect(resource.Properties.ManagedPolicyArns, id).toBeUndefined();
+      }
+    });
+
+    it.each(FUNCTIONS)('lets %s make only the calls it makes', (name) => {
+      const roleId = lambda(dev.template, name).Role['Fn::GetAtt'][0];
+      expect(grants(dev.template, roleId)).toEqual({
+        ...TABLE_ACTIONS[name],
+        'ssm:GetParameter': [apiKeyParameter('/wechatpay/dev/api-key')],
+        'logs:CreateLogStream': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
+        'logs:PutLogEvents': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
+      });
+    });
+
+    it('grants the key parameter the functions are told to read', () => {
+      const roleId = lambda(prod.template, 'notify').Role['Fn::GetAtt'][0];
+      expect(grants(prod.template, roleId)['ssm:GetParameter']).toEqual([
+        apiKeyParameter('/payments/prod/wechatpay-key'),
+      ]);
+      expect(lambda(prod.template, 'notify').Environment.Variables.WECHATPAY_API_KEY_PARAM).toBe(
+        '/payments/prod/wechatpay-key',
+      );
+    });
+  });
+
+  describe('function configuration', () => {
+    it('names the API key by its SSM parameter and never carries the key itself', () => {
+      for (const name of FUNCTIONS) {
+        const variables = lambda(dev.template, name).Environment.Variables;
+        expect(variables.WECHATPAY_API_KEY_PARAM).toBe('/wechatpay/dev/api-key');
+        expect(variables).not.toHaveProperty('WECHATPAY_API_KEY');
+        expect(variables).not.toHaveProperty('DYNAMODB_ENDPOINT');
+      }
+      expect(dev.text).not.toContain(SHELL_API_KEY);
+      expect(JSON.stringify(dev.template)).not.toContain(TEST_MERCHANT.apiKey);
+    });
+
+    it('sets the design §2 defaults, the notify URL from the HTTP API endpoint', () => {
+      expect(lambda(dev.template, 'createOrder').Environment.Variables).toEqual({
+        WECHATPAY_APPID: '',
+        WECHATPAY_MCHID: '',
+        WECHATPAY_SIGN_TYPE: 'HMAC-SHA256',
+        WECHATPAY_BASE_URL: 'https://api.mch.weixin.qq.com',
+        WECHATPAY_NOTIFY_URL: { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['HttpApi', 'ApiEndpoint'] }, '/wechatpay/notify']] },
+        WECHATPAY_API_KEY_PARAM: '/wechatpay/dev/api-key',
+        ORDERS_TABLE: 'wechatpay-dev-orders',
+        ORDER_EXPIRE_MINUTES: '30',
+      });
+    });
+
+    it('lets the deploying environment override each setting', () => {
+      expect(lambda(prod.template, 'queryOrder').Environment.Variables).toMatchObject({
+        WECHATPAY_APPID: 'wx0000000000000001',
+        WECHATPAY_MCHID: '1900000001',
+        WECHATPAY_NOTIFY_URL: 'https://pay.example.com/wechatpay/notify',
+        ORDER_EXPIRE_MINUTES: '15',
+      });
+    });
+
+    it('keeps API functions well under the API Gateway limit and gives recovery a minute', () => {
+      for (const name of ['createOrder', 'queryOrder', 'notify'] as const) {
+        expect(lambda(dev.template, name).Timeout).toBeLessThanOrEqual(10);
+      }
+      expect(lambda(dev.template, 'recoverOrders').Timeout).toBe(60);
+    });
+
+    it('routes the HTTP API and schedules recovery every minute', () => {
+      const routes = Object.values(dev.template.Resources)
+        .filter((resource) => resource.Type === 'AWS::ApiGatewayV2::Route')
+        .map((resource) => resource.Properties.RouteKey)
+        .sort();
+      expect(routes).toEqual(['GET /orders/{outTradeNo}', 'POST /orders', 'POST /wechatpay/notify']);
+      const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule');
+      expect(rules.map((rule) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 minute)']);
+      expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('RecoverOrdersLambdaFunction');
+    });
+  });
+
+  describe('artifacts', () => {
+    it.each(FUNCTIONS)('packages %s alone in its own zip, the AWS SDK bundled in', (name) => {
+      expect(lambda(dev.template, name).Code.S3Key.endsWith(`/${name}.zip`)).toBe(true);
+      const files = readZip(join(dev.dir, `${name}.zip`));
+      expect([...files.keys()]).toEqual([`functions/${name}.js`]);
+      const bundle = files.get(`functions/${name}.js`)!.toString('utf8');
+      // Bundled: nothing is left to resolve at run time but Node's own modules. (The SDK names the
+      // optional CRT signer only in an error message that says how to opt in to it.)
+      const required = [...bundle.matchAll(/require\("([^"]+)"\)/g)].map((match) => match[1]!);
+      expect(required.filter((module) => !isBuiltin(module) && module !== '@aws-sdk/signature-v4-crt')).toEqual([]);
+      expect(bundle).toContain('DynamoDB');
+    });
+  });
+});
+
+describe('serverless print --stage local', () => {
+  it('defaults to the test merchant, the emulator and local DynamoDB', async () => {
+    const printed = await serverless(
+      ['print', '--stage', 'local', '--path', 'provider.environment', '--format', 'json'],
+      cliEnv(),
+    );
+    expect(JSON.parse(printed)).toEqual({
+      WECHATPAY_APPID: TEST_MERCHANT.appId,
+      WECHATPAY_MCHID: TEST_MERCHANT.mchId,
+      WECHATPAY_API_KEY: TEST_MERCHANT.apiKey,
+      WECHATPAY_API_KEY_PARAM: '',
+      WECHATPAY_SIGN_TYPE: 'HMAC-SHA256',
+      WECHATPAY_BASE_URL: 'http://127.0.0.1:3010',
+      WECHATPAY_NOTIFY_URL: 'http://localhost:3000/wechatpay/notify',
+      ORDERS_TABLE: 'wechatpay-local-orders',
+      ORDER_EXPIRE_MINUTES: '30',
+      DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000',
+    });
+  }, 60_000);
+});
