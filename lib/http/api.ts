@@ -15,8 +15,8 @@ export function json(statusCode: number, body: unknown): APIGatewayProxyStructur
   return { statusCode, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) };
 }
 
-function apiError(statusCode: number, code: string, message: string, field?: string) {
-  return json(statusCode, { error: { code, message, ...(field ? { field } : {}) } });
+function apiError(statusCode: number, code: string, message: string, details: { field?: string; outTradeNo?: string } = {}) {
+  return json(statusCode, { error: { code, message, ...details } });
 }
 
 /** The raw body text; API Gateway base64-encodes bodies it considers binary. */
@@ -55,11 +55,12 @@ export function verifiedOpenid(event: ApiEvent): string | undefined {
 
 /** 4xx for the caller's mistakes, 502 for WeChat Pay, 503 for storage and configuration. */
 export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2 {
-  if (error instanceof InvalidOrderRequestError) return apiError(400, error.code, error.message, error.field);
+  if (error instanceof InvalidOrderRequestError) return apiError(400, error.code, error.message, error.field ? { field: error.field } : {});
   if (error instanceof OrderNotFoundError) return apiError(404, error.code, error.message);
   if (error instanceof OrderConflictError) return apiError(409, error.code, error.message);
   if (error instanceof PaymentProviderError) {
-    return apiError(502, error.code, error.retryable ? `${error.message} (temporary; try again)` : error.message);
+    const message = error.retryable ? `${error.message} (temporary; try again with the same idempotencyKey)` : error.message;
+    return apiError(502, error.code, message, { outTradeNo: error.outTradeNo });
   }
   if (error instanceof OrderStoreError) {
     logger.error('storage failure', { error });

@@ -92,7 +92,7 @@ async function requestPrepay(order: Order, ctx: OrdersContext): Promise<Order> {
       retryable: error.retryable,
       orderStatus: final ? 'FAILED' : 'PENDING',
     });
-    throw new PaymentProviderError(error.code, `WeChat Pay: ${error.message}`, error.retryable, error);
+    throw new PaymentProviderError(error.code, `WeChat Pay: ${error.message}`, error.retryable, order.outTradeNo, error);
   }
   const prepay = {
     prepayId: result.prepayId,

@@ -32,12 +32,16 @@ export class OrderNotFoundError extends OrderError {
 /** The idempotency key was used before for a different request, or the order it names has moved on. */
 export class OrderConflictError extends OrderError {}
 
-/** WeChat Pay refused or did not answer; `retryable` says whether the same request may succeed later. */
+/**
+ * WeChat Pay refused or did not answer; `retryable` says whether the same request may succeed later.
+ * `outTradeNo` names the order that was stored, for the merchant's support and logs.
+ */
 export class PaymentProviderError extends OrderError {
   constructor(
     code: string,
     message: string,
     readonly retryable: boolean,
+    readonly outTradeNo: string,
     cause: unknown,
   ) {
     super(code, message, { cause });

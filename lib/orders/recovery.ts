@@ -1,0 +1,160 @@
+import { WechatPayBusinessError, WechatPayError } from '../wechatpay/errors';
+import type { OrderQueryResult } from '../wechatpay/client';
+import { logger } from '../log';
+import type { OrdersContext } from './context';
+import type { Order } from './model';
+import { applyQueryResult } from './settle';
+import { PENDING_SHARDS } from './store';
+
+/**
+ * When, counted from an order's creation, recovery asks WeChat Pay about it: WeChat Pay's own guide
+ * queries at about 5 s, 30 s, 1, 3, 5, 10 and 30 minutes, then the order is closed at expiry.
+ */
+const CHECK_OFFSETS_MS = [5_000, 30_000, 60_000, 180_000, 300_000, 600_000, 1_800_000];
+const LATER_CHECK_INTERVAL_MS = 1_800_000;
+/** After a failed close or an unreadable answer past expiry, try again on the next run. */
+const RETRY_AFTER_MS = 60_000;
+
+export interface RecoveryOptions {
+  /** Epoch ms after which no new order is taken up, well before the Lambda deadline. */
+  deadline: number;
+  /** Orders handled at once (orderquery / closeorder calls in flight). */
+  concurrency?: number;
+  /** Orders read per index query page. */
+  pageSize?: number;
+}
+
+export interface RecoverySummary {
+  /** Due orders this run took up. */
+  examined: number;
+  /** Payments recorded because recovery learned of them. */
+  repaired: number;
+  closed: number;
+  /** Still pending, checked again later. */
+  left: number;
+  /** Due orders another run took up first. */
+  skipped: number;
+  /** WeChat Pay or storage failures; those orders are checked again on a later run. */
+  errors: number;
+  /** True when the deadline came before every due order was taken up. */
+  stoppedEarly: boolean;
+}
+
+/** The next time to look at an order, after its `checkCount`-th check. */
+export function nextCheckTime(order: Pick<Order, 'createdAt' | 'expiresAt'>, checkCount: number, now: number): number {
+  const created = Date.parse(order.createdAt);
+  const expires = Date.parse(order.expiresAt);
+  if (now >= expires) return now + RETRY_AFTER_MS;
+  const offset = CHECK_OFFSETS_MS[checkCount];
+  const planned = offset === undefined ? now + LATER_CHECK_INTERVAL_MS : Math.max(created + offset, now + 1);
+  // Always look again at expiry, when the order is to be closed.
+  return Math.min(planned, expires);
+}
+
+type Verdict = 'repaired' | 'closed' | 'left' | 'errors';
+
+async function closeExpired(order: Order, ctx: OrdersContext, reason: string): Promise<Verdict> {
+  const at = ctx.now().toISOString();
+  const closed = await ctx.store.markClosed(order.outTradeNo, { reason, at });
+  if (closed) logger.info('order closed', { outTradeNo: order.outTradeNo, transition: 'PENDING->CLOSED', source: 'recovery', reason });
+  return closed ? 'closed' : 'left';
+}
+
+async function query(order: Order, ctx: OrdersContext): Promise<OrderQueryResult | 'ORDERNOTEXIST'> {
+  try {
+    return await ctx.wechatPay.orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+  } catch (error) {
+    if (error instanceof WechatPayBusinessError && error.code === 'ORDERNOTEXIST') return 'ORDERNOTEXIST';
+    throw error;
+  }
+}
+
+async function settle(order: Order, ctx: OrdersContext): Promise<Verdict> {
+  const now = ctx.now().getTime();
+  const expired = now >= Date.parse(order.expiresAt);
+  const result = await query(order, ctx);
+  if (result === 'ORDERNOTEXIST') {
+    // The unified order never reached WeChat Pay: nothing can be paid, so it closes once expired.
+    return expired ? closeExpired(order, ctx, 'expired; never reached WeChat Pay') : 'left';
+  }
+  if (result.tradeState === 'SUCCESS' || result.tradeState === 'CLOSED' || result.tradeState === 'REVOKED') {
+    const after = await applyQueryResult(order, result, 'recovery', ctx);
+    if (after.status === 'PAID' && after.paidVia === 'recovery') return 'repaired';
+    return after.status === 'CLOSED' ? 'closed' : 'left';
+  }
+  // NOTPAY, USERPAYING and the like: WeChat Pay does not reliably enforce time_expire, so we do.
+  if (!expired) return 'left';
+  try {
+    await ctx.wechatPay.closeOrder({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+  } catch (error) {
+    if (!(error instanceof WechatPayBusinessError)) throw error;
+    if (error.code === 'ORDERPAID') {
+      // Paid after all, between the query and the close: record it.
+      const paid = await query(order, ctx);
+      if (paid !== 'ORDERNOTEXIST' && paid.tradeState === 'SUCCESS') {
+        const after = await applyQueryResult(order, paid, 'recovery', ctx);
+        return after.status === 'PAID' ? 'repaired' : 'left';
+      }
+      return 'left';
+    }
+    if (error.code !== 'ORDERCLOSED') throw error;
+  }
+  return closeExpired(order, ctx, 'expired unpaid; closed with WeChat Pay');
+}
+
+async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | 'skipped'> {
+  const now = ctx.now().getTime();
+  const checkCount = (order.checkCount ?? 0) + 1;
+  // Moving the next check first is the lease: of two runs that read the same due order, only one
+  // moves it, and a run that dies mid-way leaves the order due again at the new time.
+  const taken = await ctx.store.scheduleNextCheck(order.outTradeNo, order.nextCheckAt as number, nextCheckTime(order, checkCount, now), checkCount);
+  if (!taken) return 'skipped';
+  try {
+    return await settle(order, ctx);
+  } catch (error) {
+    logger.warn('recovery could not settle an order; it is checked again later', {
+      outTradeNo: order.outTradeNo,
+      code: error instanceof WechatPayError ? error.code : undefined,
+      error: error instanceof WechatPayError ? undefined : error,
+    });
+    return 'errors';
+  }
+}
+
+/**
+ * Finds the pending orders whose next check is due (a query of the sparse pending index per shard:
+ * reads grow with pending orders, never with the table) and settles each with WeChat Pay.
+ */
+export async function recoverOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
+  const concurrency = options.concurrency ?? 8;
+  const pageSize = options.pageSize ?? 100;
+  const summary: RecoverySummary = { examined: 0, repaired: 0, closed: 0, left: 0, skipped: 0, errors: 0, stoppedEarly: false };
+  const now = ctx.now().getTime();
+  const pastDeadline = () => Date.now() >= options.deadline;
+
+  for (let shard = 0; shard < PENDING_SHARDS; shard += 1) {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      if (pastDeadline()) {
+        summary.stoppedEarly = true;
+        return summary;
+      }
+      const page = await ctx.store.duePending(shard, now, pageSize, startKey);
+      startKey = page.nextKey;
+      const queue = [...page.orders];
+      const worker = async () => {
+        for (let order = queue.shift(); order; order = queue.shift()) {
+          if (pastDeadline()) {
+            summary.stoppedEarly = true;
+            return;
+          }
+          const verdict = await recoverOne(order, ctx);
+          if (verdict !== 'skipped') summary.examined += 1;
+          summary[verdict] += 1;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+    } while (startKey);
+  }
+  return summary;
+}
