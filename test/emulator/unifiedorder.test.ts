@@ -38,6 +38,12 @@ describe('communication faults answer return_code=FAIL, unsigned', () => {
     const mismatched = { ...declared, sign: sign(declared, MERCHANT.apiKey, 'MD5') };
     expect((await postRaw(emulator, '/pay/unifiedorder', buildXml(mismatched))).fields.return_code).toBe('FAIL');
   });
+
+  it('refuses a sign_type that is neither MD5 nor HMAC-SHA256', async () => {
+    const fields = { ...orderFields(), sign_type: 'SHA1' };
+    const reply = await postRaw(emulator, '/pay/unifiedorder', buildXml({ ...fields, sign: sign(fields, MERCHANT.apiKey, 'MD5') }));
+    expect(reply.fields.return_code).toBe('FAIL');
+  });
 });
 
 describe('signatures in both sign types', () => {
