@@ -101,7 +101,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     });
   });
   const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  // Listening on every interface (0.0.0.0, ::) still gives a URL that a local client can call.
+  const reachable = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
+  const host = reachable.includes(':') ? `[${reachable}]` : reachable;
   // Closing twice (a test's own close, then its cleanup) must not fail: the first close is shared.
   let closed: Promise<void> | undefined;
   return {

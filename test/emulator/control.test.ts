@@ -151,3 +151,19 @@ describe('routing', () => {
     expect((await control(emulator, 'POST', '/__sim/orders/abc')).status).toBe(405);
   });
 });
+
+describe('startEmulator', () => {
+  it('gives a callable URL when listening on every interface', async () => {
+    const everywhere = await startTestEmulator({ host: '0.0.0.0' });
+    try {
+      expect(everywhere.url).toBe(`http://127.0.0.1:${everywhere.port}`);
+      expect((await control(everywhere, 'POST', '/__sim/reset')).status).toBe(200);
+    } finally {
+      await everywhere.close();
+    }
+  });
+
+  it('refuses a time scale that is not a positive number', async () => {
+    await expect(startTestEmulator({ timeScale: 0 })).rejects.toThrow(/timeScale/);
+  });
+});
