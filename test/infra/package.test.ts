@@ -308,7 +308,7 @@ describe('serverless print --stage local', () => {
       WECHATPAY_API_KEY_PARAM: '',
       WECHATPAY_SIGN_TYPE: 'HMAC-SHA256',
       WECHATPAY_BASE_URL: 'http://127.0.0.1:3010',
-      WECHATPAY_NOTIFY_URL: 'http://localhost:3000/wechatpay/notify',
+      WECHATPAY_NOTIFY_URL: 'http://127.0.0.1:3000/wechatpay/notify',
       ORDERS_TABLE: 'wechatpay-local-orders',
       ORDER_EXPIRE_MINUTES: '30',
       DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000',

@@ -1,0 +1,205 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startEmulator, type RunningEmulator } from '../emulator/server';
+import { startDynaliteServer, type RunningDynalite } from './dynalite';
+import { createOrdersTable } from './orders-table';
+import { TEST_MERCHANT } from './test-merchant';
+
+/**
+ * The local stack (`npm start`): DynamoDB (dynalite, in memory), the WeChat Pay emulator and the API
+ * under `serverless offline --stage local`, whose scheduler also runs the recovery function at the
+ * rate serverless.yml gives it. Design §2 settings set in the environment win over these defaults.
+ */
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SERVERLESS = fileURLToPath(new URL('../node_modules/.bin/serverless', import.meta.url));
+const HOST = '127.0.0.1';
+/** serverless.yml's table name for the local stage: `${self:service}-${sls:stage}-orders`. */
+const LOCAL_TABLE = 'wechatpay-local-orders';
+const READY_TIMEOUT_MS = 120_000;
+const STOP_GRACE_MS = 5_000;
+
+function setting(name: string): string | undefined {
+  const value = process.env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function portFrom(name: string, fallback: number): number {
+  const raw = setting(name);
+  if (raw === undefined) return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${name} must be a port number, got "${raw}"`);
+  return port;
+}
+
+function positiveNumberFrom(name: string, fallback: number): number {
+  const raw = setting(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+/** Binds and releases a port: the port itself, or with 0 one the system picks. */
+async function probePort(port: number): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, HOST, resolve));
+  const bound = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return bound;
+}
+
+/** Fails early and by name: a busy port would otherwise pass for a ready API, or fail half-way. */
+async function ensureFree(port: number, name: string): Promise<void> {
+  try {
+    await probePort(port);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(`port ${port} (${name}) is not available: ${code ?? String(error)}; set ${name} to another port`);
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, HOST);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+function log(event: string, fields: Record<string, unknown> = {}): void {
+  console.log(JSON.stringify({ time: new Date().toISOString(), source: 'local-stack', event, ...fields }));
+}
+
+/** Stops a process group: SIGTERM, then SIGKILL for whatever is left after the grace period. */
+async function stopGroup(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  signalGroup('SIGTERM');
+  const graceful = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
+  // Workers and esbuild's service process share the group; none may outlive the stack.
+  signalGroup('SIGKILL');
+  if (!graceful) await exited;
+}
+
+async function main(): Promise<void> {
+  const apiPort = portFrom('PORT', 3000);
+  const emulatorPort = portFrom('WECHATPAY_SIM_PORT', 3010);
+  const dynamoPort = portFrom('DYNAMODB_PORT', 8000);
+  const timeScale = positiveNumberFrom('WECHATPAY_SIM_TIME_SCALE', 1);
+  const merchant = {
+    appId: setting('WECHATPAY_APPID') ?? TEST_MERCHANT.appId,
+    mchId: setting('WECHATPAY_MCHID') ?? TEST_MERCHANT.mchId,
+    apiKey: setting('WECHATPAY_API_KEY') ?? TEST_MERCHANT.apiKey,
+  };
+  const ordersTable = setting('ORDERS_TABLE') ?? LOCAL_TABLE;
+
+  let dynalite: RunningDynalite | undefined;
+  let emulator: RunningEmulator | undefined;
+  let offline: ChildProcess | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const stop = (reason: string, exitCode: number): Promise<void> => {
+    stopping ??= (async () => {
+      log('stopping', { reason });
+      if (offline) await stopGroup(offline);
+      await emulator?.close();
+      await dynalite?.close();
+      log('stopped');
+      process.exitCode = exitCode;
+    })();
+    return stopping;
+  };
+  process.once('SIGINT', () => void stop('SIGINT', 0));
+  process.once('SIGTERM', () => void stop('SIGTERM', 0));
+  // Last resort if this process dies on an error: never leave the API running without its stack.
+  process.once('exit', () => {
+    if (offline?.pid !== undefined && offline.exitCode === null && offline.signalCode === null) {
+      try {
+        process.kill(-offline.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  });
+
+  try {
+    await ensureFree(apiPort, 'PORT');
+    await ensureFree(emulatorPort, 'WECHATPAY_SIM_PORT');
+    // An explicit DYNAMODB_ENDPOINT means another local DynamoDB is wanted: use it, start none.
+    let dynamoEndpoint = setting('DYNAMODB_ENDPOINT');
+    if (dynamoEndpoint === undefined) {
+      await ensureFree(dynamoPort, 'DYNAMODB_PORT');
+      dynalite = await startDynaliteServer({ port: dynamoPort, host: HOST });
+      dynamoEndpoint = dynalite.endpoint;
+    }
+    await createOrdersTable(dynamoEndpoint, ordersTable);
+
+    emulator = await startEmulator({ ...merchant, port: emulatorPort, host: HOST, timeScale });
+
+    const apiUrl = `http://${HOST}:${apiPort}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      SLS_TELEMETRY_DISABLED: '1',
+      SLS_NOTIFICATIONS_MODE: 'off',
+      WECHATPAY_APPID: merchant.appId,
+      WECHATPAY_MCHID: merchant.mchId,
+      WECHATPAY_API_KEY: merchant.apiKey,
+      WECHATPAY_BASE_URL: setting('WECHATPAY_BASE_URL') ?? emulator.url,
+      WECHATPAY_NOTIFY_URL: setting('WECHATPAY_NOTIFY_URL') ?? `${apiUrl}/wechatpay/notify`,
+      ORDERS_TABLE: ordersTable,
+      DYNAMODB_ENDPOINT: dynamoEndpoint,
+    };
+    const args = ['offline', 'start', '--stage', 'local', '--host', HOST, '--httpPort', String(apiPort)];
+    args.push('--lambdaPort', String(await probePort(0)));
+    // Its own process group, so stopping the stack stops everything it started.
+    const child = spawn(SERVERLESS, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    offline = child;
+    const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
+    void exited.then((code) => stop(`serverless offline exited with code ${code}`, code === 0 ? 0 : 1));
+
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (!(await accepts(apiPort))) {
+      if (stopping) return;
+      if (Date.now() > deadline) throw new Error(`the API did not listen on port ${apiPort} within ${READY_TIMEOUT_MS} ms`);
+      await sleep(250);
+    }
+    log('ready', {
+      api: apiUrl,
+      notifyUrl: env.WECHATPAY_NOTIFY_URL,
+      emulator: emulator.url,
+      wechatpayBaseUrl: env.WECHATPAY_BASE_URL,
+      dynamodb: dynamoEndpoint,
+      ordersTable,
+    });
+    console.log(
+      [
+        '',
+        `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, POST /wechatpay/notify)`,
+        `  WeChat Pay sim   ${emulator.url}   (control API under /__sim)`,
+        `  DynamoDB         ${dynamoEndpoint}   (table ${ordersTable})`,
+        '  recoverOrders runs on its schedule. Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(JSON.stringify({ time: new Date().toISOString(), source: 'local-stack', event: 'start_failed', message }));
+    await stop('start failed', 1);
+  }
+}
+
+void main();
