@@ -1,6 +1,8 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { ConfigError } from '../config';
+import { WechatPayConfigError } from '../wechatpay/errors';
 import { logger } from '../log';
+import { countMetric } from '../metrics';
 import { InvalidOrderRequestError, OrderConflictError, OrderError, OrderNotFoundError, PaymentProviderError } from '../orders/errors';
 import { OrderStoreError } from '../orders/store';
 
@@ -64,9 +66,10 @@ export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2
   }
   if (error instanceof OrderStoreError) {
     logger.error('storage failure', { error });
+    countMetric('StorageErrors');
     return apiError(503, 'STORAGE_UNAVAILABLE', 'the order store is unavailable; try again');
   }
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof WechatPayConfigError) {
     logger.error('configuration error', { error });
     return apiError(503, 'NOT_CONFIGURED', 'the payment service is not configured correctly');
   }

@@ -1,0 +1,60 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../lib/config';
+import { TEST_MERCHANT } from '../local/test-merchant';
+import { apiEvent } from './support/stack';
+
+const valid = {
+  WECHATPAY_APPID: TEST_MERCHANT.appId,
+  WECHATPAY_MCHID: TEST_MERCHANT.mchId,
+  WECHATPAY_API_KEY: TEST_MERCHANT.apiKey,
+  WECHATPAY_NOTIFY_URL: 'https://pay.example.com/wechatpay/notify',
+  ORDERS_TABLE: 'orders',
+};
+
+describe('configuration', () => {
+  it('reads the defaults of design section 2', async () => {
+    const config = await loadConfig(valid);
+    expect(config).toMatchObject({
+      signType: 'HMAC-SHA256',
+      baseUrl: 'https://api.mch.weixin.qq.com',
+      orderExpireMinutes: 30,
+      dynamoEndpoint: undefined,
+    });
+  });
+
+  it.each([
+    ['WECHATPAY_APPID', { WECHATPAY_APPID: '' }, 'WECHATPAY_APPID is not set'],
+    ['WECHATPAY_MCHID', { WECHATPAY_MCHID: 'mch-1' }, 'digits'],
+    ['WECHATPAY_SIGN_TYPE', { WECHATPAY_SIGN_TYPE: 'SHA1' }, 'MD5 or HMAC-SHA256'],
+    ['WECHATPAY_NOTIFY_URL', { WECHATPAY_NOTIFY_URL: 'https://pay.example.com/notify?x=1' }, 'query string'],
+    ['WECHATPAY_NOTIFY_URL', { WECHATPAY_NOTIFY_URL: 'pay.example.com/notify' }, 'absolute URL'],
+    ['WECHATPAY_BASE_URL', { WECHATPAY_BASE_URL: 'ftp://api.mch.weixin.qq.com' }, 'http(s)'],
+    ['ORDER_EXPIRE_MINUTES', { ORDER_EXPIRE_MINUTES: '2' }, '5 to 10080'],
+    ['ORDERS_TABLE', { ORDERS_TABLE: undefined }, 'ORDERS_TABLE is not set'],
+    ['WECHATPAY_API_KEY', { WECHATPAY_API_KEY: 'x'.repeat(40) }, 'is it the APIv3 key?'],
+  ])('a malformed %s is named in the error', async (_name, change, message) => {
+    await expect(loadConfig({ ...valid, ...change })).rejects.toThrow(message);
+  });
+
+  it('the API key never appears in a configuration error', async () => {
+    const key = 'k'.repeat(31);
+    await expect(loadConfig({ ...valid, WECHATPAY_API_KEY: key })).rejects.not.toThrow(key);
+  });
+});
+
+describe('a misconfigured deployment', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  it('answers 503 and stores nothing', async () => {
+    vi.stubEnv('WECHATPAY_MCHID', '');
+    vi.stubEnv('ORDERS_TABLE', 'orders');
+    vi.resetModules();
+    const { handler } = await import('../functions/createOrder');
+    const result = await handler(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 1, description: 'x' }) }));
+    expect(result.statusCode).toBe(503);
+    expect(JSON.parse(result.body as string).error.code).toBe('NOT_CONFIGURED');
+  });
+});
