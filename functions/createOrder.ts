@@ -1,6 +1,7 @@
 import { clientIp, errorResponse, json, jsonBody, verifiedOpenid, type ApiEvent } from '../lib/http/api';
 import { createOrder } from '../lib/orders/create';
 import { parseCreateOrderRequest } from '../lib/orders/create-request';
+import { flushMetrics } from '../lib/metrics';
 import { ordersContext } from '../lib/runtime';
 
 /** POST /orders: store a pending order, call unifiedorder, answer what the frontend needs to pay. */
@@ -15,5 +16,7 @@ export async function handler(event: ApiEvent) {
     return json(replayed ? 200 : 201, body);
   } catch (error) {
     return errorResponse(error);
+  } finally {
+    flushMetrics();
   }
 }

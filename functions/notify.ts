@@ -2,6 +2,7 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { rawBodyBytes, type ApiEvent } from '../lib/http/api';
 import { logger } from '../lib/log';
 import { handlePaymentNotification } from '../lib/orders/notify';
+import { flushMetrics } from '../lib/metrics';
 import { ordersContext } from '../lib/runtime';
 import { notificationReply } from '../lib/wechatpay/notification';
 
@@ -18,5 +19,7 @@ export async function handler(event: ApiEvent) {
     // Whatever failed, the payment is not recorded yet: FAIL makes WeChat Pay call again.
     logger.error('payment callback failed', { error });
     return xml(notificationReply('FAIL', 'temporarily unable to process the callback; please retry'));
+  } finally {
+    flushMetrics();
   }
 }

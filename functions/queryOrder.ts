@@ -1,5 +1,6 @@
 import { errorResponse, json, type ApiEvent } from '../lib/http/api';
 import { followOrder } from '../lib/orders/query';
+import { flushMetrics } from '../lib/metrics';
 import { ordersContext } from '../lib/runtime';
 
 /** GET /orders/{outTradeNo}: the order's state, asking WeChat Pay first while it is pending. */
@@ -8,5 +9,7 @@ export async function handler(event: ApiEvent) {
     return json(200, await followOrder(event.pathParameters?.outTradeNo ?? '', await ordersContext()));
   } catch (error) {
     return errorResponse(error);
+  } finally {
+    flushMetrics();
   }
 }

@@ -4,6 +4,7 @@ import { newOutTradeNo } from '../wechatpay/ids';
 import { toBeijingTimestamp } from '../wechatpay/time';
 import type { UnifiedOrderParams } from '../wechatpay/client';
 import { logger } from '../log';
+import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import type { CreateOrderRequest } from './create-request';
 import { OrderConflictError, PaymentProviderError } from './errors';
@@ -164,5 +165,6 @@ export async function createOrder(request: CreateOrderRequest, ctx: OrdersContex
     throw new OrderConflictError('ORDER_CONFLICT', `order ${outTradeNo} could not be stored; try again`);
   }
   logger.info('order created', { outTradeNo, tradeType: order.tradeType, totalFee: order.totalFee });
+  countMetric('OrdersCreated');
   return answer(await requestPrepay(order, ctx), ctx, false);
 }

@@ -1,6 +1,7 @@
 import { parseNotification, verifyNotification, notificationReply } from '../wechatpay/notification';
 import { isSignType, type SignType } from '../wechatpay/sign';
 import { logger } from '../log';
+import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import { paidAtFrom, recordPayment } from './settle';
 import { OrderStoreError } from './store';
@@ -15,8 +16,12 @@ export interface NotificationResult {
 /** A callback's signature length tells its sign type when it carries no sign_type. */
 const SIGN_TYPE_BY_LENGTH: Record<number, SignType> = { 32: 'MD5', 64: 'HMAC-SHA256' };
 
+const SIGNATURE_FAILURES = new Set(['BAD_SIGNATURE', 'SIGN_TYPE_MISMATCH']);
+
 function refuse(outcome: string, reason: string, outTradeNo?: string): NotificationResult {
   logger.warn('payment callback refused', { outcome, reason, outTradeNo });
+  // Amount mismatches are counted where they are flagged (settle.ts), whatever path found them.
+  if (outcome !== 'AMOUNT_MISMATCH') countMetric(SIGNATURE_FAILURES.has(outcome) ? 'SignatureFailures' : 'CallbacksRefused');
   return { reply: notificationReply('FAIL', reason), outcome };
 }
 
@@ -65,11 +70,14 @@ export async function handlePaymentNotification(body: string | Uint8Array, ctx: 
   } catch (error) {
     if (!(error instanceof OrderStoreError)) throw error;
     logger.error('payment callback could not be recorded; WeChat Pay will retry', { outTradeNo, error });
+    countMetric('StorageErrors');
     return { reply: notificationReply('FAIL', 'temporarily unable to record the payment; please retry'), outcome: 'STORE_ERROR' };
   }
   switch (result.outcome) {
-    case 'PAID':
     case 'ALREADY_PAID':
+      countMetric('DuplicateCallbacks');
+      return { reply: notificationReply('SUCCESS'), outcome: result.outcome };
+    case 'PAID':
     case 'FLAGGED':
       return { reply: notificationReply('SUCCESS'), outcome: result.outcome };
     case 'AMOUNT_MISMATCH':

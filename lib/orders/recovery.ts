@@ -1,6 +1,7 @@
 import { WechatPayBusinessError, WechatPayError } from '../wechatpay/errors';
 import type { OrderQueryResult } from '../wechatpay/client';
 import { logger } from '../log';
+import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import type { Order } from './model';
 import { applyQueryResult } from './settle';
@@ -151,6 +152,8 @@ export async function recoverOrders(ctx: OrdersContext, options: RecoveryOptions
           const verdict = await recoverOne(order, ctx);
           if (verdict !== 'skipped') summary.examined += 1;
           summary[verdict] += 1;
+          if (verdict === 'repaired') countMetric('RecoveryRepaired');
+          if (verdict === 'closed') countMetric('RecoveryClosed');
         }
       };
       await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));

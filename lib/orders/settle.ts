@@ -1,6 +1,7 @@
 import type { OrderQueryResult } from '../wechatpay/client';
 import { fromBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
+import { countMetric, countPaymentRecorded } from '../metrics';
 import type { OrdersContext } from './context';
 import type { Order, PaymentSource } from './model';
 import type { PaymentOutcome, PaymentReport } from './store';
@@ -17,6 +18,7 @@ export async function recordPayment(report: PaymentReport, ctx: OrdersContext): 
   switch (result.outcome) {
     case 'PAID':
       logger.info('order paid', { ...context, transition: 'PENDING->PAID', totalFee: report.totalFee });
+      countPaymentRecorded(report.source);
       break;
     case 'ALREADY_PAID':
       logger.info('payment already recorded', context);
@@ -24,6 +26,7 @@ export async function recordPayment(report: PaymentReport, ctx: OrdersContext): 
     case 'FLAGGED':
     case 'AMOUNT_MISMATCH':
       logger.error('payment needs review', { ...context, review: result.flag.reason, totalFee: report.totalFee, orderTotalFee: result.order.totalFee });
+      countMetric(result.outcome === 'AMOUNT_MISMATCH' ? 'AmountMismatches' : 'PaymentsFlagged');
       break;
     default:
       logger.warn('payment not recorded', context);
