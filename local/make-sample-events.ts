@@ -1,0 +1,189 @@
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { sign } from '../lib/wechatpay/sign';
+import { buildXml } from '../lib/wechatpay/xml';
+import { TEST_MERCHANT } from './test-merchant';
+
+/**
+ * Writes the sample events in events/ for `serverless invoke local -f NAME -p events/NAME.json
+ * --stage local`: API Gateway HTTP API (payload 2.0) requests and an EventBridge scheduled event.
+ * Everything is fixed, so running it again changes nothing unless this file changed.
+ *
+ *   tsx local/make-sample-events.ts
+ *   tsx local/make-sample-events.ts --out-trade-no <no> --total-fee <fen>   (prints a notify event
+ *     paying that order, signed with the merchant in the environment or the test merchant)
+ */
+
+const EVENTS_DIR = fileURLToPath(new URL('../events/', import.meta.url));
+const API_ID = 'a1b2c3d4e5';
+const TIME = new Date('2026-01-15T08:30:00Z');
+const SAMPLE_OUT_TRADE_NO = '20260115Xq7vR2mK9pL4sT8wZ3nB';
+
+type Headers = Record<string, string>;
+
+function httpApiEvent(options: {
+  method: string;
+  routeKey: string;
+  rawPath: string;
+  headers: Headers;
+  sourceIp: string;
+  userAgent: string;
+  requestId: string;
+  /** The 24 hex digits of an X-Ray trace id. */
+  traceId: string;
+  body?: string;
+  pathParameters?: Record<string, string>;
+}) {
+  return {
+    version: '2.0',
+    routeKey: options.routeKey,
+    rawPath: options.rawPath,
+    rawQueryString: '',
+    headers: {
+      'content-length': String(Buffer.byteLength(options.body ?? '', 'utf8')),
+      host: `${API_ID}.execute-api.ap-southeast-1.amazonaws.com`,
+      'user-agent': options.userAgent,
+      'x-amzn-trace-id': `Root=1-${Math.floor(TIME.getTime() / 1000).toString(16)}-${options.traceId}`,
+      'x-forwarded-for': options.sourceIp,
+      'x-forwarded-port': '443',
+      'x-forwarded-proto': 'https',
+      ...options.headers,
+    },
+    requestContext: {
+      accountId: '123456789012',
+      apiId: API_ID,
+      domainName: `${API_ID}.execute-api.ap-southeast-1.amazonaws.com`,
+      domainPrefix: API_ID,
+      http: {
+        method: options.method,
+        path: options.rawPath,
+        protocol: 'HTTP/1.1',
+        sourceIp: options.sourceIp,
+        userAgent: options.userAgent,
+      },
+      requestId: options.requestId,
+      routeKey: options.routeKey,
+      stage: '$default',
+      time: '15/Jan/2026:08:30:00 +0000',
+      timeEpoch: TIME.getTime(),
+    },
+    ...(options.pathParameters ? { pathParameters: options.pathParameters } : {}),
+    ...(options.body === undefined ? {} : { body: options.body }),
+    isBase64Encoded: false,
+  };
+}
+
+const MOBILE_WECHAT =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) NetType/WIFI Language/zh_CN';
+
+function createOrderEvent() {
+  return httpApiEvent({
+    method: 'POST',
+    routeKey: 'POST /orders',
+    rawPath: '/orders',
+    headers: { accept: 'application/json', 'content-type': 'application/json' },
+    sourceIp: '203.0.113.24',
+    userAgent: MOBILE_WECHAT,
+    requestId: 'YbJ4sgF3SQ0EMnA=',
+    traceId: '3c1f0e9a7b2d4c5e6f708192',
+    body: JSON.stringify({
+      tradeType: 'JSAPI',
+      totalFee: 1,
+      description: 'Sample shop-Latte (large)',
+      openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+      attach: 'table=12',
+      idempotencyKey: 'cart-7f3c2a91-checkout-1',
+    }),
+  });
+}
+
+function queryOrderEvent() {
+  return httpApiEvent({
+    method: 'GET',
+    routeKey: 'GET /orders/{outTradeNo}',
+    rawPath: `/orders/${SAMPLE_OUT_TRADE_NO}`,
+    headers: { accept: 'application/json' },
+    sourceIp: '203.0.113.24',
+    userAgent: MOBILE_WECHAT,
+    requestId: 'YbJ5QjQ0SQ0EJ4g=',
+    traceId: '8d2e4f6a1b3c5d7e9f0a2b4c',
+    pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO },
+  });
+}
+
+/**
+ * A payment callback as WeChat Pay sends it: signed with the order's sign type and, as usual, no
+ * sign_type field; with a coupon, whose numbered fields the signature covers too.
+ */
+function notifyEvent(merchant: { appId: string; mchId: string; apiKey: string }, outTradeNo: string, totalFee: number) {
+  const couponFee = totalFee > 300 ? 300 : 0;
+  const fields: Record<string, string> = {
+    appid: merchant.appId,
+    bank_type: 'CMB_DEBIT',
+    cash_fee: String(totalFee - couponFee),
+    fee_type: 'CNY',
+    is_subscribe: 'N',
+    mch_id: merchant.mchId,
+    nonce_str: '5K8264ILTKCH16CQ2502SI8ZNMTM67VS',
+    openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+    out_trade_no: outTradeNo,
+    result_code: 'SUCCESS',
+    return_code: 'SUCCESS',
+    time_end: '20260115163112',
+    total_fee: String(totalFee),
+    trade_type: 'JSAPI',
+    transaction_id: '4200002615202601151234567890',
+  };
+  if (couponFee > 0) {
+    Object.assign(fields, { coupon_count: '1', coupon_fee: String(couponFee), coupon_fee_0: String(couponFee), coupon_id_0: '10000', coupon_type_0: 'CASH' });
+  }
+  const signed = { ...fields, sign: sign(fields, merchant.apiKey, 'HMAC-SHA256') };
+  return httpApiEvent({
+    method: 'POST',
+    routeKey: 'POST /wechatpay/notify',
+    rawPath: '/wechatpay/notify',
+    headers: { accept: '*/*', 'content-type': 'text/xml', pragma: 'no-cache' },
+    sourceIp: '101.226.103.15',
+    userAgent: 'Mozilla/4.0',
+    requestId: 'YbJ6_hF8SQ0EMvQ=',
+    traceId: '0f1e2d3c4b5a69788796a5b4',
+    body: buildXml(signed),
+  });
+}
+
+function scheduledEvent() {
+  return {
+    version: '0',
+    id: '53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa',
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '123456789012',
+    time: '2026-01-15T08:31:00Z',
+    region: 'ap-southeast-1',
+    resources: ['arn:aws:events:ap-southeast-1:123456789012:rule/wechatpay-dev-RecoverOrdersEventsRuleSchedule1-1A2B3C4D5E6F'],
+    detail: {},
+  };
+}
+
+function writeEvent(name: string, event: unknown): void {
+  writeFileSync(`${EVENTS_DIR}${name}.json`, `${JSON.stringify(event, null, 2)}\n`);
+}
+
+const { values } = parseArgs({ options: { 'out-trade-no': { type: 'string' }, 'total-fee': { type: 'string' } } });
+const outTradeNo = values['out-trade-no'];
+if (outTradeNo !== undefined) {
+  const totalFee = Number(values['total-fee']);
+  if (!Number.isInteger(totalFee) || totalFee < 1) throw new Error('--total-fee must be the order amount in fen');
+  const merchant = {
+    appId: process.env.WECHATPAY_APPID || TEST_MERCHANT.appId,
+    mchId: process.env.WECHATPAY_MCHID || TEST_MERCHANT.mchId,
+    apiKey: process.env.WECHATPAY_API_KEY || TEST_MERCHANT.apiKey,
+  };
+  console.log(JSON.stringify(notifyEvent(merchant, outTradeNo, totalFee), null, 2));
+} else {
+  writeEvent('createOrder', createOrderEvent());
+  writeEvent('queryOrder', queryOrderEvent());
+  writeEvent('notify', notifyEvent(TEST_MERCHANT, SAMPLE_OUT_TRADE_NO, 2800));
+  writeEvent('recoverOrders', scheduledEvent());
+}
