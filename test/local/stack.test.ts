@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { eventually } from '../support/stack';
+
+/** The real local stack, as `npm start` runs it, on free ports. */
+let stack: ChildProcess;
+let urls: { api: string; emulator: string; dynamodb: string; ordersTable: string };
+let output = '';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  const env = {
+    ...process.env,
+    PORT: String(await freePort()),
+    WECHATPAY_SIM_PORT: String(await freePort()),
+    DYNAMODB_PORT: String(await freePort()),
+  };
+  stack = spawn('node_modules/.bin/tsx', ['local/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  stack.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  urls = await new Promise((resolve, reject) => {
+    stack.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      for (const line of output.split('\n')) {
+        if (line.includes('"event":"ready"')) resolve(JSON.parse(line));
+      }
+    });
+    stack.once('exit', (code) => reject(new Error(`the local stack exited with ${code}:\n${output.slice(-2000)}`)));
+  });
+}, 150_000);
+
+afterAll(async () => {
+  if (!stack || stack.exitCode !== null) return;
+  const exited = new Promise((resolve) => stack.once('exit', resolve));
+  stack.kill('SIGTERM');
+  await exited;
+});
+
+async function post(url: string, body: unknown) {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: response.status, body: await response.json() };
+}
+
+describe('the local stack (npm start)', () => {
+  it('takes an order from create to PAID over HTTP', async () => {
+    const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', totalFee: 1, description: 'Demo - coffee' });
+    expect(created.status).toBe(201);
+    expect(created.body.pay.codeUrl).toMatch(/^weixin:\/\//);
+    const paid = await post(`${urls.emulator}/__sim/pay`, { out_trade_no: created.body.outTradeNo });
+    expect(paid.status).toBe(200);
+    const order = await eventually(async () => {
+      const answer = await (await fetch(`${urls.api}/orders/${created.body.outTradeNo}`)).json();
+      return answer.status === 'PAID' ? answer : undefined;
+    }, 10_000);
+    expect(order.transactionId).toBe(paid.body.transaction_id);
+  }, 30_000);
+
+  it('with every callback lost, the recovery schedule records the payment within about a minute, with no client polling', async () => {
+    await post(`${urls.emulator}/__sim/faults`, { dropNotifies: 1_000_000 });
+    const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', totalFee: 2, description: 'lost callback' });
+    await post(`${urls.emulator}/__sim/pay`, { out_trade_no: created.body.outTradeNo });
+    const db = new DynamoDBClient({ endpoint: urls.dynamodb, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const started = Date.now();
+    const item = await eventually(async () => {
+      const { Item } = await db.send(new GetItemCommand({ TableName: urls.ordersTable, Key: { pk: { S: created.body.outTradeNo } } }));
+      return Item?.status?.S === 'PAID' ? Item : undefined;
+    }, 80_000);
+    expect(item.paidVia?.S).toBe('recovery');
+    console.log(`recovered a lost callback in ${Math.round((Date.now() - started) / 1000)} s`);
+  }, 90_000);
+});
