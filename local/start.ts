@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEmulator, type RunningEmulator } from '../emulator/server';
@@ -106,6 +108,8 @@ async function main(): Promise<void> {
     apiKey: setting('WECHATPAY_API_KEY') ?? TEST_MERCHANT.apiKey,
   };
   const ordersTable = setting('ORDERS_TABLE') ?? LOCAL_TABLE;
+  // This stack's own bundles: another stack or a packaging run deletes only its own folder.
+  const bundleFolder = `.esbuild/stack-${process.pid}`;
 
   let dynalite: RunningDynalite | undefined;
   let emulator: RunningEmulator | undefined;
@@ -116,6 +120,7 @@ async function main(): Promise<void> {
     stopping ??= (async () => {
       log('stopping', { reason });
       if (offline) await stopGroup(offline);
+      rmSync(join(ROOT, bundleFolder), { recursive: true, force: true });
       await emulator?.close();
       await dynalite?.close();
       log('stopped');
@@ -162,6 +167,7 @@ async function main(): Promise<void> {
       WECHATPAY_NOTIFY_URL: setting('WECHATPAY_NOTIFY_URL') ?? `${apiUrl}/wechatpay/notify`,
       ORDERS_TABLE: ordersTable,
       DYNAMODB_ENDPOINT: dynamoEndpoint,
+      ESBUILD_WORK_FOLDER: bundleFolder,
     };
     const args = ['offline', 'start', '--stage', 'local', '--host', HOST, '--httpPort', String(apiPort)];
     args.push('--lambdaPort', String(await probePort(0)));
@@ -184,6 +190,9 @@ async function main(): Promise<void> {
       wechatpayBaseUrl: env.WECHATPAY_BASE_URL,
       dynamodb: dynamoEndpoint,
       ordersTable,
+      // Everything the API runs sits in this process group; stopping the stack ends the group.
+      apiProcessGroup: child.pid,
+      bundleFolder,
     });
     console.log(
       [

@@ -61,7 +61,13 @@ interface Packaged {
 /** Packages a stage into its own directory (so runs never share the working tree's .serverless/). */
 async function packageStage(stage: string, env: NodeJS.ProcessEnv): Promise<Packaged> {
   const dir = mkdtempSync(join(tmpdir(), `wechatpay-${stage}-`));
-  await serverless(['package', '--stage', stage, '--package', dir], env);
+  // A bundling folder of its own: packaging deletes its folder, which must not be a running stack's.
+  const bundleFolder = `.esbuild/test-package-${stage}-${process.pid}`;
+  try {
+    await serverless(['package', '--stage', stage, '--package', dir], { ...env, ESBUILD_WORK_FOLDER: bundleFolder });
+  } finally {
+    rmSync(join(ROOT, bundleFolder), { recursive: true, force: true });
+  }
   const read = (name: string) => readFileSync(join(dir, name), 'utf8');
   const text = ['cloudformation-template-update-stack.json', 'serverless-state.json'].map(read).join('\n');
   return { dir, template: JSON.parse(read('cloudformation-template-update-stack.json')) as Template, text };
@@ -126,7 +132,7 @@ describe('serverless package', () => {
       FUNCTIONS.filter((name) => !existsSync(join(ROOT, 'functions', `${name}.ts`))),
       'handlers missing',
     ).toEqual([]);
-    // One at a time: serverless-esbuild builds in the service's .esbuild/ folder.
+    // One at a time: serverless-esbuild moves every run's zips through the service's .serverless/.
     dev = await packageStage('dev', cliEnv({ WECHATPAY_API_KEY: SHELL_API_KEY }));
     prod = await packageStage(
       'prod',
