@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { answerApiCall } from './api';
 import type { ApiContext, EmulatorLog } from './api';
 import { answerControlCall } from './control';
+import { answerScanPage } from './scan-page';
 import { DEFAULT_NOTIFY_TIMEOUT_MS, Notifier } from './notifier';
 import { emptyState, ENDPOINT_PATHS } from './state';
 
@@ -79,6 +80,11 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       const xml = answerApiCall(api, endpoint, method, body);
       if (state.faults.delayMs > 0) await sleep(state.faults.delayMs);
       response.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' }).end(xml);
+      return;
+    }
+    const page = answerScanPage({ state, merchant }, method, request.url ?? '/');
+    if (page) {
+      response.writeHead(page.status, page.headers).end(method === 'HEAD' ? undefined : page.body);
       return;
     }
     const control = answerControlCall({ state, notifier }, method, path, body.toString('utf8'));
