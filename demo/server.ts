@@ -1,0 +1,164 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The demo checkout page (plain HTML and JavaScript, no build step) and a same-origin pass-through
+ * to the API's two frontend routes. The API sends no CORS headers, so a page on another origin could
+ * not call it from a browser; forwarding here keeps the deployed API's policy untouched.
+ */
+
+export interface DemoOptions {
+  /** 0 picks any free port. Default 0. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** The API the page's orders go to, e.g. http://127.0.0.1:3000. */
+  apiUrl: string;
+  /** The WeChat Pay emulator, for its scan page, e.g. http://127.0.0.1:3010. */
+  emulatorUrl: string;
+}
+
+export interface RunningDemo {
+  url: string;
+  port: number;
+  /** Stops the server; calling it again returns the same promise. */
+  close(): Promise<void>;
+}
+
+const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
+
+const STATIC_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+};
+
+/** Only the frontend's routes are forwarded; the payment callback is WeChat Pay's business alone. */
+const ORDER_PATH = /^\/orders\/[0-9A-Za-z_-]{1,64}$/;
+const MAX_BODY_BYTES = 64 * 1024;
+const API_TIMEOUT_MS = 30_000;
+
+function withoutTrailingSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+/** Starts the demo page's server. */
+export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
+  const apiUrl = withoutTrailingSlash(new URL(options.apiUrl).href);
+  const emulatorUrl = withoutTrailingSlash(new URL(options.emulatorUrl).href);
+  // apiBase '' means "this origin": the page calls /orders here and they are forwarded to apiUrl.
+  const config = `window.DEMO_CONFIG = ${JSON.stringify({ apiBase: '', apiUrl, emulatorUrl })};\n`;
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = new URL(request.url ?? '/', 'http://demo').pathname;
+    const method = request.method ?? 'GET';
+    if ((path === '/orders' && method === 'POST') || (ORDER_PATH.test(path) && method === 'GET')) {
+      await forward(request, response, `${apiUrl}${path}`);
+      return;
+    }
+    if (path === '/orders' || ORDER_PATH.test(path)) {
+      sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
+      return;
+    }
+    if (method !== 'GET' && method !== 'HEAD') {
+      sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
+      return;
+    }
+    if (path === '/config.js') {
+      sendText(response, 200, 'text/javascript; charset=utf-8', config);
+      return;
+    }
+    const asset = STATIC_FILES[path];
+    if (!asset) {
+      sendText(response, 404, 'text/plain; charset=utf-8', 'not found');
+      return;
+    }
+    sendText(response, 200, asset.type, await readFile(`${PUBLIC_DIR}${asset.file}`));
+  }
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      console.error(JSON.stringify({ source: 'demo', event: 'internal_error', message: String(error) }));
+      if (!response.headersSent) sendText(response, 500, 'text/plain; charset=utf-8', 'demo server error');
+      else response.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const reachable = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
+  const host = reachable.includes(':') ? `[${reachable}]` : reachable;
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}/`,
+    port: address.port,
+    close() {
+      closed ??= new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
+}
+
+/** Passes one call on to the API and its answer (status, JSON body) back, unchanged. */
+async function forward(request: IncomingMessage, response: ServerResponse, target: string): Promise<void> {
+  let body: Buffer | undefined;
+  if (request.method === 'POST') {
+    body = await readBody(request);
+    if (body === undefined) {
+      sendJson(response, 413, { error: { code: 'BODY_TOO_LARGE', message: `over ${MAX_BODY_BYTES} bytes` } });
+      return;
+    }
+  }
+  let answer: Response;
+  try {
+    answer = await fetch(target, {
+      method: request.method,
+      headers: body ? { 'content-type': request.headers['content-type'] ?? 'application/json' } : {},
+      body,
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    });
+  } catch (error) {
+    const message = `the API at ${new URL(target).origin} did not answer: ${error instanceof Error ? error.message : String(error)}`;
+    sendJson(response, 502, { error: { code: 'API_UNREACHABLE', message } });
+    return;
+  }
+  const text = Buffer.from(await answer.arrayBuffer());
+  sendText(response, answer.status, answer.headers.get('content-type') ?? 'application/json; charset=utf-8', text);
+}
+
+async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function sendText(response: ServerResponse, status: number, type: string, body: string | Buffer): void {
+  response
+    .writeHead(status, {
+      'content-type': type,
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+    })
+    .end(response.req.method === 'HEAD' ? undefined : body);
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  sendText(response, status, 'application/json; charset=utf-8', JSON.stringify(body));
+}
