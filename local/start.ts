@@ -114,11 +114,14 @@ async function main(): Promise<void> {
   let dynalite: RunningDynalite | undefined;
   let emulator: RunningEmulator | undefined;
   let offline: ChildProcess | undefined;
+  let launching: Promise<unknown> = Promise.resolve();
   let stopping: Promise<void> | undefined;
 
   const stop = (reason: string, exitCode: number): Promise<void> => {
     stopping ??= (async () => {
       log('stopping', { reason });
+      // A signal during start-up waits for the step under way, so whatever it starts is stopped too.
+      await launching.catch(() => undefined);
       if (offline) await stopGroup(offline);
       rmSync(join(ROOT, bundleFolder), { recursive: true, force: true });
       await emulator?.close();
@@ -141,7 +144,8 @@ async function main(): Promise<void> {
     }
   });
 
-  try {
+  /** Starts DynamoDB, the table, the emulator and serverless offline, stopping at the first signal. */
+  const launch = async () => {
     await ensureFree(apiPort, 'PORT');
     await ensureFree(emulatorPort, 'WECHATPAY_SIM_PORT');
     // An explicit DYNAMODB_ENDPOINT means another local DynamoDB is wanted: use it, start none.
@@ -150,10 +154,17 @@ async function main(): Promise<void> {
       await ensureFree(dynamoPort, 'DYNAMODB_PORT');
       dynalite = await startDynaliteServer({ port: dynamoPort, host: HOST });
       dynamoEndpoint = dynalite.endpoint;
+      await createOrdersTable(dynamoEndpoint, ordersTable);
+    } else {
+      await createOrdersTable(dynamoEndpoint, ordersTable).catch((error: unknown) => {
+        // That DynamoDB may keep its data between runs: an existing table is the one to use.
+        if ((error as { name?: string }).name !== 'ResourceInUseException') throw error;
+      });
     }
-    await createOrdersTable(dynamoEndpoint, ordersTable);
+    if (stopping) return undefined;
 
     emulator = await startEmulator({ ...merchant, port: emulatorPort, host: HOST, timeScale });
+    if (stopping) return undefined;
 
     const apiUrl = `http://${HOST}:${apiPort}`;
     const env: NodeJS.ProcessEnv = {
@@ -171,11 +182,19 @@ async function main(): Promise<void> {
     };
     const args = ['offline', 'start', '--stage', 'local', '--host', HOST, '--httpPort', String(apiPort)];
     args.push('--lambdaPort', String(await probePort(0)));
+    if (stopping) return undefined;
     // Its own process group, so stopping the stack stops everything it started.
     const child = spawn(SERVERLESS, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
     offline = child;
-    const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
-    void exited.then((code) => stop(`serverless offline exited with code ${code}`, code === 0 ? 0 : 1));
+    child.once('exit', (code) => void stop(`serverless offline exited with code ${code}`, code === 0 ? 0 : 1));
+    return { apiUrl, env, dynamoEndpoint, emulatorUrl: emulator.url, apiProcessGroup: child.pid };
+  };
+
+  try {
+    const startup = launch();
+    launching = startup;
+    const started = await startup;
+    if (!started) return;
 
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (!(await accepts(apiPort))) {
@@ -183,22 +202,23 @@ async function main(): Promise<void> {
       if (Date.now() > deadline) throw new Error(`the API did not listen on port ${apiPort} within ${READY_TIMEOUT_MS} ms`);
       await sleep(250);
     }
+    const { apiUrl, env, dynamoEndpoint, emulatorUrl, apiProcessGroup } = started;
     log('ready', {
       api: apiUrl,
       notifyUrl: env.WECHATPAY_NOTIFY_URL,
-      emulator: emulator.url,
+      emulator: emulatorUrl,
       wechatpayBaseUrl: env.WECHATPAY_BASE_URL,
       dynamodb: dynamoEndpoint,
       ordersTable,
       // Everything the API runs sits in this process group; stopping the stack ends the group.
-      apiProcessGroup: child.pid,
+      apiProcessGroup,
       bundleFolder,
     });
     console.log(
       [
         '',
         `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, POST /wechatpay/notify)`,
-        `  WeChat Pay sim   ${emulator.url}   (control API under /__sim)`,
+        `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim)`,
         `  DynamoDB         ${dynamoEndpoint}   (table ${ordersTable})`,
         '  recoverOrders runs on its schedule. Ctrl-C stops everything.',
         '',
