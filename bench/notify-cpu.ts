@@ -1,0 +1,126 @@
+/**
+ * The notify CPU path (read, verify, answer a payment callback) against two peer SDKs doing the
+ * same work, and against the limit: the hash alone plus the XML parse alone over the same input.
+ */
+import { createHmac } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { XMLParser } from 'fast-xml-parser';
+import { TEST_MERCHANT } from '../local/test-merchant';
+import { notificationReply, parseNotification, signedNotification, verifyNotification } from '../lib/wechatpay/notification';
+import { stringToSign } from '../lib/wechatpay/sign';
+import { median } from './bundles';
+
+const require = createRequire(__filename);
+const { appId, mchId, apiKey } = TEST_MERCHANT;
+
+/** A realistic HMAC-SHA256 callback: a JSAPI payment of 100.00 yuan, two coupons, an attach in Chinese. */
+export function sampleCallback(): string {
+  return signedNotification({
+    apiKey,
+    signType: 'HMAC-SHA256',
+    fields: { appid: appId, mch_id: mchId, out_trade_no: 'bench1234567890abcdefABCDEF', total_fee: '10000', attach: '支付测试 订单额外描述', device_info: 'WEB' },
+    coupons: [
+      { id: '10000', fee: 300, type: 'NO_CASH' },
+      { id: '10001', fee: 200, type: 'CASH' },
+    ],
+    now: new Date('2025-01-02T03:04:05Z'),
+  });
+}
+
+type Candidate = { name: string; run: () => unknown };
+
+function candidates(xml: string): Candidate[] {
+  const bytes = Buffer.from(xml, 'utf8');
+  const ours: Candidate = {
+    name: 'this project',
+    run: () => {
+      // As functions/notify.ts gets it: raw bytes. Sign type from the signature's length, as lib/orders/notify.ts does.
+      const parsed = parseNotification(bytes);
+      if (!parsed.ok) throw new Error(parsed.message);
+      const verified = verifyNotification(parsed, { apiKey, appId, mchId, orderSignType: 'HMAC-SHA256' });
+      if (!verified.ok) throw new Error(verified.message);
+      return notificationReply('SUCCESS');
+    },
+  };
+
+  // tenpay 2.x: its notify middleware runs _parse(body, 'middleware_pay') (xml2js, return/result
+  // codes, appid, mch_id, sign) and answers with util.buildXML (xml2js builder).
+  const Tenpay = require('tenpay');
+  const tenpayUtil = require('tenpay/lib/util');
+  const tenpay = new Tenpay({ appid: appId, mchid: mchId, partnerKey: apiKey });
+  const tenpayRun: Candidate = {
+    name: 'tenpay',
+    run: async () => {
+      await tenpay._parse(xml, 'middleware_pay', 'HMAC-SHA256');
+      return tenpayUtil.buildXML({ return_code: 'SUCCESS' });
+    },
+  };
+
+  // wechatpay-axios-plugin: its v2 response transformer (fast-xml-parser) and verifier (return and
+  // result codes, sign by its length, constant-time compare); appid/mch_id checked here as it leaves them to the caller.
+  const { Transformer } = require('wechatpay-axios-plugin');
+  const transformer = new Transformer(mchId, apiKey);
+  const [toObject, verifier] = transformer.response as [(this: object, x: string) => Record<string, string>, (this: object, d: unknown) => unknown];
+  const request = { url: '/wechatpay/notify' };
+  const axiosRun: Candidate = {
+    name: 'wechatpay-axios-plugin',
+    run: () => {
+      const data = toObject.call(request, xml);
+      const checked = verifier.call(request, data);
+      if (checked instanceof Error) throw checked;
+      if (data.appid !== appId || data.mch_id !== mchId) throw new Error('foreign callback');
+      return Transformer.toXml.call({}, { return_code: 'SUCCESS', return_msg: 'OK' });
+    },
+  };
+
+  // The limit: HMAC-SHA256 over the same string-to-sign, plus a fast-xml-parser parse of the same bytes.
+  const parsedOnce = parseNotification(xml);
+  if (!parsedOnce.ok) throw new Error(parsedOnce.message);
+  const text = stringToSign(parsedOnce.fields, apiKey);
+  const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, trimValues: false });
+  const limit: Candidate = {
+    name: 'limit (HMAC + XML parse)',
+    run: () => {
+      parser.parse(xml);
+      return createHmac('sha256', apiKey).update(text, 'utf8').digest('hex');
+    },
+  };
+  return [ours, tenpayRun, axiosRun, limit];
+}
+
+async function opsPerSecond(candidate: Candidate, ms: number): Promise<number> {
+  let n = 0;
+  const started = performance.now();
+  let elapsed = 0;
+  while (elapsed < ms) {
+    for (let i = 0; i < 200; i += 1) {
+      const result = candidate.run();
+      if (result instanceof Promise) await result;
+    }
+    n += 200;
+    elapsed = performance.now() - started;
+  }
+  return (n * 1000) / elapsed;
+}
+
+export interface CpuResult {
+  inputBytes: number;
+  opsPerSecond: Record<string, number>;
+}
+
+/** Median over interleaved rounds, after a warm-up of each candidate. */
+export async function notifyCpu(rounds = 5, msPerRound = 300): Promise<CpuResult> {
+  const xml = sampleCallback();
+  const list = candidates(xml);
+  for (const c of list) {
+    const check = await c.run();
+    if (typeof check !== 'string') throw new Error(`${c.name} did not produce an answer`);
+    await opsPerSecond(c, 200);
+  }
+  const samples: Record<string, number[]> = Object.fromEntries(list.map((c) => [c.name, []]));
+  for (let r = 0; r < rounds; r += 1) for (const c of list) samples[c.name]!.push(await opsPerSecond(c, msPerRound));
+  return {
+    inputBytes: Buffer.byteLength(xml),
+    opsPerSecond: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])),
+  };
+}

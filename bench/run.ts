@@ -1,0 +1,188 @@
+/**
+ * `npm run bench`: cold starts and sizes against a floor, the notify CPU path against peers and a
+ * limit, DynamoDB requests per operation, recovery reads as the table grows, and peak memory per
+ * function. Prints a table with verdicts and writes bench/results.json. Every figure that is judged
+ * is a ratio of two things measured in this same run.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// Before the product's modules load: their logger reads these once.
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+process.env.AWS_REGION ??= 'local';
+process.removeAllListeners('warning');
+
+const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 15);
+const SEED_BUDGET_S = Number(process.env.BENCH_SEED_BUDGET_S ?? 100);
+const TARGET = { coldRequire: 1.1, cpuLimit: 1.5 };
+
+const f1 = (n: number) => n.toFixed(1);
+const f2 = (n: number) => n.toFixed(2);
+const kb = (n: number) => `${(n / 1024).toFixed(0)} KB`;
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
+
+function table(title: string, head: string[], rows: Array<Array<string | number>>): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [`\n### ${title}\n`, line(head), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...cells.slice(1).map(line)].join('\n');
+}
+
+async function main() {
+  const started = performance.now();
+  const { buildBundles, coldRequire, median, ROOT } = await import('./bundles');
+  const { notifyCpu } = await import('./notify-cpu');
+  const { startTestStack } = await import('../test/support/stack');
+  const dynamo = await import('./dynamo');
+  const { peakMemory } = await import('./memory');
+  const log = (message: string) => process.stderr.write(`[bench ${f1((performance.now() - started) / 1000)}s] ${message}\n`);
+  const out: string[] = [];
+  const verdicts: Array<{ target: string; ok: boolean; detail: string }> = [];
+
+  // 1. Bundles: build, contents, cold require against the floor.
+  log('building bundles with the esbuild options of serverless.yml');
+  const bundles = await buildBundles();
+  const floor = bundles.find((b) => b.name === 'floor')!;
+  const functions = bundles.filter((b) => b.name !== 'floor');
+  log(`cold require, ${COLD_RUNS} fresh processes per bundle`);
+  const cold = coldRequire(bundles, COLD_RUNS);
+  const coldMedian = Object.fromEntries(Object.entries(cold).map(([k, v]) => [k, median(v)]));
+  const notable = ['qrcode', 'pngjs', 'fast-xml-parser', '@aws-sdk/client-ssm', '@aws-lambda-powertools/parameters', 'valibot', '@aws-lambda-powertools/logger'];
+  out.push(
+    table(
+      'Cold require and size (median of fresh `node` processes; ratio to the floor)',
+      ['bundle', 'require ms', 'x floor', 'size', 'x floor', 'zipped', 'heavy packages inside', 'verdict (<= 1.10x)'],
+      bundles.map((b) => {
+        const ratio = coldMedian[b.name]! / coldMedian.floor!;
+        const inside = notable.filter((p) => b.packages[p]).map((p) => `${p} ${kb(b.packages[p]!)}`).join(', ') || '-';
+        if (b.name !== 'floor') verdicts.push({ target: `${b.name} cold require <= ${TARGET.coldRequire}x floor`, ok: ratio <= TARGET.coldRequire, detail: `${f2(ratio)}x` });
+        return [b.name, f1(coldMedian[b.name]!), f2(ratio), kb(b.bytes), f2(b.bytes / floor.bytes), kb(b.zipBytes), inside, b.name === 'floor' ? '(floor)' : verdict(ratio <= TARGET.coldRequire)];
+      }),
+    ),
+  );
+  const qrOnlyInCreate = functions.every((b) => Boolean(b.packages.qrcode) === (b.name === 'createOrder'));
+  verdicts.push({ target: 'qrcode only in createOrder', ok: qrOnlyInCreate, detail: functions.filter((b) => b.packages.qrcode).map((b) => b.name).join(', ') });
+
+  // 2. Notify CPU path.
+  log('notify CPU path against the peers and the limit');
+  const cpu = await notifyCpu();
+  const ours = cpu.opsPerSecond['this project']!;
+  const limitName = 'limit (HMAC + XML parse)';
+  out.push(
+    table(
+      `Notify CPU path: parse + verify + reply of a ${cpu.inputBytes}-byte HMAC-SHA256 callback with coupons (ops/s, median of rounds)`,
+      ['implementation', 'ops/s', 'this project / it'],
+      Object.entries(cpu.opsPerSecond).map(([name, ops]) => [name, Math.round(ops), f2(ours / ops)]),
+    ),
+  );
+  for (const [name, ops] of Object.entries(cpu.opsPerSecond)) {
+    if (name === 'this project') continue;
+    if (name === limitName) {
+      const ratio = ops / ours;
+      verdicts.push({ target: `notify CPU path within ${TARGET.cpuLimit}x of the limit`, ok: ratio <= TARGET.cpuLimit, detail: `limit is ${f2(ratio)}x faster` });
+    } else {
+      verdicts.push({ target: `notify CPU path faster than ${name}`, ok: ours > ops, detail: `${f2(ours / ops)}x` });
+    }
+  }
+
+  // 3. Recovery reads as settled orders pile up (first, so that no order of the other steps is due). Seeding rate is measured at 10,000 before going on.
+  const stack = await startTestStack();
+  const counter = await dynamo.countRequests();
+  log('recovery reads: seeding 1,000 then 10,000 settled orders');
+  const levels = await dynamo.recoveryReads(stack, counter, [1_000, 10_000]);
+  const rate = 9_000 / levels[1]!.seedSeconds;
+  let top = 100_000;
+  while (top > 10_000 && (top - 10_000) / rate > SEED_BUDGET_S) top = top > 50_000 ? 50_000 : top - 10_000;
+  if (top > 10_000) {
+    log(`seeding up to ${top.toLocaleString('en')} (about ${Math.round(rate)} items/s at 10,000)`);
+    levels.push(...(await dynamo.recoveryReads(stack, counter, [top])));
+  }
+  const recovery = levels;
+  const base = recovery[0]!;
+  out.push(
+    table(
+      `Recovery reads with ${base.pending} due pending orders beside settled ones (${recovery.length} sizes${top < 100_000 ? `; 100,000 scaled down to ${top.toLocaleString('en')} to fit the time budget` : ''})`,
+      ['settled orders', 'Query requests', 'items read', 'consumed RCU', 'x smallest', 'orders examined', 'run ms', 'seed s'],
+      recovery.map((l) => [l.settled.toLocaleString('en'), l.queries, l.itemsRead, l.capacity, f2(l.itemsRead / base.itemsRead), l.examined, Math.round(l.runMs), f1(l.seedSeconds)]),
+    ),
+  );
+  const flat = recovery.every((l) => l.queries === base.queries && l.itemsRead === base.itemsRead && l.capacity === base.capacity);
+  verdicts.push({ target: 'recovery reads flat across table sizes', ok: flat, detail: recovery.map((l) => `${l.settled}:${l.queries}q/${l.itemsRead}i/${l.capacity}rcu`).join(' ') });
+
+  // 4. DynamoDB requests per operation, real handlers on dynalite + the emulator.
+  log('DynamoDB requests per operation');
+  const counts = await dynamo.requestsPerOperation(counter);
+  out.push(
+    table(
+      'DynamoDB requests per operation (SDK middleware count, real handlers on dynalite + the emulator)',
+      ['operation', 'requests', 'which'],
+      Object.entries(counts).map(([op, c]) => [op, c.requests, Object.entries(c.detail).map(([k, v]) => `${k} ${v}`).join(', ')]),
+    ),
+  );
+  for (const op of ['first callback', 'GET settled order']) {
+    verdicts.push({ target: `one DynamoDB request for a ${op}`, ok: counts[op]!.requests === 1, detail: `${counts[op]!.requests}` });
+  }
+
+  // 5. Peak memory per function bundle, each in its own process serving this bench's requests.
+  log('peak memory per function bundle');
+  Object.assign(process.env, { AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
+  const types = ['JSAPI', 'NATIVE', 'MWEB', 'APP'] as const;
+  const createEvents = Array.from({ length: 40 }, (_, i) => dynamo.createEvent(types[i % 4]!, i));
+  const made = [];
+  for (let i = 0; i < 40; i += 1) made.push(await dynamo.createOne(types[i % 4]!, 100 + i));
+  const notifyEvents = [...made.slice(0, 30), ...made.slice(0, 10)].map((o, i) => dynamo.callbackEvent(o.outTradeNo, o.totalFee, `4200${String(i % 30).padStart(24, '9')}`));
+  const queryEvents = [...made.slice(0, 20), ...made.slice(30, 40)].flatMap((o) => [dynamo.getEvent(o.outTradeNo), dynamo.getEvent(o.outTradeNo)]);
+  const floorEvents = made.map((o) => ({ pk: o.outTradeNo }));
+  const memory: Record<string, Awaited<ReturnType<typeof peakMemory>>> = {};
+  const plan: Record<string, { events: unknown[]; context?: boolean }> = {
+    floor: { events: floorEvents },
+    createOrder: { events: createEvents },
+    notify: { events: notifyEvents },
+    queryOrder: { events: queryEvents },
+    recoverOrders: { events: [{}], context: true },
+  };
+  for (const b of bundles) {
+    if (b.name === 'recoverOrders') await dynamo.recoveryReads(stack, counter, [top]); // due pending orders again
+    memory[b.name] = await peakMemory(b, plan[b.name]?.events ?? [{}], { context: plan[b.name]?.context });
+  }
+  const suggest = (mb: number) => Math.max(128, Math.ceil((mb * 1.5) / 64) * 64);
+  out.push(
+    table(
+      'Peak memory per function bundle (own process, serving the bench requests)',
+      ['bundle', 'requests', 'answers', 'RSS after require MB', 'RSS peak MB', 'heap peak MB', 'x floor (RSS peak)', '1.5x RSS peak, in 64 MB steps'],
+      bundles.map((b) => {
+        const m = memory[b.name]!;
+        return [b.name, m.requests, Object.entries(m.statuses).map(([k, v]) => `${k}x${v}`).join(' '), m.rssAfterRequireMB, m.rssPeakMB, m.heapPeakMB, f2(m.rssPeakMB / memory.floor!.rssPeakMB), b.name === 'floor' ? '-' : suggest(m.rssPeakMB)];
+      }),
+    ),
+  );
+  await stack.close();
+
+  out.push(table('Verdicts', ['target', 'measured', 'verdict'], verdicts.map((v) => [v.target, v.detail, verdict(v.ok)])));
+  const seconds = (performance.now() - started) / 1000;
+  out.push(`\nNode ${process.version}, ${process.platform}/${process.arch}; bench took ${f1(seconds)} s.`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  writeFileSync(
+    join(ROOT, 'bench/results.json'),
+    `${JSON.stringify(
+      {
+        node: process.version,
+        seconds: Math.round(seconds),
+        bundles: bundles.map((b) => ({ name: b.name, bytes: b.bytes, zipBytes: b.zipBytes, requireMsMedian: coldMedian[b.name], requireMsRuns: cold[b.name], xFloor: coldMedian[b.name]! / coldMedian.floor!, packages: b.packages })),
+        notifyCpu: cpu,
+        dynamoRequests: counts,
+        recovery,
+        memory,
+        verdicts,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
