@@ -64,20 +64,17 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
       sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
       return;
     }
+    const asset = STATIC_FILES[path];
+    if (!asset && path !== '/config.js') {
+      sendText(response, 404, 'text/plain; charset=utf-8', 'not found');
+      return;
+    }
     if (method !== 'GET' && method !== 'HEAD') {
       sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
       return;
     }
-    if (path === '/config.js') {
-      sendText(response, 200, 'text/javascript; charset=utf-8', config);
-      return;
-    }
-    const asset = STATIC_FILES[path];
-    if (!asset) {
-      sendText(response, 404, 'text/plain; charset=utf-8', 'not found');
-      return;
-    }
-    sendText(response, 200, asset.type, await readFile(`${PUBLIC_DIR}${asset.file}`));
+    if (!asset) sendText(response, 200, 'text/javascript; charset=utf-8', config);
+    else sendText(response, 200, asset.type, await readFile(`${PUBLIC_DIR}${asset.file}`));
   }
 
   const server = createServer((request, response) => {

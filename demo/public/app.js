@@ -219,6 +219,7 @@
     payButton.textContent = 'Creating order…';
     try {
       var order = await callApi('POST', '/orders', body);
+      if (!order || !order.outTradeNo || !order.pay) throw new Error('unexpected answer ' + JSON.stringify(order));
       showOrder(order, body.tradeType);
       poll = follow(order.outTradeNo);
     } catch (error) {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -42,6 +42,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await stack?.stop();
+  // What the API, the emulator and serverless offline said, for when a step was slow or failed.
+  if (stack) writeFileSync(`${SHOTS}local-stack.log`, stack.output());
 });
 
 /** A page that fails the test on any script error, with the stack's output on failure. */
@@ -175,5 +177,15 @@ describe('demo checkout, the other trade types', () => {
     } finally {
       await context.close();
     }
+  });
+
+  it('forwards only the frontend routes of the API, never the payment callback', async () => {
+    const notify = await fetch(new URL('/wechatpay/notify', stack.demoUrl), { method: 'POST', body: '<xml></xml>' });
+    expect(notify.status).toBe(404);
+    const unknown = await fetch(new URL('/orders/not-an-order-0000', stack.demoUrl));
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBeTruthy();
+    const config = await (await fetch(new URL('/config.js', stack.demoUrl))).text();
+    expect(config).toContain(JSON.stringify(stack.emulatorUrl));
   });
 });
