@@ -23,7 +23,12 @@ function readServerless(): Serverless {
 
 /** serverless-esbuild's options as esbuild takes them (its own keys, such as `exclude`, dropped). */
 export function esbuildOptions(): BuildOptions {
-  const pluginOnly = new Set(['exclude', 'packager', 'packagerOptions', 'installExtraArgs', 'watch', 'config']);
+  // serverless-esbuild's own settings (its README); everything else is handed to esbuild as it is.
+  const pluginOnly = new Set([
+    'exclude', 'packager', 'packagerOptions', 'installExtraArgs', 'watch', 'config', 'concurrency', 'zipConcurrency',
+    'outputWorkFolder', 'outputBuildFolder', 'outputFileExtension', 'nativeZip', 'keepOutputDirectory', 'packagePath',
+    'disableIncremental', 'skipBuild', 'skipRebuild', 'skipBuildExcludeFns', 'stripEntryResolveExtensions', 'disposeContext',
+  ]);
   const options = Object.fromEntries(Object.entries(readServerless().custom?.esbuild ?? {}).filter(([key]) => !pluginOnly.has(key)));
   return { bundle: true, platform: 'node', ...(options as BuildOptions) };
 }
