@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OrdersContext } from '../../lib/orders/context';
+import { recoverOrders, type RecoverySummary } from '../../lib/orders/recovery';
+import { ordersContext } from '../../lib/runtime';
+import { startTestStack, type SimOrder, type TestStack } from '../support/stack';
+import { callback, countPaidTransitions, create, get, inParallel, paidCallback, reportFigures, scale, scanTable, sleep } from './support';
+
+const ORDERS = scale(150, 1_000);
+const COPIES = 10;
+
+let stack: TestStack;
+let ctx: OrdersContext;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  ctx = await ordersContext();
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+const TRADE_TYPES = [
+  { tradeType: 'JSAPI', openid: 'oLoadTestOpenid_0123456789' },
+  { tradeType: 'NATIVE' },
+  { tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap' } } },
+  { tradeType: 'APP' },
+] as const;
+
+describe('load', () => {
+  it(`${ORDERS} orders, each paid once and called back ${COPIES} times at once, while recovery runs and clients poll: exactly ${ORDERS} transitions to PAID`, async () => {
+    const started = Date.now();
+    const transitions = countPaidTransitions(ctx.store.db);
+    try {
+      const ids = await inParallel(Array.from({ length: ORDERS }, (_, i) => i), 16, async (i) => {
+        const created = await create({ totalFee: 100 + i, description: `load ${i}`, ...TRADE_TYPES[i % TRADE_TYPES.length] });
+        expect(created.status, created.raw).toBe(201);
+        return created.body.outTradeNo as string;
+      });
+      const fees = new Map(ids.map((id, i) => [id, 100 + i]));
+      const createdMs = Date.now() - started;
+
+      // WeChat Pay's own deliveries are dropped; each payment's callback is delivered here instead,
+      // COPIES identical copies at once straight to the notify handler (WeChat Pay calls back from
+      // several servers within seconds), so every copy surely reaches it.
+      await stack.sim.faults({ dropNotifies: 1_000_000_000 });
+      let finished = false;
+
+      // The recovery schedule, run back to back; each run sees the clock a minute further on, so
+      // every run finds orders due (a run moves each order it looks at to its next check).
+      const runs: RecoverySummary[] = [];
+      const recovery = (async () => {
+        for (let run = 0; !finished && run < 20; run += 1) {
+          const later: OrdersContext = { ...ctx, now: () => new Date(Date.now() + 10_000 + run * 60_000) };
+          runs.push(await recoverOrders(later, { deadline: Date.now() + 10_000 }));
+        }
+      })();
+
+      // Clients following their orders.
+      let polls = 0;
+      const paidSeenAt = new Map<string, number>();
+      const pollers = Promise.all(
+        Array.from({ length: 8 }, async (_, p) => {
+          while (!finished) {
+            const id = ids[(p * 7919 + polls * 31) % ids.length]!;
+            polls += 1;
+            const askedAt = performance.now();
+            const answer = await get(id);
+            expect(answer.status, answer.raw).toBe(200);
+            expect(answer.body).not.toHaveProperty('openid');
+            // Once a client was told PAID, no later question is answered otherwise.
+            if (askedAt > (paidSeenAt.get(id) ?? Infinity)) expect(answer.body.status, id).toBe('PAID');
+            if (answer.body.status === 'PAID' && !paidSeenAt.has(id)) paidSeenAt.set(id, performance.now());
+            await sleep(2);
+          }
+        }),
+      ).then(
+        () => undefined,
+        (error: unknown) => {
+          finished = true;
+          return error;
+        },
+      );
+
+      // Every user pays once; WeChat Pay calls back COPIES times at once.
+      const sims = new Map<string, SimOrder>();
+      const replies: string[] = [];
+      await inParallel(ids, 8, async (id) => {
+        expect((await stack.sim.pay(id)).status).toBe(200);
+        const sim = await stack.sim.order(id);
+        sims.set(id, sim);
+        const document = paidCallback(id, fees.get(id)!, { transaction_id: sim.transaction_id, time_end: (sim as { time_end?: string }).time_end });
+        const answers = await Promise.all(Array.from({ length: COPIES }, () => callback(document)));
+        for (const answer of answers) replies.push(answer.returnCode ?? 'none');
+      });
+      finished = true;
+      const [, pollerError] = await Promise.all([recovery, pollers]);
+      if (pollerError) throw pollerError;
+      const elapsedMs = Date.now() - started;
+
+      // The independent count: accepted UpdateItem requests that set PAID, per order.
+      const counted = [...transitions.counts.values()].reduce((a, b) => a + b, 0);
+      const doubled = [...transitions.counts].filter(([, count]) => count > 1).map(([id]) => id);
+      const lost = ids.filter((id) => !transitions.counts.has(id));
+      expect(doubled).toEqual([]);
+      expect(lost).toEqual([]);
+      expect(counted).toBe(ORDERS);
+      expect(new Set(transitions.counts.keys())).toEqual(new Set(ids));
+
+      // The rows agree with WeChat Pay.
+      const rows = await scanTable(stack);
+      const byPath: Record<string, number> = {};
+      for (const id of ids) {
+        const row = rows[id]!;
+        const sim = sims.get(id)!;
+        expect(row).toMatchObject({ status: 'PAID', totalFee: fees.get(id), transactionId: sim.transaction_id, review: {} });
+        expect(row).not.toHaveProperty('pendingShard');
+        byPath[row.paidVia as string] = (byPath[row.paidVia as string] ?? 0) + 1;
+      }
+
+      // Every copy got SUCCESS: a duplicate is acknowledged, never refused.
+      const failed = replies.filter((code) => code !== 'SUCCESS');
+      expect(failed).toEqual([]);
+      expect(replies).toHaveLength(ORDERS * COPIES);
+
+      const summary = runs.reduce((sum, run) => ({ repaired: sum.repaired + run.repaired, examined: sum.examined + run.examined, errors: sum.errors + run.errors }), { repaired: 0, examined: 0, errors: 0 });
+      reportFigures('load', {
+        orders: ORDERS,
+        callbacksDelivered: replies.length,
+        callbacksFailed: failed.length,
+        paidTransitionsCounted: counted,
+        lost: lost.length,
+        doubled: doubled.length,
+        paidVia: byPath,
+        clientPolls: polls,
+        recoveryRuns: runs.length,
+        recoveryExamined: summary.examined,
+        recoveryRepaired: summary.repaired,
+        recoveryErrors: summary.errors,
+        createMs: createdMs,
+        totalMs: elapsedMs,
+      });
+    } finally {
+      transitions.stop();
+    }
+  }, 300_000);
+});
