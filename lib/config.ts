@@ -86,28 +86,22 @@ function checkApiKey(apiKey: string, source: string): string {
   return apiKey;
 }
 
-let cachedKey: { name: string; value: string; until: number } | undefined;
-
 async function fetchApiKey(parameterName: string): Promise<string> {
-  if (cachedKey?.name === parameterName && cachedKey.until > Date.now()) return cachedKey.value;
-  // A signed call of our own rather than the SDK's SSM client: only deployed stages read SSM, once
-  // per container, and that client would weigh on every function's cold start (see bench/).
-  const { getSecureParameter } = await import('./aws/ssm');
+  // Imported on first use: only deployed stages read SSM, and the SDK client is costly to load.
+  const { getParameter } = await import('@aws-lambda-powertools/parameters/ssm');
   let value: string | undefined;
   try {
-    value = await getSecureParameter(parameterName);
+    value = await getParameter(parameterName, { decrypt: true, maxAge: API_KEY_CACHE_SECONDS });
   } catch (cause) {
     throw new ConfigError(`could not read the API key parameter ${parameterName}`, { cause });
   }
   if (!value) throw new ConfigError(`the API key parameter ${parameterName} is empty`);
-  const apiKey = checkApiKey(value, `parameter ${parameterName}`);
-  cachedKey = { name: parameterName, value: apiKey, until: Date.now() + API_KEY_CACHE_SECONDS * 1000 };
-  return apiKey;
+  return checkApiKey(value, `parameter ${parameterName}`);
 }
 
 /**
  * Reads the configuration of design section 2. The API key comes from the SSM parameter named by
- * WECHATPAY_API_KEY_PARAM when set (cached per container for five minutes), else from WECHATPAY_API_KEY
+ * WECHATPAY_API_KEY_PARAM when set (cached per container by Powertools), else from WECHATPAY_API_KEY
  * (local use only).
  */
 export async function loadConfig(env: Env = process.env): Promise<AppConfig> {
