@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEmulator, type RunningEmulator } from '../emulator/server';
+import { serveDemo, type RunningDemo } from '../demo/server';
 import { startDynaliteServer, type RunningDynalite } from './dynalite';
 import { createOrdersTable } from './orders-table';
 import { TEST_MERCHANT } from './test-merchant';
@@ -101,6 +102,7 @@ async function main(): Promise<void> {
   const apiPort = portFrom('PORT', 3000);
   const emulatorPort = portFrom('WECHATPAY_SIM_PORT', 3010);
   const dynamoPort = portFrom('DYNAMODB_PORT', 8000);
+  const demoPort = portFrom('DEMO_PORT', 3020);
   const timeScale = positiveNumberFrom('WECHATPAY_SIM_TIME_SCALE', 1);
   const merchant = {
     appId: setting('WECHATPAY_APPID') ?? TEST_MERCHANT.appId,
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
 
   let dynalite: RunningDynalite | undefined;
   let emulator: RunningEmulator | undefined;
+  let demo: RunningDemo | undefined;
   let offline: ChildProcess | undefined;
   let launching: Promise<unknown> = Promise.resolve();
   let stopping: Promise<void> | undefined;
@@ -124,6 +127,7 @@ async function main(): Promise<void> {
       await launching.catch(() => undefined);
       if (offline) await stopGroup(offline);
       rmSync(join(ROOT, bundleFolder), { recursive: true, force: true });
+      await demo?.close();
       await emulator?.close();
       await dynalite?.close();
       log('stopped');
@@ -148,6 +152,7 @@ async function main(): Promise<void> {
   const launch = async () => {
     await ensureFree(apiPort, 'PORT');
     await ensureFree(emulatorPort, 'WECHATPAY_SIM_PORT');
+    await ensureFree(demoPort, 'DEMO_PORT');
     // An explicit DYNAMODB_ENDPOINT means another local DynamoDB is wanted: use it, start none.
     let dynamoEndpoint = setting('DYNAMODB_ENDPOINT');
     if (dynamoEndpoint === undefined) {
@@ -167,6 +172,7 @@ async function main(): Promise<void> {
     if (stopping) return undefined;
 
     const apiUrl = `http://${HOST}:${apiPort}`;
+    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       SLS_TELEMETRY_DISABLED: '1',
@@ -187,7 +193,7 @@ async function main(): Promise<void> {
     const child = spawn(SERVERLESS, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
     offline = child;
     child.once('exit', (code) => void stop(`serverless offline exited with code ${code}`, code === 0 ? 0 : 1));
-    return { apiUrl, env, dynamoEndpoint, emulatorUrl: emulator.url, apiProcessGroup: child.pid };
+    return { apiUrl, env, dynamoEndpoint, emulatorUrl: emulator.url, demoUrl: demo.url, apiProcessGroup: child.pid };
   };
 
   try {
@@ -202,11 +208,12 @@ async function main(): Promise<void> {
       if (Date.now() > deadline) throw new Error(`the API did not listen on port ${apiPort} within ${READY_TIMEOUT_MS} ms`);
       await sleep(250);
     }
-    const { apiUrl, env, dynamoEndpoint, emulatorUrl, apiProcessGroup } = started;
+    const { apiUrl, env, dynamoEndpoint, emulatorUrl, demoUrl, apiProcessGroup } = started;
     log('ready', {
       api: apiUrl,
       notifyUrl: env.WECHATPAY_NOTIFY_URL,
       emulator: emulatorUrl,
+      demo: demoUrl,
       wechatpayBaseUrl: env.WECHATPAY_BASE_URL,
       dynamodb: dynamoEndpoint,
       ordersTable,
@@ -219,6 +226,7 @@ async function main(): Promise<void> {
         '',
         `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, POST /wechatpay/notify)`,
         `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim)`,
+        `  Demo checkout    ${demoUrl}   (the demo page: pay with a QR code and the emulator's scan page)`,
         `  DynamoDB         ${dynamoEndpoint}   (table ${ordersTable})`,
         '  recoverOrders runs on its schedule. Ctrl-C stops everything.',
         '',
