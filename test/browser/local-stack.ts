@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { serveDemo } from '../../demo/server';
 
 /** The real local stack (`npm start`) as a child process, for tests that need it whole. */
 
@@ -71,7 +70,7 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const graceful = await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)]);
-      if (!graceful) killGroup(child);
+      if (!graceful && child.pid !== undefined) killGroup(child.pid);
     }
     await exited;
   };
@@ -84,15 +83,20 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
       const apiUrl = String(ready.api);
       const emulatorUrl = String(ready.emulator);
       const demoUrl = demoLine(output);
-      if (demoUrl) return { apiUrl, emulatorUrl, demoUrl, output: () => output, stop };
-      // A stack that does not serve the demo page yet: serve it here, against that stack.
-      console.log('the local stack printed no demo page URL; serving the demo page from the test');
-      const demo = await serveDemo({ apiUrl, emulatorUrl });
-      const stopBoth = async (): Promise<void> => {
-        await demo.close();
+      // serverless offline runs in a process group of its own, which the stack ends when it stops.
+      const apiGroup = typeof ready.apiProcessGroup === 'number' ? ready.apiProcessGroup : undefined;
+      const stopAll = async (): Promise<void> => {
         await stop();
+        // Killed members may take a moment to be reaped.
+        for (let i = 0; i < 20 && apiGroup !== undefined && groupAlive(apiGroup); i++) await sleep(100);
+        if (apiGroup !== undefined && groupAlive(apiGroup)) {
+          killGroup(apiGroup);
+          throw new Error(`the local stack left its API process group ${apiGroup} running; it has been killed`);
+        }
       };
-      return { apiUrl, emulatorUrl, demoUrl: demo.url, output: () => output, stop: stopBoth };
+      if (demoUrl) return { apiUrl, emulatorUrl, demoUrl, output: () => output, stop: stopAll };
+      await stop();
+      throw new Error(`the local stack printed no "Demo checkout" URL; its output:\n${output}`);
     }
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       await stop();
@@ -103,10 +107,18 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
   }
 }
 
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined) return;
+function groupAlive(group: number): boolean {
   try {
-    process.kill(-child.pid, 'SIGKILL');
+    process.kill(-group, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function killGroup(group: number): void {
+  try {
+    process.kill(-group, 'SIGKILL');
   } catch {
     // Already gone.
   }
