@@ -19,6 +19,8 @@ export function createOrdersContext(config: AppConfig): OrdersContext {
       mchId: config.mchId,
       apiKey: config.apiKey,
       baseUrl: config.baseUrl,
+      // Three attempts of 3 s with backoff must finish inside the functions' 15 s timeout.
+      timeoutMs: 3_000,
     }),
     now: () => new Date(),
   };
