@@ -66,7 +66,7 @@ export function paidCallback(
   totalFee: number,
   fields: Record<string, string | undefined> = {},
   signType: SignType = 'HMAC-SHA256',
-  apiKey = TEST_MERCHANT.apiKey,
+  apiKey: string = TEST_MERCHANT.apiKey,
 ): string {
   return signedNotification({
     apiKey,
