@@ -46,9 +46,18 @@ afterAll(async () => {
   await exited;
 });
 
+/** The few fields these tests read from the API's and the emulator's answers. */
+interface Answer {
+  outTradeNo: string;
+  status: string;
+  transactionId?: string;
+  transaction_id?: string;
+  pay: { codeUrl: string };
+}
+
 async function post(url: string, body: unknown) {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: response.status, body: await response.json() };
+  return { status: response.status, body: (await response.json()) as Answer };
 }
 
 describe('the local stack (npm start)', () => {
@@ -59,7 +68,7 @@ describe('the local stack (npm start)', () => {
     const paid = await post(`${urls.emulator}/__sim/pay`, { out_trade_no: created.body.outTradeNo });
     expect(paid.status).toBe(200);
     const order = await eventually(async () => {
-      const answer = await (await fetch(`${urls.api}/orders/${created.body.outTradeNo}`)).json();
+      const answer = (await (await fetch(`${urls.api}/orders/${created.body.outTradeNo}`)).json()) as Answer;
       return answer.status === 'PAID' ? answer : undefined;
     }, 10_000);
     expect(order.transactionId).toBe(paid.body.transaction_id);
