@@ -90,10 +90,9 @@ describe('a full run, logged', () => {
   beforeAll(async () => {
     stack = await startTestStack();
     const capture = (stream: NodeJS.WriteStream) => {
-      const write = stream.write.bind(stream);
-      vi.spyOn(stream, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: never[]) => {
+      vi.spyOn(stream, 'write').mockImplementation(((chunk: string | Uint8Array) => {
         lines.push(...String(chunk).split('\n').filter(Boolean));
-        return write(chunk, ...rest);
+        return true;
       }) as typeof stream.write);
     };
     capture(process.stdout);
