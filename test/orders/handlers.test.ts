@@ -294,6 +294,21 @@ describe('creating orders', () => {
     expect(created.body.error.code).toBe('SYSTEMERROR');
   });
 
+  it('a refusal for good (PARAM_ERROR) marks the order FAILED and answers 502 with WeChat Pay\'s code', async () => {
+    // WeChat Pay checks spbill_create_ip; a request context without a real IP cannot be paid.
+    const refused = await create({ tradeType: 'NATIVE', totalFee: 1, description: 'refused' }, { sourceIp: 'not-an-ip' });
+    expect(refused.status).toBe(502);
+    expect(refused.body.error.code).toBe('PARAM_ERROR');
+    const { outTradeNo } = refused.body.error;
+    const order = (await get(outTradeNo)).body;
+    expect(order.status).toBe('FAILED');
+    const { ordersContext } = await import('../../lib/runtime');
+    const stored = await (await ordersContext()).store.get(outTradeNo);
+    expect(stored).toMatchObject({ failureCode: 'PARAM_ERROR' });
+    // Out of the pending index: recovery never looks at it again.
+    expect(stored).not.toHaveProperty('pendingShard');
+  });
+
   const badBodies: Array<[string, unknown, string | undefined]> = [
     ['no tradeType', { totalFee: 1, description: 'x' }, 'tradeType'],
     ['unknown tradeType', { tradeType: 'MICROPAY', totalFee: 1, description: 'x' }, 'tradeType'],
