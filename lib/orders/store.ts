@@ -111,7 +111,8 @@ export class OrderStore {
     const result = await this.send('GetItem', () =>
       this.db.send(new GetCommand({ TableName: this.table, Key: { pk: outTradeNo }, ConsistentRead: true })),
     );
-    return result.Item as Order | undefined;
+    // The table also holds idempotency records (pk `idempotency#...`): only an order has a status.
+    return result.Item?.status ? (result.Item as Order) : undefined;
   }
 
   /** Stores a new PENDING order; false when the out_trade_no already exists. */
