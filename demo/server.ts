@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { listen, readBody } from '../emulator/http-server';
 
 /**
  * The demo checkout page (plain HTML and JavaScript, no build step) and a same-origin pass-through
@@ -84,35 +84,15 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
       else response.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const reachable = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
-  const host = reachable.includes(':') ? `[${reachable}]` : reachable;
-  let closed: Promise<void> | undefined;
-  return {
-    url: `http://${host}:${address.port}/`,
-    port: address.port,
-    close() {
-      closed ??= new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      });
-      return closed;
-    },
-  };
+  const listening = await listen(server, options.port, options.host);
+  return { url: `${listening.origin}/`, port: listening.port, close: listening.close };
 }
 
 /** Passes one call on to the API and its answer (status, JSON body) back, unchanged. */
 async function forward(request: IncomingMessage, response: ServerResponse, target: string): Promise<void> {
   let body: Buffer | undefined;
   if (request.method === 'POST') {
-    body = await readBody(request);
+    body = await readBody(request, MAX_BODY_BYTES);
     if (body === undefined) {
       sendJson(response, 413, { error: { code: 'BODY_TOO_LARGE', message: `over ${MAX_BODY_BYTES} bytes` } });
       return;
@@ -133,17 +113,6 @@ async function forward(request: IncomingMessage, response: ServerResponse, targe
   }
   const text = Buffer.from(await answer.arrayBuffer());
   sendText(response, answer.status, answer.headers.get('content-type') ?? 'application/json; charset=utf-8', text);
-}
-
-async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }
 
 function sendText(response: ServerResponse, status: number, type: string, body: string | Buffer): void {

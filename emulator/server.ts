@@ -1,10 +1,10 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { answerApiCall } from './api';
 import type { ApiContext, EmulatorLog } from './api';
 import { answerControlCall } from './control';
+import { listen, readBody } from './http-server';
 import { answerScanPage } from './scan-page';
 import { DEFAULT_NOTIFY_TIMEOUT_MS, Notifier } from './notifier';
 import { emptyState, ENDPOINT_PATHS } from './state';
@@ -68,7 +68,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://emulator').pathname;
     const method = request.method ?? 'GET';
-    const body = await readBody(request);
+    const body = await readBody(request, MAX_BODY_BYTES);
     if (body === undefined) {
       sendJson(response, 413, { error: { code: 'BODY_TOO_LARGE', message: `over ${MAX_BODY_BYTES} bytes` } });
       return;
@@ -99,43 +99,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       else response.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  // Listening on every interface (0.0.0.0, ::) still gives a URL that a local client can call.
-  const reachable = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
-  const host = reachable.includes(':') ? `[${reachable}]` : reachable;
-  // Closing twice (a test's own close, then its cleanup) must not fail: the first close is shared.
-  let closed: Promise<void> | undefined;
-  return {
-    url: `http://${host}:${address.port}`,
-    port: address.port,
-    close() {
-      closed ??= new Promise<void>((resolve, reject) => {
-        notifier.stop();
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      });
-      return closed;
-    },
-  };
-}
-
-/** The whole body, or undefined when it is over MAX_BODY_BYTES. */
-async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  const listening = await listen(server, options.port, options.host, () => notifier.stop());
+  return { url: listening.origin, port: listening.port, close: listening.close };
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {
