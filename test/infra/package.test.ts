@@ -286,6 +286,15 @@ describe('serverless package', () => {
       expect(rules.map((rule) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 minute)']);
       expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('RecoverOrdersLambdaFunction');
     });
+
+    it('lets no web origin call the API from a browser until a stage lists its own', () => {
+      const api = Object.values(dev.template.Resources).find((resource) => resource.Type === 'AWS::ApiGatewayV2::Api');
+      expect(api?.Properties.CorsConfiguration).toEqual({
+        AllowOrigins: [],
+        AllowMethods: ['GET', 'POST'],
+        AllowHeaders: ['content-type'],
+      });
+    });
   });
 
   describe('artifacts', () => {
