@@ -27,8 +27,11 @@ const CREATE_TABLE_PROPERTIES = [
   'ProvisionedThroughput',
 ] as const;
 
-/** Properties dynalite does not support; they change nothing about how the table is read and written. */
-const UNSUPPORTED_LOCALLY = new Set(['PointInTimeRecoverySpecification', 'DeletionProtectionEnabled', 'Tags']);
+/**
+ * Properties dynalite does not support; they change nothing about how the table is read and written
+ * (locally, idempotency records simply outlive their TTL).
+ */
+const UNSUPPORTED_LOCALLY = new Set(['PointInTimeRecoverySpecification', 'DeletionProtectionEnabled', 'TimeToLiveSpecification', 'Tags']);
 
 // CloudFormation's short forms (`!Sub`, `!GetAtt`, ...), so the file parses whichever form it uses.
 const INTRINSICS = [

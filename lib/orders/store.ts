@@ -17,6 +17,12 @@ import type { Order, PaymentSource, ReviewFlag } from './model';
 export const PENDING_SHARDS = 16;
 export const PENDING_INDEX = 'pendingByShard';
 
+/**
+ * How long DynamoDB keeps an idempotency record (its `ttl` attribute): past the longest order expiry
+ * (7 days) with a day to spare, so a key is never forgotten while its order can still be paid.
+ */
+const IDEMPOTENCY_TTL_SECONDS = 8 * 24 * 60 * 60;
+
 /** A DynamoDB call failed for a reason other than a condition: the caller answers so it is retried. */
 export class OrderStoreError extends Error {
   constructor(message: string, cause: unknown) {
@@ -153,7 +159,7 @@ export class OrderStore {
         this.db.send(
           new PutCommand({
             TableName: this.table,
-            Item: { pk, outTradeNo, fingerprint, createdAt },
+            Item: { pk, outTradeNo, fingerprint, createdAt, ttl: Math.floor(Date.parse(createdAt) / 1000) + IDEMPOTENCY_TTL_SECONDS },
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         ),

@@ -82,8 +82,8 @@ describe('orders table created from serverless.yml on dynalite', () => {
         KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
       });
       expect(() =>
-        ordersTableInput('t', withTable(`${keyOnly}        TimeToLiveSpecification: { AttributeName: ttl, Enabled: true }\n`)),
-      ).toThrow(/TimeToLiveSpecification is not supported/);
+        ordersTableInput('t', withTable(`${keyOnly}        KinesisStreamSpecification: { StreamArn: arn:aws:kinesis:x }\n`)),
+      ).toThrow(/KinesisStreamSpecification is not supported/);
       expect(() => ordersTableInput('t', withTable(`${keyOnly}        BillingMode: \${param:billing}\n`))).toThrow(
         /BillingMode is not a literal value/,
       );

@@ -160,6 +160,10 @@ describe('serverless package', () => {
       expect(table(dev).KeySchema).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
     });
 
+    it('lets DynamoDB forget idempotency records through their ttl attribute', () => {
+      expect(table(dev).TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+    });
+
     it('has the sparse pendingByShard index over the shard and the next check time', () => {
       expect(table(dev).GlobalSecondaryIndexes).toEqual([
         {

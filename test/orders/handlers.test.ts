@@ -1,6 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { handler as createOrder } from '../../functions/createOrder';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as notify } from '../../functions/notify';
@@ -265,7 +266,14 @@ describe('creating orders', () => {
     expect(again.body.pay.codeUrl).toBe(first.body.pay.codeUrl);
     const conflict = await create({ ...request, totalFee: 501 });
     expect(conflict.status).toBe(409);
-    expect(conflict.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(conflict.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');    // The key's record is forgotten by DynamoDB's TTL a day after the longest possible order expiry.
+    const { ordersContext } = await import('../../lib/runtime');
+    const record = await (await ordersContext()).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: 'idempotency#checkout-7f3a' } }));
+    const eightDays = 8 * 24 * 3600;
+    expect(record.Item?.ttl).toBeGreaterThan(Date.now() / 1000 + eightDays - 60);
+    expect(record.Item?.ttl).toBeLessThan(Date.now() / 1000 + eightDays + 60);
+    const order = await (await ordersContext()).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: first.body.outTradeNo } }));
+    expect(order.Item).not.toHaveProperty('ttl');
   });
 
   it('concurrent requests with one idempotencyKey create one order', async () => {
