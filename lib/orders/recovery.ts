@@ -4,7 +4,7 @@ import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import type { Order } from './model';
-import { applyQueryResult } from './settle';
+import { applyQueryResult, isSettlingTradeState } from './settle';
 import { PENDING_SHARDS } from './store';
 
 /**
@@ -78,7 +78,7 @@ async function settle(order: Order, ctx: OrdersContext): Promise<Verdict> {
     // The unified order never reached WeChat Pay: nothing can be paid, so it closes once expired.
     return expired ? closeExpired(order, ctx, 'expired; never reached WeChat Pay') : 'left';
   }
-  if (result.tradeState === 'SUCCESS' || result.tradeState === 'CLOSED' || result.tradeState === 'REVOKED') {
+  if (isSettlingTradeState(result.tradeState)) {
     const after = await applyQueryResult(order, result, 'recovery', ctx);
     if (after.status === 'PAID' && after.paidVia === 'recovery') return 'repaired';
     return after.status === 'CLOSED' ? 'closed' : 'left';
@@ -92,7 +92,7 @@ async function settle(order: Order, ctx: OrdersContext): Promise<Verdict> {
     if (error.code === 'ORDERPAID') {
       // Paid after all, between the query and the close: record it.
       const paid = await query(order, ctx);
-      if (paid !== 'ORDERNOTEXIST' && paid.tradeState === 'SUCCESS') {
+      if (paid !== 'ORDERNOTEXIST' && isSettlingTradeState(paid.tradeState)) {
         const after = await applyQueryResult(order, paid, 'recovery', ctx);
         return after.status === 'PAID' ? 'repaired' : 'left';
       }

@@ -34,6 +34,14 @@ export async function recordPayment(report: PaymentReport, ctx: OrdersContext): 
   return result;
 }
 
+/** trade_state values that mean the user paid. REFUND: paid, then refunded (outside this order's flow). */
+const PAID_STATES = new Set(['SUCCESS', 'REFUND']);
+
+/** trade_state values that settle a pending order one way or the other. */
+export function isSettlingTradeState(tradeState: string): boolean {
+  return PAID_STATES.has(tradeState) || tradeState === 'CLOSED' || tradeState === 'REVOKED';
+}
+
 /**
  * Applies what orderquery said of a pending order: a payment is recorded through the same
  * transition as a callback; CLOSED/REVOKED close it. Answers the order as it now stands.
@@ -44,7 +52,7 @@ export async function applyQueryResult(
   source: PaymentSource,
   ctx: OrdersContext,
 ): Promise<Order> {
-  if (result.tradeState === 'SUCCESS' && result.transactionId && result.totalFee !== undefined) {
+  if (PAID_STATES.has(result.tradeState) && result.transactionId && result.totalFee !== undefined) {
     const outcome = await recordPayment(
       {
         outTradeNo: order.outTradeNo,

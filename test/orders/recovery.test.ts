@@ -3,6 +3,7 @@ import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { handler as createOrder } from '../../functions/createOrder';
 import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
 import { recoverOrders, type RecoverySummary } from '../../lib/orders/recovery';
+import { applyQueryResult } from '../../lib/orders/settle';
 import type { OrdersContext } from '../../lib/orders/context';
 import { ordersContext } from '../../lib/runtime';
 import { apiEvent, startTestStack, type TestStack } from '../support/stack';
@@ -118,12 +119,20 @@ describe('recovery', () => {
     expect((await ctx.store.get(outTradeNo))?.status).toBe('PAID');
   });
 
+  it('a payment refunded before it was recorded (trade_state REFUND) is still recorded PAID, not queried forever', async () => {
+    const outTradeNo = await create(100);
+    const order = (await ctx.store.get(outTradeNo))!;
+    // The emulator has no refunds yet: this is the answer WeChat Pay gives for such an order.
+    const refunded = { tradeState: 'REFUND', transactionId: '4200000000202611230000000077', totalFee: '100', outTradeNo, fields: {} };
+    const after = await applyQueryResult(order, refunded, 'recovery', ctx);
+    expect(after).toMatchObject({ status: 'PAID', transactionId: '4200000000202611230000000077', paidVia: 'recovery' });
+  });
+
   it('two concurrent runs double nothing', async () => {
     const orders = await Promise.all(Array.from({ length: 6 }, () => create()));
     for (const outTradeNo of orders) await stack.sim.pay(outTradeNo);
     const [a, b] = await Promise.all([recoverOrders(later(10_000), soon()), recoverOrders(later(10_000), soon())]);
-    const mine = (s: RecoverySummary) => s.repaired;
-    expect(mine(a) + mine(b)).toBeGreaterThanOrEqual(6);
+    expect(a.repaired + b.repaired).toBeGreaterThanOrEqual(6);
     for (const outTradeNo of orders) {
       expect((await ctx.store.get(outTradeNo))?.status).toBe('PAID');
       const queries = (await stack.sim.order(outTradeNo)).calls.filter((c) => c.endpoint === 'orderquery');
@@ -141,8 +150,7 @@ describe('recovery', () => {
     // Settle everything left by earlier tests, then make 50 pending orders due.
     await recoverOrders(later(60 * 60_000), soon());
     await Promise.all(Array.from({ length: 50 }, () => create()));
-    const alone = await countedRun(() => recoverOrders(later(10_000), { deadline: Date.now() + 20_000, concurrency: 1, pageSize: 1 }).then(async () => recoverOrders(later(10_000), soon())));
-    // Measure with the 50 due again (their next check is at +30 s) before and after seeding.
+    // The same 50 due orders read before seeding and again (each run moves their next check) after.
     const before = await countedRun(() => recoverOrders(later(35_000), soon()));
     const settled = Array.from({ length: 20_000 }, (_, i) => ({
       pk: `SETTLED${String(i).padStart(8, '0')}`,
@@ -156,7 +164,6 @@ describe('recovery', () => {
       await ctx.store.db.send(new BatchWriteCommand({ RequestItems: { [stack.table]: batch } }));
     }
     const after = await countedRun(() => recoverOrders(later(65_000), soon()));
-    expect(alone.itemsRead).toBeGreaterThanOrEqual(0);
     expect(before.itemsRead).toBe(50);
     expect(after.itemsRead).toBe(50);
     expect(after.queries).toBe(before.queries);
