@@ -8,6 +8,7 @@ import {
   XmlFormatError,
 } from './errors';
 import { nonceStr } from './ids';
+import { checkPaymentDocument } from './payment-document';
 import { signFields, verifySignature, type Fields, type SignType } from './sign';
 import { buildXml, parseXml } from './xml';
 
@@ -110,6 +111,8 @@ const DEFAULT_BASE_URL = 'https://api.mch.weixin.qq.com';
 // WeChat Pay's own rule for out_trade_no (this project's ids use a narrower alphabet).
 const WECHAT_OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
 const POSITIVE_FEN = /^[1-9][0-9]{0,11}$/;
+/** trade_state values of an order the user paid (REFUND: paid, then refunded). */
+const PAID_TRADE_STATES = new Set(['SUCCESS', 'REFUND']);
 // WeChat Pay v2 only carries the 1-to-3-byte part of UTF-8.
 const FOUR_BYTE_UTF8 = /[\u{10000}-\u{10FFFF}]/u;
 
@@ -372,6 +375,10 @@ export function createWechatPayClient(options: WechatPayClientOptions): WechatPa
         throw new WechatPayResponseError(
           `WeChat Pay orderquery answered about out_trade_no "${fields.out_trade_no.slice(0, 40)}", not ${outTradeNo}`,
         );
+      }
+      if (PAID_TRADE_STATES.has(fields.trade_state)) {
+        const document = checkPaymentDocument(fields, 'WeChat Pay orderquery answer');
+        if (!document.ok) throw new WechatPayResponseError(document.message, document.reason);
       }
       return {
         tradeState: fields.trade_state,

@@ -7,6 +7,7 @@
  */
 import { XmlFormatError } from './errors';
 import { nonceStr } from './ids';
+import { checkPaymentDocument, type PaymentDocumentFailureReason } from './payment-document';
 import { sign, verifySignature, type Fields, type SignType } from './sign';
 import { toBeijingTimestamp } from './time';
 import { buildXml, parseXml } from './xml';
@@ -26,7 +27,8 @@ export type NotificationFailureReason =
   | 'BAD_SIGNATURE'
   | 'FOREIGN_APPID'
   | 'FOREIGN_MCH_ID'
-  | 'BAD_TOTAL_FEE';
+  | 'BAD_TOTAL_FEE'
+  | PaymentDocumentFailureReason;
 
 export interface NotificationFailure {
   ok: false;
@@ -121,11 +123,11 @@ export function verifyNotification(
   }
   const timeEnd = fields.time_end ? { timeEnd: fields.time_end } : {};
   if (fields.result_code === 'SUCCESS') {
-    if (!fields.transaction_id) return failure('MISSING_FIELD', 'successful callback has no transaction_id');
-    if (totalFee === undefined) return failure('MISSING_FIELD', 'successful callback has no total_fee');
+    const document = checkPaymentDocument(fields, 'successful callback');
+    if (!document.ok) return document;
     return {
       ok: true,
-      payment: { resultCode: 'SUCCESS', outTradeNo, transactionId: fields.transaction_id, totalFee, ...timeEnd, fields },
+      payment: { resultCode: 'SUCCESS', outTradeNo, transactionId: fields.transaction_id as string, totalFee: totalFee as string, ...timeEnd, fields },
     };
   }
   if (fields.result_code === 'FAIL') {

@@ -182,6 +182,7 @@ describe('endpoints', () => {
         transaction_id: '4200000540202005511234567890',
         out_trade_no: ORDER.out_trade_no,
         total_fee: '100',
+        fee_type: 'CNY',
         cash_fee: '90',
         coupon_fee: '10',
         coupon_count: '1',

@@ -1,0 +1,62 @@
+/**
+ * Checks that a signed document reporting a payment (a payment callback or an orderquery answer) is
+ * one WeChat Pay could have written, beyond its signature.
+ *
+ * Why the signature is not enough: the v2 string to sign is `k1=v1&k2=v2&...` with nothing escaped,
+ * so one signed string can be split into fields in more than one way. A value the payer chose and
+ * WeChat Pay echoes back (`attach`) holding `&out_trade_no=<another order>&...` lets a genuine
+ * callback be regrouped into a document that names another order as paid, under the same valid
+ * signature. WeChat Pay never writes `&` or `=` in a payment document's values, and always sends the
+ * fields required below, so a regrouped document is refused here whatever it claims.
+ */
+import { fromBeijingTimestamp } from './time';
+import type { Fields } from './sign';
+
+export type PaymentDocumentFailureReason = 'FORGED_FIELD_BOUNDARY' | 'MISSING_FIELD' | 'BAD_FIELD';
+
+export interface PaymentDocumentFailure {
+  ok: false;
+  reason: PaymentDocumentFailureReason;
+  message: string;
+}
+
+const FIELD_BOUNDARY = /[&=]/;
+const FEN = /^(0|[1-9][0-9]{0,11})$/;
+
+/** The fields WeChat Pay sends with every successful payment, and what each must look like. */
+const REQUIRED: ReadonlyArray<readonly [name: string, pattern: RegExp, shape: string]> = [
+  ['nonce_str', /^[0-9A-Za-z]{1,32}$/, 'up to 32 letters and digits'],
+  ['fee_type', /^CNY$/, 'CNY (orders are made in yuan)'],
+  ['cash_fee', FEN, 'a whole number of fen'],
+  ['total_fee', FEN, 'a whole number of fen'],
+  ['transaction_id', /^[0-9]{28}$/, '28 digits'],
+  ['time_end', /^[0-9]{14}$/, 'yyyyMMddHHmmss'],
+];
+
+function failure(reason: PaymentDocumentFailureReason, message: string): PaymentDocumentFailure {
+  return { ok: false, reason, message };
+}
+
+/**
+ * `what` names the document in messages ("callback", "orderquery answer"). Checks every value for
+ * a field boundary, then the fields every successful payment carries.
+ */
+export function checkPaymentDocument(fields: Fields, what: string): { ok: true } | PaymentDocumentFailure {
+  for (const [name, value] of Object.entries(fields)) {
+    if (FIELD_BOUNDARY.test(value)) {
+      return failure(
+        'FORGED_FIELD_BOUNDARY',
+        `${what} field ${name} holds "&" or "=", which WeChat Pay never sends: its fields may have been regrouped under a genuine signature`,
+      );
+    }
+  }
+  for (const [name, pattern, shape] of REQUIRED) {
+    const value = fields[name];
+    if (value === undefined || value === '') return failure('MISSING_FIELD', `${what} has no ${name}`);
+    if (!pattern.test(value)) return failure('BAD_FIELD', `${what} ${name} "${value.slice(0, 40)}" is not ${shape}`);
+  }
+  if (!fromBeijingTimestamp(fields.time_end as string)) {
+    return failure('BAD_FIELD', `${what} time_end "${fields.time_end}" is not a real Beijing time`);
+  }
+  return { ok: true };
+}
