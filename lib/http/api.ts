@@ -33,8 +33,16 @@ export function rawBodyBytes(event: ApiEvent): Uint8Array {
   return Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
 }
 
+/**
+ * A JSON request of this API is well under 2 KiB; a larger body is refused before it is parsed, so
+ * nobody can make a function parse, log or store megabytes.
+ */
+export const MAX_JSON_BODY_BYTES = 16 * 1024;
+
 export function jsonBody(event: ApiEvent): unknown {
   const text = rawBody(event);
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > MAX_JSON_BODY_BYTES) throw new RequestTooLargeError(size, MAX_JSON_BODY_BYTES);
   if (text.trim() === '') throw new InvalidOrderRequestError('the request has no body; send a JSON object');
   try {
     return JSON.parse(text);
@@ -55,8 +63,20 @@ export function verifiedOpenid(event: ApiEvent): string | undefined {
   return typeof claim === 'string' && claim !== '' ? claim : undefined;
 }
 
+/** The request body is over the API's size limit: answered 413 before anything is parsed. */
+export class RequestTooLargeError extends Error {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`the request body is ${size} bytes; this API accepts at most ${limit}`);
+    this.name = 'RequestTooLargeError';
+  }
+}
+
 /** 4xx for the caller's mistakes, 502 for WeChat Pay, 503 for storage and configuration. */
 export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2 {
+  if (error instanceof RequestTooLargeError) return apiError(413, 'BODY_TOO_LARGE', error.message);
   if (error instanceof InvalidOrderRequestError) return apiError(400, error.code, error.message, error.field ? { field: error.field } : {});
   if (error instanceof OrderNotFoundError) return apiError(404, error.code, error.message);
   if (error instanceof OrderConflictError) return apiError(409, error.code, error.message);

@@ -4,24 +4,68 @@ import { InvalidOrderRequestError } from './errors';
 
 // WeChat Pay carries only the 1-to-3-byte part of UTF-8: no emoji or other astral characters.
 const ASTRAL_OR_LONE_SURROGATE = /[\uD800-\uDFFF]/;
+// XML cannot carry C0 controls or the non-characters U+FFFE and U+FFFF (and CR, tab and newline
+// would arrive changed and break the signature).
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001F\u007F]/;
+const UNCARRIABLE = /[\u0000-\u001F\u007F\uFFFE\uFFFF]/;
+// The v2 string to sign escapes nothing: a value WeChat Pay echoes back must hold no field boundary.
+const FIELD_BOUNDARY = /[&=]/;
 
+/**
+ * Text that reaches WeChat Pay: refused here, before anything is stored, for whatever the XML
+ * builder or WeChat Pay would refuse later.
+ */
 function wechatText(maxChars: number) {
   return v.pipe(
     v.string(),
     v.check((s) => !ASTRAL_OR_LONE_SURROGATE.test(s), 'must not contain emoji or other characters WeChat Pay cannot carry (4-byte UTF-8)'),
-    v.check((s) => !CONTROL.test(s), 'must not contain control characters'),
+    v.check((s) => !UNCARRIABLE.test(s), 'must not contain control characters or U+FFFE/U+FFFF'),
     v.check((s) => s.trim() === s, 'must not start or end with white space (it breaks signatures)'),
     v.maxLength(maxChars, `must be at most ${maxChars} characters`),
   );
 }
 
-const sceneInfo = v.object({
-  h5_info: v.looseObject({
-    type: v.picklist(['Wap', 'IOS', 'Android'], 'must be Wap, IOS or Android'),
-  }),
-});
+function requiredText(maxChars: number) {
+  return v.pipe(wechatText(maxChars), v.minLength(1, 'must not be empty'));
+}
+
+const appIdentifier = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1 to 128 characters of [A-Za-z0-9._-]'));
+
+/** `scene_info` for H5 (MWEB) payments: WeChat Pay's three shapes of `h5_info`, nothing else. */
+const SCENE_INFO_MAX_BYTES = 256;
+const sceneInfo = v.pipe(
+  v.strictObject(
+    {
+      h5_info: v.variant(
+        'type',
+        [
+          v.strictObject(
+            {
+              type: v.literal('Wap'),
+              wap_url: v.pipe(requiredText(200), v.regex(/^https?:\/\/[^\s]+$/, 'must be the http(s) URL of the paying site')),
+              wap_name: requiredText(64),
+            },
+            'is not a field of a Wap h5_info (type, wap_url, wap_name)',
+          ),
+          v.strictObject(
+            { type: v.literal('IOS'), app_name: requiredText(64), bundle_id: appIdentifier },
+            'is not a field of an IOS h5_info (type, app_name, bundle_id)',
+          ),
+          v.strictObject(
+            { type: v.literal('Android'), app_name: requiredText(64), package_name: appIdentifier },
+            'is not a field of an Android h5_info (type, app_name, package_name)',
+          ),
+        ],
+        'must be an object whose type is Wap, IOS or Android',
+      ),
+    },
+    'is not a field of sceneInfo (only h5_info)',
+  ),
+  v.check(
+    (info) => Buffer.byteLength(JSON.stringify(info), 'utf8') <= SCENE_INFO_MAX_BYTES,
+    `must serialise to at most ${SCENE_INFO_MAX_BYTES} bytes of JSON (WeChat Pay's scene_info limit)`,
+  ),
+);
 
 const CreateOrderBody = v.strictObject(
   {
@@ -32,13 +76,14 @@ const CreateOrderBody = v.strictObject(
       v.minValue(1, 'must be at least 1 fen'),
       v.maxValue(100_000_000, 'must be at most 100000000 fen'),
     ),
-    description: v.pipe(wechatText(128), v.minLength(1, 'must not be empty')),
+    description: requiredText(128),
     openid: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a WeChat openid ([A-Za-z0-9_-], up to 128)'))),
     productId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1 to 32 characters of [A-Za-z0-9_-]'))),
     attach: v.optional(
       v.pipe(
         wechatText(127),
         v.check((s) => Buffer.byteLength(s, 'utf8') <= 127, 'must be at most 127 bytes of UTF-8'),
+        v.check((s) => !FIELD_BOUNDARY.test(s), 'must not contain "&" or "=" (WeChat Pay echoes it back in signed callbacks, where they would forge a field boundary)'),
       ),
     ),
     sceneInfo: v.optional(sceneInfo),
@@ -60,6 +105,11 @@ export interface CreateOrderRequest {
   attach?: string;
   sceneInfo?: CreateOrderBody['sceneInfo'];
   idempotencyKey?: string;
+  /**
+   * Whose idempotency keys these are: a key names an order only for the caller that sent it, so
+   * another caller who learns the key cannot fetch that order. Anonymous frontends share one scope.
+   */
+  idempotencyScope: string;
   /** From the request context, never from the body: WeChat Pay checks it for H5. */
   clientIp: string;
 }
@@ -84,10 +134,11 @@ export function parseCreateOrderRequest(
   if (!result.success) {
     const issue = result.issues[0];
     const field = describePath(issue);
-    if (issue.kind === 'schema' && issue.type === 'strict_object' && field) {
+    const missing = issue.input === undefined && issue.kind === 'schema';
+    if (!missing && issue.type === 'strict_object' && field) {
       throw new InvalidOrderRequestError(`unknown field "${field}"`, field);
     }
-    const message = issue.input === undefined && issue.kind === 'schema' ? 'is required' : issue.message;
+    const message = missing ? 'is required' : issue.message;
     throw new InvalidOrderRequestError(field ? `${field} ${message}` : message, field);
   }
   const input = result.output;
@@ -107,6 +158,7 @@ export function parseCreateOrderRequest(
   return {
     ...input,
     ...(input.tradeType === 'JSAPI' ? { openid } : { openid: undefined }),
+    idempotencyScope: context.verifiedOpenid ? `payer:${encodeURIComponent(context.verifiedOpenid)}` : 'anonymous',
     clientIp: context.clientIp,
   };
 }

@@ -169,7 +169,11 @@ const createCases: CreateCase[] = [
   ['productId too long', { ...ok, productId: long(33) }, 'productId'],
   ['attach of 128 bytes', { ...ok, attach: long(128) }, 'attach'],
   ['attach over 127 bytes in UTF-8', { ...ok, attach: '中'.repeat(43) }, 'attach'],
-  ['sceneInfo on a NATIVE order', { ...ok, sceneInfo: { h5_info: { type: 'Wap' } } }, 'sceneInfo'],
+  ['sceneInfo on a NATIVE order', { ...ok, sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } } }, 'sceneInfo'],
+  ['an emoji in sceneInfo wap_name', { ...ok, tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://a.example', wap_name: '🛒' } } }, 'sceneInfo.h5_info.wap_name'],
+  ['an extra key in sceneInfo h5_info', { ...ok, tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://a.example', wap_name: 'a', x: 1 } } }, 'sceneInfo.h5_info.x'],
+  ['U+FFFE in the description', { ...ok, description: 'a\uFFFE' }, 'description'],
+  ['attach forging a field boundary', { ...ok, attach: 'x&out_trade_no=B&total_fee=1' }, 'attach'],
   ['sceneInfo of an unknown type', { ...ok, tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Desktop' } } }, 'sceneInfo.h5_info.type'],
   ['idempotencyKey of 65 characters', { ...ok, idempotencyKey: long(65) }, 'idempotencyKey'],
   ['idempotencyKey with a space', { ...ok, idempotencyKey: 'a b' }, 'idempotencyKey'],
@@ -183,7 +187,6 @@ const createCases: CreateCase[] = [
   ['invalid JSON', '{"tradeType":', undefined, true],
   ['an empty body', '', undefined, true],
   ['an XML body', '<xml><total_fee>1</total_fee></xml>', undefined, true],
-  ['a 5 MB body', JSON.stringify({ ...ok, description: long(5 * 1024 * 1024) }), 'description', true],
   ['deeply nested JSON', `{"tradeType":"MWEB","totalFee":1,"description":"x","sceneInfo":${'{"h5_info":'.repeat(1000)}{}${'}'.repeat(1000)}}`, 'sceneInfo.h5_info.type', true],
 ];
 
@@ -202,6 +205,20 @@ describe(`${createCases.length} hostile order requests`, () => {
       expect(answer.body.error?.field).toBe(field);
       expect(answer.body.error?.message).toContain(field);
     }
+    expect(await scanTable(stack)).toEqual(before);
+  });
+
+  it.each([
+    ['a 5 MB body', JSON.stringify({ ...ok, description: long(5 * 1024 * 1024) })],
+    ['a body just over 16 KiB', JSON.stringify({ ...ok, attach: 'x', pad: long(16 * 1024) })],
+  ])('%s: 413 before it is parsed, nothing stored', async (_name, input) => {
+    const before = await scanTable(stack);
+    const answer = await create(input);
+    figures.createCases += 1;
+    if (answer.status >= 500) figures.answered5xx += 1;
+    expect(answer.status, answer.raw).toBe(413);
+    expect(answer.body.error?.code).toBe('BODY_TOO_LARGE');
+    expect(answer.body.error?.message).toMatch(/at most 16384/);
     expect(await scanTable(stack)).toEqual(before);
   });
 });

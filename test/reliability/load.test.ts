@@ -22,7 +22,7 @@ afterAll(async () => {
 const TRADE_TYPES = [
   { tradeType: 'JSAPI', openid: 'oLoadTestOpenid_0123456789' },
   { tradeType: 'NATIVE' },
-  { tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap' } } },
+  { tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } } },
   { tradeType: 'APP' },
 ] as const;
 

@@ -105,7 +105,7 @@ describe('a full run, logged', () => {
     const again = await create({ tradeType: 'JSAPI', totalFee: 100, description: 'secret run', openid: OPENID, attach: 'a', idempotencyKey: 'secret-run-1' });
     const native = await create({ tradeType: 'NATIVE', totalFee: 200, description: 'secret run' });
     const byRecovery = await create({ tradeType: 'APP', totalFee: 300, description: 'secret run' });
-    const toClose = await create({ tradeType: 'MWEB', totalFee: 400, description: 'secret run', sceneInfo: { h5_info: { type: 'Wap' } } });
+    const toClose = await create({ tradeType: 'MWEB', totalFee: 400, description: 'secret run', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } } });
     const bad = await create({ tradeType: 'JSAPI', totalFee: 100, description: 'x' });
     responses.push(jsapi.raw, again.raw, native.raw, byRecovery.raw, toClose.raw, bad.raw);
     const id = jsapi.body.outTradeNo as string;
