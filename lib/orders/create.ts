@@ -10,6 +10,7 @@ import type { CreateOrderRequest } from './create-request';
 import { OrderConflictError, PaymentProviderError } from './errors';
 import { payObject, type PayObject } from './frontend-pay';
 import type { Order } from './model';
+import { settleWithWechatPay } from './settle';
 
 /** Recovery leaves a new order to its callback for this long before asking WeChat Pay itself. */
 export const RECOVERY_GRACE_MS = 5_000;
@@ -123,13 +124,34 @@ async function answer(order: Order, ctx: OrdersContext, replayed: boolean): Prom
   return created;
 }
 
+/**
+ * An idempotent repeat found its order pending past expiry. The payer may have paid (a late
+ * callback, recovery not yet run): WeChat Pay is asked first, and the order is only called expired
+ * once WeChat Pay confirms it was not paid and it is closed. A client told "expired" creates a new
+ * order, so saying it wrongly would charge the payer twice.
+ */
+async function settleExpired(order: Order, ctx: OrdersContext): Promise<Order> {
+  let settled;
+  try {
+    settled = await settleWithWechatPay(order, 'query', ctx);
+  } catch (error) {
+    if (!(error instanceof WechatPayError)) throw error;
+    throw new PaymentProviderError(error.code, `WeChat Pay could not confirm whether order ${order.outTradeNo} was paid: ${error.message}`, true, order.outTradeNo, error);
+  }
+  if (settled.order.status === 'CLOSED') {
+    throw new OrderConflictError('ORDER_EXPIRED', `order ${order.outTradeNo} has expired unpaid (WeChat Pay confirms it was not paid); create a new order with a new idempotencyKey`);
+  }
+  if (settled.order.status === 'PENDING') {
+    throw new PaymentProviderError('NOT_CONFIRMED', `WeChat Pay has not yet confirmed whether order ${order.outTradeNo} was paid`, true, order.outTradeNo, undefined);
+  }
+  return settled.order;
+}
+
 /** The order an idempotency key named, with a pay object that is still valid. */
 async function resume(order: Order, ctx: OrdersContext): Promise<CreatedOrder> {
   if (order.status !== 'PENDING') return answer(order, ctx, true);
   const now = ctx.now().getTime();
-  if (now >= Date.parse(order.expiresAt)) {
-    throw new OrderConflictError('ORDER_EXPIRED', `order ${order.outTradeNo} has expired unpaid; create a new order with a new idempotencyKey`);
-  }
+  if (now >= Date.parse(order.expiresAt)) return answer(await settleExpired(order, ctx), ctx, true);
   const reuseFor = order.tradeType === 'MWEB' ? PREPAY_REUSE_MS.MWEB : PREPAY_REUSE_MS.default;
   const fresh = order.prepayId && order.prepayIssuedAt && now - Date.parse(order.prepayIssuedAt) < reuseFor;
   return answer(fresh ? order : await requestPrepay(order, ctx), ctx, true);
@@ -143,7 +165,8 @@ async function resume(order: Order, ctx: OrdersContext): Promise<CreatedOrder> {
 export async function createOrder(request: CreateOrderRequest, ctx: OrdersContext): Promise<CreatedOrder> {
   let outTradeNo = newOutTradeNo(ctx.now());
   if (request.idempotencyKey) {
-    const claim = await ctx.store.claimIdempotencyKey(request.idempotencyKey, outTradeNo, fingerprint(request), ctx.now().toISOString());
+    const scopedKey = `${request.idempotencyScope}#${request.idempotencyKey}`;
+    const claim = await ctx.store.claimIdempotencyKey(scopedKey, outTradeNo, fingerprint(request), ctx.now().toISOString());
     if (!claim.claimed) {
       if (claim.fingerprint !== fingerprint(request)) {
         throw new OrderConflictError(

@@ -1,10 +1,9 @@
-import { WechatPayBusinessError, WechatPayError } from '../wechatpay/errors';
-import type { OrderQueryResult } from '../wechatpay/client';
+import { WechatPayError } from '../wechatpay/errors';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import type { Order } from './model';
-import { applyQueryResult, isSettlingTradeState } from './settle';
+import { settleWithWechatPay, type Settlement } from './settle';
 import { PENDING_SHARDS } from './store';
 
 /**
@@ -52,56 +51,7 @@ export function nextCheckTime(order: Pick<Order, 'createdAt' | 'expiresAt'>, che
   return Math.min(planned, expires);
 }
 
-type Verdict = 'repaired' | 'closed' | 'left' | 'errors';
-
-async function closeExpired(order: Order, ctx: OrdersContext, reason: string): Promise<Verdict> {
-  const at = ctx.now().toISOString();
-  const closed = await ctx.store.markClosed(order.outTradeNo, { reason, at });
-  if (closed) logger.info('order closed', { outTradeNo: order.outTradeNo, transition: 'PENDING->CLOSED', source: 'recovery', reason });
-  return closed ? 'closed' : 'left';
-}
-
-async function query(order: Order, ctx: OrdersContext): Promise<OrderQueryResult | 'ORDERNOTEXIST'> {
-  try {
-    return await ctx.wechatPay.orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
-  } catch (error) {
-    if (error instanceof WechatPayBusinessError && error.code === 'ORDERNOTEXIST') return 'ORDERNOTEXIST';
-    throw error;
-  }
-}
-
-async function settle(order: Order, ctx: OrdersContext): Promise<Verdict> {
-  const now = ctx.now().getTime();
-  const expired = now >= Date.parse(order.expiresAt);
-  const result = await query(order, ctx);
-  if (result === 'ORDERNOTEXIST') {
-    // The unified order never reached WeChat Pay: nothing can be paid, so it closes once expired.
-    return expired ? closeExpired(order, ctx, 'expired; never reached WeChat Pay') : 'left';
-  }
-  if (isSettlingTradeState(result.tradeState)) {
-    const after = await applyQueryResult(order, result, 'recovery', ctx);
-    if (after.status === 'PAID' && after.paidVia === 'recovery') return 'repaired';
-    return after.status === 'CLOSED' ? 'closed' : 'left';
-  }
-  // NOTPAY, USERPAYING and the like: WeChat Pay does not reliably enforce time_expire, so we do.
-  if (!expired) return 'left';
-  try {
-    await ctx.wechatPay.closeOrder({ outTradeNo: order.outTradeNo }, { signType: order.signType });
-  } catch (error) {
-    if (!(error instanceof WechatPayBusinessError)) throw error;
-    if (error.code === 'ORDERPAID') {
-      // Paid after all, between the query and the close: record it.
-      const paid = await query(order, ctx);
-      if (paid !== 'ORDERNOTEXIST' && isSettlingTradeState(paid.tradeState)) {
-        const after = await applyQueryResult(order, paid, 'recovery', ctx);
-        return after.status === 'PAID' ? 'repaired' : 'left';
-      }
-      return 'left';
-    }
-    if (error.code !== 'ORDERCLOSED') throw error;
-  }
-  return closeExpired(order, ctx, 'expired unpaid; closed with WeChat Pay');
-}
+type Verdict = Settlement | 'errors';
 
 async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | 'skipped'> {
   const now = ctx.now().getTime();
@@ -111,7 +61,7 @@ async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | '
   const taken = await ctx.store.scheduleNextCheck(order.outTradeNo, order.nextCheckAt as number, nextCheckTime(order, checkCount, now), checkCount);
   if (!taken) return 'skipped';
   try {
-    return await settle(order, ctx);
+    return (await settleWithWechatPay(order, 'recovery', ctx)).settlement;
   } catch (error) {
     logger.warn('recovery could not settle an order; it is checked again later', {
       outTradeNo: order.outTradeNo,

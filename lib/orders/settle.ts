@@ -1,4 +1,5 @@
 import type { OrderQueryResult } from '../wechatpay/client';
+import { WechatPayBusinessError } from '../wechatpay/errors';
 import { fromBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
 import { countMetric, countPaymentRecorded } from '../metrics';
@@ -73,4 +74,73 @@ export async function applyQueryResult(
     return (await ctx.store.get(order.outTradeNo)) ?? order;
   }
   return order;
+}
+
+/** What asking WeChat Pay did to a pending order. */
+export type Settlement =
+  /** The payment was recorded by this call. */
+  | 'repaired'
+  /** Closed: expired and confirmed unpaid. */
+  | 'closed'
+  /** Still pending (not expired yet, or another path settled it first): `order` says which. */
+  | 'left';
+
+async function closeExpired(order: Order, source: PaymentSource, reason: string, ctx: OrdersContext): Promise<{ settlement: Settlement; order: Order }> {
+  const at = ctx.now().toISOString();
+  if (await ctx.store.markClosed(order.outTradeNo, { reason, at })) {
+    logger.info('order closed', { outTradeNo: order.outTradeNo, transition: 'PENDING->CLOSED', source, reason });
+    return { settlement: 'closed', order: { ...order, status: 'CLOSED', closedAt: at, closeReason: reason } };
+  }
+  return { settlement: 'left', order: (await ctx.store.get(order.outTradeNo)) ?? order };
+}
+
+async function queryOrNotExist(order: Order, ctx: OrdersContext): Promise<OrderQueryResult | 'ORDERNOTEXIST'> {
+  try {
+    return await ctx.wechatPay.orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+  } catch (error) {
+    if (error instanceof WechatPayBusinessError && error.code === 'ORDERNOTEXIST') return 'ORDERNOTEXIST';
+    throw error;
+  }
+}
+
+async function settleFromQuery(order: Order, result: OrderQueryResult, source: PaymentSource, ctx: OrdersContext) {
+  const after = await applyQueryResult(order, result, source, ctx);
+  const settlement: Settlement =
+    after.status === 'PAID' && after.paidVia === source && after.transactionId === result.transactionId
+      ? 'repaired'
+      : after.status === 'CLOSED'
+        ? 'closed'
+        : 'left';
+  return { settlement, order: after };
+}
+
+/**
+ * Asks WeChat Pay about a pending order and records what it learns: a payment through the same
+ * transition as a callback; past expiry, an unpaid order is closed with `closeorder` first, so an
+ * order is only ever called expired once WeChat Pay confirms it was not paid. WeChat Pay errors
+ * are thrown: the order stays pending and is asked about again later.
+ */
+export async function settleWithWechatPay(order: Order, source: PaymentSource, ctx: OrdersContext): Promise<{ settlement: Settlement; order: Order }> {
+  const expired = ctx.now().getTime() >= Date.parse(order.expiresAt);
+  const result = await queryOrNotExist(order, ctx);
+  if (result === 'ORDERNOTEXIST') {
+    // The unified order never reached WeChat Pay: nothing can be paid, so it closes once expired.
+    return expired ? closeExpired(order, source, 'expired; never reached WeChat Pay', ctx) : { settlement: 'left', order };
+  }
+  if (isSettlingTradeState(result.tradeState)) return settleFromQuery(order, result, source, ctx);
+  // NOTPAY, USERPAYING and the like: WeChat Pay does not reliably enforce time_expire, so we do.
+  if (!expired) return { settlement: 'left', order };
+  try {
+    await ctx.wechatPay.closeOrder({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+  } catch (error) {
+    if (!(error instanceof WechatPayBusinessError)) throw error;
+    if (error.code === 'ORDERPAID') {
+      // Paid after all, between the query and the close: record it.
+      const paid = await queryOrNotExist(order, ctx);
+      if (paid !== 'ORDERNOTEXIST' && isSettlingTradeState(paid.tradeState)) return settleFromQuery(order, paid, source, ctx);
+      return { settlement: 'left', order };
+    }
+    if (error.code !== 'ORDERCLOSED') throw error;
+  }
+  return closeExpired(order, source, 'expired unpaid; closed with WeChat Pay', ctx);
 }
