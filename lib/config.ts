@@ -24,6 +24,8 @@ export interface AppConfig {
 type Env = Record<string, string | undefined>;
 
 const API_KEY_CACHE_SECONDS = 300;
+/** Hosts that only this machine can reach: the local stack's, where plain http is harmless. */
+const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
 
 function required(env: Env, name: string): string {
   const value = env[name]?.trim();
@@ -58,6 +60,11 @@ export function readSettings(env: Env): Omit<AppConfig, 'apiKey'> & { apiKeyPara
   const notifyUrl = checkUrl('WECHATPAY_NOTIFY_URL', required(env, 'WECHATPAY_NOTIFY_URL'));
   if (notifyUrl.includes('?')) {
     throw new ConfigError('WECHATPAY_NOTIFY_URL must not have a query string (WeChat Pay drops it)');
+  }
+  if (!notifyUrl.startsWith('https:') && !LOOPBACK_HOST.test(new URL(notifyUrl).hostname)) {
+    throw new ConfigError(
+      'WECHATPAY_NOTIFY_URL must be an https URL: over http anyone on the way could read, and replay, a genuine signed payment callback (only a local stack on this machine may use http)',
+    );
   }
   const expire = env.ORDER_EXPIRE_MINUTES?.trim() || '30';
   // WeChat Pay cannot close an order younger than 5 minutes, and time_expire must lie in the future.

@@ -28,6 +28,8 @@ describe('configuration', () => {
     ['WECHATPAY_SIGN_TYPE', { WECHATPAY_SIGN_TYPE: 'SHA1' }, 'MD5 or HMAC-SHA256'],
     ['WECHATPAY_NOTIFY_URL', { WECHATPAY_NOTIFY_URL: 'https://pay.example.com/notify?x=1' }, 'query string'],
     ['WECHATPAY_NOTIFY_URL', { WECHATPAY_NOTIFY_URL: 'pay.example.com/notify' }, 'absolute URL'],
+    ['WECHATPAY_NOTIFY_URL', { WECHATPAY_NOTIFY_URL: 'http://pay.example.com/wechatpay/notify' }, 'must be an https URL'],
+    ['WECHATPAY_NOTIFY_URL', { WECHATPAY_NOTIFY_URL: 'http://10.0.0.8/wechatpay/notify' }, 'must be an https URL'],
     ['WECHATPAY_BASE_URL', { WECHATPAY_BASE_URL: 'ftp://api.mch.weixin.qq.com' }, 'http(s)'],
     ['ORDER_EXPIRE_MINUTES', { ORDER_EXPIRE_MINUTES: '2' }, '5 to 10080'],
     ['ORDERS_TABLE', { ORDERS_TABLE: undefined }, 'ORDERS_TABLE is not set'],
@@ -35,6 +37,13 @@ describe('configuration', () => {
   ])('a malformed %s is named in the error', async (_name, change, message) => {
     await expect(loadConfig({ ...valid, ...change })).rejects.toThrow(message);
   });
+
+  it.each(['http://127.0.0.1:3000/wechatpay/notify', 'http://localhost:3000/wechatpay/notify', 'http://[::1]:3000/wechatpay/notify'])(
+    'a plain-http notify URL is allowed only on this machine (the local stack): %s',
+    async (url) => {
+      await expect(loadConfig({ ...valid, WECHATPAY_NOTIFY_URL: url })).resolves.toMatchObject({ notifyUrl: url });
+    },
+  );
 
   it('the API key never appears in a configuration error', async () => {
     const key = 'k'.repeat(31);

@@ -144,7 +144,8 @@ export class OrderStore {
   }
 
   /**
-   * Claims an idempotency key for a new order. When the key is taken, answers the order it names and
+   * Claims an idempotency key (`<caller scope>#<key>`; the scope holds no `#`, so no caller's key can
+   * reach into another's scope) for a new order. When the key is taken, answers the order it names and
    * the fingerprint of the request that took it.
    */
   async claimIdempotencyKey(

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { toBeijingTimestamp } from './time';
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -21,12 +22,12 @@ export function nonceStr(): string {
 }
 
 /**
- * A new `out_trade_no`: the UTC date (so merchants can read an order's day at a glance in their
- * bill) then 20 random characters, about 119 bits that cannot be guessed. 28 characters in all,
- * within WeChat Pay's 6 to 32 of [0-9A-Za-z_-].
+ * A new `out_trade_no`: the Beijing date (the day of `time_start` and of WeChat Pay's bills, so
+ * merchants can read an order's day at a glance) then 20 random characters, about 119 bits that
+ * cannot be guessed. 28 characters in all, within WeChat Pay's 6 to 32 of [0-9A-Za-z_-].
  */
 export function newOutTradeNo(now: Date = new Date()): string {
-  return now.toISOString().slice(0, 10).replaceAll('-', '') + randomAlphanumeric(20);
+  return toBeijingTimestamp(now).slice(0, 8) + randomAlphanumeric(20);
 }
 
 export const OUT_TRADE_NO_PATTERN = /^[0-9A-Za-z_-]{6,32}$/;

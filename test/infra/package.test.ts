@@ -301,6 +301,23 @@ describe('serverless package', () => {
     });
   });
 
+  describe('throttling', () => {
+    it('throttles every route of every deployed stage, each routed route by name', () => {
+      for (const packaged of [dev, prod]) {
+        const stage = packaged.template.Resources.HttpApiStage as Resource & { DependsOn?: string[] };
+        expect(stage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 });
+        const routes = Object.entries(packaged.template.Resources).filter(([, resource]) => resource.Type === 'AWS::ApiGatewayV2::Route');
+        expect(Object.keys(stage.Properties.RouteSettings as object).sort()).toEqual(routes.map(([, route]) => route.Properties.RouteKey).sort());
+        // Route settings name routes that CloudFormation must have made first.
+        expect([...(stage.DependsOn ?? [])].sort()).toEqual(routes.map(([id]) => id).sort());
+        for (const setting of Object.values(stage.Properties.RouteSettings as Record<string, Record<string, number>>)) {
+          expect(setting.ThrottlingRateLimit).toBeGreaterThan(0);
+          expect(setting.ThrottlingBurstLimit).toBeGreaterThanOrEqual(setting.ThrottlingRateLimit as number);
+        }
+      }
+    });
+  });
+
   describe('artifacts', () => {
     it.each(FUNCTIONS)('packages %s alone in its own zip, the AWS SDK bundled in', (name) => {
       expect(lambda(dev.template, name).Code.S3Key.endsWith(`/${name}.zip`)).toBe(true);

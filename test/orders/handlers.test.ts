@@ -268,7 +268,7 @@ describe('creating orders', () => {
     expect(conflict.status).toBe(409);
     expect(conflict.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');    // The key's record is forgotten by DynamoDB's TTL a day after the longest possible order expiry.
     const { ordersContext } = await import('../../lib/runtime');
-    const record = await (await ordersContext()).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: 'idempotency#checkout-7f3a' } }));
+    const record = await (await ordersContext()).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: 'idempotency#anonymous#checkout-7f3a' } }));
     const eightDays = 8 * 24 * 3600;
     expect(record.Item?.ttl).toBeGreaterThan(Date.now() / 1000 + eightDays - 60);
     expect(record.Item?.ttl).toBeLessThan(Date.now() / 1000 + eightDays + 60);
