@@ -1,76 +1,30 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_MERCHANT } from '../../local/test-merchant';
+import {
+  DEV,
+  ROOT,
+  SHELL_API_KEY,
+  cliEnv,
+  packageStage,
+  serverless,
+  sharedPackage,
+  type Packaged,
+  type Template,
+} from '../support/packaging';
 import { readZip } from './zip';
 
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SERVERLESS = join(ROOT, 'node_modules/.bin/serverless');
 const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
-/** Design §2 settings and AWS credentials: none may leak in from the shell running the tests. */
-const SCRUBBED = [
-  'WECHATPAY_APPID', 'WECHATPAY_MCHID', 'WECHATPAY_API_KEY', 'WECHATPAY_API_KEY_PARAM', 'WECHATPAY_SIGN_TYPE',
-  'WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'ORDERS_TABLE', 'DYNAMODB_ENDPOINT', 'ORDER_EXPIRE_MINUTES',
-  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE',
-];
-
-function cliEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
-  for (const name of SCRUBBED) delete env[name];
-  return { ...env, ...overrides };
-}
-
-async function serverless(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  try {
-    const { stdout } = await run(SERVERLESS, args, { cwd: ROOT, env, maxBuffer: 16 * 1024 * 1024 });
-    return stdout;
-  } catch (error) {
-    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
-    throw new Error(`serverless ${args.join(' ')} failed:\n${stdout}\n${stderr}`);
-  }
-}
-
-interface Resource {
-  Type: string;
-  Properties: Record<string, unknown>;
-}
-type Template = { Resources: Record<string, Resource> };
 interface Statement {
   Effect: string;
   Action: string | string[];
   Resource: unknown;
   NotAction?: unknown;
   NotResource?: unknown;
-}
-
-interface Packaged {
-  dir: string;
-  template: Template;
-  /** Everything the framework wrote as text (templates and state), to search for leaks. */
-  text: string;
-}
-
-/** Packages a stage into its own directory (so runs never share the working tree's .serverless/). */
-async function packageStage(stage: string, env: NodeJS.ProcessEnv): Promise<Packaged> {
-  const dir = mkdtempSync(join(tmpdir(), `wechatpay-${stage}-`));
-  // A bundling folder of its own: packaging deletes its folder, which must not be a running stack's.
-  const bundleFolder = `.esbuild/test-package-${stage}-${process.pid}`;
-  try {
-    await serverless(['package', '--stage', stage, '--package', dir], { ...env, ESBUILD_WORK_FOLDER: bundleFolder });
-  } finally {
-    rmSync(join(ROOT, bundleFolder), { recursive: true, force: true });
-  }
-  const read = (name: string) => readFileSync(join(dir, name), 'utf8');
-  const text = ['cloudformation-template-update-stack.json', 'serverless-state.json'].map(read).join('\n');
-  return { dir, template: JSON.parse(read('cloudformation-template-update-stack.json')) as Template, text };
 }
 
 function logicalId(name: FunctionName): string {
@@ -120,9 +74,6 @@ const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   recoverOrders: { 'dynamodb:Query': [INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
 
-// A value that must never reach a deployed template, even when set in the deploying shell.
-const SHELL_API_KEY = 'shellApiKeyThatMustNotBeDeployed0';
-
 describe('serverless package', () => {
   let dev: Packaged;
   let prod: Packaged;
@@ -132,22 +83,22 @@ describe('serverless package', () => {
       FUNCTIONS.filter((name) => !existsSync(join(ROOT, 'functions', `${name}.ts`))),
       'handlers missing',
     ).toEqual([]);
-    // One at a time: serverless-esbuild moves every run's zips through the service's .serverless/.
-    dev = await packageStage('dev', cliEnv({ WECHATPAY_API_KEY: SHELL_API_KEY }));
-    prod = await packageStage(
-      'prod',
-      cliEnv({
+    // dev is shared with the other infra tests; this prod is set through the deploying environment.
+    dev = await sharedPackage(DEV);
+    prod = await packageStage({
+      stage: 'prod',
+      env: {
         WECHATPAY_APPID: 'wx0000000000000001',
         WECHATPAY_MCHID: '1900000001',
         WECHATPAY_NOTIFY_URL: 'https://pay.example.com/wechatpay/notify',
         WECHATPAY_API_KEY_PARAM: '/payments/prod/wechatpay-key',
         ORDER_EXPIRE_MINUTES: '15',
-      }),
-    );
+      },
+    });
   }, 300_000);
 
   afterAll(() => {
-    for (const packaged of [dev, prod]) if (packaged) rmSync(packaged.dir, { recursive: true, force: true });
+    if (prod) rmSync(prod.dir, { recursive: true, force: true });
   });
 
   describe('orders table', () => {
