@@ -12,6 +12,7 @@ import {
   serverless,
   sharedPackage,
   type Packaged,
+  type Resource,
   type Template,
 } from '../support/packaging';
 import { readZip } from './zip';
