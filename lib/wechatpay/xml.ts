@@ -7,6 +7,8 @@ export const DEFAULT_MAX_XML_BYTES = 64 * 1024;
 
 export interface ParseXmlOptions {
   maxBytes?: number;
+  /** The root element's name: `xml` for WeChat Pay's documents, `root` inside a refund callback's `req_info`. */
+  rootName?: string;
 }
 
 const parser = new XMLParser({
@@ -29,10 +31,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**
  * Parses a flat WeChat Pay `<xml>` document into its fields. Refuses, with an error that says why:
  * bodies over `maxBytes`, bytes that are not UTF-8, DOCTYPE or ENTITY declarations (XXE and entity
- * expansion), malformed or truncated XML, a root other than `<xml>`, nested or repeated fields.
+ * expansion), malformed or truncated XML, a root other than `<xml>` (or `rootName`), nested or
+ * repeated fields.
  */
 export function parseXml(input: string | Uint8Array, options: ParseXmlOptions = {}): Fields {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_XML_BYTES;
+  const rootName = options.rootName ?? 'xml';
   const size = typeof input === 'string' ? Buffer.byteLength(input, 'utf8') : input.byteLength;
   if (size > maxBytes) {
     throw new XmlFormatError(`XML body of ${size} bytes is over the ${maxBytes}-byte limit`);
@@ -58,26 +62,26 @@ export function parseXml(input: string | Uint8Array, options: ParseXmlOptions = 
     throw new XmlFormatError('XML is malformed', cause);
   }
   const roots = Object.keys(document);
-  if (roots.length !== 1 || roots[0] !== 'xml') {
-    throw new XmlFormatError(`XML root must be a single <xml> element, found <${roots.join('>, <')}>`);
+  if (roots.length !== 1 || roots[0] !== rootName) {
+    throw new XmlFormatError(`XML root must be a single <${rootName}> element, found <${roots.join('>, <')}>`);
   }
   // A document cut short is the malformation that matters in practice; it is caught here without a
   // separate validation pass (which would cost the callback path a quarter of its time). Anything
   // else malformed either fails the structure checks below or reads as fields whose signature then
   // fails: WeChat Pay signs only well-formed documents.
-  if (!text.trimEnd().endsWith('</xml>')) {
-    throw new XmlFormatError('XML is malformed: it does not end with </xml> (truncated?)');
+  if (!text.trimEnd().endsWith(`</${rootName}>`)) {
+    throw new XmlFormatError(`XML is malformed: it does not end with </${rootName}> (truncated?)`);
   }
-  const root = document.xml;
+  const root = document[rootName];
   if (root === '') return {};
   if (typeof root !== 'object' || root === null) {
-    throw new XmlFormatError('XML root <xml> must hold fields, not text');
+    throw new XmlFormatError(`XML root <${rootName}> must hold fields, not text`);
   }
   const fields: Fields = {};
   for (const [name, value] of Object.entries(root as Record<string, unknown>)) {
     if (name === '#text') {
       if (typeof value === 'string' && value.trim() === '') continue;
-      throw new XmlFormatError('XML root <xml> holds text beside its fields');
+      throw new XmlFormatError(`XML root <${rootName}> holds text beside its fields`);
     }
     if (Array.isArray(value)) throw new XmlFormatError(`XML field <${name}> appears more than once`);
     if (typeof value !== 'string') {

@@ -1,8 +1,10 @@
 /**
- * `wxpay`: signs and checks WeChat Pay v2 documents, to find out why a signature does not match.
+ * `wxpay`: signs and checks WeChat Pay v2 documents, to find out why a signature does not match;
+ * `wxpay cert` converts the merchant's API certificate (cert.ts).
  * `runWxpay` is the whole tool without process I/O; `main` wires it to the terminal.
  */
 import { parseArgs } from 'node:util';
+import { runCert } from './cert';
 import { XmlFormatError } from '../../lib/wechatpay/errors';
 import {
   explainStringToSign,
@@ -18,10 +20,12 @@ import { parseXml } from '../../lib/wechatpay/xml';
 export const USAGE = `Usage:
   wxpay sign   --key KEY [--sign-type MD5|HMAC-SHA256] [--explain] < document
   wxpay verify --key KEY [--sign-type MD5|HMAC-SHA256] [--explain] < document
+  wxpay cert   --p12 apiclient_cert.p12 --mch-id MCH_ID [--out client.pem] [--put-ssm NAME]
 
 The document on standard input is a WeChat Pay v2 <xml> document or a JSON object of strings.
   sign     prints the signature of the document's fields (any sign field is left out).
   verify   prints "valid" (exit 0) or "invalid: <why>" (exit 1).
+  cert     converts WeChat Pay's .p12 certificate into a PEM (wxpay cert --help says more).
 Without --sign-type the document's sign_type is used, else MD5.
 --explain also prints the exact string that was signed, with the key masked.
 Exit status 2 means the command line or the document could not be used.`;
@@ -176,7 +180,10 @@ async function readStdin(): Promise<Uint8Array> {
 /** Runs the tool on this process's arguments and standard streams; returns the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
   const wantsHelp = argv.includes('--help') || argv.includes('-h');
-  const result = runWxpay(argv, wantsHelp ? new Uint8Array() : await readStdin());
+  const result =
+    argv[0] === 'cert'
+      ? runCert(argv.slice(1), { stdoutIsTTY: process.stdout.isTTY === true, now: new Date() })
+      : runWxpay(argv, wantsHelp ? new Uint8Array() : await readStdin());
   process.stdout.write(result.stdout);
   process.stderr.write(result.stderr);
   return result.exitCode;
