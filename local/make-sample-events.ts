@@ -92,7 +92,7 @@ function createOrderEvent() {
       totalFee: 1,
       description: 'Sample shop-Latte (large)',
       openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
-      attach: 'table=12',
+      attach: 'table 12',
       idempotencyKey: 'cart-7f3c2a91-checkout-1',
     }),
   });

@@ -1,0 +1,41 @@
+/**
+ * The events in events/ are what `serverless invoke local -f NAME -p events/NAME.json` feeds the
+ * handlers: each must still be a request the handler accepts, whatever the contract became.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiEvent } from '../../lib/http/api';
+import { parseXml } from '../../lib/wechatpay/xml';
+import { startTestStack, type TestStack } from '../support/stack';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+function sample(name: string): ApiEvent {
+  return JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), 'utf8')) as ApiEvent;
+}
+
+describe('sample events', () => {
+  it('createOrder: the sample request creates an order', async () => {
+    const { handler } = await import('../../functions/createOrder');
+    const result = await handler(sample('createOrder'));
+    expect(result.statusCode, String(result.body)).toBe(201);
+  });
+
+  it('queryOrder: the sample asks for an order that does not exist here: 404', async () => {
+    const { handler } = await import('../../functions/queryOrder');
+    expect((await handler(sample('queryOrder'))).statusCode).toBe(404);
+  });
+
+  it('notify: the sample callback verifies and is refused only because its order is not here', async () => {
+    const { handler } = await import('../../functions/notify');
+    const reply = parseXml((await handler(sample('notify'))).body as string);
+    expect(reply).toMatchObject({ return_code: 'FAIL' });
+    expect(reply.return_msg).toMatch(/^no order /);
+  });
+});
