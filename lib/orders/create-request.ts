@@ -1,33 +1,10 @@
 import * as v from 'valibot';
 import { TRADE_TYPES, type TradeType } from './model';
+import { parseBody, requiredWechatText, wechatText } from '../validation';
 import { InvalidOrderRequestError } from './errors';
 
-// WeChat Pay carries only the 1-to-3-byte part of UTF-8: no emoji or other astral characters.
-const ASTRAL_OR_LONE_SURROGATE = /[\uD800-\uDFFF]/;
-// XML cannot carry C0 controls or the non-characters U+FFFE and U+FFFF (and CR, tab and newline
-// would arrive changed and break the signature).
-// eslint-disable-next-line no-control-regex
-const UNCARRIABLE = /[\u0000-\u001F\u007F\uFFFE\uFFFF]/;
 // The v2 string to sign escapes nothing: a value WeChat Pay echoes back must hold no field boundary.
 const FIELD_BOUNDARY = /[&=]/;
-
-/**
- * Text that reaches WeChat Pay: refused here, before anything is stored, for whatever the XML
- * builder or WeChat Pay would refuse later.
- */
-function wechatText(maxChars: number) {
-  return v.pipe(
-    v.string(),
-    v.check((s) => !ASTRAL_OR_LONE_SURROGATE.test(s), 'must not contain emoji or other characters WeChat Pay cannot carry (4-byte UTF-8)'),
-    v.check((s) => !UNCARRIABLE.test(s), 'must not contain control characters or U+FFFE/U+FFFF'),
-    v.check((s) => s.trim() === s, 'must not start or end with white space (it breaks signatures)'),
-    v.maxLength(maxChars, `must be at most ${maxChars} characters`),
-  );
-}
-
-function requiredText(maxChars: number) {
-  return v.pipe(wechatText(maxChars), v.minLength(1, 'must not be empty'));
-}
 
 const appIdentifier = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1 to 128 characters of [A-Za-z0-9._-]'));
 
@@ -42,17 +19,17 @@ const sceneInfo = v.pipe(
           v.strictObject(
             {
               type: v.literal('Wap'),
-              wap_url: v.pipe(requiredText(200), v.regex(/^https?:\/\/[^\s]+$/, 'must be the http(s) URL of the paying site')),
-              wap_name: requiredText(64),
+              wap_url: v.pipe(requiredWechatText(200), v.regex(/^https?:\/\/[^\s]+$/, 'must be the http(s) URL of the paying site')),
+              wap_name: requiredWechatText(64),
             },
             'is not a field of a Wap h5_info (type, wap_url, wap_name)',
           ),
           v.strictObject(
-            { type: v.literal('IOS'), app_name: requiredText(64), bundle_id: appIdentifier },
+            { type: v.literal('IOS'), app_name: requiredWechatText(64), bundle_id: appIdentifier },
             'is not a field of an IOS h5_info (type, app_name, bundle_id)',
           ),
           v.strictObject(
-            { type: v.literal('Android'), app_name: requiredText(64), package_name: appIdentifier },
+            { type: v.literal('Android'), app_name: requiredWechatText(64), package_name: appIdentifier },
             'is not a field of an Android h5_info (type, app_name, package_name)',
           ),
         ],
@@ -76,7 +53,7 @@ const CreateOrderBody = v.strictObject(
       v.minValue(1, 'must be at least 1 fen'),
       v.maxValue(100_000_000, 'must be at most 100000000 fen'),
     ),
-    description: requiredText(128),
+    description: requiredWechatText(128),
     openid: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a WeChat openid ([A-Za-z0-9_-], up to 128)'))),
     productId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1 to 32 characters of [A-Za-z0-9_-]'))),
     attach: v.optional(
@@ -114,11 +91,6 @@ export interface CreateOrderRequest {
   clientIp: string;
 }
 
-function describePath(issue: v.BaseIssue<unknown>): string | undefined {
-  const path = issue.path?.map((item) => String(item.key)).join('.');
-  return path || undefined;
-}
-
 /**
  * Validates a create-order body. `verifiedOpenid` (from an authorizer claim) wins over the body's.
  * Throws InvalidOrderRequestError naming the first wrong field.
@@ -127,21 +99,7 @@ export function parseCreateOrderRequest(
   body: unknown,
   context: { clientIp: string; verifiedOpenid?: string },
 ): CreateOrderRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new InvalidOrderRequestError('the body must be a JSON object');
-  }
-  const result = v.safeParse(CreateOrderBody, body);
-  if (!result.success) {
-    const issue = result.issues[0];
-    const field = describePath(issue);
-    const missing = issue.input === undefined && issue.kind === 'schema';
-    if (!missing && issue.type === 'strict_object' && field) {
-      throw new InvalidOrderRequestError(`unknown field "${field}"`, field);
-    }
-    const message = missing ? 'is required' : issue.message;
-    throw new InvalidOrderRequestError(field ? `${field} ${message}` : message, field);
-  }
-  const input = result.output;
+  const input = parseBody(CreateOrderBody, body, (message, field) => new InvalidOrderRequestError(message, field));
   const openid = context.verifiedOpenid ?? input.openid;
   if (input.tradeType === 'JSAPI' && !openid) {
     throw new InvalidOrderRequestError('openid is required for JSAPI (the payer\'s openid under this app id)', 'openid');
