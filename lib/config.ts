@@ -118,3 +118,35 @@ export async function loadConfig(env: Env = process.env): Promise<AppConfig> {
     : checkApiKey(required(env, 'WECHATPAY_API_KEY'), 'WECHATPAY_API_KEY');
   return { ...settings, apiKey };
 }
+
+const MERCHANT_TOKEN = /^[\x21-\x2B\x2D-\x7E]{16,256}$/;
+
+function checkMerchantTokens(text: string, source: string): string[] {
+  const tokens = text.split(',').map((token) => token.trim()).filter((token) => token !== '');
+  if (tokens.length === 0) throw new ConfigError(`${source} holds no merchant API token`);
+  // Never quote a token: name its position only.
+  tokens.forEach((token, i) => {
+    if (!MERCHANT_TOKEN.test(token)) {
+      throw new ConfigError(`merchant API token ${i + 1} in ${source} must be 16 to 256 visible ASCII characters without commas`);
+    }
+  });
+  return tokens;
+}
+
+/**
+ * The bearer tokens of the merchant's server, from the SSM SecureString named by
+ * MERCHANT_API_TOKENS_PARAM (comma-separated: two while rotating; cached per container for five
+ * minutes, so a rotation reaches every container within that time), else MERCHANT_API_TOKEN (local).
+ */
+export async function loadMerchantTokens(env: Env = process.env): Promise<string[]> {
+  const parameterName = env.MERCHANT_API_TOKENS_PARAM?.trim();
+  if (!parameterName) return checkMerchantTokens(required(env, 'MERCHANT_API_TOKEN'), 'MERCHANT_API_TOKEN');
+  const { getParameter } = await import('@aws-lambda-powertools/parameters/ssm');
+  let value: string | undefined;
+  try {
+    value = await getParameter(parameterName, { decrypt: true, maxAge: API_KEY_CACHE_SECONDS });
+  } catch (cause) {
+    throw new ConfigError(`could not read the merchant API tokens parameter ${parameterName}`, { cause });
+  }
+  return checkMerchantTokens(value ?? '', `parameter ${parameterName}`);
+}

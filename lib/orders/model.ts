@@ -80,3 +80,11 @@ export function toView(order: Order): OrderView {
   if (order.transactionId) view.transactionId = order.transactionId;
   return view;
 }
+
+/** One line of an order made from the catalog, at the price it was sold at. */
+export interface OrderLine {
+  sku: string;
+  name: string;
+  quantity: number;
+  unitPriceFen: number;
+}
