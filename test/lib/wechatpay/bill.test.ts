@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BILL_LAYOUTS,
   feeYuanToFen,
@@ -14,6 +14,10 @@ import {
   type BillRow,
 } from '../../../lib/wechatpay/bill';
 import { paymentRow, refundRow, summarize, wechatPayFeeFen, writeBill } from '../../../lib/wechatpay/bill-testing';
+import { downloadBill } from '../../../lib/wechatpay/download-bill';
+import { toBeijingTimestamp } from '../../../lib/wechatpay/time';
+import type { RunningEmulator } from '../../../emulator/server';
+import { call, control, MERCHANT, orderFields, startTestEmulator } from '../../emulator/helpers';
 
 /**
  * A bill downloaded from WeChat Pay (anonymised ids): TheNorthMemory/wechatpay-axios-plugin
@@ -585,5 +589,62 @@ describe('hostile bills are refused with a reason, never a throw', () => {
     expect(() => writeBill([{ ...row, attach: 'a\nb' }])).toThrow(/商户数据包/);
     expect(() => writeBill([{ ...row, totalFeeFen: -1 }])).toThrow(/订单金额/);
     expect(() => writeBill([{ ...row, totalFeeFen: 1.5 }])).toThrow(/订单金额/);
+  });
+});
+
+// --------------------------------------------------------------------------------------------
+// The emulator's bills
+
+describe('the emulator\'s bills', () => {
+  let emulator: RunningEmulator;
+  beforeAll(async () => {
+    emulator = await startTestEmulator();
+  });
+  afterAll(() => emulator.close());
+
+  const yesterday = () => toBeijingTimestamp(new Date(Date.now() - 24 * 60 * 60 * 1000)).slice(0, 8);
+  /** What unifiedorder and a bill both carry: no 4-byte characters, no controls, no ",`". */
+  const BODY = fc
+    .string({ unit: 'grapheme', minLength: 1, maxLength: 20 })
+    // eslint-disable-next-line no-control-regex
+    .filter((text) => !/[\u{10000}-\u{10FFFF}\u0000-\u001F\u007F\uFFFE\uFFFF]/u.test(text) && !text.includes(',`') && text.trim() !== '');
+  const ORDER = fc.record({
+    totalFee: fc.integer({ min: 1, max: 9_999_999_999 }),
+    body: BODY,
+    attach: fc.option(fc.stringMatching(/^[0-9A-Za-z ._-]{1,20}$/), { nil: undefined }),
+    seconds: fc.integer({ min: 0, max: 86_399 }),
+    paid: fc.constantFrom('yesterday', 'today', 'never'),
+  });
+
+  it('any orders paid yesterday → the emulator\'s bill → reader → exactly those orders, amounts and fees', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(ORDER, { maxLength: 6 }), fc.boolean(), async (orders, gzip) => {
+        await control(emulator, 'POST', '/__sim/reset');
+        type Line = [outTradeNo: string, totalFeeFen: number, transactionId: string, productName: string, tradeTime: string, feeFen: number];
+        const expected: Line[] = [];
+        for (const order of orders) {
+          const fields = orderFields({ total_fee: String(order.totalFee), body: order.body, attach: order.attach });
+          expect((await call(emulator, 'unifiedorder', fields)).fields.result_code).toBe('SUCCESS');
+          if (order.paid === 'never') continue;
+          const clock = new Date(order.seconds * 1000).toISOString().slice(11, 19).replaceAll(':', '');
+          const timeEnd = order.paid === 'yesterday' ? `${yesterday()}${clock}` : undefined;
+          const paid = await control(emulator, 'POST', '/__sim/pay', { out_trade_no: fields.out_trade_no, time_end: timeEnd });
+          if (order.paid !== 'yesterday') continue;
+          const time = `${yesterday().replace(/^(\d{4})(\d{2})(\d{2})$/, '$1-$2-$3')} ${clock.replace(/^(\d{2})(\d{2})(\d{2})$/, '$1:$2:$3')}`;
+          expected.push([fields.out_trade_no ?? '', order.totalFee, String(paid.json.transaction_id), order.body, time, wechatPayFeeFen(order.totalFee)]);
+        }
+        const result = await downloadBill({ ...MERCHANT, baseUrl: emulator.url }, { billDate: yesterday(), gzip });
+        if (expected.length === 0) {
+          expect(result).toMatchObject({ ok: false, reason: 'NO_BILL' });
+          return;
+        }
+        const bill = expectOk(result);
+        const byNo = (a: Line, b: Line) => a[0].localeCompare(b[0]);
+        expect(bill.rows.map((row): Line => [row.outTradeNo, row.totalFeeFen, row.transactionId, row.productName, row.tradeTime, row.feeFen]).sort(byNo)).toEqual(expected.sort(byNo));
+        expect(bill.rows.every((row) => row.kind === 'payment' && row.rate === '0.60%')).toBe(true);
+        expect(bill.summary.totalFeeFen).toBe(expected.reduce((sum, row) => sum + row[1], 0));
+      }),
+      { numRuns: 12 },
+    );
   });
 });
