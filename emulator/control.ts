@@ -1,3 +1,4 @@
+import { fromBeijingTimestamp } from '../lib/wechatpay/time';
 import { orderView, payOrder } from './orders';
 import type { Notifier } from './notifier';
 import { emptyState, ENDPOINT_NAMES } from './state';
@@ -70,11 +71,14 @@ function pay(ctx: ControlContext, input: Record<string, unknown>): ControlAnswer
   if (typeof outTradeNo !== 'string' || outTradeNo === '') {
     return error(400, 'INVALID_REQUEST', 'out_trade_no (a string) is required');
   }
+  // Optional time_end (yyyyMMddHHmmss, Beijing, not in the future): pay "yesterday" for bill tests.
+  const paidAt = input.time_end === undefined ? new Date() : paidAtOf(input.time_end);
+  if (!paidAt) return error(400, 'INVALID_REQUEST', 'time_end must be yyyyMMddHHmmss, Beijing time, not in the future');
   const order = ctx.state.orders.get(outTradeNo);
   if (!order) return error(404, 'ORDER_NOT_FOUND', `no order ${outTradeNo}`);
   if (order.state === 'SUCCESS') return error(409, 'ORDER_PAID', `order ${outTradeNo} is already paid`);
   if (order.state === 'CLOSED') return error(409, 'ORDER_CLOSED', `order ${outTradeNo} is closed and cannot be paid`);
-  payOrder(ctx.state, order, new Date());
+  payOrder(ctx.state, order, paidAt);
   ctx.notifier.start(order);
   return {
     status: 200,
@@ -85,6 +89,11 @@ function pay(ctx: ControlContext, input: Record<string, unknown>): ControlAnswer
       time_end: order.timeEnd,
     },
   };
+}
+
+function paidAtOf(timeEnd: unknown): Date | undefined {
+  const at = typeof timeEnd === 'string' ? fromBeijingTimestamp(timeEnd) : undefined;
+  return at && at.getTime() <= Date.now() ? at : undefined;
 }
 
 const MAX_DELAY_MS = 10 * 60 * 1000;

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { answerApiCall } from './api';
 import type { ApiContext, EmulatorLog } from './api';
 import { answerControlCall } from './control';
+import { answerDownloadBill, DOWNLOADBILL_PATH } from './bill';
 import { listen, readBody } from './http-server';
 import { answerScanPage } from './scan-page';
 import { DEFAULT_NOTIFY_TIMEOUT_MS, Notifier } from './notifier';
@@ -71,6 +72,13 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     const body = await readBody(request, MAX_BODY_BYTES);
     if (body === undefined) {
       sendJson(response, 413, { error: { code: 'BODY_TOO_LARGE', message: `over ${MAX_BODY_BYTES} bytes` } });
+      return;
+    }
+    // The trade bill answers bill text (or gzip), not XML: emulator/bill.ts answers it whole.
+    if (path === DOWNLOADBILL_PATH) {
+      const bill = answerDownloadBill(api, method, body);
+      if (state.faults.delayMs > 0) await sleep(state.faults.delayMs);
+      response.writeHead(bill.status, bill.headers).end(bill.body);
       return;
     }
     const endpoint = ENDPOINT_PATHS[path as keyof typeof ENDPOINT_PATHS];
