@@ -1,6 +1,7 @@
 import { fromBeijingTimestamp } from '../lib/wechatpay/time';
 import { orderView, payOrder } from './orders';
 import type { Notifier } from './notifier';
+import type { PlatformEmulator } from './platform';
 import { emptyState, ENDPOINT_NAMES } from './state';
 import type { EmulatorState, EndpointName, Faults } from './state';
 
@@ -13,6 +14,8 @@ export interface ControlAnswer {
 export interface ControlContext {
   state: EmulatorState;
   notifier: Notifier;
+  /** WeChat's platform API: its `platformErrors` fault, and forgotten on reset. */
+  platform?: PlatformEmulator;
 }
 
 function error(status: number, code: string, message: string, extra: Record<string, unknown> = {}): ControlAnswer {
@@ -42,7 +45,7 @@ export function answerControlCall(
     default: {
       const input = parseJson(body);
       if (input === undefined) return error(400, 'INVALID_JSON', 'the body must be a JSON object');
-      return route === '/__sim/pay' ? pay(ctx, input) : setFaults(ctx.state, input);
+      return route === '/__sim/pay' ? pay(ctx, input) : setFaults(ctx.state, input, ctx.platform);
     }
   }
 }
@@ -106,8 +109,8 @@ function isCount(value: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): value 
  * Merges the given faults into the current ones (every key optional); all are checked before any
  * is applied, so a bad request changes nothing. Answers the fault state now in force.
  */
-function setFaults(state: EmulatorState, input: Record<string, unknown>): ControlAnswer {
-  const known = ['dropNotifies', 'duplicateNotifies', 'systemError', 'delayMs'];
+function setFaults(state: EmulatorState, input: Record<string, unknown>, platform?: PlatformEmulator): ControlAnswer {
+  const known = ['dropNotifies', 'duplicateNotifies', 'systemError', 'delayMs', ...(platform ? ['platformErrors'] : [])];
   const unknown = Object.keys(input).filter((key) => !known.includes(key));
   if (unknown.length > 0) return error(400, 'INVALID_FAULT', `unknown fault ${unknown.join(', ')}`);
   const { dropNotifies, duplicateNotifies, systemError, delayMs } = input;
@@ -132,16 +135,21 @@ function setFaults(state: EmulatorState, input: Record<string, unknown>): Contro
       systemErrors[endpoint as EndpointName] = count;
     }
   }
+  // WeChat's platform API: the next calls of an endpoint answer the given errcodes (emulator/platform.ts).
+  const platformErrors = input.platformErrors === undefined ? undefined : platform?.checkErrors(input.platformErrors);
+  if (platformErrors && 'error' in platformErrors) return error(400, 'INVALID_FAULT', platformErrors.error);
+  platformErrors?.apply();
   const { faults } = state;
   if (dropNotifies !== undefined) faults.dropNotifies = dropNotifies;
   if (duplicateNotifies !== undefined) faults.duplicateNotifies = duplicateNotifies;
   if (delayMs !== undefined) faults.delayMs = delayMs;
   Object.assign(faults.systemError, systemErrors);
-  return { status: 200, body: faults };
+  return { status: 200, body: platformErrors ? { ...faults, platformErrors: platform?.errorQueues() } : faults };
 }
 
 /** Forgets every order, call and fault, and cancels every pending callback. */
 function reset(ctx: ControlContext): void {
   ctx.notifier.stop();
   Object.assign(ctx.state, emptyState());
+  ctx.platform?.reset();
 }

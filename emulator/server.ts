@@ -9,6 +9,8 @@ import { listen, readBody } from './http-server';
 import { answerScanPage } from './scan-page';
 import { DEFAULT_NOTIFY_TIMEOUT_MS, Notifier } from './notifier';
 import { emptyState, ENDPOINT_PATHS } from './state';
+import { PlatformEmulator, type EmulatorApp } from './platform';
+import { localApps } from '../local/test-apps';
 
 export type { EmulatorLog } from './api';
 
@@ -30,6 +32,11 @@ export interface EmulatorOptions {
   notifyTimeoutMs?: number;
   /** Receives one structured entry per event. Default: a JSON line on standard output. */
   log?: EmulatorLog;
+  /**
+   * The merchant's apps as WeChat's platform API knows them (login, access_token, jsapi_ticket).
+   * Default: the merchant's app (an official account) with the local secret, and a local mini-program.
+   */
+  apps?: EmulatorApp[];
 }
 
 export interface RunningEmulator {
@@ -65,6 +72,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     log,
   });
   const api: ApiContext = { merchant, state, timeScale, log };
+  const platform = new PlatformEmulator({ apps: options.apps ?? localApps(appId), timeScale, log });
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://emulator').pathname;
@@ -90,12 +98,19 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       response.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' }).end(xml);
       return;
     }
+    // WeChat's platform API (/sns/..., /cgi-bin/...) and its control calls: emulator/platform.ts.
+    const platformAnswer = platform.answer(method, request.url ?? '/', body);
+    if (platformAnswer) {
+      if (platformAnswer.api && state.faults.delayMs > 0) await sleep(state.faults.delayMs);
+      sendJson(response, platformAnswer.status, platformAnswer.body);
+      return;
+    }
     const page = answerScanPage({ state, merchant }, method, request.url ?? '/');
     if (page) {
       response.writeHead(page.status, page.headers).end(method === 'HEAD' ? undefined : page.body);
       return;
     }
-    const control = answerControlCall({ state, notifier }, method, path, body.toString('utf8'));
+    const control = answerControlCall({ state, notifier, platform }, method, path, body.toString('utf8'));
     if (control) sendJson(response, control.status, control.body);
     else sendJson(response, 404, { error: { code: 'NOT_FOUND', message: `no route ${method} ${path}` } });
   }
