@@ -14,7 +14,8 @@ import { TEST_MERCHANT } from './test-merchant';
 /**
  * The local stack (`npm start`): DynamoDB (dynalite, in memory), the WeChat Pay emulator and the API
  * under `serverless offline --stage local`, whose scheduler also runs the recovery function at the
- * rate serverless.yml gives it. Design §2 settings set in the environment win over these defaults.
+ * rate serverless.yml gives it. Settings of the README's Configuration table set in the environment
+ * win over these defaults.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

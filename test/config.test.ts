@@ -12,7 +12,7 @@ const valid = {
 };
 
 describe('configuration', () => {
-  it('reads the defaults of design section 2', async () => {
+  it('reads the defaults of the README\'s configuration table', async () => {
     const config = await loadConfig(valid);
     expect(config).toMatchObject({
       signType: 'HMAC-SHA256',

@@ -3,7 +3,7 @@ import type { TradeType, UnifiedOrderParams } from '../wechatpay/client';
 
 export { TRADE_TYPES, type TradeType } from '../wechatpay/client';
 
-/** PENDING → PAID | CLOSED | FAILED (design section 4). PAID is terminal. */
+/** PENDING → PAID | CLOSED | FAILED (README: Order lifecycle). PAID is terminal. */
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED';
 
 /** Which path learned of a payment first. */

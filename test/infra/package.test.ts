@@ -15,7 +15,7 @@ const SERVERLESS = join(ROOT, 'node_modules/.bin/serverless');
 const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
-/** Design §2 settings and AWS credentials: none may leak in from the shell running the tests. */
+/** The README's configuration settings and AWS credentials: none may leak in from the shell running the tests. */
 const SCRUBBED = [
   'WECHATPAY_APPID', 'WECHATPAY_MCHID', 'WECHATPAY_API_KEY', 'WECHATPAY_API_KEY_PARAM', 'WECHATPAY_SIGN_TYPE',
   'WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'ORDERS_TABLE', 'DYNAMODB_ENDPOINT', 'ORDER_EXPIRE_MINUTES',
@@ -249,7 +249,7 @@ describe('serverless package', () => {
       expect(JSON.stringify(dev.template)).not.toContain(TEST_MERCHANT.apiKey);
     });
 
-    it('sets the design §2 defaults, the notify URL from the HTTP API endpoint', () => {
+    it('sets the configuration defaults, the notify URL from the HTTP API endpoint', () => {
       expect(lambda(dev.template, 'createOrder').Environment.Variables).toEqual({
         WECHATPAY_APPID: '',
         WECHATPAY_MCHID: '',
