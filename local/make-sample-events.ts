@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sign } from '../lib/wechatpay/sign';
 import { buildXml } from '../lib/wechatpay/xml';
-import { TEST_MERCHANT } from './test-merchant';
+import { TEST_MERCHANT } from '../emulator/test-merchant';
 
 /**
  * Writes the sample events in events/ for `serverless invoke local -f NAME -p events/NAME.json

@@ -9,7 +9,7 @@ import { startEmulator, type RunningEmulator } from '../emulator/server';
 import { serveDemo, type RunningDemo } from '../demo/server';
 import { startDynaliteServer, type RunningDynalite } from './dynalite';
 import { createOrdersTable } from './orders-table';
-import { TEST_MERCHANT } from './test-merchant';
+import { TEST_MERCHANT } from '../emulator/test-merchant';
 
 /**
  * The local stack (`npm start`): DynamoDB (dynalite, in memory), the WeChat Pay emulator and the API

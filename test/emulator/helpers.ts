@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { nonceStr } from '../../lib/wechatpay/ids';
 import { signFields } from '../../lib/wechatpay/sign';
 import type { Fields, SignableFields, SignType } from '../../lib/wechatpay/sign';

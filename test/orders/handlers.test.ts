@@ -5,7 +5,7 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { handler as createOrder } from '../../functions/createOrder';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as notify } from '../../functions/notify';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { signedNotification } from '../../lib/wechatpay/notification';
 import { parseXml } from '../../lib/wechatpay/xml';
 import { apiEvent, eventually, startTestStack, type TestStack } from '../support/stack';

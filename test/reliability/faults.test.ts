@@ -8,7 +8,7 @@ import { followOrder, QUERY_INTERVAL_MS } from '../../lib/orders/query';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { ordersContext } from '../../lib/runtime';
 import { createWechatPayClient } from '../../lib/wechatpay/client';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { eventually, startTestStack, type TestStack } from '../support/stack';
 import {
   callback,

@@ -5,7 +5,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handler as createOrderHandler } from '../../functions/createOrder';
 import { handler as queryOrderHandler } from '../../functions/queryOrder';
 import { handler as notifyHandler } from '../../functions/notify';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { signedNotification } from '../../lib/wechatpay/notification';
 import type { SignType } from '../../lib/wechatpay/sign';
 import { parseXml } from '../../lib/wechatpay/xml';

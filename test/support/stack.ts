@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import type { ApiEvent } from '../../lib/http/api';
 import { handler as notify } from '../../functions/notify';
 import { createOrdersTable, startDynalite } from './dynalite';

@@ -12,7 +12,7 @@ import {
 } from '../../lib/wechatpay/errors';
 import { sign, verifySignature, type Fields, type SignType } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;
 

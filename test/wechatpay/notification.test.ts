@@ -9,7 +9,7 @@ import {
 } from '../../lib/wechatpay/notification';
 import { sign, type Fields, type SignType } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;
 const merchant: VerifyNotificationOptions = { apiKey, appId, mchId };
