@@ -1,6 +1,6 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import type { ApiEvent } from '../../lib/http/api';
@@ -28,12 +28,6 @@ export interface SimOrder {
   total_fee: string;
   calls: Array<{ endpoint: string; at: string; return_code: string; result_code?: string; err_code?: string }>;
   notifications: Array<{ at: string; status: number | string; return_code?: string }>;
-}
-
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
-  });
 }
 
 /** An API Gateway HTTP API (payload 2.0) event, as the real one carries it. */
@@ -83,20 +77,15 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
   await createOrdersTable(db.endpoint, table);
   const emulator = await startEmulator({ ...TEST_MERCHANT, port: 0, timeScale: options.timeScale ?? 0.001, log: () => {} });
   const notifyServer = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      void (async () => {
-        const result = await notify(
-          apiEvent({ method: 'POST', path: '/wechatpay/notify', body: Buffer.concat(chunks).toString('utf8'), base64: true, contentType: 'text/xml' }),
-        );
-        res.writeHead(result.statusCode ?? 200, { 'content-type': 'text/xml' });
-        res.end(result.body);
-      })();
-    });
+    void (async () => {
+      const body = (await readBody(req)) as Buffer;
+      const result = await notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: body.toString('utf8'), base64: true, contentType: 'text/xml' }));
+      res.writeHead(result.statusCode ?? 200, { 'content-type': 'text/xml' });
+      res.end(result.body);
+    })();
   });
-  const notifyBase = await listen(notifyServer);
-  const notifyUrl = `${notifyBase}/wechatpay/notify`;
+  const notifyListening = await listen(notifyServer);
+  const notifyUrl = `${notifyListening.origin}/wechatpay/notify`;
   Object.assign(process.env, {
     WECHATPAY_APPID: TEST_MERCHANT.appId,
     WECHATPAY_MCHID: TEST_MERCHANT.mchId,
@@ -125,7 +114,7 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     },
     close: async () => {
       await emulator.close();
-      await new Promise((resolve) => notifyServer.close(resolve));
+      await notifyListening.close();
       await db.close();
     },
   };

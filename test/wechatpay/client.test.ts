@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { listen, readBody, type Listening } from '../../emulator/http-server';
 import { createWechatPayClient, type UnifiedOrderParams, type WechatPayClientOptions } from '../../lib/wechatpay/client';
 import {
   WechatPayBusinessError,
@@ -36,10 +36,8 @@ class ScriptedWechatPay {
   private script: Array<(request: Received) => Reply> = [];
   private timers = new Set<NodeJS.Timeout>();
   private server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
+    void readBody(req).then((body) => {
+      const raw = body as Buffer;
       const request = { path: req.url ?? '', raw, fields: parseXml(raw) };
       this.received.push(request);
       const next = this.script.shift();
@@ -62,10 +60,11 @@ class ScriptedWechatPay {
   });
 
   url = '';
+  private listening?: Listening;
 
   async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.listening = await listen(this.server);
+    this.url = this.listening.origin;
   }
 
   then(...replies: Array<Reply | ((request: Received) => Reply)>): this {
@@ -75,8 +74,7 @@ class ScriptedWechatPay {
 
   async close(): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer);
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listening?.close();
   }
 }
 
