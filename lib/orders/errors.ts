@@ -47,3 +47,11 @@ export class PaymentProviderError extends OrderError {
     super(code, message, { cause });
   }
 }
+
+/** A DynamoDB call failed for a reason other than a condition: the caller answers so it is retried. */
+export class OrderStoreError extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'OrderStoreError';
+  }
+}

@@ -80,3 +80,28 @@ export function toView(order: Order): OrderView {
   if (order.transactionId) view.transactionId = order.transactionId;
   return view;
 }
+
+/** What one path (callback, query, recovery) learned of a payment, to be recorded against its order. */
+export interface PaymentReport {
+  outTradeNo: string;
+  transactionId: string;
+  totalFee: number;
+  paidAt: string;
+  source: PaymentSource;
+  /** For a callback: the sign type it was verified with, which must be the order's. */
+  signType?: SignType;
+}
+
+/** What recording a payment did. */
+export type PaymentOutcome =
+  /** This report made the order PAID. */
+  | { outcome: 'PAID'; order: Order }
+  /** Already PAID with this transaction: nothing to do. */
+  | { outcome: 'ALREADY_PAID'; order: Order }
+  /** Money arrived for an order that was CLOSED/FAILED, or a second transaction: recorded, flagged. */
+  | { outcome: 'FLAGGED'; order: Order; flag: ReviewFlag }
+  /** The amount differs from the order's: flagged for review, never marked paid. */
+  | { outcome: 'AMOUNT_MISMATCH'; order: Order; flag: ReviewFlag }
+  /** Signed with another sign type than the order was made with: refused. */
+  | { outcome: 'SIGN_TYPE_MISMATCH'; order: Order }
+  | { outcome: 'UNKNOWN_ORDER' };
