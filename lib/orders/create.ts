@@ -144,7 +144,7 @@ export async function createOrder(request: CreateOrderRequest, ctx: OrdersContex
   let outTradeNo = newOutTradeNo(ctx.now());
   if (request.idempotencyKey) {
     const claim = await ctx.store.claimIdempotencyKey(request.idempotencyKey, outTradeNo, fingerprint(request), ctx.now().toISOString());
-    if (!claim.claimed) {
+    if (!claim.ok) {
       if (claim.fingerprint !== fingerprint(request)) {
         throw new OrderConflictError(
           'IDEMPOTENCY_KEY_REUSED',

@@ -7,6 +7,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
+import { failure, type Failure } from '../result';
 import { OrderStoreError } from './errors';
 import type { Order, OrderStatus, PaymentReport, ReviewFlag } from './model';
 
@@ -140,15 +141,15 @@ export class OrderStore {
   }
 
   /**
-   * Claims an idempotency key for a new order. When the key is taken, answers the order it names and
-   * the fingerprint of the request that took it.
+   * Claims an idempotency key for a new order. When the key is taken (reason `KEY_TAKEN`), answers the
+   * order it names and the fingerprint of the request that took it.
    */
   async claimIdempotencyKey(
     key: string,
     outTradeNo: string,
     fingerprint: string,
     createdAt: string,
-  ): Promise<{ claimed: true } | { claimed: false; outTradeNo: string; fingerprint: string }> {
+  ): Promise<{ ok: true } | (Failure<'KEY_TAKEN'> & { outTradeNo: string; fingerprint: string })> {
     const pk = `idempotency#${key}`;
     try {
       await this.send('PutItem', () =>
@@ -160,7 +161,7 @@ export class OrderStore {
           }),
         ),
       );
-      return { claimed: true };
+      return { ok: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
     }
@@ -168,7 +169,8 @@ export class OrderStore {
       this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })),
     );
     const item = existing.Item as { outTradeNo: string; fingerprint: string };
-    return { claimed: false, outTradeNo: item.outTradeNo, fingerprint: item.fingerprint };
+    const taken = failure('KEY_TAKEN', `idempotency key already names order ${item.outTradeNo}`);
+    return { ...taken, outTradeNo: item.outTradeNo, fingerprint: item.fingerprint };
   }
 
   async recordPrepay(

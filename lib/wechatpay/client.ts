@@ -293,9 +293,9 @@ export function createWechatPayClient(options: WechatPayClientOptions): WechatPa
       );
     }
     const check = verifySignature(fields, config.apiKey, signType);
-    if (!check.valid) {
+    if (!check.ok) {
       throw new WechatPayResponseError(
-        `WeChat Pay ${endpoint} answer failed signature verification: ${check.reason}`,
+        `WeChat Pay ${endpoint} answer failed signature verification: ${check.message}`,
         'INVALID_SIGNATURE',
       );
     }

@@ -5,6 +5,7 @@
  * Flow: `parseNotification(body)` → look up the order by `outTradeNo` to learn its sign type (callbacks
  * usually carry no sign_type and are signed with the order's) → `verifyNotification(parsed, ...)`.
  */
+import { failure, type Failure } from '../result';
 import { XmlFormatError } from './errors';
 import { nonceStr } from './ids';
 import { sign, verifySignature, type Fields, type SignType } from './sign';
@@ -28,12 +29,8 @@ export type NotificationFailureReason =
   | 'FOREIGN_MCH_ID'
   | 'BAD_TOTAL_FEE';
 
-export interface NotificationFailure {
-  ok: false;
-  reason: NotificationFailureReason;
-  /** Says what is wrong, without secrets; fit for the log and for the FAIL reply. */
-  message: string;
-}
+/** Its message says what is wrong, without secrets; fit for the log and for the FAIL reply. */
+export type NotificationFailure = Failure<NotificationFailureReason>;
 
 interface PaymentCommon {
   outTradeNo: string;
@@ -72,10 +69,6 @@ export interface VerifyNotificationOptions {
 
 const FEN = /^(0|[1-9][0-9]{0,11})$/;
 
-function failure(reason: NotificationFailureReason, message: string): NotificationFailure {
-  return { ok: false, reason, message };
-}
-
 /** Reads the raw callback body (read it raw: a framework's body parser would lose fields). */
 export function parseNotification(body: string | Uint8Array): UnverifiedNotification | NotificationFailure {
   let fields: Fields;
@@ -106,7 +99,7 @@ export function verifyNotification(
 ): { ok: true; payment: VerifiedPayment } | NotificationFailure {
   const { fields } = notification;
   const check = verifySignature(fields, apiKey, orderSignType);
-  if (!check.valid) return failure('BAD_SIGNATURE', `callback signature is not valid: ${check.reason}`);
+  if (!check.ok) return failure('BAD_SIGNATURE', `callback signature is not valid: ${check.message}`);
   if (fields.appid !== appId) {
     return failure('FOREIGN_APPID', `callback is for appid "${(fields.appid ?? '').slice(0, 40)}", not ours`);
   }

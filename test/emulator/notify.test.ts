@@ -50,7 +50,7 @@ describe('payment callbacks', () => {
       await waitFor(() => receiver.received.length >= 1);
       const { fields } = receiver.received[0]!;
       expect(fields.sign_type).toBeUndefined();
-      expect(verifySignature(fields, MERCHANT.apiKey, signType)).toEqual({ valid: true, signType });
+      expect(verifySignature(fields, MERCHANT.apiKey, signType)).toEqual({ ok: true, signType });
       expect(fields).toMatchObject({
         return_code: 'SUCCESS',
         appid: MERCHANT.appId,

@@ -140,7 +140,7 @@ describe('endpoints', () => {
   it('places a JSAPI unified order signed with HMAC-SHA256 and reads the HMAC-signed answer', async () => {
     wechat.then((request) => {
       // The server side checks the request like WeChat Pay does.
-      expect(verifySignature(request.fields, apiKey).valid).toBe(true);
+      expect(verifySignature(request.fields, apiKey).ok).toBe(true);
       return answer({ trade_type: 'JSAPI', prepay_id: 'wx201410272009395522657a690389285100' }, 'HMAC-SHA256');
     });
     const result = await client().unifiedOrder(ORDER, { signType: 'HMAC-SHA256' });
