@@ -6,7 +6,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
-import { signedNotification } from '../lib/wechatpay/notification';
+import { signedNotification } from '../lib/wechatpay/testing';
 import { ordersContext } from '../lib/runtime';
 import { PENDING_SHARDS } from '../lib/orders/store';
 import { handler as createOrder } from '../functions/createOrder';

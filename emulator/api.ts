@@ -1,6 +1,6 @@
 import { XmlFormatError } from '../lib/wechatpay/errors';
 import { nonceStr } from '../lib/wechatpay/ids';
-import { sign, verifySignature, resolveSignType } from '../lib/wechatpay/sign';
+import { signFields, verifySignature, resolveSignType } from '../lib/wechatpay/sign';
 import type { Fields, SignableFields, SignType } from '../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../lib/wechatpay/xml';
 import { createOrder, queryFields, sameParams, comparableParams } from './orders';
@@ -204,11 +204,8 @@ function signedAnswer(merchant: Merchant, request: Fields, signType: SignType, r
     err_code_des: refusal?.errCodeDes,
     ...('fields' in result ? result.fields : {}),
   };
-  const fields: Fields = {};
-  for (const [name, value] of Object.entries(draft)) if (value !== undefined && value !== '') fields[name] = value;
-  fields.sign = sign(fields, merchant.apiKey, signType);
   return {
-    xml: buildXml(fields),
+    xml: buildXml(signFields(draft, merchant.apiKey, signType, { declareSignType: false })),
     call: { return_code: 'SUCCESS', result_code: refusal ? 'FAIL' : 'SUCCESS', err_code: refusal?.errCode },
   };
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 /** Random text over [A-Za-z0-9], unbiased (rejection sampling over crypto bytes). */
-function randomAlphanumeric(length: number): string {
+export function randomAlphanumeric(length: number): string {
   let out = '';
   while (out.length < length) {
     for (const byte of randomBytes(length * 2)) {

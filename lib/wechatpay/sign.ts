@@ -46,13 +46,29 @@ export function sign(fields: SignableFields, apiKey: string, signType: SignType)
   return hash.digest('hex').toUpperCase();
 }
 
-/** Returns a copy of the fields with `sign` added (and `sign_type` when it is not the MD5 default). */
-export function signFields(fields: SignableFields, apiKey: string, signType: SignType): Fields {
+export interface SignFieldsOptions {
+  /**
+   * Add `sign_type` when it is not the MD5 default, as a request must. Default true; WeChat Pay's own
+   * answers and callbacks carry none (they are signed with the request's or the order's sign type).
+   */
+  declareSignType?: boolean;
+}
+
+/**
+ * The one way a document is signed: a copy of the fields with empty ones dropped (WeChat Pay sends
+ * none and signs none) and `sign` added last.
+ */
+export function signFields(
+  fields: SignableFields,
+  apiKey: string,
+  signType: SignType,
+  { declareSignType = true }: SignFieldsOptions = {},
+): Fields {
   const out: Fields = {};
   for (const [name, value] of Object.entries(fields)) {
     if (value !== undefined && value !== '' && name !== 'sign') out[name] = value;
   }
-  if (signType !== 'MD5') out.sign_type = signType;
+  if (declareSignType && signType !== 'MD5') out.sign_type = signType;
   out.sign = sign(out, apiKey, signType);
   return out;
 }

@@ -6,7 +6,7 @@ import { handler as createOrder } from '../../functions/createOrder';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as notify } from '../../functions/notify';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { signedNotification } from '../../lib/wechatpay/notification';
+import { signedNotification } from '../../lib/wechatpay/testing';
 import { parseXml } from '../../lib/wechatpay/xml';
 import { apiEvent, eventually, startTestStack, type TestStack } from '../support/stack';
 

@@ -6,7 +6,7 @@ import { handler as createOrderHandler } from '../../functions/createOrder';
 import { handler as queryOrderHandler } from '../../functions/queryOrder';
 import { handler as notifyHandler } from '../../functions/notify';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { signedNotification } from '../../lib/wechatpay/notification';
+import { signedNotification } from '../../lib/wechatpay/testing';
 import type { SignType } from '../../lib/wechatpay/sign';
 import { parseXml } from '../../lib/wechatpay/xml';
 import { apiEvent, type TestStack } from '../support/stack';
