@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { WechatPayError, WechatPayResponseError } from '../wechatpay/errors';
 import { newOutTradeNo } from '../wechatpay/ids';
 import { toBeijingTimestamp } from '../wechatpay/time';
-import type { UnifiedOrderParams } from '../wechatpay/client';
+import type { UnifiedOrderParams } from '../wechatpay/unified-order';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';

@@ -1,7 +1,7 @@
 import type { SignType } from '../wechatpay/sign';
-import type { TradeType, UnifiedOrderParams } from '../wechatpay/client';
+import type { TradeType, UnifiedOrderParams } from '../wechatpay/unified-order';
 
-export { TRADE_TYPES, type TradeType } from '../wechatpay/client';
+export { TRADE_TYPES, type TradeType } from '../wechatpay/unified-order';
 
 /** PENDING → PAID | CLOSED | FAILED (README: Order lifecycle). PAID is terminal. */
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED';

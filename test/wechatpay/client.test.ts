@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listen, readBody, type Listening } from '../../emulator/http-server';
-import { createWechatPayClient, type UnifiedOrderParams, type WechatPayClientOptions } from '../../lib/wechatpay/client';
+import { createWechatPayClient } from '../../lib/wechatpay/client';
+import type { WechatPayClientOptions } from '../../lib/wechatpay/client-options';
+import type { UnifiedOrderParams } from '../../lib/wechatpay/unified-order';
 import {
   WechatPayBusinessError,
   WechatPayCommunicationError,
