@@ -32,53 +32,49 @@ export interface WechatPayClient {
 
 type ByOutTradeNo = { outTradeNo: string };
 
-function byOutTradeNo(method: string) {
+/** An endpoint about one order, named by its out_trade_no: `/pay/<name>`, answered in signed XML. */
+function byOutTradeNo<Result>(
+  name: string,
+  method: string,
+  read: (fields: Fields, request: ByOutTradeNo) => Result,
+): Endpoint<ByOutTradeNo, Result> {
   return {
+    name,
+    method,
+    path: `/pay/${name}`,
+    needsClientCert: false,
     required: ['out_trade_no'],
-    fields: ({ outTradeNo }: ByOutTradeNo) => ({ out_trade_no: outTradeNo }),
-    check: ({ outTradeNo }: ByOutTradeNo) => {
+    fields: ({ outTradeNo }) => ({ out_trade_no: outTradeNo }),
+    check: ({ outTradeNo }) => {
       if (!WECHAT_OUT_TRADE_NO.test(outTradeNo)) {
         throw new TypeError(`${method}: outTradeNo must be 6 to 32 characters of [0-9A-Za-z_-|*]`);
       }
     },
+    answer: signedXml(read),
   };
 }
 
-/** `/pay/orderquery`: where a payment stands, by out_trade_no. */
-const ORDER_QUERY: Endpoint<ByOutTradeNo, OrderQueryResult> = {
-  name: 'orderquery',
-  method: 'orderQuery',
-  path: '/pay/orderquery',
-  needsClientCert: false,
-  ...byOutTradeNo('orderQuery'),
-  answer: signedXml((fields, { outTradeNo }) => {
-    if (!fields.trade_state) throw new WechatPayResponseError('WeChat Pay orderquery answered without trade_state');
-    if (fields.out_trade_no !== undefined && fields.out_trade_no !== outTradeNo) {
-      throw new WechatPayResponseError(
-        `WeChat Pay orderquery answered about out_trade_no "${fields.out_trade_no.slice(0, 40)}", not ${outTradeNo}`,
-      );
-    }
-    return {
-      tradeState: fields.trade_state,
-      ...(fields.trade_state_desc ? { tradeStateDesc: fields.trade_state_desc } : {}),
-      ...(fields.transaction_id ? { transactionId: fields.transaction_id } : {}),
-      ...(fields.total_fee ? { totalFee: fields.total_fee } : {}),
-      ...(fields.time_end ? { timeEnd: fields.time_end } : {}),
-      outTradeNo,
-      fields,
-    };
-  }),
-};
+/** `/pay/orderquery`: where a payment stands. */
+const ORDER_QUERY = byOutTradeNo('orderquery', 'orderQuery', (fields, { outTradeNo }): OrderQueryResult => {
+  if (!fields.trade_state) throw new WechatPayResponseError('WeChat Pay orderquery answered without trade_state');
+  if (fields.out_trade_no !== undefined && fields.out_trade_no !== outTradeNo) {
+    throw new WechatPayResponseError(
+      `WeChat Pay orderquery answered about out_trade_no "${fields.out_trade_no.slice(0, 40)}", not ${outTradeNo}`,
+    );
+  }
+  return {
+    tradeState: fields.trade_state,
+    ...(fields.trade_state_desc ? { tradeStateDesc: fields.trade_state_desc } : {}),
+    ...(fields.transaction_id ? { transactionId: fields.transaction_id } : {}),
+    ...(fields.total_fee ? { totalFee: fields.total_fee } : {}),
+    ...(fields.time_end ? { timeEnd: fields.time_end } : {}),
+    outTradeNo,
+    fields,
+  };
+});
 
 /** `/pay/closeorder`: no payment can be made for the order any more. */
-const CLOSE_ORDER: Endpoint<ByOutTradeNo, void> = {
-  name: 'closeorder',
-  method: 'closeOrder',
-  path: '/pay/closeorder',
-  needsClientCert: false,
-  ...byOutTradeNo('closeOrder'),
-  answer: signedXml(() => undefined),
-};
+const CLOSE_ORDER = byOutTradeNo('closeorder', 'closeOrder', () => undefined);
 
 export function createWechatPayClient(options: WechatPayClientOptions): WechatPayClient {
   const transport = createTransport(resolveOptions(options));

@@ -1,13 +1,5 @@
 import type { ClientSettings } from './client-options';
-import {
-  WechatPayBusinessError,
-  WechatPayCommunicationError,
-  WechatPayConfigError,
-  WechatPayError,
-  WechatPayNetworkError,
-  WechatPayResponseError,
-  XmlFormatError,
-} from './errors';
+import { WechatPayBusinessError, WechatPayCommunicationError, WechatPayConfigError, WechatPayError, WechatPayNetworkError, WechatPayResponseError, XmlFormatError } from './errors';
 import { nonceStr } from './ids';
 import { signFields, verifySignature, type Fields, type SignableFields, type SignType } from './sign';
 import { buildXml, parseXml } from './xml';
