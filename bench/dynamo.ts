@@ -13,7 +13,8 @@ import { handler as createOrder } from '../functions/createOrder';
 import { handler as notify } from '../functions/notify';
 import { handler as queryOrder } from '../functions/queryOrder';
 import { handler as recoverOrders } from '../functions/recoverOrders';
-import { apiEvent, type TestStack } from '../test/support/stack';
+import { type TestStack } from '../test/support/stack';
+import { apiEvent } from '../test/support/api';
 
 export interface Counter {
   requests: Record<string, number>;

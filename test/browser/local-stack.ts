@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../emulator/http-server';
+import { groupAlive, killGroup } from '../support/processes';
 
 /** The real local stack (`npm start`) as a child process, for tests that need it whole. */
 
@@ -95,22 +96,5 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
       throw new Error(`the local stack ${why}; its output:\n${output}`);
     }
     await sleep(200);
-  }
-}
-
-function groupAlive(group: number): boolean {
-  try {
-    process.kill(-group, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function killGroup(group: number): void {
-  try {
-    process.kill(-group, 'SIGKILL');
-  } catch {
-    // Already gone.
   }
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../lib/wechatpay/sign';
 import type { RunningEmulator } from '../../emulator/server';
-import { call, close, control, MERCHANT, orderFields, query, startTestEmulator } from './helpers';
+import { call, close, control, MERCHANT, orderFields, query, startTestEmulator } from '../support/emulator';
 
 let emulator: RunningEmulator;
 beforeAll(async () => {

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { verifySignature } from '../../lib/wechatpay/sign';
 import type { RunningEmulator } from '../../emulator/server';
-import { call, orderFields } from './helpers';
+import { call, orderFields } from '../support/emulator';
 
 describe('tsx emulator/main.ts', () => {
   it('uses the merchant of the environment, prints its URL as JSON and stops cleanly on SIGTERM', async () => {

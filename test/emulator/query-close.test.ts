@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../lib/wechatpay/sign';
 import { fromBeijingTimestamp } from '../../lib/wechatpay/time';
 import type { RunningEmulator } from '../../emulator/server';
-import { call, close, control, MERCHANT, orderFields, query, sleep, startTestEmulator } from './helpers';
+import { call, close, control, MERCHANT, orderFields, paidJsapiFields, query, startTestEmulator } from '../support/emulator';
+import { sleep } from '../support/eventually';
 
 // At this scale the 5-minute minimum age before closeorder is 300 ms.
 const TIME_SCALE = 0.001;
@@ -54,14 +55,7 @@ describe('orderquery', () => {
       return_code: 'SUCCESS',
       result_code: 'SUCCESS',
       trade_state: 'SUCCESS',
-      openid,
-      is_subscribe: 'N',
-      trade_type: 'JSAPI',
-      total_fee: '101',
-      fee_type: 'CNY',
-      cash_fee: '101',
-      out_trade_no: outTradeNo,
-      attach: '附加',
+      ...paidJsapiFields(outTradeNo, openid, '附加'),
       transaction_id: paid.json.transaction_id,
     });
     expect(reply.fields.bank_type).toBeTruthy();

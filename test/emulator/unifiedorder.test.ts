@@ -3,7 +3,7 @@ import { sign, verifySignature } from '../../lib/wechatpay/sign';
 import type { SignType } from '../../lib/wechatpay/sign';
 import { buildXml } from '../../lib/wechatpay/xml';
 import type { RunningEmulator } from '../../emulator/server';
-import { call, MERCHANT, orderFields, postRaw, startTestEmulator } from './helpers';
+import { call, MERCHANT, orderFields, postRaw, startTestEmulator } from '../support/emulator';
 
 let emulator: RunningEmulator;
 beforeAll(async () => {

@@ -4,17 +4,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { accepts, freePort } from '../../emulator/http-server';
+import { groupAlive } from '../support/processes';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('local stack (npm start) shutdown', () => {
   it('stops the API, its workers, the emulator and dynalite on Ctrl-C, leaving nothing behind', async () => {

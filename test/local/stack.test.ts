@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { freePort } from '../../emulator/http-server';
-import { eventually } from '../support/stack';
+import { eventually } from '../support/eventually';
 
 /** The real local stack, as `npm start` runs it, on free ports. */
 let stack: ChildProcess;

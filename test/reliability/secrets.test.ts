@@ -18,7 +18,10 @@ const { startTestStack } = await import('../support/stack');
 const { ordersContext } = await import('../../lib/runtime');
 const { recoverOrders } = await import('../../lib/orders/recovery');
 const { handler: recoverOrdersHandler } = await import('../../functions/recoverOrders');
-const { callback, create, get, injectFault, paidCallback, reportFigures, sleep } = await import('./support');
+const { injectFault, reportFigures } = await import('./support');
+const { callback, create, get } = await import('../support/api');
+const { paidCallback } = await import('../support/callbacks');
+const { sleep } = await import('../support/eventually');
 
 const figures: Record<string, unknown> = {};
 afterAll(() => reportFigures('secrets and observability', figures));

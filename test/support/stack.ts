@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import type { ApiEvent } from '../../lib/http/api';
 import { handler as notify } from '../../functions/notify';
+import { apiEvent } from './api';
 import { createOrdersTable, startDynalite } from './dynalite';
 
 export interface TestStack {
@@ -28,43 +28,6 @@ export interface SimOrder {
   total_fee: string;
   calls: Array<{ endpoint: string; at: string; return_code: string; result_code?: string; err_code?: string }>;
   notifications: Array<{ at: string; status: number | string; return_code?: string }>;
-}
-
-/** An API Gateway HTTP API (payload 2.0) event, as the real one carries it. */
-export function apiEvent(options: {
-  method: string;
-  path: string;
-  body?: string;
-  base64?: boolean;
-  pathParameters?: Record<string, string>;
-  sourceIp?: string;
-  claims?: Record<string, string>;
-  contentType?: string;
-}): ApiEvent {
-  const body = options.body === undefined ? undefined : options.base64 ? Buffer.from(options.body).toString('base64') : options.body;
-  return {
-    version: '2.0',
-    routeKey: `${options.method} ${options.path}`,
-    rawPath: options.path,
-    rawQueryString: '',
-    headers: { 'content-type': options.contentType ?? 'application/json' },
-    pathParameters: options.pathParameters,
-    isBase64Encoded: options.base64 ?? false,
-    body,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'local',
-      domainName: 'localhost',
-      domainPrefix: 'localhost',
-      requestId: randomUUID(),
-      routeKey: `${options.method} ${options.path}`,
-      stage: '$default',
-      time: new Date().toISOString(),
-      timeEpoch: Date.now(),
-      http: { method: options.method, path: options.path, protocol: 'HTTP/1.1', sourceIp: options.sourceIp ?? '203.0.113.7', userAgent: 'test' },
-      ...(options.claims ? { authorizer: { jwt: { claims: options.claims } } } : {}),
-    },
-  } as ApiEvent;
 }
 
 /**
@@ -118,15 +81,4 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
       await db.close();
     },
   };
-}
-
-/** Polls until `check` returns a value, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -8,7 +8,7 @@ import {
   verifySignature,
   type Fields,
   type SignType,
-} from '../../lib/wechatpay/sign';
+} from '../../../lib/wechatpay/sign';
 
 // WeChat Pay's signature algorithm page (pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3),
 // worked example: these fields, this key, these two published signatures.

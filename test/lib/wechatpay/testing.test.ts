@@ -1,21 +1,13 @@
 import { describe, expect, it, vi } from 'vitest';
-import { verifySignature, type SignType } from '../../lib/wechatpay/sign';
-import { randomDigits, signedNotification } from '../../lib/wechatpay/testing';
-import { parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { verifySignature } from '../../../lib/wechatpay/sign';
+import { randomDigits, signedNotification } from '../../../lib/wechatpay/testing';
+import { parseXml } from '../../../lib/wechatpay/xml';
+import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { SAMPLE_OUT_TRADE_NO, sampleCallback } from '../../support/callbacks';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;
-const OUT_TRADE_NO = '20240101AbCdEfGhIjKlMnOpQrSt';
-
-function callback(signType: SignType, extra: Record<string, string | undefined> = {}, declareSignType = false) {
-  return signedNotification({
-    apiKey,
-    signType,
-    declareSignType,
-    fields: { appid: appId, mch_id: mchId, out_trade_no: OUT_TRADE_NO, total_fee: '100', ...extra },
-    now: new Date('2024-01-01T00:15:02Z'),
-  });
-}
+const OUT_TRADE_NO = SAMPLE_OUT_TRADE_NO;
+const callback = sampleCallback;
 
 describe('signedNotification', () => {
   it('builds a realistic callback WeChat Pay would send for a payment', () => {

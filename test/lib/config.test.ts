@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { loadConfig } from '../lib/config';
-import { TEST_MERCHANT } from '../emulator/test-merchant';
-import { apiEvent } from './support/stack';
+import { loadConfig } from '../../lib/config';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { apiEvent } from '../support/api';
 
 const valid = {
   WECHATPAY_APPID: TEST_MERCHANT.appId,
@@ -52,7 +52,7 @@ describe('a misconfigured deployment', () => {
     vi.stubEnv('WECHATPAY_MCHID', '');
     vi.stubEnv('ORDERS_TABLE', 'orders');
     vi.resetModules();
-    const { handler } = await import('../functions/createOrder');
+    const { handler } = await import('../../functions/createOrder');
     const result = await handler(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 1, description: 'x' }) }));
     expect(result.statusCode).toBe(503);
     expect(JSON.parse(result.body as string).error.code).toBe('NOT_CONFIGURED');

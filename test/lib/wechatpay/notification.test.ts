@@ -5,25 +5,16 @@ import {
   verifyNotification,
   type UnverifiedNotification,
   type VerifyNotificationOptions,
-} from '../../lib/wechatpay/notification';
-import { signedNotification } from '../../lib/wechatpay/testing';
-import { sign, type Fields, type SignType } from '../../lib/wechatpay/sign';
-import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+} from '../../../lib/wechatpay/notification';
+import { sign, type Fields } from '../../../lib/wechatpay/sign';
+import { buildXml, parseXml } from '../../../lib/wechatpay/xml';
+import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { SAMPLE_OUT_TRADE_NO, sampleCallback } from '../../support/callbacks';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;
 const merchant: VerifyNotificationOptions = { apiKey, appId, mchId };
-const OUT_TRADE_NO = '20240101AbCdEfGhIjKlMnOpQrSt';
-
-function callback(signType: SignType, extra: Record<string, string | undefined> = {}, declareSignType = false) {
-  return signedNotification({
-    apiKey,
-    signType,
-    declareSignType,
-    fields: { appid: appId, mch_id: mchId, out_trade_no: OUT_TRADE_NO, total_fee: '100', ...extra },
-    now: new Date('2024-01-01T00:15:02Z'),
-  });
-}
+const OUT_TRADE_NO = SAMPLE_OUT_TRADE_NO;
+const callback = sampleCallback;
 
 function parsed(body: string): UnverifiedNotification {
   const result = parseNotification(body);

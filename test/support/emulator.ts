@@ -123,12 +123,19 @@ export async function startReceiver(answer: (n: number) => string | undefined = 
   return { url: `${listening.origin}/wechatpay/notify`, received, close: listening.close };
 }
 
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+/**
+ * The payment fields WeChat Pay reports of a paid JSAPI order of `orderFields` (1.01 yuan), alike in
+ * orderquery's answer and in the callback.
+ */
+export function paidJsapiFields(outTradeNo: string, openid: string, attach: string): Fields {
+  return {
+    openid,
+    is_subscribe: 'N',
+    trade_type: 'JSAPI',
+    total_fee: '101',
+    fee_type: 'CNY',
+    cash_fee: '101',
+    out_trade_no: outTradeNo,
+    attach,
+  };
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
