@@ -57,4 +57,15 @@ describe('a misconfigured deployment', () => {
     expect(result.statusCode).toBe(503);
     expect(JSON.parse(result.body as string).error.code).toBe('NOT_CONFIGURED');
   });
+
+  it('answers WeChat Pay\'s callback FAIL in XML, so that it calls again once the deployment is fixed', async () => {
+    vi.stubEnv('WECHATPAY_MCHID', '');
+    vi.stubEnv('ORDERS_TABLE', 'orders');
+    vi.resetModules();
+    const { handler } = await import('../../functions/notify');
+    const result = await handler(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: '<xml></xml>', contentType: 'text/xml' }));
+    expect(result.statusCode).toBe(200);
+    expect(result.headers?.['content-type']).toContain('text/xml');
+    expect(result.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
+  });
 });
