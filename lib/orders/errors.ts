@@ -1,6 +1,6 @@
 /**
- * What can go wrong with an order, as the callers of lib/orders see it. The handlers map each class
- * to an HTTP status; lib/orders itself knows nothing of HTTP.
+ * What can go wrong with an order, as the callers of lib/orders see it. lib/http maps each class to
+ * an HTTP status; lib/orders itself knows nothing of HTTP.
  */
 export class OrderError extends Error {
   constructor(

@@ -2,8 +2,9 @@
  * The payment result callback (notify_url), protocol only: reading it, checking it, answering it.
  * What a payment means for an order is the caller's business.
  *
- * Flow: `parseNotification(body)` → look up the order by `outTradeNo` to learn its sign type (callbacks
- * usually carry no sign_type and are signed with the order's) → `verifyNotification(parsed, ...)`.
+ * Flow: `parseNotification(body)` → `verifyNotification(parsed, ...)` with the sign type the order was
+ * made with (callbacks usually carry no sign_type and are signed with the order's; lib/orders/notify.ts
+ * takes it from the signature's length, so that a first callback reads no order).
  */
 import { failure, type Failure } from '../result';
 import { XmlFormatError } from './errors';

@@ -315,6 +315,13 @@ describe('serverless package', () => {
       expect(required.filter((module) => !isBuiltin(module) && !providedByLambda.has(module))).toEqual([]);
       expect(bundle).toContain('DynamoDB');
     });
+
+    it.each(FUNCTIONS)('carries no test code in %s: neither the test signing helpers nor the emulator', (name) => {
+      const bundle = readZip(join(dev.dir, `${name}.zip`)).get(`functions/${name}.js`)!.toString('utf8');
+      // Messages of lib/wechatpay/testing.ts and of the emulator survive minification; their names do not.
+      expect(bundle).not.toContain('signedNotification:');
+      expect(bundle).not.toContain('wechatpay-emulator');
+    });
   });
 });
 
