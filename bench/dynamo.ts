@@ -5,15 +5,16 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TEST_MERCHANT } from '../local/test-merchant';
-import { signedNotification } from '../lib/wechatpay/notification';
+import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { signedNotification } from '../lib/wechatpay/testing';
 import { ordersContext } from '../lib/runtime';
 import { PENDING_SHARDS } from '../lib/orders/store';
 import { handler as createOrder } from '../functions/createOrder';
 import { handler as notify } from '../functions/notify';
 import { handler as queryOrder } from '../functions/queryOrder';
 import { handler as recoverOrders } from '../functions/recoverOrders';
-import { apiEvent, type TestStack } from '../test/support/stack';
+import { type TestStack } from '../test/support/stack';
+import { apiEvent } from '../test/support/api';
 
 export interface Counter {
   requests: Record<string, number>;

@@ -5,8 +5,9 @@
 import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { XMLParser } from 'fast-xml-parser';
-import { TEST_MERCHANT } from '../local/test-merchant';
-import { notificationReply, parseNotification, signedNotification, verifyNotification } from '../lib/wechatpay/notification';
+import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { notificationReply, parseNotification, verifyNotification } from '../lib/wechatpay/notification';
+import { signedNotification } from '../lib/wechatpay/testing';
 import { stringToSign } from '../lib/wechatpay/sign';
 import { median } from './bundles';
 

@@ -6,8 +6,9 @@ import { listen, readBody } from '../emulator/http-server';
 
 /**
  * The demo checkout page (plain HTML and JavaScript, no build step) and a same-origin pass-through
- * to the API's two frontend routes. The API sends no CORS headers, so a page on another origin could
- * not call it from a browser; forwarding here keeps the deployed API's policy untouched.
+ * to the API's two frontend routes. The API allows browser calls only from the origins its stage lists
+ * (`corsOrigins` in serverless.yml; the local stage allows any); forwarding here lets the page work
+ * the same against a stage that does not list the demo's origin.
  */
 
 export interface DemoOptions {

@@ -1,6 +1,6 @@
 import { XmlFormatError } from '../lib/wechatpay/errors';
 import { nonceStr } from '../lib/wechatpay/ids';
-import { sign, verifySignature, resolveSignType } from '../lib/wechatpay/sign';
+import { signFields, verifySignature, resolveSignType } from '../lib/wechatpay/sign';
 import type { Fields, SignableFields, SignType } from '../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../lib/wechatpay/xml';
 import { createOrder, queryFields, sameParams, comparableParams } from './orders';
@@ -74,7 +74,7 @@ function evaluate(
   if (outTradeNo) concerns(outTradeNo);
 
   const resolved = resolveSignType(fields);
-  if ('error' in resolved) return communicationFault('sign_type参数错误', 'SIGNERROR');
+  if (!resolved.ok) return communicationFault('sign_type参数错误', 'SIGNERROR');
   const { signType } = resolved;
   const answer = (result: Result): Answer => signedAnswer(ctx.merchant, fields, signType, result);
   const { merchant, state } = ctx;
@@ -84,7 +84,7 @@ function evaluate(
   if (fields.mch_id !== merchant.mchId) {
     return answer({ refusal: { errCode: 'MCHID_NOT_EXIST', errCodeDes: '商户号mch_id不存在' } });
   }
-  if (!verifySignature(fields, merchant.apiKey).valid) return communicationFault('签名错误', 'SIGNERROR');
+  if (!verifySignature(fields, merchant.apiKey).ok) return communicationFault('签名错误', 'SIGNERROR');
   if (missing(fields, 'appid')) return answer({ refusal: lackParams('appid') });
   if (fields.appid !== merchant.appId) return answer({ refusal: foreignAppId(fields.appid ?? '') });
   if (missing(fields, 'nonce_str')) return answer({ refusal: lackParams('nonce_str') });
@@ -204,11 +204,8 @@ function signedAnswer(merchant: Merchant, request: Fields, signType: SignType, r
     err_code_des: refusal?.errCodeDes,
     ...('fields' in result ? result.fields : {}),
   };
-  const fields: Fields = {};
-  for (const [name, value] of Object.entries(draft)) if (value !== undefined && value !== '') fields[name] = value;
-  fields.sign = sign(fields, merchant.apiKey, signType);
   return {
-    xml: buildXml(fields),
+    xml: buildXml(signFields(draft, merchant.apiKey, signType, { declareSignType: false })),
     call: { return_code: 'SUCCESS', result_code: refusal ? 'FAIL' : 'SUCCESS', err_code: refusal?.errCode },
   };
 }

@@ -164,7 +164,7 @@ function evaluate(
   if ((fields.nonce_str as string).length > 32) return refusal('nonce_str too long');
   const { merchant, state } = ctx;
   // Another merchant's request is checked against that merchant's key, which this one is not.
-  if (fields.mch_id !== merchant.mchId || !verifySignature(fields, merchant.apiKey).valid) return refusal('sign error');
+  if (fields.mch_id !== merchant.mchId || !verifySignature(fields, merchant.apiKey).ok) return refusal('sign error');
   if (fields.appid !== merchant.appId) return refusal('invalid appid');
   const billType = fields.bill_type || 'ALL';
   if (!(BILL_TYPES as readonly string[]).includes(billType)) return refusal('invalid bill_type');

@@ -1,20 +1,9 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { randomAlphanumeric } from '../lib/wechatpay/ids';
+import { randomDigits } from '../lib/wechatpay/testing';
 import { toBeijingTimestamp } from '../lib/wechatpay/time';
 
 /** WeChat Pay's fixed-looking identifiers, shaped like the real ones so clients meet realistic values. */
-
-function randomDigits(count: number): string {
-  let out = '';
-  for (let i = 0; i < count; i++) out += String(randomInt(10));
-  return out;
-}
-
-function randomAlphanumeric(count: number): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  let out = '';
-  for (let i = 0; i < count; i++) out += alphabet[randomInt(alphabet.length)];
-  return out;
-}
 
 /** `wx` + Beijing yyyyMMddHHmmss + 20 hex characters, 36 in all, like WeChat Pay's. */
 export function newPrepayId(now: Date): string {

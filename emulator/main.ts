@@ -1,4 +1,4 @@
-import { TEST_MERCHANT } from '../local/test-merchant';
+import { TEST_MERCHANT } from './test-merchant';
 import { startEmulator } from './server';
 
 /**

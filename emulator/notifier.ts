@@ -1,7 +1,5 @@
-import { nonceStr } from '../lib/wechatpay/ids';
-import { sign } from '../lib/wechatpay/sign';
-import type { Fields, SignableFields } from '../lib/wechatpay/sign';
-import { buildXml, parseXml } from '../lib/wechatpay/xml';
+import { signedNotification } from '../lib/wechatpay/testing';
+import { parseXml } from '../lib/wechatpay/xml';
 import type { EmulatorLog, Merchant } from './api';
 import { paymentFields } from './orders';
 import type { EmulatorState, NotificationRecord, Order } from './state';
@@ -65,7 +63,7 @@ export class Notifier {
       faults.dropNotifies -= 1;
       this.record(order, { at: new Date().toISOString(), attempt, status: 'dropped' });
     } else {
-      const document = buildXml(this.callbackFields(order));
+      const document = this.callback(order);
       const copies = Math.max(1, faults.duplicateNotifies);
       const results = await Promise.all(
         Array.from({ length: copies }, () => this.deliver(order, attempt, document, signal)),
@@ -84,20 +82,13 @@ export class Notifier {
   }
 
   /** Every field WeChat Pay sends, signed with the order's sign type and, as usual, no sign_type. */
-  private callbackFields(order: Order): Fields {
-    const draft: SignableFields = {
-      return_code: 'SUCCESS',
-      return_msg: 'OK',
-      appid: order.appId,
-      mch_id: this.options.merchant.mchId,
-      nonce_str: nonceStr(),
-      result_code: 'SUCCESS',
-      ...paymentFields(order),
-    };
-    const fields: Fields = {};
-    for (const [name, value] of Object.entries(draft)) if (value !== undefined && value !== '') fields[name] = value;
-    fields.sign = sign(fields, this.options.merchant.apiKey, order.signType);
-    return fields;
+  private callback(order: Order): string {
+    const { merchant } = this.options;
+    return signedNotification({
+      apiKey: merchant.apiKey,
+      signType: order.signType,
+      fields: { appid: order.appId, mch_id: merchant.mchId, ...paymentFields(order) },
+    });
   }
 
   /** One HTTP POST of the callback; true when the merchant answered return_code=SUCCESS. */

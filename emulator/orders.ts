@@ -58,7 +58,7 @@ export function payOrder(state: EmulatorState, order: Order, now: Date): void {
 }
 
 /** The payment fields WeChat Pay reports for a paid order, in both orderquery and the callback. */
-export function paymentFields(order: Order): SignableFields {
+export function paymentFields(order: Order): SignableFields & { out_trade_no: string; total_fee: string } {
   return {
     device_info: order.deviceInfo,
     openid: order.openid ?? SIM_PAYER_OPENID,

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import type { AppKind, LocalApp } from '../local/test-apps';
+import type { AppKind, LocalApp } from './test-apps';
 import type { EmulatorLog } from './api';
 
 /**

@@ -10,7 +10,7 @@ import { answerScanPage } from './scan-page';
 import { DEFAULT_NOTIFY_TIMEOUT_MS, Notifier } from './notifier';
 import { emptyState, ENDPOINT_PATHS } from './state';
 import { PlatformEmulator, type EmulatorApp } from './platform';
-import { localApps } from '../local/test-apps';
+import { localApps } from './test-apps';
 
 export type { EmulatorLog } from './api';
 

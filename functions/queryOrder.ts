@@ -1,15 +1,7 @@
-import { errorResponse, json, type ApiEvent } from '../lib/http/api';
+import { json } from '../lib/http/api';
+import { apiRoute } from '../lib/http/routes';
 import { followOrder } from '../lib/orders/query';
-import { flushMetrics } from '../lib/metrics';
 import { ordersContext } from '../lib/runtime';
 
 /** GET /orders/{outTradeNo}: the order's state, asking WeChat Pay first while it is pending. */
-export async function handler(event: ApiEvent) {
-  try {
-    return json(200, await followOrder(event.pathParameters?.outTradeNo ?? '', await ordersContext()));
-  } catch (error) {
-    return errorResponse(error);
-  } finally {
-    flushMetrics();
-  }
-}
+export const handler = apiRoute(async (event) => json(200, await followOrder(event.pathParameters?.outTradeNo ?? '', await ordersContext())));

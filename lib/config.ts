@@ -107,7 +107,7 @@ async function fetchApiKey(parameterName: string): Promise<string> {
 }
 
 /**
- * Reads the configuration of design section 2. The API key comes from the SSM parameter named by
+ * Reads the configuration (README: Configuration). The API key comes from the SSM parameter named by
  * WECHATPAY_API_KEY_PARAM when set (cached per container by Powertools), else from WECHATPAY_API_KEY
  * (local use only).
  */

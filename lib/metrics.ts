@@ -43,7 +43,7 @@ export function countPaymentRecorded(path: PaymentSource): void {
   single.addMetric('PaymentsRecorded' satisfies MetricName, MetricUnit.Count, 1);
 }
 
-/** Writes the buffered metrics; every handler calls it in a `finally`. Never throws. */
+/** Writes the buffered metrics; the handler wrapper (lib/handler.ts) calls it once per invocation. Never throws. */
 export function flushMetrics(): void {
   try {
     if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();

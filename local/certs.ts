@@ -9,7 +9,7 @@
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
-import { TEST_MERCHANT } from './test-merchant';
+import { TEST_MERCHANT } from '../emulator/test-merchant';
 
 export interface LocalCertificates {
   /** The local CA's certificate: the trust anchor for both sides. */

@@ -1,5 +1,5 @@
-import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
+import { listen } from '../emulator/http-server';
 
 export interface DynaliteOptions {
   /** 0 picks a free port. */
@@ -18,23 +18,6 @@ export interface RunningDynalite {
  * simulated CREATING delay), so a table is usable as soon as CreateTable returns.
  */
 export async function startDynaliteServer({ port, host = '127.0.0.1' }: DynaliteOptions): Promise<RunningDynalite> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
-  return {
-    endpoint: `http://${host}:${bound}`,
-    port: bound,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        // SDK clients keep connections alive; without this, close waits for them to time out.
-        server.closeAllConnections();
-      }),
-  };
+  const listening = await listen(dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }), port, host);
+  return { endpoint: listening.origin, port: listening.port, close: listening.close };
 }

@@ -1,9 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { sign } from '../lib/wechatpay/sign';
+import { signFields } from '../lib/wechatpay/sign';
 import { buildXml } from '../lib/wechatpay/xml';
-import { TEST_MERCHANT } from './test-merchant';
+import { TEST_MERCHANT } from '../emulator/test-merchant';
 
 /**
  * Writes the sample events in events/ for `serverless invoke local -f NAME -p events/NAME.json
@@ -138,7 +138,7 @@ function notifyEvent(merchant: { appId: string; mchId: string; apiKey: string },
   if (couponFee > 0) {
     Object.assign(fields, { coupon_count: '1', coupon_fee: String(couponFee), coupon_fee_0: String(couponFee), coupon_id_0: '10000', coupon_type_0: 'CASH' });
   }
-  const signed = { ...fields, sign: sign(fields, merchant.apiKey, 'HMAC-SHA256') };
+  const signed = signFields(fields, merchant.apiKey, 'HMAC-SHA256', { declareSignType: false });
   return httpApiEvent({
     method: 'POST',
     routeKey: 'POST /wechatpay/notify',

@@ -1,20 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { accepts, freePort } from '../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../emulator/server';
 import { serveDemo, type RunningDemo } from '../demo/server';
 import { startDynaliteServer, type RunningDynalite } from './dynalite';
 import { createOrdersTable } from './orders-table';
-import { TEST_MERCHANT } from './test-merchant';
+import { TEST_MERCHANT } from '../emulator/test-merchant';
 
 /**
  * The local stack (`npm start`): DynamoDB (dynalite, in memory), the WeChat Pay emulator and the API
  * under `serverless offline --stage local`, whose scheduler also runs the recovery function at the
- * rate serverless.yml gives it. Design §2 settings set in the environment win over these defaults.
+ * rate serverless.yml gives it. Settings of the README's Configuration table set in the environment
+ * win over these defaults.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -46,34 +46,14 @@ function positiveNumberFrom(name: string, fallback: number): number {
   return value;
 }
 
-/** Binds and releases a port: the port itself, or with 0 one the system picks. */
-async function probePort(port: number): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, HOST, resolve));
-  const bound = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return bound;
-}
-
 /** Fails early and by name: a busy port would otherwise pass for a ready API, or fail half-way. */
 async function ensureFree(port: number, name: string): Promise<void> {
   try {
-    await probePort(port);
+    await freePort(port, HOST);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new Error(`port ${port} (${name}) is not available: ${code ?? String(error)}; set ${name} to another port`);
   }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, HOST);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 function log(event: string, fields: Record<string, unknown> = {}): void {
@@ -187,7 +167,7 @@ async function main(): Promise<void> {
       ESBUILD_WORK_FOLDER: bundleFolder,
     };
     const args = ['offline', 'start', '--stage', 'local', '--host', HOST, '--httpPort', String(apiPort)];
-    args.push('--lambdaPort', String(await probePort(0)));
+    args.push('--lambdaPort', String(await freePort(0, HOST)));
     if (stopping) return undefined;
     // Its own process group, so stopping the stack stops everything it started.
     const child = spawn(SERVERLESS, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
@@ -203,7 +183,7 @@ async function main(): Promise<void> {
     if (!started) return;
 
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (!(await accepts(apiPort))) {
+    while (!(await accepts(apiPort, HOST))) {
       if (stopping) return;
       if (Date.now() > deadline) throw new Error(`the API did not listen on port ${apiPort} within ${READY_TIMEOUT_MS} ms`);
       await sleep(250);

@@ -3,8 +3,7 @@ import { ConfigError } from '../config';
 import { WechatPayConfigError } from '../wechatpay/errors';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
-import { InvalidOrderRequestError, OrderConflictError, OrderError, OrderNotFoundError, PaymentProviderError } from '../orders/errors';
-import { OrderStoreError } from '../orders/store';
+import { InvalidOrderRequestError, OrderConflictError, OrderError, OrderNotFoundError, OrderStoreError, PaymentProviderError } from '../orders/errors';
 
 /** API Gateway HTTP API events, with whatever authorizer the deployment put in front. */
 export type ApiEvent = APIGatewayProxyEventV2 & {

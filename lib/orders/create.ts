@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { WechatPayError, WechatPayResponseError } from '../wechatpay/errors';
 import { newOutTradeNo } from '../wechatpay/ids';
 import { toBeijingTimestamp } from '../wechatpay/time';
-import type { UnifiedOrderParams } from '../wechatpay/client';
+import type { UnifiedOrderParams } from '../wechatpay/unified-order';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
@@ -167,7 +167,7 @@ export async function createOrder(request: CreateOrderRequest, ctx: OrdersContex
   if (request.idempotencyKey) {
     const scopedKey = `${request.idempotencyScope}#${request.idempotencyKey}`;
     const claim = await ctx.store.claimIdempotencyKey(scopedKey, outTradeNo, fingerprint(request), ctx.now().toISOString());
-    if (!claim.claimed) {
+    if (!claim.ok) {
       if (claim.fingerprint !== fingerprint(request)) {
         throw new OrderConflictError(
           'IDEMPOTENCY_KEY_REUSED',

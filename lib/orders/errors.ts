@@ -1,6 +1,6 @@
 /**
- * What can go wrong with an order, as the callers of lib/orders see it. The handlers map each class
- * to an HTTP status; lib/orders itself knows nothing of HTTP.
+ * What can go wrong with an order, as the callers of lib/orders see it. lib/http maps each class to
+ * an HTTP status; lib/orders itself knows nothing of HTTP.
  */
 export class OrderError extends Error {
   constructor(
@@ -45,5 +45,13 @@ export class PaymentProviderError extends OrderError {
     cause: unknown,
   ) {
     super(code, message, { cause });
+  }
+}
+
+/** A DynamoDB call failed for a reason other than a condition: the caller answers so it is retried. */
+export class OrderStoreError extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'OrderStoreError';
   }
 }

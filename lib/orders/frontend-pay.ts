@@ -8,7 +8,7 @@ export type PayObject =
   | { mwebUrl: string }
   | ReturnType<typeof appPayParams>;
 
-/** Exactly what the frontend needs to start paying, by trade type (design section 3). */
+/** Exactly what the frontend needs to start paying, by trade type (README: HTTP API, `POST /orders`). */
 export async function payObject(order: Order, config: AppConfig, now: Date): Promise<PayObject> {
   const prepayId = order.prepayId as string;
   switch (order.tradeType) {

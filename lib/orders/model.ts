@@ -1,9 +1,9 @@
 import type { SignType } from '../wechatpay/sign';
-import type { TradeType, UnifiedOrderParams } from '../wechatpay/client';
+import type { TradeType, UnifiedOrderParams } from '../wechatpay/unified-order';
 
-export { TRADE_TYPES, type TradeType } from '../wechatpay/client';
+export { TRADE_TYPES, type TradeType } from '../wechatpay/unified-order';
 
-/** PENDING → PAID | CLOSED | FAILED (design section 4). PAID is terminal. */
+/** PENDING → PAID | CLOSED | FAILED (README: Order lifecycle). PAID is terminal. */
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED';
 
 /** Which path learned of a payment first. */
@@ -80,6 +80,31 @@ export function toView(order: Order): OrderView {
   if (order.transactionId) view.transactionId = order.transactionId;
   return view;
 }
+
+/** What one path (callback, query, recovery) learned of a payment, to be recorded against its order. */
+export interface PaymentReport {
+  outTradeNo: string;
+  transactionId: string;
+  totalFee: number;
+  paidAt: string;
+  source: PaymentSource;
+  /** For a callback: the sign type it was verified with, which must be the order's. */
+  signType?: SignType;
+}
+
+/** What recording a payment did. */
+export type PaymentOutcome =
+  /** This report made the order PAID. */
+  | { outcome: 'PAID'; order: Order }
+  /** Already PAID with this transaction: nothing to do. */
+  | { outcome: 'ALREADY_PAID'; order: Order }
+  /** Money arrived for an order that was CLOSED/FAILED, or a second transaction: recorded, flagged. */
+  | { outcome: 'FLAGGED'; order: Order; flag: ReviewFlag }
+  /** The amount differs from the order's: flagged for review, never marked paid. */
+  | { outcome: 'AMOUNT_MISMATCH'; order: Order; flag: ReviewFlag }
+  /** Signed with another sign type than the order was made with: refused. */
+  | { outcome: 'SIGN_TYPE_MISMATCH'; order: Order }
+  | { outcome: 'UNKNOWN_ORDER' };
 
 /** One line of an order made from the catalog, at the price it was sold at. */
 export interface OrderLine {

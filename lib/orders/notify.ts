@@ -4,7 +4,7 @@ import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import { paidAtFrom, recordPayment } from './settle';
-import { OrderStoreError } from './store';
+import { OrderStoreError } from './errors';
 
 export interface NotificationResult {
   /** The XML to answer WeChat Pay with. */

@@ -7,8 +7,9 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
-import type { SignType } from '../wechatpay/sign';
-import type { Order, PaymentSource, ReviewFlag } from './model';
+import { failure, type Failure } from '../result';
+import { OrderStoreError } from './errors';
+import type { Order, OrderStatus, PaymentReport, ReviewFlag } from './model';
 
 /**
  * Pending orders are spread over this many index partitions so that no single partition key takes
@@ -22,14 +23,6 @@ export const PENDING_INDEX = 'pendingByShard';
  * (7 days) with a day to spare, so a key is never forgotten while its order can still be paid.
  */
 const IDEMPOTENCY_TTL_SECONDS = 8 * 24 * 60 * 60;
-
-/** A DynamoDB call failed for a reason other than a condition: the caller answers so it is retried. */
-export class OrderStoreError extends Error {
-  constructor(message: string, cause: unknown) {
-    super(message, { cause });
-    this.name = 'OrderStoreError';
-  }
-}
 
 export function createDocumentClient(endpoint?: string): DynamoDBDocumentClient {
   const local = endpoint
@@ -48,29 +41,6 @@ export function createDocumentClient(endpoint?: string): DynamoDBDocumentClient 
   });
 }
 
-export interface PaymentReport {
-  outTradeNo: string;
-  transactionId: string;
-  totalFee: number;
-  paidAt: string;
-  source: PaymentSource;
-  /** For a callback: the sign type it was verified with, which must be the order's. */
-  signType?: SignType;
-}
-
-export type PaymentOutcome =
-  /** This report made the order PAID. */
-  | { outcome: 'PAID'; order: Order }
-  /** Already PAID with this transaction: nothing to do. */
-  | { outcome: 'ALREADY_PAID'; order: Order }
-  /** Money arrived for an order that was CLOSED/FAILED, or a second transaction: recorded, flagged. */
-  | { outcome: 'FLAGGED'; order: Order; flag: ReviewFlag }
-  /** The amount differs from the order's: flagged for review, never marked paid. */
-  | { outcome: 'AMOUNT_MISMATCH'; order: Order; flag: ReviewFlag }
-  /** Signed with another sign type than the order was made with: refused. */
-  | { outcome: 'SIGN_TYPE_MISMATCH'; order: Order }
-  | { outcome: 'UNKNOWN_ORDER' };
-
 function isConditionFailure(error: unknown): boolean {
   return (
     error instanceof ConditionalCheckFailedException ||
@@ -78,8 +48,23 @@ function isConditionFailure(error: unknown): boolean {
   );
 }
 
+/** Leaves the sparse pending index: recovery never reads a settled order again. */
 const LEAVE_PENDING = 'REMOVE pendingShard, nextCheckAt, checkCount';
 
+/** An update of one order, applied only while its status is the expected one. */
+interface GuardedUpdate {
+  /** The UpdateExpression; `#status` names the status attribute. */
+  update: string;
+  /** Further conditions, ANDed to the status check. */
+  condition?: string;
+  names?: Record<string, string>;
+  values?: Record<string, unknown>;
+}
+
+/**
+ * The orders table, and nothing else: reads, and writes that hold only under a condition. What a
+ * refused write means for a payment is decided by the caller (settle.ts).
+ */
 export class OrderStore {
   constructor(
     /** Public so that tests and benchmarks can add SDK middleware (request counts, injected faults). */
@@ -109,8 +94,20 @@ export class OrderStore {
     }
   }
 
-  private async updated(input: Omit<UpdateCommand['input'], 'TableName'>): Promise<boolean> {
-    return (await this.conditionalUpdate(input)) !== undefined;
+  /** Updates an order only while its status is `status`: the order as it now is, or undefined. */
+  private updateIfStatus(outTradeNo: string, status: OrderStatus, guarded: GuardedUpdate): Promise<Order | undefined> {
+    return this.conditionalUpdate({
+      Key: { pk: outTradeNo },
+      UpdateExpression: guarded.update,
+      ConditionExpression: guarded.condition ? `#status = :expected AND ${guarded.condition}` : '#status = :expected',
+      ExpressionAttributeNames: { '#status': 'status', ...guarded.names },
+      ExpressionAttributeValues: { ':expected': status, ...guarded.values },
+    });
+  }
+
+  /** Updates an order only while it is still PENDING; false when it has moved on (or the condition failed). */
+  private async updateIfPending(outTradeNo: string, guarded: GuardedUpdate): Promise<boolean> {
+    return (await this.updateIfStatus(outTradeNo, 'PENDING', guarded)) !== undefined;
   }
 
   async get(outTradeNo: string): Promise<Order | undefined> {
@@ -145,15 +142,15 @@ export class OrderStore {
 
   /**
    * Claims an idempotency key (`<caller scope>#<key>`; the scope holds no `#`, so no caller's key can
-   * reach into another's scope) for a new order. When the key is taken, answers the order it names and
-   * the fingerprint of the request that took it.
+   * reach into another's scope) for a new order. When the key is taken (reason `KEY_TAKEN`), answers
+   * the order it names and the fingerprint of the request that took it.
    */
   async claimIdempotencyKey(
     key: string,
     outTradeNo: string,
     fingerprint: string,
     createdAt: string,
-  ): Promise<{ claimed: true } | { claimed: false; outTradeNo: string; fingerprint: string }> {
+  ): Promise<{ ok: true } | (Failure<'KEY_TAKEN'> & { outTradeNo: string; fingerprint: string })> {
     const pk = `idempotency#${key}`;
     try {
       await this.send('PutItem', () =>
@@ -165,7 +162,7 @@ export class OrderStore {
           }),
         ),
       );
-      return { claimed: true };
+      return { ok: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
     }
@@ -173,58 +170,40 @@ export class OrderStore {
       this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })),
     );
     const item = existing.Item as { outTradeNo: string; fingerprint: string };
-    return { claimed: false, outTradeNo: item.outTradeNo, fingerprint: item.fingerprint };
+    const taken = failure('KEY_TAKEN', `idempotency key already names order ${item.outTradeNo}`);
+    return { ...taken, outTradeNo: item.outTradeNo, fingerprint: item.fingerprint };
   }
 
   async recordPrepay(
     outTradeNo: string,
     prepay: { prepayId: string; codeUrl?: string; mwebUrl?: string; issuedAt: string },
   ): Promise<boolean> {
-    const names: Record<string, string> = { '#status': 'status' };
-    const values: Record<string, unknown> = { ':pending': 'PENDING', ':prepayId': prepay.prepayId, ':issuedAt': prepay.issuedAt };
-    let set = 'SET prepayId = :prepayId, prepayIssuedAt = :issuedAt';
+    const values: Record<string, unknown> = { ':prepayId': prepay.prepayId, ':issuedAt': prepay.issuedAt };
+    let update = 'SET prepayId = :prepayId, prepayIssuedAt = :issuedAt';
     if (prepay.codeUrl) {
-      set += ', codeUrl = :codeUrl';
+      update += ', codeUrl = :codeUrl';
       values[':codeUrl'] = prepay.codeUrl;
     }
     if (prepay.mwebUrl) {
-      set += ', mwebUrl = :mwebUrl';
+      update += ', mwebUrl = :mwebUrl';
       values[':mwebUrl'] = prepay.mwebUrl;
     }
-    return this.updated({
-      Key: { pk: outTradeNo },
-      UpdateExpression: set,
-      ConditionExpression: '#status = :pending',
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
-    });
+    return this.updateIfPending(outTradeNo, { update, values });
   }
 
   /** PENDING → FAILED: WeChat Pay refused the unified order for good. */
   async markFailed(outTradeNo: string, failure: { code: string; message: string; at: string }): Promise<boolean> {
-    return this.updated({
-      Key: { pk: outTradeNo },
-      UpdateExpression: `SET #status = :failed, failedAt = :at, failureCode = :code, failureMessage = :message ${LEAVE_PENDING}`,
-      ConditionExpression: '#status = :pending',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: {
-        ':failed': 'FAILED',
-        ':pending': 'PENDING',
-        ':at': failure.at,
-        ':code': failure.code,
-        ':message': failure.message,
-      },
+    return this.updateIfPending(outTradeNo, {
+      update: `SET #status = :failed, failedAt = :at, failureCode = :code, failureMessage = :message ${LEAVE_PENDING}`,
+      values: { ':failed': 'FAILED', ':at': failure.at, ':code': failure.code, ':message': failure.message },
     });
   }
 
   /** PENDING → CLOSED: expired and confirmed unpaid. */
   async markClosed(outTradeNo: string, close: { reason: string; at: string }): Promise<boolean> {
-    return this.updated({
-      Key: { pk: outTradeNo },
-      UpdateExpression: `SET #status = :closed, closedAt = :at, closeReason = :reason ${LEAVE_PENDING}`,
-      ConditionExpression: '#status = :pending',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':closed': 'CLOSED', ':pending': 'PENDING', ':at': close.at, ':reason': close.reason },
+    return this.updateIfPending(outTradeNo, {
+      update: `SET #status = :closed, closedAt = :at, closeReason = :reason ${LEAVE_PENDING}`,
+      values: { ':closed': 'CLOSED', ':at': close.at, ':reason': close.reason },
     });
   }
 
@@ -233,23 +212,19 @@ export class OrderStore {
    * however many clients poll at once (a conditional write, shared by every container).
    */
   async claimQuerySlot(outTradeNo: string, now: number, minIntervalMs: number): Promise<boolean> {
-    return this.updated({
-      Key: { pk: outTradeNo },
-      UpdateExpression: 'SET lastQueriedAt = :now',
-      ConditionExpression: '#status = :pending AND (attribute_not_exists(lastQueriedAt) OR lastQueriedAt <= :before)',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':pending': 'PENDING', ':now': now, ':before': now - minIntervalMs },
+    return this.updateIfPending(outTradeNo, {
+      update: 'SET lastQueriedAt = :now',
+      condition: '(attribute_not_exists(lastQueriedAt) OR lastQueriedAt <= :before)',
+      values: { ':now': now, ':before': now - minIntervalMs },
     });
   }
 
   /** Moves a pending order's next recovery check; false when it is no longer pending or was moved. */
   async scheduleNextCheck(outTradeNo: string, expectedCheckAt: number, nextCheckAt: number, checkCount: number): Promise<boolean> {
-    return this.updated({
-      Key: { pk: outTradeNo },
-      UpdateExpression: 'SET nextCheckAt = :next, checkCount = :count',
-      ConditionExpression: '#status = :pending AND nextCheckAt = :expected',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':pending': 'PENDING', ':next': nextCheckAt, ':count': checkCount, ':expected': expectedCheckAt },
+    return this.updateIfPending(outTradeNo, {
+      update: 'SET nextCheckAt = :next, checkCount = :count',
+      condition: 'nextCheckAt = :expectedCheckAt',
+      values: { ':next': nextCheckAt, ':count': checkCount, ':expectedCheckAt': expectedCheckAt },
     });
   }
 
@@ -271,84 +246,35 @@ export class OrderStore {
   }
 
   /**
-   * Records a payment exactly once. The first report costs one conditional UpdateItem whose condition
-   * also checks the amount (and the sign type, for a callback); when it fails, a consistent read
-   * tells a duplicate from a mismatch. Money received always wins: a genuine payment for an order
-   * that is no longer pending is recorded and flagged for review, never dropped.
+   * `from` → PAID in one conditional write that also checks the amount (and, for a callback, the
+   * sign type). From PENDING this is the payment; from CLOSED or FAILED it records money that came
+   * anyway, with its review flag. The order as it now is, or undefined when the condition did not hold.
    */
-  async recordPayment(report: PaymentReport): Promise<PaymentOutcome> {
+  async markPaid(report: PaymentReport, from: OrderStatus = 'PENDING', flag?: ReviewFlag): Promise<Order | undefined> {
+    const names: Record<string, string> = {};
     const values: Record<string, unknown> = {
-      ':pending': 'PENDING',
       ':paid': 'PAID',
       ':fee': report.totalFee,
       ':tx': report.transactionId,
       ':paidAt': report.paidAt,
       ':via': report.source,
     };
-    let condition = '#status = :pending AND totalFee = :fee';
+    let update = 'SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via';
+    let condition = 'totalFee = :fee';
     if (report.signType) {
       condition += ' AND signType = :signType';
       values[':signType'] = report.signType;
     }
-    const paid = await this.conditionalUpdate({
-      Key: { pk: report.outTradeNo },
-      UpdateExpression: `SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via ${LEAVE_PENDING}`,
-      ConditionExpression: condition,
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: values,
-    });
-    if (paid) return { outcome: 'PAID', order: paid };
-    return this.explainRefusedPayment(report);
+    if (flag) {
+      update += ', review.#flag = :flag';
+      names['#flag'] = flag.transactionId;
+      values[':flag'] = flag;
+    }
+    return this.updateIfStatus(report.outTradeNo, from, { update: `${update} ${LEAVE_PENDING}`, condition, names, values });
   }
 
-  private async explainRefusedPayment(report: PaymentReport, attempt = 0): Promise<PaymentOutcome> {
-    const order = await this.get(report.outTradeNo);
-    if (!order) return { outcome: 'UNKNOWN_ORDER' };
-    if (report.signType && order.signType !== report.signType) return { outcome: 'SIGN_TYPE_MISMATCH', order };
-    if (order.status === 'PAID' && order.transactionId === report.transactionId) {
-      return { outcome: 'ALREADY_PAID', order };
-    }
-    const flagFor = (reason: ReviewFlag['reason']): ReviewFlag => ({
-      reason,
-      at: report.paidAt,
-      source: report.source,
-      transactionId: report.transactionId,
-      totalFee: report.totalFee,
-    });
-    if (order.totalFee !== report.totalFee) {
-      const flag = flagFor('AMOUNT_MISMATCH');
-      return { outcome: 'AMOUNT_MISMATCH', order: await this.flag(order, flag), flag };
-    }
-    if (order.status === 'PAID') {
-      const flag = flagFor('SECOND_PAYMENT');
-      return { outcome: 'FLAGGED', order: await this.flag(order, flag), flag };
-    }
-    if (order.status === 'CLOSED' || order.status === 'FAILED') {
-      const flag = flagFor(order.status === 'CLOSED' ? 'PAID_AFTER_CLOSE' : 'PAID_AFTER_FAILURE');
-      const moved = await this.conditionalUpdate({
-        Key: { pk: report.outTradeNo },
-        UpdateExpression: `SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, review.#flag = :flag ${LEAVE_PENDING}`,
-        ConditionExpression: '#status = :was AND totalFee = :fee',
-        ExpressionAttributeNames: { '#status': 'status', '#flag': report.transactionId },
-        ExpressionAttributeValues: {
-          ':paid': 'PAID',
-          ':was': order.status,
-          ':fee': report.totalFee,
-          ':tx': report.transactionId,
-          ':paidAt': report.paidAt,
-          ':via': report.source,
-          ':flag': flag,
-        },
-      });
-      if (moved) return { outcome: 'FLAGGED', order: moved, flag };
-    }
-    // The order changed between the write and the read (another path got there first): look again.
-    if (attempt >= 3) throw new OrderStoreError(`order ${report.outTradeNo} kept changing while recording a payment`, undefined);
-    return this.explainRefusedPayment(report, attempt + 1);
-  }
-
-  /** Adds a review flag once per transaction id. */
-  private async flag(order: Order, flag: ReviewFlag): Promise<Order> {
+  /** Adds a review flag once per transaction id; answers the order with it. */
+  async addReviewFlag(order: Order, flag: ReviewFlag): Promise<Order> {
     await this.send('UpdateItem', () =>
       this.db.send(
         new UpdateCommand({
@@ -363,4 +289,3 @@ export class OrderStore {
     return { ...order, review: { ...order.review, [flag.transactionId]: order.review[flag.transactionId] ?? flag } };
   }
 }
-

@@ -4,7 +4,7 @@ import { toBeijingTimestamp } from './time';
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 /** Random text over [A-Za-z0-9], unbiased (rejection sampling over crypto bytes). */
-function randomAlphanumeric(length: number): string {
+export function randomAlphanumeric(length: number): string {
   let out = '';
   while (out.length < length) {
     for (const byte of randomBytes(length * 2)) {

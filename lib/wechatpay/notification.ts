@@ -2,14 +2,14 @@
  * The payment result callback (notify_url), protocol only: reading it, checking it, answering it.
  * What a payment means for an order is the caller's business.
  *
- * Flow: `parseNotification(body)` → look up the order by `outTradeNo` to learn its sign type (callbacks
- * usually carry no sign_type and are signed with the order's) → `verifyNotification(parsed, ...)`.
+ * Flow: `parseNotification(body)` → `verifyNotification(parsed, ...)` with the sign type the order was
+ * made with (callbacks usually carry no sign_type and are signed with the order's; lib/orders/notify.ts
+ * takes it from the signature's length, so that a first callback reads no order).
  */
+import { failure, type Failure } from '../result';
 import { XmlFormatError } from './errors';
-import { nonceStr } from './ids';
 import { checkPaymentDocument, type PaymentDocumentFailureReason } from './payment-document';
-import { sign, verifySignature, type Fields, type SignType } from './sign';
-import { toBeijingTimestamp } from './time';
+import { verifySignature, type Fields, type SignType } from './sign';
 import { buildXml, parseXml } from './xml';
 
 /** A callback whose XML was read but not yet authenticated: nothing in it can be trusted yet. */
@@ -30,12 +30,8 @@ export type NotificationFailureReason =
   | 'BAD_TOTAL_FEE'
   | PaymentDocumentFailureReason;
 
-export interface NotificationFailure {
-  ok: false;
-  reason: NotificationFailureReason;
-  /** Says what is wrong, without secrets; fit for the log and for the FAIL reply. */
-  message: string;
-}
+/** Its message says what is wrong, without secrets; fit for the log and for the FAIL reply. */
+export type NotificationFailure = Failure<NotificationFailureReason>;
 
 interface PaymentCommon {
   outTradeNo: string;
@@ -74,10 +70,6 @@ export interface VerifyNotificationOptions {
 
 const FEN = /^(0|[1-9][0-9]{0,11})$/;
 
-function failure(reason: NotificationFailureReason, message: string): NotificationFailure {
-  return { ok: false, reason, message };
-}
-
 /** Reads the raw callback body (read it raw: a framework's body parser would lose fields). */
 export function parseNotification(body: string | Uint8Array): UnverifiedNotification | NotificationFailure {
   let fields: Fields;
@@ -108,7 +100,7 @@ export function verifyNotification(
 ): { ok: true; payment: VerifiedPayment } | NotificationFailure {
   const { fields } = notification;
   const check = verifySignature(fields, apiKey, orderSignType);
-  if (!check.valid) return failure('BAD_SIGNATURE', `callback signature is not valid: ${check.reason}`);
+  if (!check.ok) return failure('BAD_SIGNATURE', `callback signature is not valid: ${check.message}`);
   if (fields.appid !== appId) {
     return failure('FOREIGN_APPID', `callback is for appid "${(fields.appid ?? '').slice(0, 40)}", not ours`);
   }
@@ -158,79 +150,4 @@ export function notificationReply(returnCode: 'FAIL', reason: string): string;
 export function notificationReply(returnCode: 'SUCCESS' | 'FAIL', reason?: string): string {
   const returnMsg = returnCode === 'SUCCESS' ? 'OK' : (reason ?? '').replace(CONTROL, ' ').slice(0, 256) || 'FAIL';
   return buildXml({ return_code: returnCode, return_msg: returnMsg });
-}
-
-export interface SignedNotificationOptions {
-  apiKey: string;
-  signType: SignType;
-  /**
-   * Overrides and additions to the callback's fields; `appid`, `mch_id`, `out_trade_no` and
-   * `total_fee` are required. An `undefined` value removes a default field.
-   */
-  fields: { appid: string; mch_id: string; out_trade_no: string; total_fee: string } & Record<
-    string,
-    string | undefined
-  >;
-  /** Coupons used for the payment; adds coupon_fee, coupon_count and coupon_*_$n, and lowers cash_fee. */
-  coupons?: ReadonlyArray<{ id: string; fee: number; type?: 'CASH' | 'NO_CASH' }>;
-  /** WeChat Pay usually sends no sign_type (it signs with the order's); set true to send one. */
-  declareSignType?: boolean;
-  now?: Date;
-}
-
-function randomDigits(count: number): string {
-  let out = '';
-  while (out.length < count) out += Math.floor(Math.random() * 10);
-  return out;
-}
-
-/**
- * Test helper: a payment callback as WeChat Pay sends it, signed with `apiKey`. For the emulator and
- * tests of notify handling; the product never builds callbacks.
- */
-export function signedNotification({
-  apiKey,
-  signType,
-  fields,
-  coupons = [],
-  declareSignType = false,
-  now = new Date(),
-}: SignedNotificationOptions): string {
-  const totalFee = Number(fields.total_fee);
-  const couponTotal = coupons.reduce((sum, coupon) => sum + coupon.fee, 0);
-  if (!Number.isSafeInteger(totalFee) || couponTotal > totalFee) {
-    throw new RangeError('signedNotification: total_fee must be whole fen, at least the coupons\' total');
-  }
-  const couponFields: Record<string, string> = {};
-  if (coupons.length > 0) {
-    couponFields.coupon_fee = String(couponTotal);
-    couponFields.coupon_count = String(coupons.length);
-    coupons.forEach((coupon, n) => {
-      couponFields[`coupon_type_${n}`] = coupon.type ?? 'NO_CASH';
-      couponFields[`coupon_id_${n}`] = coupon.id;
-      couponFields[`coupon_fee_${n}`] = String(coupon.fee);
-    });
-  }
-  const merged: Record<string, string | undefined> = {
-    return_code: 'SUCCESS',
-    return_msg: 'OK',
-    nonce_str: nonceStr(),
-    result_code: 'SUCCESS',
-    openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
-    is_subscribe: 'N',
-    trade_type: 'JSAPI',
-    bank_type: 'OTHERS',
-    fee_type: 'CNY',
-    cash_fee: String(totalFee - couponTotal),
-    // WeChat Pay's transaction ids are 28 digits starting with 4200 (a JS number would lose digits).
-    transaction_id: `4200${randomDigits(24)}`,
-    time_end: toBeijingTimestamp(now),
-    ...(declareSignType ? { sign_type: signType } : {}),
-    ...couponFields,
-    ...fields,
-  };
-  const signed: Fields = {};
-  for (const [name, value] of Object.entries(merged)) if (value !== undefined && name !== 'sign') signed[name] = value;
-  signed.sign = sign(signed, apiKey, signType);
-  return buildXml(signed);
 }

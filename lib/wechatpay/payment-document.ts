@@ -9,16 +9,13 @@
  * signature. WeChat Pay never writes `&` or `=` in a payment document's values, and always sends the
  * fields required below, so a regrouped document is refused here whatever it claims.
  */
+import { failure, type Failure } from '../result';
 import { fromBeijingTimestamp } from './time';
 import type { Fields } from './sign';
 
 export type PaymentDocumentFailureReason = 'FORGED_FIELD_BOUNDARY' | 'MISSING_FIELD' | 'BAD_FIELD';
 
-export interface PaymentDocumentFailure {
-  ok: false;
-  reason: PaymentDocumentFailureReason;
-  message: string;
-}
+export type PaymentDocumentFailure = Failure<PaymentDocumentFailureReason>;
 
 const FIELD_BOUNDARY = /[&=]/;
 const FEN = /^(0|[1-9][0-9]{0,11})$/;
@@ -32,10 +29,6 @@ const REQUIRED: ReadonlyArray<readonly [name: string, pattern: RegExp, shape: st
   ['transaction_id', /^[0-9]{28}$/, '28 digits'],
   ['time_end', /^[0-9]{14}$/, 'yyyyMMddHHmmss'],
 ];
-
-function failure(reason: PaymentDocumentFailureReason, message: string): PaymentDocumentFailure {
-  return { ok: false, reason, message };
-}
 
 /**
  * `what` names the document in messages ("callback", "orderquery answer"). Checks every value for

@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { failure, type Failure } from '../result';
 
 export const SIGN_TYPES = ['MD5', 'HMAC-SHA256'] as const;
 export type SignType = (typeof SIGN_TYPES)[number];
@@ -45,20 +46,39 @@ export function sign(fields: SignableFields, apiKey: string, signType: SignType)
   return hash.digest('hex').toUpperCase();
 }
 
-/** Returns a copy of the fields with `sign` added (and `sign_type` when it is not the MD5 default). */
-export function signFields(fields: SignableFields, apiKey: string, signType: SignType): Fields {
+export interface SignFieldsOptions {
+  /**
+   * Add `sign_type` when it is not the MD5 default, as a request must. Default true; WeChat Pay's own
+   * answers and callbacks carry none (they are signed with the request's or the order's sign type).
+   */
+  declareSignType?: boolean;
+}
+
+/**
+ * The one way a document is signed: a copy of the fields with empty ones dropped (WeChat Pay sends
+ * none and signs none) and `sign` added last.
+ */
+export function signFields(
+  fields: SignableFields,
+  apiKey: string,
+  signType: SignType,
+  { declareSignType = true }: SignFieldsOptions = {},
+): Fields {
   const out: Fields = {};
   for (const [name, value] of Object.entries(fields)) {
     if (value !== undefined && value !== '' && name !== 'sign') out[name] = value;
   }
-  if (signType !== 'MD5') out.sign_type = signType;
+  if (declareSignType && signType !== 'MD5') out.sign_type = signType;
   out.sign = sign(out, apiKey, signType);
   return out;
 }
 
+/** Why a signature does not hold. */
+export type SignatureFailureReason = 'UNKNOWN_SIGN_TYPE' | 'NO_SIGN' | 'SIGN_LENGTH' | 'SIGN_MISMATCH';
+
 export type SignatureCheck =
-  | { valid: true; signType: SignType }
-  | { valid: false; reason: string; signType?: SignType };
+  | { ok: true; signType: SignType }
+  | (Failure<SignatureFailureReason> & { signType?: SignType });
 
 /**
  * The sign type a document was signed with: its own `sign_type` when it has one, else the caller's
@@ -67,14 +87,14 @@ export type SignatureCheck =
 export function resolveSignType(
   fields: SignableFields,
   fallback?: SignType,
-): { signType: SignType } | { error: string } {
+): { ok: true; signType: SignType } | Failure<'UNKNOWN_SIGN_TYPE'> {
   const declared = fields.sign_type;
   if (declared !== undefined && declared !== '') {
     return isSignType(declared)
-      ? { signType: declared }
-      : { error: `sign_type "${declared.slice(0, 32)}" is neither MD5 nor HMAC-SHA256` };
+      ? { ok: true, signType: declared }
+      : failure('UNKNOWN_SIGN_TYPE', `sign_type "${declared.slice(0, 32)}" is neither MD5 nor HMAC-SHA256`);
   }
-  return { signType: fallback ?? 'MD5' };
+  return { ok: true, signType: fallback ?? 'MD5' };
 }
 
 /**
@@ -87,11 +107,11 @@ export function verifySignature(
   fallbackSignType?: SignType,
 ): SignatureCheck {
   const resolved = resolveSignType(fields, fallbackSignType);
-  if ('error' in resolved) return { valid: false, reason: resolved.error };
+  if (!resolved.ok) return resolved;
   const { signType } = resolved;
   const received = fields.sign;
   if (received === undefined || received === '') {
-    return { valid: false, reason: 'the document has no sign field', signType };
+    return { ...failure('NO_SIGN', 'the document has no sign field'), signType };
   }
   const expected = sign(fields, apiKey, signType);
   const receivedBytes = Buffer.from(received.toUpperCase(), 'utf8');
@@ -103,17 +123,15 @@ export function verifySignature(
         ? ` (its length fits ${other}: was it signed with ${other}?)`
         : '';
     return {
-      valid: false,
-      reason: `sign has ${received.length} characters, a ${signType} signature has ${expected.length}${hint}`,
+      ...failure('SIGN_LENGTH', `sign has ${received.length} characters, a ${signType} signature has ${expected.length}${hint}`),
       signType,
     };
   }
   if (!timingSafeEqual(receivedBytes, expectedBytes)) {
     return {
-      valid: false,
-      reason: `sign does not match a ${signType} signature of the fields with this key (wrong key, or a field changed)`,
+      ...failure('SIGN_MISMATCH', `sign does not match a ${signType} signature of the fields with this key (wrong key, or a field changed)`),
       signType,
     };
   }
-  return { valid: true, signType };
+  return { ok: true, signType };
 }

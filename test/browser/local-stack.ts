@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../emulator/http-server';
+import { groupAlive, killGroup } from '../support/processes';
 
 /** The real local stack (`npm start`) as a child process, for tests that need it whole. */
 
@@ -16,14 +16,6 @@ export interface LocalStack {
   /** Everything the stack printed, for failure messages. */
   output(): string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The stack's `{"event":"ready",...}` log line, once it has printed it. */
@@ -104,22 +96,5 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
       throw new Error(`the local stack ${why}; its output:\n${output}`);
     }
     await sleep(200);
-  }
-}
-
-function groupAlive(group: number): boolean {
-  try {
-    process.kill(-group, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function killGroup(group: number): void {
-  try {
-    process.kill(-group, 'SIGKILL');
-  } catch {
-    // Already gone.
   }
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../lib/wechatpay/sign';
 import type { RunningEmulator } from '../../emulator/server';
-import { call, close, control, MERCHANT, orderFields, query, startTestEmulator } from './helpers';
+import { call, close, control, MERCHANT, orderFields, query, startTestEmulator } from '../support/emulator';
 
 let emulator: RunningEmulator;
 beforeAll(async () => {
@@ -46,7 +46,7 @@ describe('POST /__sim/faults', () => {
     for (let i = 0; i < 2; i++) {
       const failed = await call(emulator, 'unifiedorder', fields, 'HMAC-SHA256');
       expect(failed.fields).toMatchObject({ return_code: 'SUCCESS', result_code: 'FAIL', err_code: 'SYSTEMERROR' });
-      expect(verifySignature(failed.fields, MERCHANT.apiKey, 'HMAC-SHA256').valid).toBe(true);
+      expect(verifySignature(failed.fields, MERCHANT.apiKey, 'HMAC-SHA256').ok).toBe(true);
     }
     // A retry with the same parameters then goes through, and nothing was stored by the failures.
     expect((await call(emulator, 'unifiedorder', fields, 'HMAC-SHA256')).fields.result_code).toBe('SUCCESS');

@@ -14,7 +14,8 @@ import { createOrder, payOrder } from '../../emulator/orders';
 import type { RunningEmulator } from '../../emulator/server';
 import { emptyState } from '../../emulator/state';
 import { SIM_PAYER_OPENID } from '../../emulator/identifiers';
-import { call, control, MERCHANT, orderFields, query, startReceiver, startTestEmulator, waitFor } from './helpers';
+import { call, control, MERCHANT, orderFields, query, startReceiver, startTestEmulator } from '../support/emulator';
+import { waitFor } from '../support/eventually';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** A Beijing day `yyyyMMdd`, `days` before today. */

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { verifySignature } from '../../lib/wechatpay/sign';
 import type { RunningEmulator } from '../../emulator/server';
-import { call, orderFields } from './helpers';
+import { call, orderFields } from '../support/emulator';
 
 describe('tsx emulator/main.ts', () => {
   it('uses the merchant of the environment, prints its URL as JSON and stops cleanly on SIGTERM', async () => {
@@ -31,7 +31,7 @@ describe('tsx emulator/main.ts', () => {
       const fields = orderFields({ appid: merchant.appId, mch_id: merchant.mchId });
       const reply = await call(emulator, 'unifiedorder', fields, 'MD5', merchant.apiKey);
       expect(reply.fields.result_code).toBe('SUCCESS');
-      expect(verifySignature(reply.fields, merchant.apiKey, 'MD5').valid).toBe(true);
+      expect(verifySignature(reply.fields, merchant.apiKey, 'MD5').ok).toBe(true);
 
       const exited = once(child, 'exit');
       child.kill('SIGTERM');

@@ -3,8 +3,9 @@ import { verifySignature } from '../../lib/wechatpay/sign';
 import type { SignType } from '../../lib/wechatpay/sign';
 import { fromBeijingTimestamp } from '../../lib/wechatpay/time';
 import type { RunningEmulator } from '../../emulator/server';
-import { call, control, MERCHANT, orderFields, sleep, startReceiver, startTestEmulator, waitFor } from './helpers';
-import type { Receiver } from './helpers';
+import { call, control, MERCHANT, orderFields, paidJsapiFields, startReceiver, startTestEmulator } from '../support/emulator';
+import { sleep, waitFor } from '../support/eventually';
+import type { Receiver } from '../support/emulator';
 
 const running: { close(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -50,21 +51,14 @@ describe('payment callbacks', () => {
       await waitFor(() => receiver.received.length >= 1);
       const { fields } = receiver.received[0]!;
       expect(fields.sign_type).toBeUndefined();
-      expect(verifySignature(fields, MERCHANT.apiKey, signType)).toEqual({ valid: true, signType });
+      expect(verifySignature(fields, MERCHANT.apiKey, signType)).toEqual({ ok: true, signType });
       expect(fields).toMatchObject({
         return_code: 'SUCCESS',
         appid: MERCHANT.appId,
         mch_id: MERCHANT.mchId,
         device_info: 'WEB',
         result_code: 'SUCCESS',
-        openid,
-        is_subscribe: 'N',
-        trade_type: 'JSAPI',
-        total_fee: '101',
-        fee_type: 'CNY',
-        cash_fee: '101',
-        out_trade_no: outTradeNo,
-        attach: '{"cart":7}',
+        ...paidJsapiFields(outTradeNo, openid, '{"cart":7}'),
       });
       expect(fields.nonce_str).toMatch(/^[0-9A-Za-z]{1,32}$/);
       expect(fields.bank_type).toBeTruthy();

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { PlatformEmulator, type EmulatorApp } from '../../emulator/platform';
-import { TEST_MERCHANT } from '../../local/test-merchant';
-import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../local/test-apps';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../emulator/test-apps';
 
 /** WeChat's platform API on the emulator: conformance with WeChat's answers, errcodes and clock rules. */
 

@@ -3,7 +3,7 @@ import { sign, verifySignature } from '../../lib/wechatpay/sign';
 import type { SignType } from '../../lib/wechatpay/sign';
 import { buildXml } from '../../lib/wechatpay/xml';
 import type { RunningEmulator } from '../../emulator/server';
-import { call, MERCHANT, orderFields, postRaw, startTestEmulator } from './helpers';
+import { call, MERCHANT, orderFields, postRaw, startTestEmulator } from '../support/emulator';
 
 let emulator: RunningEmulator;
 beforeAll(async () => {
@@ -52,7 +52,7 @@ describe('signatures in both sign types', () => {
     expect(reply.fields).toMatchObject({ return_code: 'SUCCESS', result_code: 'SUCCESS' });
     expect(reply.fields.sign_type).toBeUndefined();
     expect(reply.fields.sign).toHaveLength(signType === 'MD5' ? 32 : 64);
-    expect(verifySignature(reply.fields, MERCHANT.apiKey, signType)).toEqual({ valid: true, signType });
+    expect(verifySignature(reply.fields, MERCHANT.apiKey, signType)).toEqual({ ok: true, signType });
     expect(reply.fields).toMatchObject({ appid: MERCHANT.appId, mch_id: MERCHANT.mchId });
     expect(reply.fields.nonce_str).toMatch(/^[0-9A-Za-z]{1,32}$/);
   });
@@ -84,7 +84,7 @@ describe('parameters', () => {
   ])('without %s → %s', async (name, errCode) => {
     const reply = await call(emulator, 'unifiedorder', orderFields({ [name]: undefined }));
     expect(reply.fields).toMatchObject({ result_code: 'FAIL', err_code: errCode });
-    expect(verifySignature(reply.fields, MERCHANT.apiKey, 'MD5').valid).toBe(true);
+    expect(verifySignature(reply.fields, MERCHANT.apiKey, 'MD5').ok).toBe(true);
   });
 
   it.each<[string, Record<string, string | undefined>]>([

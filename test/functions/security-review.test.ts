@@ -12,8 +12,10 @@ import { handler as notify } from '../../functions/notify';
 import { createWechatPayClient } from '../../lib/wechatpay/client';
 import { stringToSign } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../local/test-merchant';
-import { apiEvent, eventually, startTestStack, type TestStack } from '../support/stack';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { apiEvent } from '../support/api';
+import { eventually } from '../support/eventually';
+import { startTestStack, type TestStack } from '../support/stack';
 
 let stack: TestStack;
 

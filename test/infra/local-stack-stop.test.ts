@@ -1,41 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { accepts, freePort } from '../../emulator/http-server';
+import { groupAlive } from '../support/processes';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('local stack (npm start) shutdown', () => {
   it('stops the API, its workers, the emulator and dynalite on Ctrl-C, leaving nothing behind', async () => {
@@ -53,13 +24,13 @@ describe('local stack (npm start) shutdown', () => {
       });
       void exited.then((code) => reject(new Error(`the stack exited with ${code}:\n${output.slice(-2000)}`)));
     });
-    for (const port of Object.values(ports)) expect(await listening(port)).toBe(true);
+    for (const port of Object.values(ports)) expect(await accepts(port)).toBe(true);
     expect(groupAlive(ready.apiProcessGroup)).toBe(true);
     expect(existsSync(join(ROOT, ready.bundleFolder))).toBe(true);
 
     stack.kill('SIGINT');
     expect(await exited).toBe(0);
-    for (const port of Object.values(ports)) expect(await listening(port)).toBe(false);
+    for (const port of Object.values(ports)) expect(await accepts(port)).toBe(false);
     expect(groupAlive(ready.apiProcessGroup)).toBe(false);
     expect(existsSync(join(ROOT, ready.bundleFolder))).toBe(false);
   }, 150_000);

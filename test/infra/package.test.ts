@@ -2,7 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import {
   DEV,
   ROOT,
@@ -201,7 +201,7 @@ describe('serverless package', () => {
       expect(JSON.stringify(dev.template)).not.toContain(TEST_MERCHANT.apiKey);
     });
 
-    it('sets the design §2 defaults, the notify URL from the HTTP API endpoint', () => {
+    it('sets the configuration defaults, the notify URL from the HTTP API endpoint', () => {
       expect(lambda(dev.template, 'createOrder').Environment.Variables).toEqual({
         WECHATPAY_APPID: '',
         WECHATPAY_MCHID: '',
@@ -283,6 +283,13 @@ describe('serverless package', () => {
       const providedByLambda = new Set(['@aws-sdk/signature-v4-crt', '@aws-sdk/client-ssm']);
       expect(required.filter((module) => !isBuiltin(module) && !providedByLambda.has(module))).toEqual([]);
       expect(bundle).toContain('DynamoDB');
+    });
+
+    it.each(FUNCTIONS)('carries no test code in %s: neither the test signing helpers nor the emulator', (name) => {
+      const bundle = readZip(join(dev.dir, `${name}.zip`)).get(`functions/${name}.js`)!.toString('utf8');
+      // Messages of lib/wechatpay/testing.ts and of the emulator survive minification; their names do not.
+      expect(bundle).not.toContain('signedNotification:');
+      expect(bundle).not.toContain('wechatpay-emulator');
     });
   });
 });

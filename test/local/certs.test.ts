@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localCertificates, makeLocalCertificates, type LocalCertificates } from '../../local/certs';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 
 let certs: LocalCertificates;
 let strangers: LocalCertificates;

@@ -1,23 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { eventually } from '../support/stack';
+import { freePort } from '../../emulator/http-server';
+import { eventually } from '../support/eventually';
 
 /** The real local stack, as `npm start` runs it, on free ports. */
 let stack: ChildProcess;
 let urls: { api: string; emulator: string; dynamodb: string; ordersTable: string };
 let output = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   const env = {

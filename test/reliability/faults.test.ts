@@ -8,22 +8,13 @@ import { followOrder, QUERY_INTERVAL_MS } from '../../lib/orders/query';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { ordersContext } from '../../lib/runtime';
 import { createWechatPayClient } from '../../lib/wechatpay/client';
-import { TEST_MERCHANT } from '../../local/test-merchant';
-import { eventually, startTestStack, type TestStack } from '../support/stack';
-import {
-  callback,
-  countPaidTransitions,
-  create,
-  dynamoError,
-  FAULT_KINDS,
-  get,
-  injectFault,
-  paidCallback,
-  reportFigures,
-  requestPk,
-  scanTable,
-  sleep,
-} from './support';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { startTestStack, type TestStack } from '../support/stack';
+import { eventually } from '../support/eventually';
+import { countPaidTransitions, dynamoError, FAULT_KINDS, injectFault, reportFigures, requestPk, scanTable } from './support';
+import { callback, create, get } from '../support/api';
+import { paidCallback } from '../support/callbacks';
+import { sleep } from '../support/eventually';
 
 let stack: TestStack;
 let ctx: OrdersContext;

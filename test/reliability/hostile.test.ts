@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { sign } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
 import { startTestStack, type TestStack } from '../support/stack';
-import { callback, create, paidCallback, reportFigures, scanTable } from './support';
+import { reportFigures, scanTable } from './support';
+import { callback, create } from '../support/api';
+import { paidCallback } from '../support/callbacks';
 
 const OTHER_KEY = 'ffffffffffffffffffffffffffffffff';
 const figures = { callbackCases: 0, createCases: 0, answered5xx: 0, ordersChanged: 0 };

@@ -8,8 +8,11 @@ import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
 import { ordersContext } from '../../lib/runtime';
-import { apiEvent, startTestStack, type TestStack } from '../support/stack';
-import { paidCallback, recordCommands, reportFigures, sleep } from './support';
+import { startTestStack, type TestStack } from '../support/stack';
+import { apiEvent } from '../support/api';
+import { recordCommands, reportFigures } from './support';
+import { paidCallback } from '../support/callbacks';
+import { sleep } from '../support/eventually';
 
 /**
  * test/infra checks the packaged roles against a list of grants and for wildcards. This checks the

@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders, type RecoverySummary } from '../../lib/orders/recovery';
-import { ordersContext } from '../../lib/runtime';
-import { startTestStack, type SimOrder, type TestStack } from '../support/stack';
-import { callback, countPaidTransitions, create, get, inParallel, paidCallback, reportFigures, scale, scanTable, sleep } from './support';
+import type { SimOrder, TestStack } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+import { countPaidTransitions, inParallel, reportFigures, scale, scanTable } from './support';
+import { callback, create, get } from '../support/api';
+import { paidCallback } from '../support/callbacks';
+import { sleep } from '../support/eventually';
 
 const ORDERS = scale(150, 1_000);
 const COPIES = 10;
@@ -11,13 +14,7 @@ const COPIES = 10;
 let stack: TestStack;
 let ctx: OrdersContext;
 
-beforeAll(async () => {
-  stack = await startTestStack();
-  ctx = await ordersContext();
-});
-afterAll(async () => {
-  await stack?.close();
-});
+useTestStack((started) => ({ stack, ctx } = started));
 
 const TRADE_TYPES = [
   { tradeType: 'JSAPI', openid: 'oLoadTestOpenid_0123456789' },

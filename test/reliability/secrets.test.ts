@@ -1,5 +1,4 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -13,35 +12,37 @@ vi.hoisted(() => {
 const { loadConfig } = await import('../../lib/config');
 const { clearCaches } = await import('@aws-lambda-powertools/parameters');
 const { newOutTradeNo } = await import('../../lib/wechatpay/ids');
-const { TEST_MERCHANT } = await import('../../local/test-merchant');
+const { TEST_MERCHANT } = await import('../../emulator/test-merchant');
+const { listen, readBody } = await import('../../emulator/http-server');
 const { startTestStack } = await import('../support/stack');
 const { ordersContext } = await import('../../lib/runtime');
 const { recoverOrders } = await import('../../lib/orders/recovery');
 const { handler: recoverOrdersHandler } = await import('../../functions/recoverOrders');
-const { callback, create, get, injectFault, paidCallback, reportFigures, sleep } = await import('./support');
+const { injectFault, reportFigures } = await import('./support');
+const { callback, create, get } = await import('../support/api');
+const { paidCallback } = await import('../support/callbacks');
+const { sleep } = await import('../support/eventually');
 
 const figures: Record<string, unknown> = {};
 afterAll(() => reportFigures('secrets and observability', figures));
 
 describe('the API key from SSM', () => {
-  let server: Server;
+  let server: Awaited<ReturnType<typeof listen>>;
   const requests: Array<{ target: string; body: { Name: string; WithDecryption?: boolean } }> = [];
   const saved = { ...process.env };
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const ssm = createServer((req, res) => {
+      void readBody(req).then((raw) => {
+        const body = JSON.parse(String(raw));
         requests.push({ target: String(req.headers['x-amz-target']), body });
         res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify({ Parameter: { Name: body.Name, Type: 'SecureString', Value: TEST_MERCHANT.apiKey, Version: 1 } }));
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    server = await listen(ssm);
     Object.assign(process.env, {
-      AWS_ENDPOINT_URL_SSM: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      AWS_ENDPOINT_URL_SSM: server.origin,
       AWS_REGION: 'ap-southeast-1',
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',
@@ -53,7 +54,7 @@ describe('the API key from SSM', () => {
       else process.env[name] = saved[name];
     }
     clearCaches();
-    await new Promise((resolve) => server.close(resolve));
+    await server.close();
   });
 
   const env = {

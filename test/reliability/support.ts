@@ -2,14 +2,7 @@ import { appendFileSync } from 'node:fs';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { handler as createOrderHandler } from '../../functions/createOrder';
-import { handler as queryOrderHandler } from '../../functions/queryOrder';
-import { handler as notifyHandler } from '../../functions/notify';
-import { TEST_MERCHANT } from '../../local/test-merchant';
-import { signedNotification } from '../../lib/wechatpay/notification';
-import type { SignType } from '../../lib/wechatpay/sign';
-import { parseXml } from '../../lib/wechatpay/xml';
-import { apiEvent, type TestStack } from '../support/stack';
+import type { TestStack } from '../support/stack';
 
 /** `RELIABILITY_SCALE=full` (npm run test:reliability) runs the full-size figures; CI runs a smaller size. */
 export const FULL = process.env.RELIABILITY_SCALE === 'full';
@@ -23,56 +16,6 @@ export function reportFigures(section: string, figures: Record<string, unknown>)
   const file = process.env.RELIABILITY_FIGURES_FILE;
   if (file) appendFileSync(file, `${JSON.stringify({ section, figures })}\n`);
   console.log(`[reliability] ${section}: ${JSON.stringify(figures)}`);
-}
-
-export interface HttpResult {
-  status: number;
-  body: Record<string, unknown> & { error?: { code: string; message: string; field?: string; outTradeNo?: string } };
-  raw: string;
-}
-
-export async function create(body: unknown, extra: Partial<Parameters<typeof apiEvent>[0]> = {}): Promise<HttpResult> {
-  const result = await createOrderHandler(apiEvent({ method: 'POST', path: '/orders', body: typeof body === 'string' ? body : JSON.stringify(body), ...extra }));
-  return { status: result.statusCode ?? 0, body: JSON.parse(result.body as string), raw: result.body as string };
-}
-
-export async function get(outTradeNo: string): Promise<HttpResult> {
-  const result = await queryOrderHandler(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
-  return { status: result.statusCode ?? 0, body: JSON.parse(result.body as string), raw: result.body as string };
-}
-
-export interface CallbackResult {
-  status: number;
-  returnCode: string | undefined;
-  returnMsg: string | undefined;
-  raw: string;
-}
-
-/** Delivers a callback body to the real notify handler, as API Gateway would (base64 for bytes). */
-export async function callback(body: string | Uint8Array): Promise<CallbackResult> {
-  const event =
-    typeof body === 'string'
-      ? apiEvent({ method: 'POST', path: '/wechatpay/notify', body, contentType: 'text/xml' })
-      : { ...apiEvent({ method: 'POST', path: '/wechatpay/notify', contentType: 'text/xml' }), body: Buffer.from(body).toString('base64'), isBase64Encoded: true };
-  const result = await notifyHandler(event);
-  const raw = result.body as string;
-  const reply = parseXml(raw);
-  return { status: result.statusCode ?? 0, returnCode: reply.return_code, returnMsg: reply.return_msg, raw };
-}
-
-/** A payment callback as WeChat Pay sends it, signed with the test merchant's key. */
-export function paidCallback(
-  outTradeNo: string,
-  totalFee: number,
-  fields: Record<string, string | undefined> = {},
-  signType: SignType = 'HMAC-SHA256',
-  apiKey: string = TEST_MERCHANT.apiKey,
-): string {
-  return signedNotification({
-    apiKey,
-    signType,
-    fields: { appid: TEST_MERCHANT.appId, mch_id: TEST_MERCHANT.mchId, out_trade_no: outTradeNo, total_fee: String(totalFee), ...fields },
-  });
 }
 
 /** Every item of the table, straight from DynamoDB (not through the product's store). */
@@ -102,8 +45,6 @@ export async function inParallel<T, R>(items: readonly T[], limit: number, task:
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------------
 // DynamoDB middleware: an independent count of PENDING → PAID writes, and injected faults.

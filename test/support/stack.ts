@@ -1,10 +1,10 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
-import { TEST_MERCHANT } from '../../local/test-merchant';
-import type { ApiEvent } from '../../lib/http/api';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as notify } from '../../functions/notify';
+import { apiEvent } from './api';
 import { createOrdersTable, startDynalite } from './dynalite';
 
 export interface TestStack {
@@ -30,49 +30,6 @@ export interface SimOrder {
   notifications: Array<{ at: string; status: number | string; return_code?: string }>;
 }
 
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
-  });
-}
-
-/** An API Gateway HTTP API (payload 2.0) event, as the real one carries it. */
-export function apiEvent(options: {
-  method: string;
-  path: string;
-  body?: string;
-  base64?: boolean;
-  pathParameters?: Record<string, string>;
-  sourceIp?: string;
-  claims?: Record<string, string>;
-  contentType?: string;
-}): ApiEvent {
-  const body = options.body === undefined ? undefined : options.base64 ? Buffer.from(options.body).toString('base64') : options.body;
-  return {
-    version: '2.0',
-    routeKey: `${options.method} ${options.path}`,
-    rawPath: options.path,
-    rawQueryString: '',
-    headers: { 'content-type': options.contentType ?? 'application/json' },
-    pathParameters: options.pathParameters,
-    isBase64Encoded: options.base64 ?? false,
-    body,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'local',
-      domainName: 'localhost',
-      domainPrefix: 'localhost',
-      requestId: randomUUID(),
-      routeKey: `${options.method} ${options.path}`,
-      stage: '$default',
-      time: new Date().toISOString(),
-      timeEpoch: Date.now(),
-      http: { method: options.method, path: options.path, protocol: 'HTTP/1.1', sourceIp: options.sourceIp ?? '203.0.113.7', userAgent: 'test' },
-      ...(options.claims ? { authorizer: { jwt: { claims: options.claims } } } : {}),
-    },
-  } as ApiEvent;
-}
-
 /**
  * dynalite, the orders table, the WeChat Pay emulator, and a small HTTP server that hands the
  * emulator's callbacks to the real notify handler; the handlers' configuration points at them.
@@ -83,20 +40,15 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
   await createOrdersTable(db.endpoint, table);
   const emulator = await startEmulator({ ...TEST_MERCHANT, port: 0, timeScale: options.timeScale ?? 0.001, log: () => {} });
   const notifyServer = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      void (async () => {
-        const result = await notify(
-          apiEvent({ method: 'POST', path: '/wechatpay/notify', body: Buffer.concat(chunks).toString('utf8'), base64: true, contentType: 'text/xml' }),
-        );
-        res.writeHead(result.statusCode ?? 200, { 'content-type': 'text/xml' });
-        res.end(result.body);
-      })();
-    });
+    void (async () => {
+      const body = (await readBody(req)) as Buffer;
+      const result = await notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: body.toString('utf8'), base64: true, contentType: 'text/xml' }));
+      res.writeHead(result.statusCode ?? 200, { 'content-type': 'text/xml' });
+      res.end(result.body);
+    })();
   });
-  const notifyBase = await listen(notifyServer);
-  const notifyUrl = `${notifyBase}/wechatpay/notify`;
+  const notifyListening = await listen(notifyServer);
+  const notifyUrl = `${notifyListening.origin}/wechatpay/notify`;
   Object.assign(process.env, {
     WECHATPAY_APPID: TEST_MERCHANT.appId,
     WECHATPAY_MCHID: TEST_MERCHANT.mchId,
@@ -125,19 +77,8 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     },
     close: async () => {
       await emulator.close();
-      await new Promise((resolve) => notifyServer.close(resolve));
+      await notifyListening.close();
       await db.close();
     },
   };
-}
-
-/** Polls until `check` returns a value, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

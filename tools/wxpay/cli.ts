@@ -98,7 +98,7 @@ function hints(fields: Fields, key: string): string[] {
 function chooseSignType(fields: Fields, option: string | undefined): SignType {
   if (option === undefined) {
     const resolved = resolveSignType(fields);
-    if ('error' in resolved) throw new UsageError(`the document's ${resolved.error}`);
+    if (!resolved.ok) throw new UsageError(`the document's ${resolved.message}`);
     return resolved.signType;
   }
   if (!isSignType(option)) throw new UsageError(`--sign-type must be MD5 or HMAC-SHA256, not "${option}"`);
@@ -148,8 +148,8 @@ export function runWxpay(argv: readonly string[], input: string | Uint8Array): W
     }
     const check = verifySignature(fields, key, signType);
     if (values.explain && fields.sign) lines.push(`expected sign: ${sign(fields, key, signType)}`);
-    lines.push(check.valid ? 'valid' : `invalid: ${check.reason}`);
-    return done(check.valid ? 0 : 1, lines, key);
+    lines.push(check.ok ? 'valid' : `invalid: ${check.message}`);
+    return done(check.ok ? 0 : 1, lines, key);
   } catch (error) {
     // parseArgs reports unknown options and missing values as TypeErrors with an ERR_PARSE_ARGS_* code.
     const isParseArgsError = String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');

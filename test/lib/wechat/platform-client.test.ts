@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../../emulator/server';
-import { TEST_MERCHANT } from '../../../local/test-merchant';
-import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../../local/test-apps';
+import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../../emulator/test-apps';
 import { isBadCodeError, isStaleTokenError, WechatApiError } from '../../../lib/wechat/errors';
 import { createPlatformClient, type AppCredentials, type PlatformClient } from '../../../lib/wechat/platform-client';
 

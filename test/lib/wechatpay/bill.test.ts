@@ -17,7 +17,7 @@ import { paymentRow, refundRow, summarize, wechatPayFeeFen, writeBill } from '..
 import { downloadBill } from '../../../lib/wechatpay/download-bill';
 import { toBeijingTimestamp } from '../../../lib/wechatpay/time';
 import type { RunningEmulator } from '../../../emulator/server';
-import { call, control, MERCHANT, orderFields, startTestEmulator } from '../../emulator/helpers';
+import { call, control, MERCHANT, orderFields, startTestEmulator } from '../../support/emulator';
 
 /**
  * A bill downloaded from WeChat Pay (anonymised ids): TheNorthMemory/wechatpay-axios-plugin

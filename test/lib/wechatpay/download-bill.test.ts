@@ -12,7 +12,7 @@ import { verifySignature } from '../../../lib/wechatpay/sign';
 import { toBeijingTimestamp } from '../../../lib/wechatpay/time';
 import { parseXml } from '../../../lib/wechatpay/xml';
 import type { RunningEmulator } from '../../../emulator/server';
-import { call, control, MERCHANT, orderFields, startTestEmulator } from '../../emulator/helpers';
+import { call, control, MERCHANT, orderFields, startTestEmulator } from '../../support/emulator';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const beijingDay = (days: number) => toBeijingTimestamp(new Date(Date.now() - days * DAY_MS)).slice(0, 8);
@@ -119,12 +119,12 @@ describe('downloadBill on its own', () => {
       sign_type: 'HMAC-SHA256',
     });
     expect(first.nonce_str).toMatch(/^[A-Za-z0-9]{32}$/);
-    expect(verifySignature(first, MERCHANT.apiKey).valid).toBe(true);
+    expect(verifySignature(first, MERCHANT.apiKey).ok).toBe(true);
     const second = parseXml(sent[1]?.body ?? '');
     expect(second).toMatchObject({ bill_type: 'ALL' });
     expect(second.tar_type).toBeUndefined();
     expect(second.sign_type).toBeUndefined();
-    expect(verifySignature(second, MERCHANT.apiKey).valid).toBe(true);
+    expect(verifySignature(second, MERCHANT.apiKey).ok).toBe(true);
   });
 
   it.each([

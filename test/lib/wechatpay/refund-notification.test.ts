@@ -15,7 +15,7 @@ import {
   refundNotificationFields,
 } from '../../../lib/wechatpay/refund-testing';
 import { buildXml, parseXml } from '../../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../../local/test-merchant';
+import { TEST_MERCHANT } from '../../../emulator/test-merchant';
 
 /*
  * WeChat Pay's refund callback test vector, from wechatpy: `tests/test_crypto.py`,

@@ -8,7 +8,7 @@ import {
   verifySignature,
   type Fields,
   type SignType,
-} from '../../lib/wechatpay/sign';
+} from '../../../lib/wechatpay/sign';
 
 // WeChat Pay's signature algorithm page (pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3),
 // worked example: these fields, this key, these two published signatures.
@@ -51,14 +51,14 @@ describe('WeChat Pay published vectors', () => {
 
   it('verifies the published document and rejects it with one character changed', () => {
     const signed = { ...DOC_FIELDS, sign: '9A0A8659F005D6984697E2CA0A9CF3B7' };
-    expect(verifySignature(signed, DOC_KEY)).toEqual({ valid: true, signType: 'MD5' });
+    expect(verifySignature(signed, DOC_KEY)).toEqual({ ok: true, signType: 'MD5' });
     const tampered = { ...signed, body: 'tesT' };
-    expect(verifySignature(tampered, DOC_KEY)).toMatchObject({ valid: false, reason: expect.stringMatching(/does not match/) });
+    expect(verifySignature(tampered, DOC_KEY)).toMatchObject({ ok: false, reason: 'SIGN_MISMATCH', message: expect.stringMatching(/does not match/) });
   });
 
   it('accepts a lower-case hex signature as WeChat Pay compares case-insensitively', () => {
     const signed = { ...DOC_FIELDS, sign: '9a0a8659f005d6984697e2ca0a9cf3b7' };
-    expect(verifySignature(signed, DOC_KEY).valid).toBe(true);
+    expect(verifySignature(signed, DOC_KEY).ok).toBe(true);
   });
 });
 
@@ -68,11 +68,11 @@ describe('string to sign', () => {
     expect(stringToSign(fields, 'k')).toContain('coupon_fee_0=10&device_info=1000');
     expect(stringToSign(fields, 'k')).toContain('nonce_str=ibuaiVcKdpRxkhJA&rate_value=6.5&key=k');
     const signed = signFields(fields, DOC_KEY, 'MD5');
-    expect(verifySignature(signed, DOC_KEY).valid).toBe(true);
+    expect(verifySignature(signed, DOC_KEY).ok).toBe(true);
     // Dropping an unknown field, as typed-model SDKs do, must break the signature.
     const withoutCoupon = { ...signed };
     delete withoutCoupon.coupon_fee_0;
-    expect(verifySignature(withoutCoupon, DOC_KEY).valid).toBe(false);
+    expect(verifySignature(withoutCoupon, DOC_KEY).ok).toBe(false);
   });
 
   it('includes sign_type whenever it is present, and never sign', () => {
@@ -84,7 +84,7 @@ describe('string to sign', () => {
     // Stripping sign_type before verifying (helei112g/payment#211) must fail.
     const stripped = { ...signed };
     delete stripped.sign_type;
-    expect(verifySignature(stripped, DOC_KEY, 'HMAC-SHA256').valid).toBe(false);
+    expect(verifySignature(stripped, DOC_KEY, 'HMAC-SHA256').ok).toBe(false);
   });
 
   it('leaves out empty and undefined values', () => {
@@ -99,7 +99,7 @@ describe('string to sign', () => {
 
   it('hashes the UTF-8 bytes of Chinese values', () => {
     const fields = { ...DOC_FIELDS, attach: '支付测试' };
-    expect(verifySignature({ ...fields, sign: sign(fields, DOC_KEY, 'MD5') }, DOC_KEY).valid).toBe(true);
+    expect(verifySignature({ ...fields, sign: sign(fields, DOC_KEY, 'MD5') }, DOC_KEY).ok).toBe(true);
     // Hashing Latin-1 bytes instead would give another signature.
     expect(sign(fields, DOC_KEY, 'MD5')).not.toBe(sign({ ...fields, attach: 'æ\u0094¯ä»\u0098æµ\u008Bè¯\u0095' }, DOC_KEY, 'MD5'));
   });
@@ -115,22 +115,22 @@ describe('verification diagnostics', () => {
   it('hints at HMAC-SHA256 when a 64-character signature is checked as MD5', () => {
     const hmacSigned = { ...DOC_FIELDS, sign: sign(DOC_FIELDS, DOC_KEY, 'HMAC-SHA256') };
     const check = verifySignature(hmacSigned, DOC_KEY, 'MD5');
-    expect(check.valid).toBe(false);
-    expect(!check.valid && check.reason).toMatch(/was it signed with HMAC-SHA256\?/);
-    expect(verifySignature(hmacSigned, DOC_KEY, 'HMAC-SHA256').valid).toBe(true);
+    expect(check.ok).toBe(false);
+    expect(!check.ok && check.message).toMatch(/was it signed with HMAC-SHA256\?/);
+    expect(verifySignature(hmacSigned, DOC_KEY, 'HMAC-SHA256').ok).toBe(true);
   });
 
   it('hints at MD5 when a 32-character signature is checked as HMAC-SHA256', () => {
     const md5Signed = { ...DOC_FIELDS, sign: '9A0A8659F005D6984697E2CA0A9CF3B7' };
     const check = verifySignature(md5Signed, DOC_KEY, 'HMAC-SHA256');
-    expect(!check.valid && check.reason).toMatch(/was it signed with MD5\?/);
+    expect(!check.ok && check.message).toMatch(/was it signed with MD5\?/);
   });
 
   it('refuses a missing sign and an unknown sign_type, and never names the key', () => {
     const unsigned = verifySignature(DOC_FIELDS, DOC_KEY);
-    expect(unsigned).toMatchObject({ valid: false, reason: 'the document has no sign field' });
+    expect(unsigned).toMatchObject({ ok: false, reason: 'NO_SIGN', message: 'the document has no sign field' });
     const unknown = verifySignature({ ...DOC_FIELDS, sign_type: 'SHA1', sign: 'x' }, DOC_KEY);
-    expect(unknown).toMatchObject({ valid: false, reason: expect.stringMatching(/neither MD5 nor HMAC-SHA256/) });
+    expect(unknown).toMatchObject({ ok: false, reason: 'UNKNOWN_SIGN_TYPE', message: expect.stringMatching(/neither MD5 nor HMAC-SHA256/) });
     const wrongKey = verifySignature({ ...DOC_FIELDS, sign: '9A0A8659F005D6984697E2CA0A9CF3B7' }, 'x'.repeat(32));
     expect(JSON.stringify([unsigned, unknown, wrongKey])).not.toContain(DOC_KEY);
   });
@@ -150,11 +150,11 @@ describe('sign/verify round trip (property)', () => {
     fc.assert(
       fc.property(fc.dictionary(name, value, { minKeys: 1 }), signType, key, (fields, type, apiKey) => {
         const signed = signFields(fields, apiKey, type);
-        expect(verifySignature(signed, apiKey, type).valid).toBe(true);
+        expect(verifySignature(signed, apiKey, type).ok).toBe(true);
         const [first] = Object.keys(signed).filter((n) => n !== 'sign' && n !== 'sign_type');
         if (first !== undefined) {
           const changed = { ...signed, [first]: `${signed[first]}x` };
-          expect(verifySignature(changed, apiKey, type).valid).toBe(false);
+          expect(verifySignature(changed, apiKey, type).ok).toBe(false);
         }
       }),
     );

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { loadConfig } from '../lib/config';
-import { TEST_MERCHANT } from '../local/test-merchant';
-import { apiEvent } from './support/stack';
+import { loadConfig } from '../../lib/config';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { apiEvent } from '../support/api';
 
 const valid = {
   WECHATPAY_APPID: TEST_MERCHANT.appId,
@@ -12,7 +12,7 @@ const valid = {
 };
 
 describe('configuration', () => {
-  it('reads the defaults of design section 2', async () => {
+  it('reads the defaults of the README\'s configuration table', async () => {
     const config = await loadConfig(valid);
     expect(config).toMatchObject({
       signType: 'HMAC-SHA256',
@@ -61,9 +61,20 @@ describe('a misconfigured deployment', () => {
     vi.stubEnv('WECHATPAY_MCHID', '');
     vi.stubEnv('ORDERS_TABLE', 'orders');
     vi.resetModules();
-    const { handler } = await import('../functions/createOrder');
+    const { handler } = await import('../../functions/createOrder');
     const result = await handler(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 1, description: 'x' }) }));
     expect(result.statusCode).toBe(503);
     expect(JSON.parse(result.body as string).error.code).toBe('NOT_CONFIGURED');
+  });
+
+  it('answers WeChat Pay\'s callback FAIL in XML, so that it calls again once the deployment is fixed', async () => {
+    vi.stubEnv('WECHATPAY_MCHID', '');
+    vi.stubEnv('ORDERS_TABLE', 'orders');
+    vi.resetModules();
+    const { handler } = await import('../../functions/notify');
+    const result = await handler(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: '<xml></xml>', contentType: 'text/xml' }));
+    expect(result.statusCode).toBe(200);
+    expect(result.headers?.['content-type']).toContain('text/xml');
+    expect(result.body).toContain('<return_code><![CDATA[FAIL]]></return_code>');
   });
 });

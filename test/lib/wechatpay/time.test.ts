@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
+import { fromBeijingTimestamp, toBeijingTimestamp } from '../../../lib/wechatpay/time';
 
 const run = promisify(execFile);
 const fixture = fileURLToPath(new URL('./fixtures/beijing-times.ts', import.meta.url));

@@ -2,28 +2,19 @@ import { describe, expect, it } from 'vitest';
 import {
   notificationReply,
   parseNotification,
-  signedNotification,
   verifyNotification,
   type UnverifiedNotification,
   type VerifyNotificationOptions,
-} from '../../lib/wechatpay/notification';
-import { sign, type Fields, type SignType } from '../../lib/wechatpay/sign';
-import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+} from '../../../lib/wechatpay/notification';
+import { sign, type Fields } from '../../../lib/wechatpay/sign';
+import { buildXml, parseXml } from '../../../lib/wechatpay/xml';
+import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { SAMPLE_OUT_TRADE_NO, sampleCallback } from '../../support/callbacks';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;
 const merchant: VerifyNotificationOptions = { apiKey, appId, mchId };
-const OUT_TRADE_NO = '20240101AbCdEfGhIjKlMnOpQrSt';
-
-function callback(signType: SignType, extra: Record<string, string | undefined> = {}, declareSignType = false) {
-  return signedNotification({
-    apiKey,
-    signType,
-    declareSignType,
-    fields: { appid: appId, mch_id: mchId, out_trade_no: OUT_TRADE_NO, total_fee: '100', ...extra },
-    now: new Date('2024-01-01T00:15:02Z'),
-  });
-}
+const OUT_TRADE_NO = SAMPLE_OUT_TRADE_NO;
+const callback = sampleCallback;
 
 function parsed(body: string): UnverifiedNotification {
   const result = parseNotification(body);
@@ -35,48 +26,6 @@ function parsed(body: string): UnverifiedNotification {
 function tampered(body: string, change: Fields): string {
   return buildXml({ ...parseXml(body), ...change });
 }
-
-describe('signedNotification', () => {
-  it('builds a realistic callback WeChat Pay would send for a payment', () => {
-    const fields = parseXml(callback('HMAC-SHA256'));
-    expect(fields).toMatchObject({
-      return_code: 'SUCCESS',
-      appid: appId,
-      mch_id: mchId,
-      result_code: 'SUCCESS',
-      is_subscribe: 'N',
-      trade_type: 'JSAPI',
-      fee_type: 'CNY',
-      total_fee: '100',
-      cash_fee: '100',
-      out_trade_no: OUT_TRADE_NO,
-      time_end: '20240101081502',
-    });
-    expect(fields.transaction_id).toMatch(/^4200\d{24}$/);
-    expect(fields.nonce_str).toMatch(/^[A-Za-z0-9]{32}$/);
-    expect(fields.sign).toMatch(/^[0-9A-F]{64}$/);
-    // Like WeChat Pay, it does not declare the sign type unless asked to.
-    expect(fields.sign_type).toBeUndefined();
-  });
-
-  it('adds coupon fields and lowers cash_fee', () => {
-    const body = signedNotification({
-      apiKey,
-      signType: 'MD5',
-      fields: { appid: appId, mch_id: mchId, out_trade_no: OUT_TRADE_NO, total_fee: '100' },
-      coupons: [{ id: '10000', fee: 10 }, { id: '10001', fee: 5, type: 'CASH' }],
-    });
-    expect(parseXml(body)).toMatchObject({
-      cash_fee: '85',
-      coupon_fee: '15',
-      coupon_count: '2',
-      coupon_id_0: '10000',
-      coupon_fee_0: '10',
-      coupon_type_0: 'NO_CASH',
-      coupon_type_1: 'CASH',
-    });
-  });
-});
 
 describe('verifying a callback', () => {
   it('verifies a callback without sign_type with the order sign type', () => {

@@ -1,41 +1,17 @@
 import { createHash, createHmac } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { handler as createOrder } from '../../functions/createOrder';
-import { handler as queryOrder } from '../../functions/queryOrder';
-import { handler as notify } from '../../functions/notify';
-import { TEST_MERCHANT } from '../../local/test-merchant';
-import { signedNotification } from '../../lib/wechatpay/notification';
-import { parseXml } from '../../lib/wechatpay/xml';
-import { apiEvent, eventually, startTestStack, type TestStack } from '../support/stack';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { apiEvent, callback, create, get } from '../support/api';
+import { paidCallback } from '../support/callbacks';
+import { eventually } from '../support/eventually';
+import type { TestStack } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 
 let stack: TestStack;
-
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.close();
-});
-beforeEach(async () => {
-  await stack.sim.reset();
-});
-
-async function create(body: unknown, extra: Partial<Parameters<typeof apiEvent>[0]> = {}) {
-  const result = await createOrder(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify(body), ...extra }));
-  return { status: result.statusCode, body: JSON.parse(result.body as string) };
-}
-
-async function get(outTradeNo: string) {
-  const result = await queryOrder(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
-  return { status: result.statusCode, body: JSON.parse(result.body as string) };
-}
-
-async function callback(xml: string) {
-  const result = await notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: xml, contentType: 'text/xml' }));
-  return parseXml(result.body as string);
-}
+useTestStack((started) => ({ stack } = started), { reset: true });
 
 function signString(fields: Record<string, string>, signType: string): string {
   const text = Object.keys(fields).filter((k) => k !== 'paySign' && k !== 'sign' && fields[k] !== '').sort().map((k) => `${k}=${fields[k]}`).join('&') + `&key=${TEST_MERCHANT.apiKey}`;
@@ -46,14 +22,6 @@ function signString(fields: Record<string, string>, signType: string): string {
 async function itemCount(): Promise<number> {
   const db = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
   return (await db.send(new ScanCommand({ TableName: stack.table, Select: 'COUNT' }))).Count ?? 0;
-}
-
-function paidCallback(outTradeNo: string, totalFee: number, fields: Record<string, string | undefined> = {}, signType: 'MD5' | 'HMAC-SHA256' = 'HMAC-SHA256') {
-  return signedNotification({
-    apiKey: TEST_MERCHANT.apiKey,
-    signType,
-    fields: { appid: TEST_MERCHANT.appId, mch_id: TEST_MERCHANT.mchId, out_trade_no: outTradeNo, total_fee: String(totalFee), ...fields },
-  });
 }
 
 describe('every trade type from create to PAID', () => {
@@ -113,145 +81,11 @@ describe('every trade type from create to PAID', () => {
       expect(body.pay.signType).toBe('MD5');
       expect(body.pay.paySign).toBe(signString(body.pay, 'MD5'));
       const reply = await callback(paidCallback(body.outTradeNo, 5, {}, 'MD5'));
-      expect(reply.return_code).toBe('SUCCESS');
+      expect(reply.returnCode).toBe('SUCCESS');
       expect((await get(body.outTradeNo)).body.status).toBe('PAID');
     } finally {
       delete process.env.WECHATPAY_SIGN_TYPE;
     }
-  });
-});
-
-describe('payment callbacks', () => {
-  async function pendingOrder(totalFee = 300) {
-    const created = await create({ tradeType: 'NATIVE', totalFee, description: 'callback test' });
-    expect(created.status).toBe(201);
-    return created.body.outTradeNo as string;
-  }
-
-  it('50 concurrent copies of one callback give one transition and 50 SUCCESS replies', async () => {
-    const outTradeNo = await pendingOrder();
-    const xml = paidCallback(outTradeNo, 300, { transaction_id: '4200000000202611230000000001' });
-    const { handlePaymentNotification } = await import('../../lib/orders/notify');
-    const { ordersContext } = await import('../../lib/runtime');
-    const ctx = await ordersContext();
-    const results = await Promise.all(Array.from({ length: 50 }, () => handlePaymentNotification(xml, ctx)));
-    expect(results.filter((r) => r.outcome === 'PAID')).toHaveLength(1);
-    expect(results.filter((r) => r.outcome === 'ALREADY_PAID')).toHaveLength(49);
-    for (const r of results) expect(parseXml(r.reply).return_code).toBe('SUCCESS');
-    const replies = await Promise.all(Array.from({ length: 50 }, () => callback(xml)));
-    expect(replies.every((r) => r.return_code === 'SUCCESS')).toBe(true);
-    const order = (await get(outTradeNo)).body;
-    expect(order).toMatchObject({ status: 'PAID', transactionId: '4200000000202611230000000001' });
-  });
-
-  it('a replay with another transaction_id changes nothing and is flagged for review', async () => {
-    const outTradeNo = await pendingOrder();
-    expect((await callback(paidCallback(outTradeNo, 300, { transaction_id: '4200000000202611230000000002' }))).return_code).toBe('SUCCESS');
-    const before = (await get(outTradeNo)).body;
-    expect((await callback(paidCallback(outTradeNo, 300, { transaction_id: '4200000000202611239999999999' }))).return_code).toBe('SUCCESS');
-    expect((await get(outTradeNo)).body).toEqual(before);
-    const { ordersContext } = await import('../../lib/runtime');
-    const stored = await (await ordersContext()).store.get(outTradeNo);
-    expect(stored?.review['4200000000202611239999999999']?.reason).toBe('SECOND_PAYMENT');
-  });
-
-  it.each([
-    ['amount', { total_fee: '1' }, 'AMOUNT'],
-    ['appid', { appid: 'wx0000000000000000' }, 'appid'],
-    ['mch_id', { mch_id: '1900000109' }, 'mch_id'],
-  ])('a %s mismatch is refused with a reason and the order stays PENDING', async (_name, fields, reason) => {
-    const outTradeNo = await pendingOrder();
-    const reply = await callback(paidCallback(outTradeNo, 300, fields));
-    expect(reply.return_code).toBe('FAIL');
-    expect(reply.return_msg?.toLowerCase()).toContain(reason.toLowerCase() === 'amount' ? 'total_fee' : reason);
-    expect((await get(outTradeNo)).body.status).toBe('PENDING');
-  });
-
-  it('a forged signature (another key) is refused and changes nothing', async () => {
-    const outTradeNo = await pendingOrder();
-    const forged = signedNotification({
-      apiKey: 'ffffffffffffffffffffffffffffffff',
-      signType: 'HMAC-SHA256',
-      fields: { appid: TEST_MERCHANT.appId, mch_id: TEST_MERCHANT.mchId, out_trade_no: outTradeNo, total_fee: '300' },
-    });
-    const reply = await callback(forged);
-    expect(reply.return_code).toBe('FAIL');
-    expect(reply.return_msg).toContain('signature');
-    expect((await get(outTradeNo)).body.status).toBe('PENDING');
-  });
-
-  it('a callback signed with MD5 for an HMAC-SHA256 order is refused', async () => {
-    const outTradeNo = await pendingOrder();
-    const reply = await callback(paidCallback(outTradeNo, 300, {}, 'MD5'));
-    expect(reply.return_code).toBe('FAIL');
-    expect((await get(outTradeNo)).body.status).toBe('PENDING');
-  });
-
-  it('an unknown order is refused', async () => {
-    const reply = await callback(paidCallback('20990101unknownorder0001', 300));
-    expect(reply).toMatchObject({ return_code: 'FAIL' });
-    expect(reply.return_msg).toContain('no order');
-  });
-
-  it('a base64-encoded body (as API Gateway sends binary) is read', async () => {
-    const outTradeNo = await pendingOrder();
-    const result = await notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: paidCallback(outTradeNo, 300), base64: true, contentType: 'text/xml' }));
-    expect(parseXml(result.body as string).return_code).toBe('SUCCESS');
-    expect((await get(outTradeNo)).body.status).toBe('PAID');
-  });
-
-  it('a genuine result_code=FAIL callback is acknowledged and the order stays unpaid', async () => {
-    const outTradeNo = await pendingOrder();
-    const reply = await callback(paidCallback(outTradeNo, 300, { result_code: 'FAIL', err_code: 'NOTENOUGH', transaction_id: undefined }));
-    expect(reply.return_code).toBe('SUCCESS');
-    expect((await get(outTradeNo)).body.status).toBe('PENDING');
-  });
-
-  it('malformed XML gets FAIL with the reason', async () => {
-    const reply = await callback('<xml><return_code>SUCCESS</return_code>');
-    expect(reply.return_code).toBe('FAIL');
-    expect(reply.return_msg).toMatch(/malformed|XML/i);
-  });
-});
-
-describe('following an order', () => {
-  it('a lost callback: GET asks WeChat Pay and records the payment', async () => {
-    await stack.sim.faults({ dropNotifies: 1000 });
-    const { body } = await create({ tradeType: 'NATIVE', totalFee: 88, description: 'lost callback' });
-    await stack.sim.pay(body.outTradeNo);
-    const order = await eventually(async () => {
-      const current = (await get(body.outTradeNo)).body;
-      return current.status === 'PAID' ? current : undefined;
-    }, 10_000);
-    expect(order.transactionId).toMatch(/^42000/);
-  });
-
-  it('1000 polls of one pending order cause at most a handful of orderquery calls', async () => {
-    const { body } = await create({ tradeType: 'NATIVE', totalFee: 1, description: 'polling' });
-    const started = Date.now();
-    for (let batch = 0; batch < 10; batch += 1) {
-      const answers = await Promise.all(Array.from({ length: 100 }, () => get(body.outTradeNo)));
-      for (const answer of answers) expect(answer.body.status).toBe('PENDING');
-    }
-    const elapsed = Date.now() - started;
-    const queries = (await stack.sim.order(body.outTradeNo)).calls.filter((c) => c.endpoint === 'orderquery');
-    // One query per 3-second interval, however many clients poll.
-    expect(queries.length).toBeGreaterThanOrEqual(1);
-    expect(queries.length).toBeLessThanOrEqual(Math.ceil(elapsed / 3_000) + 1);
-  });
-
-  it('an unknown order is 404; a malformed id is 400', async () => {
-    expect((await get('20990101doesnotexist00001')).status).toBe(404);
-    const bad = await get('../etc');
-    expect(bad.status).toBe(400);
-    expect(bad.body.error.field).toBe('outTradeNo');
-  });
-
-  it('the answer carries nothing personal', async () => {
-    const { body } = await create({ tradeType: 'JSAPI', totalFee: 1, description: 'privacy', openid: 'o-private-openid' });
-    const answer = (await get(body.outTradeNo)).body;
-    expect(JSON.stringify(answer)).not.toContain('o-private-openid');
-    expect(Object.keys(answer).sort()).toEqual(['createdAt', 'expiresAt', 'outTradeNo', 'status', 'totalFee', 'tradeType']);
   });
 });
 

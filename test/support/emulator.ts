@@ -1,12 +1,12 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { nonceStr } from '../../lib/wechatpay/ids';
 import { signFields } from '../../lib/wechatpay/sign';
 import type { Fields, SignableFields, SignType } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
+import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator } from '../../emulator/server';
 import type { EmulatorOptions, RunningEmulator } from '../../emulator/server';
 
@@ -109,11 +109,9 @@ export interface Receiver {
 export async function startReceiver(answer: (n: number) => string | undefined = () => 'SUCCESS'): Promise<Receiver> {
   const received: ReceivedCallback[] = [];
   const server = createServer((request: IncomingMessage, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
+    void readBody(request).then((body) => {
       const n = received.length;
-      received.push({ at: performance.now(), fields: parseXml(Buffer.concat(chunks)) });
+      received.push({ at: performance.now(), fields: parseXml(body as Buffer) });
       const returnCode = answer(n);
       if (returnCode === undefined) return;
       response
@@ -121,25 +119,23 @@ export async function startReceiver(answer: (n: number) => string | undefined = 
         .end(buildXml({ return_code: returnCode, return_msg: returnCode === 'SUCCESS' ? 'OK' : 'not yet' }));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listen(server);
+  return { url: `${listening.origin}/wechatpay/notify`, received, close: listening.close };
+}
+
+/**
+ * The payment fields WeChat Pay reports of a paid JSAPI order of `orderFields` (1.01 yuan), alike in
+ * orderquery's answer and in the callback.
+ */
+export function paidJsapiFields(outTradeNo: string, openid: string, attach: string): Fields {
   return {
-    url: `http://127.0.0.1:${port}/wechatpay/notify`,
-    received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    openid,
+    is_subscribe: 'N',
+    trade_type: 'JSAPI',
+    total_fee: '101',
+    fee_type: 'CNY',
+    cash_fee: '101',
+    out_trade_no: outTradeNo,
+    attach,
   };
 }
-
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,7 +1,7 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createWechatPayClient, type UnifiedOrderParams, type WechatPayClientOptions } from '../../lib/wechatpay/client';
+import { createWechatPayClient } from '../../../lib/wechatpay/client';
+import type { WechatPayClientOptions } from '../../../lib/wechatpay/client-options';
+import type { UnifiedOrderParams } from '../../../lib/wechatpay/unified-order';
 import {
   WechatPayBusinessError,
   WechatPayCommunicationError,
@@ -9,95 +9,13 @@ import {
   WechatPayError,
   WechatPayNetworkError,
   WechatPayResponseError,
-} from '../../lib/wechatpay/errors';
-import { sign, verifySignature, type Fields, type SignType } from '../../lib/wechatpay/sign';
-import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../local/test-merchant';
+} from '../../../lib/wechatpay/errors';
+import { verifySignature } from '../../../lib/wechatpay/sign';
+import { buildXml } from '../../../lib/wechatpay/xml';
+import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { answer, businessError, ScriptedWechatPay } from '../../support/scripted-wechatpay';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;
-
-interface Received {
-  path: string;
-  raw: Buffer;
-  fields: Fields;
-}
-
-interface Reply {
-  status?: number;
-  body?: string;
-  /** Hang up without answering. */
-  hangUp?: boolean;
-  delayMs?: number;
-}
-
-/** A scripted WeChat Pay on 127.0.0.1: each request takes the next reply from the script. */
-class ScriptedWechatPay {
-  readonly received: Received[] = [];
-  private script: Array<(request: Received) => Reply> = [];
-  private timers = new Set<NodeJS.Timeout>();
-  private server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const request = { path: req.url ?? '', raw, fields: parseXml(raw) };
-      this.received.push(request);
-      const next = this.script.shift();
-      const reply: Reply = next ? next(request) : { status: 599, body: 'script exhausted' };
-      const send = () => {
-        if (reply.hangUp) {
-          req.socket.destroy();
-          return;
-        }
-        res.writeHead(reply.status ?? 200, { 'content-type': 'text/xml' });
-        res.end(reply.body ?? '');
-      };
-      if (reply.delayMs) {
-        const timer = setTimeout(send, reply.delayMs);
-        this.timers.add(timer);
-      } else {
-        send();
-      }
-    });
-  });
-
-  url = '';
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  then(...replies: Array<Reply | ((request: Received) => Reply)>): this {
-    for (const reply of replies) this.script.push(typeof reply === 'function' ? reply : () => reply);
-    return this;
-  }
-
-  async close(): Promise<void> {
-    for (const timer of this.timers) clearTimeout(timer);
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-/** A signed WeChat Pay answer; like WeChat Pay, it is signed with the request's sign type but does not echo sign_type. */
-function answer(fields: Fields, signType: SignType = 'MD5', key: string = apiKey): Reply {
-  const out: Fields = {
-    return_code: 'SUCCESS',
-    return_msg: 'OK',
-    appid: appId,
-    mch_id: mchId,
-    nonce_str: 'Wb3PbM4tXUqKkcCH',
-    result_code: 'SUCCESS',
-    ...fields,
-  };
-  out.sign = sign(out, key, signType);
-  return { body: buildXml(out) };
-}
-
-function businessError(errCode: string, errCodeDes: string, signType: SignType = 'MD5'): Reply {
-  return answer({ result_code: 'FAIL', err_code: errCode, err_code_des: errCodeDes }, signType);
-}
 
 const ORDER: UnifiedOrderParams = {
   body: '测试商城-会员充值',
@@ -142,7 +60,7 @@ describe('endpoints', () => {
   it('places a JSAPI unified order signed with HMAC-SHA256 and reads the HMAC-signed answer', async () => {
     wechat.then((request) => {
       // The server side checks the request like WeChat Pay does.
-      expect(verifySignature(request.fields, apiKey).valid).toBe(true);
+      expect(verifySignature(request.fields, apiKey).ok).toBe(true);
       return answer({ trade_type: 'JSAPI', prepay_id: 'wx201410272009395522657a690389285100' }, 'HMAC-SHA256');
     });
     const result = await client().unifiedOrder(ORDER, { signType: 'HMAC-SHA256' });

@@ -1,23 +1,18 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { handler as createOrder } from '../../functions/createOrder';
-import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
-import { recoverOrders, type RecoverySummary } from '../../lib/orders/recovery';
-import { applyQueryResult } from '../../lib/orders/settle';
-import type { OrdersContext } from '../../lib/orders/context';
-import { ordersContext } from '../../lib/runtime';
-import { apiEvent, startTestStack, type TestStack } from '../support/stack';
+import { handler as createOrder } from '../../../functions/createOrder';
+import { handler as recoverOrdersHandler } from '../../../functions/recoverOrders';
+import { recoverOrders, type RecoverySummary } from '../../../lib/orders/recovery';
+import { applyQueryResult } from '../../../lib/orders/settle';
+import type { OrdersContext } from '../../../lib/orders/context';
+import { apiEvent } from '../../support/api';
+import type { TestStack } from '../../support/stack';
+import { useTestStack } from '../../support/use-stack';
 
 let stack: TestStack;
 let ctx: OrdersContext;
 
-beforeAll(async () => {
-  stack = await startTestStack();
-  ctx = await ordersContext();
-});
-afterAll(async () => {
-  await stack?.close();
-});
+useTestStack((started) => ({ stack, ctx } = started));
 beforeEach(async () => {
   await stack.sim.reset();
   // Every callback is lost: only recovery can learn of payments.

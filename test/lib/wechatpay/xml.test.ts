@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { XmlFormatError } from '../../lib/wechatpay/errors';
-import { buildXml, parseXml } from '../../lib/wechatpay/xml';
+import { XmlFormatError } from '../../../lib/wechatpay/errors';
+import { buildXml, parseXml } from '../../../lib/wechatpay/xml';
 
 // The C0 controls XML 1.0 cannot carry (tab and LF excepted), CR (which parsers turn into LF) and
 // the two non-characters: buildXml refuses them by design.

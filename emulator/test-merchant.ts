@@ -1,5 +1,5 @@
 /**
- * The fixed merchant the local stack, the emulator and the tests use when the environment names
+ * The fixed merchant the emulator, the local stack and the tests use when the environment names
  * none. These are WeChat Pay's public documentation samples, not anyone's credentials.
  */
 export const TEST_MERCHANT = {

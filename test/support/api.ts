@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import { handler as createOrderHandler } from '../../functions/createOrder';
+import { handler as notifyHandler } from '../../functions/notify';
+import { handler as queryOrderHandler } from '../../functions/queryOrder';
+import type { ApiEvent } from '../../lib/http/api';
+import { parseXml } from '../../lib/wechatpay/xml';
+
+/** The API's requests as API Gateway hands them to the handlers, and the handlers' answers, read. */
+
+/** An API Gateway HTTP API (payload 2.0) event, as the real one carries it. */
+export function apiEvent(options: {
+  method: string;
+  path: string;
+  body?: string;
+  base64?: boolean;
+  pathParameters?: Record<string, string>;
+  sourceIp?: string;
+  claims?: Record<string, string>;
+  contentType?: string;
+}): ApiEvent {
+  const body = options.body === undefined ? undefined : options.base64 ? Buffer.from(options.body).toString('base64') : options.body;
+  return {
+    version: '2.0',
+    routeKey: `${options.method} ${options.path}`,
+    rawPath: options.path,
+    rawQueryString: '',
+    headers: { 'content-type': options.contentType ?? 'application/json' },
+    pathParameters: options.pathParameters,
+    isBase64Encoded: options.base64 ?? false,
+    body,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'local',
+      domainName: 'localhost',
+      domainPrefix: 'localhost',
+      requestId: randomUUID(),
+      routeKey: `${options.method} ${options.path}`,
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+      http: { method: options.method, path: options.path, protocol: 'HTTP/1.1', sourceIp: options.sourceIp ?? '203.0.113.7', userAgent: 'test' },
+      ...(options.claims ? { authorizer: { jwt: { claims: options.claims } } } : {}),
+    },
+  } as ApiEvent;
+}
+
+/** What tests read of the API's JSON answers: an order (with its pay object) or an error. */
+export interface AnswerBody {
+  [field: string]: unknown;
+  outTradeNo: string;
+  status: string;
+  totalFee: number;
+  transactionId?: string;
+  pay: Record<string, string>;
+  /** Present only on an error answer. */
+  error: { code: string; message: string; field?: string; outTradeNo: string };
+}
+
+export interface HttpResult {
+  status: number;
+  body: AnswerBody;
+  raw: string;
+}
+
+export async function create(body: unknown, extra: Partial<Parameters<typeof apiEvent>[0]> = {}): Promise<HttpResult> {
+  const result = await createOrderHandler(apiEvent({ method: 'POST', path: '/orders', body: typeof body === 'string' ? body : JSON.stringify(body), ...extra }));
+  return { status: result.statusCode ?? 0, body: JSON.parse(result.body as string), raw: result.body as string };
+}
+
+export async function get(outTradeNo: string): Promise<HttpResult> {
+  const result = await queryOrderHandler(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
+  return { status: result.statusCode ?? 0, body: JSON.parse(result.body as string), raw: result.body as string };
+}
+
+export interface CallbackResult {
+  status: number;
+  returnCode: string | undefined;
+  returnMsg: string | undefined;
+  raw: string;
+}
+
+/** Delivers a callback body to the real notify handler, as API Gateway would (base64 for bytes). */
+export async function callback(body: string | Uint8Array): Promise<CallbackResult> {
+  const event =
+    typeof body === 'string'
+      ? apiEvent({ method: 'POST', path: '/wechatpay/notify', body, contentType: 'text/xml' })
+      : { ...apiEvent({ method: 'POST', path: '/wechatpay/notify', contentType: 'text/xml' }), body: Buffer.from(body).toString('base64'), isBase64Encoded: true };
+  const result = await notifyHandler(event);
+  const raw = result.body as string;
+  const reply = parseXml(raw);
+  return { status: result.statusCode ?? 0, returnCode: reply.return_code, returnMsg: reply.return_msg, raw };
+}
+
