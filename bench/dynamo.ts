@@ -10,11 +10,21 @@ import { signedNotification } from '../lib/wechatpay/testing';
 import { ordersContext } from '../lib/runtime';
 import { PENDING_SHARDS } from '../lib/orders/store';
 import { handler as createOrder } from '../functions/createOrder';
+import { handler as createMerchantOrder } from '../functions/createMerchantOrder';
+import { handler as getMerchantOrder } from '../functions/getMerchantOrder';
 import { handler as notify } from '../functions/notify';
 import { handler as queryOrder } from '../functions/queryOrder';
 import { handler as recoverOrders } from '../functions/recoverOrders';
 import { type TestStack } from '../test/support/stack';
-import { apiEvent } from '../test/support/api';
+import { apiEvent, MERCHANT_AUTHORIZATION, putProduct } from '../test/support/api';
+
+/** The catalog the bench's frontend orders buy from (one line, its quantity varying). */
+const BENCH_SKU = 'bench-coffee';
+let catalogSeeded: Promise<unknown> | undefined;
+export function seedCatalog(): Promise<unknown> {
+  catalogSeeded ??= putProduct(BENCH_SKU, { name: 'Bench coffee', priceFen: 10_000 });
+  return catalogSeeded;
+}
 
 export interface Counter {
   requests: Record<string, number>;
@@ -64,7 +74,7 @@ export async function countRequests(): Promise<Counter> {
 }
 
 export function createEvent(tradeType: 'JSAPI' | 'NATIVE' | 'MWEB' | 'APP', n = 0) {
-  const body: Record<string, unknown> = { tradeType, totalFee: 10000 + n, description: `Bench order ${n}` };
+  const body: Record<string, unknown> = { tradeType, items: [{ sku: BENCH_SKU, quantity: 1 + (n % 9) }] };
   if (tradeType === 'JSAPI') body.openid = 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o';
   if (tradeType === 'MWEB') body.sceneInfo = { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } };
   return apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify(body) });
@@ -86,6 +96,15 @@ export function callbackEvent(outTradeNo: string, totalFee: number, transactionI
   return apiEvent({ method: 'POST', path: '/wechatpay/notify', body: xml, base64: true, contentType: 'text/xml' });
 }
 
+export function merchantCreateEvent(n = 0) {
+  const body = { tradeType: 'NATIVE', totalFee: 10_000 + n, description: `Bench merchant order ${n}` };
+  return apiEvent({ method: 'POST', path: '/merchant/orders', body: JSON.stringify(body), authorization: MERCHANT_AUTHORIZATION });
+}
+
+export function merchantGetEvent(outTradeNo: string) {
+  return apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, authorization: MERCHANT_AUTHORIZATION });
+}
+
 export function getEvent(outTradeNo: string) {
   return apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } });
 }
@@ -96,6 +115,7 @@ function bodyOf(result: unknown): Record<string, unknown> {
 
 /** Creates an order through the real handler; its out_trade_no and amount. */
 export async function createOne(tradeType: 'JSAPI' | 'NATIVE' | 'MWEB' | 'APP', n = 0): Promise<{ outTradeNo: string; totalFee: number }> {
+  await seedCatalog();
   const result = (await createOrder(createEvent(tradeType, n))) as { statusCode: number };
   const body = bodyOf(result);
   if (result.statusCode !== 201) throw new Error(`createOrder answered ${result.statusCode}: ${JSON.stringify(body)}`);
@@ -112,6 +132,7 @@ export async function requestsPerOperation(counter: Counter): Promise<RequestCou
     out[name] = { requests: counter.total(), detail: { ...counter.requests } };
   };
   let order = { outTradeNo: '', totalFee: 0 };
+  await seedCatalog();
   await measure('create (JSAPI)', async () => {
     order = await createOne('JSAPI', 1);
   });
@@ -129,6 +150,14 @@ export async function requestsPerOperation(counter: Counter): Promise<RequestCou
     if (view.status !== 'PAID') throw new Error(`expected PAID, got ${JSON.stringify(view)}`);
   });
   await measure('GET pending order', () => queryOrder(getEvent(pending.outTradeNo)));
+  let merchantOrder = '';
+  await measure('merchant create (authorized)', async () => {
+    const result = await createMerchantOrder(merchantCreateEvent(1));
+    if (result.statusCode !== 201) throw new Error(`createMerchantOrder answered ${result.statusCode}: ${result.body}`);
+    merchantOrder = bodyOf(result).outTradeNo as string;
+  });
+  await measure('merchant GET order (authorized)', () => getMerchantOrder(merchantGetEvent(order.outTradeNo)));
+  if (!merchantOrder) throw new Error('no merchant order');
   return out;
 }
 

@@ -141,6 +141,8 @@ async function main() {
     notify: { events: notifyEvents },
     queryOrder: { events: queryEvents },
     recoverOrders: { events: [{}], context: true },
+    createMerchantOrder: { events: Array.from({ length: 10 }, (_, i) => dynamo.merchantCreateEvent(200 + i)) },
+    getMerchantOrder: { events: made.slice(0, 10).map((o) => dynamo.merchantGetEvent(o.outTradeNo)) },
   };
   for (const b of bundles) {
     if (b.name === 'recoverOrders') await dynamo.recoveryReads(stack, counter, [top]); // due pending orders again

@@ -17,6 +17,8 @@ export interface AppConfig {
   baseUrl: string;
   notifyUrl: string;
   ordersTable: string;
+  /** The catalog table; only the functions that price orders or edit the catalog have it. */
+  catalogTable?: string;
   dynamoEndpoint?: string;
   orderExpireMinutes: number;
 }
@@ -78,6 +80,7 @@ export function readSettings(env: Env): Omit<AppConfig, 'apiKey'> & { apiKeyPara
     baseUrl,
     notifyUrl,
     ordersTable: required(env, 'ORDERS_TABLE'),
+    catalogTable: env.CATALOG_TABLE?.trim() || undefined,
     dynamoEndpoint: env.DYNAMODB_ENDPOINT?.trim() || undefined,
     orderExpireMinutes: Number(expire),
     apiKeyParam: env.WECHATPAY_API_KEY_PARAM?.trim() || undefined,

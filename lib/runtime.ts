@@ -1,5 +1,7 @@
-import { loadConfig } from './config';
+import { CatalogStore } from './catalog/store';
+import { ConfigError, loadConfig } from './config';
 import { createOrdersContext, type OrdersContext } from './orders/context';
+import { createDocumentClient } from './orders/store';
 
 let context: Promise<OrdersContext> | undefined;
 
@@ -13,4 +15,17 @@ export function ordersContext(): Promise<OrdersContext> {
     context = undefined;
   });
   return context;
+}
+
+let catalog: CatalogStore | undefined;
+
+/**
+ * The container's catalog store, for the functions that only edit or list the catalog: they need
+ * no WeChat Pay settings and no API key.
+ */
+export function catalogStore(env: Record<string, string | undefined> = process.env): CatalogStore {
+  const table = env.CATALOG_TABLE?.trim();
+  if (!table) throw new ConfigError('CATALOG_TABLE is not set');
+  catalog ??= new CatalogStore(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
+  return catalog;
 }

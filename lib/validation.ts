@@ -61,7 +61,8 @@ export function parseBody<TSchema extends v.GenericSchema>(
   const issue = result.issues[0];
   const field = describePath(issue);
   const missing = issue.input === undefined && issue.kind === 'schema';
-  if (!missing && issue.type === 'strict_object' && field) throw fail(`unknown field "${field}"`, field);
+  // A strict object names a key it does not know with an issue that expects nothing there.
+  if (!missing && issue.type === 'strict_object' && issue.expected === 'never' && field) throw fail(`unknown field "${field}"`, field);
   const message = missing ? 'is required' : issue.message;
   throw fail(field ? `${field} ${message}` : message, field);
 }

@@ -89,12 +89,69 @@ function createOrderEvent() {
     traceId: '3c1f0e9a7b2d4c5e6f708192',
     body: JSON.stringify({
       tradeType: 'JSAPI',
-      totalFee: 1,
-      description: 'Sample shop-Latte (large)',
+      items: [
+        { sku: 'latte-large', quantity: 1 },
+        { sku: 'croissant', quantity: 2 },
+      ],
       openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
       attach: 'table 12',
       idempotencyKey: 'cart-7f3c2a91-checkout-1',
     }),
+  });
+}
+
+/** The merchant's server: a server-side client with the local stack's bearer token. */
+const MERCHANT_SERVER = {
+  headers: { accept: 'application/json', authorization: 'Bearer local-merchant-token', 'content-type': 'application/json' },
+  sourceIp: '198.51.100.10',
+  userAgent: 'shop-backend/2.3 (+https://shop.example.com)',
+};
+
+function putProductEvent() {
+  return httpApiEvent({
+    ...MERCHANT_SERVER,
+    method: 'PUT',
+    routeKey: 'PUT /merchant/products/{sku}',
+    rawPath: '/merchant/products/latte-large',
+    requestId: 'YbJ7aKc2SQ0EMpw=',
+    traceId: '5a6b7c8d9e0f1a2b3c4d5e6f',
+    pathParameters: { sku: 'latte-large' },
+    body: JSON.stringify({ name: 'Latte (large)', priceFen: 2800, active: true }),
+  });
+}
+
+function listProductsEvent() {
+  return httpApiEvent({
+    ...MERCHANT_SERVER,
+    method: 'GET',
+    routeKey: 'GET /merchant/products',
+    rawPath: '/merchant/products',
+    requestId: 'YbJ7bLd3SQ0EMqx=',
+    traceId: '6b7c8d9e0f1a2b3c4d5e6f7a',
+  });
+}
+
+function createMerchantOrderEvent() {
+  return httpApiEvent({
+    ...MERCHANT_SERVER,
+    method: 'POST',
+    routeKey: 'POST /merchant/orders',
+    rawPath: '/merchant/orders',
+    requestId: 'YbJ7cMe4SQ0EMry=',
+    traceId: '7c8d9e0f1a2b3c4d5e6f7a8b',
+    body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 9900, description: 'Annual membership', idempotencyKey: 'membership-renewal-2026-000123' }),
+  });
+}
+
+function getMerchantOrderEvent() {
+  return httpApiEvent({
+    ...MERCHANT_SERVER,
+    method: 'GET',
+    routeKey: 'GET /merchant/orders/{outTradeNo}',
+    rawPath: `/merchant/orders/${SAMPLE_OUT_TRADE_NO}`,
+    requestId: 'YbJ7dNf5SQ0EMsz=',
+    traceId: '8d9e0f1a2b3c4d5e6f7a8b9c',
+    pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO },
   });
 }
 
@@ -184,6 +241,10 @@ if (outTradeNo !== undefined) {
 } else {
   writeEvent('createOrder', createOrderEvent());
   writeEvent('queryOrder', queryOrderEvent());
+  writeEvent('putProduct', putProductEvent());
+  writeEvent('listProducts', listProductsEvent());
+  writeEvent('createMerchantOrder', createMerchantOrderEvent());
+  writeEvent('getMerchantOrder', getMerchantOrderEvent());
   writeEvent('notify', notifyEvent(TEST_MERCHANT, SAMPLE_OUT_TRADE_NO, 2800));
   writeEvent('recoverOrders', scheduledEvent());
 }

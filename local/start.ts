@@ -7,7 +7,10 @@ import { accepts, freePort } from '../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../emulator/server';
 import { serveDemo, type RunningDemo } from '../demo/server';
 import { startDynaliteServer, type RunningDynalite } from './dynalite';
-import { createOrdersTable } from './orders-table';
+import { CatalogStore } from '../lib/catalog/store';
+import { createDocumentClient } from '../lib/orders/store';
+import { DEMO_PRODUCTS } from './demo-products';
+import { createCatalogTable, createOrdersTable } from './tables';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
 
 /**
@@ -22,6 +25,20 @@ const SERVERLESS = fileURLToPath(new URL('../node_modules/.bin/serverless', impo
 const HOST = '127.0.0.1';
 /** serverless.yml's table name for the local stage: `${self:service}-${sls:stage}-orders`. */
 const LOCAL_TABLE = 'wechatpay-local-orders';
+const LOCAL_CATALOG_TABLE = 'wechatpay-local-catalog';
+/** The merchant server's bearer token on the local stack, unless MERCHANT_API_TOKEN names another. */
+const LOCAL_MERCHANT_TOKEN = 'local-merchant-token';
+
+/** Creates a table unless a DynamoDB that keeps its data between runs already has it. */
+async function ensureTable(create: () => Promise<void>): Promise<boolean> {
+  try {
+    await create();
+    return true;
+  } catch (error) {
+    if ((error as { name?: string }).name !== 'ResourceInUseException') throw error;
+    return false;
+  }
+}
 const READY_TIMEOUT_MS = 120_000;
 const STOP_GRACE_MS = 5_000;
 
@@ -90,6 +107,8 @@ async function main(): Promise<void> {
     apiKey: setting('WECHATPAY_API_KEY') ?? TEST_MERCHANT.apiKey,
   };
   const ordersTable = setting('ORDERS_TABLE') ?? LOCAL_TABLE;
+  const catalogTable = setting('CATALOG_TABLE') ?? LOCAL_CATALOG_TABLE;
+  const merchantToken = setting('MERCHANT_API_TOKEN') ?? LOCAL_MERCHANT_TOKEN;
   // This stack's own bundles: another stack or a packaging run deletes only its own folder.
   const bundleFolder = `.esbuild/stack-${process.pid}`;
 
@@ -139,12 +158,14 @@ async function main(): Promise<void> {
       await ensureFree(dynamoPort, 'DYNAMODB_PORT');
       dynalite = await startDynaliteServer({ port: dynamoPort, host: HOST });
       dynamoEndpoint = dynalite.endpoint;
-      await createOrdersTable(dynamoEndpoint, ordersTable);
-    } else {
-      await createOrdersTable(dynamoEndpoint, ordersTable).catch((error: unknown) => {
-        // That DynamoDB may keep its data between runs: an existing table is the one to use.
-        if ((error as { name?: string }).name !== 'ResourceInUseException') throw error;
-      });
+    }
+    // Another DynamoDB may keep its data between runs: an existing table is the one to use, and its
+    // catalog is the merchant's; only a new catalog gets the demo products.
+    await ensureTable(() => createOrdersTable(dynamoEndpoint, ordersTable));
+    if (await ensureTable(() => createCatalogTable(dynamoEndpoint, catalogTable))) {
+      const catalog = new CatalogStore(createDocumentClient(dynamoEndpoint), catalogTable);
+      const updatedAt = new Date().toISOString();
+      for (const product of DEMO_PRODUCTS) await catalog.put({ ...product, active: true, updatedAt });
     }
     if (stopping) return undefined;
 
@@ -163,6 +184,8 @@ async function main(): Promise<void> {
       WECHATPAY_BASE_URL: setting('WECHATPAY_BASE_URL') ?? emulator.url,
       WECHATPAY_NOTIFY_URL: setting('WECHATPAY_NOTIFY_URL') ?? `${apiUrl}/wechatpay/notify`,
       ORDERS_TABLE: ordersTable,
+      CATALOG_TABLE: catalogTable,
+      MERCHANT_API_TOKEN: merchantToken,
       DYNAMODB_ENDPOINT: dynamoEndpoint,
       ESBUILD_WORK_FOLDER: bundleFolder,
     };
@@ -204,10 +227,11 @@ async function main(): Promise<void> {
     console.log(
       [
         '',
-        `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, POST /wechatpay/notify)`,
+        `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, POST /wechatpay/notify, /merchant/...)`,
+        `  Merchant token   ${merchantToken}   (Authorization: Bearer <token> on /merchant/...)`,
         `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim)`,
         `  Demo checkout    ${demoUrl}   (the demo page: pay with a QR code and the emulator's scan page)`,
-        `  DynamoDB         ${dynamoEndpoint}   (table ${ordersTable})`,
+        `  DynamoDB         ${dynamoEndpoint}   (tables ${ordersTable}, ${catalogTable})`,
         '  recoverOrders runs on its schedule. Ctrl-C stops everything.',
         '',
       ].join('\n'),

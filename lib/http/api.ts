@@ -3,7 +3,10 @@ import { ConfigError } from '../config';
 import { WechatPayConfigError } from '../wechatpay/errors';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
+import { CatalogStoreError } from '../catalog/store';
 import { InvalidOrderRequestError, OrderConflictError, OrderError, OrderNotFoundError, OrderStoreError, PaymentProviderError } from '../orders/errors';
+import { InvalidRequestError } from '../validation';
+import { MerchantUnauthorizedError } from './merchant-auth';
 
 /** API Gateway HTTP API events, with whatever authorizer the deployment put in front. */
 export type ApiEvent = APIGatewayProxyEventV2 & {
@@ -75,15 +78,23 @@ export class RequestTooLargeError extends Error {
 
 /** 4xx for the caller's mistakes, 502 for WeChat Pay, 503 for storage and configuration. */
 export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2 {
+  if (error instanceof MerchantUnauthorizedError) {
+    const answer = apiError(401, 'UNAUTHORIZED', error.message);
+    // RFC 6750: the scheme to use, and `invalid_token` when a token was sent and refused.
+    const challenge = error.tokenPresented ? 'Bearer realm="merchant", error="invalid_token"' : 'Bearer realm="merchant"';
+    return { ...answer, headers: { ...answer.headers, 'www-authenticate': challenge } };
+  }
   if (error instanceof RequestTooLargeError) return apiError(413, 'BODY_TOO_LARGE', error.message);
-  if (error instanceof InvalidOrderRequestError) return apiError(400, error.code, error.message, error.field ? { field: error.field } : {});
+  if (error instanceof InvalidOrderRequestError || error instanceof InvalidRequestError) {
+    return apiError(400, error.code, error.message, error.field ? { field: error.field } : {});
+  }
   if (error instanceof OrderNotFoundError) return apiError(404, error.code, error.message);
   if (error instanceof OrderConflictError) return apiError(409, error.code, error.message);
   if (error instanceof PaymentProviderError) {
     const message = error.retryable ? `${error.message} (temporary; try again with the same idempotencyKey)` : error.message;
     return apiError(502, error.code, message, { outTradeNo: error.outTradeNo });
   }
-  if (error instanceof OrderStoreError) {
+  if (error instanceof OrderStoreError || error instanceof CatalogStoreError) {
     logger.error('storage failure', { error });
     countMetric('StorageErrors');
     return apiError(503, 'STORAGE_UNAVAILABLE', 'the order store is unavailable; try again');

@@ -1,4 +1,6 @@
 import type { AppConfig } from '../config';
+import { ConfigError } from '../config';
+import { CatalogStore } from '../catalog/store';
 import { createWechatPayClient, type WechatPayClient } from '../wechatpay/client';
 import { createDocumentClient, OrderStore } from './store';
 
@@ -7,13 +9,21 @@ export interface OrdersContext {
   config: AppConfig;
   store: OrderStore;
   wechatPay: WechatPayClient;
+  /** The catalog, for the functions that price orders (CATALOG_TABLE); a ConfigError elsewhere. */
+  catalog: () => CatalogStore;
   now: () => Date;
 }
 
 export function createOrdersContext(config: AppConfig): OrdersContext {
+  const db = createDocumentClient(config.dynamoEndpoint);
+  const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
   return {
     config,
-    store: new OrderStore(createDocumentClient(config.dynamoEndpoint), config.ordersTable),
+    store: new OrderStore(db, config.ordersTable),
+    catalog: () => {
+      if (!catalog) throw new ConfigError('CATALOG_TABLE is not set');
+      return catalog;
+    },
     wechatPay: createWechatPayClient({
       appId: config.appId,
       mchId: config.mchId,

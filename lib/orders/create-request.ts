@@ -1,5 +1,6 @@
 import * as v from 'valibot';
-import { TRADE_TYPES, type TradeType } from './model';
+import { MAX_ORDER_FEN, SKU_PATTERN } from '../catalog/product';
+import { TRADE_TYPES, type OrderLine } from './model';
 import { parseBody, requiredWechatText, wechatText } from '../validation';
 import { InvalidOrderRequestError } from './errors';
 
@@ -44,79 +45,130 @@ const sceneInfo = v.pipe(
   ),
 );
 
-const CreateOrderBody = v.strictObject(
+const TOTAL_FEE = v.pipe(
+  v.number('must be a number of fen'),
+  v.integer('must be a whole number of fen (1 yuan = 100 fen)'),
+  v.minValue(1, 'must be at least 1 fen'),
+  v.maxValue(MAX_ORDER_FEN, `must be at most ${MAX_ORDER_FEN} fen`),
+);
+
+/** What frontends and the merchant's server send alike. */
+const COMMON_FIELDS = {
+  tradeType: v.picklist(TRADE_TYPES, `must be one of ${TRADE_TYPES.join(', ')}`),
+  openid: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a WeChat openid ([A-Za-z0-9_-], up to 128)'))),
+  productId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1 to 32 characters of [A-Za-z0-9_-]'))),
+  attach: v.optional(
+    v.pipe(
+      wechatText(127),
+      v.check((s) => Buffer.byteLength(s, 'utf8') <= 127, 'must be at most 127 bytes of UTF-8'),
+      v.check((s) => !FIELD_BOUNDARY.test(s), 'must not contain "&" or "=" (WeChat Pay echoes it back in signed callbacks, where they would forge a field boundary)'),
+    ),
+  ),
+  sceneInfo: v.optional(sceneInfo),
+  idempotencyKey: v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7E]{1,64}$/, 'must be 1 to 64 visible ASCII characters'))),
+};
+
+export const MAX_ITEMS = 20;
+export const MAX_QUANTITY = 999;
+
+const Item = v.strictObject(
   {
-    tradeType: v.picklist(TRADE_TYPES, `must be one of ${TRADE_TYPES.join(', ')}`),
-    totalFee: v.pipe(
-      v.number('must be a number of fen'),
-      v.integer('must be a whole number of fen (1 yuan = 100 fen)'),
-      v.minValue(1, 'must be at least 1 fen'),
-      v.maxValue(100_000_000, 'must be at most 100000000 fen'),
+    sku: v.pipe(v.string('must be a sku'), v.regex(SKU_PATTERN, 'must be 1 to 64 characters of [A-Za-z0-9_.-]')),
+    quantity: v.pipe(
+      v.number('must be a number'),
+      v.integer('must be a whole number'),
+      v.minValue(1, 'must be at least 1'),
+      v.maxValue(MAX_QUANTITY, `must be at most ${MAX_QUANTITY}`),
     ),
-    description: requiredWechatText(128),
-    openid: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a WeChat openid ([A-Za-z0-9_-], up to 128)'))),
-    productId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1 to 32 characters of [A-Za-z0-9_-]'))),
-    attach: v.optional(
-      v.pipe(
-        wechatText(127),
-        v.check((s) => Buffer.byteLength(s, 'utf8') <= 127, 'must be at most 127 bytes of UTF-8'),
-        v.check((s) => !FIELD_BOUNDARY.test(s), 'must not contain "&" or "=" (WeChat Pay echoes it back in signed callbacks, where they would forge a field boundary)'),
-      ),
-    ),
-    sceneInfo: v.optional(sceneInfo),
-    idempotencyKey: v.optional(
-      v.pipe(v.string(), v.regex(/^[\x21-\x7E]{1,64}$/, 'must be 1 to 64 visible ASCII characters')),
+  },
+  'is not a field of an item (sku, quantity); prices come from the catalog',
+);
+
+const FrontendOrderBody = v.strictObject(
+  {
+    ...COMMON_FIELDS,
+    items: v.pipe(
+      v.array(Item, 'must be a list of {sku, quantity}'),
+      v.minLength(1, 'must list at least one item'),
+      v.maxLength(MAX_ITEMS, `must list at most ${MAX_ITEMS} items`),
     ),
   },
   'is not a field of an order request',
 );
 
-export type CreateOrderBody = v.InferOutput<typeof CreateOrderBody>;
+const MerchantOrderBody = v.strictObject(
+  { ...COMMON_FIELDS, totalFee: TOTAL_FEE, description: requiredWechatText(128) },
+  'is not a field of a merchant order request',
+);
 
-export interface CreateOrderRequest {
-  tradeType: TradeType;
-  totalFee: number;
-  description: string;
-  openid?: string;
-  productId?: string;
-  attach?: string;
-  sceneInfo?: CreateOrderBody['sceneInfo'];
-  idempotencyKey?: string;
-  /**
-   * Whose idempotency keys these are: a key names an order only for the caller that sent it, so
-   * another caller who learns the key cannot fetch that order. Anonymous frontends share one scope.
-   */
+type CommonFields = v.InferOutput<ReturnType<typeof v.object<typeof COMMON_FIELDS>>>;
+
+interface RequestContext {
+  /** Whose idempotency keys these are (see `idempotencyScope`). */
   idempotencyScope: string;
-  /** From the request context, never from the body: WeChat Pay checks it for H5. */
   clientIp: string;
 }
 
-/**
- * Validates a create-order body. `verifiedOpenid` (from an authorizer claim) wins over the body's.
- * Throws InvalidOrderRequestError naming the first wrong field.
- */
-export function parseCreateOrderRequest(
-  body: unknown,
-  context: { clientIp: string; verifiedOpenid?: string },
-): CreateOrderRequest {
-  const input = parseBody(CreateOrderBody, body, (message, field) => new InvalidOrderRequestError(message, field));
-  const openid = context.verifiedOpenid ?? input.openid;
+/** A frontend's order: items by sku, to be priced from the catalog. */
+export type FrontendOrderRequest = CommonFields & RequestContext & { items: Array<{ sku: string; quantity: number }> };
+
+/** An order ready to be made: its amount and description settled. */
+export type CreateOrderRequest = Omit<CommonFields, 'sceneInfo'> &
+  RequestContext & {
+    sceneInfo?: CommonFields['sceneInfo'];
+    totalFee: number;
+    description: string;
+    /** The catalog lines it was priced from (frontend orders only). */
+    lines?: OrderLine[];
+  };
+
+function invalid(message: string, field?: string): InvalidOrderRequestError {
+  return new InvalidOrderRequestError(message, field);
+}
+
+/** The checks that span fields, and the openid of a verified payer, which wins over the body's. */
+function checkCommon<T extends CommonFields>(input: T, verifiedOpenid: string | undefined): T {
+  const openid = verifiedOpenid ?? input.openid;
   if (input.tradeType === 'JSAPI' && !openid) {
-    throw new InvalidOrderRequestError('openid is required for JSAPI (the payer\'s openid under this app id)', 'openid');
+    throw invalid("openid is required for JSAPI (the payer's openid under this app id)", 'openid');
   }
-  if (input.tradeType !== 'JSAPI' && openid && !context.verifiedOpenid) {
-    throw new InvalidOrderRequestError('openid is only for JSAPI orders', 'openid');
+  if (input.tradeType !== 'JSAPI' && openid && !verifiedOpenid) throw invalid('openid is only for JSAPI orders', 'openid');
+  if (input.sceneInfo && input.tradeType !== 'MWEB') throw invalid('sceneInfo is only for MWEB orders', 'sceneInfo');
+  if (input.productId && input.tradeType !== 'NATIVE') throw invalid('productId is only for NATIVE orders', 'productId');
+  return { ...input, openid: input.tradeType === 'JSAPI' ? openid : undefined };
+}
+
+/**
+ * Validates a frontend's `POST /orders` body: items by sku, never an amount. `verifiedOpenid` (a
+ * verified payer) wins over the body's and scopes the idempotency key. Throws
+ * InvalidOrderRequestError naming the first wrong field.
+ */
+export function parseFrontendOrderRequest(body: unknown, context: { clientIp: string; verifiedOpenid?: string }): FrontendOrderRequest {
+  if (typeof body === 'object' && body !== null) {
+    for (const field of ['totalFee', 'description']) {
+      if (Object.hasOwn(body, field)) {
+        throw invalid(
+          `${field} is not accepted from a frontend: the amount and description come from the catalog (send items: [{sku, quantity}]); orders of any amount come from the merchant's server (POST /merchant/orders)`,
+          field,
+        );
+      }
+    }
   }
-  if (input.sceneInfo && input.tradeType !== 'MWEB') {
-    throw new InvalidOrderRequestError('sceneInfo is only for MWEB orders', 'sceneInfo');
-  }
-  if (input.productId && input.tradeType !== 'NATIVE') {
-    throw new InvalidOrderRequestError('productId is only for NATIVE orders', 'productId');
-  }
+  const input = checkCommon(parseBody(FrontendOrderBody, body, invalid), context.verifiedOpenid);
+  const seen = new Set<string>();
+  input.items.forEach(({ sku }, i) => {
+    if (seen.has(sku)) throw invalid(`items.${i}.sku "${sku}" is listed twice; send one line with its quantity`, `items.${i}.sku`);
+    seen.add(sku);
+  });
   return {
     ...input,
-    ...(input.tradeType === 'JSAPI' ? { openid } : { openid: undefined }),
     idempotencyScope: context.verifiedOpenid ? `payer:${encodeURIComponent(context.verifiedOpenid)}` : 'anonymous',
     clientIp: context.clientIp,
   };
+}
+
+/** Validates `POST /merchant/orders`: any amount, the merchant's own description. */
+export function parseMerchantOrderRequest(body: unknown, context: { clientIp: string }): CreateOrderRequest {
+  const input = checkCommon(parseBody(MerchantOrderBody, body, invalid), undefined);
+  return { ...input, idempotencyScope: 'merchant', clientIp: context.clientIp };
 }

@@ -6,10 +6,11 @@ import type { UnifiedOrderParams } from '../wechatpay/unified-order';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
-import type { CreateOrderRequest } from './create-request';
+import type { CreateOrderRequest, FrontendOrderRequest } from './create-request';
 import { OrderConflictError, PaymentProviderError } from './errors';
 import { payObject, type PayObject } from './frontend-pay';
 import type { Order } from './model';
+import { priceItems } from './pricing';
 import { settleWithWechatPay } from './settle';
 
 /** Recovery leaves a new order to its callback for this long before asking WeChat Pay itself. */
@@ -25,15 +26,23 @@ export interface CreatedOrder {
   outTradeNo: string;
   status: Order['status'];
   totalFee: number;
+  /** What the payer sees in WeChat Pay; for a frontend's order, built from the products' names. */
+  description: string;
   expiresAt: string;
   pay?: PayObject;
   /** True when an idempotency key named an order that already existed. */
   replayed: boolean;
 }
 
+/**
+ * What makes two requests the same for an idempotency key. A frontend's order is its items, not
+ * the prices they came to: repeated after a price change, it is still the same request and gets
+ * its original order back.
+ */
 function fingerprint(request: CreateOrderRequest): string {
-  const { tradeType, totalFee, description, openid, productId, attach, sceneInfo } = request;
-  const canonical = JSON.stringify([tradeType, totalFee, description, openid, productId, attach, sceneInfo]);
+  const { tradeType, totalFee, description, lines, openid, productId, attach, sceneInfo } = request;
+  const what = lines ? lines.map((line) => [line.sku, line.quantity]) : [totalFee, description];
+  const canonical = JSON.stringify([tradeType, what, openid, productId, attach, sceneInfo]);
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
@@ -64,8 +73,10 @@ function newOrder(request: CreateOrderRequest, outTradeNo: string, ctx: OrdersCo
     createdAt: now.toISOString(),
     expiresAt: expires.toISOString(),
     unifiedOrder: params,
+    appId: ctx.config.appId,
     review: {},
   };
+  if (request.lines) order.items = request.lines;
   if (request.attach) order.attach = request.attach;
   if (request.idempotencyKey) order.idempotencyKey = request.idempotencyKey;
   return order;
@@ -117,6 +128,7 @@ async function answer(order: Order, ctx: OrdersContext, replayed: boolean): Prom
     outTradeNo: order.outTradeNo,
     status: order.status,
     totalFee: order.totalFee,
+    description: order.description,
     expiresAt: order.expiresAt,
     replayed,
   };
@@ -190,4 +202,15 @@ export async function createOrder(request: CreateOrderRequest, ctx: OrdersContex
   logger.info('order created', { outTradeNo, tradeType: order.tradeType, totalFee: order.totalFee });
   countMetric('OrdersCreated');
   return answer(await requestPrepay(order, ctx), ctx, false);
+}
+
+/**
+ * Creates a frontend's order: its items priced from the catalog as it is now (one read of every
+ * product), the order keeping each line at the price it was made at.
+ */
+export async function createFrontendOrder(request: FrontendOrderRequest, ctx: OrdersContext): Promise<CreatedOrder> {
+  const catalog = await ctx.catalog().getMany(request.items.map((item) => item.sku));
+  const { items, ...rest } = request;
+  const priced = priceItems(items, catalog);
+  return createOrder({ ...rest, totalFee: priced.totalFee, description: priced.description, lines: priced.lines }, ctx);
 }

@@ -53,6 +53,10 @@ export interface Order {
   checkCount?: number;
   /** Keyed by transaction id, so a retried report of the same anomaly is recorded once. */
   review: Record<string, ReviewFlag>;
+  /** The app the order was made under (orders made before apps were recorded have none). */
+  appId?: string;
+  /** A frontend's order: the catalog lines it was priced from, at the prices of that moment. */
+  items?: OrderLine[];
 }
 
 /** What a frontend may see of an order: nothing personal (no openid, no client IP). */
@@ -112,4 +116,23 @@ export interface OrderLine {
   name: string;
   quantity: number;
   unitPriceFen: number;
+}
+
+/** What the merchant's server sees of an order: everything it needs to fulfil and support it. */
+export interface MerchantOrderView extends OrderView {
+  description: string;
+  appId?: string;
+  openid?: string;
+  attach?: string;
+  items?: OrderLine[];
+  review: ReviewFlag[];
+}
+
+export function toMerchantView(order: Order): MerchantOrderView {
+  const view: MerchantOrderView = { ...toView(order), description: order.description, review: Object.values(order.review ?? {}) };
+  if (order.appId) view.appId = order.appId;
+  if (order.unifiedOrder.openid) view.openid = order.unifiedOrder.openid;
+  if (order.attach) view.attach = order.attach;
+  if (order.items) view.items = order.items;
+  return view;
 }

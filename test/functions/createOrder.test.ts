@@ -1,188 +1,165 @@
-import { createHash, createHmac } from 'node:crypto';
+/**
+ * POST /orders: a frontend orders catalog items; the backend takes every amount from the catalog.
+ */
 import { describe, expect, it } from 'vitest';
-import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { handler as createOrder } from '../../functions/createOrder';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { apiEvent, callback, create, get } from '../support/api';
-import { paidCallback } from '../support/callbacks';
-import { eventually } from '../support/eventually';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { MAX_ORDER_FEN } from '../../lib/catalog/product';
+import { ordersContext } from '../../lib/runtime';
+import { order, putProduct } from '../support/api';
 import type { TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 
 let stack: TestStack;
 useTestStack((started) => ({ stack } = started), { reset: true });
 
-function signString(fields: Record<string, string>, signType: string): string {
-  const text = Object.keys(fields).filter((k) => k !== 'paySign' && k !== 'sign' && fields[k] !== '').sort().map((k) => `${k}=${fields[k]}`).join('&') + `&key=${TEST_MERCHANT.apiKey}`;
-  const hash = signType === 'MD5' ? createHash('md5').update(text, 'utf8') : createHmac('sha256', TEST_MERCHANT.apiKey).update(text, 'utf8');
-  return hash.digest('hex').toUpperCase();
+async function stored(outTradeNo: string) {
+  return (await ordersContext()).store.get(outTradeNo);
 }
 
-async function itemCount(): Promise<number> {
-  const db = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
-  return (await db.send(new ScanCommand({ TableName: stack.table, Select: 'COUNT' }))).Count ?? 0;
+async function ordersTableItems() {
+  const ctx = await ordersContext();
+  return (await ctx.store.db.send(new ScanCommand({ TableName: stack.table, ConsistentRead: true }))).Items ?? [];
 }
 
-describe('every trade type from create to PAID', () => {
-  const cases = [
-    { tradeType: 'JSAPI', openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' },
-    { tradeType: 'NATIVE', productId: 'sku-42' },
-    { tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } } },
-    { tradeType: 'APP' },
-  ];
-  for (const extra of cases) {
-    it(`${extra.tradeType}: create, pay in the emulator, callback, GET shows PAID`, async () => {
-      const created = await create({ totalFee: 101, description: '测试商品 & <more>', ...extra });
-      expect(created.status).toBe(201);
-      expect(created.body.status).toBe('PENDING');
-      expect(created.body.totalFee).toBe(101);
-      const { outTradeNo, pay } = created.body;
-      expect(outTradeNo).toMatch(/^[0-9A-Za-z_-]{6,32}$/);
-      if (extra.tradeType === 'JSAPI') {
-        expect(Object.keys(pay).sort()).toEqual(['appId', 'nonceStr', 'package', 'paySign', 'signType', 'timeStamp']);
-        expect(pay.appId).toBe(TEST_MERCHANT.appId);
-        expect(pay.timeStamp).toMatch(/^\d{10}$/);
-        expect(pay.package).toMatch(/^prepay_id=wx/);
-        expect(pay.signType).toBe('HMAC-SHA256');
-        expect(pay.paySign).toBe(signString(pay, 'HMAC-SHA256'));
-      } else if (extra.tradeType === 'NATIVE') {
-        expect(pay.codeUrl).toMatch(/^weixin:\/\/wxpay\/bizpayurl\?pr=/);
-        expect(pay.qrCode).toMatch(/^data:image\/png;base64,/);
-      } else if (extra.tradeType === 'MWEB') {
-        expect(pay.mwebUrl).toMatch(/^https:\/\//);
-      } else {
-        expect(Object.keys(pay).sort()).toEqual(['appid', 'noncestr', 'package', 'partnerid', 'prepayid', 'sign', 'timestamp']);
-        expect(pay.package).toBe('Sign=WXPay');
-        expect(pay.partnerid).toBe(TEST_MERCHANT.mchId);
-        expect(pay.sign).toBe(signString(pay, 'HMAC-SHA256'));
-      }
-      expect((await stack.sim.pay(outTradeNo)).status).toBe(200);
-      const paid = await eventually(async () => {
-        const order = await get(outTradeNo);
-        return order.body.status === 'PAID' ? order.body : undefined;
-      });
-      expect(paid.transactionId).toMatch(/^42000\d{23}$/);
-      expect(paid).not.toHaveProperty('openid');
-      const sim = await stack.sim.order(outTradeNo);
-      expect(sim.notifications.at(-1)?.return_code).toBe('SUCCESS');
-    });
-  }
+async function catalogItems() {
+  const ctx = await ordersContext();
+  return (await ctx.store.db.send(new ScanCommand({ TableName: stack.catalogTable, ConsistentRead: true }))).Items ?? [];
+}
 
-  it('an MD5 merchant: the order, its paySign and its callback all use MD5', async () => {
-    process.env.WECHATPAY_SIGN_TYPE = 'MD5';
-    try {
-      // The handlers read configuration once per container; a fresh module graph stands for a new one.
-      const { vi } = await import('vitest');
-      vi.resetModules();
-      const fresh = (await import('../../functions/createOrder')).handler;
-      const result = await fresh(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'JSAPI', totalFee: 5, description: 'md5', openid: 'o-md5' }) }));
-      const body = JSON.parse(result.body as string);
-      expect(body.pay.signType).toBe('MD5');
-      expect(body.pay.paySign).toBe(signString(body.pay, 'MD5'));
-      const reply = await callback(paidCallback(body.outTradeNo, 5, {}, 'MD5'));
-      expect(reply.returnCode).toBe('SUCCESS');
-      expect((await get(body.outTradeNo)).body.status).toBe('PAID');
-    } finally {
-      delete process.env.WECHATPAY_SIGN_TYPE;
-    }
-  });
-});
-
-describe('creating orders', () => {
-  it('the same idempotencyKey returns the same order; a different request with it is refused', async () => {
-    const request = { tradeType: 'NATIVE', totalFee: 500, description: 'idempotent', idempotencyKey: 'checkout-7f3a' };
-    const first = await create(request);
-    const again = await create(request);
-    expect(first.status).toBe(201);
-    expect(again.status).toBe(200);
-    expect(again.body.outTradeNo).toBe(first.body.outTradeNo);
-    expect(again.body.pay.codeUrl).toBe(first.body.pay.codeUrl);
-    const conflict = await create({ ...request, totalFee: 501 });
-    expect(conflict.status).toBe(409);
-    expect(conflict.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');    // The key's record is forgotten by DynamoDB's TTL a day after the longest possible order expiry.
-    const { ordersContext } = await import('../../lib/runtime');
-    const record = await (await ordersContext()).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: 'idempotency#anonymous#checkout-7f3a' } }));
-    const eightDays = 8 * 24 * 3600;
-    expect(record.Item?.ttl).toBeGreaterThan(Date.now() / 1000 + eightDays - 60);
-    expect(record.Item?.ttl).toBeLessThan(Date.now() / 1000 + eightDays + 60);
-    const order = await (await ordersContext()).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: first.body.outTradeNo } }));
-    expect(order.Item).not.toHaveProperty('ttl');
+describe('a frontend orders by items; the catalog sets the amount', () => {
+  it('the amount and description come from the catalog, and the order keeps its lines at their prices', async () => {
+    await putProduct('fe-latte', { name: 'Latte', priceFen: 2800 });
+    await putProduct('fe-bun', { name: 'Bun', priceFen: 650 });
+    const created = await order({ tradeType: 'NATIVE', items: [{ sku: 'fe-latte', quantity: 2 }, { sku: 'fe-bun', quantity: 1 }] });
+    expect(created.status, created.raw).toBe(201);
+    expect(created.body).toMatchObject({ totalFee: 2 * 2800 + 650, description: 'Latte ×2, Bun', status: 'PENDING' });
+    const order0 = await stored(created.body.outTradeNo);
+    expect(order0?.items).toEqual([
+      { sku: 'fe-latte', name: 'Latte', quantity: 2, unitPriceFen: 2800 },
+      { sku: 'fe-bun', name: 'Bun', quantity: 1, unitPriceFen: 650 },
+    ]);
+    expect(order0?.unifiedOrder).toMatchObject({ total_fee: '6250', body: 'Latte ×2, Bun' });
+    // WeChat Pay was asked for exactly that amount.
+    expect((await stack.sim.order(created.body.outTradeNo)).total_fee).toBe(6250);
   });
 
-  it('concurrent requests with one idempotencyKey create one order', async () => {
-    const request = { tradeType: 'APP', totalFee: 500, description: 'concurrent', idempotencyKey: 'tap-tap-tap' };
-    const answers = await Promise.all(Array.from({ length: 10 }, () => create(request)));
-    expect(new Set(answers.map((a) => a.body.outTradeNo)).size).toBe(1);
-    expect(answers.every((a) => a.status === 200 || a.status === 201)).toBe(true);
+  it.each(['totalFee', 'description'])('a frontend that sends %s is refused with a 400 naming it, and nothing is stored', async (field) => {
+    await putProduct('fe-any', { name: 'Any', priceFen: 100 });
+    const before = await ordersTableItems();
+    const answer = await order({ tradeType: 'NATIVE', items: [{ sku: 'fe-any', quantity: 1 }], [field]: field === 'totalFee' ? 1 : 'cheap' });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.field).toBe(field);
+    expect(answer.body.error.message).toMatch(/POST \/merchant\/orders/);
+    expect(await ordersTableItems()).toEqual(before);
   });
 
   it('the client IP comes from the request context and the openid from a verified claim', async () => {
-    const created = await create(
-      { tradeType: 'JSAPI', totalFee: 1, description: 'claims', openid: 'o-from-body' },
+    await putProduct('fe-claim', { name: 'Claim', priceFen: 1 });
+    const created = await order(
+      { tradeType: 'JSAPI', items: [{ sku: 'fe-claim', quantity: 1 }], openid: 'o-from-body' },
       { sourceIp: '198.51.100.23', claims: { openid: 'o-from-claim' } },
     );
     expect(created.status).toBe(201);
-    const { ordersContext } = await import('../../lib/runtime');
-    const stored = await (await ordersContext()).store.get(created.body.outTradeNo);
-    expect(stored?.unifiedOrder.spbill_create_ip).toBe('198.51.100.23');
-    expect(stored?.unifiedOrder.openid).toBe('o-from-claim');
+    const order0 = await stored(created.body.outTradeNo);
+    expect(order0?.unifiedOrder.spbill_create_ip).toBe('198.51.100.23');
+    expect(order0?.unifiedOrder.openid).toBe('o-from-claim');
+  });
+});
+
+describe('a price change never changes an order already made', () => {
+  it('the order keeps its amount, lines and unifiedorder parameters; an idempotent repeat returns the original order', async () => {
+    await putProduct('fe-change', { name: 'Changing', priceFen: 500 });
+    const request = { tradeType: 'NATIVE', items: [{ sku: 'fe-change', quantity: 3 }], idempotencyKey: 'price-change-1' };
+    const first = await order(request);
+    const before = await stored(first.body.outTradeNo);
+    await putProduct('fe-change', { name: 'Changed', priceFen: 900 });
+
+    const again = await order(request);
+    expect(again.status).toBe(200);
+    expect(again.body.outTradeNo).toBe(first.body.outTradeNo);
+    expect(again.body.totalFee).toBe(1500);
+    const after = await stored(first.body.outTradeNo);
+    expect(after?.totalFee).toBe(1500);
+    expect(after?.items).toEqual(before?.items);
+    expect(after?.unifiedOrder).toEqual(before?.unifiedOrder);
+    // A new order is made at the new price.
+    const fresh = await order({ ...request, idempotencyKey: 'price-change-2' });
+    expect(fresh.body).toMatchObject({ totalFee: 2700, description: 'Changed ×3' });
   });
 
-  it('a WeChat Pay SYSTEMERROR that outlasts the retries answers 502 and leaves the order PENDING', async () => {
-    await stack.sim.faults({ systemError: { unifiedorder: 10 } });
-    const created = await create({ tradeType: 'NATIVE', totalFee: 1, description: 'flaky' });
-    expect(created.status).toBe(502);
-    expect(created.body.error.code).toBe('SYSTEMERROR');
-  });
-
-  it('a refusal for good (PARAM_ERROR) marks the order FAILED and answers 502 with WeChat Pay\'s code', async () => {
-    // WeChat Pay checks spbill_create_ip; a request context without a real IP cannot be paid.
-    const refused = await create({ tradeType: 'NATIVE', totalFee: 1, description: 'refused' }, { sourceIp: 'not-an-ip' });
-    expect(refused.status).toBe(502);
-    expect(refused.body.error.code).toBe('PARAM_ERROR');
-    const { outTradeNo } = refused.body.error;
-    const order = (await get(outTradeNo)).body;
-    expect(order.status).toBe('FAILED');
-    const { ordersContext } = await import('../../lib/runtime');
-    const stored = await (await ordersContext()).store.get(outTradeNo);
-    expect(stored).toMatchObject({ failureCode: 'PARAM_ERROR' });
-    // Out of the pending index: recovery never looks at it again.
-    expect(stored).not.toHaveProperty('pendingShard');
-  });
-
-  const badBodies: Array<[string, unknown, string | undefined]> = [
-    ['no tradeType', { totalFee: 1, description: 'x' }, 'tradeType'],
-    ['unknown tradeType', { tradeType: 'MICROPAY', totalFee: 1, description: 'x' }, 'tradeType'],
-    ['fractional fen', { tradeType: 'NATIVE', totalFee: 1.5, description: 'x' }, 'totalFee'],
-    ['zero fen', { tradeType: 'NATIVE', totalFee: 0, description: 'x' }, 'totalFee'],
-    ['fee as a string', { tradeType: 'NATIVE', totalFee: '100', description: 'x' }, 'totalFee'],
-    ['empty description', { tradeType: 'NATIVE', totalFee: 1, description: '' }, 'description'],
-    ['description too long', { tradeType: 'NATIVE', totalFee: 1, description: 'x'.repeat(129) }, 'description'],
-    ['emoji in description', { tradeType: 'NATIVE', totalFee: 1, description: 'coffee ☕️🍰' }, 'description'],
-    ['JSAPI without openid', { tradeType: 'JSAPI', totalFee: 1, description: 'x' }, 'openid'],
-    ['attach over 127 bytes', { tradeType: 'NATIVE', totalFee: 1, description: 'x', attach: '中'.repeat(43) }, 'attach'],
-    ['unknown field', { tradeType: 'NATIVE', totalFee: 1, description: 'x', total_fee: 1 }, 'total_fee'],
-    ['spbill_create_ip in the body', { tradeType: 'NATIVE', totalFee: 1, description: 'x', spbill_create_ip: '1.2.3.4' }, 'spbill_create_ip'],
-    ['idempotencyKey too long', { tradeType: 'NATIVE', totalFee: 1, description: 'x', idempotencyKey: 'k'.repeat(65) }, 'idempotencyKey'],
-    ['an array', [], undefined],
-    ['null', null, undefined],
-  ];
-  it.each(badBodies)('%s gets a 400 naming the field and stores nothing', async (_name, body, field) => {
-    const before = await itemCount();
-    const answer = await create(body);
-    expect(answer.status).toBe(400);
-    expect(answer.body.error.code).toBe('INVALID_REQUEST');
-    if (field) {
-      expect(answer.body.error.field).toBe(field);
-      expect(answer.body.error.message).toContain(field);
+  it('50 orders racing a price change each carry one of the two prices, never a mix', async () => {
+    await putProduct('fe-race', { name: 'Race', priceFen: 300 });
+    const orders = Array.from({ length: 50 }, () => order({ tradeType: 'APP', items: [{ sku: 'fe-race', quantity: 2 }] }));
+    const change = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await putProduct('fe-race', { name: 'Race', priceFen: 400 });
+    })();
+    const answers = await Promise.all(orders);
+    await change;
+    const seen = new Set<number>();
+    for (const answer of answers) {
+      expect(answer.status, answer.raw).toBe(201);
+      const order0 = await stored(answer.body.outTradeNo);
+      const unit = order0?.items?.[0]?.unitPriceFen as number;
+      expect([300, 400]).toContain(unit);
+      expect(order0?.totalFee).toBe(unit * 2);
+      expect(order0?.unifiedOrder.total_fee).toBe(String(unit * 2));
+      expect(answer.body.totalFee).toBe(unit * 2);
+      seen.add(unit);
     }
-    expect(await itemCount()).toBe(before);
+    expect((await catalogItems()).find((item) => item.sku === 'fe-race')?.priceFen).toBe(400);
+    expect(seen.size).toBeGreaterThanOrEqual(1);
   });
+});
 
-  it('a body that is not JSON gets a 400', async () => {
-    const result = await createOrder(apiEvent({ method: 'POST', path: '/orders', body: '{"tradeType":' }));
-    expect(result.statusCode).toBe(400);
-    expect(JSON.parse(result.body as string).error.message).toContain('JSON');
+describe(`hostile item bodies: a 400 naming the field, nothing stored, never a 5xx`, () => {
+  const cases: Array<[string, unknown, string]> = [
+    ['no items', { tradeType: 'NATIVE' }, 'items'],
+    ['items not a list', { tradeType: 'NATIVE', items: { sku: 'fe-h', quantity: 1 } }, 'items'],
+    ['no item', { tradeType: 'NATIVE', items: [] }, 'items'],
+    ['21 lines', { tradeType: 'NATIVE', items: Array.from({ length: 21 }, (_, i) => ({ sku: `fe-h${i}`, quantity: 1 })) }, 'items'],
+    ['quantity zero', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 0 }] }, 'items.0.quantity'],
+    ['quantity negative', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: -2 }] }, 'items.0.quantity'],
+    ['quantity fractional', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1.5 }] }, 'items.0.quantity'],
+    ['quantity a string', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: '2' }] }, 'items.0.quantity'],
+    ['quantity huge', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1e9 }] }, 'items.0.quantity'],
+    ['quantity 1000', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1000 }] }, 'items.0.quantity'],
+    ['quantity missing', { tradeType: 'NATIVE', items: [{ sku: 'fe-h' }] }, 'items.0.quantity'],
+    ['quantity null', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: null }] }, 'items.0.quantity'],
+    ['sku missing', { tradeType: 'NATIVE', items: [{ quantity: 1 }] }, 'items.0.sku'],
+    ['sku empty', { tradeType: 'NATIVE', items: [{ sku: '', quantity: 1 }] }, 'items.0.sku'],
+    ['sku with a slash', { tradeType: 'NATIVE', items: [{ sku: 'a/b', quantity: 1 }] }, 'items.0.sku'],
+    ['sku too long', { tradeType: 'NATIVE', items: [{ sku: 'x'.repeat(65), quantity: 1 }] }, 'items.0.sku'],
+    ['sku a number', { tradeType: 'NATIVE', items: [{ sku: 42, quantity: 1 }] }, 'items.0.sku'],
+    ['unknown sku', { tradeType: 'NATIVE', items: [{ sku: 'fe-nowhere', quantity: 1 }] }, 'items.0.sku'],
+    ['inactive sku', { tradeType: 'NATIVE', items: [{ sku: 'fe-h-off', quantity: 1 }] }, 'items.0.sku'],
+    ['second line unknown', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }, { sku: 'fe-nowhere', quantity: 1 }] }, 'items.1.sku'],
+    ['sku twice', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }, { sku: 'fe-h', quantity: 2 }] }, 'items.1.sku'],
+    ['a price in an item', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1, priceFen: 1 }] }, 'items.0.priceFen'],
+    ['a unit price in an item', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1, unitPriceFen: 1 }] }, 'items.0.unitPriceFen'],
+    ['a name in an item', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1, name: 'free' }] }, 'items.0.name'],
+    ['totalFee beside items', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }], totalFee: 1 }, 'totalFee'],
+    ['description beside items', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }], description: 'x' }, 'description'],
+    ['a total past the maximum', { tradeType: 'NATIVE', items: [{ sku: 'fe-h-dear', quantity: 999 }, { sku: 'fe-h-dear2', quantity: 999 }] }, 'items'],
+    ['an item that is a string', { tradeType: 'NATIVE', items: ['fe-h'] }, 'items.0'],
+    ['an item that is null', { tradeType: 'NATIVE', items: [null] }, 'items.0'],
+    ['JSAPI without openid', { tradeType: 'JSAPI', items: [{ sku: 'fe-h', quantity: 1 }] }, 'openid'],
+    ['an attach forging a field boundary', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }], attach: 'a&total_fee=1' }, 'attach'],
+  ];
+
+  it('has at least 30 cases', () => expect(cases.length).toBeGreaterThanOrEqual(30));
+
+  it.each(cases)('%s', async (_name, body, field) => {
+    await putProduct('fe-h', { name: 'Hostile', priceFen: 100 });
+    await putProduct('fe-h-off', { name: 'Off', priceFen: 100, active: false });
+    await putProduct('fe-h-dear', { name: 'Dear', priceFen: MAX_ORDER_FEN / 1000 });
+    await putProduct('fe-h-dear2', { name: 'Dear too', priceFen: MAX_ORDER_FEN / 1000 });
+    const before = await ordersTableItems();
+    const answer = await order(body);
+    expect(answer.status, answer.raw).toBe(400);
+    expect(answer.body.error.code).toBe('INVALID_REQUEST');
+    expect(answer.body.error.field).toBe(field);
+    expect(answer.body.error.message).toContain(field);
+    expect(await ordersTableItems()).toEqual(before);
   });
 });

@@ -6,11 +6,15 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiEvent } from '../../lib/http/api';
 import { parseXml } from '../../lib/wechatpay/xml';
+import { DEMO_PRODUCTS } from '../../local/demo-products';
+import { putProduct } from '../support/api';
 import { startTestStack, type TestStack } from '../support/stack';
 
 let stack: TestStack;
 beforeAll(async () => {
   stack = await startTestStack();
+  // As on the local stack, which starts with the demo products.
+  for (const { sku, name, priceFen } of DEMO_PRODUCTS) await putProduct(sku, { name, priceFen });
 });
 afterAll(async () => {
   await stack?.close();
@@ -21,6 +25,22 @@ function sample(name: string): ApiEvent {
 }
 
 describe('sample events', () => {
+  // The samples carry the local stack's merchant token.
+  beforeAll(() => {
+    process.env.MERCHANT_API_TOKEN = 'local-merchant-token';
+  });
+
+  it.each([
+    ['putProduct', 200],
+    ['listProducts', 200],
+    ['createMerchantOrder', 201],
+    ['getMerchantOrder', 404],
+  ])('%s: the sample request of the merchant\'s server is accepted (%i)', async (name, status) => {
+    const { handler } = (await import(`../../functions/${name}.ts`)) as { handler: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }> };
+    const result = await handler(sample(name));
+    expect(result.statusCode, String(result.body)).toBe(status);
+  });
+
   it('createOrder: the sample request creates an order', async () => {
     const { handler } = await import('../../functions/createOrder');
     const result = await handler(sample('createOrder'));

@@ -17,7 +17,7 @@ import {
 } from '../support/packaging';
 import { readZip } from './zip';
 
-const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders'] as const;
+const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
 interface Statement {
@@ -68,12 +68,19 @@ const apiKeyParameter = (name: string) => ({
   'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`,
 });
 
+const CATALOG = { 'Fn::GetAtt': ['CatalogTable', 'Arn'] };
 const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
-  createOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  createOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:BatchGetItem': [CATALOG] },
+  createMerchantOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  getMerchantOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  putProduct: { 'dynamodb:PutItem': [CATALOG] },
+  listProducts: { 'dynamodb:Scan': [CATALOG] },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   recoverOrders: { 'dynamodb:Query': [INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
+
+const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'];
 
 describe('serverless package', () => {
   let dev: Packaged;
@@ -170,9 +177,12 @@ describe('serverless package', () => {
 
     it.each(FUNCTIONS)('lets %s make only the calls it makes', (name) => {
       const roleId = lambda(dev.template, name).Role['Fn::GetAtt'][0];
+      // The API key for whatever talks to WeChat Pay; the merchant tokens for the /merchant/ routes.
+      const apiKey = ['putProduct', 'listProducts'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
+      const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
       expect(grants(dev.template, roleId)).toEqual({
         ...TABLE_ACTIONS[name],
-        'ssm:GetParameter': [apiKeyParameter('/wechatpay/dev/api-key')],
+        'ssm:GetParameter': [...apiKey, ...tokens],
         'logs:CreateLogStream': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
         'logs:PutLogEvents': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
       });
@@ -210,6 +220,8 @@ describe('serverless package', () => {
         WECHATPAY_NOTIFY_URL: { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['HttpApi', 'ApiEndpoint'] }, '/wechatpay/notify']] },
         WECHATPAY_API_KEY_PARAM: '/wechatpay/dev/api-key',
         ORDERS_TABLE: 'wechatpay-dev-orders',
+        CATALOG_TABLE: 'wechatpay-dev-catalog',
+        MERCHANT_API_TOKENS_PARAM: '/wechatpay/dev/merchant-tokens',
         ORDER_EXPIRE_MINUTES: '30',
       });
     });
@@ -237,7 +249,15 @@ describe('serverless package', () => {
         .filter((resource) => resource.Type === 'AWS::ApiGatewayV2::Route')
         .map((resource) => resource.Properties.RouteKey)
         .sort();
-      expect(routes).toEqual(['GET /orders/{outTradeNo}', 'POST /orders', 'POST /wechatpay/notify']);
+      expect(routes).toEqual([
+        'GET /merchant/orders/{outTradeNo}',
+        'GET /merchant/products',
+        'GET /orders/{outTradeNo}',
+        'POST /merchant/orders',
+        'POST /orders',
+        'POST /wechatpay/notify',
+        'PUT /merchant/products/{sku}',
+      ]);
       const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule');
       expect(rules.map((rule) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 minute)']);
       expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('RecoverOrdersLambdaFunction');
@@ -309,6 +329,9 @@ describe('serverless print --stage local', () => {
       WECHATPAY_BASE_URL: 'http://127.0.0.1:3010',
       WECHATPAY_NOTIFY_URL: 'http://127.0.0.1:3000/wechatpay/notify',
       ORDERS_TABLE: 'wechatpay-local-orders',
+      CATALOG_TABLE: 'wechatpay-local-catalog',
+      MERCHANT_API_TOKENS_PARAM: '',
+      MERCHANT_API_TOKEN: 'local-merchant-token',
       ORDER_EXPIRE_MINUTES: '30',
       DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000',
     });

@@ -62,7 +62,7 @@ describe('a misconfigured deployment', () => {
     vi.stubEnv('ORDERS_TABLE', 'orders');
     vi.resetModules();
     const { handler } = await import('../../functions/createOrder');
-    const result = await handler(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 1, description: 'x' }) }));
+    const result = await handler(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', items: [{ sku: 'x', quantity: 1 }] }) }));
     expect(result.statusCode).toBe(503);
     expect(JSON.parse(result.body as string).error.code).toBe('NOT_CONFIGURED');
   });

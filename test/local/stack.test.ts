@@ -15,6 +15,8 @@ beforeAll(async () => {
     PORT: String(await freePort()),
     WECHATPAY_SIM_PORT: String(await freePort()),
     DYNAMODB_PORT: String(await freePort()),
+    // The demo page too: a fixed port may be taken on a shared machine.
+    DEMO_PORT: String(await freePort()),
   };
   stack = spawn('node_modules/.bin/tsx', ['local/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   stack.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -45,15 +47,28 @@ interface Answer {
   pay: { codeUrl: string };
 }
 
-async function post(url: string, body: unknown) {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
   return { status: response.status, body: (await response.json()) as Answer };
 }
 
 describe('the local stack (npm start)', () => {
-  it('takes an order from create to PAID over HTTP', async () => {
-    const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', totalFee: 1, description: 'Demo - coffee' });
+  it("serves the merchant routes to the merchant's server only: its token is checked, others get 401", async () => {
+    const refused = await fetch(`${urls.api}/merchant/products`, { headers: { authorization: 'Bearer not-the-token-0000000000' } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    const listed = await fetch(`${urls.api}/merchant/products`, { headers: { authorization: 'Bearer local-merchant-token' } });
+    expect(listed.status).toBe(200);
+    const { products } = (await listed.json()) as { products: Array<{ sku: string }> };
+    expect(products.map((product) => product.sku).sort()).toEqual(['croissant', 'latte-large', 'matcha-cake']);
+    const created = await post(`${urls.api}/merchant/orders`, { tradeType: 'NATIVE', totalFee: 9900, description: 'Membership' }, { authorization: 'Bearer local-merchant-token' });
     expect(created.status).toBe(201);
+  }, 30_000);
+
+  it('takes an order of the demo products from create to PAID over HTTP', async () => {
+    const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', items: [{ sku: 'croissant', quantity: 2 }] });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ totalFee: 2400, description: 'Croissant ×2' });
     expect(created.body.pay.codeUrl).toMatch(/^weixin:\/\//);
     const paid = await post(`${urls.emulator}/__sim/pay`, { out_trade_no: created.body.outTradeNo });
     expect(paid.status).toBe(200);
@@ -66,7 +81,7 @@ describe('the local stack (npm start)', () => {
 
   it('with every callback lost, the recovery schedule records the payment within about a minute, with no client polling', async () => {
     await post(`${urls.emulator}/__sim/faults`, { dropNotifies: 1_000_000 });
-    const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', totalFee: 2, description: 'lost callback' });
+    const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', items: [{ sku: 'latte-large', quantity: 1 }] });
     await post(`${urls.emulator}/__sim/pay`, { out_trade_no: created.body.outTradeNo });
     const db = new DynamoDBClient({ endpoint: urls.dynamodb, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
     const started = Date.now();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrdersContext } from '../../lib/orders/context';
 import { createOrder } from '../../lib/orders/create';
-import { parseCreateOrderRequest } from '../../lib/orders/create-request';
+import { parseMerchantOrderRequest } from '../../lib/orders/create-request';
 import { PaymentProviderError } from '../../lib/orders/errors';
 import { followOrder, QUERY_INTERVAL_MS } from '../../lib/orders/query';
 import { recoverOrders } from '../../lib/orders/recovery';
@@ -280,7 +280,7 @@ describe('WeChat Pay SYSTEMERRORs and timeouts', () => {
     wechatPay: createWechatPayClient({ ...TEST_MERCHANT, baseUrl: stack.emulator.url, timeoutMs: 150, maxAttempts: 2, retryDelayMs: 10 }),
   });
   const request = (idempotencyKey: string) =>
-    parseCreateOrderRequest({ tradeType: 'NATIVE', totalFee: 321, description: 'faults', idempotencyKey }, { clientIp: '203.0.113.7' });
+    parseMerchantOrderRequest({ tradeType: 'NATIVE', totalFee: 321, description: 'faults', idempotencyKey }, { clientIp: '203.0.113.7' });
 
   it('a single unifiedorder SYSTEMERROR is retried away; a lasting one answers 502 and the same request later succeeds', async () => {
     await stack.sim.faults({ systemError: { unifiedorder: 1 } });

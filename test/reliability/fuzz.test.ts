@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseCreateOrderRequest } from '../../lib/orders/create-request';
+import { parseFrontendOrderRequest, parseMerchantOrderRequest } from '../../lib/orders/create-request';
 import { InvalidOrderRequestError } from '../../lib/orders/errors';
 import { XmlFormatError } from '../../lib/wechatpay/errors';
 import { parseNotification, verifyNotification } from '../../lib/wechatpay/notification';
@@ -162,10 +162,11 @@ describe('create-order validation', () => {
     { requiredKeys: [] },
   );
 
-  it('throws nothing but InvalidOrderRequestError, and accepts only what the contract allows', () => {
-    run('createBodies', fc.property(fc.oneof(body, fc.anything()), fc.option(fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/), { nil: undefined }), (input, verifiedOpenid) => {
-      let request: ReturnType<typeof parseCreateOrderRequest> | undefined;
-      onlyThrows([InvalidOrderRequestError], () => (request = parseCreateOrderRequest(input, { ...context, verifiedOpenid })));
+  it('throws nothing but InvalidOrderRequestError, and accepts only what the contract allows (merchant orders)', () => {
+    run('createBodies', fc.property(fc.oneof(body, fc.anything()), (input) => {
+      const verifiedOpenid = undefined;
+      let request: ReturnType<typeof parseMerchantOrderRequest> | undefined;
+      onlyThrows([InvalidOrderRequestError], () => (request = parseMerchantOrderRequest(input, context)));
       if (!request) return;
       expect(input).not.toHaveProperty('extra');
       expect(['JSAPI', 'NATIVE', 'MWEB', 'APP']).toContain(request.tradeType);
@@ -193,7 +194,39 @@ describe('create-order validation', () => {
       description: fc.stringMatching(/^[A-Za-z0-9\u4e00-\u9fa5][A-Za-z0-9 \u4e00-\u9fa5]{0,40}[A-Za-z0-9\u4e00-\u9fa5]$/),
     });
     run('validCreateBodies', fc.property(valid, (input) => {
-      expect(parseCreateOrderRequest(input, context)).toMatchObject(input);
+      expect(parseMerchantOrderRequest(input, context)).toMatchObject(input);
+    }));
+  });
+
+  it('a frontend order is items by sku and never an amount: throws nothing but InvalidOrderRequestError', () => {
+    const item = fc.oneof(
+      fc.record({ sku: fc.stringMatching(/^[A-Za-z0-9_.-]{1,64}$/), quantity: fc.oneof(fc.integer({ min: -5, max: 1_200 }), fc.double(), fc.string({ maxLength: 4 })) }),
+      fc.record({ sku: fc.anything(), quantity: fc.anything(), priceFen: fc.anything() }, { requiredKeys: [] }),
+      fc.anything(),
+    );
+    const frontendBody = fc.record(
+      {
+        tradeType: fc.constantFrom('NATIVE', 'APP', 'JSAPI', 'MWEB'),
+        items: fc.oneof(fc.array(item, { maxLength: 25 }), fc.anything()),
+        totalFee: fc.integer({ min: 1, max: 100 }),
+        description: text,
+        openid: fc.stringMatching(/^[A-Za-z0-9_-]{1,30}$/),
+      },
+      { requiredKeys: ['tradeType'] },
+    );
+    run('frontendBodies', fc.property(fc.oneof(frontendBody, fc.anything()), fc.option(fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/), { nil: undefined }), (input, verifiedOpenid) => {
+      let request: ReturnType<typeof parseFrontendOrderRequest> | undefined;
+      onlyThrows([InvalidOrderRequestError], () => (request = parseFrontendOrderRequest(input, { ...context, verifiedOpenid })));
+      if (!request) return;
+      expect(input).not.toHaveProperty('totalFee');
+      expect(input).not.toHaveProperty('description');
+      expect(request.items.length).toBeGreaterThanOrEqual(1);
+      expect(request.items.length).toBeLessThanOrEqual(20);
+      expect(new Set(request.items.map((line) => line.sku)).size).toBe(request.items.length);
+      for (const line of request.items) {
+        expect(Object.keys(line).sort()).toEqual(['quantity', 'sku']);
+        expect(Number.isInteger(line.quantity) && line.quantity >= 1 && line.quantity <= 999).toBe(true);
+      }
     }));
   });
 });

@@ -2,14 +2,18 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { handler as createOrder } from '../../functions/createOrder';
+import { handler as createMerchantOrder } from '../../functions/createMerchantOrder';
+import { handler as getMerchantOrder } from '../../functions/getMerchantOrder';
+import { handler as listProducts } from '../../functions/listProducts';
+import { handler as putProduct } from '../../functions/putProduct';
 import { handler as notify } from '../../functions/notify';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
-import { ordersContext } from '../../lib/runtime';
+import { catalogStore, ordersContext } from '../../lib/runtime';
 import { startTestStack, type TestStack } from '../support/stack';
-import { apiEvent } from '../support/api';
+import { apiEvent, MERCHANT_AUTHORIZATION } from '../support/api';
 import { recordCommands, reportFigures } from './support';
 import { paidCallback } from '../support/callbacks';
 import { sleep } from '../support/eventually';
@@ -27,7 +31,7 @@ const service = parseYaml(readFileSync(new URL('../../serverless.yml', import.me
   resources: { Resources: Record<string, Role & { Type: string }> };
 };
 
-/** A role's DynamoDB grants as "Action on table" / "Action on index/NAME". */
+/** A role's DynamoDB grants as "Action on table" (orders) / "Action on catalog" / "Action on index/NAME". */
 function dynamoGrants(functionName: string): string[] {
   const role = service.resources.Resources[service.functions[functionName]!.role]!;
   const grants: string[] = [];
@@ -39,7 +43,8 @@ function dynamoGrants(functionName: string): string[] {
       for (const resource of [statement.Resource].flat()) {
         const text = JSON.stringify(resource);
         const index = /\/index\/([A-Za-z0-9_.-]+)/.exec(text)?.[1];
-        grants.push(`${action.slice('dynamodb:'.length)} on ${index ? `index/${index}` : 'table'}`);
+        const table = text.includes('CatalogTable') ? 'catalog' : 'table';
+        grants.push(`${action.slice('dynamodb:'.length)} on ${index ? `index/${index}` : table}`);
       }
     }
   }
@@ -62,27 +67,48 @@ afterAll(async () => {
 
 /** Runs `work` as the named function and records the DynamoDB requests it makes. */
 async function as(functionName: string, work: () => Promise<unknown>) {
-  const recorder = recordCommands(ctx.store.db);
+  const recorders = [recordCommands(ctx.store.db), recordCommands(catalogStore().db)];
   try {
     await work();
   } finally {
-    recorder.stop();
+    for (const recorder of recorders) recorder.stop();
   }
   used[functionName] ??= new Set();
-  for (const { command, index } of recorder.commands) used[functionName].add(`${command} on ${index ? `index/${index}` : 'table'}`);
+  for (const { command, index, table } of recorders.flatMap((recorder) => recorder.commands)) {
+    const on = index ? `index/${index}` : table === stack.catalogTable ? 'catalog' : 'table';
+    used[functionName].add(`${command} on ${on}`);
+  }
 }
 
+const merchant = { authorization: MERCHANT_AUTHORIZATION };
+
 const post = (body: unknown) => createOrder(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify(body) }));
+const postMerchant = (body: unknown) => createMerchantOrder(apiEvent({ method: 'POST', path: '/merchant/orders', body: JSON.stringify(body), ...merchant }));
+const put = (sku: string, body: unknown) => putProduct(apiEvent({ method: 'PUT', path: `/merchant/products/${sku}`, pathParameters: { sku }, body: JSON.stringify(body), ...merchant }));
 const getOrder = (outTradeNo: string) => queryOrder(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
 const deliver = (xml: string) => notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: xml, contentType: 'text/xml' }));
 
 describe('each function uses exactly the DynamoDB calls its role allows', () => {
   it('exercises every path of every function', async () => {
     const ids: string[] = [];
+    await as('putProduct', async () => {
+      await put('lp-coffee', { name: 'Coffee', priceFen: 100 });
+      await put('lp-tea', { name: 'Tea', priceFen: 50, active: false });
+    });
+    await as('listProducts', () => listProducts(apiEvent({ method: 'GET', path: '/merchant/products', ...merchant })));
     await as('createOrder', async () => {
       for (const key of ['lp-1', 'lp-1', undefined, undefined, undefined]) {
-        const result = await post({ tradeType: 'NATIVE', totalFee: 100, description: 'least privilege', ...(key ? { idempotencyKey: key } : {}) });
+        const result = await post({ tradeType: 'NATIVE', items: [{ sku: 'lp-coffee', quantity: 1 }], ...(key ? { idempotencyKey: key } : {}) });
         ids.push(JSON.parse(result.body as string).outTradeNo);
+      }
+      await post({ tradeType: 'NATIVE', items: [{ sku: 'lp-tea', quantity: 1 }] });
+    });
+    await as('createMerchantOrder', async () => {
+      for (const key of ['lp-m', 'lp-m', undefined]) await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant', ...(key ? { idempotencyKey: key } : {}) });
+    });
+    await as('getMerchantOrder', async () => {
+      for (const outTradeNo of [ids[0] as string, '20990101unknownOrder000000']) {
+        await getMerchantOrder(apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, ...merchant }));
       }
     });
     const [paidByNotify, , paidByQuery, paidByRecovery, closedByWechatPay] = ids as [string, string, string, string, string];
@@ -115,13 +141,14 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     expect((await ctx.store.get(closedByWechatPay))?.status).toBe('CLOSED');
   });
 
-  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders'])('%s: its role allows every call it made, and nothing more', (name) => {
+  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'])('%s: its role allows every call it made, and nothing more', (name) => {
     expect([...(used[name] ?? [])].sort()).toEqual(dynamoGrants(name));
   });
 
   it('no function scans the table or queries it outside the sparse pending index', () => {
     const all = Object.values(used).flatMap((set) => [...set]);
-    expect(all.filter((call) => call.startsWith('Scan') || call === 'Query on table')).toEqual([]);
+    // Listing the catalog scans the catalog table, which holds products only.
+    expect(all.filter((call) => (call.startsWith('Scan') && call !== 'Scan on catalog') || call === 'Query on table')).toEqual([]);
   });
 
   it('no function needs CloudWatch to publish metrics (they are EMF log lines)', () => {

@@ -55,6 +55,8 @@ type Input = {
   ExpressionAttributeValues?: Record<string, unknown>;
   Item?: Record<string, unknown>;
   IndexName?: string;
+  TableName?: string;
+  RequestItems?: Record<string, unknown>;
 };
 
 function plain(value: unknown): unknown {
@@ -155,11 +157,12 @@ export function injectFault(db: DynamoDBDocumentClient, plan: FaultPlan) {
 /** Records the DynamoDB commands sent (name, and the index for a Query). */
 export function recordCommands(db: DynamoDBDocumentClient) {
   const name = `record-${middlewareSeq++}`;
-  const commands: Array<{ command: string; index?: string; pk?: string }> = [];
+  const commands: Array<{ command: string; index?: string; pk?: string; table?: string }> = [];
   db.middlewareStack.add(
     (next, context) => async (args) => {
       const input = args.input as Input;
-      commands.push({ command: dynamoAction(context.commandName as string), index: input.IndexName, pk: requestPk(input) });
+      const table = input.TableName ?? Object.keys(input.RequestItems ?? {})[0];
+      commands.push({ command: dynamoAction(context.commandName as string), index: input.IndexName, pk: requestPk(input), table });
       return next(args);
     },
     { step: 'initialize', name },

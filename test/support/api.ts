@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { handler as createMerchantOrderHandler } from '../../functions/createMerchantOrder';
 import { handler as createOrderHandler } from '../../functions/createOrder';
+import { handler as putProductHandler } from '../../functions/putProduct';
 import { handler as notifyHandler } from '../../functions/notify';
 import { handler as queryOrderHandler } from '../../functions/queryOrder';
 import type { ApiEvent } from '../../lib/http/api';
@@ -17,6 +19,8 @@ export function apiEvent(options: {
   sourceIp?: string;
   claims?: Record<string, string>;
   contentType?: string;
+  /** The Authorization header, sent as it is. */
+  authorization?: string;
 }): ApiEvent {
   const body = options.body === undefined ? undefined : options.base64 ? Buffer.from(options.body).toString('base64') : options.body;
   return {
@@ -24,7 +28,7 @@ export function apiEvent(options: {
     routeKey: `${options.method} ${options.path}`,
     rawPath: options.path,
     rawQueryString: '',
-    headers: { 'content-type': options.contentType ?? 'application/json' },
+    headers: { 'content-type': options.contentType ?? 'application/json', ...(options.authorization === undefined ? {} : { authorization: options.authorization }) },
     pathParameters: options.pathParameters,
     isBase64Encoded: options.base64 ?? false,
     body,
@@ -62,9 +66,32 @@ export interface HttpResult {
   raw: string;
 }
 
-export async function create(body: unknown, extra: Partial<Parameters<typeof apiEvent>[0]> = {}): Promise<HttpResult> {
-  const result = await createOrderHandler(apiEvent({ method: 'POST', path: '/orders', body: typeof body === 'string' ? body : JSON.stringify(body), ...extra }));
+/** The merchant server's bearer token on the test stack, and its Authorization header. */
+export const TEST_MERCHANT_TOKEN = 'test-merchant-token-0123456789';
+export const MERCHANT_AUTHORIZATION = `Bearer ${TEST_MERCHANT_TOKEN}`;
+
+type EventOptions = Partial<Parameters<typeof apiEvent>[0]>;
+
+function read(result: { statusCode?: number; body?: string }): HttpResult {
   return { status: result.statusCode ?? 0, body: JSON.parse(result.body as string), raw: result.body as string };
+}
+
+const text = (body: unknown) => (typeof body === 'string' ? body : JSON.stringify(body));
+
+/** POST /merchant/orders: an order of any amount, as the merchant's server makes it. */
+export async function create(body: unknown, extra: EventOptions = {}): Promise<HttpResult> {
+  return read(await createMerchantOrderHandler(apiEvent({ method: 'POST', path: '/merchant/orders', body: text(body), authorization: MERCHANT_AUTHORIZATION, ...extra })));
+}
+
+/** POST /orders: a frontend's order of catalog items. */
+export async function order(body: unknown, extra: EventOptions = {}): Promise<HttpResult> {
+  return read(await createOrderHandler(apiEvent({ method: 'POST', path: '/orders', body: text(body), ...extra })));
+}
+
+/** PUT /merchant/products/{sku}, as the merchant's server sets a price. */
+export async function putProduct(sku: string, body: unknown, extra: EventOptions = {}): Promise<HttpResult> {
+  const event = apiEvent({ method: 'PUT', path: `/merchant/products/${sku}`, pathParameters: { sku }, body: text(body), authorization: MERCHANT_AUTHORIZATION, ...extra });
+  return read(await putProductHandler(event));
 }
 
 export async function get(outTradeNo: string): Promise<HttpResult> {

@@ -4,13 +4,14 @@ import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as notify } from '../../functions/notify';
-import { apiEvent } from './api';
-import { createOrdersTable, startDynalite } from './dynalite';
+import { apiEvent, TEST_MERCHANT_TOKEN } from './api';
+import { createCatalogTable, createOrdersTable, startDynalite } from './dynalite';
 
 export interface TestStack {
   emulator: RunningEmulator;
   dynamoEndpoint: string;
   table: string;
+  catalogTable: string;
   notifyUrl: string;
   /** The emulator's control API. */
   sim: {
@@ -38,6 +39,8 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
   const db = await startDynalite();
   const table = `orders-${randomUUID().slice(0, 8)}`;
   await createOrdersTable(db.endpoint, table);
+  const catalogTable = `catalog-${randomUUID().slice(0, 8)}`;
+  await createCatalogTable(db.endpoint, catalogTable);
   const emulator = await startEmulator({ ...TEST_MERCHANT, port: 0, timeScale: options.timeScale ?? 0.001, log: () => {} });
   const notifyServer = createServer((req, res) => {
     void (async () => {
@@ -56,6 +59,8 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     WECHATPAY_BASE_URL: emulator.url,
     WECHATPAY_NOTIFY_URL: notifyUrl,
     ORDERS_TABLE: table,
+    CATALOG_TABLE: catalogTable,
+    MERCHANT_API_TOKEN: TEST_MERCHANT_TOKEN,
     DYNAMODB_ENDPOINT: db.endpoint,
     ...options.env,
   });
@@ -66,6 +71,7 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     emulator,
     dynamoEndpoint: db.endpoint,
     table,
+    catalogTable,
     notifyUrl,
     sim: {
       pay: (outTradeNo) => control('/__sim/pay', { out_trade_no: outTradeNo }),

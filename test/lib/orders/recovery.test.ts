@@ -1,11 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { handler as createOrder } from '../../../functions/createOrder';
 import { handler as recoverOrdersHandler } from '../../../functions/recoverOrders';
 import { recoverOrders, type RecoverySummary } from '../../../lib/orders/recovery';
 import { applyQueryResult } from '../../../lib/orders/settle';
 import type { OrdersContext } from '../../../lib/orders/context';
-import { apiEvent } from '../../support/api';
+import { create as createMerchantOrder } from '../../support/api';
 import type { TestStack } from '../../support/stack';
 import { useTestStack } from '../../support/use-stack';
 
@@ -20,8 +19,7 @@ beforeEach(async () => {
 });
 
 async function create(totalFee = 100): Promise<string> {
-  const result = await createOrder(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', totalFee, description: 'recovery' }) }));
-  const body = JSON.parse(result.body as string);
+  const { body } = await createMerchantOrder({ tradeType: 'NATIVE', totalFee, description: 'recovery' });
   // A failed unified order still names the order it stored.
   return body.outTradeNo ?? body.error.outTradeNo;
 }

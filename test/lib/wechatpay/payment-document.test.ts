@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseCreateOrderRequest } from '../../../lib/orders/create-request';
+import { parseMerchantOrderRequest } from '../../../lib/orders/create-request';
 import { checkPaymentDocument } from '../../../lib/wechatpay/payment-document';
 import { stringToSign } from '../../../lib/wechatpay/sign';
 
@@ -77,7 +77,7 @@ describe('no caller-chosen value can change how a signed document splits (proper
       fc.property(fc.string({ maxLength: 130, unit: 'grapheme' }), (attach) => {
         let accepted;
         try {
-          accepted = parseCreateOrderRequest({ tradeType: 'NATIVE', totalFee: 1, description: 'x', attach }, { clientIp: '203.0.113.7' });
+          accepted = parseMerchantOrderRequest({ tradeType: 'NATIVE', totalFee: 1, description: 'x', attach }, { clientIp: '203.0.113.7' });
         } catch {
           return;
         }
@@ -94,7 +94,7 @@ describe('no caller-chosen value can change how a signed document splits (proper
     fc.assert(
       fc.property(fc.string(), fc.constantFrom('&out_trade_no=', '&total_fee=', '=', '&'), fc.string(), (before, boundary, after) => {
         expect(() =>
-          parseCreateOrderRequest({ tradeType: 'NATIVE', totalFee: 1, description: 'x', attach: `${before}${boundary}${after}` }, { clientIp: '203.0.113.7' }),
+          parseMerchantOrderRequest({ tradeType: 'NATIVE', totalFee: 1, description: 'x', attach: `${before}${boundary}${after}` }, { clientIp: '203.0.113.7' }),
         ).toThrow();
       }),
     );

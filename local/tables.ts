@@ -9,13 +9,14 @@ import {
 import { parse, type Tags } from 'yaml';
 
 /**
- * The orders table is defined once, in serverless.yml. The local stack and the tests read that
- * definition and create the same table on dynalite, so their table cannot drift from production's.
+ * The tables (orders, catalog) are defined once, in serverless.yml. The local stack and the tests
+ * read those definitions and create the same tables on dynalite, so they cannot drift from
+ * production's.
  */
 
 export const SERVERLESS_YML = fileURLToPath(new URL('../serverless.yml', import.meta.url));
 
-const TABLE_RESOURCE = 'OrdersTable';
+export type TableResource = 'OrdersTable' | 'CatalogTable';
 
 /** Properties copied as they are: CloudFormation and the CreateTable API name and shape them alike. */
 const CREATE_TABLE_PROPERTIES = [
@@ -59,42 +60,42 @@ const CLOUDFORMATION_TAGS: Tags = INTRINSICS.flatMap((name) => {
 
 type Properties = Record<string, unknown>;
 
-/** The `OrdersTable` resource's CloudFormation Properties, as written in serverless.yml. */
-export function readOrdersTableProperties(serverlessYml: string = SERVERLESS_YML): Properties {
+/** A table resource's CloudFormation Properties, as written in serverless.yml. */
+export function readTableProperties(resourceName: TableResource, serverlessYml: string = SERVERLESS_YML): Properties {
   const config = parse(readFileSync(serverlessYml, 'utf8'), { customTags: CLOUDFORMATION_TAGS }) as {
     resources?: { Resources?: Record<string, { Type?: string; Properties?: Properties }> };
   };
-  const resource = config.resources?.Resources?.[TABLE_RESOURCE];
+  const resource = config.resources?.Resources?.[resourceName];
   if (resource?.Type !== 'AWS::DynamoDB::Table' || !resource.Properties) {
-    throw new Error(`${serverlessYml} defines no ${TABLE_RESOURCE} resource of type AWS::DynamoDB::Table`);
+    throw new Error(`${serverlessYml} defines no ${resourceName} resource of type AWS::DynamoDB::Table`);
   }
   return resource.Properties;
 }
 
 /**
- * CreateTable input for the orders table under the given name (serverless.yml names it through a
- * variable). Refuses properties it does not know how to carry over, and values that still hold a
- * Serverless variable or a CloudFormation function, rather than create a table that differs silently.
+ * CreateTable input for a table under the given name (serverless.yml names it through a variable).
+ * Refuses properties it does not know how to carry over, and values that still hold a Serverless
+ * variable or a CloudFormation function, rather than create a table that differs silently.
  */
-export function ordersTableInput(tableName: string, serverlessYml: string = SERVERLESS_YML): CreateTableCommandInput {
-  const properties = readOrdersTableProperties(serverlessYml);
+export function tableInput(resourceName: TableResource, tableName: string, serverlessYml: string = SERVERLESS_YML): CreateTableCommandInput {
+  const properties = readTableProperties(resourceName, serverlessYml);
   const input: Record<string, unknown> = { TableName: tableName };
   for (const [name, value] of Object.entries(properties)) {
     if (name === 'TableName' || UNSUPPORTED_LOCALLY.has(name)) continue;
     if (!(CREATE_TABLE_PROPERTIES as readonly string[]).includes(name)) {
-      throw new Error(`${TABLE_RESOURCE}.${name} is not supported by local/orders-table.ts; teach it there`);
+      throw new Error(`${resourceName}.${name} is not supported by local/tables.ts; teach it there`);
     }
     const text = JSON.stringify(value);
     if (text.includes('${') || /"(Ref|Fn::\w+)"/.test(text)) {
-      throw new Error(`${TABLE_RESOURCE}.${name} is not a literal value and cannot be created locally: ${text}`);
+      throw new Error(`${resourceName}.${name} is not a literal value and cannot be created locally: ${text}`);
     }
     input[name] = value;
   }
   return input as unknown as CreateTableCommandInput;
 }
 
-/** Creates the orders table on a local DynamoDB endpoint (dynalite) and waits until it is ACTIVE. */
-export async function createOrdersTable(endpoint: string, tableName: string): Promise<void> {
+/** Creates a table on a local DynamoDB endpoint (dynalite) and waits until it is ACTIVE. */
+export async function createTable(endpoint: string, resourceName: TableResource, tableName: string): Promise<void> {
   const client = new DynamoDBClient({
     endpoint,
     region: 'local',
@@ -102,9 +103,12 @@ export async function createOrdersTable(endpoint: string, tableName: string): Pr
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
   try {
-    await client.send(new CreateTableCommand(ordersTableInput(tableName)));
+    await client.send(new CreateTableCommand(tableInput(resourceName, tableName)));
     await waitUntilTableExists({ client, maxWaitTime: 10, minDelay: 0.05 }, { TableName: tableName });
   } finally {
     client.destroy();
   }
 }
+
+export const createOrdersTable = (endpoint: string, tableName: string) => createTable(endpoint, 'OrdersTable', tableName);
+export const createCatalogTable = (endpoint: string, tableName: string) => createTable(endpoint, 'CatalogTable', tableName);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeTableCommand, DynamoDBClient, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ordersTableInput } from '../../local/orders-table';
+import { tableInput } from '../../local/tables';
 import { createOrdersTable, startDynalite } from '../support/dynalite';
 
 describe('orders table created from serverless.yml on dynalite', () => {
@@ -77,17 +77,17 @@ describe('orders table created from serverless.yml on dynalite', () => {
     try {
       const keyOnly = '        KeySchema: [{ AttributeName: pk, KeyType: HASH }]\n';
       // CloudFormation short forms elsewhere in the file parse; dynalite-only gaps are dropped.
-      expect(ordersTableInput('t', withTable(`${keyOnly}        DeletionProtectionEnabled: true\n`))).toEqual({
+      expect(tableInput('OrdersTable', 't', withTable(`${keyOnly}        DeletionProtectionEnabled: true\n`))).toEqual({
         TableName: 't',
         KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
       });
       expect(() =>
-        ordersTableInput('t', withTable(`${keyOnly}        KinesisStreamSpecification: { StreamArn: arn:aws:kinesis:x }\n`)),
+        tableInput('OrdersTable', 't', withTable(`${keyOnly}        KinesisStreamSpecification: { StreamArn: arn:aws:kinesis:x }\n`)),
       ).toThrow(/KinesisStreamSpecification is not supported/);
-      expect(() => ordersTableInput('t', withTable(`${keyOnly}        BillingMode: \${param:billing}\n`))).toThrow(
+      expect(() => tableInput('OrdersTable', 't', withTable(`${keyOnly}        BillingMode: \${param:billing}\n`))).toThrow(
         /BillingMode is not a literal value/,
       );
-      expect(() => ordersTableInput('t', withTable(`        KeySchema: !Ref Keys\n`))).toThrow(/KeySchema is not a literal/);
+      expect(() => tableInput('OrdersTable', 't', withTable(`        KeySchema: !Ref Keys\n`))).toThrow(/KeySchema is not a literal/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
