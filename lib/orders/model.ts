@@ -1,3 +1,4 @@
+import type { OutboxEntry } from '../events/outbox';
 import type { SignType } from '../wechatpay/sign';
 import type { TradeType, UnifiedOrderParams } from '../wechatpay/unified-order';
 
@@ -57,6 +58,11 @@ export interface Order {
   appId?: string;
   /** A frontend's order: the catalog lines it was priced from, at the prices of that moment. */
   items?: OrderLine[];
+  /** Events of its transitions not yet confirmed published (lib/events/outbox.ts). */
+  outbox?: OutboxEntry[];
+  /** Present only while the outbox holds events (the outbox index is sparse). */
+  outboxShard?: string;
+  outboxDue?: number;
 }
 
 /** What a frontend may see of an order: nothing personal (no openid, no client IP). */

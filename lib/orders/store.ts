@@ -7,6 +7,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
+import { outboxEntry, outboxUpdate, type OutboxEntry, type Transition, type TransitionListener } from '../events/outbox';
 import { failure, type Failure } from '../result';
 import { OrderStoreError } from './errors';
 import type { Order, OrderStatus, PaymentReport, ReviewFlag } from './model';
@@ -41,7 +42,7 @@ export function createDocumentClient(endpoint?: string): DynamoDBDocumentClient 
   });
 }
 
-function isConditionFailure(error: unknown): boolean {
+export function isConditionFailure(error: unknown): boolean {
   return (
     error instanceof ConditionalCheckFailedException ||
     (error instanceof Error && error.name === 'ConditionalCheckFailedException')
@@ -50,6 +51,12 @@ function isConditionFailure(error: unknown): boolean {
 
 /** Leaves the sparse pending index: recovery never reads a settled order again. */
 const LEAVE_PENDING = 'REMOVE pendingShard, nextCheckAt, checkCount';
+
+/** Adds `set` (assignments) to the SET clause of an UpdateExpression that begins with SET. */
+function withSet(update: string, set: string): string {
+  const remove = update.search(/\sREMOVE\s/);
+  return remove < 0 ? `${update}, ${set}` : `${update.slice(0, remove)}, ${set}${update.slice(remove)}`;
+}
 
 /** An update of one order, applied only while its status is the expected one. */
 interface GuardedUpdate {
@@ -70,6 +77,8 @@ export class OrderStore {
     /** Public so that tests and benchmarks can add SDK middleware (request counts, injected faults). */
     readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    /** Told of each transition once it is written, with its events (the publisher); none in some tests. */
+    private readonly onTransition?: TransitionListener,
   ) {}
 
   private async send<T>(what: string, call: () => Promise<T>): Promise<T> {
@@ -108,6 +117,33 @@ export class OrderStore {
   /** Updates an order only while it is still PENDING; false when it has moved on (or the condition failed). */
   private async updateIfPending(outTradeNo: string, guarded: GuardedUpdate): Promise<boolean> {
     return (await this.updateIfStatus(outTradeNo, 'PENDING', guarded)) !== undefined;
+  }
+
+  /**
+   * A transition: `guarded` applied only while the order's status is `from`, its events added to the
+   * order's outbox by the same conditional write (so no transition is ever stored without them).
+   * Once the write succeeded, the listener is told (it publishes them). The order as it now is, or
+   * undefined when the condition did not hold (nothing written, nothing published).
+   */
+  private async transition(outTradeNo: string, from: OrderStatus, guarded: GuardedUpdate, transitions: Transition[]): Promise<Order | undefined> {
+    const entries = transitions.map((transition) => outboxEntry(transition, new Date()));
+    const outbox = outboxUpdate(entries);
+    const order = await this.updateIfStatus(outTradeNo, from, {
+      ...guarded,
+      update: withSet(guarded.update, outbox.set),
+      values: { ...guarded.values, ...outbox.values },
+    });
+    if (order) await this.published(order, entries);
+    return order;
+  }
+
+  /** Hands a written transition's events to the listener; a failure there never undoes the transition. */
+  private async published(order: Order, entries: OutboxEntry[]): Promise<void> {
+    try {
+      await this.onTransition?.(order, entries);
+    } catch {
+      // The events stay in the outbox: the sweep publishes them.
+    }
   }
 
   async get(outTradeNo: string): Promise<Order | undefined> {
@@ -191,20 +227,24 @@ export class OrderStore {
     return this.updateIfPending(outTradeNo, { update, values });
   }
 
-  /** PENDING → FAILED: WeChat Pay refused the unified order for good. */
+  /** PENDING → FAILED: WeChat Pay refused the unified order for good. Event: Order Failed. */
   async markFailed(outTradeNo: string, failure: { code: string; message: string; at: string }): Promise<boolean> {
-    return this.updateIfPending(outTradeNo, {
+    const event: Transition = { type: 'Order Failed', outTradeNo, failedAt: failure.at, failureCode: failure.code, failureMessage: failure.message };
+    const failed = await this.transition(outTradeNo, 'PENDING', {
       update: `SET #status = :failed, failedAt = :at, failureCode = :code, failureMessage = :message ${LEAVE_PENDING}`,
       values: { ':failed': 'FAILED', ':at': failure.at, ':code': failure.code, ':message': failure.message },
-    });
+    }, [event]);
+    return failed !== undefined;
   }
 
-  /** PENDING → CLOSED: expired and confirmed unpaid. */
+  /** PENDING → CLOSED: expired and confirmed unpaid. Event: Order Closed. */
   async markClosed(outTradeNo: string, close: { reason: string; at: string }): Promise<boolean> {
-    return this.updateIfPending(outTradeNo, {
+    const event: Transition = { type: 'Order Closed', outTradeNo, closedAt: close.at, closeReason: close.reason };
+    const closed = await this.transition(outTradeNo, 'PENDING', {
       update: `SET #status = :closed, closedAt = :at, closeReason = :reason ${LEAVE_PENDING}`,
       values: { ':closed': 'CLOSED', ':at': close.at, ':reason': close.reason },
-    });
+    }, [event]);
+    return closed !== undefined;
   }
 
   /**
@@ -247,8 +287,9 @@ export class OrderStore {
 
   /**
    * `from` → PAID in one conditional write that also checks the amount (and, for a callback, the
-   * sign type). From PENDING this is the payment; from CLOSED or FAILED it records money that came
-   * anyway, with its review flag. The order as it now is, or undefined when the condition did not hold.
+   * sign type). From PENDING this is the payment (event: Order Paid); from CLOSED or FAILED it records
+   * money that came anyway, with its review flag (event: Payment Needs Review, for a person to decide
+   * whether to fulfil or refund). The order as it now is, or undefined when the condition did not hold.
    */
   async markPaid(report: PaymentReport, from: OrderStatus = 'PENDING', flag?: ReviewFlag): Promise<Order | undefined> {
     const names: Record<string, string> = {};
@@ -270,22 +311,30 @@ export class OrderStore {
       names['#flag'] = flag.transactionId;
       values[':flag'] = flag;
     }
-    return this.updateIfStatus(report.outTradeNo, from, { update: `${update} ${LEAVE_PENDING}`, condition, names, values });
+    const event: Transition = flag
+      ? { type: 'Payment Needs Review', outTradeNo: report.outTradeNo, status: 'PAID', review: flag }
+      : { type: 'Order Paid', outTradeNo: report.outTradeNo, transactionId: report.transactionId, paidAt: report.paidAt, paidVia: report.source };
+    return this.transition(report.outTradeNo, from, { update: `${update} ${LEAVE_PENDING}`, condition, names, values }, [event]);
   }
 
-  /** Adds a review flag once per transaction id; answers the order with it. */
+  /**
+   * Adds a review flag once per transaction id (event: Payment Needs Review, written with the flag,
+   * so a flag repeated changes nothing and publishes nothing); answers the order with it.
+   */
   async addReviewFlag(order: Order, flag: ReviewFlag): Promise<Order> {
-    await this.send('UpdateItem', () =>
-      this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: order.outTradeNo },
-          UpdateExpression: 'SET review.#flag = if_not_exists(review.#flag, :flag)',
-          ExpressionAttributeNames: { '#flag': flag.transactionId },
-          ExpressionAttributeValues: { ':flag': flag },
-        }),
-      ),
-    );
+    const entries = [outboxEntry({ type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status: order.status, review: flag }, new Date())];
+    const outbox = outboxUpdate(entries);
+    const flagged = await this.conditionalUpdate({
+      Key: { pk: order.outTradeNo },
+      UpdateExpression: `SET review.#flag = :flag, ${outbox.set}`,
+      ConditionExpression: 'attribute_not_exists(review.#flag)',
+      ExpressionAttributeNames: { '#flag': flag.transactionId },
+      ExpressionAttributeValues: { ':flag': flag, ...outbox.values },
+    });
+    if (flagged) {
+      await this.published(flagged, entries);
+      return flagged;
+    }
     return { ...order, review: { ...order.review, [flag.transactionId]: order.review[flag.transactionId] ?? flag } };
   }
 }
