@@ -21,6 +21,10 @@ export interface AppConfig {
   catalogTable?: string;
   dynamoEndpoint?: string;
   orderExpireMinutes: number;
+  /** The stage's EventBridge bus, where every order transition is published (README: Events). */
+  eventBusName?: string;
+  /** EventBridge endpoint override, local only (the local stand-in). */
+  eventBridgeEndpoint?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -68,6 +72,12 @@ export function readSettings(env: Env): Omit<AppConfig, 'apiKey'> & { apiKeyPara
       'WECHATPAY_NOTIFY_URL must be an https URL: over http anyone on the way could read, and replay, a genuine signed payment callback (only a local stack on this machine may use http)',
     );
   }
+  const eventBusName = env.EVENT_BUS_NAME?.trim() || undefined;
+  // A bus name, or a bus ARN (another account's bus).
+  if (eventBusName !== undefined && !/^[A-Za-z0-9._\-/:]{1,1600}$/.test(eventBusName)) {
+    throw new ConfigError(`EVENT_BUS_NAME is not an EventBridge bus name or ARN: "${eventBusName}"`);
+  }
+  const eventBridgeEndpoint = env.EVENTBRIDGE_ENDPOINT?.trim() ? checkUrl('EVENTBRIDGE_ENDPOINT', env.EVENTBRIDGE_ENDPOINT.trim()) : undefined;
   const expire = env.ORDER_EXPIRE_MINUTES?.trim() || '30';
   // WeChat Pay cannot close an order younger than 5 minutes, and time_expire must lie in the future.
   if (!/^\d+$/.test(expire) || Number(expire) < 5 || Number(expire) > 7 * 24 * 60) {
@@ -83,6 +93,8 @@ export function readSettings(env: Env): Omit<AppConfig, 'apiKey'> & { apiKeyPara
     catalogTable: env.CATALOG_TABLE?.trim() || undefined,
     dynamoEndpoint: env.DYNAMODB_ENDPOINT?.trim() || undefined,
     orderExpireMinutes: Number(expire),
+    eventBusName,
+    eventBridgeEndpoint,
     apiKeyParam: env.WECHATPAY_API_KEY_PARAM?.trim() || undefined,
   };
 }

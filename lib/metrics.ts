@@ -27,7 +27,13 @@ export type MetricName =
   | 'RecoveryRepaired'
   | 'RecoveryClosed'
   /** A request answered 503 because DynamoDB failed. */
-  | 'StorageErrors';
+  | 'StorageErrors'
+  /** Order events EventBridge accepted (inline, or by the sweep). */
+  | 'EventsPublished'
+  /** Order events EventBridge refused or did not answer for: they wait in their outbox for the sweep. */
+  | 'EventsNotPublished'
+  /** Order events the sweep published again: their first publish was not confirmed in time. */
+  | 'EventsRepublished';
 
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
 

@@ -1,5 +1,6 @@
 import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
+import { OutboxStore } from './events/outbox-store';
 import { createOrdersContext, type OrdersContext } from './orders/context';
 import { createDocumentClient } from './orders/store';
 
@@ -28,4 +29,17 @@ export function catalogStore(env: Record<string, string | undefined> = process.e
   if (!table) throw new ConfigError('CATALOG_TABLE is not set');
   catalog ??= new CatalogStore(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
   return catalog;
+}
+
+let outbox: OutboxStore | undefined;
+
+/**
+ * The container's outbox store, for the function that confirms published events (clearOutbox): it
+ * needs the orders table and nothing else, no WeChat Pay settings and no API key.
+ */
+export function outboxStore(env: Record<string, string | undefined> = process.env): OutboxStore {
+  const table = env.ORDERS_TABLE?.trim();
+  if (!table) throw new ConfigError('ORDERS_TABLE is not set');
+  outbox ??= new OutboxStore(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
+  return outbox;
 }

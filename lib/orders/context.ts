@@ -1,6 +1,8 @@
 import type { AppConfig } from '../config';
 import { ConfigError } from '../config';
 import { CatalogStore } from '../catalog/store';
+import { OutboxStore } from '../events/outbox-store';
+import { createEventPublisher, type EventPublisher } from '../events/publisher';
 import { createWechatPayClient, type WechatPayClient } from '../wechatpay/client';
 import { createDocumentClient, OrderStore } from './store';
 
@@ -11,15 +13,25 @@ export interface OrdersContext {
   wechatPay: WechatPayClient;
   /** The catalog, for the functions that price orders (CATALOG_TABLE); a ConfigError elsewhere. */
   catalog: () => CatalogStore;
+  /** Publishes the events of transitions (the store hands it each transition it wrote). */
+  events: EventPublisher;
+  /** The outbox index and its writes, for the recovery schedule's sweep. */
+  outbox: OutboxStore;
   now: () => Date;
 }
 
 export function createOrdersContext(config: AppConfig): OrdersContext {
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
+  const events = createEventPublisher({ busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
   return {
     config,
-    store: new OrderStore(db, config.ordersTable),
+    // Each transition's events are published as soon as its write succeeded (README: Events).
+    store: new OrderStore(db, config.ordersTable, async (order, entries) => {
+      await events.publish(entries.map((entry) => ({ order, entry })));
+    }),
+    events,
+    outbox: new OutboxStore(db, config.ordersTable),
     catalog: () => {
       if (!catalog) throw new ConfigError('CATALOG_TABLE is not set');
       return catalog;

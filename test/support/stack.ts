@@ -4,11 +4,20 @@ import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as notify } from '../../functions/notify';
+import { handler as clearOutbox } from '../../functions/clearOutbox';
+import { startEventBridge, type RunningEventBridge } from '../../local/eventbridge';
 import { apiEvent, TEST_MERCHANT_TOKEN } from './api';
 import { createCatalogTable, createOrdersTable, startDynalite } from './dynalite';
 
+/** The test stack's EventBridge bus (EVENT_BUS_NAME). */
+export const TEST_EVENT_BUS = 'wechatpay-test';
+
 export interface TestStack {
   emulator: RunningEmulator;
+  /** The local EventBridge stand-in the product publishes to; it hands each event to clearOutbox, as the rule does. */
+  events: RunningEventBridge;
+  /** Turns that hand-over on or off (a confirmation that never comes). */
+  confirmEvents(on: boolean): void;
   dynamoEndpoint: string;
   table: string;
   catalogTable: string;
@@ -32,10 +41,12 @@ export interface SimOrder {
 }
 
 /**
- * dynalite, the orders table, the WeChat Pay emulator, and a small HTTP server that hands the
- * emulator's callbacks to the real notify handler; the handlers' configuration points at them.
+ * dynalite, the orders table, the WeChat Pay emulator, a small HTTP server that hands the
+ * emulator's callbacks to the real notify handler, and the EventBridge stand-in, whose bus hands
+ * every event to the real clearOutbox handler (unless `confirmEvents` is false); the handlers'
+ * configuration points at them.
  */
-export async function startTestStack(options: { timeScale?: number; env?: Record<string, string> } = {}): Promise<TestStack> {
+export async function startTestStack(options: { timeScale?: number; env?: Record<string, string>; confirmEvents?: boolean } = {}): Promise<TestStack> {
   const db = await startDynalite();
   const table = `orders-${randomUUID().slice(0, 8)}`;
   await createOrdersTable(db.endpoint, table);
@@ -51,6 +62,12 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     })();
   });
   const notifyListening = await listen(notifyServer);
+  let confirming = options.confirmEvents ?? true;
+  const events = await startEventBridge({
+    busName: TEST_EVENT_BUS,
+    log: () => {},
+    targets: [(event) => (confirming ? clearOutbox(event) : undefined)],
+  });
   const notifyUrl = `${notifyListening.origin}/wechatpay/notify`;
   Object.assign(process.env, {
     WECHATPAY_APPID: TEST_MERCHANT.appId,
@@ -62,6 +79,8 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     CATALOG_TABLE: catalogTable,
     MERCHANT_API_TOKEN: TEST_MERCHANT_TOKEN,
     DYNAMODB_ENDPOINT: db.endpoint,
+    EVENT_BUS_NAME: TEST_EVENT_BUS,
+    EVENTBRIDGE_ENDPOINT: events.url,
     ...options.env,
   });
   delete process.env.WECHATPAY_API_KEY_PARAM;
@@ -69,6 +88,10 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     fetch(`${emulator.url}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return {
     emulator,
+    events,
+    confirmEvents: (on) => {
+      confirming = on;
+    },
     dynamoEndpoint: db.endpoint,
     table,
     catalogTable,
@@ -82,6 +105,7 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
       },
     },
     close: async () => {
+      await events.close();
       await emulator.close();
       await notifyListening.close();
       await db.close();

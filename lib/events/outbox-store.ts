@@ -1,0 +1,121 @@
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { OrderStoreError } from '../orders/errors';
+import type { Order } from '../orders/model';
+import { isConditionFailure } from '../orders/store';
+import { OUTBOX_INDEX, type OutboxEntry } from './outbox';
+
+/**
+ * The outbox side of the orders table: the sparse index of orders whose outbox holds events, and the
+ * conditional writes that take an outbox for one sweep and remove the events that were delivered.
+ * Entries are added only by the transitions themselves (lib/orders/store.ts).
+ */
+export class OutboxStore {
+  constructor(
+    /** Public so that tests and benchmarks can add SDK middleware. */
+    readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  private async send<T>(what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (isConditionFailure(error)) throw error;
+      throw new OrderStoreError(`DynamoDB ${what} failed`, error);
+    }
+  }
+
+  /** Orders of one shard whose outbox is due (outboxDue <= now), the longest waiting first. */
+  async due(shard: number, now: number, limit: number, startKey?: Record<string, unknown>) {
+    const result = await this.send('Query', () =>
+      this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: OUTBOX_INDEX,
+          KeyConditionExpression: 'outboxShard = :shard AND outboxDue <= :now',
+          ExpressionAttributeValues: { ':shard': String(shard), ':now': now },
+          Limit: limit,
+          ExclusiveStartKey: startKey,
+        }),
+      ),
+    );
+    return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
+  }
+
+  /**
+   * Moves an order's outbox to its next due time, only if it is still due at `seen`: of two sweeps
+   * that read the same order, only one takes it, and a sweep that dies leaves it due again at `next`.
+   */
+  async reschedule(outTradeNo: string, seen: number, next: number): Promise<boolean> {
+    try {
+      await this.send('UpdateItem', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: outTradeNo },
+            UpdateExpression: 'SET outboxDue = :next',
+            ConditionExpression: 'outboxDue = :seen',
+            ExpressionAttributeValues: { ':next': next, ':seen': seen },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Removes delivered events from an order's outbox, by event id; with its last event the order
+   * leaves the outbox index. `known` is the outbox as last read, or a guess: the write holds only if
+   * the outbox is still exactly that long and holds these ids where it says, so a guess costs one
+   * write when right and a read when wrong. Answers how many events it removed (0: already gone).
+   */
+  async remove(outTradeNo: string, eventIds: string[], known?: Array<Pick<OutboxEntry, 'eventId'>>): Promise<number> {
+    const wanted = new Set(eventIds);
+    let outbox = known;
+    for (let attempt = 0; attempt < 4; attempt += 1) {
+      if (!outbox) {
+        const { Item } = await this.send('GetItem', () =>
+          this.db.send(new GetCommand({ TableName: this.table, Key: { pk: outTradeNo }, ConsistentRead: true, ProjectionExpression: 'outbox, outboxShard' })),
+        );
+        if (!Item) return 0;
+        outbox = (Item.outbox ?? []) as OutboxEntry[];
+        // Nothing of ours left, and out of the index already: nothing to write.
+        if (!outbox.some((entry) => wanted.has(entry.eventId)) && (outbox.length > 0 || Item.outboxShard === undefined)) return 0;
+      }
+      const positions = outbox.flatMap((entry, i) => (wanted.has(entry.eventId) ? [i] : []));
+      const emptied = positions.length === outbox.length;
+      const removals = positions.map((i) => `outbox[${i}]`);
+      if (emptied) removals.push('outboxShard', 'outboxDue');
+      if (removals.length === 0) return 0;
+      const values: Record<string, unknown> = { ':length': outbox.length };
+      positions.forEach((i) => (values[`:id${i}`] = outbox![i]!.eventId));
+      const condition =
+        outbox.length === 0
+          ? 'attribute_not_exists(outbox) OR size(outbox) = :length'
+          : ['size(outbox) = :length', ...positions.map((i) => `outbox[${i}].eventId = :id${i}`)].join(' AND ');
+      try {
+        await this.send('UpdateItem', () =>
+          this.db.send(
+            new UpdateCommand({
+              TableName: this.table,
+              Key: { pk: outTradeNo },
+              UpdateExpression: `REMOVE ${removals.join(', ')}`,
+              ConditionExpression: condition,
+              ExpressionAttributeValues: values,
+            }),
+          ),
+        );
+        return positions.length;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        // The outbox is not as we thought (a guess, a new event, another removal): read it and retry.
+        outbox = undefined;
+      }
+    }
+    throw new OrderStoreError(`the outbox of order ${outTradeNo} kept changing`, undefined);
+  }
+}
