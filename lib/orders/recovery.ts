@@ -1,3 +1,4 @@
+import { sweepOutbox, type SweepSummary } from '../events/sweep';
 import { WechatPayError } from '../wechatpay/errors';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
@@ -38,6 +39,8 @@ export interface RecoverySummary {
   errors: number;
   /** True when the deadline came before every due order was taken up. */
   stoppedEarly: boolean;
+  /** The outbox sweep that follows (lib/events/sweep.ts): events published again. */
+  events?: SweepSummary;
 }
 
 /** The next time to look at an order, after its `checkCount`-th check. */
@@ -73,10 +76,20 @@ async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | '
 }
 
 /**
+ * The recovery schedule's run: the pending orders, then the events whose publish was never
+ * confirmed (the outbox sweep), each reading only its own sparse index, both within the deadline.
+ */
+export async function recoverOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
+  const summary = await recoverPending(ctx, options);
+  summary.events = await sweepOutbox(ctx, { deadline: options.deadline, concurrency: options.concurrency });
+  return summary;
+}
+
+/**
  * Finds the pending orders whose next check is due (a query of the sparse pending index per shard:
  * reads grow with pending orders, never with the table) and settles each with WeChat Pay.
  */
-export async function recoverOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
+async function recoverPending(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
   const concurrency = options.concurrency ?? 8;
   const pageSize = options.pageSize ?? 100;
   const summary: RecoverySummary = { examined: 0, repaired: 0, closed: 0, left: 0, skipped: 0, errors: 0, stoppedEarly: false };

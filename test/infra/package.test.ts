@@ -64,6 +64,7 @@ function grants(template: Template, roleId: string): Record<string, unknown[]> {
 
 const TABLE = { 'Fn::GetAtt': ['OrdersTable', 'Arn'] };
 const INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/pendingByShard' };
+const OUTBOX_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/outboxByShard' };
 const apiKeyParameter = (name: string) => ({
   'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`,
 });
@@ -77,7 +78,7 @@ const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   listProducts: { 'dynamodb:Scan': [CATALOG] },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
-  recoverOrders: { 'dynamodb:Query': [INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  recoverOrders: { 'dynamodb:Query': [INDEX, OUTBOX_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
 
 const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'];
@@ -123,7 +124,7 @@ describe('serverless package', () => {
       expect(table(dev).TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
     });
 
-    it('has the sparse pendingByShard index over the shard and the next check time', () => {
+    it('has the sparse pendingByShard index over the shard and the next check time, and the sparse outboxByShard index of unpublished events', () => {
       expect(table(dev).GlobalSecondaryIndexes).toEqual([
         {
           IndexName: 'pendingByShard',
@@ -133,11 +134,21 @@ describe('serverless package', () => {
           ],
           Projection: { ProjectionType: 'ALL' },
         },
+        {
+          IndexName: 'outboxByShard',
+          KeySchema: [
+            { AttributeName: 'outboxShard', KeyType: 'HASH' },
+            { AttributeName: 'outboxDue', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
       ]);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
           { AttributeName: 'pendingShard', AttributeType: 'S' },
           { AttributeName: 'nextCheckAt', AttributeType: 'N' },
+          { AttributeName: 'outboxShard', AttributeType: 'S' },
+          { AttributeName: 'outboxDue', AttributeType: 'N' },
         ]),
       );
     });

@@ -1,0 +1,135 @@
+import { logger } from '../log';
+import { countMetric } from '../metrics';
+import type { Order } from '../orders/model';
+import { entryDue, OUTBOX_GRACE_MS, OUTBOX_SHARDS, type OutboxEntry } from './outbox';
+import type { OutboxStore } from './outbox-store';
+import type { EventPublisher, PendingEvent } from './publisher';
+
+/**
+ * The outbox sweep, run by the recovery schedule: every event still in an outbox a grace period
+ * after its transition (its inline publish failed, or the function died before it, or its
+ * confirmation never came) is published again, with the same event id, and removed once EventBridge
+ * accepted it. It reads only the sparse outbox index, shard by shard: orders whose events were
+ * delivered are not in it, so its reads grow with the events waiting, never with the table.
+ */
+
+export interface SweepContext {
+  outbox: OutboxStore;
+  events: EventPublisher;
+  now: () => Date;
+}
+
+export interface SweepOptions {
+  /** Epoch ms after which no new page is taken up. */
+  deadline: number;
+  /** Orders read per index query page. */
+  pageSize?: number;
+  /** Orders rescheduled or cleared at once. */
+  concurrency?: number;
+}
+
+export interface SweepSummary {
+  /** Due orders read from the index. */
+  orders: number;
+  /** Events published again and removed from their outbox. */
+  republished: number;
+  /** Events EventBridge did not accept: they stay, due again after the grace period. */
+  failed: number;
+  /** Due orders another sweep took first. */
+  skipped: number;
+  /** Storage failures on single orders; they are due again later. */
+  errors: number;
+  stoppedEarly: boolean;
+}
+
+async function eachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) await task(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Takes an order's due events for this sweep, moving its outbox a grace period on first (the lease):
+ * answers them, or nothing when the order holds none due yet or another sweep took it.
+ */
+async function take(order: Order, now: number, store: OutboxStore, summary: SweepSummary): Promise<OutboxEntry[]> {
+  const outbox = order.outbox ?? [];
+  const seen = order.outboxDue as number;
+  if (outbox.length === 0) {
+    // In the index with nothing left to publish: leave it.
+    await store.remove(order.outTradeNo, [], []);
+    return [];
+  }
+  const due = outbox.filter((entry) => entryDue(entry) <= now);
+  if (due.length === 0) {
+    // Only events younger than the grace period (their first publish may still be confirmed).
+    await store.reschedule(order.outTradeNo, seen, Math.min(...outbox.map(entryDue)));
+    return [];
+  }
+  if (!(await store.reschedule(order.outTradeNo, seen, now + OUTBOX_GRACE_MS))) {
+    summary.skipped += 1;
+    return [];
+  }
+  return due;
+}
+
+/** Publishes what the due orders of one index page hold, and removes what EventBridge accepted. */
+async function sweepPage(orders: Order[], ctx: SweepContext, now: number, concurrency: number, summary: SweepSummary): Promise<void> {
+  const taken: Array<{ order: Order; entries: OutboxEntry[] }> = [];
+  await eachLimited(orders, concurrency, async (order) => {
+    try {
+      const entries = await take(order, now, ctx.outbox, summary);
+      if (entries.length > 0) taken.push({ order, entries });
+    } catch (error) {
+      summary.errors += 1;
+      logger.warn('the outbox sweep could not take an order; it is due again later', { outTradeNo: order.outTradeNo, error });
+    }
+  });
+  const events: PendingEvent[] = taken.flatMap(({ order, entries }) => entries.map((entry) => ({ order, entry })));
+  if (events.length === 0) return;
+  const accepted = await ctx.events.publish(events);
+  summary.failed += events.length - accepted.size;
+  await eachLimited(taken, concurrency, async ({ order, entries }) => {
+    const delivered = entries.filter((entry) => accepted.has(entry.eventId)).map((entry) => entry.eventId);
+    if (delivered.length === 0) return;
+    summary.republished += delivered.length;
+    logger.info('outbox sweep published events again', { outTradeNo: order.outTradeNo, eventIds: delivered });
+    try {
+      await ctx.outbox.remove(order.outTradeNo, delivered, order.outbox);
+    } catch (error) {
+      // Published but still in the outbox: published again later, with the same event id.
+      summary.errors += 1;
+      logger.warn('the outbox sweep published events it could not remove', { outTradeNo: order.outTradeNo, eventIds: delivered, error });
+    }
+  });
+}
+
+/** Sweeps every shard of the outbox index, until done or the deadline. */
+export async function sweepOutbox(ctx: SweepContext, options: SweepOptions): Promise<SweepSummary> {
+  const summary: SweepSummary = { orders: 0, republished: 0, failed: 0, skipped: 0, errors: 0, stoppedEarly: false };
+  // Without a bus nothing can be published: the events wait in their outboxes.
+  if (!ctx.events.busName) return summary;
+  const pageSize = options.pageSize ?? 100;
+  const concurrency = options.concurrency ?? 8;
+  const now = ctx.now().getTime();
+  try {
+    for (let shard = 0; shard < OUTBOX_SHARDS; shard += 1) {
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        if (Date.now() >= options.deadline) {
+          summary.stoppedEarly = true;
+          return summary;
+        }
+        const page = await ctx.outbox.due(shard, now, pageSize, startKey);
+        startKey = page.nextKey;
+        summary.orders += page.orders.length;
+        await sweepPage(page.orders, ctx, now, concurrency, summary);
+      } while (startKey);
+    }
+    return summary;
+  } finally {
+    if (summary.republished > 0) countMetric('EventsRepublished', summary.republished);
+  }
+}
