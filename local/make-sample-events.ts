@@ -1,13 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { eventDetail, outboxEntry } from '../lib/events/outbox';
+import type { Order } from '../lib/orders/model';
 import { signFields } from '../lib/wechatpay/sign';
 import { buildXml } from '../lib/wechatpay/xml';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
 
 /**
  * Writes the sample events in events/ for `serverless invoke local -f NAME -p events/NAME.json
- * --stage local`: API Gateway HTTP API (payload 2.0) requests and an EventBridge scheduled event.
+ * --stage local`: API Gateway HTTP API (payload 2.0) requests, an EventBridge scheduled event and an
+ * order event as the bus hands it to clearOutbox.
  * Everything is fixed, so running it again changes nothing unless this file changed.
  *
  *   tsx local/make-sample-events.ts
@@ -223,6 +226,34 @@ function scheduledEvent() {
   };
 }
 
+/** The Order Paid event of the sample callback's payment, as EventBridge hands it to clearOutbox. */
+function orderPaidEvent() {
+  const order = {
+    outTradeNo: SAMPLE_OUT_TRADE_NO,
+    status: 'PAID',
+    totalFee: 2800,
+    description: 'Latte (large)',
+    items: [{ sku: 'latte-large', name: 'Latte (large)', quantity: 1, unitPriceFen: 2800 }],
+    appId: TEST_MERCHANT.appId,
+    unifiedOrder: { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' },
+  } as Order;
+  const entry = outboxEntry(
+    { type: 'Order Paid', outTradeNo: SAMPLE_OUT_TRADE_NO, transactionId: '4200002615202601151234567890', paidAt: '2026-01-15T08:31:12.000Z', paidVia: 'notify' },
+    new Date('2026-01-15T08:31:13.042Z'),
+  );
+  return {
+    version: '0',
+    id: '7f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f',
+    'detail-type': entry.detailType,
+    source: 'wechatpay.orders',
+    account: '123456789012',
+    time: '2026-01-15T08:31:13Z',
+    region: 'ap-southeast-1',
+    resources: [],
+    detail: eventDetail(order, entry),
+  };
+}
+
 function writeEvent(name: string, event: unknown): void {
   writeFileSync(`${EVENTS_DIR}${name}.json`, `${JSON.stringify(event, null, 2)}\n`);
 }
@@ -247,4 +278,5 @@ if (outTradeNo !== undefined) {
   writeEvent('getMerchantOrder', getMerchantOrderEvent());
   writeEvent('notify', notifyEvent(TEST_MERCHANT, SAMPLE_OUT_TRADE_NO, 2800));
   writeEvent('recoverOrders', scheduledEvent());
+  writeEvent('clearOutbox', orderPaidEvent());
 }

@@ -52,6 +52,12 @@ describe('sample events', () => {
     expect((await handler(sample('queryOrder'))).statusCode).toBe(404);
   });
 
+  it('clearOutbox: the sample Order Paid event is of an order that is not here: nothing to clear', async () => {
+    const { handler } = await import('../../functions/clearOutbox');
+    const event = JSON.parse(readFileSync(new URL('../../events/clearOutbox.json', import.meta.url), 'utf8'));
+    expect(await handler(event)).toBe('gone');
+  });
+
   it('notify: the sample callback verifies and is refused only because its order is not here', async () => {
     const { handler } = await import('../../functions/notify');
     const reply = parseXml((await handler(sample('notify'))).body as string);

@@ -241,6 +241,17 @@ describe('the checks catch a mistake planted in the template', () => {
     ]);
   });
 
+  it('PutEvents on every bus rather than the stage\'s own', async () => {
+    const template = planted((r) => {
+      const statements = r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement as Planted[];
+      const putEvents = statements.find((statement) => JSON.stringify(statement.Action) === '["events:PutEvents"]')!;
+      putEvents.Resource = [{ 'Fn::Sub': 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*' }];
+    });
+    expect(await validateIam(template)).toEqual([
+      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[3].Resource[0]: "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*" for actions that can be limited to resources: events:PutEvents (event-bus, event-busv2)',
+    ]);
+  });
+
   it('grants "*" only to actions without resource-level permissions', async () => {
     const template = planted((r) => r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement.push({
       Effect: 'Allow',
@@ -257,8 +268,8 @@ describe('the checks catch a mistake planted in the template', () => {
       NotResource: { 'Fn::GetAtt': ['NotifyRole', 'Arn'] },
     }));
     expect(await validateIam(template)).toEqual([
-      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[3].NotAction: an Allow with NotAction grants every action it does not name',
-      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[3].NotResource: an Allow with NotResource grants every resource it does not name',
+      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[4].NotAction: an Allow with NotAction grants every action it does not name',
+      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[4].NotResource: an Allow with NotResource grants every resource it does not name',
     ]);
   });
 

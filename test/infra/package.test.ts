@@ -17,7 +17,7 @@ import {
 } from '../support/packaging';
 import { readZip } from './zip';
 
-const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'] as const;
+const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'clearOutbox'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
 interface Statement {
@@ -79,7 +79,12 @@ const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   recoverOrders: { 'dynamodb:Query': [INDEX, OUTBOX_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  clearOutbox: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
+
+const BUS = { 'Fn::GetAtt': ['EventBus', 'Arn'] };
+/** The functions that make order transitions, and so publish their events (README: Events). */
+const PUBLISHING: readonly string[] = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'createMerchantOrder', 'getMerchantOrder'];
 
 const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'];
 
@@ -188,12 +193,15 @@ describe('serverless package', () => {
 
     it.each(FUNCTIONS)('lets %s make only the calls it makes', (name) => {
       const roleId = lambda(dev.template, name).Role['Fn::GetAtt'][0];
-      // The API key for whatever talks to WeChat Pay; the merchant tokens for the /merchant/ routes.
-      const apiKey = ['putProduct', 'listProducts'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
+      // The API key for whatever talks to WeChat Pay; the merchant tokens for the /merchant/ routes;
+      // PutEvents on the stage's bus for whatever makes order transitions.
+      const apiKey = ['putProduct', 'listProducts', 'clearOutbox'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
       const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
+      const ssm = [...apiKey, ...tokens];
       expect(grants(dev.template, roleId)).toEqual({
         ...TABLE_ACTIONS[name],
-        'ssm:GetParameter': [...apiKey, ...tokens],
+        ...(ssm.length > 0 ? { 'ssm:GetParameter': ssm } : {}),
+        ...(PUBLISHING.includes(name) ? { 'events:PutEvents': [BUS] } : {}),
         'logs:CreateLogStream': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
         'logs:PutLogEvents': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
       });
@@ -234,6 +242,7 @@ describe('serverless package', () => {
         CATALOG_TABLE: 'wechatpay-dev-catalog',
         MERCHANT_API_TOKENS_PARAM: '/wechatpay/dev/merchant-tokens',
         ORDER_EXPIRE_MINUTES: '30',
+        EVENT_BUS_NAME: 'wechatpay-dev',
       });
     });
 
@@ -269,7 +278,7 @@ describe('serverless package', () => {
         'POST /wechatpay/notify',
         'PUT /merchant/products/{sku}',
       ]);
-      const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule');
+      const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule' && resource.Properties.ScheduleExpression);
       expect(rules.map((rule) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 minute)']);
       expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('RecoverOrdersLambdaFunction');
     });
@@ -281,6 +290,34 @@ describe('serverless package', () => {
         AllowMethods: ['GET', 'POST'],
         AllowHeaders: ['content-type'],
       });
+    });
+  });
+
+  describe('events', () => {
+    it('creates the stage\'s bus, <service>-<stage>, and tells every function its name', () => {
+      for (const [packaged, stage] of [[dev, 'dev'], [prod, 'prod']] as const) {
+        expect(packaged.template.Resources.EventBus).toEqual({ Type: 'AWS::Events::EventBus', Properties: { Name: `wechatpay-${stage}` } });
+        for (const name of FUNCTIONS) expect(lambda(packaged.template, name).Environment.Variables.EVENT_BUS_NAME).toBe(`wechatpay-${stage}`);
+      }
+      expect(lambda(dev.template, 'notify').Environment.Variables).not.toHaveProperty('EVENTBRIDGE_ENDPOINT');
+    });
+
+    it('puts the bus\'s name and ARN in the stack\'s outputs, exported for the merchant\'s stacks', () => {
+      expect(dev.template.Outputs).toMatchObject({
+        EventBusName: { Value: { Ref: 'EventBus' }, Export: { Name: 'wechatpay-dev-EventBusName' } },
+        EventBusArn: { Value: { 'Fn::GetAtt': ['EventBus', 'Arn'] }, Export: { Name: 'wechatpay-dev-EventBusArn' } },
+      });
+    });
+
+    it('hands every event of the bus back to clearOutbox, which confirms it', () => {
+      const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule' && !resource.Properties.ScheduleExpression);
+      expect(rules).toHaveLength(1);
+      expect(rules[0]!.Properties).toMatchObject({ EventBusName: { Ref: 'EventBus' }, EventPattern: { source: ['wechatpay.orders'] }, State: 'ENABLED' });
+      expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('ClearOutboxLambdaFunction');
+      const permissions = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Permission' && resource.Properties.Principal === 'events.amazonaws.com');
+      expect(permissions.map((permission) => JSON.stringify(permission.Properties.FunctionName)).sort()).toEqual(
+        [expect.stringContaining('ClearOutboxLambdaFunction'), expect.stringContaining('RecoverOrdersLambdaFunction')],
+      );
     });
   });
 
@@ -314,6 +351,8 @@ describe('serverless package', () => {
       const providedByLambda = new Set(['@aws-sdk/signature-v4-crt', '@aws-sdk/client-ssm']);
       expect(required.filter((module) => !isBuiltin(module) && !providedByLambda.has(module))).toEqual([]);
       expect(bundle).toContain('DynamoDB');
+      // The EventBridge client is in the functions that publish, and only there.
+      expect(bundle.includes('AWSEvents'), 'EventBridge client').toBe(PUBLISHING.includes(name));
     });
 
     it.each(FUNCTIONS)('carries no test code in %s: neither the test signing helpers nor the emulator', (name) => {
@@ -344,7 +383,9 @@ describe('serverless print --stage local', () => {
       MERCHANT_API_TOKENS_PARAM: '',
       MERCHANT_API_TOKEN: 'local-merchant-token',
       ORDER_EXPIRE_MINUTES: '30',
+      EVENT_BUS_NAME: 'wechatpay-local',
       DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000',
+      EVENTBRIDGE_ENDPOINT: 'http://127.0.0.1:3030',
     });
   }, 60_000);
 });

@@ -9,9 +9,10 @@ import { handler as putProduct } from '../../functions/putProduct';
 import { handler as notify } from '../../functions/notify';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
+import { handler as clearOutbox } from '../../functions/clearOutbox';
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
-import { catalogStore, ordersContext } from '../../lib/runtime';
+import { catalogStore, ordersContext, outboxStore } from '../../lib/runtime';
 import { startTestStack, type TestStack } from '../support/stack';
 import { apiEvent, MERCHANT_AUTHORIZATION } from '../support/api';
 import { recordCommands, reportFigures } from './support';
@@ -21,15 +22,40 @@ import { sleep } from '../support/eventually';
 /**
  * test/infra checks the packaged roles against a list of grants and for wildcards. This checks the
  * other direction: that the list is what the code really does. Each handler runs every path it has
- * while its DynamoDB requests are recorded; its role in serverless.yml must allow each one and
- * nothing it never uses.
+ * while its DynamoDB and EventBridge requests are recorded; its role in serverless.yml must allow
+ * each one and nothing it never uses.
  */
 type Statement = { Effect: string; Action: string[] | string; Resource: unknown };
 type Role = { Properties: { Policies: Array<{ PolicyName: string; PolicyDocument: { Statement: Statement[] } }> } };
 const service = parseYaml(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as {
   functions: Record<string, { role: string }>;
+  custom: Record<string, unknown>;
   resources: { Resources: Record<string, Role & { Type: string }> };
 };
+
+/** A role's statements, `${self:custom.NAME}` ones resolved from serverless.yml's custom section. */
+function statementsOf(functionName: string): Statement[] {
+  const role = service.resources.Resources[service.functions[functionName]!.role]!;
+  return role.Properties.Policies.flatMap((policy) => policy.PolicyDocument.Statement).map((statement) => {
+    const custom = typeof statement === 'string' ? /^\$\{self:custom\.(\w+)\}$/.exec(statement)?.[1] : undefined;
+    return custom ? (service.custom[custom] as Statement) : statement;
+  });
+}
+
+/** A role's EventBridge grants as "Action on bus" (the stage's own bus) or "Action on <resource>". */
+function eventsGrants(functionName: string): string[] {
+  const grants: string[] = [];
+  for (const statement of statementsOf(functionName)) {
+    for (const action of [statement.Action].flat()) {
+      if (!action.startsWith('events:')) continue;
+      for (const resource of [statement.Resource].flat()) {
+        const text = JSON.stringify(resource);
+        grants.push(`${action.slice('events:'.length)} on ${text === JSON.stringify({ 'Fn::GetAtt': ['EventBus', 'Arn'] }) ? 'bus' : text}`);
+      }
+    }
+  }
+  return [...new Set(grants)].sort();
+}
 
 /** A role's DynamoDB grants as "Action on table" (orders) / "Action on catalog" / "Action on index/NAME". */
 function dynamoGrants(functionName: string): string[] {
@@ -54,30 +80,47 @@ function dynamoGrants(functionName: string): string[] {
 let stack: TestStack;
 let ctx: OrdersContext;
 const used: Record<string, Set<string>> = {};
+const published: Record<string, Set<string>> = {};
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  // Events are confirmed by hand below (as clearOutbox), so that its calls are its own.
+  stack = await startTestStack({ confirmEvents: false });
   ctx = await ordersContext();
   await stack.sim.faults({ dropNotifies: 1_000_000_000 });
 });
 afterAll(async () => {
-  reportFigures('least privilege', Object.fromEntries(Object.entries(used).map(([name, set]) => [name, [...set].sort()])));
+  reportFigures('least privilege', Object.fromEntries(Object.entries(used).map(([name, set]) => [name, [...set, ...(published[name] ?? [])].sort()])));
   await stack?.close();
 });
 
-/** Runs `work` as the named function and records the DynamoDB requests it makes. */
+/** Runs `work` as the named function and records the DynamoDB and EventBridge requests it makes. */
 async function as(functionName: string, work: () => Promise<unknown>) {
-  const recorders = [recordCommands(ctx.store.db), recordCommands(catalogStore().db)];
+  // clearOutbox has a client of its own (it needs no WeChat Pay settings); the others share the context's.
+  const recorders = functionName === 'clearOutbox' ? [recordCommands(outboxStore().db)] : [recordCommands(ctx.store.db), recordCommands(catalogStore().db)];
+  const events = await ctx.events.client();
+  const buses: string[] = [];
+  const name = `record-events-${functionName}`;
+  events.middlewareStack.add(
+    (next, context) => async (args) => {
+      const bus = (args.input as { Entries?: Array<{ EventBusName?: string }> }).Entries?.[0]?.EventBusName;
+      buses.push(`${String(context.commandName).replace(/Command$/, '')} on ${bus === process.env.EVENT_BUS_NAME ? 'bus' : String(bus)}`);
+      return next(args);
+    },
+    { step: 'initialize', name },
+  );
   try {
     await work();
   } finally {
     for (const recorder of recorders) recorder.stop();
+    events.middlewareStack.remove(name);
   }
   used[functionName] ??= new Set();
+  published[functionName] ??= new Set();
   for (const { command, index, table } of recorders.flatMap((recorder) => recorder.commands)) {
     const on = index ? `index/${index}` : table === stack.catalogTable ? 'catalog' : 'table';
     used[functionName].add(`${command} on ${on}`);
   }
+  for (const call of buses) published[functionName].add(call);
 }
 
 const merchant = { authorization: MERCHANT_AUTHORIZATION };
@@ -102,12 +145,18 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
         ids.push(JSON.parse(result.body as string).outTradeNo);
       }
       await post({ tradeType: 'NATIVE', items: [{ sku: 'lp-tea', quantity: 1 }] });
+      // Refused by WeChat Pay for good: FAILED, and its event.
+      await createOrder(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', items: [{ sku: 'lp-coffee', quantity: 1 }] }), sourceIp: 'not-an-ip' }));
     });
     await as('createMerchantOrder', async () => {
       for (const key of ['lp-m', 'lp-m', undefined]) await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant', ...(key ? { idempotencyKey: key } : {}) });
+      await createMerchantOrder(apiEvent({ method: 'POST', path: '/merchant/orders', body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 100, description: 'refused' }), sourceIp: 'not-an-ip', ...merchant }));
     });
+    // Paid, and learnt by the merchant's server asking for it.
+    const paidByMerchantQuery = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant' })).body as string).outTradeNo as string;
+    await stack.sim.pay(paidByMerchantQuery);
     await as('getMerchantOrder', async () => {
-      for (const outTradeNo of [ids[0] as string, '20990101unknownOrder000000']) {
+      for (const outTradeNo of [ids[0] as string, paidByMerchantQuery, '20990101unknownOrder000000']) {
         await getMerchantOrder(apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, ...merchant }));
       }
     });
@@ -128,6 +177,16 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
       await getOrder(paidByNotify);
       await getOrder('20990101unknownOrder000000');
     });
+    // EventBridge hands every event back: the first of each, its guess right; a second, found gone; another source, ignored.
+    await as('clearOutbox', async () => {
+      for (const event of stack.events.events()) await clearOutbox(event);
+      await clearOutbox(stack.events.events()[0]!);
+      await clearOutbox({ source: 'aws.partner', detail: {} });
+    });
+    // Some events are left unconfirmed, for the sweep.
+    const unconfirmed = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant' })).body as string).outTradeNo as string;
+    await stack.sim.pay(unconfirmed);
+    await deliver(paidCallback(unconfirmed, 100, { transaction_id: (await stack.sim.order(unconfirmed)).transaction_id }));
     // Closed at WeChat Pay (e.g. from its merchant platform) while still PENDING here.
     await sleep(350);
     await ctx.wechatPay.closeOrder({ outTradeNo: closedByWechatPay }, { signType: 'HMAC-SHA256' });
@@ -141,11 +200,17 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     expect((await ctx.store.get(closedByWechatPay))?.status).toBe('CLOSED');
   });
 
-  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'])('%s: its role allows every call it made, and nothing more', (name) => {
+  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'clearOutbox'])('%s: its role allows every call it made, and nothing more', (name) => {
     expect([...(used[name] ?? [])].sort()).toEqual(dynamoGrants(name));
+    expect([...(published[name] ?? [])].sort()).toEqual(eventsGrants(name));
   });
 
-  it('no function scans the table or queries it outside the sparse pending index', () => {
+  it('the recovery schedule published again what was left unconfirmed', () => {
+    expect(published.recoverOrders).toContain('PutEvents on bus');
+    expect(used.recoverOrders).toContain('Query on index/outboxByShard');
+  });
+
+  it('no function scans the table or queries it outside its sparse indexes (pending orders, unpublished events)', () => {
     const all = Object.values(used).flatMap((set) => [...set]);
     // Listing the catalog scans the catalog table, which holds products only.
     expect(all.filter((call) => (call.startsWith('Scan') && call !== 'Scan on catalog') || call === 'Query on table')).toEqual([]);
