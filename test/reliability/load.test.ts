@@ -7,8 +7,10 @@ import { countPaidTransitions, inParallel, reportFigures, scale, scanTable } fro
 import { callback, create, get } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { sleep } from '../support/eventually';
+import { deliveriesById, eventsOf } from '../support/events';
+import { eventId } from '../../lib/events/outbox';
 
-const ORDERS = scale(150, 1_000);
+const ORDERS = scale(200, 1_000);
 const COPIES = 10;
 
 let stack: TestStack;
@@ -24,7 +26,7 @@ const TRADE_TYPES = [
 ] as const;
 
 describe('load', () => {
-  it(`${ORDERS} orders, each paid once and called back ${COPIES} times at once, while recovery runs and clients poll: exactly ${ORDERS} transitions to PAID`, async () => {
+  it(`${ORDERS} orders, each paid once and called back ${COPIES} times at once, while recovery runs and clients poll: exactly ${ORDERS} transitions to PAID, and one Order Paid event id for each`, async () => {
     const started = Date.now();
     const transitions = countPaidTransitions(ctx.store.db);
     try {
@@ -119,7 +121,30 @@ describe('load', () => {
       expect(failed).toEqual([]);
       expect(replies).toHaveLength(ORDERS * COPIES);
 
+      // Events: once the confirmations in flight have ended and the schedule has run once more, every
+      // transition's event is on the bus, under the id derived from it, and no outbox holds anything.
+      await stack.events.settled();
+      runs.push(await recoverOrders({ ...ctx, now: () => new Date(Date.now() + 5 * 60_000) }, { deadline: Date.now() + 30_000 }));
+      await stack.events.settled();
+      const events = eventsOf(stack).filter((event) => fees.has(event.detail.outTradeNo as string));
+      const deliveries = deliveriesById(events);
+      expect(events.filter((event) => event['detail-type'] !== 'Order Paid')).toEqual([]);
+      const eventLost: string[] = [];
+      const eventIdsNotOne: string[] = [];
+      for (const id of ids) {
+        const ofOrder = new Set(events.filter((event) => event.detail.outTradeNo === id).map((event) => event.detail.eventId));
+        if (!ofOrder.has(eventId(id, 'Order Paid', sims.get(id)!.transaction_id))) eventLost.push(id);
+        if (ofOrder.size !== 1) eventIdsNotOne.push(id);
+      }
+      expect(eventLost).toEqual([]);
+      expect(eventIdsNotOne).toEqual([]);
+      expect(deliveries.size).toBe(counted);
+      const waiting = ids.filter((id) => rows[id]!.outboxShard !== undefined);
+      const afterSweep = await scanTable(stack);
+      expect(ids.filter((id) => afterSweep[id]!.outboxShard !== undefined || (afterSweep[id]!.outbox as unknown[]).length > 0)).toEqual([]);
+
       const summary = runs.reduce((sum, run) => ({ repaired: sum.repaired + run.repaired, examined: sum.examined + run.examined, errors: sum.errors + run.errors }), { repaired: 0, examined: 0, errors: 0 });
+      const republished = runs.reduce((sum, run) => sum + (run.events?.republished ?? 0), 0);
       reportFigures('load', {
         orders: ORDERS,
         callbacksDelivered: replies.length,
@@ -133,6 +158,15 @@ describe('load', () => {
         recoveryExamined: summary.examined,
         recoveryRepaired: summary.repaired,
         recoveryErrors: summary.errors,
+        events: {
+          transitions: counted,
+          eventsDelivered: events.length,
+          distinctEventIds: deliveries.size,
+          lost: eventLost.length,
+          duplicatedIds: [...deliveries.values()].filter((count) => count > 1).length,
+          unconfirmedAfterCallbacks: waiting.length,
+          republishedBySweep: republished,
+        },
         createMs: createdMs,
         totalMs: elapsedMs,
       });
