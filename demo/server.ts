@@ -20,6 +20,11 @@ export interface DemoOptions {
   apiUrl: string;
   /** The WeChat Pay emulator, for its scan page, e.g. http://127.0.0.1:3010. */
   emulatorUrl: string;
+  /**
+   * The local events (the EventBridge stand-in), e.g. http://127.0.0.1:3030: the page's
+   * `GET /events?outTradeNo=` is forwarded there, so it can show its order's events.
+   */
+  eventsUrl?: string;
 }
 
 export interface RunningDemo {
@@ -40,6 +45,7 @@ const STATIC_FILES: Record<string, { file: string; type: string }> = {
 
 /** Only the frontend's routes are forwarded; the payment callback is WeChat Pay's business alone. */
 const ORDER_PATH = /^\/orders\/[0-9A-Za-z_-]{1,64}$/;
+const OUT_TRADE_NO = /^[0-9A-Za-z_-]{1,64}$/;
 const MAX_BODY_BYTES = 64 * 1024;
 const API_TIMEOUT_MS = 30_000;
 
@@ -51,6 +57,7 @@ function withoutTrailingSlash(url: string): string {
 export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
   const apiUrl = withoutTrailingSlash(new URL(options.apiUrl).href);
   const emulatorUrl = withoutTrailingSlash(new URL(options.emulatorUrl).href);
+  const eventsUrl = options.eventsUrl === undefined ? undefined : withoutTrailingSlash(new URL(options.eventsUrl).href);
   // apiBase '' means "this origin": the page calls /orders here and they are forwarded to apiUrl.
   const config = `window.DEMO_CONFIG = ${JSON.stringify({ apiBase: '', apiUrl, emulatorUrl })};\n`;
 
@@ -63,6 +70,11 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
     }
     if (path === '/orders' || ORDER_PATH.test(path)) {
       sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
+      return;
+    }
+    if (path === '/events') {
+      if (method !== 'GET' && method !== 'HEAD') sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
+      else await sendEvents(request, response, eventsUrl);
       return;
     }
     const asset = STATIC_FILES[path];
@@ -87,6 +99,24 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
   });
   const listening = await listen(server, options.port, options.host);
   return { url: `${listening.origin}/`, port: listening.port, close: listening.close };
+}
+
+/**
+ * `GET /events?outTradeNo=`: the events of one order, from the local events service, unchanged
+ * (`{ events: [{ id, detail-type, source, time, detail }] }`). Only one order's: without an
+ * outTradeNo the page gets a 400, never every order's events.
+ */
+async function sendEvents(request: IncomingMessage, response: ServerResponse, eventsUrl: string | undefined): Promise<void> {
+  const outTradeNo = new URL(request.url ?? '/', 'http://demo').searchParams.get('outTradeNo') ?? '';
+  if (!OUT_TRADE_NO.test(outTradeNo)) {
+    sendJson(response, 400, { error: { code: 'INVALID_REQUEST', message: 'outTradeNo must be 1 to 64 characters of [0-9A-Za-z_-]', field: 'outTradeNo' } });
+    return;
+  }
+  if (!eventsUrl) {
+    sendJson(response, 503, { error: { code: 'EVENTS_UNAVAILABLE', message: 'this demo server was started without an events service' } });
+    return;
+  }
+  await forward(request, response, `${eventsUrl}/events?outTradeNo=${encodeURIComponent(outTradeNo)}`);
 }
 
 /** Passes one call on to the API and its answer (status, JSON body) back, unchanged. */
