@@ -7,6 +7,7 @@ import { accepts, freePort } from '../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../emulator/server';
 import { serveDemo, type RunningDemo } from '../demo/server';
 import { startDynaliteServer, type RunningDynalite } from './dynalite';
+import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from './eventbridge';
 import { CatalogStore } from '../lib/catalog/store';
 import { createDocumentClient } from '../lib/orders/store';
 import { DEMO_PRODUCTS } from './demo-products';
@@ -14,10 +15,11 @@ import { createCatalogTable, createOrdersTable } from './tables';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
 
 /**
- * The local stack (`npm start`): DynamoDB (dynalite, in memory), the WeChat Pay emulator and the API
- * under `serverless offline --stage local`, whose scheduler also runs the recovery function at the
- * rate serverless.yml gives it. Settings of the README's Configuration table set in the environment
- * win over these defaults.
+ * The local stack (`npm start`): DynamoDB (dynalite, in memory), the WeChat Pay emulator, a local
+ * EventBridge (the functions publish their events to it; it serves them at GET /events and hands
+ * each to clearOutbox, as the stage's rule does) and the API under `serverless offline --stage
+ * local`, whose scheduler also runs the recovery function at the rate serverless.yml gives it.
+ * Settings of the README's Configuration table set in the environment win over these defaults.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -26,6 +28,9 @@ const HOST = '127.0.0.1';
 /** serverless.yml's table name for the local stage: `${self:service}-${sls:stage}-orders`. */
 const LOCAL_TABLE = 'wechatpay-local-orders';
 const LOCAL_CATALOG_TABLE = 'wechatpay-local-catalog';
+/** serverless.yml's bus for the local stage, `${self:service}-${sls:stage}`, and the function its rule invokes. */
+const LOCAL_EVENT_BUS = 'wechatpay-local';
+const CLEAR_OUTBOX_FUNCTION = 'wechatpay-local-clearOutbox';
 /** The merchant server's bearer token on the local stack, unless MERCHANT_API_TOKEN names another. */
 const LOCAL_MERCHANT_TOKEN = 'local-merchant-token';
 
@@ -100,6 +105,7 @@ async function main(): Promise<void> {
   const emulatorPort = portFrom('WECHATPAY_SIM_PORT', 3010);
   const dynamoPort = portFrom('DYNAMODB_PORT', 8000);
   const demoPort = portFrom('DEMO_PORT', 3020);
+  const eventsPort = portFrom('EVENTS_PORT', 3030);
   const timeScale = positiveNumberFrom('WECHATPAY_SIM_TIME_SCALE', 1);
   const merchant = {
     appId: setting('WECHATPAY_APPID') ?? TEST_MERCHANT.appId,
@@ -115,6 +121,7 @@ async function main(): Promise<void> {
   let dynalite: RunningDynalite | undefined;
   let emulator: RunningEmulator | undefined;
   let demo: RunningDemo | undefined;
+  let events: RunningEventBridge | undefined;
   let offline: ChildProcess | undefined;
   let launching: Promise<unknown> = Promise.resolve();
   let stopping: Promise<void> | undefined;
@@ -127,6 +134,7 @@ async function main(): Promise<void> {
       if (offline) await stopGroup(offline);
       rmSync(join(ROOT, bundleFolder), { recursive: true, force: true });
       await demo?.close();
+      await events?.close();
       await emulator?.close();
       await dynalite?.close();
       log('stopped');
@@ -152,6 +160,7 @@ async function main(): Promise<void> {
     await ensureFree(apiPort, 'PORT');
     await ensureFree(emulatorPort, 'WECHATPAY_SIM_PORT');
     await ensureFree(demoPort, 'DEMO_PORT');
+    await ensureFree(eventsPort, 'EVENTS_PORT');
     // An explicit DYNAMODB_ENDPOINT means another local DynamoDB is wanted: use it, start none.
     let dynamoEndpoint = setting('DYNAMODB_ENDPOINT');
     if (dynamoEndpoint === undefined) {
@@ -172,8 +181,21 @@ async function main(): Promise<void> {
     emulator = await startEmulator({ ...merchant, port: emulatorPort, host: HOST, timeScale });
     if (stopping) return undefined;
 
+    // Serverless offline's Lambda API: the local bus hands each event to clearOutbox through it.
+    const lambdaPort = await freePort(0, HOST);
+    const confirm = async (event: DeliveredEvent) => {
+      const answer = await fetch(`http://${HOST}:${lambdaPort}/2015-03-31/functions/${CLEAR_OUTBOX_FUNCTION}/invocations`, {
+        method: 'POST',
+        headers: { 'x-amz-invocation-type': 'Event' },
+        body: JSON.stringify(event),
+      });
+      if (answer.status !== 202) throw new Error(`clearOutbox was not invoked: ${answer.status} ${await answer.text()}`);
+    };
+    events = await startEventBridge({ port: eventsPort, host: HOST, busName: LOCAL_EVENT_BUS, targets: [confirm] });
+    if (stopping) return undefined;
+
     const apiUrl = `http://${HOST}:${apiPort}`;
-    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url });
+    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url, eventsUrl: events.url });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       SLS_TELEMETRY_DISABLED: '1',
@@ -187,16 +209,17 @@ async function main(): Promise<void> {
       CATALOG_TABLE: catalogTable,
       MERCHANT_API_TOKEN: merchantToken,
       DYNAMODB_ENDPOINT: dynamoEndpoint,
+      EVENTBRIDGE_ENDPOINT: events.url,
       ESBUILD_WORK_FOLDER: bundleFolder,
     };
     const args = ['offline', 'start', '--stage', 'local', '--host', HOST, '--httpPort', String(apiPort)];
-    args.push('--lambdaPort', String(await freePort(0, HOST)));
+    args.push('--lambdaPort', String(lambdaPort));
     if (stopping) return undefined;
     // Its own process group, so stopping the stack stops everything it started.
     const child = spawn(SERVERLESS, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
     offline = child;
     child.once('exit', (code) => void stop(`serverless offline exited with code ${code}`, code === 0 ? 0 : 1));
-    return { apiUrl, env, dynamoEndpoint, emulatorUrl: emulator.url, demoUrl: demo.url, apiProcessGroup: child.pid };
+    return { apiUrl, env, dynamoEndpoint, emulatorUrl: emulator.url, demoUrl: demo.url, eventsUrl: events.url, apiProcessGroup: child.pid };
   };
 
   try {
@@ -211,12 +234,14 @@ async function main(): Promise<void> {
       if (Date.now() > deadline) throw new Error(`the API did not listen on port ${apiPort} within ${READY_TIMEOUT_MS} ms`);
       await sleep(250);
     }
-    const { apiUrl, env, dynamoEndpoint, emulatorUrl, demoUrl, apiProcessGroup } = started;
+    const { apiUrl, env, dynamoEndpoint, emulatorUrl, demoUrl, eventsUrl, apiProcessGroup } = started;
     log('ready', {
       api: apiUrl,
       notifyUrl: env.WECHATPAY_NOTIFY_URL,
       emulator: emulatorUrl,
       demo: demoUrl,
+      events: eventsUrl,
+      eventBus: LOCAL_EVENT_BUS,
       wechatpayBaseUrl: env.WECHATPAY_BASE_URL,
       dynamodb: dynamoEndpoint,
       ordersTable,
@@ -232,6 +257,7 @@ async function main(): Promise<void> {
         `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim)`,
         `  Demo checkout    ${demoUrl}   (the demo page: pay with a QR code and the emulator's scan page)`,
         `  DynamoDB         ${dynamoEndpoint}   (tables ${ordersTable}, ${catalogTable})`,
+        `  Events           ${eventsUrl}/events   (every order transition, as on the bus ${LOCAL_EVENT_BUS}; ?outTradeNo= filters)`,
         '  recoverOrders runs on its schedule. Ctrl-C stops everything.',
         '',
       ].join('\n'),

@@ -45,11 +45,12 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
     WECHATPAY_SIM_PORT: String(await freePort()),
     DYNAMODB_PORT: String(await freePort()),
     DEMO_PORT: String(await freePort()),
+    EVENTS_PORT: String(await freePort()),
     SLS_TELEMETRY_DISABLED: '1',
     SLS_NOTIFICATIONS_MODE: 'off',
   };
   // Whatever the caller's shell says, the stack must use its own local defaults.
-  for (const name of ['WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'DYNAMODB_ENDPOINT', 'ORDERS_TABLE']) delete env[name];
+  for (const name of ['WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'DYNAMODB_ENDPOINT', 'EVENTBRIDGE_ENDPOINT', 'ORDERS_TABLE']) delete env[name];
 
   // Its own process group: if it will not stop, the group (serverless offline included) is killed.
   const child = spawn(TSX, ['local/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });

@@ -6,7 +6,7 @@ import { eventually } from '../support/eventually';
 
 /** The real local stack, as `npm start` runs it, on free ports. */
 let stack: ChildProcess;
-let urls: { api: string; emulator: string; dynamodb: string; ordersTable: string };
+let urls: { api: string; emulator: string; dynamodb: string; ordersTable: string; events: string; demo: string };
 let output = '';
 
 beforeAll(async () => {
@@ -17,6 +17,7 @@ beforeAll(async () => {
     DYNAMODB_PORT: String(await freePort()),
     // The demo page too: a fixed port may be taken on a shared machine.
     DEMO_PORT: String(await freePort()),
+    EVENTS_PORT: String(await freePort()),
   };
   stack = spawn('node_modules/.bin/tsx', ['local/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   stack.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -78,6 +79,28 @@ describe('the local stack (npm start)', () => {
     }, 10_000);
     expect(order.transactionId).toBe(paid.body.transaction_id);
   }, 30_000);
+
+  it('publishes the payment to the local bus: GET /events lists it, the demo server forwards it, clearOutbox confirms it', async () => {
+    const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', items: [{ sku: 'croissant', quantity: 1 }] });
+    const id = created.body.outTradeNo;
+    await post(`${urls.emulator}/__sim/pay`, { out_trade_no: id });
+    type Listed = { events: Array<{ id: string; 'detail-type': string; source: string; time: string; detail: Record<string, unknown> }> };
+    const listed = await eventually(async () => {
+      const answer = (await (await fetch(`${urls.events}/events?outTradeNo=${id}`)).json()) as Listed;
+      return answer.events.length > 0 ? answer : undefined;
+    }, 10_000);
+    expect(listed.events).toHaveLength(1);
+    expect(listed.events[0]).toMatchObject({ 'detail-type': 'Order Paid', source: 'wechatpay.orders', detail: { outTradeNo: id, status: 'PAID', totalFee: 1200 } });
+    expect(output).toContain(`"event":"Order Paid","outTradeNo":"${id}"`);
+    const viaDemo = (await (await fetch(new URL(`/events?outTradeNo=${id}`, urls.demo))).json()) as Listed;
+    expect(viaDemo.events).toEqual(listed.events);
+    // EventBridge hands it to clearOutbox (through serverless offline's Lambda API), which empties the outbox.
+    const db = new DynamoDBClient({ endpoint: urls.dynamodb, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    await eventually(async () => {
+      const { Item } = await db.send(new GetItemCommand({ TableName: urls.ordersTable, Key: { pk: { S: id } } }));
+      return Item && !Item.outboxShard && Item.outbox?.L?.length === 0 ? true : undefined;
+    }, 20_000);
+  }, 40_000);
 
   it('with every callback lost, the recovery schedule records the payment within about a minute, with no client polling', async () => {
     await post(`${urls.emulator}/__sim/faults`, { dropNotifies: 1_000_000 });
