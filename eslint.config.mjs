@@ -17,6 +17,11 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // Samples for merchants: plain Lambda code that logs with console.
+    files: ['examples/**'],
+    rules: { 'no-console': 'off' },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },

@@ -5,7 +5,7 @@ import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as notify } from '../../functions/notify';
 import { handler as clearOutbox } from '../../functions/clearOutbox';
-import { startEventBridge, type RunningEventBridge } from '../../local/eventbridge';
+import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '../../local/eventbridge';
 import { apiEvent, TEST_MERCHANT_TOKEN } from './api';
 import { createCatalogTable, createOrdersTable, startDynalite } from './dynalite';
 
@@ -43,10 +43,12 @@ export interface SimOrder {
 /**
  * dynalite, the orders table, the WeChat Pay emulator, a small HTTP server that hands the
  * emulator's callbacks to the real notify handler, and the EventBridge stand-in, whose bus hands
- * every event to the real clearOutbox handler (unless `confirmEvents` is false); the handlers'
- * configuration points at them.
+ * every event to the real clearOutbox handler (unless `confirmEvents` is false) and to any
+ * `eventTargets` (the merchant's consumers); the handlers' configuration points at them.
  */
-export async function startTestStack(options: { timeScale?: number; env?: Record<string, string>; confirmEvents?: boolean } = {}): Promise<TestStack> {
+export async function startTestStack(
+  options: { timeScale?: number; env?: Record<string, string>; confirmEvents?: boolean; eventTargets?: Array<(event: DeliveredEvent) => unknown> } = {},
+): Promise<TestStack> {
   const db = await startDynalite();
   const table = `orders-${randomUUID().slice(0, 8)}`;
   await createOrdersTable(db.endpoint, table);
@@ -66,7 +68,7 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
   const events = await startEventBridge({
     busName: TEST_EVENT_BUS,
     log: () => {},
-    targets: [(event) => (confirming ? clearOutbox(event) : undefined)],
+    targets: [(event) => (confirming ? clearOutbox(event) : undefined), ...(options.eventTargets ?? [])],
   });
   const notifyUrl = `${notifyListening.origin}/wechatpay/notify`;
   Object.assign(process.env, {
