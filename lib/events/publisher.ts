@@ -2,6 +2,7 @@ import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { Order } from '../orders/model';
+import { loadEventBridge } from './eventbridge-client';
 import { EVENT_SOURCE, eventDetail, type OutboxEntry } from './outbox';
 
 /**
@@ -69,8 +70,8 @@ export function createEventPublisher(options: PublisherOptions): EventPublisher 
   let warnedUnconfigured = false;
 
   const buildClient = async (): Promise<EventBridgeClient> => {
-    // Only the client and the one command: the rest of the SDK's EventBridge API stays out of the bundle.
-    const { EventBridgeClient } = await import('@aws-sdk/client-eventbridge');
+    // Only the client and the one command (eventbridge-client.ts): the rest of the API stays out of the bundle.
+    const { EventBridgeClient } = await loadEventBridge();
     const local = endpoint
       ? {
           endpoint,
@@ -100,7 +101,7 @@ export function createEventPublisher(options: PublisherOptions): EventPublisher 
   async function send(batch: Entry[], accepted: Set<string>): Promise<void> {
     const ids = batch.map((entry) => entry.eventId);
     try {
-      const { PutEventsCommand } = await import('@aws-sdk/client-eventbridge');
+      const { PutEventsCommand } = await loadEventBridge();
       const answer = await (await getClient()).send(new PutEventsCommand({ Entries: batch.map((entry) => entry.request) }));
       const refused: Array<{ eventId: string; code?: string }> = [];
       batch.forEach((entry, i) => {
