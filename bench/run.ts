@@ -36,6 +36,7 @@ async function main() {
   const { startTestStack } = await import('../test/support/stack');
   const dynamo = await import('./dynamo');
   const { peakMemory } = await import('./memory');
+  const { eventsBench } = await import('./events');
   const log = (message: string) => process.stderr.write(`[bench ${f1((performance.now() - started) / 1000)}s] ${message}\n`);
   const out: string[] = [];
   const verdicts: Array<{ target: string; ok: boolean; detail: string }> = [];
@@ -48,7 +49,7 @@ async function main() {
   log(`cold require, ${COLD_RUNS} fresh processes per bundle`);
   const cold = coldRequire(bundles, COLD_RUNS);
   const coldMedian = Object.fromEntries(Object.entries(cold).map(([k, v]) => [k, median(v)]));
-  const notable = ['qrcode', 'pngjs', 'fast-xml-parser', '@aws-sdk/client-ssm', '@aws-lambda-powertools/parameters', 'valibot', '@aws-lambda-powertools/logger'];
+  const notable = ['qrcode', 'pngjs', 'fast-xml-parser', '@aws-sdk/client-ssm', '@aws-sdk/client-eventbridge', '@aws-lambda-powertools/parameters', 'valibot', '@aws-lambda-powertools/logger'];
   out.push(
     table(
       'Cold require and size (median of fresh `node` processes; ratio to the floor)',
@@ -124,6 +125,25 @@ async function main() {
     verdicts.push({ target: `one DynamoDB request for a ${op}`, ok: counts[op]!.requests === 1, detail: `${counts[op]!.requests}` });
   }
 
+  // 4b. What publishing events adds to the notify path.
+  log('events: the notify path with and without publishing');
+  const events = await eventsBench(Number(process.env.BENCH_EVENT_CALLBACKS ?? 150), COLD_RUNS);
+  out.push(
+    table(
+      `Events on the notify path: ${events.callbacks} first callbacks each way, interleaved (handlePaymentNotification on dynalite; PutEvents to the local EventBridge)`,
+      ['first callback', 'median ms', 'p95 ms', 'DynamoDB requests', 'PutEvents requests'],
+      [
+        ['without publishing', f2(events.firstCallback.withoutPublishing.medianMs), f2(events.firstCallback.withoutPublishing.p95Ms), events.requests['first callback'].dynamodb, 0],
+        ['with publishing', f2(events.firstCallback.withPublishing.medianMs), f2(events.firstCallback.withPublishing.p95Ms), events.requests['first callback'].dynamodb, events.requests['first callback'].putEvents],
+        ['added by publishing', f2(events.firstCallback.addedMedianMs), '', 0, events.requests['first callback'].putEvents],
+        ['duplicate callback (with)', '', '', events.requests['duplicate callback'].dynamodb, events.requests['duplicate callback'].putEvents],
+        ['first publish of a container: EventBridge client load', f1(events.clientLoadMs), '', '', ''],
+      ],
+    ),
+  );
+  verdicts.push({ target: 'publishing adds no DynamoDB request to a first callback', ok: events.requests['first callback'].dynamodb === 1, detail: `${events.requests['first callback'].dynamodb} DynamoDB, ${events.requests['first callback'].putEvents} PutEvents` });
+  verdicts.push({ target: 'a duplicate callback publishes nothing', ok: events.requests['duplicate callback'].putEvents === 0, detail: `${events.requests['duplicate callback'].putEvents} PutEvents` });
+
   // 5. Peak memory per function bundle, each in its own process serving this bench's requests.
   log('peak memory per function bundle');
   Object.assign(process.env, { AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
@@ -143,6 +163,8 @@ async function main() {
     recoverOrders: { events: [{}], context: true },
     createMerchantOrder: { events: Array.from({ length: 10 }, (_, i) => dynamo.merchantCreateEvent(200 + i)) },
     getMerchantOrder: { events: made.slice(0, 10).map((o) => dynamo.merchantGetEvent(o.outTradeNo)) },
+    // The events this bench published, handed back as the bus's rule hands them.
+    clearOutbox: { events: stack.events.events().slice(0, 40).map((event) => ({ version: '0', account: '000000000000', region: 'local', resources: [], ...event })) },
   };
   for (const b of bundles) {
     if (b.name === 'recoverOrders') await dynamo.recoveryReads(stack, counter, [top]); // due pending orders again
@@ -174,6 +196,7 @@ async function main() {
         bundles: bundles.map((b) => ({ name: b.name, bytes: b.bytes, zipBytes: b.zipBytes, requireMsMedian: coldMedian[b.name], requireMsRuns: cold[b.name], xFloor: coldMedian[b.name]! / coldMedian.floor!, packages: b.packages })),
         notifyCpu: cpu,
         dynamoRequests: counts,
+        events,
         recovery,
         memory,
         verdicts,
