@@ -36,8 +36,14 @@ export interface EventBridgeOptions {
   /** The bus this stand-in has (a name). Events put on another bus are accepted and dropped, as AWS does. */
   busName: string;
   region?: string;
-  /** Called with each event put on the bus, as an EventBridge rule's target would be; never awaited by PutEvents. */
+  /** Called with each event put on the bus, as an EventBridge rule's target would be. */
   targets?: Array<(event: DeliveredEvent) => Promise<unknown> | unknown>;
+  /**
+   * Answer PutEvents only once the targets are done with its events. EventBridge answers at once
+   * and delivers later; a test that compares stored state before and after a request wants every
+   * delivery its request caused to have landed when it returns. Default false.
+   */
+  awaitTargets?: boolean;
   /** One line per event (and per problem); default console.log. */
   log?: (line: string) => void;
 }
@@ -89,18 +95,21 @@ export async function startEventBridge(options: EventBridgeOptions): Promise<Run
   const log = options.log ?? ((line: string) => console.log(line));
   const deliveries = new Set<Promise<unknown>>();
 
-  function deliver(event: StoredEvent): void {
+  function deliver(event: StoredEvent): Array<Promise<unknown>> {
     const delivered: DeliveredEvent = { version: '0', account: ACCOUNT, region, resources: [], ...event };
+    const started: Array<Promise<unknown>> = [];
     for (const target of options.targets ?? []) {
       const delivery = Promise.resolve()
         .then(() => target(delivered))
         .catch((error: unknown) => log(JSON.stringify({ time: new Date().toISOString(), source: 'eventbridge', event: 'delivery_failed', id: event.id, message: String(error) })))
         .finally(() => deliveries.delete(delivery));
       deliveries.add(delivery);
+      started.push(delivery);
     }
+    return started;
   }
 
-  function putEntry(entry: RequestEntry): EntryResult {
+  function putEntry(entry: RequestEntry, started: Array<Promise<unknown>>): EntryResult {
     for (const field of ['Source', 'DetailType', 'Detail'] as const) {
       if (typeof entry[field] !== 'string' || entry[field] === '') {
         return { ErrorCode: 'InvalidArgument', ErrorMessage: `Parameter ${field} is not valid. Reason: ${field} is a required argument.` };
@@ -124,7 +133,7 @@ export async function startEventBridge(options: EventBridgeOptions): Promise<Run
     stored.push(event);
     const { outTradeNo, status, eventId } = event.detail;
     log(JSON.stringify({ time: new Date().toISOString(), source: 'eventbridge', event: event['detail-type'], outTradeNo, status, eventId, id }));
-    deliver(event);
+    started.push(...deliver(event));
     return { EventId: id };
   }
 
@@ -173,7 +182,9 @@ export async function startEventBridge(options: EventBridgeOptions): Promise<Run
       awsError(response, 400, 'ValidationException', `1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and ${MAX_ENTRIES}`);
       return;
     }
-    const results = entries.map((entry) => putEntry((entry ?? {}) as RequestEntry));
+    const started: Array<Promise<unknown>> = [];
+    const results = entries.map((entry) => putEntry((entry ?? {}) as RequestEntry, started));
+    if (options.awaitTargets) await Promise.all(started);
     sendJson(response, 200, { FailedEntryCount: results.filter((result) => 'ErrorCode' in result).length, Entries: results }, JSON_11);
   }
 

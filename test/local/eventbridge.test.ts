@@ -141,6 +141,28 @@ describe('targets', () => {
     ]);
   });
 
+  it('answers PutEvents once the targets are done, when told to', async () => {
+    const order: string[] = [];
+    const waiting = await startEventBridge({
+      busName: 'wechatpay-local',
+      log: () => {},
+      awaitTargets: true,
+      targets: [async () => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        order.push('target');
+      }],
+    });
+    const waitingClient = new EventBridgeClient({ endpoint: waiting.url, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    try {
+      await waitingClient.send(new PutEventsCommand({ Entries: [entry({}, { EventBusName: 'wechatpay-local' })] }));
+      order.push('answer');
+      expect(order).toEqual(['target', 'answer']);
+    } finally {
+      waitingClient.destroy();
+      await waiting.close();
+    }
+  });
+
   it('answers PutEvents whatever the targets do, and logs a failed delivery', async () => {
     failDeliveries = true;
     const answer = await client.send(new PutEventsCommand({ Entries: [entry()] }));

@@ -68,6 +68,8 @@ export async function startTestStack(
   const events = await startEventBridge({
     busName: TEST_EVENT_BUS,
     log: () => {},
+    // Every confirmation a request causes has landed when the request returns: tests compare tables.
+    awaitTargets: true,
     targets: [(event) => (confirming ? clearOutbox(event) : undefined), ...(options.eventTargets ?? [])],
   });
   const notifyUrl = `${notifyListening.origin}/wechatpay/notify`;
