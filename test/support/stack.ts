@@ -44,10 +44,17 @@ export interface SimOrder {
  * dynalite, the orders table, the WeChat Pay emulator, a small HTTP server that hands the
  * emulator's callbacks to the real notify handler, and the EventBridge stand-in, whose bus hands
  * every event to the real clearOutbox handler (unless `confirmEvents` is false) and to any
- * `eventTargets` (the merchant's consumers); the handlers' configuration points at them.
+ * `eventTargets` (the merchant's consumers), before it answers PutEvents (unless `eventsAnswerFirst`:
+ * EventBridge's own order, for measurements); the handlers' configuration points at them.
  */
 export async function startTestStack(
-  options: { timeScale?: number; env?: Record<string, string>; confirmEvents?: boolean; eventTargets?: Array<(event: DeliveredEvent) => unknown> } = {},
+  options: {
+    timeScale?: number;
+    env?: Record<string, string>;
+    confirmEvents?: boolean;
+    eventTargets?: Array<(event: DeliveredEvent) => unknown>;
+    eventsAnswerFirst?: boolean;
+  } = {},
 ): Promise<TestStack> {
   const db = await startDynalite();
   const table = `orders-${randomUUID().slice(0, 8)}`;
@@ -69,7 +76,7 @@ export async function startTestStack(
     busName: TEST_EVENT_BUS,
     log: () => {},
     // Every confirmation a request causes has landed when the request returns: tests compare tables.
-    awaitTargets: true,
+    awaitTargets: !options.eventsAnswerFirst,
     targets: [(event) => (confirming ? clearOutbox(event) : undefined), ...(options.eventTargets ?? [])],
   });
   const notifyUrl = `${notifyListening.origin}/wechatpay/notify`;
