@@ -64,7 +64,11 @@ describe('every trade type from create to PAID', () => {
       });
       expect(paid.transactionId).toMatch(/^42000\d{23}$/);
       expect(paid).not.toHaveProperty('openid');
-      const sim = await stack.sim.order(outTradeNo);
+      // The payment is visible as soon as it is written, a moment before the callback is answered.
+      const sim = await eventually(async () => {
+        const view = await stack.sim.order(outTradeNo);
+        return view.notifications.length > 0 ? view : undefined;
+      });
       expect(sim.notifications.at(-1)?.return_code).toBe('SUCCESS');
     });
   }
