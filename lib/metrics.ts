@@ -27,7 +27,15 @@ export type MetricName =
   | 'RecoveryRepaired'
   | 'RecoveryClosed'
   /** A request answered 503 because DynamoDB failed. */
-  | 'StorageErrors';
+  | 'StorageErrors'
+  /** Refunds reserved and sent to WeChat Pay. */
+  | 'RefundsRequested'
+  /** Refunds WeChat Pay refused for good (FAILED, amount given back). */
+  | 'RefundsFailed'
+  /** Refunds that ended CHANGE: the money could not reach the payer; a person must act. */
+  | 'RefundsNeedAction'
+  /** Refunds recovery sent again because WeChat Pay never received them. */
+  | 'RefundsResent';
 
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
 

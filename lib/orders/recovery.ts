@@ -3,6 +3,7 @@ import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import type { Order } from './model';
+import { recoverRefunds, type RefundRecoverySummary } from './refunds';
 import { settleWithWechatPay, type Settlement } from './settle';
 import { PENDING_SHARDS } from './store';
 
@@ -73,10 +74,20 @@ async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | '
 }
 
 /**
+ * One recovery run: the pending orders whose check is due, then the PROCESSING refunds whose check
+ * is due (lib/orders/refunds.ts: refundquery, and a resend of a refund WeChat Pay never received).
+ */
+export async function recoverOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary & RefundRecoverySummary> {
+  const orders = await recoverPendingOrders(ctx, options);
+  const { stoppedEarly, ...refunds } = await recoverRefunds(ctx, { deadline: options.deadline, pageSize: options.pageSize });
+  return { ...orders, ...refunds, stoppedEarly: orders.stoppedEarly || stoppedEarly };
+}
+
+/**
  * Finds the pending orders whose next check is due (a query of the sparse pending index per shard:
  * reads grow with pending orders, never with the table) and settles each with WeChat Pay.
  */
-export async function recoverOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
+async function recoverPendingOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
   const concurrency = options.concurrency ?? 8;
   const pageSize = options.pageSize ?? 100;
   const summary: RecoverySummary = { examined: 0, repaired: 0, closed: 0, left: 0, skipped: 0, errors: 0, stoppedEarly: false };
