@@ -17,7 +17,7 @@ import {
 } from '../support/packaging';
 import { readZip } from './zip';
 
-const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'] as const;
+const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'createRefund', 'getRefund', 'refundNotify'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
 interface Statement {
@@ -64,6 +64,7 @@ function grants(template: Template, roleId: string): Record<string, unknown[]> {
 
 const TABLE = { 'Fn::GetAtt': ['OrdersTable', 'Arn'] };
 const INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/pendingByShard' };
+const REFUNDS_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/openRefundsByShard' };
 const apiKeyParameter = (name: string) => ({
   'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`,
 });
@@ -77,10 +78,15 @@ const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   listProducts: { 'dynamodb:Scan': [CATALOG] },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
-  recoverOrders: { 'dynamodb:Query': [INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  recoverOrders: { 'dynamodb:Query': [INDEX, REFUNDS_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  createRefund: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  getRefund: { 'dynamodb:GetItem': [TABLE] },
+  refundNotify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
 
-const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'];
+const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'createRefund', 'getRefund'];
+/** The functions that send refunds: they alone read the client certificate. */
+const REFUND_SENDERS: readonly string[] = ['createRefund', 'recoverOrders'];
 
 describe('serverless package', () => {
   let dev: Packaged;
@@ -124,20 +130,36 @@ describe('serverless package', () => {
     });
 
     it('has the sparse pendingByShard index over the shard and the next check time', () => {
-      expect(table(dev).GlobalSecondaryIndexes).toEqual([
-        {
-          IndexName: 'pendingByShard',
-          KeySchema: [
-            { AttributeName: 'pendingShard', KeyType: 'HASH' },
-            { AttributeName: 'nextCheckAt', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ]);
+      expect(table(dev).GlobalSecondaryIndexes).toContainEqual({
+        IndexName: 'pendingByShard',
+        KeySchema: [
+          { AttributeName: 'pendingShard', KeyType: 'HASH' },
+          { AttributeName: 'nextCheckAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      });
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
           { AttributeName: 'pendingShard', AttributeType: 'S' },
           { AttributeName: 'nextCheckAt', AttributeType: 'N' },
+        ]),
+      );
+    });
+
+    it('has the sparse openRefundsByShard index over the refund shard and the next refund check', () => {
+      expect(table(dev).GlobalSecondaryIndexes).toContainEqual({
+        IndexName: 'openRefundsByShard',
+        KeySchema: [
+          { AttributeName: 'refundShard', KeyType: 'HASH' },
+          { AttributeName: 'refundCheckAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      });
+      expect(table(dev).GlobalSecondaryIndexes).toHaveLength(2);
+      expect(table(dev).AttributeDefinitions).toEqual(
+        expect.arrayContaining([
+          { AttributeName: 'refundShard', AttributeType: 'S' },
+          { AttributeName: 'refundCheckAt', AttributeType: 'N' },
         ]),
       );
     });
@@ -180,9 +202,10 @@ describe('serverless package', () => {
       // The API key for whatever talks to WeChat Pay; the merchant tokens for the /merchant/ routes.
       const apiKey = ['putProduct', 'listProducts'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
       const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
+      const cert = REFUND_SENDERS.includes(name) ? [apiKeyParameter('/wechatpay/dev/client-cert')] : [];
       expect(grants(dev.template, roleId)).toEqual({
         ...TABLE_ACTIONS[name],
-        'ssm:GetParameter': [...apiKey, ...tokens],
+        'ssm:GetParameter': [...apiKey, ...tokens, ...cert],
         'logs:CreateLogStream': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
         'logs:PutLogEvents': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
       });
@@ -206,6 +229,8 @@ describe('serverless package', () => {
         expect(variables.WECHATPAY_API_KEY_PARAM).toBe('/wechatpay/dev/api-key');
         expect(variables).not.toHaveProperty('WECHATPAY_API_KEY');
         expect(variables).not.toHaveProperty('DYNAMODB_ENDPOINT');
+        expect(variables).not.toHaveProperty('WECHATPAY_CLIENT_CERT_PEM');
+        expect(variables).not.toHaveProperty('WECHATPAY_SECAPI_CA_PEM');
       }
       expect(dev.text).not.toContain(SHELL_API_KEY);
       expect(JSON.stringify(dev.template)).not.toContain(TEST_MERCHANT.apiKey);
@@ -224,6 +249,21 @@ describe('serverless package', () => {
         MERCHANT_API_TOKENS_PARAM: '/wechatpay/dev/merchant-tokens',
         ORDER_EXPIRE_MINUTES: '30',
       });
+    });
+
+    it('gives the refund settings to the functions that send refunds, and to no other', () => {
+      for (const name of FUNCTIONS) {
+        const variables = lambda(dev.template, name).Environment.Variables;
+        if (REFUND_SENDERS.includes(name)) {
+          expect(variables).toMatchObject({
+            WECHATPAY_CERT_PARAM: '/wechatpay/dev/client-cert',
+            WECHATPAY_SECAPI_BASE_URL: 'https://api.mch.weixin.qq.com',
+            WECHATPAY_REFUND_NOTIFY_URL: { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['HttpApi', 'ApiEndpoint'] }, '/wechatpay/refund-notify']] },
+          });
+        } else {
+          expect(variables, name).not.toHaveProperty('WECHATPAY_CERT_PARAM');
+        }
+      }
     });
 
     it('lets the deploying environment override each setting', () => {
@@ -251,11 +291,14 @@ describe('serverless package', () => {
         .sort();
       expect(routes).toEqual([
         'GET /merchant/orders/{outTradeNo}',
+        'GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}',
         'GET /merchant/products',
         'GET /orders/{outTradeNo}',
         'POST /merchant/orders',
+        'POST /merchant/orders/{outTradeNo}/refunds',
         'POST /orders',
         'POST /wechatpay/notify',
+        'POST /wechatpay/refund-notify',
         'PUT /merchant/products/{sku}',
       ]);
       const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule');

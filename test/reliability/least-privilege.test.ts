@@ -9,6 +9,11 @@ import { handler as putProduct } from '../../functions/putProduct';
 import { handler as notify } from '../../functions/notify';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
+import { handler as createRefund } from '../../functions/createRefund';
+import { handler as getRefund } from '../../functions/getRefund';
+import { handler as refundNotify } from '../../functions/refundNotify';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
 import { catalogStore, ordersContext } from '../../lib/runtime';
@@ -56,7 +61,7 @@ let ctx: OrdersContext;
 const used: Record<string, Set<string>> = {};
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  stack = await startTestStack({ refunds: true });
   ctx = await ordersContext();
   await stack.sim.faults({ dropNotifies: 1_000_000_000 });
 });
@@ -87,6 +92,19 @@ const postMerchant = (body: unknown) => createMerchantOrder(apiEvent({ method: '
 const put = (sku: string, body: unknown) => putProduct(apiEvent({ method: 'PUT', path: `/merchant/products/${sku}`, pathParameters: { sku }, body: JSON.stringify(body), ...merchant }));
 const getOrder = (outTradeNo: string) => queryOrder(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
 const deliver = (xml: string) => notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: xml, contentType: 'text/xml' }));
+const postRefund = (outTradeNo: string, body: unknown) =>
+  createRefund(apiEvent({ method: 'POST', path: `/merchant/orders/${outTradeNo}/refunds`, pathParameters: { outTradeNo }, body: JSON.stringify(body), ...merchant }));
+const deliverRefund = (xml: string) => refundNotify(apiEvent({ method: 'POST', path: '/wechatpay/refund-notify', body: xml, contentType: 'text/xml' }));
+
+/** A merchant order of 100 fen, paid and recorded (outside any function's recording). */
+async function paidMerchantOrder(): Promise<{ outTradeNo: string; transactionId: string }> {
+  const created = await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'refund' });
+  const { outTradeNo } = JSON.parse(created.body as string) as { outTradeNo: string };
+  await stack.sim.pay(outTradeNo);
+  const transactionId = (await stack.sim.order(outTradeNo)).transaction_id as string;
+  await deliver(paidCallback(outTradeNo, 100, { transaction_id: transactionId }));
+  return { outTradeNo, transactionId };
+}
 
 describe('each function uses exactly the DynamoDB calls its role allows', () => {
   it('exercises every path of every function', async () => {
@@ -128,6 +146,43 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
       await getOrder(paidByNotify);
       await getOrder('20990101unknownOrder000000');
     });
+    // Refunds: made, repeated, refused (NOTENOUGH: 90 refunded in the merchant platform), over the amount, read, called back.
+    const refunded = await paidMerchantOrder();
+    const refusedOrder = await paidMerchantOrder();
+    const platformRefunded = await paidMerchantOrder();
+    await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', body: JSON.stringify({ out_trade_no: refusedOrder.outTradeNo, refund_fee: 90 }) });
+    let accepted = '';
+    await as('createRefund', async () => {
+      const made = await postRefund(refunded.outTradeNo, { refundFee: 30, idempotencyKey: 'lp-refund-1' });
+      accepted = (JSON.parse(made.body as string) as { outRefundNo: string }).outRefundNo;
+      await postRefund(refunded.outTradeNo, { refundFee: 30, idempotencyKey: 'lp-refund-1' });
+      await postRefund(refunded.outTradeNo, { refundFee: 71, idempotencyKey: 'lp-refund-2' });
+      await postRefund(refusedOrder.outTradeNo, { refundFee: 50, idempotencyKey: 'lp-refund-3' });
+      await postRefund('20990101unknownOrder000000', { refundFee: 1, idempotencyKey: 'lp-refund-4' });
+    });
+    await as('getRefund', async () => {
+      await getRefund(apiEvent({ method: 'GET', path: '/', pathParameters: { outTradeNo: refunded.outTradeNo, outRefundNo: accepted }, ...merchant }));
+      await getRefund(apiEvent({ method: 'GET', path: '/', pathParameters: { outTradeNo: refunded.outTradeNo, outRefundNo: 'Rnothere' }, ...merchant }));
+    });
+    const refundDocument = (order: { outTradeNo: string; transactionId: string }, outRefundNo: string, refundFee: string) =>
+      encryptedRefundNotification({
+        apiKey: TEST_MERCHANT.apiKey,
+        appid: TEST_MERCHANT.appId,
+        mch_id: TEST_MERCHANT.mchId,
+        fields: { out_trade_no: order.outTradeNo, transaction_id: order.transactionId, out_refund_no: outRefundNo, total_fee: '100', refund_fee: refundFee },
+      });
+    await as('refundNotify', async () => {
+      await deliverRefund(refundDocument(platformRefunded, 'Pplatform1', '40'));
+      await deliverRefund(refundDocument(platformRefunded, 'Pplatform1', '40'));
+      await deliverRefund(refundDocument({ outTradeNo: '20990101unknownOrder000000', transactionId: '4200000000000000000000000001' }, 'R1', '1'));
+    });
+    // A refund reserved whose call never reached WeChat Pay, for recovery to send again.
+    const resent = await paidMerchantOrder();
+    await stack.sim.faults({ systemError: { refund: 3 } });
+    await postRefund(resent.outTradeNo, { refundFee: 10, idempotencyKey: 'lp-refund-5' });
+    await stack.sim.faults({ systemError: { refund: 0 } });
+    await sleep(100);
+
     // Closed at WeChat Pay (e.g. from its merchant platform) while still PENDING here.
     await sleep(350);
     await ctx.wechatPay.closeOrder({ outTradeNo: closedByWechatPay }, { signType: 'HMAC-SHA256' });
@@ -139,9 +194,15 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     expect((await ctx.store.get(paidByQuery))?.paidVia).toBe('query');
     expect((await ctx.store.get(paidByRecovery))?.paidVia).toBe('recovery');
     expect((await ctx.store.get(closedByWechatPay))?.status).toBe('CLOSED');
+    // Recovery settled the accepted refund and sent the other again.
+    await as('recoverOrders', async () => {
+      await recoverOrders({ ...ctx, now: () => new Date(Date.now() + 62 * 60_000) }, { deadline: Date.now() + 10_000 });
+    });
+    expect((await ctx.store.get(refunded.outTradeNo))?.refunds?.[accepted]?.status).toBe('SUCCESS');
+    expect((await stack.sim.order(resent.outTradeNo)).refunds).toHaveLength(1);
   });
 
-  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'])('%s: its role allows every call it made, and nothing more', (name) => {
+  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'createRefund', 'getRefund', 'refundNotify'])('%s: its role allows every call it made, and nothing more', (name) => {
     expect([...(used[name] ?? [])].sort()).toEqual(dynamoGrants(name));
   });
 
@@ -149,6 +210,7 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     const all = Object.values(used).flatMap((set) => [...set]);
     // Listing the catalog scans the catalog table, which holds products only.
     expect(all.filter((call) => (call.startsWith('Scan') && call !== 'Scan on catalog') || call === 'Query on table')).toEqual([]);
+    expect(all.filter((call) => call.startsWith('Query')).sort()).toEqual(['Query on index/openRefundsByShard', 'Query on index/pendingByShard']);
   });
 
   it('no function needs CloudWatch to publish metrics (they are EMF log lines)', () => {
