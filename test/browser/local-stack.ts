@@ -43,6 +43,7 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
     ...process.env,
     PORT: String(await freePort()),
     WECHATPAY_SIM_PORT: String(await freePort()),
+    WECHATPAY_SIM_TLS_PORT: String(await freePort()),
     DYNAMODB_PORT: String(await freePort()),
     DEMO_PORT: String(await freePort()),
     SLS_TELEMETRY_DISABLED: '1',
