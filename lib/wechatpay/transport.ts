@@ -1,5 +1,4 @@
-import { request as httpRequest } from 'node:http';
-import { Agent, request as httpsRequest } from 'node:https';
+import type { Agent } from 'node:https';
 import type { ClientCertificate } from './client-certificate';
 import type { ClientSettings } from './client-options';
 import { WechatPayBusinessError, WechatPayCommunicationError, WechatPayConfigError, WechatPayError, WechatPayNetworkError, WechatPayResponseError, XmlFormatError } from './errors';
@@ -142,10 +141,11 @@ function verifiedFields(bytes: Uint8Array, { endpoint, signType, settings }: Ans
  * One POST over mutual TLS, presenting the client certificate through `agent` (Node's fetch cannot
  * present one). A `http:` base (a test's plain server) gets a plain request: nothing is presented.
  */
-function postWithAgent(url: string, body: string, agent: Agent, signal: AbortSignal): Promise<RawAnswer> {
+async function postWithAgent(url: string, body: string, agent: Agent, signal: AbortSignal): Promise<RawAnswer> {
+  const target = new URL(url);
+  // Loaded with the first refund only: no other call, and no cold start, pays for node:https.
+  const send = target.protocol === 'https:' ? (await import('node:https')).request : (await import('node:http')).request;
   return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     const request = send(
       target,
       {
@@ -178,7 +178,10 @@ export function createTransport(settings: ClientSettings): Transport {
     if (!load) {
       return Promise.reject(new WechatPayConfigError(`WeChat Pay ${endpointName} needs the merchant's API client certificate, which this client was not given`));
     }
-    tlsAgent ??= load().then((certificate: ClientCertificate) => new Agent({ cert: certificate.cert, key: certificate.key, ...(certificate.ca ? { ca: certificate.ca } : {}), keepAlive: true }));
+    tlsAgent ??= Promise.all([load(), import('node:https')]).then(
+      ([certificate, https]: [ClientCertificate, typeof import('node:https')]) =>
+        new https.Agent({ cert: certificate.cert, key: certificate.key, ...(certificate.ca ? { ca: certificate.ca } : {}), keepAlive: true }),
+    );
     tlsAgent.catch(() => {
       tlsAgent = undefined;
     });
