@@ -1,7 +1,7 @@
 import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { createOrdersContext, type OrdersContext } from './orders/context';
-import { createDocumentClient } from './orders/store';
+import { createDocumentClient, OrderStore } from './orders/store';
 
 let context: Promise<OrdersContext> | undefined;
 
@@ -28,4 +28,14 @@ export function catalogStore(env: Record<string, string | undefined> = process.e
   if (!table) throw new ConfigError('CATALOG_TABLE is not set');
   catalog ??= new CatalogStore(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
   return catalog;
+}
+
+let orders: OrderStore | undefined;
+
+/** The container's orders store alone, for functions that only read stored records (no WeChat Pay). */
+export function orderStore(env: Record<string, string | undefined> = process.env): OrderStore {
+  const table = env.ORDERS_TABLE?.trim();
+  if (!table) throw new ConfigError('ORDERS_TABLE is not set');
+  orders ??= new OrderStore(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
+  return orders;
 }

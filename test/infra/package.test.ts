@@ -17,7 +17,7 @@ import {
 } from '../support/packaging';
 import { readZip } from './zip';
 
-const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'] as const;
+const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation', 'reconcile'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
 interface Statement {
@@ -69,18 +69,22 @@ const apiKeyParameter = (name: string) => ({
 });
 
 const CATALOG = { 'Fn::GetAtt': ['CatalogTable', 'Arn'] };
+const PAID_DAY_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/paidByDay' };
 const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   createOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:BatchGetItem': [CATALOG] },
   createMerchantOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   getMerchantOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   putProduct: { 'dynamodb:PutItem': [CATALOG] },
   listProducts: { 'dynamodb:Scan': [CATALOG] },
+  runReconciliation: { 'dynamodb:Query': [PAID_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
+  getReconciliation: { 'dynamodb:GetItem': [TABLE] },
+  reconcile: { 'dynamodb:Query': [PAID_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   recoverOrders: { 'dynamodb:Query': [INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
 
-const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'];
+const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation'];
 
 describe('serverless package', () => {
   let dev: Packaged;
@@ -123,7 +127,7 @@ describe('serverless package', () => {
       expect(table(dev).TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
     });
 
-    it('has the sparse pendingByShard index over the shard and the next check time', () => {
+    it('has the sparse pendingByShard index over the shard and the next check time, and paidByDay over the Beijing day and shard', () => {
       expect(table(dev).GlobalSecondaryIndexes).toEqual([
         {
           IndexName: 'pendingByShard',
@@ -133,11 +137,20 @@ describe('serverless package', () => {
           ],
           Projection: { ProjectionType: 'ALL' },
         },
+        {
+          IndexName: 'paidByDay',
+          KeySchema: [
+            { AttributeName: 'paidDayShard', KeyType: 'HASH' },
+            { AttributeName: 'pk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
       ]);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
           { AttributeName: 'pendingShard', AttributeType: 'S' },
           { AttributeName: 'nextCheckAt', AttributeType: 'N' },
+          { AttributeName: 'paidDayShard', AttributeType: 'S' },
         ]),
       );
     });
@@ -178,7 +191,7 @@ describe('serverless package', () => {
     it.each(FUNCTIONS)('lets %s make only the calls it makes', (name) => {
       const roleId = lambda(dev.template, name).Role['Fn::GetAtt'][0];
       // The API key for whatever talks to WeChat Pay; the merchant tokens for the /merchant/ routes.
-      const apiKey = ['putProduct', 'listProducts'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
+      const apiKey = ['putProduct', 'listProducts', 'getReconciliation'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
       const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
       expect(grants(dev.template, roleId)).toEqual({
         ...TABLE_ACTIONS[name],
@@ -244,7 +257,7 @@ describe('serverless package', () => {
       expect(lambda(dev.template, 'recoverOrders').Timeout).toBe(60);
     });
 
-    it('routes the HTTP API and schedules recovery every minute', () => {
+    it('routes the HTTP API, schedules recovery every minute and reconciliation daily', () => {
       const routes = Object.values(dev.template.Resources)
         .filter((resource) => resource.Type === 'AWS::ApiGatewayV2::Route')
         .map((resource) => resource.Properties.RouteKey)
@@ -252,15 +265,18 @@ describe('serverless package', () => {
       expect(routes).toEqual([
         'GET /merchant/orders/{outTradeNo}',
         'GET /merchant/products',
+        'GET /merchant/reconciliations/{billDate}',
         'GET /orders/{outTradeNo}',
         'POST /merchant/orders',
+        'POST /merchant/reconciliations',
         'POST /orders',
         'POST /wechatpay/notify',
         'PUT /merchant/products/{sku}',
       ]);
       const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule');
-      expect(rules.map((rule) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 minute)']);
-      expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('RecoverOrdersLambdaFunction');
+      const schedules = Object.fromEntries(rules.map((rule) => [JSON.stringify(rule.Properties.Targets).match(/(\w+)LambdaFunction/)?.[1], rule.Properties.ScheduleExpression]));
+      // Recovery every minute; reconciliation at 10:00 Beijing, once WeChat Pay has made the day's bill.
+      expect(schedules).toEqual({ RecoverOrders: 'rate(1 minute)', Reconcile: 'cron(0 2 * * ? *)' });
     });
 
     it('lets no web origin call the API from a browser until a stage lists its own', () => {
