@@ -26,6 +26,8 @@ export type MetricName =
   | 'PaymentsFlagged'
   | 'RecoveryRepaired'
   | 'RecoveryClosed'
+  /** Items of a daily reconciliation that a person must look at (missing from the bill, amounts that differ, unknown orders). */
+  | 'ReconciliationMismatches'
   /** A request answered 503 because DynamoDB failed. */
   | 'StorageErrors'
   /** Refunds reserved and sent to WeChat Pay. */

@@ -1,7 +1,7 @@
 import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { createOrdersContext, type OrdersContext } from './orders/context';
-import { createDocumentClient } from './orders/store';
+import { createDocumentClient, OrderStore } from './orders/store';
 
 let context: Promise<OrdersContext> | undefined;
 
@@ -17,15 +17,21 @@ export function ordersContext(): Promise<OrdersContext> {
   return context;
 }
 
-let catalog: CatalogStore | undefined;
+type Env = Record<string, string | undefined>;
 
-/**
- * The container's catalog store, for the functions that only edit or list the catalog: they need
- * no WeChat Pay settings and no API key.
- */
-export function catalogStore(env: Record<string, string | undefined> = process.env): CatalogStore {
-  const table = env.CATALOG_TABLE?.trim();
-  if (!table) throw new ConfigError('CATALOG_TABLE is not set');
-  catalog ??= new CatalogStore(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
-  return catalog;
+/** A store of one table built once per container from its setting: no WeChat Pay settings, no API key. */
+function storeOf<Store>(setting: string, build: (db: ReturnType<typeof createDocumentClient>, table: string) => Store) {
+  let store: Store | undefined;
+  return (env: Env = process.env): Store => {
+    const table = env[setting]?.trim();
+    if (!table) throw new ConfigError(`${setting} is not set`);
+    store ??= build(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
+    return store;
+  };
 }
+
+/** The catalog store, for the functions that only edit or list the catalog. */
+export const catalogStore = storeOf('CATALOG_TABLE', (db, table) => new CatalogStore(db, table));
+
+/** The orders store alone, for functions that only read stored records. */
+export const orderStore = storeOf('ORDERS_TABLE', (db, table) => new OrderStore(db, table));

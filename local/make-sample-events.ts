@@ -311,4 +311,6 @@ if (outTradeNo !== undefined) {
   writeEvent('refundNotify', refundNotifyEvent(TEST_MERCHANT));
   writeEvent('notify', notifyEvent(TEST_MERCHANT, SAMPLE_OUT_TRADE_NO, 2800));
   writeEvent('recoverOrders', scheduledEvent());
+  // The daily reconciliation's schedule delivers the same kind of event (its date is the day before the run).
+  writeEvent('reconcile', scheduledEvent());
 }

@@ -179,7 +179,8 @@ async function main(): Promise<void> {
     if (stopping) return undefined;
 
     const apiUrl = `http://${HOST}:${apiPort}`;
-    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url });
+    // The demo page's server is the merchant's web server: it lists the products with the merchant's token.
+    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url, merchantToken });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       SLS_TELEMETRY_DISABLED: '1',
@@ -241,7 +242,7 @@ async function main(): Promise<void> {
         `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, POST /wechatpay/notify, /merchant/...)`,
         `  Merchant token   ${merchantToken}   (Authorization: Bearer <token> on /merchant/...)`,
         `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim; /secapi/ over mutual TLS at ${secapiUrl})`,
-        `  Demo checkout    ${demoUrl}   (the demo page: pay with a QR code and the emulator's scan page)`,
+        `  Demo checkout    ${demoUrl}   (the demo shop: order the demo products, pay with a QR code and the emulator's scan page)`,
         `  DynamoDB         ${dynamoEndpoint}   (tables ${ordersTable}, ${catalogTable})`,
         '  recoverOrders runs on its schedule. Ctrl-C stops everything.',
         '',

@@ -10,7 +10,7 @@ export { TRADE_TYPES, type TradeType } from '../wechatpay/unified-order';
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED' | 'REFUNDED';
 
 /** Which path learned of a payment first. */
-export type PaymentSource = 'notify' | 'query' | 'recovery';
+export type PaymentSource = 'notify' | 'query' | 'recovery' | 'reconciliation';
 
 /** Something a person must look at: money that arrived where the order did not expect it. */
 export interface ReviewFlag {
@@ -81,6 +81,8 @@ export interface Order {
   paidAt?: string;
   transactionId?: string;
   paidVia?: PaymentSource;
+  /** The paid-by-day index key, `<yyyyMMdd Beijing>#<shard>`, set with PAID. */
+  paidDayShard?: string;
   closedAt?: string;
   closeReason?: string;
   failedAt?: string;

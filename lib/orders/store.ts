@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
 import { failure, type Failure } from '../result';
+import { toBeijingTimestamp } from '../wechatpay/time';
 import { OrderStoreError } from './errors';
 import type { Order, OrderRefund, OrderStatus, PaymentReport, RefundStatus, ReviewFlag } from './model';
 
@@ -35,6 +36,19 @@ export interface RefundSettlement {
   failureCode?: string;
   failureMessage?: string;
   receivedBy?: string;
+}
+
+/**
+ * Paid orders by the Beijing day of their payment (the day of WeChat Pay's bill), for the daily
+ * reconciliation: `paidDayShard` is `<yyyyMMdd>#<shard>`, so one day's writes spread over as many
+ * partition keys as the pending index's, and reading a day reads that day's payments and nothing else.
+ */
+export const PAID_DAY_SHARDS = 16;
+export const PAID_DAY_INDEX = 'paidByDay';
+
+/** The paid-by-day index key of a payment made at `paidAt` (ISO time). */
+export function paidDayShard(paidAt: string, shard: number = randomInt(PAID_DAY_SHARDS)): string {
+  return `${toBeijingTimestamp(new Date(paidAt)).slice(0, 8)}#${shard}`;
 }
 
 /**
@@ -264,6 +278,40 @@ export class OrderStore {
     return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
   }
 
+  /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
+  async paidOnDay(day: string): Promise<Order[]> {
+    const orders: Order[] = [];
+    for (let shard = 0; shard < PAID_DAY_SHARDS; shard++) {
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await this.send('Query', () =>
+          this.db.send(
+            new QueryCommand({
+              TableName: this.table,
+              IndexName: PAID_DAY_INDEX,
+              KeyConditionExpression: 'paidDayShard = :key',
+              ExpressionAttributeValues: { ':key': `${day}#${shard}` },
+              ExclusiveStartKey: startKey,
+            }),
+          ),
+        );
+        orders.push(...((page.Items ?? []) as Order[]));
+        startKey = page.LastEvaluatedKey;
+      } while (startKey);
+    }
+    return orders;
+  }
+
+  /** A stored document that is not an order (a reconciliation report): written whole, read whole. */
+  async putRecord(pk: string, record: Record<string, unknown>): Promise<void> {
+    await this.send('PutItem', () => this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk } })));
+  }
+
+  async getRecord(pk: string): Promise<Record<string, unknown> | undefined> {
+    const result = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
+    return result.Item;
+  }
+
   /**
    * `from` → PAID in one conditional write that also checks the amount (and, for a callback, the
    * sign type). From PENDING this is the payment; from CLOSED or FAILED it records money that came
@@ -277,8 +325,9 @@ export class OrderStore {
       ':tx': report.transactionId,
       ':paidAt': report.paidAt,
       ':via': report.source,
+      ':paidDay': paidDayShard(report.paidAt),
     };
-    let update = 'SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via';
+    let update = 'SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, paidDayShard = :paidDay';
     let condition = 'totalFee = :fee';
     if (report.signType) {
       condition += ' AND signType = :signType';

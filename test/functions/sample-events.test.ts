@@ -50,6 +50,12 @@ describe('sample events', () => {
     expect(result.statusCode, String(result.body)).toBe(201);
   });
 
+  it("reconcile: the sample schedule event reconciles yesterday's bill", async () => {
+    const { handler } = await import('../../functions/reconcile');
+    const report = await handler(JSON.parse(readFileSync(new URL('../../events/reconcile.json', import.meta.url), 'utf8')));
+    expect(['MATCHED', 'NO_BILL']).toContain(report.status);
+  });
+
   it('queryOrder: the sample asks for an order that does not exist here: 404', async () => {
     const { handler } = await import('../../functions/queryOrder');
     expect((await handler(sample('queryOrder'))).statusCode).toBe(404);

@@ -17,7 +17,7 @@ import {
 } from '../support/packaging';
 import { readZip } from './zip';
 
-const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'createRefund', 'getRefund', 'refundNotify'] as const;
+const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation', 'reconcile', 'createRefund', 'getRefund', 'refundNotify'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
 interface Statement {
@@ -70,12 +70,16 @@ const apiKeyParameter = (name: string) => ({
 });
 
 const CATALOG = { 'Fn::GetAtt': ['CatalogTable', 'Arn'] };
+const PAID_DAY_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/paidByDay' };
 const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   createOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:BatchGetItem': [CATALOG] },
   createMerchantOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   getMerchantOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   putProduct: { 'dynamodb:PutItem': [CATALOG] },
   listProducts: { 'dynamodb:Scan': [CATALOG] },
+  runReconciliation: { 'dynamodb:Query': [PAID_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
+  getReconciliation: { 'dynamodb:GetItem': [TABLE] },
+  reconcile: { 'dynamodb:Query': [PAID_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   recoverOrders: { 'dynamodb:Query': [INDEX, REFUNDS_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
@@ -84,7 +88,7 @@ const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   refundNotify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
 
-const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'createRefund', 'getRefund'];
+const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation', 'createRefund', 'getRefund'];
 /** The functions that send refunds: they alone read the client certificate. */
 const REFUND_SENDERS: readonly string[] = ['createRefund', 'recoverOrders'];
 
@@ -129,19 +133,38 @@ describe('serverless package', () => {
       expect(table(dev).TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
     });
 
-    it('has the sparse pendingByShard index over the shard and the next check time', () => {
-      expect(table(dev).GlobalSecondaryIndexes).toContainEqual({
-        IndexName: 'pendingByShard',
-        KeySchema: [
-          { AttributeName: 'pendingShard', KeyType: 'HASH' },
-          { AttributeName: 'nextCheckAt', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      });
+    it('has the sparse pendingByShard index over the shard and the next check time, and paidByDay over the Beijing day and shard', () => {
+      expect(table(dev).GlobalSecondaryIndexes).toEqual([
+        {
+          IndexName: 'pendingByShard',
+          KeySchema: [
+            { AttributeName: 'pendingShard', KeyType: 'HASH' },
+            { AttributeName: 'nextCheckAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+        {
+          IndexName: 'openRefundsByShard',
+          KeySchema: [
+            { AttributeName: 'refundShard', KeyType: 'HASH' },
+            { AttributeName: 'refundCheckAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+        {
+          IndexName: 'paidByDay',
+          KeySchema: [
+            { AttributeName: 'paidDayShard', KeyType: 'HASH' },
+            { AttributeName: 'pk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ]);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
           { AttributeName: 'pendingShard', AttributeType: 'S' },
           { AttributeName: 'nextCheckAt', AttributeType: 'N' },
+          { AttributeName: 'paidDayShard', AttributeType: 'S' },
         ]),
       );
     });
@@ -155,7 +178,7 @@ describe('serverless package', () => {
         ],
         Projection: { ProjectionType: 'ALL' },
       });
-      expect(table(dev).GlobalSecondaryIndexes).toHaveLength(2);
+      expect(table(dev).GlobalSecondaryIndexes).toHaveLength(3);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
           { AttributeName: 'refundShard', AttributeType: 'S' },
@@ -200,7 +223,7 @@ describe('serverless package', () => {
     it.each(FUNCTIONS)('lets %s make only the calls it makes', (name) => {
       const roleId = lambda(dev.template, name).Role['Fn::GetAtt'][0];
       // The API key for whatever talks to WeChat Pay; the merchant tokens for the /merchant/ routes.
-      const apiKey = ['putProduct', 'listProducts'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
+      const apiKey = ['putProduct', 'listProducts', 'getReconciliation'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
       const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
       const cert = REFUND_SENDERS.includes(name) ? [apiKeyParameter('/wechatpay/dev/client-cert')] : [];
       expect(grants(dev.template, roleId)).toEqual({
@@ -284,7 +307,7 @@ describe('serverless package', () => {
       expect(lambda(dev.template, 'recoverOrders').Timeout).toBe(60);
     });
 
-    it('routes the HTTP API and schedules recovery every minute', () => {
+    it('routes the HTTP API, schedules recovery every minute and reconciliation daily', () => {
       const routes = Object.values(dev.template.Resources)
         .filter((resource) => resource.Type === 'AWS::ApiGatewayV2::Route')
         .map((resource) => resource.Properties.RouteKey)
@@ -293,17 +316,20 @@ describe('serverless package', () => {
         'GET /merchant/orders/{outTradeNo}',
         'GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}',
         'GET /merchant/products',
+        'GET /merchant/reconciliations/{billDate}',
         'GET /orders/{outTradeNo}',
         'POST /merchant/orders',
         'POST /merchant/orders/{outTradeNo}/refunds',
+        'POST /merchant/reconciliations',
         'POST /orders',
         'POST /wechatpay/notify',
         'POST /wechatpay/refund-notify',
         'PUT /merchant/products/{sku}',
       ]);
       const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule');
-      expect(rules.map((rule) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 minute)']);
-      expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('RecoverOrdersLambdaFunction');
+      const schedules = Object.fromEntries(rules.map((rule) => [JSON.stringify(rule.Properties.Targets).match(/(\w+)LambdaFunction/)?.[1], rule.Properties.ScheduleExpression]));
+      // Recovery every minute; reconciliation at 10:00 Beijing, once WeChat Pay has made the day's bill.
+      expect(schedules).toEqual({ RecoverOrders: 'rate(1 minute)', Reconcile: 'cron(0 2 * * ? *)' });
     });
 
     it('lets no web origin call the API from a browser until a stage lists its own', () => {

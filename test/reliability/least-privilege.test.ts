@@ -6,6 +6,10 @@ import { handler as createMerchantOrder } from '../../functions/createMerchantOr
 import { handler as getMerchantOrder } from '../../functions/getMerchantOrder';
 import { handler as listProducts } from '../../functions/listProducts';
 import { handler as putProduct } from '../../functions/putProduct';
+import { handler as getReconciliation } from '../../functions/getReconciliation';
+import { handler as reconcile } from '../../functions/reconcile';
+import { handler as runReconciliation } from '../../functions/runReconciliation';
+import { toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { handler as notify } from '../../functions/notify';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
@@ -16,7 +20,7 @@ import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
-import { catalogStore, ordersContext } from '../../lib/runtime';
+import { catalogStore, orderStore, ordersContext } from '../../lib/runtime';
 import { startTestStack, type TestStack } from '../support/stack';
 import { apiEvent, MERCHANT_AUTHORIZATION } from '../support/api';
 import { recordCommands, reportFigures } from './support';
@@ -72,7 +76,7 @@ afterAll(async () => {
 
 /** Runs `work` as the named function and records the DynamoDB requests it makes. */
 async function as(functionName: string, work: () => Promise<unknown>) {
-  const recorders = [recordCommands(ctx.store.db), recordCommands(catalogStore().db)];
+  const recorders = [recordCommands(ctx.store.db), recordCommands(catalogStore().db), recordCommands(orderStore().db)];
   try {
     await work();
   } finally {
@@ -191,6 +195,19 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
       await recoverOrders({ ...ctx, now: () => new Date(Date.now() + 31 * 60_000) }, { deadline: Date.now() + 10_000 });
       await recoverOrdersHandler({} as never);
     });
+    // Payments whose callbacks were lost, found in the bills of yesterday (by the schedule) and of the
+    // day before (asked for by the merchant); a report read back.
+    const day = (n: number) => toBeijingTimestamp(new Date(Date.now() - n * 86_400_000)).slice(0, 8);
+    const lost: string[] = [];
+    for (const n of [1, 2]) {
+      const outTradeNo = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 77, description: 'lost' })).body as string).outTradeNo as string;
+      await fetch(`${stack.emulator.url}/__sim/pay`, { method: 'POST', body: JSON.stringify({ out_trade_no: outTradeNo, time_end: `${day(n)}120000` }) });
+      lost.push(outTradeNo);
+    }
+    await as('reconcile', () => reconcile({} as never));
+    await as('runReconciliation', () => runReconciliation(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant })));
+    await as('getReconciliation', () => getReconciliation(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${day(2)}`, pathParameters: { billDate: day(2) }, ...merchant })));
+    for (const outTradeNo of lost) expect((await ctx.store.get(outTradeNo))?.paidVia).toBe('reconciliation');
     expect((await ctx.store.get(paidByQuery))?.paidVia).toBe('query');
     expect((await ctx.store.get(paidByRecovery))?.paidVia).toBe('recovery');
     expect((await ctx.store.get(closedByWechatPay))?.status).toBe('CLOSED');
@@ -202,7 +219,7 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     expect((await stack.sim.order(resent.outTradeNo)).refunds).toHaveLength(1);
   });
 
-  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'createRefund', 'getRefund', 'refundNotify'])('%s: its role allows every call it made, and nothing more', (name) => {
+  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation', 'reconcile', 'createRefund', 'getRefund', 'refundNotify'])('%s: its role allows every call it made, and nothing more', (name) => {
     expect([...(used[name] ?? [])].sort()).toEqual(dynamoGrants(name));
   });
 
@@ -210,7 +227,8 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     const all = Object.values(used).flatMap((set) => [...set]);
     // Listing the catalog scans the catalog table, which holds products only.
     expect(all.filter((call) => (call.startsWith('Scan') && call !== 'Scan on catalog') || call === 'Query on table')).toEqual([]);
-    expect(all.filter((call) => call.startsWith('Query')).sort()).toEqual(['Query on index/openRefundsByShard', 'Query on index/pendingByShard']);
+    expect(used.reconcile).toContain('Query on index/paidByDay');
+    expect([...new Set(all.filter((call) => call.startsWith('Query')))].sort()).toEqual(['Query on index/openRefundsByShard', 'Query on index/paidByDay', 'Query on index/pendingByShard']);
   });
 
   it('no function needs CloudWatch to publish metrics (they are EMF log lines)', () => {
