@@ -14,6 +14,7 @@ import { InvalidRequestError } from '../validation';
 import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
 import type { Order } from './model';
+import { recordBilledRefund } from './refunds';
 import { recordPayment } from './settle';
 import type { OrderStore } from './store';
 
@@ -31,7 +32,11 @@ export type ReconciliationItemKind =
   /** In both, with different amounts. */
   | 'AMOUNT_MISMATCH'
   /** In the bill, but recording it here was refused (its amount differs from the order's). */
-  | 'NOT_RECORDED';
+  | 'NOT_RECORDED'
+  /** A successful refund in the bill that was not recorded here: recorded now (flagged if made outside the backend). */
+  | 'REFUND_REPAIRED'
+  /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
+  | 'REFUND_MISMATCH';
 
 export interface ReconciliationItem {
   kind: ReconciliationItemKind;
@@ -111,6 +116,30 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
   return { ...base, recordedFen: order.totalFee, kind: 'NOT_RECORDED', note: `the bill's amount differs from the order's (${outcome.outcome}): check the order with WeChat Pay` };
 }
 
+/** One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as its callback would be. */
+async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.appliedRefundFeeFen };
+  const order = await ctx.store.get(row.outTradeNo);
+  const recorded = order?.refunds?.[row.outRefundNo];
+  if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
+  const outcome = await recordBilledRefund(
+    {
+      transactionId: row.transactionId,
+      outTradeNo: row.outTradeNo,
+      refundId: row.refundId,
+      outRefundNo: row.outRefundNo,
+      refundFee: row.appliedRefundFeeFen,
+      settlementRefundFee: row.refundFeeFen,
+    },
+    ctx,
+  );
+  if (outcome === 'REFUND_SUCCESS' || outcome === 'EXTERNAL_REFUND_FLAGGED') {
+    const flagged = outcome === 'EXTERNAL_REFUND_FLAGGED' ? ' and flagged for review: it was made outside this backend' : '';
+    return { ...base, kind: 'REFUND_REPAIRED', note: `refund ${row.outRefundNo} recorded from the bill${flagged}` };
+  }
+  return { ...base, kind: 'REFUND_MISMATCH', note: `refund ${row.outRefundNo} is in the bill as SUCCESS but is recorded otherwise here (${outcome}): check it in the merchant platform` };
+}
+
 /**
  * Reconciles one Beijing day: downloads the `ALL` bill (gzip), reads the day's payments here through
  * the paid-by-day index (never a scan), repairs what the bill proves was paid, reports the rest, and
@@ -153,6 +182,16 @@ export async function reconcileDay(billDate: string, ctx: OrdersContext): Promis
     else {
       if (settled.kind === 'REPAIRED') report.counts.repaired++;
       if (settled.kind === 'NOT_RECORDED') report.counts.amountMismatches++;
+      report.items.push(settled);
+    }
+  }
+  // Successful refunds of that day (a refund still PROCESSING in the bill is left to recovery's refundquery).
+  for (const row of bill.ok ? bill.rows.filter((line) => line.kind === 'refund' && line.refundStatus === 'SUCCESS') : []) {
+    const settled = await settleBillRefund(row, ctx);
+    if (settled === 'matched') report.counts.matched++;
+    else {
+      if (settled.kind === 'REFUND_REPAIRED') report.counts.repaired++;
+      else report.counts.amountMismatches++;
       report.items.push(settled);
     }
   }

@@ -329,6 +329,32 @@ async function recordRefundNotification(notice: RefundNotification, context: Rec
   return { reply: notificationReply('SUCCESS'), outcome: `REFUND_${notice.refundStatus}` };
 }
 
+/**
+ * A successful refund read from WeChat Pay's bill (the daily reconciliation), recorded through the
+ * same path as its callback: a refund of ours ends SUCCESS, a refund made elsewhere is recorded and
+ * flagged. Answers what happened (`REFUND_SUCCESS`, `EXTERNAL_REFUND_FLAGGED`, `ALREADY_RECORDED`, or
+ * why it was refused).
+ */
+export async function recordBilledRefund(
+  billed: { transactionId: string; outTradeNo: string; refundId: string; outRefundNo: string; refundFee: number; settlementRefundFee: number },
+  ctx: OrdersContext,
+): Promise<string> {
+  const order = await ctx.store.get(billed.outTradeNo);
+  if (!order) return 'UNKNOWN_ORDER';
+  const notice: RefundNotification = {
+    ...billed,
+    appId: order.appId ?? ctx.config.appId,
+    mchId: ctx.config.mchId,
+    totalFee: order.totalFee,
+    refundStatus: 'SUCCESS',
+    refundRequestSource: 'BILL',
+    // What WeChat Pay's bill line said, for the log: the bill has no decrypted document.
+    fields: { out_refund_no: billed.outRefundNo, refund_id: billed.refundId, refund_fee: String(billed.refundFee) },
+  };
+  const context = { outTradeNo: billed.outTradeNo, outRefundNo: billed.outRefundNo, source: 'reconciliation' };
+  return (await recordRefundNotification(notice, context, ctx)).outcome;
+}
+
 /** A refund WeChat Pay made for a known order without this backend asking: recorded and flagged. */
 async function recordExternal(order: Order, notice: RefundNotification, settlement: RefundSettlement, context: Record<string, unknown>, ctx: OrdersContext): Promise<RefundNotificationResult> {
   if (order.status !== 'PAID' && order.status !== 'REFUNDED') return refuse('ORDER_NOT_PAID', `order ${order.outTradeNo} is ${order.status}: it has no payment to refund`, context);

@@ -88,6 +88,34 @@ describe('daily reconciliation', () => {
     expect((await run(beijingDay(40))).body).toMatchObject({ status: 'NO_BILL', counts: { billRows: 0 } });
   });
 
+  it('a refund made in the merchant platform whose callback never came is recorded from the bill, flagged; a rerun matches it', async () => {
+    const day = beijingDay(4);
+    const paid = (await create({ tradeType: 'NATIVE', totalFee: 5000, description: 'refunded by hand' })).body.outTradeNo;
+    await payYesterday(paid, day);
+    const ctx = await ordersContext();
+    await eventually(async () => ((await ctx.store.get(paid))?.status === 'PAID' ? true : undefined), 10_000);
+    // No notify_url: WeChat Pay's refund callback never reaches the backend.
+    const refunded = await fetch(`${stack.emulator.url}/__sim/refund`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ out_trade_no: paid, refund_fee: 1200, out_refund_no: 'platform-refund-1', refund_time: `${day}150000` }),
+    });
+    expect(refunded.status).toBe(200);
+    await eventually(async () => ((await stack.sim.order(paid)) as unknown as { refunds: Array<{ refund_status: string }> }).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined, 10_000);
+
+    const first = (await run(day)).body;
+    expect(first.counts).toMatchObject({ billRows: 2, matched: 1, repaired: 1 });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'REFUND_REPAIRED', outTradeNo: paid, billFen: 1200 })]);
+    const order = await ctx.store.get(paid);
+    expect(order?.refunds?.['platform-refund-1']).toMatchObject({ status: 'SUCCESS', refundFee: 1200, origin: 'external' });
+    expect(order?.refundedFee).toBe(1200);
+    expect(Object.values(order?.review ?? {})).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED' })]);
+
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });
+    expect(await ctx.store.get(paid)).toEqual(order);
+  });
+
   it('the schedule reconciles yesterday', async () => {
     const report = await reconcileSchedule({} as never);
     expect(report.billDate).toBe(beijingDay(1));
