@@ -9,6 +9,10 @@ import { listen, readBody } from '../emulator/http-server';
  * to the API's two frontend routes. The API allows browser calls only from the origins its stage lists
  * (`corsOrigins` in serverless.yml; the local stage allows any); forwarding here lets the page work
  * the same against a stage that does not list the demo's origin.
+ *
+ * This server stands for the merchant's web server: it alone holds the merchant API token, and uses
+ * it for one call, `GET /merchant/products`, to answer the page's `GET /products` with the products
+ * on sale. Nothing under `/merchant/` is forwarded, and the token never goes into anything served.
  */
 
 export interface DemoOptions {
@@ -25,6 +29,15 @@ export interface DemoOptions {
    * `GET /events?outTradeNo=` is forwarded there, so it can show its order's events.
    */
   eventsUrl?: string;
+  /** The merchant API token, for `GET /merchant/products`; never sent to the browser. */
+  merchantToken: string;
+}
+
+/** What the page is told of a product on sale: nothing the merchant's server alone should see. */
+export interface ProductOnSale {
+  sku: string;
+  name: string;
+  priceFen: number;
 }
 
 export interface RunningDemo {
@@ -58,6 +71,8 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
   const apiUrl = withoutTrailingSlash(new URL(options.apiUrl).href);
   const emulatorUrl = withoutTrailingSlash(new URL(options.emulatorUrl).href);
   const eventsUrl = options.eventsUrl === undefined ? undefined : withoutTrailingSlash(new URL(options.eventsUrl).href);
+  const { merchantToken } = options;
+  if (!merchantToken) throw new Error('serveDemo needs the merchant API token (merchantToken) to list the products');
   // apiBase '' means "this origin": the page calls /orders here and they are forwarded to apiUrl.
   const config = `window.DEMO_CONFIG = ${JSON.stringify({ apiBase: '', apiUrl, emulatorUrl })};\n`;
 
@@ -75,6 +90,11 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
     if (path === '/events') {
       if (method !== 'GET' && method !== 'HEAD') sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
       else await sendEvents(request, response, eventsUrl);
+      return;
+    }
+    if (path === '/products') {
+      if (method !== 'GET' && method !== 'HEAD') sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
+      else await sendProducts(response, apiUrl, merchantToken);
       return;
     }
     const asset = STATIC_FILES[path];
@@ -117,6 +137,48 @@ async function sendEvents(request: IncomingMessage, response: ServerResponse, ev
     return;
   }
   await forward(request, response, `${eventsUrl}/events?outTradeNo=${encodeURIComponent(outTradeNo)}`);
+}
+
+/**
+ * `GET /products`: the catalog's active products, read from `GET /merchant/products` with the
+ * merchant's token, as `{ products: [{ sku, name, priceFen }] }`. A failure is a 502 that says what
+ * went wrong without repeating the API's answer (nothing of the merchant's side reaches the page).
+ */
+async function sendProducts(response: ServerResponse, apiUrl: string, merchantToken: string): Promise<void> {
+  const target = `${apiUrl}/merchant/products`;
+  let answer: Response;
+  try {
+    answer = await fetch(target, {
+      headers: { authorization: `Bearer ${merchantToken}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    });
+  } catch (error) {
+    const message = `the API at ${new URL(target).origin} did not answer: ${error instanceof Error ? error.message : String(error)}`;
+    sendJson(response, 502, { error: { code: 'API_UNREACHABLE', message } });
+    return;
+  }
+  const body: unknown = await answer.json().catch(() => undefined);
+  const products = answer.status === 200 ? productsOnSale(body) : undefined;
+  if (!products) {
+    const why = answer.status === 200 ? 'an answer that is not a product list' : `HTTP ${answer.status}`;
+    console.error(JSON.stringify({ source: 'demo', event: 'catalog_unavailable', status: answer.status }));
+    sendJson(response, 502, { error: { code: 'CATALOG_UNAVAILABLE', message: `the API's catalog answered ${why}` } });
+    return;
+  }
+  sendJson(response, 200, { products });
+}
+
+/** The active products of a `GET /merchant/products` answer, reduced to sku, name and price; undefined if malformed. */
+export function productsOnSale(body: unknown): ProductOnSale[] | undefined {
+  const list = (body as { products?: unknown } | undefined)?.products;
+  if (!Array.isArray(list)) return undefined;
+  const onSale: ProductOnSale[] = [];
+  for (const entry of list as unknown[]) {
+    const { sku, name, priceFen, active } = (entry ?? {}) as Record<string, unknown>;
+    if (typeof sku !== 'string' || typeof name !== 'string' || !Number.isInteger(priceFen) || (priceFen as number) < 1) return undefined;
+    if (active === true) onSale.push({ sku, name, priceFen: priceFen as number });
+  }
+  return onSale;
 }
 
 /** Passes one call on to the API and its answer (status, JSON body) back, unchanged. */

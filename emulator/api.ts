@@ -4,10 +4,11 @@ import { signFields, verifySignature, resolveSignType } from '../lib/wechatpay/s
 import type { Fields, SignableFields, SignType } from '../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../lib/wechatpay/xml';
 import { createOrder, queryFields, sameParams, comparableParams } from './orders';
+import { answerRefund, answerRefundQuery } from './refunds';
 import { checkExpiryOfNewOrder, checkUnifiedOrder, lackParams, missing } from './rules';
 import type { Refusal } from './rules';
 import { recordCall } from './state';
-import type { CallRecord, EmulatorState, EndpointName, Order } from './state';
+import type { CallRecord, EmulatorState, EndpointName, Order, Refund } from './state';
 
 export interface Merchant {
   appId: string;
@@ -22,6 +23,8 @@ export interface ApiContext {
   state: EmulatorState;
   timeScale: number;
   log: EmulatorLog;
+  /** Called for each refund WeChat Pay accepts: the server ends it later and calls back. */
+  refundAccepted?: (refund: Refund, order: Order) => void;
 }
 
 /** WeChat Pay's minimum age of an order before closeorder accepts it (on the scaled clock). */
@@ -48,6 +51,24 @@ export function answerApiCall(ctx: ApiContext, endpoint: EndpointName, method: s
   if (outTradeNo !== undefined) {
     recordCall(ctx.state, outTradeNo, { endpoint, at: now.toISOString(), ...answer.call });
   }
+  ctx.log({ event: 'api_call', endpoint, out_trade_no: outTradeNo, ...answer.call });
+  return answer.xml;
+}
+
+/**
+ * A `/secapi/` call that came without the merchant's API certificate (the plain HTTP port): refused
+ * before anything is read, as WeChat Pay refuses it; nothing is refunded. Recorded like any call.
+ */
+export function refuseWithoutCertificate(ctx: ApiContext, endpoint: EndpointName, body: Buffer): string {
+  let outTradeNo: string | undefined;
+  try {
+    const fields = parseXml(body);
+    outTradeNo = findOrder(ctx.state, fields)?.outTradeNo ?? fields.out_trade_no;
+  } catch {
+    outTradeNo = undefined;
+  }
+  const answer = communicationFault('证书错误: 此接口需要商户API证书(双向证书)', 'CERT_REQUIRED');
+  if (outTradeNo !== undefined) recordCall(ctx.state, outTradeNo, { endpoint, at: new Date().toISOString(), ...answer.call });
   ctx.log({ event: 'api_call', endpoint, out_trade_no: outTradeNo, ...answer.call });
   return answer.xml;
 }
@@ -142,6 +163,14 @@ const HANDLERS: Record<EndpointName, Handler> = {
     order.closedAt = now.getTime();
     return { fields: { result_msg: 'OK' } };
   },
+
+  refund(ctx, fields, _signType, now) {
+    return answerRefund({ state: ctx.state, timeScale: ctx.timeScale, accepted: (refund, order) => ctx.refundAccepted?.(refund, order) }, fields, now);
+  },
+
+  refundquery(ctx, fields) {
+    return answerRefundQuery(ctx.state, fields);
+  },
 };
 
 const ORDER_NOT_EXIST: Refusal = { errCode: 'ORDERNOTEXIST', errCodeDes: '订单不存在' };
@@ -152,10 +181,14 @@ function refuseSettled(order: Order): Refusal | undefined {
   return undefined;
 }
 
-/** By transaction_id when given (WeChat Pay prefers it), else by out_trade_no. */
+/** By transaction_id when given (WeChat Pay prefers it), else by out_trade_no, else by the refund named. */
 function findOrder(state: EmulatorState, fields: Fields): Order | undefined {
   if (!missing(fields, 'transaction_id')) return state.ordersByTransactionId.get(fields.transaction_id ?? '');
-  return state.orders.get(fields.out_trade_no ?? '');
+  if (!missing(fields, 'out_trade_no')) return state.orders.get(fields.out_trade_no ?? '');
+  const refund = !missing(fields, 'out_refund_no')
+    ? state.refunds.get(fields.out_refund_no ?? '')
+    : [...state.refunds.values()].find((r) => r.refundId === fields.refund_id);
+  return refund ? state.orders.get(refund.outTradeNo) : undefined;
 }
 
 /**

@@ -25,10 +25,9 @@ export interface BillAnswer {
 }
 
 /**
- * EXTENSION POINT (refunds). The emulator keeps no refunds yet. The change that adds them keeps them
- * in `state.refunds` (a Map or any iterable of records with at least these fields), and each one
- * then appears as a REFUND line of the Beijing day it was accepted, with nothing else to change; if
- * its records are shaped otherwise, only `refundsOf` below changes.
+ * What the bill reads of a refund. The emulator keeps its refunds in `state.refunds` (emulator/refunds.ts,
+ * records with at least these fields), and each one appears as a REFUND line of the Beijing day it
+ * was accepted.
  */
 export interface BillRefundRecord {
   outTradeNo: string;

@@ -2,8 +2,9 @@ import { fromBeijingTimestamp } from '../lib/wechatpay/time';
 import { orderView, payOrder } from './orders';
 import type { Notifier } from './notifier';
 import type { PlatformEmulator } from './platform';
-import { emptyState, ENDPOINT_NAMES } from './state';
-import type { EmulatorState, EndpointName, Faults } from './state';
+import { createRefund, refundView } from './refunds';
+import { emptyState, ENDPOINT_NAMES, REFUND_OUTCOMES, refundsOf } from './state';
+import type { EmulatorState, EndpointName, Faults, Order, Refund, RefundOutcome } from './state';
 
 /** A control API answer: an HTTP status and a JSON body. */
 export interface ControlAnswer {
@@ -16,6 +17,8 @@ export interface ControlContext {
   notifier: Notifier;
   /** WeChat's platform API: its `platformErrors` fault, and forgotten on reset. */
   platform?: PlatformEmulator;
+  /** Ends an accepted refund later and calls it back (emulator/server.ts). */
+  refundAccepted?: (refund: Refund, order: Order) => void;
 }
 
 function error(status: number, code: string, message: string, extra: Record<string, unknown> = {}): ControlAnswer {
@@ -34,7 +37,7 @@ export function answerControlCall(
   const orderMatch = ORDER_PATH.exec(path);
   const route = orderMatch ? 'orders' : path;
   const expected = route === 'orders' ? 'GET' : 'POST';
-  if (!['orders', '/__sim/pay', '/__sim/faults', '/__sim/reset'].includes(route)) return undefined;
+  if (!['orders', '/__sim/pay', '/__sim/refund', '/__sim/faults', '/__sim/reset'].includes(route)) return undefined;
   if (method !== expected) return error(405, 'METHOD_NOT_ALLOWED', `${path} takes ${expected}`);
   switch (route) {
     case 'orders':
@@ -45,6 +48,7 @@ export function answerControlCall(
     default: {
       const input = parseJson(body);
       if (input === undefined) return error(400, 'INVALID_JSON', 'the body must be a JSON object');
+      if (route === '/__sim/refund') return refundByHand(ctx, input);
       return route === '/__sim/pay' ? pay(ctx, input) : setFaults(ctx.state, input, ctx.platform);
     }
   }
@@ -63,7 +67,7 @@ function parseJson(body: string): Record<string, unknown> | undefined {
 
 function viewOrder(state: EmulatorState, outTradeNo: string): ControlAnswer {
   const order = state.orders.get(outTradeNo);
-  if (order) return { status: 200, body: orderView(state, order) };
+  if (order) return { status: 200, body: { ...orderView(state, order), refunds: refundsOf(state, outTradeNo).map(refundView) } };
   // Calls refused before any order existed (a bad signature, a missing field) are still worth seeing.
   return error(404, 'ORDER_NOT_FOUND', `no order ${outTradeNo}`, { calls: state.calls.get(outTradeNo) ?? [] });
 }
@@ -94,6 +98,33 @@ function pay(ctx: ControlContext, input: Record<string, unknown>): ControlAnswer
   };
 }
 
+/**
+ * A refund made by hand in the merchant platform, not through the API: `{ out_trade_no, refund_fee,
+ * out_refund_no?, notify_url? }`. WeChat Pay's own rules apply except the one-minute spacing; it
+ * ends and is called back (to `notify_url`, the refund notify URL set in the platform) like any.
+ */
+function refundByHand(ctx: ControlContext, input: Record<string, unknown>): ControlAnswer {
+  const { out_trade_no: outTradeNo, refund_fee: refundFee, out_refund_no: outRefundNo, notify_url: notifyUrl, refund_time: refundTime } = input;
+  const order = typeof outTradeNo === 'string' ? ctx.state.orders.get(outTradeNo) : undefined;
+  if (!order) return error(404, 'ORDER_NOT_FOUND', `no order ${String(outTradeNo)}`);
+  if (order.state !== 'SUCCESS') return error(409, 'ORDER_NOT_PAID', `order ${order.outTradeNo} is not paid`);
+  if (!isCount(refundFee, 1)) return error(400, 'INVALID_REQUEST', 'refund_fee must be an integer >= 1 (fen)');
+  if (outRefundNo !== undefined && (typeof outRefundNo !== 'string' || !/^[0-9A-Za-z_\-|*@]{1,64}$/.test(outRefundNo))) {
+    return error(400, 'INVALID_REQUEST', 'out_refund_no must be 1 to 64 of [0-9A-Za-z_-|*@]');
+  }
+  if (notifyUrl !== undefined && (typeof notifyUrl !== 'string' || !/^https?:\/\//.test(notifyUrl))) return error(400, 'INVALID_REQUEST', 'notify_url must be an http(s) URL');
+  // A refund made on an earlier day (`yyyyMMddHHmmss`, Beijing), so a test can find it in that day's bill.
+  const at = refundTime === undefined ? new Date() : paidAtOf(refundTime);
+  if (!at) return error(400, 'INVALID_REQUEST', 'refund_time must be yyyyMMddHHmmss, Beijing time, not in the future');
+  const no = (outRefundNo as string | undefined) ?? `platform${Date.now()}${Math.floor(Math.random() * 1e6)}`;
+  if (ctx.state.refunds.has(no)) return error(409, 'REFUND_EXISTS', `refund ${no} exists`);
+  const held = refundsOf(ctx.state, order.outTradeNo).filter((r) => r.status !== 'REFUNDCLOSE').reduce((sum, r) => sum + r.refundFee, 0);
+  if (held + refundFee > order.totalFee) return error(409, 'NOTENOUGH', `only ${order.totalFee - held} fen left to refund`);
+  const refund = createRefund(ctx.state, order, { outRefundNo: no, refundFee, source: 'VENDOR_PLATFORM', ...(notifyUrl ? { notifyUrl: notifyUrl as string } : {}) }, at);
+  ctx.refundAccepted?.(refund, order);
+  return { status: 200, body: refundView(refund) };
+}
+
 function paidAtOf(timeEnd: unknown): Date | undefined {
   const at = typeof timeEnd === 'string' ? fromBeijingTimestamp(timeEnd) : undefined;
   return at && at.getTime() <= Date.now() ? at : undefined;
@@ -110,10 +141,13 @@ function isCount(value: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): value 
  * is applied, so a bad request changes nothing. Answers the fault state now in force.
  */
 function setFaults(state: EmulatorState, input: Record<string, unknown>, platform?: PlatformEmulator): ControlAnswer {
-  const known = ['dropNotifies', 'duplicateNotifies', 'systemError', 'delayMs', ...(platform ? ['platformErrors'] : [])];
+  const known = ['dropNotifies', 'duplicateNotifies', 'systemError', 'delayMs', 'refundOutcome', ...(platform ? ['platformErrors'] : [])];
   const unknown = Object.keys(input).filter((key) => !known.includes(key));
   if (unknown.length > 0) return error(400, 'INVALID_FAULT', `unknown fault ${unknown.join(', ')}`);
-  const { dropNotifies, duplicateNotifies, systemError, delayMs } = input;
+  const { dropNotifies, duplicateNotifies, systemError, delayMs, refundOutcome } = input;
+  if (refundOutcome !== undefined && !(REFUND_OUTCOMES as readonly unknown[]).includes(refundOutcome)) {
+    return error(400, 'INVALID_FAULT', `refundOutcome must be one of ${REFUND_OUTCOMES.join(', ')}`);
+  }
   if (dropNotifies !== undefined && !isCount(dropNotifies)) {
     return error(400, 'INVALID_FAULT', 'dropNotifies must be an integer >= 0');
   }
@@ -143,6 +177,7 @@ function setFaults(state: EmulatorState, input: Record<string, unknown>, platfor
   if (dropNotifies !== undefined) faults.dropNotifies = dropNotifies;
   if (duplicateNotifies !== undefined) faults.duplicateNotifies = duplicateNotifies;
   if (delayMs !== undefined) faults.delayMs = delayMs;
+  if (refundOutcome !== undefined) faults.refundOutcome = refundOutcome as RefundOutcome;
   Object.assign(faults.systemError, systemErrors);
   return { status: 200, body: platformErrors ? { ...faults, platformErrors: platform?.errorQueues() } : faults };
 }

@@ -1,3 +1,4 @@
+import { localCertificates } from '../local/certs';
 import { TEST_MERCHANT } from './test-merchant';
 import { startEmulator } from './server';
 
@@ -14,14 +15,18 @@ function numberFrom(name: string, fallback: number): number {
 }
 
 async function main(): Promise<void> {
+  const mchId = process.env.WECHATPAY_MCHID || TEST_MERCHANT.mchId;
+  // /secapi/ over mutual TLS, with a local CA made for this run (local/certs.ts).
+  const certs = localCertificates(mchId);
   const emulator = await startEmulator({
     appId: process.env.WECHATPAY_APPID || TEST_MERCHANT.appId,
-    mchId: process.env.WECHATPAY_MCHID || TEST_MERCHANT.mchId,
+    mchId,
     apiKey: process.env.WECHATPAY_API_KEY || TEST_MERCHANT.apiKey,
     port: numberFrom('WECHATPAY_SIM_PORT', 3010),
     timeScale: numberFrom('WECHATPAY_SIM_TIME_SCALE', 1),
+    tls: { ...certs, port: numberFrom('WECHATPAY_SIM_TLS_PORT', 3011) },
   });
-  console.log(JSON.stringify({ event: 'listening', service: 'wechatpay-emulator', url: emulator.url }));
+  console.log(JSON.stringify({ event: 'listening', service: 'wechatpay-emulator', url: emulator.url, secapiUrl: emulator.secapiUrl }));
   let closing = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (closing) return;

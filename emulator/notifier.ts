@@ -1,8 +1,10 @@
+import { encryptedRefundNotification, toBeijingDateTime } from '../lib/wechatpay/refund-testing';
 import { signedNotification } from '../lib/wechatpay/testing';
+import { fromBeijingTimestamp } from '../lib/wechatpay/time';
 import { parseXml } from '../lib/wechatpay/xml';
 import type { EmulatorLog, Merchant } from './api';
 import { paymentFields } from './orders';
-import type { EmulatorState, NotificationRecord, Order } from './state';
+import type { EmulatorState, NotificationRecord, Order, Refund } from './state';
 
 /** WeChat Pay's gaps between callback attempts while none is answered SUCCESS (about 24h4m in all). */
 export const NOTIFY_RETRY_DELAYS_MS = [
@@ -24,7 +26,17 @@ export interface NotifierOptions {
   log: EmulatorLog;
 }
 
-/** Delivers payment callbacks on WeChat Pay's schedule; `stop` cancels every pending one. */
+/** What one series of callbacks is about: a paid order, or a refund that ended. */
+interface CallbackTarget {
+  /** For the log: `out_trade_no` and, for a refund, `out_refund_no`. */
+  ids: Record<string, string>;
+  notifyUrl: string;
+  notifications: NotificationRecord[];
+  /** The document to send; made again for each attempt, as WeChat Pay does (a fresh nonce_str). */
+  document(): string;
+}
+
+/** Delivers payment and refund callbacks on WeChat Pay's schedule; `stop` cancels every pending one. */
 export class Notifier {
   private readonly timers = new Set<NodeJS.Timeout>();
   private aborter = new AbortController();
@@ -33,7 +45,38 @@ export class Notifier {
 
   /** Starts the callbacks of a just-paid order: the first at once, then on the retry schedule. */
   start(order: Order): void {
-    this.schedule(order, 0, 0);
+    this.schedule(
+      { ids: { out_trade_no: order.outTradeNo }, notifyUrl: order.notifyUrl, notifications: order.notifications, document: () => this.callback(order) },
+      0,
+      0,
+    );
+  }
+
+  /**
+   * Starts the callbacks of a refund that ended (to its notify_url, with `req_info` encrypted with
+   * the merchant's key), on the same schedule as the payment callbacks.
+   */
+  startRefund(refund: Refund, order: Order): void {
+    if (!refund.notifyUrl) return;
+    this.schedule(
+      {
+        ids: { out_trade_no: refund.outTradeNo, out_refund_no: refund.outRefundNo },
+        notifyUrl: refund.notifyUrl,
+        notifications: refund.notifications,
+        document: () => this.refundCallback(refund, order),
+      },
+      0,
+      0,
+    );
+  }
+
+  /** Runs `task` after `delayMs` unless the emulator is reset or closed first. */
+  later(delayMs: number, task: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      task();
+    }, delayMs);
+    this.timers.add(timer);
   }
 
   /** Cancels pending attempts and aborts those in flight (on reset and on close). */
@@ -44,16 +87,12 @@ export class Notifier {
     this.aborter = new AbortController();
   }
 
-  private schedule(order: Order, attempt: number, delayMs: number): void {
+  private schedule(target: CallbackTarget, attempt: number, delayMs: number): void {
     const signal = this.aborter.signal;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      void this.attempt(order, attempt, signal);
-    }, delayMs);
-    this.timers.add(timer);
+    this.later(delayMs, () => void this.attempt(target, attempt, signal));
   }
 
-  private async attempt(order: Order, attempt: number, signal: AbortSignal): Promise<void> {
+  private async attempt(target: CallbackTarget, attempt: number, signal: AbortSignal): Promise<void> {
     const startedAt = Date.now();
     const { faults } = this.options.state;
     let acknowledged = false;
@@ -61,24 +100,46 @@ export class Notifier {
       // A dropped attempt is never sent, yet it uses up its place on the schedule, as a callback
       // lost in the network would.
       faults.dropNotifies -= 1;
-      this.record(order, { at: new Date().toISOString(), attempt, status: 'dropped' });
+      this.record(target, { at: new Date().toISOString(), attempt, status: 'dropped' });
     } else {
-      const document = this.callback(order);
+      const document = target.document();
       const copies = Math.max(1, faults.duplicateNotifies);
       const results = await Promise.all(
-        Array.from({ length: copies }, () => this.deliver(order, attempt, document, signal)),
+        Array.from({ length: copies }, () => this.deliver(target, attempt, document, signal)),
       );
       acknowledged = results.includes(true);
     }
     if (signal.aborted || acknowledged) return;
     const gap = NOTIFY_RETRY_DELAYS_MS[attempt];
     if (gap === undefined) {
-      this.options.log({ event: 'notify_gave_up', out_trade_no: order.outTradeNo, attempts: attempt + 1 });
+      this.options.log({ event: 'notify_gave_up', ...target.ids, attempts: attempt + 1 });
       return;
     }
     // The schedule counts from when an attempt was sent, not from when its answer came back.
     const elapsed = Date.now() - startedAt;
-    this.schedule(order, attempt + 1, Math.max(0, gap * this.options.timeScale - elapsed));
+    this.schedule(target, attempt + 1, Math.max(0, gap * this.options.timeScale - elapsed));
+  }
+
+  /** A refund callback: no sign; the refund's details in `req_info`, AES-256-ECB with the merchant's key. */
+  private refundCallback(refund: Refund, order: Order): string {
+    const { merchant } = this.options;
+    const succeeded = refund.succeededAt ? fromBeijingTimestamp(refund.succeededAt) : undefined;
+    return encryptedRefundNotification({
+      apiKey: merchant.apiKey,
+      appid: order.appId,
+      mch_id: merchant.mchId,
+      fields: {
+        transaction_id: order.transactionId,
+        out_trade_no: refund.outTradeNo,
+        refund_id: refund.refundId,
+        out_refund_no: refund.outRefundNo,
+        total_fee: String(order.totalFee),
+        refund_fee: String(refund.refundFee),
+        refund_status: refund.status,
+        success_time: succeeded ? toBeijingDateTime(succeeded) : undefined,
+        refund_request_source: refund.source,
+      },
+    });
   }
 
   /** Every field WeChat Pay sends, signed with the order's sign type and, as usual, no sign_type. */
@@ -92,10 +153,10 @@ export class Notifier {
   }
 
   /** One HTTP POST of the callback; true when the merchant answered return_code=SUCCESS. */
-  private async deliver(order: Order, attempt: number, document: string, stopped: AbortSignal): Promise<boolean> {
+  private async deliver(target: CallbackTarget, attempt: number, document: string, stopped: AbortSignal): Promise<boolean> {
     const at = new Date().toISOString();
     try {
-      const response = await fetch(order.notifyUrl, {
+      const response = await fetch(target.notifyUrl, {
         method: 'POST',
         headers: { 'content-type': 'text/xml; charset=utf-8' },
         body: document,
@@ -105,19 +166,19 @@ export class Notifier {
       const reply = await response.text();
       if (stopped.aborted) return false;
       const returnCode = returnCodeOf(reply);
-      this.record(order, { at, attempt, status: response.status, return_code: returnCode });
+      this.record(target, { at, attempt, status: response.status, return_code: returnCode });
       return response.ok && returnCode === 'SUCCESS';
     } catch (error) {
       if (stopped.aborted) return false;
       const reason = error instanceof Error && error.name === 'TimeoutError' ? 'timeout' : describe(error);
-      this.record(order, { at, attempt, status: 'error', error: reason });
+      this.record(target, { at, attempt, status: 'error', error: reason });
       return false;
     }
   }
 
-  private record(order: Order, notification: NotificationRecord): void {
-    order.notifications.push(notification);
-    this.options.log({ event: 'notify_attempt', out_trade_no: order.outTradeNo, ...notification });
+  private record(target: CallbackTarget, notification: NotificationRecord): void {
+    target.notifications.push(notification);
+    this.options.log({ event: 'notify_attempt', ...target.ids, ...notification });
   }
 }
 

@@ -5,6 +5,9 @@ export const ENDPOINT_PATHS = {
   '/pay/unifiedorder': 'unifiedorder',
   '/pay/orderquery': 'orderquery',
   '/pay/closeorder': 'closeorder',
+  '/pay/refundquery': 'refundquery',
+  // Served only over mutual TLS (WECHATPAY_SIM_TLS_PORT); the plain port answers an error.
+  '/secapi/pay/refund': 'refund',
 } as const;
 
 export type EndpointName = (typeof ENDPOINT_PATHS)[keyof typeof ENDPOINT_PATHS];
@@ -57,19 +60,54 @@ export interface Order {
   notifications: NotificationRecord[];
 }
 
+/** How a refund ends at WeChat Pay: the money reached the payer, could not (a person must act), or closed. */
+export const REFUND_OUTCOMES = ['SUCCESS', 'CHANGE', 'REFUNDCLOSE'] as const;
+export type RefundOutcome = (typeof REFUND_OUTCOMES)[number];
+export type RefundStatus = 'PROCESSING' | RefundOutcome;
+
+/**
+ * One refund WeChat Pay accepted. The first fields are those the trade bill reads (emulator/bill.ts,
+ * BillRefundRecord): refunds appear there as REFUND lines of the day they were accepted.
+ */
+export interface Refund {
+  outTradeNo: string;
+  outRefundNo: string;
+  refundId: string;
+  /** Fen. */
+  refundFee: number;
+  /** `yyyyMMddHHmmss` Beijing: when it was accepted. */
+  requestedAt: string;
+  status: RefundStatus;
+  /** `yyyyMMddHHmmss` Beijing, once SUCCESS. */
+  succeededAt?: string;
+  /** Real epoch milliseconds of the acceptance; the one-minute spacing compares them on the scaled clock. */
+  acceptedAt: number;
+  /** How it will end (the `refundOutcome` fault in force when it was accepted). */
+  outcome: RefundOutcome;
+  refundDesc?: string;
+  /** Where its callbacks go; none when the request named no notify_url. */
+  notifyUrl?: string;
+  /** API, or VENDOR_PLATFORM for a refund made by hand in the merchant platform (`POST /__sim/refund`). */
+  source: 'API' | 'VENDOR_PLATFORM';
+  notifications: NotificationRecord[];
+}
+
 export interface Faults {
   dropNotifies: number;
   duplicateNotifies: number;
   systemError: Record<EndpointName, number>;
   delayMs: number;
+  /** How the refunds accepted from now on end. */
+  refundOutcome: RefundOutcome;
 }
 
 export function noFaults(): Faults {
   return {
     dropNotifies: 0,
     duplicateNotifies: 1,
-    systemError: { unifiedorder: 0, orderquery: 0, closeorder: 0 },
+    systemError: { unifiedorder: 0, orderquery: 0, closeorder: 0, refundquery: 0, refund: 0 },
     delayMs: 0,
+    refundOutcome: 'SUCCESS',
   };
 }
 
@@ -80,10 +118,17 @@ export interface EmulatorState {
   /** Kept apart from orders so that calls refused before an order existed can be seen too. */
   calls: Map<string, CallRecord[]>;
   faults: Faults;
+  /** Every refund, by out_refund_no (unique per merchant); the trade bill reads them too. */
+  refunds: Map<string, Refund>;
 }
 
 export function emptyState(): EmulatorState {
-  return { orders: new Map(), ordersByTransactionId: new Map(), calls: new Map(), faults: noFaults() };
+  return { orders: new Map(), ordersByTransactionId: new Map(), calls: new Map(), faults: noFaults(), refunds: new Map() };
+}
+
+/** The refunds of one order, oldest first. */
+export function refundsOf(state: EmulatorState, outTradeNo: string): Refund[] {
+  return [...state.refunds.values()].filter((refund) => refund.outTradeNo === outTradeNo);
 }
 
 export function recordCall(state: EmulatorState, outTradeNo: string, call: CallRecord): void {

@@ -1,3 +1,5 @@
+import { readClientCertificatePem, type ClientCertificate } from './wechatpay/client-certificate';
+import { WechatPayConfigError } from './wechatpay/errors';
 import { isSignType, type SignType } from './wechatpay/sign';
 
 /** A required setting is missing or malformed: the request is answered 503, nothing is stored. */
@@ -25,6 +27,19 @@ export interface AppConfig {
   eventBusName?: string;
   /** EventBridge endpoint override, local only (the local stand-in). */
   eventBridgeEndpoint?: string;
+  /** Base of the endpoints that need the client certificate (`/secapi/...`): WECHATPAY_SECAPI_BASE_URL, else baseUrl. */
+  secapiBaseUrl: string;
+  /**
+   * Where WeChat Pay sends refund results: WECHATPAY_REFUND_NOTIFY_URL, else the notify URL's own
+   * `/wechatpay/refund-notify` (when it ends in `/wechatpay/notify`). Only refunds need it.
+   */
+  refundNotifyUrl?: string;
+  /** The SSM SecureString with the client certificate and its key, PEM (WECHATPAY_CERT_PARAM). */
+  clientCertParam?: string;
+  /** Local use only: the client certificate PEM itself (WECHATPAY_CLIENT_CERT_PEM), like WECHATPAY_API_KEY. Never logged. */
+  clientCertPem?: string;
+  /** Local use only: a CA trusted for the /secapi/ server (WECHATPAY_SECAPI_CA_PEM): the local stack's emulator. */
+  secapiCaPem?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -78,6 +93,7 @@ export function readSettings(env: Env): Omit<AppConfig, 'apiKey'> & { apiKeyPara
     throw new ConfigError(`EVENT_BUS_NAME is not an EventBridge bus name or ARN: "${eventBusName}"`);
   }
   const eventBridgeEndpoint = env.EVENTBRIDGE_ENDPOINT?.trim() ? checkUrl('EVENTBRIDGE_ENDPOINT', env.EVENTBRIDGE_ENDPOINT.trim()) : undefined;
+  const refundNotifyUrl = readRefundNotifyUrl(env, notifyUrl);
   const expire = env.ORDER_EXPIRE_MINUTES?.trim() || '30';
   // WeChat Pay cannot close an order younger than 5 minutes, and time_expire must lie in the future.
   if (!/^\d+$/.test(expire) || Number(expire) < 5 || Number(expire) > 7 * 24 * 60) {
@@ -96,7 +112,27 @@ export function readSettings(env: Env): Omit<AppConfig, 'apiKey'> & { apiKeyPara
     eventBusName,
     eventBridgeEndpoint,
     apiKeyParam: env.WECHATPAY_API_KEY_PARAM?.trim() || undefined,
+    secapiBaseUrl: checkUrl('WECHATPAY_SECAPI_BASE_URL', env.WECHATPAY_SECAPI_BASE_URL?.trim() || baseUrl),
+    ...(refundNotifyUrl ? { refundNotifyUrl } : {}),
+    ...(env.WECHATPAY_CERT_PARAM?.trim() ? { clientCertParam: env.WECHATPAY_CERT_PARAM.trim() } : {}),
+    ...(env.WECHATPAY_CLIENT_CERT_PEM?.trim() ? { clientCertPem: env.WECHATPAY_CLIENT_CERT_PEM.trim() } : {}),
+    ...(env.WECHATPAY_SECAPI_CA_PEM?.trim() ? { secapiCaPem: env.WECHATPAY_SECAPI_CA_PEM.trim() } : {}),
   };
+}
+
+/** The payment notify URL's path; the refund notify URL sits beside it unless set. */
+const NOTIFY_PATH = '/wechatpay/notify';
+
+/** WECHATPAY_REFUND_NOTIFY_URL, checked as the notify URL is (https, no query), else derived from it. */
+function readRefundNotifyUrl(env: Env, notifyUrl: string): string | undefined {
+  const set = env.WECHATPAY_REFUND_NOTIFY_URL?.trim();
+  if (!set) return notifyUrl.endsWith(NOTIFY_PATH) ? `${notifyUrl.slice(0, -NOTIFY_PATH.length)}/wechatpay/refund-notify` : undefined;
+  const url = checkUrl('WECHATPAY_REFUND_NOTIFY_URL', set);
+  if (url.includes('?')) throw new ConfigError('WECHATPAY_REFUND_NOTIFY_URL must not have a query string (WeChat Pay drops it)');
+  if (!url.startsWith('https:') && !LOOPBACK_HOST.test(new URL(url).hostname)) {
+    throw new ConfigError('WECHATPAY_REFUND_NOTIFY_URL must be an https URL (only a local stack on this machine may use http)');
+  }
+  return url;
 }
 
 function checkApiKey(apiKey: string, source: string): string {
@@ -132,6 +168,38 @@ export async function loadConfig(env: Env = process.env): Promise<AppConfig> {
     ? await fetchApiKey(apiKeyParam)
     : checkApiKey(required(env, 'WECHATPAY_API_KEY'), 'WECHATPAY_API_KEY');
   return { ...settings, apiKey };
+}
+
+/**
+ * The merchant's API client certificate and key (README: refunds), read on the first refund only:
+ * from the SSM SecureString named by WECHATPAY_CERT_PARAM (decrypted, cached per container by
+ * Powertools), else from WECHATPAY_CLIENT_CERT_PEM (the local stack). Checked before use: a key that
+ * is not the certificate's, or an expired certificate, is a ConfigError naming the setting.
+ */
+export async function loadClientCertificate(config: Pick<AppConfig, 'clientCertParam' | 'clientCertPem' | 'secapiCaPem'>): Promise<ClientCertificate> {
+  let pem: string | undefined;
+  let source: string;
+  if (config.clientCertParam) {
+    source = `parameter ${config.clientCertParam}`;
+    const { getParameter } = await import('@aws-lambda-powertools/parameters/ssm');
+    try {
+      pem = await getParameter(config.clientCertParam, { decrypt: true, maxAge: API_KEY_CACHE_SECONDS });
+    } catch (cause) {
+      throw new ConfigError(`could not read the client certificate parameter ${config.clientCertParam}`, { cause });
+    }
+  } else {
+    source = 'WECHATPAY_CLIENT_CERT_PEM';
+    pem = config.clientCertPem;
+    if (!pem) throw new ConfigError('refunds need the merchant API client certificate: set WECHATPAY_CERT_PARAM (README: refunds)');
+  }
+  if (!pem) throw new ConfigError(`the client certificate ${source} is empty`);
+  try {
+    const certificate = readClientCertificatePem(pem, source);
+    return config.secapiCaPem ? { ...certificate, ca: config.secapiCaPem } : certificate;
+  } catch (error) {
+    if (error instanceof WechatPayConfigError) throw new ConfigError(error.message);
+    throw error;
+  }
 }
 
 const MERCHANT_TOKEN = /^[\x21-\x2B\x2D-\x7E]{16,256}$/;

@@ -26,6 +26,8 @@ export type MetricName =
   | 'PaymentsFlagged'
   | 'RecoveryRepaired'
   | 'RecoveryClosed'
+  /** Items of a daily reconciliation that a person must look at (missing from the bill, amounts that differ, unknown orders). */
+  | 'ReconciliationMismatches'
   /** A request answered 503 because DynamoDB failed. */
   | 'StorageErrors'
   /** Order events EventBridge accepted (inline, or by the sweep). */
@@ -33,7 +35,15 @@ export type MetricName =
   /** Order events EventBridge refused or did not answer for: they wait in their outbox for the sweep. */
   | 'EventsNotPublished'
   /** Order events the sweep published again: their first publish was not confirmed in time. */
-  | 'EventsRepublished';
+  | 'EventsRepublished'
+  /** Refunds reserved and sent to WeChat Pay. */
+  | 'RefundsRequested'
+  /** Refunds WeChat Pay refused for good (FAILED, amount given back). */
+  | 'RefundsFailed'
+  /** Refunds that ended CHANGE: the money could not reach the payer; a person must act. */
+  | 'RefundsNeedAction'
+  /** Refunds recovery sent again because WeChat Pay never received them. */
+  | 'RefundsResent';
 
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
 

@@ -2,7 +2,7 @@ import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { OutboxStore } from './events/outbox-store';
 import { createOrdersContext, type OrdersContext } from './orders/context';
-import { createDocumentClient } from './orders/store';
+import { createDocumentClient, OrderStore } from './orders/store';
 
 let context: Promise<OrdersContext> | undefined;
 
@@ -18,28 +18,27 @@ export function ordersContext(): Promise<OrdersContext> {
   return context;
 }
 
-let catalog: CatalogStore | undefined;
+type Env = Record<string, string | undefined>;
 
-/**
- * The container's catalog store, for the functions that only edit or list the catalog: they need
- * no WeChat Pay settings and no API key.
- */
-export function catalogStore(env: Record<string, string | undefined> = process.env): CatalogStore {
-  const table = env.CATALOG_TABLE?.trim();
-  if (!table) throw new ConfigError('CATALOG_TABLE is not set');
-  catalog ??= new CatalogStore(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
-  return catalog;
+/** A store of one table built once per container from its setting: no WeChat Pay settings, no API key. */
+function storeOf<Store>(setting: string, build: (db: ReturnType<typeof createDocumentClient>, table: string) => Store) {
+  let store: Store | undefined;
+  return (env: Env = process.env): Store => {
+    const table = env[setting]?.trim();
+    if (!table) throw new ConfigError(`${setting} is not set`);
+    store ??= build(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
+    return store;
+  };
 }
 
-let outbox: OutboxStore | undefined;
+/** The catalog store, for the functions that only edit or list the catalog. */
+export const catalogStore = storeOf('CATALOG_TABLE', (db, table) => new CatalogStore(db, table));
+
+/** The orders store alone, for functions that only read stored records. */
+export const orderStore = storeOf('ORDERS_TABLE', (db, table) => new OrderStore(db, table));
 
 /**
- * The container's outbox store, for the function that confirms published events (clearOutbox): it
- * needs the orders table and nothing else, no WeChat Pay settings and no API key.
+ * The outbox store, for the function that confirms published events (clearOutbox): it needs the
+ * orders table and nothing else.
  */
-export function outboxStore(env: Record<string, string | undefined> = process.env): OutboxStore {
-  const table = env.ORDERS_TABLE?.trim();
-  if (!table) throw new ConfigError('ORDERS_TABLE is not set');
-  outbox ??= new OutboxStore(createDocumentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
-  return outbox;
-}
+export const outboxStore = storeOf('ORDERS_TABLE', (db, table) => new OutboxStore(db, table));

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { eventDetail, outboxEntry } from '../lib/events/outbox';
 import type { Order } from '../lib/orders/model';
+import { encryptReqInfo } from '../lib/wechatpay/refund-testing';
 import { signFields } from '../lib/wechatpay/sign';
 import { buildXml } from '../lib/wechatpay/xml';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
@@ -158,6 +159,66 @@ function getMerchantOrderEvent() {
   });
 }
 
+const SAMPLE_OUT_REFUND_NO = 'R3kF9xQ2mLp7vT4wZ8nB1cD6eG0hJ5aS';
+
+function createRefundEvent() {
+  return httpApiEvent({
+    ...MERCHANT_SERVER,
+    method: 'POST',
+    routeKey: 'POST /merchant/orders/{outTradeNo}/refunds',
+    rawPath: `/merchant/orders/${SAMPLE_OUT_TRADE_NO}/refunds`,
+    requestId: 'YbJ7eOg6SQ0EMt0=',
+    traceId: '9e0f1a2b3c4d5e6f7a8b9c0d',
+    pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO },
+    body: JSON.stringify({ refundFee: 1000, reason: 'Returned: one item', idempotencyKey: 'return-2026-000456' }),
+  });
+}
+
+function getRefundEvent() {
+  return httpApiEvent({
+    ...MERCHANT_SERVER,
+    method: 'GET',
+    routeKey: 'GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}',
+    rawPath: `/merchant/orders/${SAMPLE_OUT_TRADE_NO}/refunds/${SAMPLE_OUT_REFUND_NO}`,
+    requestId: 'YbJ7fPh7SQ0EMu1=',
+    traceId: '0f1a2b3c4d5e6f7a8b9c0d1e',
+    pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO, outRefundNo: SAMPLE_OUT_REFUND_NO },
+  });
+}
+
+/** A refund callback as WeChat Pay sends it: no sign; the refund in req_info, encrypted with the API key. */
+function refundNotifyEvent(merchant: { appId: string; mchId: string; apiKey: string }) {
+  const reqInfo = encryptReqInfo(
+    {
+      transaction_id: '4200002615202601151234567890',
+      out_trade_no: SAMPLE_OUT_TRADE_NO,
+      refund_id: '50300000012026011512345678901',
+      out_refund_no: SAMPLE_OUT_REFUND_NO,
+      total_fee: '2800',
+      settlement_total_fee: '2800',
+      refund_fee: '1000',
+      settlement_refund_fee: '1000',
+      refund_status: 'SUCCESS',
+      success_time: '2026-01-15 16:40:12',
+      refund_recv_accout: '支付用户的零钱',
+      refund_account: 'REFUND_SOURCE_RECHARGE_FUNDS',
+      refund_request_source: 'API',
+    },
+    merchant.apiKey,
+  );
+  return httpApiEvent({
+    method: 'POST',
+    routeKey: 'POST /wechatpay/refund-notify',
+    rawPath: '/wechatpay/refund-notify',
+    headers: { accept: '*/*', 'content-type': 'text/xml', pragma: 'no-cache' },
+    sourceIp: '101.226.103.15',
+    userAgent: 'Mozilla/4.0',
+    requestId: 'YbJ6_iG9SQ0EMwR=',
+    traceId: '1a2b3c4d5e6f7a8b9c0d1e2f',
+    body: buildXml({ return_code: 'SUCCESS', appid: merchant.appId, mch_id: merchant.mchId, nonce_str: 'TeqClE3i0mvn3DrK', req_info: reqInfo }),
+  });
+}
+
 function queryOrderEvent() {
   return httpApiEvent({
     method: 'GET',
@@ -276,7 +337,12 @@ if (outTradeNo !== undefined) {
   writeEvent('listProducts', listProductsEvent());
   writeEvent('createMerchantOrder', createMerchantOrderEvent());
   writeEvent('getMerchantOrder', getMerchantOrderEvent());
+  writeEvent('createRefund', createRefundEvent());
+  writeEvent('getRefund', getRefundEvent());
+  writeEvent('refundNotify', refundNotifyEvent(TEST_MERCHANT));
   writeEvent('notify', notifyEvent(TEST_MERCHANT, SAMPLE_OUT_TRADE_NO, 2800));
   writeEvent('recoverOrders', scheduledEvent());
   writeEvent('clearOutbox', orderPaidEvent());
+  // The daily reconciliation's schedule delivers the same kind of event (its date is the day before the run).
+  writeEvent('reconcile', scheduledEvent());
 }

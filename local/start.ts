@@ -13,6 +13,7 @@ import { createDocumentClient } from '../lib/orders/store';
 import { DEMO_PRODUCTS } from './demo-products';
 import { createCatalogTable, createOrdersTable } from './tables';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { localCertificates } from './certs';
 
 /**
  * The local stack (`npm start`): DynamoDB (dynalite, in memory), the WeChat Pay emulator, a local
@@ -103,6 +104,7 @@ async function stopGroup(child: ChildProcess): Promise<void> {
 async function main(): Promise<void> {
   const apiPort = portFrom('PORT', 3000);
   const emulatorPort = portFrom('WECHATPAY_SIM_PORT', 3010);
+  const emulatorTlsPort = portFrom('WECHATPAY_SIM_TLS_PORT', 3011);
   const dynamoPort = portFrom('DYNAMODB_PORT', 8000);
   const demoPort = portFrom('DEMO_PORT', 3020);
   const eventsPort = portFrom('EVENTS_PORT', 3030);
@@ -159,6 +161,7 @@ async function main(): Promise<void> {
   const launch = async () => {
     await ensureFree(apiPort, 'PORT');
     await ensureFree(emulatorPort, 'WECHATPAY_SIM_PORT');
+    await ensureFree(emulatorTlsPort, 'WECHATPAY_SIM_TLS_PORT');
     await ensureFree(demoPort, 'DEMO_PORT');
     await ensureFree(eventsPort, 'EVENTS_PORT');
     // An explicit DYNAMODB_ENDPOINT means another local DynamoDB is wanted: use it, start none.
@@ -178,7 +181,10 @@ async function main(): Promise<void> {
     }
     if (stopping) return undefined;
 
-    emulator = await startEmulator({ ...merchant, port: emulatorPort, host: HOST, timeScale });
+    // Refunds: the emulator serves /secapi/ over mutual TLS with a local CA made for this run; the API
+    // presents the merchant certificate it signed, and trusts that CA for the emulator only.
+    const certs = localCertificates(merchant.mchId);
+    emulator = await startEmulator({ ...merchant, port: emulatorPort, host: HOST, timeScale, tls: { ...certs, port: emulatorTlsPort } });
     if (stopping) return undefined;
 
     // Serverless offline's Lambda API: the local bus hands each event to clearOutbox through it.
@@ -195,7 +201,8 @@ async function main(): Promise<void> {
     if (stopping) return undefined;
 
     const apiUrl = `http://${HOST}:${apiPort}`;
-    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url, eventsUrl: events.url });
+    // The demo page's server is the merchant's web server: it lists the products with the merchant's token.
+    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url, merchantToken, eventsUrl: events.url });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       SLS_TELEMETRY_DISABLED: '1',
@@ -205,6 +212,10 @@ async function main(): Promise<void> {
       WECHATPAY_API_KEY: merchant.apiKey,
       WECHATPAY_BASE_URL: setting('WECHATPAY_BASE_URL') ?? emulator.url,
       WECHATPAY_NOTIFY_URL: setting('WECHATPAY_NOTIFY_URL') ?? `${apiUrl}/wechatpay/notify`,
+      WECHATPAY_REFUND_NOTIFY_URL: setting('WECHATPAY_REFUND_NOTIFY_URL') ?? `${apiUrl}/wechatpay/refund-notify`,
+      WECHATPAY_SECAPI_BASE_URL: setting('WECHATPAY_SECAPI_BASE_URL') ?? emulator.secapiUrl,
+      WECHATPAY_CLIENT_CERT_PEM: certs.clientPem,
+      WECHATPAY_SECAPI_CA_PEM: certs.caPem,
       ORDERS_TABLE: ordersTable,
       CATALOG_TABLE: catalogTable,
       MERCHANT_API_TOKEN: merchantToken,
@@ -219,7 +230,7 @@ async function main(): Promise<void> {
     const child = spawn(SERVERLESS, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
     offline = child;
     child.once('exit', (code) => void stop(`serverless offline exited with code ${code}`, code === 0 ? 0 : 1));
-    return { apiUrl, env, dynamoEndpoint, emulatorUrl: emulator.url, demoUrl: demo.url, eventsUrl: events.url, apiProcessGroup: child.pid };
+    return { apiUrl, env, dynamoEndpoint, emulatorUrl: emulator.url, secapiUrl: emulator.secapiUrl, demoUrl: demo.url, eventsUrl: events.url, apiProcessGroup: child.pid };
   };
 
   try {
@@ -234,11 +245,12 @@ async function main(): Promise<void> {
       if (Date.now() > deadline) throw new Error(`the API did not listen on port ${apiPort} within ${READY_TIMEOUT_MS} ms`);
       await sleep(250);
     }
-    const { apiUrl, env, dynamoEndpoint, emulatorUrl, demoUrl, eventsUrl, apiProcessGroup } = started;
+    const { apiUrl, env, dynamoEndpoint, emulatorUrl, secapiUrl, demoUrl, eventsUrl, apiProcessGroup } = started;
     log('ready', {
       api: apiUrl,
       notifyUrl: env.WECHATPAY_NOTIFY_URL,
       emulator: emulatorUrl,
+      emulatorSecapi: secapiUrl,
       demo: demoUrl,
       events: eventsUrl,
       eventBus: LOCAL_EVENT_BUS,
@@ -254,8 +266,8 @@ async function main(): Promise<void> {
         '',
         `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, POST /wechatpay/notify, /merchant/...)`,
         `  Merchant token   ${merchantToken}   (Authorization: Bearer <token> on /merchant/...)`,
-        `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim)`,
-        `  Demo checkout    ${demoUrl}   (the demo page: pay with a QR code and the emulator's scan page)`,
+        `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim; /secapi/ over mutual TLS at ${secapiUrl})`,
+        `  Demo checkout    ${demoUrl}   (the demo shop: order the demo products, pay with a QR code and the emulator's scan page)`,
         `  DynamoDB         ${dynamoEndpoint}   (tables ${ordersTable}, ${catalogTable})`,
         `  Events           ${eventsUrl}/events   (every order transition, as on the bus ${LOCAL_EVENT_BUS}; ?outTradeNo= filters)`,
         '  recoverOrders runs on its schedule. Ctrl-C stops everything.',

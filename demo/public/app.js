@@ -1,4 +1,6 @@
-// Demo checkout: create an order with POST /orders and follow it with GET /orders/{outTradeNo}.
+// Demo checkout: a cart of the products on sale (GET /products, from the merchant's web server),
+// ordered with POST /orders { items } and followed with GET /orders/{outTradeNo}. The server prices
+// the order: the page shows an estimate in the cart, and on the order the amount the server answered.
 // Plain browser JavaScript, no build step. window.DEMO_CONFIG comes from /config.js.
 /* global window, document, location, crypto, fetch, setTimeout, clearTimeout */
 (function () {
@@ -7,27 +9,28 @@
   var config = window.DEMO_CONFIG || { apiBase: '', apiUrl: '', emulatorUrl: '' };
   var POLL_MS = 1500;
   var TERMINAL = { PAID: true, CLOSED: true, FAILED: true };
+  // What POST /orders accepts: whole quantities 1 to 999, at most 20 lines.
+  var MAX_QUANTITY = 999;
+  var MAX_LINES = 20;
 
   var $ = function (id) { return document.getElementById(id); };
   var form = $('order-form');
-  var amountInput = $('amount');
+  var cart = $('cart');
   var payButton = $('pay-button');
   var formError = $('form-error');
   var result = $('result');
 
   /** The current order's poller; a new order or "New order" stops the previous one. */
   var poll = null;
+  /** The products on sale, `{ sku, name, priceFen }`, in the order the server lists them. */
+  var products = [];
+  /** Quantity per sku, 0 to 999. */
+  var quantities = {};
+  /** True while POST /orders is under way. */
+  var creating = false;
 
   $('api-url').textContent = config.apiUrl || location.origin;
   $('emulator-url').textContent = config.emulatorUrl || '(not configured)';
-
-  /** Yuan as typed ("1", "1.5", "1.50") to whole fen, or null; never through floating point. */
-  function toFen(text) {
-    var match = /^\s*(\d{1,7})(?:\.(\d{0,2}))?\s*$/.exec(text);
-    if (!match) return null;
-    var fen = Number(match[1]) * 100 + Number(((match[2] || '') + '00').slice(0, 2));
-    return fen >= 1 ? fen : null;
-  }
 
   function yuan(fen) {
     return '¥' + Math.floor(fen / 100) + '.' + String(fen % 100).padStart(2, '0');
@@ -43,14 +46,154 @@
     return form.querySelector('input[name="tradeType"]:checked').value;
   }
 
-  function refreshForm() {
-    var fen = toFen(amountInput.value);
-    $('amount-fen').textContent = fen === null ? '–' : String(fen);
-    payButton.textContent = fen === null ? 'Pay' : 'Pay ' + yuan(fen);
-    $('openid-field').hidden = selectedType() !== 'JSAPI';
-    Array.prototype.forEach.call(document.querySelectorAll('.chip'), function (chip) {
-      chip.setAttribute('aria-pressed', String(toFen(chip.dataset.amount) === fen));
+  /** A quantity as typed or stepped to a whole number from 0 to 999 ("" and nonsense are 0). */
+  function toQuantity(value) {
+    var number = Math.trunc(Number(value));
+    if (!isFinite(number) || number < 0) return 0;
+    return Math.min(number, MAX_QUANTITY);
+  }
+
+  /** The cart's lines with a quantity, as POST /orders takes them, with the estimate. */
+  function cartLines() {
+    var lines = [];
+    var estimate = 0;
+    var count = 0;
+    products.forEach(function (product) {
+      var quantity = quantities[product.sku] || 0;
+      if (quantity < 1) return;
+      lines.push({ sku: product.sku, quantity: quantity });
+      estimate += product.priceFen * quantity;
+      count += quantity;
     });
+    return { items: lines, estimate: estimate, count: count };
+  }
+
+  function refreshForm() {
+    var lines = cartLines();
+    var hasItems = lines.items.length > 0;
+    $('estimate').textContent = yuan(lines.estimate);
+    $('cart-count').textContent = !hasItems
+      ? 'Your cart is empty'
+      : lines.items.length > MAX_LINES
+        ? lines.items.length + ' products: an order takes at most ' + MAX_LINES
+        : lines.count + (lines.count === 1 ? ' item' : ' items');
+    payButton.disabled = creating || !hasItems || lines.items.length > MAX_LINES;
+    payButton.setAttribute('aria-busy', String(creating));
+    if (!creating) payButton.textContent = hasItems ? 'Pay ' + yuan(lines.estimate) : 'Pay';
+    $('openid-field').hidden = selectedType() !== 'JSAPI';
+    Array.prototype.forEach.call(cart.querySelectorAll('.product'), function (row) {
+      var quantity = quantities[row.dataset.sku] || 0;
+      row.classList.toggle('in-cart', quantity > 0);
+      row.querySelector('[data-step="-1"]').disabled = quantity <= 0;
+      row.querySelector('[data-step="1"]').disabled = quantity >= MAX_QUANTITY;
+      var input = row.querySelector('input');
+      // Leave what the person is typing alone; show the number once they move on.
+      if (document.activeElement !== input && input.value !== String(quantity)) input.value = String(quantity);
+    });
+  }
+
+  function setQuantity(sku, quantity, input) {
+    quantities[sku] = toQuantity(quantity);
+    if (input) input.value = String(quantities[sku]);
+    refreshForm();
+  }
+
+  function stepButton(step, text, label) {
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'step';
+    button.dataset.step = String(step);
+    button.textContent = text;
+    button.setAttribute('aria-label', label);
+    return button;
+  }
+
+  /** One row of the cart: name, price and a 0–999 stepper, built with DOM calls (names are text). */
+  function productRow(product, index) {
+    var row = document.createElement('li');
+    row.className = 'product';
+    row.dataset.sku = product.sku;
+    var id = 'qty-' + index;
+
+    var info = document.createElement('div');
+    info.className = 'product-info';
+    var name = document.createElement('span');
+    name.className = 'product-name';
+    name.textContent = product.name;
+    var price = document.createElement('span');
+    price.className = 'product-price';
+    price.textContent = yuan(product.priceFen);
+    info.append(name, price);
+
+    var stepper = document.createElement('div');
+    stepper.className = 'stepper';
+    var label = document.createElement('label');
+    label.className = 'visually-hidden';
+    label.htmlFor = id;
+    label.textContent = 'Quantity of ' + product.name;
+    var less = stepButton(-1, '−', 'One less ' + product.name);
+    var input = document.createElement('input');
+    input.type = 'number';
+    input.id = id;
+    input.name = 'quantity-' + product.sku;
+    input.min = '0';
+    input.max = String(MAX_QUANTITY);
+    input.step = '1';
+    input.inputMode = 'numeric';
+    input.value = String(quantities[product.sku] || 0);
+    var more = stepButton(1, '+', 'One more ' + product.name);
+    stepper.append(label, less, input, more);
+
+    [less, more].forEach(function (button) {
+      button.addEventListener('click', function () {
+        setQuantity(product.sku, (quantities[product.sku] || 0) + Number(button.dataset.step), input);
+      });
+    });
+    input.addEventListener('input', function () {
+      quantities[product.sku] = toQuantity(input.value);
+      if (Number(input.value) > MAX_QUANTITY) input.value = String(MAX_QUANTITY);
+    });
+    input.addEventListener('change', function () { setQuantity(product.sku, input.value, input); });
+    input.addEventListener('blur', function () { setQuantity(product.sku, input.value, input); });
+    input.addEventListener('focus', function () { input.select(); });
+
+    row.append(info, stepper);
+    return row;
+  }
+
+  function renderCart() {
+    cart.replaceChildren.apply(cart, products.map(productRow));
+    cart.hidden = products.length === 0;
+    var status = $('products-status');
+    status.hidden = products.length > 0;
+    status.textContent = 'No products are for sale right now.';
+    refreshForm();
+  }
+
+  /** GET /products from this page's own server, which asks the catalog with the merchant's token. */
+  async function loadProducts() {
+    $('products-error').hidden = true;
+    $('products-status').hidden = false;
+    $('products-status').textContent = 'Loading the products…';
+    try {
+      var data = await callApi('GET', '/products', undefined, '');
+      if (!data || !Array.isArray(data.products)) throw new Error('unexpected answer');
+      products = data.products;
+      var onSale = {};
+      products.forEach(function (product) { onSale[product.sku] = quantities[product.sku] || 0; });
+      // A product no longer on sale leaves the cart.
+      quantities = onSale;
+      renderCart();
+    } catch (error) {
+      $('products-status').hidden = true;
+      $('products-error-text').textContent = 'Could not load the products: ' + error.message;
+      $('products-error').hidden = false;
+    }
+  }
+
+  function emptyCart() {
+    Object.keys(quantities).forEach(function (sku) { quantities[sku] = 0; });
+    refreshForm();
   }
 
   function showError(message) {
@@ -66,25 +209,24 @@
     return config.emulatorUrl + '/__sim/scan?' + query;
   }
 
-  function requestBody(fen) {
+  function requestBody(items) {
     var type = selectedType();
     var body = {
       tradeType: type,
-      totalFee: fen,
-      description: $('description').value.trim(),
+      items: items,
       // One key per press of Pay: a retried request cannot create a second order.
       idempotencyKey: (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).slice(0, 64),
     };
     if (type === 'JSAPI') body.openid = $('openid').value.trim();
-    if (type === 'NATIVE') body.productId = 'demo-sku-1';
     if (type === 'MWEB') {
       body.sceneInfo = { h5_info: { type: 'Wap', wap_url: location.origin, wap_name: 'Demo shop' } };
     }
     return body;
   }
 
-  async function callApi(method, path, body) {
-    var response = await fetch(config.apiBase + path, {
+  /** Calls the API (through this page's server by default, `base` ''), JSON in and out. */
+  async function callApi(method, path, body, base) {
+    var response = await fetch((base === undefined ? config.apiBase : base) + path, {
       method: method,
       headers: body ? { 'content-type': 'application/json' } : {},
       body: body ? JSON.stringify(body) : undefined,
@@ -97,8 +239,9 @@
     }
     if (!response.ok) {
       var error = (data && data.error) || {};
-      var message = error.message || 'the API answered HTTP ' + response.status;
-      throw new Error(message);
+      var failure = new Error(error.message || 'the server answered HTTP ' + response.status);
+      failure.field = error.field;
+      throw failure;
     }
     return data;
   }
@@ -121,6 +264,11 @@
     $('ended-banner').textContent = status === 'CLOSED'
       ? 'This order expired unpaid and is closed.'
       : 'WeChat Pay refused this order.';
+    if (paid && result.dataset.paidOrder !== order.outTradeNo) {
+      // Bought: the cart starts again empty. An unpaid order leaves it as it was, to try again.
+      result.dataset.paidOrder = order.outTradeNo;
+      emptyCart();
+    }
     if (TERMINAL[status]) {
       // Nothing left to pay: the QR code and the payment parameters go.
       ['NATIVE', 'JSAPI', 'MWEB', 'APP'].forEach(function (type) { $('pay-' + type).hidden = true; });
@@ -128,12 +276,17 @@
     }
   }
 
-  function showOrder(order, tradeType) {
+  function showOrder(order, tradeType, estimate) {
     ['NATIVE', 'JSAPI', 'MWEB', 'APP'].forEach(function (type) {
       $('pay-' + type).hidden = type !== tradeType;
     });
     $('out-trade-no').textContent = order.outTradeNo;
+    // What the server priced, never the page's estimate.
     $('result-amount').textContent = yuan(order.totalFee);
+    $('result-description').textContent = order.description || '';
+    $('price-note').hidden = order.totalFee === estimate;
+    $('price-note').textContent = 'The catalog\'s prices changed since the cart was filled (estimate ' + yuan(estimate) +
+      '); the amount above is what this order costs.';
     $('expires-at').textContent = localTime(order.expiresAt);
     var pay = order.pay;
     var simulate = simulatorUrl({ out_trade_no: order.outTradeNo });
@@ -192,40 +345,39 @@
 
   form.addEventListener('input', refreshForm);
   form.addEventListener('change', refreshForm);
-  Array.prototype.forEach.call(document.querySelectorAll('.chip'), function (chip) {
-    chip.addEventListener('click', function () {
-      amountInput.value = chip.dataset.amount;
-      refreshForm();
-    });
-  });
+  $('products-retry').addEventListener('click', loadProducts);
 
   form.addEventListener('submit', async function (event) {
     event.preventDefault();
+    if (creating) return;
     showError('');
-    var fen = toFen(amountInput.value);
-    if (fen === null) {
-      showError('Enter an amount of at least 0.01 yuan, with at most two decimals.');
-      amountInput.focus();
+    var lines = cartLines();
+    if (lines.items.length === 0) {
+      showError('Add a product to the cart first.');
       return;
     }
-    if (!$('description').value.trim()) {
-      showError('Enter a description.');
-      $('description').focus();
+    if (lines.items.length > MAX_LINES) {
+      showError('An order takes at most ' + MAX_LINES + ' different products.');
       return;
     }
     stopFollowing();
-    var body = requestBody(fen);
-    payButton.disabled = true;
+    var body = requestBody(lines.items);
+    creating = true;
+    refreshForm();
     payButton.textContent = 'Creating order…';
     try {
       var order = await callApi('POST', '/orders', body);
       if (!order || !order.outTradeNo || !order.pay) throw new Error('unexpected answer ' + JSON.stringify(order));
-      showOrder(order, body.tradeType);
+      showOrder(order, body.tradeType, lines.estimate);
       poll = follow(order.outTradeNo);
+      // The server priced it differently: the catalog changed, so the cart shows the new prices.
+      if (order.totalFee !== lines.estimate) void loadProducts();
     } catch (error) {
       showError('Could not create the order: ' + error.message);
+      // A product that went off sale (or changed) is named by items.N.sku: show the catalog as it is now.
+      if (error.field && /^items/.test(error.field)) void loadProducts();
     } finally {
-      payButton.disabled = false;
+      creating = false;
       refreshForm();
     }
   });
@@ -235,8 +387,10 @@
     result.hidden = true;
     form.closest('.card').classList.remove('done');
     window.scrollTo({ top: 0, behavior: 'smooth' });
-    amountInput.focus();
+    var first = cart.querySelector('input');
+    if (first) first.focus();
   });
 
   refreshForm();
+  void loadProducts();
 })();

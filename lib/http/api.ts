@@ -92,7 +92,7 @@ export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2
   if (error instanceof OrderConflictError) return apiError(409, error.code, error.message);
   if (error instanceof PaymentProviderError) {
     const message = error.retryable ? `${error.message} (temporary; try again with the same idempotencyKey)` : error.message;
-    return apiError(502, error.code, message, { outTradeNo: error.outTradeNo });
+    return apiError(502, error.code, message, error.outTradeNo ? { outTradeNo: error.outTradeNo } : {});
   }
   if (error instanceof OrderStoreError || error instanceof CatalogStoreError) {
     logger.error('storage failure', { error });

@@ -1,5 +1,5 @@
 import type { AppConfig } from '../config';
-import { ConfigError } from '../config';
+import { ConfigError, loadClientCertificate } from '../config';
 import { CatalogStore } from '../catalog/store';
 import { OutboxStore } from '../events/outbox-store';
 import { createEventPublisher, type EventPublisher } from '../events/publisher';
@@ -43,6 +43,9 @@ export function createOrdersContext(config: AppConfig): OrdersContext {
       baseUrl: config.baseUrl,
       // Three attempts of 3 s with backoff must finish inside the functions' 15 s timeout.
       timeoutMs: 3_000,
+      // Refunds only: loaded on the first refund of the container, never at cold start.
+      secapiBaseUrl: config.secapiBaseUrl,
+      clientCertificate: () => loadClientCertificate(config),
     }),
     now: () => new Date(),
   };

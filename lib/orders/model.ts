@@ -4,19 +4,60 @@ import type { TradeType, UnifiedOrderParams } from '../wechatpay/unified-order';
 
 export { TRADE_TYPES, type TradeType } from '../wechatpay/unified-order';
 
-/** PENDING → PAID | CLOSED | FAILED (README: Order lifecycle). PAID is terminal. */
-export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED';
+/**
+ * PENDING → PAID | CLOSED | FAILED (README: Order lifecycle); PAID → REFUNDED once successful refunds
+ * add up to the whole amount (a partly refunded order stays PAID, with its refundedFee).
+ */
+export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED' | 'REFUNDED';
 
 /** Which path learned of a payment first. */
-export type PaymentSource = 'notify' | 'query' | 'recovery';
+export type PaymentSource = 'notify' | 'query' | 'recovery' | 'reconciliation';
 
 /** Something a person must look at: money that arrived where the order did not expect it. */
 export interface ReviewFlag {
-  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT';
+  /** REFUND_NOT_REQUESTED: a refund made outside this backend (the merchant platform), recorded anyway. */
+  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT' | 'REFUND_NOT_REQUESTED';
   at: string;
-  source: PaymentSource;
+  source: PaymentSource | 'refund-notify';
   transactionId: string;
   totalFee: number;
+  /** For a refund flag: the refund, and its amount. */
+  outRefundNo?: string;
+  refundFee?: number;
+}
+
+/**
+ * A refund's life (README: Refunds): PROCESSING from before WeChat Pay is asked until it ends;
+ * SUCCESS (the money reached the payer), CHANGE (it could not: a person must refund by other means),
+ * REFUNDCLOSE (closed); FAILED when WeChat Pay refused it for good. The last two give back the amount.
+ */
+export const REFUND_STATUSES = ['PROCESSING', 'SUCCESS', 'CHANGE', 'REFUNDCLOSE', 'FAILED'] as const;
+export type RefundStatus = (typeof REFUND_STATUSES)[number];
+
+/** One refund of an order, kept in the order's `refunds` map under its out_refund_no. */
+export interface OrderRefund {
+  outRefundNo: string;
+  /** Fen. */
+  refundFee: number;
+  reason?: string;
+  status: RefundStatus;
+  createdAt: string;
+  /** `api` (asked for through this backend) or `external` (made in the merchant platform, learned of later). */
+  origin: 'api' | 'external';
+  /** What made the request, for its idempotency key: a repeat must be the same request. */
+  fingerprint?: string;
+  /** WeChat Pay's refund id, once it accepted the refund. */
+  refundId?: string;
+  acceptedAt?: string;
+  /** When it ended (any status but PROCESSING). */
+  settledAt?: string;
+  /** When the money reached the payer (SUCCESS), as WeChat Pay says. */
+  succeededAt?: string;
+  /** FAILED: WeChat Pay's err_code and description. */
+  failureCode?: string;
+  failureMessage?: string;
+  /** Where the money went, as WeChat Pay reports it (e.g. the payer's balance). */
+  receivedBy?: string;
 }
 
 export interface Order {
@@ -41,6 +82,8 @@ export interface Order {
   paidAt?: string;
   transactionId?: string;
   paidVia?: PaymentSource;
+  /** The paid-by-day index key, `<yyyyMMdd Beijing>#<shard>`, set with PAID. */
+  paidDayShard?: string;
   closedAt?: string;
   closeReason?: string;
   failedAt?: string;
@@ -63,6 +106,20 @@ export interface Order {
   /** Present only while the outbox holds events (the outbox index is sparse). */
   outboxShard?: string;
   outboxDue?: number;
+  /** Refunds, by out_refund_no (absent until the first). */
+  refunds?: Record<string, OrderRefund>;
+  /** Fen refunded to the payer: the sum of the SUCCESS refunds. */
+  refundedFee?: number;
+  /** Fen held by refunds that are not FAILED or REFUNDCLOSE: never more than totalFee. */
+  refundHeldFee?: number;
+  /** Refunds that count against WeChat Pay's 50 per order (all but FAILED). */
+  refundCount?: number;
+  /** PROCESSING refunds; while above 0 the order is in the sparse open-refunds index. */
+  openRefunds?: number;
+  refundShard?: string;
+  refundCheckAt?: number;
+  refundCheckCount?: number;
+  refundedAt?: string;
 }
 
 /** What a frontend may see of an order: nothing personal (no openid, no client IP). */
@@ -75,6 +132,8 @@ export interface OrderView {
   expiresAt: string;
   paidAt?: string;
   transactionId?: string;
+  /** Fen refunded so far, once the order is paid. */
+  refundedFee?: number;
 }
 
 export function toView(order: Order): OrderView {
@@ -88,6 +147,7 @@ export function toView(order: Order): OrderView {
   };
   if (order.paidAt) view.paidAt = order.paidAt;
   if (order.transactionId) view.transactionId = order.transactionId;
+  if (order.status === 'PAID' || order.status === 'REFUNDED') view.refundedFee = order.refundedFee ?? 0;
   return view;
 }
 
@@ -132,10 +192,58 @@ export interface MerchantOrderView extends OrderView {
   attach?: string;
   items?: OrderLine[];
   review: ReviewFlag[];
+  refundedFee: number;
+  /** Every refund, oldest first. */
+  refunds: RefundView[];
+}
+
+/** What the merchant's server sees of a refund (POST/GET .../refunds). */
+export interface RefundView {
+  outRefundNo: string;
+  outTradeNo: string;
+  refundFee: number;
+  status: RefundStatus;
+  createdAt: string;
+  reason?: string;
+  refundId?: string;
+  settledAt?: string;
+  succeededAt?: string;
+  /** FAILED: WeChat Pay's err_code. */
+  code?: string;
+  message?: string;
+  /** `external`: made in the merchant platform, not through this API. */
+  origin: OrderRefund['origin'];
+}
+
+export function toRefundView(order: Pick<Order, 'outTradeNo'>, refund: OrderRefund): RefundView {
+  const view: RefundView = {
+    outRefundNo: refund.outRefundNo,
+    outTradeNo: order.outTradeNo,
+    refundFee: refund.refundFee,
+    status: refund.status,
+    createdAt: refund.createdAt,
+    origin: refund.origin,
+  };
+  if (refund.reason) view.reason = refund.reason;
+  if (refund.refundId) view.refundId = refund.refundId;
+  if (refund.settledAt) view.settledAt = refund.settledAt;
+  if (refund.succeededAt) view.succeededAt = refund.succeededAt;
+  if (refund.failureCode) view.code = refund.failureCode;
+  if (refund.failureMessage) view.message = refund.failureMessage;
+  return view;
 }
 
 export function toMerchantView(order: Order): MerchantOrderView {
-  const view: MerchantOrderView = { ...toView(order), description: order.description, review: Object.values(order.review ?? {}) };
+  const refunds = Object.values(order.refunds ?? {})
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.outRefundNo.localeCompare(b.outRefundNo))
+    .map((refund) => toRefundView(order, refund));
+  const view: MerchantOrderView = {
+    ...toView(order),
+    description: order.description,
+    review: Object.values(order.review ?? {}),
+    refundedFee: order.refundedFee ?? 0,
+    refunds,
+  };
   if (order.appId) view.appId = order.appId;
   if (order.unifiedOrder.openid) view.openid = order.unifiedOrder.openid;
   if (order.attach) view.attach = order.attach;

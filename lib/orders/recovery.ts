@@ -4,6 +4,7 @@ import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import type { Order } from './model';
+import { recoverRefunds, type RefundRecoverySummary } from './refunds';
 import { settleWithWechatPay, type Settlement } from './settle';
 import { PENDING_SHARDS } from './store';
 
@@ -76,20 +77,23 @@ async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | '
 }
 
 /**
- * The recovery schedule's run: the pending orders, then the events whose publish was never
- * confirmed (the outbox sweep), each reading only its own sparse index, both within the deadline.
+ * The recovery schedule's run: the pending orders whose check is due, then the PROCESSING refunds
+ * whose check is due (lib/orders/refunds.ts: refundquery, and a resend of a refund WeChat Pay never
+ * received), then the events whose publish was never confirmed (the outbox sweep), each reading only
+ * its own sparse index, all within the deadline.
  */
-export async function recoverOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
-  const summary = await recoverPending(ctx, options);
-  summary.events = await sweepOutbox(ctx, { deadline: options.deadline, concurrency: options.concurrency });
-  return summary;
+export async function recoverOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary & RefundRecoverySummary> {
+  const orders = await recoverPendingOrders(ctx, options);
+  const { stoppedEarly, ...refunds } = await recoverRefunds(ctx, { deadline: options.deadline, pageSize: options.pageSize });
+  const events = await sweepOutbox(ctx, { deadline: options.deadline, concurrency: options.concurrency });
+  return { ...orders, ...refunds, events, stoppedEarly: orders.stoppedEarly || stoppedEarly };
 }
 
 /**
  * Finds the pending orders whose next check is due (a query of the sparse pending index per shard:
  * reads grow with pending orders, never with the table) and settles each with WeChat Pay.
  */
-async function recoverPending(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
+async function recoverPendingOrders(ctx: OrdersContext, options: RecoveryOptions): Promise<RecoverySummary> {
   const concurrency = options.concurrency ?? 8;
   const pageSize = options.pageSize ?? 100;
   const summary: RecoverySummary = { examined: 0, repaired: 0, closed: 0, left: 0, skipped: 0, errors: 0, stoppedEarly: false };

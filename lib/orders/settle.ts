@@ -30,7 +30,9 @@ async function explainRefusedPayment(report: PaymentReport, store: OrderStore, a
   const order = await store.get(report.outTradeNo);
   if (!order) return { outcome: 'UNKNOWN_ORDER' };
   if (report.signType && order.signType !== report.signType) return { outcome: 'SIGN_TYPE_MISMATCH', order };
-  if (order.status === 'PAID' && order.transactionId === report.transactionId) {
+  // A refunded order was paid by this transaction too.
+  const paid = order.status === 'PAID' || order.status === 'REFUNDED';
+  if (paid && order.transactionId === report.transactionId) {
     return { outcome: 'ALREADY_PAID', order };
   }
   const flagFor = (reason: ReviewFlag['reason']): ReviewFlag => ({
@@ -44,7 +46,7 @@ async function explainRefusedPayment(report: PaymentReport, store: OrderStore, a
     const flag = flagFor('AMOUNT_MISMATCH');
     return { outcome: 'AMOUNT_MISMATCH', order: await store.addReviewFlag(order, flag), flag };
   }
-  if (order.status === 'PAID') {
+  if (paid) {
     const flag = flagFor('SECOND_PAYMENT');
     return { outcome: 'FLAGGED', order: await store.addReviewFlag(order, flag), flag };
   }

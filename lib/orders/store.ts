@@ -9,8 +9,9 @@ import {
 import { randomInt } from 'node:crypto';
 import { outboxEntry, outboxUpdate, type OutboxEntry, type Transition, type TransitionListener } from '../events/outbox';
 import { failure, type Failure } from '../result';
+import { toBeijingTimestamp } from '../wechatpay/time';
 import { OrderStoreError } from './errors';
-import type { Order, OrderStatus, PaymentReport, ReviewFlag } from './model';
+import type { Order, OrderRefund, OrderStatus, PaymentReport, RefundStatus, ReviewFlag } from './model';
 
 /**
  * Pending orders are spread over this many index partitions so that no single partition key takes
@@ -18,6 +19,38 @@ import type { Order, OrderStatus, PaymentReport, ReviewFlag } from './model';
  */
 export const PENDING_SHARDS = 16;
 export const PENDING_INDEX = 'pendingByShard';
+
+/**
+ * Orders with PROCESSING refunds carry `refundShard` and `refundCheckAt`, the keys of this sparse
+ * index, and only while they have one: recovery reads the open refunds, never the table.
+ */
+export const OPEN_REFUNDS_INDEX = 'openRefundsByShard';
+/** WeChat Pay accepts at most 50 refunds of one order. */
+export const MAX_REFUNDS_PER_ORDER = 50;
+
+/** How a refund ends, as recorded on its order. */
+export interface RefundSettlement {
+  status: Exclude<RefundStatus, 'PROCESSING'>;
+  at: string;
+  refundId?: string;
+  succeededAt?: string;
+  failureCode?: string;
+  failureMessage?: string;
+  receivedBy?: string;
+}
+
+/**
+ * Paid orders by the Beijing day of their payment (the day of WeChat Pay's bill), for the daily
+ * reconciliation: `paidDayShard` is `<yyyyMMdd>#<shard>`, so one day's writes spread over as many
+ * partition keys as the pending index's, and reading a day reads that day's payments and nothing else.
+ */
+export const PAID_DAY_SHARDS = 16;
+export const PAID_DAY_INDEX = 'paidByDay';
+
+/** The paid-by-day index key of a payment made at `paidAt` (ISO time). */
+export function paidDayShard(paidAt: string, shard: number = randomInt(PAID_DAY_SHARDS)): string {
+  return `${toBeijingTimestamp(new Date(paidAt)).slice(0, 8)}#${shard}`;
+}
 
 /**
  * How long DynamoDB keeps an idempotency record (its `ttl` attribute): past the longest order expiry
@@ -285,6 +318,40 @@ export class OrderStore {
     return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
   }
 
+  /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
+  async paidOnDay(day: string): Promise<Order[]> {
+    const orders: Order[] = [];
+    for (let shard = 0; shard < PAID_DAY_SHARDS; shard++) {
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await this.send('Query', () =>
+          this.db.send(
+            new QueryCommand({
+              TableName: this.table,
+              IndexName: PAID_DAY_INDEX,
+              KeyConditionExpression: 'paidDayShard = :key',
+              ExpressionAttributeValues: { ':key': `${day}#${shard}` },
+              ExclusiveStartKey: startKey,
+            }),
+          ),
+        );
+        orders.push(...((page.Items ?? []) as Order[]));
+        startKey = page.LastEvaluatedKey;
+      } while (startKey);
+    }
+    return orders;
+  }
+
+  /** A stored document that is not an order (a reconciliation report): written whole, read whole. */
+  async putRecord(pk: string, record: Record<string, unknown>): Promise<void> {
+    await this.send('PutItem', () => this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk } })));
+  }
+
+  async getRecord(pk: string): Promise<Record<string, unknown> | undefined> {
+    const result = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
+    return result.Item;
+  }
+
   /**
    * `from` → PAID in one conditional write that also checks the amount (and, for a callback, the
    * sign type). From PENDING this is the payment (event: Order Paid); from CLOSED or FAILED it records
@@ -299,8 +366,9 @@ export class OrderStore {
       ':tx': report.transactionId,
       ':paidAt': report.paidAt,
       ':via': report.source,
+      ':paidDay': paidDayShard(report.paidAt),
     };
-    let update = 'SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via';
+    let update = 'SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, paidDayShard = :paidDay';
     let condition = 'totalFee = :fee';
     if (report.signType) {
       condition += ' AND signType = :signType';
@@ -336,5 +404,223 @@ export class OrderStore {
       return flagged;
     }
     return { ...order, review: { ...order.review, [flag.transactionId]: order.review[flag.transactionId] ?? flag } };
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Refunds. They live in the order's `refunds` map, beside the totals they change, so that every
+  // change of a refund and of the order's amounts is one conditional write of one item.
+
+  /**
+   * Claims an out_refund_no for a refund request (`refund#<outRefundNo>`): the first request that
+   * derives it owns it. When it is taken, answers what took it (its order and request fingerprint).
+   */
+  async claimRefund(
+    outRefundNo: string,
+    claim: { outTradeNo: string; fingerprint: string; createdAt: string },
+  ): Promise<{ ok: true } | (Failure<'KEY_TAKEN'> & { outTradeNo: string; fingerprint: string })> {
+    const pk = `refund#${outRefundNo}`;
+    try {
+      await this.send('PutItem', () =>
+        this.db.send(new PutCommand({ TableName: this.table, Item: { pk, outRefundNo, ...claim }, ConditionExpression: 'attribute_not_exists(pk)' })),
+      );
+      return { ok: true };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const existing = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
+    const item = existing.Item as { outTradeNo: string; fingerprint: string };
+    return { ...failure('KEY_TAKEN', `out_refund_no ${outRefundNo} is taken`), outTradeNo: item.outTradeNo, fingerprint: item.fingerprint };
+  }
+
+  /**
+   * Reserves a refund's amount on a PAID order and stores the refund PROCESSING, in ONE conditional
+   * write: only while the order is PAID, the refund new, the amounts held by refunds stay within the
+   * order's amount and the order has fewer than 50 refunds. It also puts the order in the sparse
+   * open-refunds index (first check at `checkAt`). The order as it now is, or undefined when a
+   * condition did not hold (the caller reads the order to tell which).
+   */
+  async reserveRefund(order: Order, refund: OrderRefund, checkAt: number): Promise<Order | undefined> {
+    const hasMap = order.refunds !== undefined;
+    const names: Record<string, string> = { '#status': 'status' };
+    const values: Record<string, unknown> = {
+      ':paid': 'PAID',
+      ':fee': refund.refundFee,
+      ':room': order.totalFee - refund.refundFee,
+      ':max': MAX_REFUNDS_PER_ORDER,
+      ':zero': 0,
+      ':one': 1,
+      ':shard': String(randomInt(PENDING_SHARDS)),
+      ':checkAt': checkAt,
+    };
+    let set: string;
+    let fresh: string;
+    if (hasMap) {
+      names['#no'] = refund.outRefundNo;
+      values[':refund'] = refund;
+      set = 'refunds.#no = :refund';
+      fresh = 'attribute_not_exists(refunds.#no)';
+    } else {
+      values[':refunds'] = { [refund.outRefundNo]: refund };
+      set = 'refunds = :refunds';
+      fresh = 'attribute_not_exists(refunds)';
+    }
+    return this.conditionalUpdate({
+      Key: { pk: order.outTradeNo },
+      UpdateExpression:
+        `SET ${set}, refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee, refundCount = if_not_exists(refundCount, :zero) + :one, ` +
+        'openRefunds = if_not_exists(openRefunds, :zero) + :one, refundShard = if_not_exists(refundShard, :shard), refundCheckAt = :checkAt, refundCheckCount = :zero',
+      ConditionExpression:
+        `#status = :paid AND ${fresh} AND (attribute_not_exists(refundHeldFee) OR refundHeldFee <= :room) ` +
+        'AND (attribute_not_exists(refundCount) OR refundCount < :max)',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+  }
+
+  /** Notes WeChat Pay's refund id on a PROCESSING refund; false when it is no longer processing. */
+  async markRefundAccepted(outTradeNo: string, outRefundNo: string, accepted: { refundId: string; at: string }): Promise<boolean> {
+    const result = await this.conditionalUpdate({
+      Key: { pk: outTradeNo },
+      UpdateExpression: 'SET refunds.#no.refundId = :refundId, refunds.#no.acceptedAt = if_not_exists(refunds.#no.acceptedAt, :at)',
+      ConditionExpression: 'refunds.#no.#refundStatus = :processing',
+      ExpressionAttributeNames: { '#no': outRefundNo, '#refundStatus': 'status' },
+      ExpressionAttributeValues: { ':refundId': accepted.refundId, ':at': accepted.at, ':processing': 'PROCESSING' },
+    });
+    return result !== undefined;
+  }
+
+  /**
+   * Ends a PROCESSING refund, in one conditional write with everything it changes on the order:
+   * SUCCESS adds to refundedFee (and makes the order REFUNDED once refunds cover its amount);
+   * REFUNDCLOSE and FAILED give back the held amount (FAILED also its place among the 50); the
+   * order leaves the open-refunds index with its last PROCESSING refund. The write holds only if the
+   * refund is still PROCESSING and the order's totals are those of `order` (read just before), so
+   * two settlements never race. The order as it now is, or undefined (read again, then retry).
+   */
+  async settleRefund(order: Order, outRefundNo: string, settlement: RefundSettlement): Promise<Order | undefined> {
+    const refund = order.refunds?.[outRefundNo];
+    if (!refund) throw new Error(`order ${order.outTradeNo} has no refund ${outRefundNo}`);
+    const names: Record<string, string> = { '#status': 'status', '#no': outRefundNo, '#refundStatus': 'status' };
+    const values: Record<string, unknown> = {
+      ':processing': 'PROCESSING',
+      ':final': settlement.status,
+      ':at': settlement.at,
+      ':one': 1,
+      ':seenStatus': order.status,
+      ':seenOpen': order.openRefunds ?? 0,
+    };
+    const sets = ['refunds.#no.#refundStatus = :final', 'refunds.#no.settledAt = :at', 'openRefunds = openRefunds - :one'];
+    const optional: Array<[keyof RefundSettlement, string]> = [
+      ['refundId', 'refundId'],
+      ['succeededAt', 'succeededAt'],
+      ['failureCode', 'failureCode'],
+      ['failureMessage', 'failureMessage'],
+      ['receivedBy', 'receivedBy'],
+    ];
+    for (const [key, attribute] of optional) {
+      if (settlement[key] === undefined) continue;
+      sets.push(`refunds.#no.${attribute} = :${attribute}`);
+      values[`:${attribute}`] = settlement[key];
+    }
+    let conditionRefunded = '';
+    if (settlement.status === 'SUCCESS') {
+      const refunded = (order.refundedFee ?? 0) + refund.refundFee;
+      sets.push('refundedFee = :refunded');
+      values[':refunded'] = refunded;
+      conditionRefunded = order.refundedFee === undefined ? ' AND attribute_not_exists(refundedFee)' : ' AND refundedFee = :seenRefunded';
+      if (order.refundedFee !== undefined) values[':seenRefunded'] = order.refundedFee;
+      if (refunded >= order.totalFee && order.status === 'PAID') {
+        sets.push('#status = :refundedStatus', 'refundedAt = :at');
+        values[':refundedStatus'] = 'REFUNDED';
+      }
+    }
+    if (settlement.status === 'REFUNDCLOSE' || settlement.status === 'FAILED') {
+      sets.push('refundHeldFee = refundHeldFee - :fee');
+      values[':fee'] = refund.refundFee;
+    }
+    if (settlement.status === 'FAILED') sets.push('refundCount = refundCount - :one');
+    const leave = (order.openRefunds ?? 0) <= 1 ? ' REMOVE refundShard, refundCheckAt, refundCheckCount' : '';
+    return this.conditionalUpdate({
+      Key: { pk: order.outTradeNo },
+      UpdateExpression: `SET ${sets.join(', ')}${leave}`,
+      ConditionExpression: `refunds.#no.#refundStatus = :processing AND #status = :seenStatus AND openRefunds = :seenOpen${conditionRefunded}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+  }
+
+  /**
+   * Records a refund made outside this backend (the merchant platform) that WeChat Pay reports as
+   * ended, with its review flag: money that moved is always recorded. Holds only if the refund is new
+   * and the order's totals are those of `order`. The order as it now is, or undefined.
+   */
+  async recordExternalRefund(order: Order, refund: OrderRefund, flag: ReviewFlag): Promise<Order | undefined> {
+    const hasMap = order.refunds !== undefined;
+    const names: Record<string, string> = { '#status': 'status', '#flag': `refund:${refund.outRefundNo}` };
+    const values: Record<string, unknown> = { ':seenStatus': order.status, ':flag': flag, ':zero': 0, ':one': 1 };
+    const sets = ['review.#flag = :flag', 'refundCount = if_not_exists(refundCount, :zero) + :one'];
+    let fresh: string;
+    if (hasMap) {
+      names['#no'] = refund.outRefundNo;
+      values[':refund'] = refund;
+      sets.push('refunds.#no = :refund');
+      fresh = 'attribute_not_exists(refunds.#no)';
+    } else {
+      values[':refunds'] = { [refund.outRefundNo]: refund };
+      sets.push('refunds = :refunds');
+      fresh = 'attribute_not_exists(refunds)';
+    }
+    if (refund.status !== 'REFUNDCLOSE' && refund.status !== 'FAILED') {
+      sets.push('refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee');
+      values[':fee'] = refund.refundFee;
+    }
+    let conditionRefunded = '';
+    if (refund.status === 'SUCCESS') {
+      const refunded = (order.refundedFee ?? 0) + refund.refundFee;
+      sets.push('refundedFee = :refunded');
+      values[':refunded'] = refunded;
+      conditionRefunded = order.refundedFee === undefined ? ' AND attribute_not_exists(refundedFee)' : ' AND refundedFee = :seenRefunded';
+      if (order.refundedFee !== undefined) values[':seenRefunded'] = order.refundedFee;
+      if (refunded >= order.totalFee && order.status === 'PAID') {
+        sets.push('#status = :refundedStatus', 'refundedAt = :at');
+        values[':refundedStatus'] = 'REFUNDED';
+        values[':at'] = refund.settledAt ?? flag.at;
+      }
+    }
+    return this.conditionalUpdate({
+      Key: { pk: order.outTradeNo },
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ConditionExpression: `#status = :seenStatus AND ${fresh}${conditionRefunded}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+  }
+
+  /** Moves an order's next open-refund check (the lease of one recovery run); false when another moved it. */
+  async scheduleRefundCheck(outTradeNo: string, expectedCheckAt: number, nextCheckAt: number, checkCount: number): Promise<boolean> {
+    const result = await this.conditionalUpdate({
+      Key: { pk: outTradeNo },
+      UpdateExpression: 'SET refundCheckAt = :next, refundCheckCount = :count',
+      ConditionExpression: 'refundCheckAt = :expected',
+      ExpressionAttributeValues: { ':next': nextCheckAt, ':count': checkCount, ':expected': expectedCheckAt },
+    });
+    return result !== undefined;
+  }
+
+  /** Orders of one shard with PROCESSING refunds whose next check is due. */
+  async dueRefunds(shard: number, now: number, limit: number, startKey?: Record<string, unknown>) {
+    const result = await this.send('Query', () =>
+      this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: OPEN_REFUNDS_INDEX,
+          KeyConditionExpression: 'refundShard = :shard AND refundCheckAt <= :now',
+          ExpressionAttributeValues: { ':shard': String(shard), ':now': now },
+          Limit: limit,
+          ExclusiveStartKey: startKey,
+        }),
+      ),
+    );
+    return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
   }
 }

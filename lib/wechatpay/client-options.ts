@@ -1,3 +1,4 @@
+import type { ClientCertificate } from './client-certificate';
 import { WechatPayConfigError } from './errors';
 
 export interface WechatPayClientOptions {
@@ -14,6 +15,14 @@ export interface WechatPayClientOptions {
   /** Wait before the second attempt; doubles for each further one. Default 200. */
   retryDelayMs?: number;
   fetch?: typeof fetch;
+  /**
+   * The merchant's API client certificate, for the endpoints under `/secapi/` (refunds): called on
+   * the first such call only (so nothing is loaded at cold start), its result kept for the client's
+   * life. Without it those endpoints are refused before anything is sent.
+   */
+  clientCertificate?: () => Promise<ClientCertificate>;
+  /** Base of the endpoints that need the client certificate. Default: `baseUrl`. */
+  secapiBaseUrl?: string;
 }
 
 /** The options, checked, with every default filled in. */
@@ -26,6 +35,8 @@ export interface ClientSettings {
   maxAttempts: number;
   retryDelayMs: number;
   fetch: typeof fetch;
+  clientCertificate?: () => Promise<ClientCertificate>;
+  secapiBaseUrl: string;
 }
 
 export const DEFAULT_BASE_URL = 'https://api.mch.weixin.qq.com';
@@ -49,17 +60,10 @@ export function resolveOptions(options: WechatPayClientOptions): ClientSettings 
       })`,
     );
   }
-  const baseUrl = options.baseUrl ?? DEFAULT_BASE_URL;
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(baseUrl);
-  } catch {
-    parsed = undefined;
-  }
-  if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.search || parsed.hash) {
-    throw new WechatPayConfigError(
-      `baseUrl "${String(baseUrl).slice(0, 100)}" is not an http(s) URL without query (e.g. ${DEFAULT_BASE_URL})`,
-    );
+  const baseUrl = checkBaseUrl('baseUrl', options.baseUrl ?? DEFAULT_BASE_URL);
+  const secapiBaseUrl = checkBaseUrl('secapiBaseUrl', options.secapiBaseUrl ?? baseUrl);
+  if (options.clientCertificate !== undefined && typeof options.clientCertificate !== 'function') {
+    throw new WechatPayConfigError('clientCertificate must be a function that loads the certificate');
   }
   const timeoutMs = options.timeoutMs ?? 5000;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
@@ -86,5 +90,22 @@ export function resolveOptions(options: WechatPayClientOptions): ClientSettings 
     maxAttempts,
     retryDelayMs,
     fetch: fetchImpl,
+    ...(options.clientCertificate ? { clientCertificate: options.clientCertificate } : {}),
+    secapiBaseUrl: secapiBaseUrl.replace(/\/+$/, ''),
   };
+}
+
+function checkBaseUrl(name: string, baseUrl: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(baseUrl);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.search || parsed.hash) {
+    throw new WechatPayConfigError(
+      `${name} "${String(baseUrl).slice(0, 100)}" is not an http(s) URL without query (e.g. ${DEFAULT_BASE_URL})`,
+    );
+  }
+  return baseUrl;
 }

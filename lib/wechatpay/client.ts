@@ -1,6 +1,7 @@
 import { resolveOptions, type WechatPayClientOptions } from './client-options';
 import { WechatPayResponseError } from './errors';
 import { checkPaymentDocument } from './payment-document';
+import { REFUND, REFUND_QUERY, type RefundAccepted, type RefundQuery, type RefundQueryResult, type RefundRequest } from './refund';
 import type { Fields, SignType } from './sign';
 import { createTransport, signedXml, type Endpoint } from './transport';
 import { UNIFIED_ORDER, WECHAT_OUT_TRADE_NO, type UnifiedOrderParams, type UnifiedOrderResult } from './unified-order';
@@ -29,6 +30,9 @@ export interface WechatPayClient {
   unifiedOrder(params: UnifiedOrderParams, options: CallOptions): Promise<UnifiedOrderResult>;
   orderQuery(query: { outTradeNo: string }, options: CallOptions): Promise<OrderQueryResult>;
   closeOrder(query: { outTradeNo: string }, options: CallOptions): Promise<void>;
+  /** `/secapi/pay/refund`, over mutual TLS with the merchant's API client certificate. */
+  refund(request: RefundRequest, options: CallOptions): Promise<RefundAccepted>;
+  refundQuery(query: RefundQuery, options: CallOptions): Promise<RefundQueryResult>;
 }
 
 type ByOutTradeNo = { outTradeNo: string };
@@ -90,5 +94,7 @@ export function createWechatPayClient(options: WechatPayClientOptions): WechatPa
     unifiedOrder: (params, { signType }) => transport.call(UNIFIED_ORDER, params, signType),
     orderQuery: (query, { signType }) => transport.call(ORDER_QUERY, query, signType),
     closeOrder: (query, { signType }) => transport.call(CLOSE_ORDER, query, signType),
+    refund: (request, { signType }) => transport.call(REFUND, request, signType),
+    refundQuery: (query, { signType }) => transport.call(REFUND_QUERY, query, signType),
   };
 }

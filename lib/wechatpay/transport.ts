@@ -1,3 +1,5 @@
+import type { Agent } from 'node:https';
+import type { ClientCertificate } from './client-certificate';
 import type { ClientSettings } from './client-options';
 import { WechatPayBusinessError, WechatPayCommunicationError, WechatPayConfigError, WechatPayError, WechatPayNetworkError, WechatPayResponseError, XmlFormatError } from './errors';
 import { nonceStr } from './ids';
@@ -26,10 +28,10 @@ export type AnswerReader<Request, Result> = (answer: RawAnswer, context: AnswerC
 
 /**
  * A WeChat Pay endpoint, declared: adding an endpoint is writing one of these, and the transport
- * does the rest (signing, posting, timeouts, retries with the same bytes, HTTP errors). What the
- * coming endpoints need fits here: refund (`/secapi/pay/refund`) sets `needsClientCert`;
- * downloadbill, which answers text (GZIP on request) on success and XML only on failure, brings
- * its own `answer` reader instead of `signedXml`.
+ * does the rest (signing, posting, timeouts, retries with the same bytes, HTTP errors). Refund
+ * (`/secapi/pay/refund`) sets `needsClientCert`: it is posted over mutual TLS to the `/secapi/`
+ * base; downloadbill, which answers text (GZIP on request) on success and XML only on failure,
+ * brings its own `answer` reader instead of `signedXml`.
  */
 export interface Endpoint<Request, Result> {
   /** WeChat Pay's name for it, in messages and errors: `unifiedorder`. */
@@ -135,24 +137,78 @@ function verifiedFields(bytes: Uint8Array, { endpoint, signType, settings }: Ans
   return fields;
 }
 
+/**
+ * One POST over mutual TLS, presenting the client certificate through `agent` (Node's fetch cannot
+ * present one). A `http:` base (a test's plain server) gets a plain request: nothing is presented.
+ */
+async function postWithAgent(url: string, body: string, agent: Agent, signal: AbortSignal): Promise<RawAnswer> {
+  const target = new URL(url);
+  // Loaded with the first refund only: no other call, and no cold start, pays for node:https.
+  const send = target.protocol === 'https:' ? (await import('node:https')).request : (await import('node:http')).request;
+  return new Promise((resolve, reject) => {
+    const request = send(
+      target,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml; charset=utf-8', 'content-length': Buffer.byteLength(body) },
+        signal,
+        ...(target.protocol === 'https:' ? { agent } : {}),
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.once('error', reject);
+        response.once('end', () => {
+          const type = response.headers['content-type'];
+          resolve({ status: response.statusCode ?? 0, contentType: type ?? null, bytes: new Uint8Array(Buffer.concat(chunks)) });
+        });
+      },
+    );
+    request.once('error', reject);
+    request.end(body);
+  });
+}
+
 /** Posts signed requests to WeChat Pay: one attempt's timeout, retries of the same bytes, HTTP errors. */
 export function createTransport(settings: ClientSettings): Transport {
-  async function attempt(endpoint: Pick<Endpoint<never, unknown>, 'name' | 'path'>, body: string): Promise<RawAnswer> {
+  let tlsAgent: Promise<Agent> | undefined;
+  /** The mutual-TLS agent, made from the certificate on the first call that needs it; a failure is not kept. */
+  function clientCertAgent(endpointName: string): Promise<Agent> {
+    const load = settings.clientCertificate;
+    if (!load) {
+      return Promise.reject(new WechatPayConfigError(`WeChat Pay ${endpointName} needs the merchant's API client certificate, which this client was not given`));
+    }
+    tlsAgent ??= Promise.all([load(), import('node:https')]).then(
+      ([certificate, https]: [ClientCertificate, typeof import('node:https')]) =>
+        new https.Agent({ cert: certificate.cert, key: certificate.key, ...(certificate.ca ? { ca: certificate.ca } : {}), keepAlive: true }),
+    );
+    tlsAgent.catch(() => {
+      tlsAgent = undefined;
+    });
+    return tlsAgent;
+  }
+
+  async function attempt(endpoint: Pick<Endpoint<never, unknown>, 'name' | 'path' | 'needsClientCert'>, body: string, agent?: Agent): Promise<RawAnswer> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
+    const base = endpoint.needsClientCert ? settings.secapiBaseUrl : settings.baseUrl;
     let answer: RawAnswer;
     try {
-      const response = await settings.fetch(`${settings.baseUrl}${endpoint.path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'text/xml; charset=utf-8' },
-        body,
-        signal: controller.signal,
-      });
-      answer = {
-        status: response.status,
-        contentType: response.headers.get('content-type'),
-        bytes: new Uint8Array(await response.arrayBuffer()),
-      };
+      if (agent) {
+        answer = await postWithAgent(`${base}${endpoint.path}`, body, agent, controller.signal);
+      } else {
+        const response = await settings.fetch(`${base}${endpoint.path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'text/xml; charset=utf-8' },
+          body,
+          signal: controller.signal,
+        });
+        answer = {
+          status: response.status,
+          contentType: response.headers.get('content-type'),
+          bytes: new Uint8Array(await response.arrayBuffer()),
+        };
+      }
     } catch (error) {
       if (controller.signal.aborted) {
         throw new WechatPayNetworkError(`WeChat Pay ${endpoint.name} did not answer within ${settings.timeoutMs} ms`, {
@@ -161,7 +217,7 @@ export function createTransport(settings: ClientSettings): Transport {
         });
       }
       throw new WechatPayNetworkError(
-        `WeChat Pay ${endpoint.name} could not be reached at ${settings.baseUrl} (${describeNetworkCause(error)})`,
+        `WeChat Pay ${endpoint.name} could not be reached at ${base} (${describeNetworkCause(error)})`,
         { cause: error },
       );
     } finally {
@@ -185,9 +241,8 @@ export function createTransport(settings: ClientSettings): Transport {
       const fields = endpoint.fields(request);
       requireFields(endpoint, fields);
       endpoint.check?.(request);
-      if (endpoint.needsClientCert) {
-        throw new WechatPayConfigError(`WeChat Pay ${endpoint.name} needs the merchant's API client certificate, which this client was not given`);
-      }
+      // Loaded on the first call that needs it: no function pays for it at cold start.
+      const agent = endpoint.needsClientCert ? await clientCertAgent(endpoint.name) : undefined;
       // Signed once: every retry sends the same bytes (same nonce_str), which WeChat Pay treats as
       // the same request, never as a second order.
       const body = buildXml(
@@ -198,7 +253,7 @@ export function createTransport(settings: ClientSettings): Transport {
       for (let attemptNo = 1; attemptNo <= settings.maxAttempts; attemptNo++) {
         if (attemptNo > 1) await sleep(settings.retryDelayMs * 2 ** (attemptNo - 2));
         try {
-          return endpoint.answer(await attempt(endpoint, body), context);
+          return endpoint.answer(await attempt(endpoint, body, agent), context);
         } catch (error) {
           if (!(error instanceof WechatPayError) || !error.retryable) throw error;
           lastError = error;

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../emulator/http-server';
@@ -13,6 +14,8 @@ export interface LocalStack {
   apiUrl: string;
   emulatorUrl: string;
   demoUrl: string;
+  /** The merchant API token the stack was given: the demo's server holds it, no browser may see it. */
+  merchantToken: string;
   /** Everything the stack printed, for failure messages. */
   output(): string;
   stop(): Promise<void>;
@@ -39,18 +42,22 @@ function demoLine(output: string): string | undefined {
 
 /** Starts `tsx local/start.ts` on free ports and waits until it prints its URLs. */
 export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> {
+  // A token of this run's own, so that finding it anywhere it must not be cannot be a coincidence.
+  const merchantToken = `browser-test-merchant-${randomBytes(12).toString('hex')}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: String(await freePort()),
     WECHATPAY_SIM_PORT: String(await freePort()),
+    WECHATPAY_SIM_TLS_PORT: String(await freePort()),
     DYNAMODB_PORT: String(await freePort()),
     DEMO_PORT: String(await freePort()),
     EVENTS_PORT: String(await freePort()),
+    MERCHANT_API_TOKEN: merchantToken,
     SLS_TELEMETRY_DISABLED: '1',
     SLS_NOTIFICATIONS_MODE: 'off',
   };
   // Whatever the caller's shell says, the stack must use its own local defaults.
-  for (const name of ['WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'DYNAMODB_ENDPOINT', 'EVENTBRIDGE_ENDPOINT', 'ORDERS_TABLE']) delete env[name];
+  for (const name of ['WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'DYNAMODB_ENDPOINT', 'EVENTBRIDGE_ENDPOINT', 'ORDERS_TABLE', 'CATALOG_TABLE']) delete env[name];
 
   // Its own process group: if it will not stop, the group (serverless offline included) is killed.
   const child = spawn(TSX, ['local/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -87,7 +94,7 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
           throw new Error(`the local stack left its API process group ${apiGroup} running; it has been killed`);
         }
       };
-      if (demoUrl) return { apiUrl, emulatorUrl, demoUrl, output: () => output, stop: stopAll };
+      if (demoUrl) return { apiUrl, emulatorUrl, demoUrl, merchantToken, output: () => output, stop: stopAll };
       await stop();
       throw new Error(`the local stack printed no "Demo checkout" URL; its output:\n${output}`);
     }

@@ -18,8 +18,9 @@ describe('POST /__sim/faults', () => {
     expect(second.json).toEqual({
       dropNotifies: 2,
       duplicateNotifies: 1,
-      systemError: { unifiedorder: 0, orderquery: 1, closeorder: 3 },
+      systemError: { unifiedorder: 0, orderquery: 1, closeorder: 3, refund: 0, refundquery: 0 },
       delayMs: 5,
+      refundOutcome: 'SUCCESS',
     });
   });
 
@@ -28,7 +29,8 @@ describe('POST /__sim/faults', () => {
     [{ dropNotifies: 1.5 }],
     [{ duplicateNotifies: 0 }],
     [{ delayMs: '10' }],
-    [{ systemError: { refund: 1 } }],
+    [{ systemError: { downloadbill: 1 } }],
+    [{ refundOutcome: 'FAIL' }],
     [{ systemError: 2 }],
     [{ sometimes: true }],
     ['[1]'],
@@ -57,6 +59,8 @@ describe('POST /__sim/faults', () => {
       unifiedorder: 0,
       orderquery: 0,
       closeorder: 0,
+      refund: 0,
+      refundquery: 0,
     });
   });
 
@@ -136,8 +140,9 @@ describe('POST /__sim/reset', () => {
     expect((await control(emulator, 'POST', '/__sim/faults', {})).json).toEqual({
       dropNotifies: 0,
       duplicateNotifies: 1,
-      systemError: { unifiedorder: 0, orderquery: 0, closeorder: 0 },
+      systemError: { unifiedorder: 0, orderquery: 0, closeorder: 0, refund: 0, refundquery: 0 },
       delayMs: 0,
+      refundOutcome: 'SUCCESS',
     });
     // The out_trade_no is free again.
     expect((await call(emulator, 'unifiedorder', { ...fields, total_fee: '5' })).fields.result_code).toBe('SUCCESS');
@@ -146,7 +151,7 @@ describe('POST /__sim/reset', () => {
 
 describe('routing', () => {
   it('answers JSON errors for unknown paths and wrong methods', async () => {
-    expect((await control(emulator, 'GET', '/pay/refundquery')).status).toBe(404);
+    expect((await control(emulator, 'GET', '/pay/micropay')).status).toBe(404);
     expect((await control(emulator, 'GET', '/__sim/reset')).status).toBe(405);
     expect((await control(emulator, 'POST', '/__sim/orders/abc')).status).toBe(405);
   });

@@ -16,6 +16,7 @@ describe('tsx emulator/main.ts', () => {
         WECHATPAY_MCHID: merchant.mchId,
         WECHATPAY_API_KEY: merchant.apiKey,
         WECHATPAY_SIM_PORT: '0',
+        WECHATPAY_SIM_TLS_PORT: '0',
         WECHATPAY_SIM_TIME_SCALE: '0.001',
       },
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -35,6 +35,9 @@ describe('sample events', () => {
     ['listProducts', 200],
     ['createMerchantOrder', 201],
     ['getMerchantOrder', 404],
+    // The sample refunds an order that is not here.
+    ['createRefund', 404],
+    ['getRefund', 404],
   ])('%s: the sample request of the merchant\'s server is accepted (%i)', async (name, status) => {
     const { handler } = (await import(`../../functions/${name}.ts`)) as { handler: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }> };
     const result = await handler(sample(name));
@@ -47,6 +50,12 @@ describe('sample events', () => {
     expect(result.statusCode, String(result.body)).toBe(201);
   });
 
+  it("reconcile: the sample schedule event reconciles yesterday's bill", async () => {
+    const { handler } = await import('../../functions/reconcile');
+    const report = await handler(JSON.parse(readFileSync(new URL('../../events/reconcile.json', import.meta.url), 'utf8')));
+    expect(['MATCHED', 'NO_BILL']).toContain(report.status);
+  });
+
   it('queryOrder: the sample asks for an order that does not exist here: 404', async () => {
     const { handler } = await import('../../functions/queryOrder');
     expect((await handler(sample('queryOrder'))).statusCode).toBe(404);
@@ -56,6 +65,13 @@ describe('sample events', () => {
     const { handler } = await import('../../functions/clearOutbox');
     const event = JSON.parse(readFileSync(new URL('../../events/clearOutbox.json', import.meta.url), 'utf8'));
     expect(await handler(event)).toBe('gone');
+  });
+
+  it('refundNotify: the sample refund callback decrypts and is refused only because its order is not here', async () => {
+    const { handler } = await import('../../functions/refundNotify');
+    const reply = parseXml((await handler(sample('refundNotify'))).body as string);
+    expect(reply).toMatchObject({ return_code: 'FAIL' });
+    expect(reply.return_msg).toMatch(/^no order /);
   });
 
   it('notify: the sample callback verifies and is refused only because its order is not here', async () => {

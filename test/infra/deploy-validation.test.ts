@@ -51,6 +51,17 @@ describe.each(STAGES)('the %s stage would deploy', (stage) => {
     if (stage === 'prod') expect(variables).toMatchObject({ WECHATPAY_APPID: PROD.params!.appId, WECHATPAY_MCHID: PROD.params!.mchId });
   });
 
+  it('packages every function, the refund ones with the client certificate parameter the README stores', () => {
+    const resources = packaged(stage).template.Resources;
+    for (const name of ['CreateOrder', 'QueryOrder', 'Notify', 'RecoverOrders', 'PutProduct', 'ListProducts', 'CreateMerchantOrder', 'GetMerchantOrder', 'CreateRefund', 'GetRefund', 'RefundNotify']) {
+      expect(resources[`${name}LambdaFunction`]?.Type, name).toBe('AWS::Lambda::Function');
+    }
+    for (const name of ['CreateRefund', 'RecoverOrders']) {
+      const variables = (resources[`${name}LambdaFunction`]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(variables.WECHATPAY_CERT_PARAM).toBe(`/wechatpay/${stage}/client-cert`);
+    }
+  });
+
   it('uses only resource types, properties, attributes and references the AWS resource specification knows', () => {
     expect(validateTemplate(packaged(stage).template)).toEqual([]);
     // The first deploy creates the stack from this one (the deployment bucket), then updates it.

@@ -10,7 +10,14 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('local stack (npm start) shutdown', () => {
   it('stops the API, its workers, the emulator and dynalite on Ctrl-C, leaving nothing behind', async () => {
-    const ports = { PORT: await freePort(), WECHATPAY_SIM_PORT: await freePort(), DYNAMODB_PORT: await freePort(), DEMO_PORT: await freePort(), EVENTS_PORT: await freePort() };
+    const ports = {
+      PORT: await freePort(),
+      WECHATPAY_SIM_PORT: await freePort(),
+      WECHATPAY_SIM_TLS_PORT: await freePort(),
+      DYNAMODB_PORT: await freePort(),
+      DEMO_PORT: await freePort(),
+      EVENTS_PORT: await freePort(),
+    };
     const env = { ...process.env, ...Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, String(port)])) };
     const stack = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['local/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -17,7 +17,23 @@ import {
 } from '../support/packaging';
 import { readZip } from './zip';
 
-const FUNCTIONS = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'clearOutbox'] as const;
+const FUNCTIONS = [
+  'createOrder',
+  'queryOrder',
+  'notify',
+  'recoverOrders',
+  'putProduct',
+  'listProducts',
+  'createMerchantOrder',
+  'getMerchantOrder',
+  'runReconciliation',
+  'getReconciliation',
+  'reconcile',
+  'createRefund',
+  'getRefund',
+  'refundNotify',
+  'clearOutbox',
+] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
 interface Statement {
@@ -65,28 +81,52 @@ function grants(template: Template, roleId: string): Record<string, unknown[]> {
 const TABLE = { 'Fn::GetAtt': ['OrdersTable', 'Arn'] };
 const INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/pendingByShard' };
 const OUTBOX_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/outboxByShard' };
+const REFUNDS_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/openRefundsByShard' };
 const apiKeyParameter = (name: string) => ({
   'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`,
 });
 
 const CATALOG = { 'Fn::GetAtt': ['CatalogTable', 'Arn'] };
+const PAID_DAY_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/paidByDay' };
 const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   createOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:BatchGetItem': [CATALOG] },
   createMerchantOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   getMerchantOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   putProduct: { 'dynamodb:PutItem': [CATALOG] },
   listProducts: { 'dynamodb:Scan': [CATALOG] },
+  runReconciliation: { 'dynamodb:Query': [PAID_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
+  getReconciliation: { 'dynamodb:GetItem': [TABLE] },
+  reconcile: { 'dynamodb:Query': [PAID_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
-  recoverOrders: { 'dynamodb:Query': [INDEX, OUTBOX_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  recoverOrders: { 'dynamodb:Query': [INDEX, REFUNDS_INDEX, OUTBOX_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  createRefund: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  getRefund: { 'dynamodb:GetItem': [TABLE] },
+  refundNotify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   clearOutbox: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
 
 const BUS = { 'Fn::GetAtt': ['EventBus', 'Arn'] };
-/** The functions that make order transitions, and so publish their events (README: Events). */
-const PUBLISHING: readonly string[] = ['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'createMerchantOrder', 'getMerchantOrder'];
+/**
+ * The functions that make order transitions, and so publish their events (README: Events): the
+ * refund functions, and reconciliation, which records payments through the same transition.
+ */
+const PUBLISHING: readonly string[] = [
+  'createOrder',
+  'queryOrder',
+  'notify',
+  'recoverOrders',
+  'createMerchantOrder',
+  'getMerchantOrder',
+  'runReconciliation',
+  'reconcile',
+  'createRefund',
+  'refundNotify',
+];
 
-const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder'];
+const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation', 'createRefund', 'getRefund'];
+/** The functions that send refunds: they alone read the client certificate. */
+const REFUND_SENDERS: readonly string[] = ['createRefund', 'recoverOrders'];
 
 describe('serverless package', () => {
   let dev: Packaged;
@@ -129,7 +169,7 @@ describe('serverless package', () => {
       expect(table(dev).TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
     });
 
-    it('has the sparse pendingByShard index over the shard and the next check time, and the sparse outboxByShard index of unpublished events', () => {
+    it('has the sparse pendingByShard index over the shard and the next check time, the sparse outboxByShard index of unpublished events, and paidByDay over the Beijing day and shard', () => {
       expect(table(dev).GlobalSecondaryIndexes).toEqual([
         {
           IndexName: 'pendingByShard',
@@ -147,6 +187,22 @@ describe('serverless package', () => {
           ],
           Projection: { ProjectionType: 'ALL' },
         },
+        {
+          IndexName: 'openRefundsByShard',
+          KeySchema: [
+            { AttributeName: 'refundShard', KeyType: 'HASH' },
+            { AttributeName: 'refundCheckAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+        {
+          IndexName: 'paidByDay',
+          KeySchema: [
+            { AttributeName: 'paidDayShard', KeyType: 'HASH' },
+            { AttributeName: 'pk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
       ]);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
@@ -154,6 +210,25 @@ describe('serverless package', () => {
           { AttributeName: 'nextCheckAt', AttributeType: 'N' },
           { AttributeName: 'outboxShard', AttributeType: 'S' },
           { AttributeName: 'outboxDue', AttributeType: 'N' },
+          { AttributeName: 'paidDayShard', AttributeType: 'S' },
+        ]),
+      );
+    });
+
+    it('has the sparse openRefundsByShard index over the refund shard and the next refund check', () => {
+      expect(table(dev).GlobalSecondaryIndexes).toContainEqual({
+        IndexName: 'openRefundsByShard',
+        KeySchema: [
+          { AttributeName: 'refundShard', KeyType: 'HASH' },
+          { AttributeName: 'refundCheckAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      });
+      expect(table(dev).GlobalSecondaryIndexes).toHaveLength(4);
+      expect(table(dev).AttributeDefinitions).toEqual(
+        expect.arrayContaining([
+          { AttributeName: 'refundShard', AttributeType: 'S' },
+          { AttributeName: 'refundCheckAt', AttributeType: 'N' },
         ]),
       );
     });
@@ -194,10 +269,12 @@ describe('serverless package', () => {
     it.each(FUNCTIONS)('lets %s make only the calls it makes', (name) => {
       const roleId = lambda(dev.template, name).Role['Fn::GetAtt'][0];
       // The API key for whatever talks to WeChat Pay; the merchant tokens for the /merchant/ routes;
-      // PutEvents on the stage's bus for whatever makes order transitions.
-      const apiKey = ['putProduct', 'listProducts', 'clearOutbox'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
+      // the client certificate for whatever sends refunds; PutEvents on the stage's bus for whatever
+      // makes order transitions.
+      const apiKey = ['putProduct', 'listProducts', 'getReconciliation', 'clearOutbox'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
       const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
-      const ssm = [...apiKey, ...tokens];
+      const cert = REFUND_SENDERS.includes(name) ? [apiKeyParameter('/wechatpay/dev/client-cert')] : [];
+      const ssm = [...apiKey, ...tokens, ...cert];
       expect(grants(dev.template, roleId)).toEqual({
         ...TABLE_ACTIONS[name],
         ...(ssm.length > 0 ? { 'ssm:GetParameter': ssm } : {}),
@@ -225,6 +302,8 @@ describe('serverless package', () => {
         expect(variables.WECHATPAY_API_KEY_PARAM).toBe('/wechatpay/dev/api-key');
         expect(variables).not.toHaveProperty('WECHATPAY_API_KEY');
         expect(variables).not.toHaveProperty('DYNAMODB_ENDPOINT');
+        expect(variables).not.toHaveProperty('WECHATPAY_CLIENT_CERT_PEM');
+        expect(variables).not.toHaveProperty('WECHATPAY_SECAPI_CA_PEM');
       }
       expect(dev.text).not.toContain(SHELL_API_KEY);
       expect(JSON.stringify(dev.template)).not.toContain(TEST_MERCHANT.apiKey);
@@ -246,6 +325,21 @@ describe('serverless package', () => {
       });
     });
 
+    it('gives the refund settings to the functions that send refunds, and to no other', () => {
+      for (const name of FUNCTIONS) {
+        const variables = lambda(dev.template, name).Environment.Variables;
+        if (REFUND_SENDERS.includes(name)) {
+          expect(variables).toMatchObject({
+            WECHATPAY_CERT_PARAM: '/wechatpay/dev/client-cert',
+            WECHATPAY_SECAPI_BASE_URL: 'https://api.mch.weixin.qq.com',
+            WECHATPAY_REFUND_NOTIFY_URL: { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['HttpApi', 'ApiEndpoint'] }, '/wechatpay/refund-notify']] },
+          });
+        } else {
+          expect(variables, name).not.toHaveProperty('WECHATPAY_CERT_PARAM');
+        }
+      }
+    });
+
     it('lets the deploying environment override each setting', () => {
       expect(lambda(prod.template, 'queryOrder').Environment.Variables).toMatchObject({
         WECHATPAY_APPID: 'wx0000000000000001',
@@ -264,23 +358,29 @@ describe('serverless package', () => {
       expect(lambda(dev.template, 'recoverOrders').Timeout).toBe(60);
     });
 
-    it('routes the HTTP API and schedules recovery every minute', () => {
+    it('routes the HTTP API, schedules recovery every minute and reconciliation daily', () => {
       const routes = Object.values(dev.template.Resources)
         .filter((resource) => resource.Type === 'AWS::ApiGatewayV2::Route')
         .map((resource) => resource.Properties.RouteKey)
         .sort();
       expect(routes).toEqual([
         'GET /merchant/orders/{outTradeNo}',
+        'GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}',
         'GET /merchant/products',
+        'GET /merchant/reconciliations/{billDate}',
         'GET /orders/{outTradeNo}',
         'POST /merchant/orders',
+        'POST /merchant/orders/{outTradeNo}/refunds',
+        'POST /merchant/reconciliations',
         'POST /orders',
         'POST /wechatpay/notify',
+        'POST /wechatpay/refund-notify',
         'PUT /merchant/products/{sku}',
       ]);
       const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule' && resource.Properties.ScheduleExpression);
-      expect(rules.map((rule) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 minute)']);
-      expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('RecoverOrdersLambdaFunction');
+      const schedules = Object.fromEntries(rules.map((rule) => [JSON.stringify(rule.Properties.Targets).match(/(\w+)LambdaFunction/)?.[1], rule.Properties.ScheduleExpression]));
+      // Recovery every minute; reconciliation at 10:00 Beijing, once WeChat Pay has made the day's bill.
+      expect(schedules).toEqual({ RecoverOrders: 'rate(1 minute)', Reconcile: 'cron(0 2 * * ? *)' });
     });
 
     it('lets no web origin call the API from a browser until a stage lists its own', () => {
@@ -316,7 +416,7 @@ describe('serverless package', () => {
       expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('ClearOutboxLambdaFunction');
       const permissions = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Permission' && resource.Properties.Principal === 'events.amazonaws.com');
       expect(permissions.map((permission) => JSON.stringify(permission.Properties.FunctionName)).sort()).toEqual(
-        [expect.stringContaining('ClearOutboxLambdaFunction'), expect.stringContaining('RecoverOrdersLambdaFunction')],
+        [expect.stringContaining('ClearOutboxLambdaFunction'), expect.stringContaining('ReconcileLambdaFunction'), expect.stringContaining('RecoverOrdersLambdaFunction')],
       );
     });
   });

@@ -14,6 +14,7 @@ beforeAll(async () => {
     ...process.env,
     PORT: String(await freePort()),
     WECHATPAY_SIM_PORT: String(await freePort()),
+    WECHATPAY_SIM_TLS_PORT: String(await freePort()),
     DYNAMODB_PORT: String(await freePort()),
     // The demo page too: a fixed port may be taken on a shared machine.
     DEMO_PORT: String(await freePort()),
@@ -100,6 +101,25 @@ describe('the local stack (npm start)', () => {
       const { Item } = await db.send(new GetItemCommand({ TableName: urls.ordersTable, Key: { pk: { S: id } } }));
       return Item && !Item.outboxShard && Item.outbox?.L?.length === 0 ? true : undefined;
     }, 20_000);
+  }, 40_000);
+
+  it('refunds a paid order over HTTP: mutual TLS to the emulator, its callback recorded', async () => {
+    const merchant = { authorization: 'Bearer local-merchant-token' };
+    const created = await post(`${urls.api}/merchant/orders`, { tradeType: 'NATIVE', totalFee: 500, description: 'Refund me' }, merchant);
+    await post(`${urls.emulator}/__sim/pay`, { out_trade_no: created.body.outTradeNo });
+    await eventually(async () => {
+      const answer = (await (await fetch(`${urls.api}/orders/${created.body.outTradeNo}`)).json()) as Answer;
+      return answer.status === 'PAID' ? true : undefined;
+    }, 10_000);
+    const refund = await post(`${urls.api}/merchant/orders/${created.body.outTradeNo}/refunds`, { refundFee: 200, idempotencyKey: `local-${Date.now()}` }, merchant);
+    expect(refund.status).toBe(202);
+    expect(refund.body.status).toBe('PROCESSING');
+    // The emulator ends a refund 10 s after accepting it (time scale 1), then calls back.
+    const order = await eventually(async () => {
+      const answer = (await (await fetch(`${urls.api}/orders/${created.body.outTradeNo}`)).json()) as Answer & { refundedFee: number };
+      return answer.refundedFee === 200 ? answer : undefined;
+    }, 25_000, 250);
+    expect(order.status).toBe('PAID');
   }, 40_000);
 
   it('with every callback lost, the recovery schedule records the payment within about a minute, with no client polling', async () => {

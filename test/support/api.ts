@@ -4,6 +4,10 @@ import { handler as createOrderHandler } from '../../functions/createOrder';
 import { handler as putProductHandler } from '../../functions/putProduct';
 import { handler as notifyHandler } from '../../functions/notify';
 import { handler as queryOrderHandler } from '../../functions/queryOrder';
+import { handler as createRefundHandler } from '../../functions/createRefund';
+import { handler as getRefundHandler } from '../../functions/getRefund';
+import { handler as getMerchantOrderHandler } from '../../functions/getMerchantOrder';
+import { handler as refundNotifyHandler } from '../../functions/refundNotify';
 import type { ApiEvent } from '../../lib/http/api';
 import { parseXml } from '../../lib/wechatpay/xml';
 
@@ -118,3 +122,33 @@ export async function callback(body: string | Uint8Array): Promise<CallbackResul
   return { status: result.statusCode ?? 0, returnCode: reply.return_code, returnMsg: reply.return_msg, raw };
 }
 
+
+/** POST /merchant/orders/{outTradeNo}/refunds, as the merchant's server asks for a refund. */
+export async function refund(outTradeNo: string, body: unknown, extra: EventOptions = {}): Promise<HttpResult> {
+  const event = apiEvent({ method: 'POST', path: `/merchant/orders/${outTradeNo}/refunds`, pathParameters: { outTradeNo }, body: text(body), authorization: MERCHANT_AUTHORIZATION, ...extra });
+  return read(await createRefundHandler(event));
+}
+
+/** GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}. */
+export async function getRefund(outTradeNo: string, outRefundNo: string, extra: EventOptions = {}): Promise<HttpResult> {
+  const event = apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}/refunds/${outRefundNo}`, pathParameters: { outTradeNo, outRefundNo }, authorization: MERCHANT_AUTHORIZATION, ...extra });
+  return read(await getRefundHandler(event));
+}
+
+/** GET /merchant/orders/{outTradeNo}: the whole order, refunds included. */
+export async function getMerchantOrder(outTradeNo: string): Promise<HttpResult> {
+  const event = apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, authorization: MERCHANT_AUTHORIZATION });
+  return read(await getMerchantOrderHandler(event));
+}
+
+/** Delivers a refund callback body to the real refundNotify handler, as API Gateway would. */
+export async function refundCallback(body: string | Uint8Array): Promise<CallbackResult> {
+  const event =
+    typeof body === 'string'
+      ? apiEvent({ method: 'POST', path: '/wechatpay/refund-notify', body, contentType: 'text/xml' })
+      : { ...apiEvent({ method: 'POST', path: '/wechatpay/refund-notify', contentType: 'text/xml' }), body: Buffer.from(body).toString('base64'), isBase64Encoded: true };
+  const result = await refundNotifyHandler(event);
+  const raw = result.body as string;
+  const reply = parseXml(raw);
+  return { status: result.statusCode ?? 0, returnCode: reply.return_code, returnMsg: reply.return_msg, raw };
+}

@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
@@ -59,7 +60,7 @@ export async function postRaw(
 /** Signs the fields (the product's signing code) and posts them as XML. */
 export function call(
   emulator: RunningEmulator,
-  endpoint: 'unifiedorder' | 'orderquery' | 'closeorder',
+  endpoint: 'unifiedorder' | 'orderquery' | 'closeorder' | 'refundquery',
   fields: SignableFields,
   signType: SignType = 'MD5',
   key: string = MERCHANT.apiKey,
@@ -138,4 +139,61 @@ export function paidJsapiFields(outTradeNo: string, openid: string, attach: stri
     out_trade_no: outTradeNo,
     attach,
   };
+}
+
+/** The local certificates, once per test process (three RSA keys: about a second). */
+export { localCertificates } from '../../local/certs';
+
+export interface TlsIdentity {
+  /** The CA the client trusts the server by. */
+  ca: string;
+  /** The client certificate and key (one PEM, as the product holds it); none to present no certificate. */
+  clientPem?: string;
+}
+
+/** Splits a PEM holding a certificate and a private key. */
+export function splitPem(pem: string): { cert: string; key: string } {
+  const cert = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0] ?? '';
+  const key = /-----BEGIN (?:RSA )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA )?PRIVATE KEY-----/.exec(pem)?.[0] ?? '';
+  return { cert, key };
+}
+
+/**
+ * Posts raw XML over (mutual) TLS and reads the answer; rejects when the TLS handshake is refused.
+ */
+export function postTls(url: string, body: string, identity: TlsIdentity): Promise<ApiReply> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: 'POST',
+        headers: { 'content-type': 'text/xml' },
+        ca: identity.ca,
+        agent: false,
+        ...(identity.clientPem ? splitPem(identity.clientPem) : {}),
+      },
+      (response) => {
+        void readBody(response).then((raw) => {
+          const text = (raw as Buffer).toString('utf8');
+          let fields: Fields = {};
+          try {
+            fields = parseXml(text);
+          } catch {
+            fields = {};
+          }
+          resolve({ status: response.statusCode ?? 0, text, fields });
+        }, reject);
+      },
+    );
+    request.once('error', reject);
+    request.end(body);
+  });
+}
+
+/** A signed `/secapi/pay/refund` over mutual TLS to the emulator's TLS port. */
+export function refundCall(emulator: RunningEmulator, fields: SignableFields, identity: TlsIdentity, signType: SignType = 'MD5'): Promise<ApiReply> {
+  return postTls(`${emulator.secapiUrl}/secapi/pay/refund`, buildXml(signFields(fields, MERCHANT.apiKey, signType)), identity);
 }

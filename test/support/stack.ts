@@ -6,6 +6,8 @@ import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as notify } from '../../functions/notify';
 import { handler as clearOutbox } from '../../functions/clearOutbox';
 import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '../../local/eventbridge';
+import { handler as refundNotify } from '../../functions/refundNotify';
+import { localCertificates } from '../../local/certs';
 import { apiEvent, TEST_MERCHANT_TOKEN } from './api';
 import { createCatalogTable, createOrdersTable, startDynalite } from './dynalite';
 
@@ -22,9 +24,13 @@ export interface TestStack {
   table: string;
   catalogTable: string;
   notifyUrl: string;
+  /** Where the emulator sends refund callbacks (the real refundNotify handler behind it). */
+  refundNotifyUrl: string;
   /** The emulator's control API. */
   sim: {
     pay(outTradeNo: string): Promise<Response>;
+    /** A refund made by hand in the merchant platform (called back to the refund notify URL). */
+    platformRefund(outTradeNo: string, refundFee: number, outRefundNo?: string): Promise<Response>;
     faults(faults: Record<string, unknown>): Promise<unknown>;
     order(outTradeNo: string): Promise<SimOrder>;
     reset(): Promise<void>;
@@ -37,6 +43,16 @@ export interface SimOrder {
   transaction_id?: string;
   total_fee: string;
   calls: Array<{ endpoint: string; at: string; return_code: string; result_code?: string; err_code?: string }>;
+  notifications: Array<{ at: string; status: number | string; return_code?: string }>;
+  refunds: SimRefund[];
+}
+
+export interface SimRefund {
+  out_refund_no: string;
+  refund_id: string;
+  refund_fee: number;
+  refund_status: string;
+  source: string;
   notifications: Array<{ at: string; status: number | string; return_code?: string }>;
 }
 
@@ -54,6 +70,7 @@ export async function startTestStack(
     confirmEvents?: boolean;
     eventTargets?: Array<(event: DeliveredEvent) => unknown>;
     eventsAnswerFirst?: boolean;
+    refunds?: boolean;
   } = {},
 ): Promise<TestStack> {
   const db = await startDynalite();
@@ -61,14 +78,21 @@ export async function startTestStack(
   await createOrdersTable(db.endpoint, table);
   const catalogTable = `catalog-${randomUUID().slice(0, 8)}`;
   await createCatalogTable(db.endpoint, catalogTable);
-  const emulator = await startEmulator({ ...TEST_MERCHANT, port: 0, timeScale: options.timeScale ?? 0.001, log: () => {} });
+  // Refunds need the emulator's mutual-TLS port and the merchant's client certificate (about a second to make).
+  const certs = options.refunds ? localCertificates(TEST_MERCHANT.mchId) : undefined;
+  const emulator = await startEmulator({ ...TEST_MERCHANT, port: 0, timeScale: options.timeScale ?? 0.001, log: () => {}, ...(certs ? { tls: certs } : {}) });
+  // Callbacks being handled: closing waits for them, so none meets a closed DynamoDB.
+  const handling = new Set<Promise<void>>();
   const notifyServer = createServer((req, res) => {
-    void (async () => {
+    const done: Promise<void> = (async () => {
       const body = (await readBody(req)) as Buffer;
-      const result = await notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: body.toString('utf8'), base64: true, contentType: 'text/xml' }));
+      const refund = req.url === '/wechatpay/refund-notify';
+      const path = refund ? '/wechatpay/refund-notify' : '/wechatpay/notify';
+      const result = await (refund ? refundNotify : notify)(apiEvent({ method: 'POST', path, body: body.toString('utf8'), base64: true, contentType: 'text/xml' }));
       res.writeHead(result.statusCode ?? 200, { 'content-type': 'text/xml' });
       res.end(result.body);
-    })();
+    })().finally(() => handling.delete(done));
+    handling.add(done);
   });
   const notifyListening = await listen(notifyServer);
   let confirming = options.confirmEvents ?? true;
@@ -80,6 +104,7 @@ export async function startTestStack(
     targets: [(event) => (confirming ? clearOutbox(event) : undefined), ...(options.eventTargets ?? [])],
   });
   const notifyUrl = `${notifyListening.origin}/wechatpay/notify`;
+  const refundNotifyUrl = `${notifyListening.origin}/wechatpay/refund-notify`;
   Object.assign(process.env, {
     WECHATPAY_APPID: TEST_MERCHANT.appId,
     WECHATPAY_MCHID: TEST_MERCHANT.mchId,
@@ -92,9 +117,12 @@ export async function startTestStack(
     DYNAMODB_ENDPOINT: db.endpoint,
     EVENT_BUS_NAME: TEST_EVENT_BUS,
     EVENTBRIDGE_ENDPOINT: events.url,
+    WECHATPAY_REFUND_NOTIFY_URL: refundNotifyUrl,
+    ...(certs ? { WECHATPAY_SECAPI_BASE_URL: emulator.secapiUrl, WECHATPAY_CLIENT_CERT_PEM: certs.clientPem, WECHATPAY_SECAPI_CA_PEM: certs.caPem } : {}),
     ...options.env,
   });
   delete process.env.WECHATPAY_API_KEY_PARAM;
+  delete process.env.WECHATPAY_CERT_PARAM;
   const control = async (path: string, body?: unknown) =>
     fetch(`${emulator.url}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return {
@@ -107,8 +135,11 @@ export async function startTestStack(
     table,
     catalogTable,
     notifyUrl,
+    refundNotifyUrl,
     sim: {
       pay: (outTradeNo) => control('/__sim/pay', { out_trade_no: outTradeNo }),
+      platformRefund: (outTradeNo, refundFee, outRefundNo) =>
+        control('/__sim/refund', { out_trade_no: outTradeNo, refund_fee: refundFee, notify_url: refundNotifyUrl, ...(outRefundNo ? { out_refund_no: outRefundNo } : {}) }),
       faults: async (faults) => (await control('/__sim/faults', faults)).json(),
       order: async (outTradeNo) => (await control(`/__sim/orders/${outTradeNo}`)).json() as Promise<SimOrder>,
       reset: async () => {
@@ -118,6 +149,7 @@ export async function startTestStack(
     close: async () => {
       await events.close();
       await emulator.close();
+      await Promise.allSettled([...handling]);
       await notifyListening.close();
       await db.close();
     },

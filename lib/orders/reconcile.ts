@@ -1,0 +1,225 @@
+/**
+ * Daily reconciliation: one Beijing day's WeChat Pay bill checked against the payments recorded
+ * here. Money moves without the backend hearing of it (a callback lost past every retry, recovery
+ * stopped), so a payment in the bill that is not recorded here is recorded through the same
+ * transition as a callback; a payment here that the bill lacks, or with another amount, is reported
+ * for a person. Running it again changes nothing: what it repaired is matched the second time.
+ */
+import { downloadBill } from '../wechatpay/download-bill';
+import type { BillRow } from '../wechatpay/bill';
+import { fromBeijingTimestamp, toBeijingTimestamp } from '../wechatpay/time';
+import { logger } from '../log';
+import { countMetric } from '../metrics';
+import { InvalidRequestError } from '../validation';
+import type { OrdersContext } from './context';
+import { PaymentProviderError } from './errors';
+import type { Order } from './model';
+import { recordBilledRefund } from './refunds';
+import { recordPayment } from './settle';
+import type { OrderStore } from './store';
+
+/** WeChat Pay keeps bills for three months; today's is made after 09:00 tomorrow. */
+const BILL_DAYS_KEPT = 92;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export type ReconciliationItemKind =
+  /** In the bill, not recorded here before: recorded now (PAID, or flagged if the order had moved on). */
+  | 'REPAIRED'
+  /** In the bill for an order this backend never made. */
+  | 'UNKNOWN_ORDER'
+  /** Recorded here as paid that day, absent from the bill. */
+  | 'MISSING_FROM_BILL'
+  /** In both, with different amounts. */
+  | 'AMOUNT_MISMATCH'
+  /** In the bill, but recording it here was refused (its amount differs from the order's). */
+  | 'NOT_RECORDED'
+  /** A successful refund in the bill that was not recorded here: recorded now (flagged if made outside the backend). */
+  | 'REFUND_REPAIRED'
+  /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
+  | 'REFUND_MISMATCH';
+
+export interface ReconciliationItem {
+  kind: ReconciliationItemKind;
+  outTradeNo: string;
+  transactionId?: string;
+  billFen?: number;
+  recordedFen?: number;
+  /** What a person should do about it. */
+  note: string;
+}
+
+export interface ReconciliationReport {
+  billDate: string;
+  status: 'MATCHED' | 'MISMATCHED' | 'NO_BILL';
+  counts: { billRows: number; matched: number; repaired: number; missingFromBill: number; amountMismatches: number };
+  items: ReconciliationItem[];
+  ranAt: string;
+}
+
+/** A bill date the caller may ask for: a real Beijing day, before today, within three months. */
+export function checkBillDate(billDate: unknown, now: Date): string {
+  const day = typeof billDate === 'string' && /^\d{8}$/.test(billDate) ? fromBeijingTimestamp(`${billDate}000000`) : undefined;
+  if (!day) throw new InvalidRequestError('billDate must be a day written yyyyMMdd, e.g. 20261129', 'billDate');
+  const today = toBeijingTimestamp(now).slice(0, 8);
+  if (billDate as string >= today) {
+    throw new InvalidRequestError(`billDate ${billDate} has no bill yet: WeChat Pay makes a day's bill the next morning`, 'billDate');
+  }
+  if (now.getTime() - day.getTime() > BILL_DAYS_KEPT * DAY_MS) {
+    throw new InvalidRequestError(`billDate ${billDate} is older than the three months WeChat Pay keeps bills`, 'billDate');
+  }
+  return billDate as string;
+}
+
+/** The Beijing day before `now`: the bill the daily schedule asks for. */
+export function yesterday(now: Date): string {
+  return toBeijingTimestamp(new Date(now.getTime() - DAY_MS)).slice(0, 8);
+}
+
+const reportKey = (billDate: string) => `reconciliation#${billDate}`;
+
+/** `yyyy-MM-dd HH:mm:ss` (the bill's trade time, Beijing) as ISO. */
+function billTime(text: string): string | undefined {
+  return fromBeijingTimestamp(text.replace(/[-: ]/g, ''))?.toISOString();
+}
+
+async function fetchBill(billDate: string, ctx: OrdersContext) {
+  const { appId, mchId, apiKey, baseUrl, signType } = ctx.config;
+  const bill = await downloadBill({ appId, mchId, apiKey, baseUrl, signType }, { billDate, billType: 'ALL', gzip: true });
+  if (!bill.ok && bill.reason !== 'NO_BILL') {
+    throw new PaymentProviderError(bill.reason, `WeChat Pay's bill for ${billDate} could not be read: ${bill.message}`, bill.reason !== 'REFUSED', '', undefined);
+  }
+  return bill;
+}
+
+/** One payment of the bill that the day's index did not show as recorded. */
+async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen };
+  const order = await ctx.store.get(row.outTradeNo);
+  if (!order) return { ...base, kind: 'UNKNOWN_ORDER', note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform' };
+  // Already recorded under this transaction (paid on another day by our clock, or flagged): nothing to do.
+  if (order.transactionId === row.transactionId || order.review?.[row.transactionId]) return 'matched';
+  const outcome = await recordPayment(
+    {
+      outTradeNo: row.outTradeNo,
+      transactionId: row.transactionId,
+      totalFee: row.totalFeeFen,
+      paidAt: billTime(row.tradeTime) ?? ctx.now().toISOString(),
+      source: 'reconciliation',
+    },
+    ctx,
+  );
+  if (outcome.outcome === 'PAID' || outcome.outcome === 'FLAGGED') {
+    const flagged = outcome.outcome === 'FLAGGED' ? ` and flagged for review (${outcome.flag.reason})` : '';
+    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill${flagged}: its callback never arrived` };
+  }
+  if (outcome.outcome === 'ALREADY_PAID') return 'matched';
+  return { ...base, recordedFen: order.totalFee, kind: 'NOT_RECORDED', note: `the bill's amount differs from the order's (${outcome.outcome}): check the order with WeChat Pay` };
+}
+
+/** One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as its callback would be. */
+async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.appliedRefundFeeFen };
+  const order = await ctx.store.get(row.outTradeNo);
+  const recorded = order?.refunds?.[row.outRefundNo];
+  if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
+  const outcome = await recordBilledRefund(
+    {
+      transactionId: row.transactionId,
+      outTradeNo: row.outTradeNo,
+      refundId: row.refundId,
+      outRefundNo: row.outRefundNo,
+      refundFee: row.appliedRefundFeeFen,
+      settlementRefundFee: row.refundFeeFen,
+    },
+    ctx,
+  );
+  if (outcome === 'REFUND_SUCCESS' || outcome === 'EXTERNAL_REFUND_FLAGGED') {
+    const flagged = outcome === 'EXTERNAL_REFUND_FLAGGED' ? ' and flagged for review: it was made outside this backend' : '';
+    return { ...base, kind: 'REFUND_REPAIRED', note: `refund ${row.outRefundNo} recorded from the bill${flagged}` };
+  }
+  return { ...base, kind: 'REFUND_MISMATCH', note: `refund ${row.outRefundNo} is in the bill as SUCCESS but is recorded otherwise here (${outcome}): check it in the merchant platform` };
+}
+
+/**
+ * Reconciles one Beijing day: downloads the `ALL` bill (gzip), reads the day's payments here through
+ * the paid-by-day index (never a scan), repairs what the bill proves was paid, reports the rest, and
+ * stores the report under the bill date. A mismatch raises the `ReconciliationMismatches` metric.
+ */
+export async function reconcileDay(billDate: string, ctx: OrdersContext): Promise<ReconciliationReport> {
+  const bill = await fetchBill(billDate, ctx);
+  const recorded = await ctx.store.paidOnDay(billDate);
+  const byTransaction = new Map<string, Order>(recorded.filter((order) => order.transactionId).map((order) => [order.transactionId as string, order]));
+  const report: ReconciliationReport = {
+    billDate,
+    status: 'MATCHED',
+    counts: { billRows: 0, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 },
+    items: [],
+    ranAt: ctx.now().toISOString(),
+  };
+  const payments = bill.ok ? bill.rows.filter((row) => row.kind === 'payment') : [];
+  report.counts.billRows = bill.ok ? bill.rows.length : 0;
+  const seen = new Set<string>();
+  for (const row of payments) {
+    seen.add(row.transactionId);
+    const order = byTransaction.get(row.transactionId);
+    if (order) {
+      if (order.totalFee === row.totalFeeFen) report.counts.matched++;
+      else {
+        report.counts.amountMismatches++;
+        report.items.push({
+          kind: 'AMOUNT_MISMATCH',
+          outTradeNo: row.outTradeNo,
+          transactionId: row.transactionId,
+          billFen: row.totalFeeFen,
+          recordedFen: order.totalFee,
+          note: 'the bill and the order disagree on the amount: compare with the merchant platform',
+        });
+      }
+      continue;
+    }
+    const settled = await settleBillPayment(row, ctx);
+    if (settled === 'matched') report.counts.matched++;
+    else {
+      if (settled.kind === 'REPAIRED') report.counts.repaired++;
+      if (settled.kind === 'NOT_RECORDED') report.counts.amountMismatches++;
+      report.items.push(settled);
+    }
+  }
+  // Successful refunds of that day (a refund still PROCESSING in the bill is left to recovery's refundquery).
+  for (const row of bill.ok ? bill.rows.filter((line) => line.kind === 'refund' && line.refundStatus === 'SUCCESS') : []) {
+    const settled = await settleBillRefund(row, ctx);
+    if (settled === 'matched') report.counts.matched++;
+    else {
+      if (settled.kind === 'REFUND_REPAIRED') report.counts.repaired++;
+      else report.counts.amountMismatches++;
+      report.items.push(settled);
+    }
+  }
+  for (const order of recorded) {
+    if (order.transactionId && !seen.has(order.transactionId)) {
+      report.counts.missingFromBill++;
+      report.items.push({
+        kind: 'MISSING_FROM_BILL',
+        outTradeNo: order.outTradeNo,
+        transactionId: order.transactionId,
+        recordedFen: order.totalFee,
+        note: 'recorded as paid here but not in WeChat Pay\'s bill: check the transaction in the merchant platform before fulfilling',
+      });
+    }
+  }
+  const mismatches = report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => item.kind === 'UNKNOWN_ORDER').length;
+  report.status = !bill.ok && recorded.length === 0 ? 'NO_BILL' : mismatches > 0 ? 'MISMATCHED' : 'MATCHED';
+  await ctx.store.putRecord(reportKey(billDate), { ...report });
+  if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
+  logger.info('reconciliation', { billDate, status: report.status, ...report.counts });
+  return report;
+}
+
+/** The stored report of a bill date, or undefined when that day was never reconciled. */
+export async function reconciliationReport(billDate: string, store: OrderStore): Promise<ReconciliationReport | undefined> {
+  const record = await store.getRecord(reportKey(billDate));
+  if (!record) return undefined;
+  const report = { ...record };
+  delete report.pk;
+  return report as unknown as ReconciliationReport;
+}

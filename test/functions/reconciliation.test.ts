@@ -1,0 +1,144 @@
+/**
+ * Daily reconciliation through its real entry points (the merchant routes and the schedule), on
+ * dynalite and the emulator's own bill.
+ */
+import { describe, expect, it } from 'vitest';
+import { handler as getReconciliation } from '../../functions/getReconciliation';
+import { handler as reconcileSchedule } from '../../functions/reconcile';
+import { handler as runReconciliation } from '../../functions/runReconciliation';
+import { ordersContext } from '../../lib/runtime';
+import { toBeijingTimestamp } from '../../lib/wechatpay/time';
+import { apiEvent, callback, create, MERCHANT_AUTHORIZATION } from '../support/api';
+import { paidCallback } from '../support/callbacks';
+import { eventually } from '../support/eventually';
+import type { TestStack } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+
+let stack: TestStack;
+useTestStack((started) => ({ stack } = started), { reset: true });
+
+const DAY_MS = 86_400_000;
+/** A Beijing day `days` before today, `yyyyMMdd`, and a `time_end` at noon that day. */
+const beijingDay = (days: number) => toBeijingTimestamp(new Date(Date.now() - days * DAY_MS)).slice(0, 8);
+const noonOf = (day: string) => `${day}120000`;
+
+async function run(billDate: unknown) {
+  const result = await runReconciliation(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate }), authorization: MERCHANT_AUTHORIZATION }));
+  return { status: result.statusCode as number, body: JSON.parse(result.body as string) };
+}
+
+async function read(billDate: string) {
+  const result = await getReconciliation(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${billDate}`, pathParameters: { billDate }, authorization: MERCHANT_AUTHORIZATION }));
+  return { status: result.statusCode as number, body: JSON.parse(result.body as string) };
+}
+
+async function payYesterday(outTradeNo: string, day: string) {
+  const answer = await fetch(`${stack.emulator.url}/__sim/pay`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ out_trade_no: outTradeNo, time_end: noonOf(day) }),
+  });
+  expect(answer.status).toBe(200);
+}
+
+describe('daily reconciliation', () => {
+  it('a day with a lost callback and recovery not run: the payment is recorded PAID once, and a rerun reports it matched', async () => {
+    const day = beijingDay(1);
+    await stack.sim.faults({ dropNotifies: 1_000_000 });
+    const lost = (await create({ tradeType: 'NATIVE', totalFee: 4200, description: 'lost callback' })).body.outTradeNo;
+    await payYesterday(lost, day);
+
+    const first = await run(day);
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body).toMatchObject({ billDate: day, status: 'MATCHED', counts: { billRows: 1, matched: 0, repaired: 1, missingFromBill: 0, amountMismatches: 0 } });
+    expect(first.body.items).toEqual([expect.objectContaining({ kind: 'REPAIRED', outTradeNo: lost, billFen: 4200 })]);
+    const ctx = await ordersContext();
+    const order = await ctx.store.get(lost);
+    expect(order).toMatchObject({ status: 'PAID', paidVia: 'reconciliation', transactionId: (await stack.sim.order(lost)).transaction_id });
+    expect(toBeijingTimestamp(new Date(order?.paidAt as string))).toBe(noonOf(day));
+
+    const again = await run(day);
+    expect(again.body).toMatchObject({ status: 'MATCHED', counts: { billRows: 1, matched: 1, repaired: 0, missingFromBill: 0, amountMismatches: 0 }, items: [] });
+    expect(await ctx.store.get(lost)).toEqual(order);
+    expect((await read(day)).body).toEqual(again.body);
+  });
+
+  it('a payment recorded here that the bill lacks is reported, and raises the mismatch', async () => {
+    const day = beijingDay(2);
+    const paidHere = (await create({ tradeType: 'NATIVE', totalFee: 500, description: 'not in the bill' })).body.outTradeNo;
+    // A genuine-looking callback the emulator never sent: the bill will not have it.
+    const reply = await callback(paidCallback(paidHere, 500, { time_end: noonOf(day) }));
+    expect(reply.returnCode).toBe('SUCCESS');
+    const report = (await run(day)).body;
+    expect(report.status).toBe('MISMATCHED');
+    expect(report.counts).toMatchObject({ missingFromBill: 1 });
+    expect(report.items).toEqual([expect.objectContaining({ kind: 'MISSING_FROM_BILL', outTradeNo: paidHere, recordedFen: 500 })]);
+  });
+
+  it('payments whose callbacks arrived are matched through the day index; a day without trades has no bill', async () => {
+    const day = beijingDay(3);
+    const made = [];
+    for (let i = 0; i < 12; i++) made.push((await create({ tradeType: 'APP', totalFee: 100 + i, description: `day order ${i}` })).body.outTradeNo as string);
+    for (const outTradeNo of made) await payYesterday(outTradeNo, day);
+    const ctx = await ordersContext();
+    await eventually(async () => ((await ctx.store.paidOnDay(day)).length === made.length ? true : undefined), 10_000);
+    const report = (await run(day)).body;
+    expect(report).toMatchObject({ status: 'MATCHED', counts: { billRows: 12, matched: 12, repaired: 0, missingFromBill: 0, amountMismatches: 0 } });
+
+    expect((await run(beijingDay(40))).body).toMatchObject({ status: 'NO_BILL', counts: { billRows: 0 } });
+  });
+
+  it('a refund made in the merchant platform whose callback never came is recorded from the bill, flagged; a rerun matches it', async () => {
+    const day = beijingDay(4);
+    const paid = (await create({ tradeType: 'NATIVE', totalFee: 5000, description: 'refunded by hand' })).body.outTradeNo;
+    await payYesterday(paid, day);
+    const ctx = await ordersContext();
+    await eventually(async () => ((await ctx.store.get(paid))?.status === 'PAID' ? true : undefined), 10_000);
+    // No notify_url: WeChat Pay's refund callback never reaches the backend.
+    const refunded = await fetch(`${stack.emulator.url}/__sim/refund`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ out_trade_no: paid, refund_fee: 1200, out_refund_no: 'platform-refund-1', refund_time: `${day}150000` }),
+    });
+    expect(refunded.status).toBe(200);
+    await eventually(async () => ((await stack.sim.order(paid)) as unknown as { refunds: Array<{ refund_status: string }> }).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined, 10_000);
+
+    const first = (await run(day)).body;
+    expect(first.counts).toMatchObject({ billRows: 2, matched: 1, repaired: 1 });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'REFUND_REPAIRED', outTradeNo: paid, billFen: 1200 })]);
+    const order = await ctx.store.get(paid);
+    expect(order?.refunds?.['platform-refund-1']).toMatchObject({ status: 'SUCCESS', refundFee: 1200, origin: 'external' });
+    expect(order?.refundedFee).toBe(1200);
+    expect(Object.values(order?.review ?? {})).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED' })]);
+
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });
+    expect(await ctx.store.get(paid)).toEqual(order);
+  });
+
+  it('the schedule reconciles yesterday', async () => {
+    const report = await reconcileSchedule({} as never);
+    expect(report.billDate).toBe(beijingDay(1));
+    expect((await read(beijingDay(1))).status).toBe(200);
+  });
+
+  it.each([
+    ['today', () => beijingDay(0)],
+    ['tomorrow', () => beijingDay(-1)],
+    ['older than three months', () => beijingDay(100)],
+    ['not a date', () => '20261340'],
+    ['malformed', () => '2026-11-29'],
+    ['a number', () => 20261129],
+    ['missing', () => undefined],
+  ])('a bill date that cannot have a bill (%s) is a 400 naming billDate', async (_name, date) => {
+    const answer = await run(date());
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.field).toBe('billDate');
+  });
+
+  it('a day never reconciled is a 404; the merchant token is required', async () => {
+    expect((await read(beijingDay(50))).status).toBe(404);
+    const refused = await runReconciliation(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: beijingDay(1) }) }));
+    expect(refused.statusCode).toBe(401);
+  });
+});
