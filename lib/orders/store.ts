@@ -7,7 +7,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
-import { outboxEntry, outboxUpdate, type OutboxEntry, type Transition, type TransitionListener } from '../events/outbox';
+import { outboxEntry, outboxUpdate, type OutboxEntry, type RefundFacts, type Transition, type TransitionListener } from '../events/outbox';
 import { failure, type Failure } from '../result';
 import { toBeijingTimestamp } from '../wechatpay/time';
 import { OrderStoreError } from './errors';
@@ -91,6 +91,26 @@ function withSet(update: string, set: string): string {
   return remove < 0 ? `${update}, ${set}` : `${update.slice(0, remove)}, ${set}${update.slice(remove)}`;
 }
 
+/**
+ * The events of a refund that ended (lib/events/outbox.ts): `Refund Succeeded` for SUCCESS,
+ * `Refund Failed` for any other end (FAILED, REFUNDCLOSE, CHANGE), and `Order Refunded` when this
+ * refund makes the order REFUNDED. `status` is the order's once the refund is recorded.
+ */
+function refundTransitions(outTradeNo: string, refund: OrderRefund, status: OrderStatus, refundedAt?: { fee: number; at: string }): Transition[] {
+  const facts: RefundFacts = {
+    outRefundNo: refund.outRefundNo,
+    refundFee: refund.refundFee,
+    status: refund.status,
+    ...(refund.refundId !== undefined ? { refundId: refund.refundId } : {}),
+    ...(refund.failureMessage !== undefined ? { reason: refund.failureMessage } : refund.reason !== undefined ? { reason: refund.reason } : {}),
+    ...(refund.failureCode !== undefined ? { code: refund.failureCode } : {}),
+    ...(refund.succeededAt !== undefined ? { succeededAt: refund.succeededAt } : {}),
+  };
+  const events: Transition[] = [{ type: refund.status === 'SUCCESS' ? 'Refund Succeeded' : 'Refund Failed', outTradeNo, status, refund: facts }];
+  if (refundedAt) events.push({ type: 'Order Refunded', outTradeNo, refundedFee: refundedAt.fee, refundedAt: refundedAt.at });
+  return events;
+}
+
 /** An update of one order, applied only while its status is the expected one. */
 interface GuardedUpdate {
   /** The UpdateExpression; `#status` names the status attribute. */
@@ -159,6 +179,7 @@ export class OrderStore {
    * undefined when the condition did not hold (nothing written, nothing published).
    */
   private async transition(outTradeNo: string, from: OrderStatus, guarded: GuardedUpdate, transitions: Transition[]): Promise<Order | undefined> {
+    if (transitions.length === 0) return this.updateIfStatus(outTradeNo, from, guarded);
     const entries = transitions.map((transition) => outboxEntry(transition, new Date()));
     const outbox = outboxUpdate(entries);
     const order = await this.updateIfStatus(outTradeNo, from, {
@@ -506,7 +527,6 @@ export class OrderStore {
       ':final': settlement.status,
       ':at': settlement.at,
       ':one': 1,
-      ':seenStatus': order.status,
       ':seenOpen': order.openRefunds ?? 0,
     };
     const sets = ['refunds.#no.#refundStatus = :final', 'refunds.#no.settledAt = :at', 'openRefunds = openRefunds - :one'];
@@ -523,6 +543,7 @@ export class OrderStore {
       values[`:${attribute}`] = settlement[key];
     }
     let conditionRefunded = '';
+    let whole: { fee: number; at: string } | undefined;
     if (settlement.status === 'SUCCESS') {
       const refunded = (order.refundedFee ?? 0) + refund.refundFee;
       sets.push('refundedFee = :refunded');
@@ -532,6 +553,7 @@ export class OrderStore {
       if (refunded >= order.totalFee && order.status === 'PAID') {
         sets.push('#status = :refundedStatus', 'refundedAt = :at');
         values[':refundedStatus'] = 'REFUNDED';
+        whole = { fee: refunded, at: settlement.at };
       }
     }
     if (settlement.status === 'REFUNDCLOSE' || settlement.status === 'FAILED') {
@@ -540,13 +562,20 @@ export class OrderStore {
     }
     if (settlement.status === 'FAILED') sets.push('refundCount = refundCount - :one');
     const leave = (order.openRefunds ?? 0) <= 1 ? ' REMOVE refundShard, refundCheckAt, refundCheckCount' : '';
-    return this.conditionalUpdate({
-      Key: { pk: order.outTradeNo },
-      UpdateExpression: `SET ${sets.join(', ')}${leave}`,
-      ConditionExpression: `refunds.#no.#refundStatus = :processing AND #status = :seenStatus AND openRefunds = :seenOpen${conditionRefunded}`,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
-    });
+    // The order's status as read is the transition's `from`; the refund's events go in the same write.
+    const settled: OrderRefund = { ...refund, ...settlement, settledAt: settlement.at };
+    const events = refundTransitions(order.outTradeNo, settled, whole ? 'REFUNDED' : order.status, whole);
+    return this.transition(
+      order.outTradeNo,
+      order.status,
+      {
+        update: `SET ${sets.join(', ')}${leave}`,
+        condition: `refunds.#no.#refundStatus = :processing AND openRefunds = :seenOpen${conditionRefunded}`,
+        names,
+        values,
+      },
+      events,
+    );
   }
 
   /**
@@ -557,7 +586,7 @@ export class OrderStore {
   async recordExternalRefund(order: Order, refund: OrderRefund, flag: ReviewFlag): Promise<Order | undefined> {
     const hasMap = order.refunds !== undefined;
     const names: Record<string, string> = { '#status': 'status', '#flag': `refund:${refund.outRefundNo}` };
-    const values: Record<string, unknown> = { ':seenStatus': order.status, ':flag': flag, ':zero': 0, ':one': 1 };
+    const values: Record<string, unknown> = { ':flag': flag, ':zero': 0, ':one': 1 };
     const sets = ['review.#flag = :flag', 'refundCount = if_not_exists(refundCount, :zero) + :one'];
     let fresh: string;
     if (hasMap) {
@@ -575,6 +604,7 @@ export class OrderStore {
       values[':fee'] = refund.refundFee;
     }
     let conditionRefunded = '';
+    let whole: { fee: number; at: string } | undefined;
     if (refund.status === 'SUCCESS') {
       const refunded = (order.refundedFee ?? 0) + refund.refundFee;
       sets.push('refundedFee = :refunded');
@@ -585,15 +615,12 @@ export class OrderStore {
         sets.push('#status = :refundedStatus', 'refundedAt = :at');
         values[':refundedStatus'] = 'REFUNDED';
         values[':at'] = refund.settledAt ?? flag.at;
+        whole = { fee: refunded, at: values[':at'] as string };
       }
     }
-    return this.conditionalUpdate({
-      Key: { pk: order.outTradeNo },
-      UpdateExpression: `SET ${sets.join(', ')}`,
-      ConditionExpression: `#status = :seenStatus AND ${fresh}${conditionRefunded}`,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
-    });
+    // An ended refund publishes its events; one still PROCESSING publishes them when it settles.
+    const events = refund.status === 'PROCESSING' ? [] : refundTransitions(order.outTradeNo, refund, whole ? 'REFUNDED' : order.status, whole);
+    return this.transition(order.outTradeNo, order.status, { update: `SET ${sets.join(', ')}`, condition: `${fresh}${conditionRefunded}`, names, values }, events);
   }
 
   /** Moves an order's next open-refund check (the lease of one recovery run); false when another moved it. */
