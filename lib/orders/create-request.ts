@@ -55,6 +55,8 @@ const TOTAL_FEE = v.pipe(
 /** What frontends and the merchant's server send alike. */
 const COMMON_FIELDS = {
   tradeType: v.picklist(TRADE_TYPES, `must be one of ${TRADE_TYPES.join(', ')}`),
+  /** One of the merchant's apps (WECHAT_APPS); the default app when absent. */
+  appId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be an app id (1 to 32 of [A-Za-z0-9_-])'))),
   openid: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a WeChat openid ([A-Za-z0-9_-], up to 128)'))),
   productId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1 to 32 characters of [A-Za-z0-9_-]'))),
   attach: v.optional(

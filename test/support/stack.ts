@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { localApps } from '../../emulator/test-apps';
 import { handler as notify } from '../../functions/notify';
 import { handler as refundNotify } from '../../functions/refundNotify';
 import { localCertificates } from '../../local/certs';
@@ -48,8 +49,21 @@ export interface SimRefund {
 }
 
 /**
- * dynalite, the orders table, the WeChat Pay emulator, and a small HTTP server that hands the
- * emulator's callbacks to the real notify handler; the handlers' configuration points at them.
+ * The apps as the local stack configures them: the merchant's official account (the default app)
+ * and the local mini-program, their AppSecrets as local settings.
+ */
+export function localAppSettings(merchantAppId: string = TEST_MERCHANT.appId): { WECHAT_APPS: string; WECHAT_APP_SECRETS: string } {
+  const apps = localApps(merchantAppId);
+  return {
+    WECHAT_APPS: JSON.stringify(apps.map(({ appId, kind }) => ({ appId, kind }))),
+    WECHAT_APP_SECRETS: JSON.stringify(Object.fromEntries(apps.map(({ appId, secret }) => [appId, secret]))),
+  };
+}
+
+/**
+ * dynalite, the orders table, the WeChat Pay emulator (which also stands in for WeChat's platform
+ * API), and a small HTTP server that hands the emulator's callbacks to the real notify handler; the
+ * handlers' configuration points at them, with the local stack's two apps.
  */
 export async function startTestStack(options: { timeScale?: number; env?: Record<string, string>; refunds?: boolean } = {}): Promise<TestStack> {
   const db = await startDynalite();
@@ -88,6 +102,8 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     DYNAMODB_ENDPOINT: db.endpoint,
     WECHATPAY_REFUND_NOTIFY_URL: refundNotifyUrl,
     ...(certs ? { WECHATPAY_SECAPI_BASE_URL: emulator.secapiUrl, WECHATPAY_CLIENT_CERT_PEM: certs.clientPem, WECHATPAY_SECAPI_CA_PEM: certs.caPem } : {}),
+    ...localAppSettings(),
+    WECHAT_API_BASE_URL: emulator.url,
     ...options.env,
   });
   delete process.env.WECHATPAY_API_KEY_PARAM;
