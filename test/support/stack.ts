@@ -4,6 +4,7 @@ import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { localApps } from '../../emulator/test-apps';
+import { LOCAL_SESSION_KEY } from '../../local/session-key';
 import { handler as notify } from '../../functions/notify';
 import { handler as refundNotify } from '../../functions/refundNotify';
 import { localCertificates } from '../../local/certs';
@@ -48,6 +49,9 @@ export interface SimRefund {
   notifications: Array<{ at: string; status: number | string; return_code?: string }>;
 }
 
+/** The page origin the test stack lets have a JS-SDK config (CORS_ORIGINS). */
+export const TEST_PAGE_ORIGIN = 'https://shop.example.com';
+
 /**
  * The apps as the local stack configures them: the merchant's official account (the default app)
  * and the local mini-program, their AppSecrets as local settings.
@@ -63,7 +67,7 @@ export function localAppSettings(merchantAppId: string = TEST_MERCHANT.appId): {
 /**
  * dynalite, the orders table, the WeChat Pay emulator (which also stands in for WeChat's platform
  * API), and a small HTTP server that hands the emulator's callbacks to the real notify handler; the
- * handlers' configuration points at them, with the local stack's two apps.
+ * handlers' configuration points at them, with the local stack's two apps and session key.
  */
 export async function startTestStack(options: { timeScale?: number; env?: Record<string, string>; refunds?: boolean } = {}): Promise<TestStack> {
   const db = await startDynalite();
@@ -104,10 +108,13 @@ export async function startTestStack(options: { timeScale?: number; env?: Record
     ...(certs ? { WECHATPAY_SECAPI_BASE_URL: emulator.secapiUrl, WECHATPAY_CLIENT_CERT_PEM: certs.clientPem, WECHATPAY_SECAPI_CA_PEM: certs.caPem } : {}),
     ...localAppSettings(),
     WECHAT_API_BASE_URL: emulator.url,
+    SESSION_KEY: LOCAL_SESSION_KEY,
+    CORS_ORIGINS: TEST_PAGE_ORIGIN,
     ...options.env,
   });
   delete process.env.WECHATPAY_API_KEY_PARAM;
   delete process.env.WECHATPAY_CERT_PARAM;
+  delete process.env.SESSION_KEY_PARAM;
   const control = async (path: string, body?: unknown) =>
     fetch(`${emulator.url}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return {
