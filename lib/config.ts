@@ -93,6 +93,7 @@ function readApp(value: unknown, position: number): WechatApp {
     }
   }
   const { appId, kind, secretParam } = value as Record<string, unknown>;
+  if (appId === '') throw new ConfigError(`${where} has an empty appId (on a deployed stage: set the appId param, or WECHAT_APPS)`);
   if (typeof appId !== 'string' || !APP_ID.test(appId)) {
     throw new ConfigError(`${where}: appId must be the app's id, 1 to 32 of [A-Za-z0-9_-] (e.g. "wx..."), got ${JSON.stringify(appId ?? null).slice(0, 40)}`);
   }

@@ -2,7 +2,6 @@ import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { createOrdersContext, type OrdersContext } from './orders/context';
 import { createDocumentClient, OrderStore } from './orders/store';
-import type { IdentityContext } from './identity/context';
 
 let context: Promise<OrdersContext> | undefined;
 
@@ -36,16 +35,3 @@ export const catalogStore = storeOf('CATALOG_TABLE', (db, table) => new CatalogS
 
 /** The orders store alone, for functions that only read stored records. */
 export const orderStore = storeOf('ORDERS_TABLE', (db, table) => new OrderStore(db, table));
-
-let identity: IdentityContext | undefined;
-
-/**
- * The container's identity context (logins, session tokens, the JS-SDK), built on first use and
- * loaded then too: the functions that never log anyone in never load it. Its settings are read at
- * once; secrets and the token cache's table only when first needed. A failure is not cached.
- */
-export async function identityContext(env: Record<string, string | undefined> = process.env): Promise<IdentityContext> {
-  const { createIdentityContext } = await import('./identity/context');
-  identity ??= createIdentityContext(env, { documentClient: createDocumentClient });
-  return identity;
-}

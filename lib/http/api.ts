@@ -7,9 +7,16 @@ import { CatalogStoreError } from '../catalog/store';
 import { InvalidOrderRequestError, OrderConflictError, OrderError, OrderNotFoundError, OrderStoreError, PaymentProviderError } from '../orders/errors';
 import { InvalidRequestError } from '../validation';
 import { MerchantUnauthorizedError } from './merchant-auth';
-import { IdentityError, LoginCodeRefusedError, PageNotAllowedError, PayerNotEligibleError, SessionRefusedError, TooManyLoginsError, WechatPlatformError } from '../identity/errors';
-import { TokenCacheError } from '../identity/token-cache';
-import { TokenStoreError } from '../identity/token-store';
+import {
+  IdentityError,
+  IdentityUnavailableError,
+  LoginCodeRefusedError,
+  PageNotAllowedError,
+  PayerNotEligibleError,
+  SessionRefusedError,
+  TooManyLoginsError,
+  WechatPlatformError,
+} from '../identity/errors';
 
 /** API Gateway HTTP API events, with whatever authorizer the deployment put in front. */
 export type ApiEvent = APIGatewayProxyEventV2 & {
@@ -119,6 +126,11 @@ function identityErrorResponse(error: IdentityError): APIGatewayProxyStructuredR
     else logger.warn('WeChat platform call failed', { code: error.code, errcode: error.errcode, message: error.message });
     return apiError(502, error.code, error.message);
   }
+  if (error instanceof IdentityUnavailableError) {
+    logger.warn('identity temporarily unavailable', { code: error.code, error: error.cause });
+    if (error.code === 'STORAGE_UNAVAILABLE') countMetric('StorageErrors');
+    return apiError(503, error.code, error.message);
+  }
   return apiError(400, error.code, error.message);
 }
 
@@ -141,11 +153,7 @@ export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2
     const message = error.retryable ? `${error.message} (temporary; try again with the same idempotencyKey)` : error.message;
     return apiError(502, error.code, message, error.outTradeNo ? { outTradeNo: error.outTradeNo } : {});
   }
-  if (error instanceof TokenCacheError) {
-    logger.warn('the WeChat token cache is busy', { code: error.code, message: error.message });
-    return apiError(503, 'TRY_AGAIN', 'WeChat credentials are being refreshed; try again');
-  }
-  if (error instanceof OrderStoreError || error instanceof CatalogStoreError || error instanceof TokenStoreError) {
+  if (error instanceof OrderStoreError || error instanceof CatalogStoreError) {
     logger.error('storage failure', { error });
     countMetric('StorageErrors');
     return apiError(503, 'STORAGE_UNAVAILABLE', 'the order store is unavailable; try again');

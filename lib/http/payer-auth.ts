@@ -5,7 +5,6 @@
  */
 import { SessionRefusedError } from '../identity/errors';
 import type { Payer } from '../identity/payer';
-import { identityContext } from '../runtime';
 import { header, type ApiEvent } from './api';
 
 /** Far above a genuine session token (about 300 characters). */
@@ -31,6 +30,6 @@ export async function authenticatePayer(event: ApiEvent, body: unknown): Promise
   if (token === undefined) return undefined;
   const named = typeof body === 'object' && body !== null ? (body as { appId?: unknown }).appId : undefined;
   // Loaded on first use: anonymous orders never load session tokens.
-  const { verifyPayer } = await import('../identity/payer');
-  return verifyPayer(token, typeof named === 'string' ? named : undefined, await identityContext());
+  const [{ verifyPayer }, { identityContext }] = await Promise.all([import('../identity/payer'), import('../identity-runtime')]);
+  return verifyPayer(token, typeof named === 'string' ? named : undefined, identityContext());
 }

@@ -3,8 +3,7 @@ import { ConfigError, type WechatApp } from '../config';
 import { createPlatformClient, type PlatformClient } from '../wechat/platform-client';
 import { createSessionTokens, type SessionTokens } from './session-token';
 import { identitySecrets, readIdentitySettings, readPageOrigins, type IdentitySecrets, type PageOrigins } from './settings';
-import { TokenCache } from './token-cache';
-import { TokenStore } from './token-store';
+import type { TokenCache } from './token-cache';
 
 /** What payers' identity needs; built once per container, replaced in tests. */
 export interface IdentityContext {
@@ -14,7 +13,7 @@ export interface IdentityContext {
   /** Session tokens with the current session key (read from SSM, cached; a changed key takes over). */
   sessions(): Promise<SessionTokens>;
   /** The access_token / jsapi_ticket cache shared through DynamoDB (needs ORDERS_TABLE). */
-  tokens(): TokenCache;
+  tokens(): Promise<TokenCache>;
   /** The origins whose pages may have a JS-SDK config (CORS_ORIGINS). */
   pageOrigins(): PageOrigins;
   /** Epoch milliseconds. */
@@ -30,12 +29,16 @@ type Env = Record<string, string | undefined>;
 const PLATFORM_TIMEOUT_MS = 4_000;
 const TOKEN_WAIT_MS = 8_000;
 
-export function createIdentityContext(env: Env, deps: { documentClient(endpoint?: string): DynamoDBDocumentClient }): IdentityContext {
+/**
+ * `documentClient` makes the DynamoDB client of the token cache; it is asked for (and may load the
+ * SDK) only when the cache is first used, so that logins never load DynamoDB.
+ */
+export function createIdentityContext(env: Env, deps: { documentClient(endpoint?: string): DynamoDBDocumentClient | Promise<DynamoDBDocumentClient> }): IdentityContext {
   const { apps, wechatApiBaseUrl } = readIdentitySettings(env);
   const secrets = identitySecrets(env, apps);
   const platform = createPlatformClient({ baseUrl: wechatApiBaseUrl, timeoutMs: PLATFORM_TIMEOUT_MS });
   let sessions: { key: string; tokens: SessionTokens } | undefined;
-  let tokens: TokenCache | undefined;
+  let tokens: Promise<TokenCache> | undefined;
   let origins: PageOrigins | undefined;
   return {
     apps,
@@ -47,12 +50,17 @@ export function createIdentityContext(env: Env, deps: { documentClient(endpoint?
       return sessions.tokens;
     },
     tokens() {
-      if (!tokens) {
+      tokens ??= (async () => {
         const table = env.ORDERS_TABLE?.trim();
         if (!table) throw new ConfigError('ORDERS_TABLE is not set (the access_token and jsapi_ticket cache lives there)');
-        const store = new TokenStore(deps.documentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
-        tokens = new TokenCache({ store, platform, secretFor: (appId) => secrets.appSecret(appId), waitMs: TOKEN_WAIT_MS });
-      }
+        // Loaded here: logins never load the cache, its store or DynamoDB.
+        const [{ TokenStore }, { TokenCache }] = await Promise.all([import('./token-store'), import('./token-cache')]);
+        const store = new TokenStore(await deps.documentClient(env.DYNAMODB_ENDPOINT?.trim() || undefined), table);
+        return new TokenCache({ store, platform, secretFor: (appId) => secrets.appSecret(appId), waitMs: TOKEN_WAIT_MS });
+      })();
+      tokens.catch(() => {
+        tokens = undefined;
+      });
       return tokens;
     },
     pageOrigins() {

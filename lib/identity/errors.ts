@@ -68,6 +68,12 @@ export class WechatPlatformError extends IdentityError {
   }
 }
 
+/**
+ * Something of ours failed for the moment: the token cache's table (`STORAGE_UNAVAILABLE`), or
+ * another container's refresh of a WeChat token took too long (`TRY_AGAIN`). The caller tries again.
+ */
+export class IdentityUnavailableError extends IdentityError {}
+
 /** WeChat's errcode for a user its risk control blocks. */
 const HIGH_RISK_USER = 40226;
 /** WeChat's per-user login rate limit (100 a minute). */

@@ -2,7 +2,9 @@ import { InvalidRequestError } from '../validation';
 import { checkPageUrl, jssdkConfig, type JssdkConfig } from '../wechat/jssdk';
 import { appOfKind, APP_ID } from './apps';
 import type { IdentityContext } from './context';
-import { identityErrorFrom, PageNotAllowedError } from './errors';
+import { IdentityUnavailableError, identityErrorFrom, PageNotAllowedError } from './errors';
+import { TokenCacheError } from './token-cache';
+import { TokenStoreError } from './token-store';
 
 /**
  * `wx.config` for a page in WeChat's browser (design §10): signed with the official account's
@@ -46,8 +48,10 @@ export async function jssdkConfigFor(request: JssdkConfigRequest, ctx: IdentityC
   const app = appOfKind(ctx.apps, request.appId, ['officialaccount'], 'the JS-SDK (wx.config)');
   let ticket;
   try {
-    ticket = await ctx.tokens().jsapiTicket(app.appId);
+    ticket = await (await ctx.tokens()).jsapiTicket(app.appId);
   } catch (error) {
+    if (error instanceof TokenStoreError) throw new IdentityUnavailableError('STORAGE_UNAVAILABLE', 'the token cache is unavailable; try again', { cause: error });
+    if (error instanceof TokenCacheError) throw new IdentityUnavailableError('TRY_AGAIN', 'WeChat credentials are being refreshed; try again', { cause: error });
     throw identityErrorFrom(error, `getting the jsapi_ticket of ${app.appId}`);
   }
   return jssdkConfig({ appId: app.appId, jsapiTicket: ticket.value, url: request.url as string, now: ctx.now() });

@@ -41,9 +41,9 @@ async function platform(appId = OFFICIAL): Promise<PlatformApp> {
 async function container(): Promise<Handler> {
   vi.resetModules();
   const { handler } = await import('../../functions/jssdkConfig');
-  // Its identity context is built (and its lazily loaded modules loaded) before another container's
-  // modules are, so that no two containers share a module instance.
-  await (await import('../../lib/runtime')).identityContext();
+  // Its identity context and token cache are built (their lazily loaded modules loaded) before
+  // another container's modules are, so that no two containers share a module instance.
+  await (await import('../../lib/identity-runtime')).identityContext().tokens();
   return handler as Handler;
 }
 

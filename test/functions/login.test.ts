@@ -105,8 +105,8 @@ describe('POST /auth/miniprogram', () => {
   });
 
   it('WeChat unreachable or too slow is a 502', async () => {
-    const { identityContext } = await import('../../lib/runtime');
-    const identity = await identityContext();
+    const { identityContext } = await import('../../lib/identity-runtime');
+    const identity = identityContext();
     const { createPlatformClient } = await import('../../lib/wechat/platform-client');
     const saved = identity.platform;
     try {
