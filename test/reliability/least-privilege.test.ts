@@ -13,6 +13,12 @@ import { toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { handler as notify } from '../../functions/notify';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
+import { handler as miniProgramLogin } from '../../functions/miniProgramLogin';
+import { handler as officialAccountLogin } from '../../functions/officialAccountLogin';
+import { handler as jssdkConfig } from '../../functions/jssdkConfig';
+import { identityContext } from '../../lib/identity-runtime';
+import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
+import { simLogin } from '../support/identity';
 import { handler as createRefund } from '../../functions/createRefund';
 import { handler as getRefund } from '../../functions/getRefund';
 import { handler as refundNotify } from '../../functions/refundNotify';
@@ -21,7 +27,7 @@ import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing'
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
 import { catalogStore, orderStore, ordersContext } from '../../lib/runtime';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startTestStack, TEST_PAGE_ORIGIN, type TestStack } from '../support/stack';
 import { apiEvent, MERCHANT_AUTHORIZATION } from '../support/api';
 import { recordCommands, reportFigures } from './support';
 import { paidCallback } from '../support/callbacks';
@@ -39,6 +45,13 @@ const service = parseYaml(readFileSync(new URL('../../serverless.yml', import.me
   functions: Record<string, { role: string }>;
   resources: { Resources: Record<string, Role & { Type: string }> };
 };
+
+/** The partition keys a role's DynamoDB statements are limited to (`dynamodb:LeadingKeys`). */
+function leadingKeysCondition(functionName: string): string[] {
+  const role = service.resources.Resources[service.functions[functionName]!.role]!;
+  const statements = role.Properties.Policies.flatMap((policy) => policy.PolicyDocument.Statement) as Array<Statement & { Condition?: Record<string, Record<string, string[]>> }>;
+  return statements.flatMap((statement) => (typeof statement === 'object' ? (statement.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'] ?? []) : []));
+}
 
 /** A role's DynamoDB grants as "Action on table" (orders) / "Action on catalog" / "Action on index/NAME". */
 function dynamoGrants(functionName: string): string[] {
@@ -76,18 +89,24 @@ afterAll(async () => {
 
 /** Runs `work` as the named function and records the DynamoDB requests it makes. */
 async function as(functionName: string, work: () => Promise<unknown>) {
-  const recorders = [recordCommands(ctx.store.db), recordCommands(catalogStore().db), recordCommands(orderStore().db)];
+  const tokenCache = await identityContext().tokens();
+  const recorders = [recordCommands(ctx.store.db), recordCommands(catalogStore().db), recordCommands(orderStore().db), recordCommands(tokenCache.store.db)];
   try {
     await work();
   } finally {
     for (const recorder of recorders) recorder.stop();
   }
   used[functionName] ??= new Set();
-  for (const { command, index, table } of recorders.flatMap((recorder) => recorder.commands)) {
+  keys[functionName] ??= new Set();
+  for (const { command, index, table, pk } of recorders.flatMap((recorder) => recorder.commands)) {
     const on = index ? `index/${index}` : table === stack.catalogTable ? 'catalog' : 'table';
     used[functionName].add(`${command} on ${on}`);
+    if (pk !== undefined) keys[functionName].add(pk);
   }
 }
+
+/** The partition keys each function read or wrote, for the roles that allow only some keys. */
+const keys: Record<string, Set<string>> = {};
 
 const merchant = { authorization: MERCHANT_AUTHORIZATION };
 
@@ -208,6 +227,23 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     await as('runReconciliation', () => runReconciliation(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant })));
     await as('getReconciliation', () => getReconciliation(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${day(2)}`, pathParameters: { billDate: day(2) }, ...merchant })));
     for (const outTradeNo of lost) expect((await ctx.store.get(outTradeNo))?.paidVia).toBe('reconciliation');
+    // Payers' identity: logins (a good code and a used one), and JS-SDK configs: the first fetches
+    // and stores the tokens under the lease, WeChat refusing the first token once marks it stale,
+    // and a later config is served from memory.
+    await as('miniProgramLogin', async () => {
+      const { code } = await simLogin(stack.emulator.url, { appId: TEST_MINIPROGRAM.appId });
+      for (let i = 0; i < 2; i += 1) await miniProgramLogin(apiEvent({ method: 'POST', path: '/auth/miniprogram', body: JSON.stringify({ code }) }));
+    });
+    await as('officialAccountLogin', async () => {
+      const { code } = await simLogin(stack.emulator.url, { appId: TEST_MERCHANT.appId });
+      await officialAccountLogin(apiEvent({ method: 'POST', path: '/auth/officialaccount', body: JSON.stringify({ code }) }));
+    });
+    await as('jssdkConfig', async () => {
+      await stack.sim.faults({ platformErrors: { getticket: [40001] } });
+      const page = { ...apiEvent({ method: 'GET', path: '/auth/jssdk-config' }), rawQueryString: `url=${encodeURIComponent(`${TEST_PAGE_ORIGIN}/pay`)}` };
+      expect((await jssdkConfig(page)).statusCode).toBe(200);
+      expect((await jssdkConfig(page)).statusCode).toBe(200);
+    });
     expect((await ctx.store.get(paidByQuery))?.paidVia).toBe('query');
     expect((await ctx.store.get(paidByRecovery))?.paidVia).toBe('recovery');
     expect((await ctx.store.get(closedByWechatPay))?.status).toBe('CLOSED');
@@ -219,8 +255,15 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     expect((await stack.sim.order(resent.outTradeNo)).refunds).toHaveLength(1);
   });
 
-  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation', 'reconcile', 'createRefund', 'getRefund', 'refundNotify'])('%s: its role allows every call it made, and nothing more', (name) => {
+  it.each(['createOrder', 'queryOrder', 'notify', 'recoverOrders', 'putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation', 'reconcile', 'createRefund', 'getRefund', 'refundNotify', 'miniProgramLogin', 'officialAccountLogin', 'jssdkConfig'])('%s: its role allows every call it made, and nothing more', (name) => {
     expect([...(used[name] ?? [])].sort()).toEqual(dynamoGrants(name));
+  });
+
+  it("the JS-SDK config touches only the token cache's items, as its role's condition requires", () => {
+    const condition = leadingKeysCondition('jssdkConfig');
+    expect(condition).toEqual(['wechat-token#*', 'lease#*']);
+    expect(keys.jssdkConfig?.size).toBeGreaterThan(0);
+    for (const pk of keys.jssdkConfig ?? []) expect(condition.some((pattern) => pk.startsWith(pattern.slice(0, -1))), pk).toBe(true);
   });
 
   it('no function scans the table or queries it outside the sparse pending index', () => {
