@@ -4,6 +4,7 @@
  * done. The token never reaches a log or a message.
  */
 import { SessionRefusedError } from '../identity/errors';
+import { logger } from '../log';
 import type { Payer } from '../identity/payer';
 import { header, type ApiEvent } from './api';
 
@@ -15,9 +16,13 @@ const BEARER = /^Bearer ([\x21-\x7E]+)$/i;
 export function bearerToken(event: ApiEvent): string | undefined {
   const value = header(event, 'authorization');
   if (value === undefined || value === '') return undefined;
-  if (value.length > MAX_AUTHORIZATION_CHARS) throw new SessionRefusedError('MALFORMED', 'the Authorization header is too long');
+  const refuse = (reason: 'MALFORMED' | 'NOT_BEARER', message: string) => {
+    logger.info('payer session refused', { reason });
+    return new SessionRefusedError(reason, message);
+  };
+  if (value.length > MAX_AUTHORIZATION_CHARS) throw refuse('MALFORMED', 'the Authorization header is too long');
   const match = BEARER.exec(value);
-  if (!match) throw new SessionRefusedError('NOT_BEARER', 'the Authorization header must be "Bearer <session token>"');
+  if (!match) throw refuse('NOT_BEARER', 'the Authorization header must be "Bearer <session token>"');
   return match[1] as string;
 }
 

@@ -3,7 +3,7 @@ import { logger } from '../log';
 import { parseBody } from '../validation';
 import { appOfKind, APP_ID } from './apps';
 import type { IdentityContext } from './context';
-import { identityErrorFrom, PayerNotEligibleError } from './errors';
+import { identityErrorFrom, LoginCodeRefusedError, PayerNotEligibleError } from './errors';
 import type { IssuedSession } from './session-token';
 
 /**
@@ -51,7 +51,10 @@ export async function logIn(kind: LoginKind, body: unknown, ctx: IdentityContext
       openid = authorization.openid;
     }
   } catch (error) {
-    throw identityErrorFrom(error, `the ${kind} login of ${app.appId}`);
+    const refusal = identityErrorFrom(error, `the ${kind} login of ${app.appId}`);
+    // WeChat's errcode only: never the code.
+    if (refusal instanceof LoginCodeRefusedError) logger.info('payer login refused', { appId: app.appId, kind, errcode: refusal.errcode });
+    throw refusal;
   }
   const session = await (await ctx.sessions()).issue({ appId: app.appId, openid });
   logger.info('payer logged in', { appId: app.appId, kind });

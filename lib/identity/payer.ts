@@ -1,3 +1,4 @@
+import { logger } from '../log';
 import type { IdentityContext } from './context';
 import { SessionRefusedError } from './errors';
 
@@ -15,6 +16,10 @@ export interface Payer {
 export async function verifyPayer(token: string, appId: string | undefined, ctx: Pick<IdentityContext, 'apps' | 'sessions'>): Promise<Payer> {
   const expected = appId ?? ctx.apps.map((app) => app.appId);
   const check = await (await ctx.sessions()).verify(token, { appId: expected });
-  if (!check.ok) throw new SessionRefusedError(check.reason, check.message);
+  if (!check.ok) {
+    // The reason only: never the token.
+    logger.info('payer session refused', { reason: check.reason, appId });
+    throw new SessionRefusedError(check.reason, check.message);
+  }
   return { appId: check.appId, openid: check.openid };
 }
