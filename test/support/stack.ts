@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { localApps } from '../../emulator/test-apps';
+import { localStackApps } from '../../local/apps';
 import { LOCAL_SESSION_KEY } from '../../local/session-key';
 import { handler as notify } from '../../functions/notify';
 import { handler as refundNotify } from '../../functions/refundNotify';
@@ -57,11 +57,7 @@ export const TEST_PAGE_ORIGIN = 'https://shop.example.com';
  * and the local mini-program, their AppSecrets as local settings.
  */
 export function localAppSettings(merchantAppId: string = TEST_MERCHANT.appId): { WECHAT_APPS: string; WECHAT_APP_SECRETS: string } {
-  const apps = localApps(merchantAppId);
-  return {
-    WECHAT_APPS: JSON.stringify(apps.map(({ appId, kind }) => ({ appId, kind }))),
-    WECHAT_APP_SECRETS: JSON.stringify(Object.fromEntries(apps.map(({ appId, secret }) => [appId, secret]))),
-  };
+  return localStackApps(merchantAppId, {}).settings;
 }
 
 /**
