@@ -25,6 +25,11 @@ export interface ApiContext {
   log: EmulatorLog;
   /** Called for each refund WeChat Pay accepts: the server ends it later and calls back. */
   refundAccepted?: (refund: Refund, order: Order) => void;
+  /**
+   * Every app bound to the merchant id (the merchant's app and its other apps, e.g. a mini-program):
+   * WeChat Pay takes calls under any of them. Default: the merchant's app alone.
+   */
+  boundAppIds?: readonly string[];
 }
 
 /** WeChat Pay's minimum age of an order before closeorder accepts it (on the scaled clock). */
@@ -107,7 +112,7 @@ function evaluate(
   }
   if (!verifySignature(fields, merchant.apiKey).ok) return communicationFault('签名错误', 'SIGNERROR');
   if (missing(fields, 'appid')) return answer({ refusal: lackParams('appid') });
-  if (fields.appid !== merchant.appId) return answer({ refusal: foreignAppId(fields.appid ?? '') });
+  if (!boundApps(ctx).includes(fields.appid ?? '')) return answer({ refusal: foreignAppId(fields.appid ?? '') });
   if (missing(fields, 'nonce_str')) return answer({ refusal: lackParams('nonce_str') });
 
   if (state.faults.systemError[endpoint] > 0) {
@@ -141,14 +146,14 @@ const HANDLERS: Record<EndpointName, Handler> = {
       return { refusal: lackParams('out_trade_no或transaction_id') };
     }
     const order = findOrder(ctx.state, fields);
-    if (!order) return { refusal: ORDER_NOT_EXIST };
+    if (!order || order.appId !== fields.appid) return { refusal: ORDER_NOT_EXIST };
     return { fields: queryFields(order) };
   },
 
   closeorder(ctx, fields, _signType, now) {
     if (missing(fields, 'out_trade_no')) return { refusal: lackParams('out_trade_no') };
     const order = ctx.state.orders.get(fields.out_trade_no ?? '');
-    if (!order) return { refusal: ORDER_NOT_EXIST };
+    if (!order || order.appId !== fields.appid) return { refusal: ORDER_NOT_EXIST };
     const settled = refuseSettled(order);
     if (settled) return { refusal: settled };
     // WeChat Pay documents that an order cannot be closed until 5 minutes after it was created, but
@@ -173,7 +178,16 @@ const HANDLERS: Record<EndpointName, Handler> = {
   },
 };
 
+/**
+ * An order belongs to the app it was placed under. Asked about under another of the merchant's
+ * apps, the emulator answers that it does not exist: the strictest reading of WeChat Pay, and the
+ * one that shows a client asking under the wrong app (which would then close a live order).
+ */
 const ORDER_NOT_EXIST: Refusal = { errCode: 'ORDERNOTEXIST', errCodeDes: '订单不存在' };
+
+function boundApps(ctx: ApiContext): readonly string[] {
+  return ctx.boundAppIds ?? [ctx.merchant.appId];
+}
 
 function refuseSettled(order: Order): Refusal | undefined {
   if (order.state === 'SUCCESS') return { errCode: 'ORDERPAID', errCodeDes: '该订单已支付' };
@@ -192,8 +206,8 @@ function findOrder(state: EmulatorState, fields: Fields): Order | undefined {
 }
 
 /**
- * The emulator knows one merchant and its one app id, so it cannot tell "no such app" from "an app
- * not bound to this merchant" by lookup; an id that does not even have the shape of an app id
+ * The emulator knows one merchant and its apps, so it cannot tell "no such app" from "an app not
+ * bound to this merchant" by lookup; an id that does not even have the shape of an app id
  * (`wx` + 16 hex digits) cannot exist, any other foreign one is taken as not bound.
  */
 function foreignAppId(appId: string): Refusal {

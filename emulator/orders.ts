@@ -70,6 +70,7 @@ export function paymentFields(order: Order): SignableFields & { out_trade_no: st
     cash_fee: String(order.totalFee),
     transaction_id: order.transactionId,
     out_trade_no: order.outTradeNo,
+    appid: order.appId,
     attach: order.attach,
     time_end: order.timeEnd,
   };
@@ -84,6 +85,7 @@ export function queryFields(order: Order): SignableFields {
   return {
     device_info: order.deviceInfo,
     out_trade_no: order.outTradeNo,
+    appid: order.appId,
     attach: order.attach,
     total_fee: String(order.totalFee),
     ...state,
@@ -98,6 +100,7 @@ function iso(ms: number | undefined): string | undefined {
 export function orderView(state: EmulatorState, order: Order): Record<string, unknown> {
   return {
     out_trade_no: order.outTradeNo,
+    appid: order.appId,
     trade_state: order.state,
     transaction_id: order.transactionId,
     total_fee: order.totalFee,

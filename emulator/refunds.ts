@@ -88,7 +88,8 @@ export function answerRefund(ctx: RefundContext, fields: Fields, now: Date): { f
 
   const { state } = ctx;
   const order = orderOf(state, fields);
-  if (!order) return { refusal: { errCode: 'ORDERNOTEXIST', errCodeDes: '订单号不存在' } };
+  // An order belongs to the app it was placed under: asked under another app, it does not exist.
+  if (!order || order.appId !== fields.appid) return { refusal: { errCode: 'ORDERNOTEXIST', errCodeDes: '订单号不存在' } };
   const refundFee = Number(fields.refund_fee);
   const existing = state.refunds.get(outRefundNo);
   if (existing) {
@@ -169,7 +170,8 @@ export function answerRefundQuery(state: EmulatorState, fields: Fields): { field
   } else {
     return { refusal: lackParams('out_refund_no、out_trade_no、transaction_id或refund_id') };
   }
-  if (!order || refunds.length === 0) return { refusal: { errCode: 'REFUNDNOTEXIST', errCodeDes: '退款订单查询失败' } };
+  // An order's refunds belong to its app: asked under another of the merchant's apps, there are none.
+  if (!order || refunds.length === 0 || order.appId !== fields.appid) return { refusal: { errCode: 'REFUNDNOTEXIST', errCodeDes: '退款订单查询失败' } };
   const offset = fields.offset === undefined || fields.offset === '' ? 0 : Number(fields.offset);
   if (!Number.isInteger(offset) || offset < 0 || (offset > 0 && offset >= refunds.length)) return { refusal: paramError('offset参数错误') };
   const page = refunds.slice(offset, offset + PAGE);

@@ -91,8 +91,11 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       notifier.startRefund(refund, order);
     });
   };
-  const api: ApiContext = { merchant, state, timeScale, log, refundAccepted };
-  const platform = new PlatformEmulator({ apps: options.apps ?? localApps(appId), timeScale, log });
+  const apps = options.apps ?? localApps(appId);
+  // WeChat Pay takes calls under the merchant's app and under every other app the platform knows.
+  const boundAppIds = [appId, ...apps.map((app) => app.appId).filter((id) => id !== appId)];
+  const api: ApiContext = { merchant, state, timeScale, log, refundAccepted, boundAppIds };
+  const platform = new PlatformEmulator({ apps, timeScale, log });
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://emulator').pathname;

@@ -38,12 +38,14 @@ function httpApiEvent(options: {
   traceId: string;
   body?: string;
   pathParameters?: Record<string, string>;
+  /** A GET's query, as the browser sent it (API Gateway also hands it decoded). */
+  query?: Record<string, string>;
 }) {
   return {
     version: '2.0',
     routeKey: options.routeKey,
     rawPath: options.rawPath,
-    rawQueryString: '',
+    rawQueryString: options.query ? new URLSearchParams(options.query).toString() : '',
     headers: {
       'content-length': String(Buffer.byteLength(options.body ?? '', 'utf8')),
       host: `${API_ID}.execute-api.ap-southeast-1.amazonaws.com`,
@@ -72,6 +74,7 @@ function httpApiEvent(options: {
       time: '15/Jan/2026:08:30:00 +0000',
       timeEpoch: TIME.getTime(),
     },
+    ...(options.query ? { queryStringParameters: options.query } : {}),
     ...(options.pathParameters ? { pathParameters: options.pathParameters } : {}),
     ...(options.body === undefined ? {} : { body: options.body }),
     isBase64Encoded: false,
@@ -101,6 +104,54 @@ function createOrderEvent() {
       attach: 'table 12',
       idempotencyKey: 'cart-7f3c2a91-checkout-1',
     }),
+  });
+}
+
+/**
+ * A mini-program's login: the code `wx.login()` gave it (a sample: WeChat, or the emulator, refuses
+ * it as invalid, errcode 40029; ask the emulator's POST /__sim/login for a real one).
+ */
+function miniProgramLoginEvent() {
+  return httpApiEvent({
+    method: 'POST',
+    routeKey: 'POST /auth/miniprogram',
+    rawPath: '/auth/miniprogram',
+    headers: { accept: 'application/json', 'content-type': 'application/json', referer: 'https://servicewechat.com/wx00000000000000a2/1/page-frame.html' },
+    sourceIp: '203.0.113.24',
+    userAgent: MOBILE_WECHAT,
+    requestId: 'YbJ8aPa1SQ0EMtA=',
+    traceId: '9e0f1a2b3c4d5e6f7a8b9c0d',
+    body: JSON.stringify({ code: '0a3Xk2Ga1Vbq2K0p4oHa1Zb9bL1Xk2Gs', appId: 'wx00000000000000a2' }),
+  });
+}
+
+/** An official account's page after WeChat's snsapi_base web authorization put ?code= on its URL. */
+function officialAccountLoginEvent() {
+  return httpApiEvent({
+    method: 'POST',
+    routeKey: 'POST /auth/officialaccount',
+    rawPath: '/auth/officialaccount',
+    headers: { accept: 'application/json', 'content-type': 'application/json', origin: 'https://shop.example.com' },
+    sourceIp: '203.0.113.24',
+    userAgent: MOBILE_WECHAT,
+    requestId: 'YbJ8bQb2SQ0EMuB=',
+    traceId: '0f1a2b3c4d5e6f7a8b9c0d1e',
+    body: JSON.stringify({ code: '081Xk2Ga1Vbq2K0p4oHa1Zb9bL1Xk2GX' }),
+  });
+}
+
+/** The JS-SDK config for a checkout page of the shop, opened in WeChat's browser. */
+function jssdkConfigEvent() {
+  return httpApiEvent({
+    method: 'GET',
+    routeKey: 'GET /auth/jssdk-config',
+    rawPath: '/auth/jssdk-config',
+    headers: { accept: 'application/json', origin: 'https://shop.example.com' },
+    sourceIp: '203.0.113.24',
+    userAgent: MOBILE_WECHAT,
+    requestId: 'YbJ8cRc3SQ0EMvC=',
+    traceId: '1a2b3c4d5e6f7a8b9c0d1e2f',
+    query: { url: 'https://shop.example.com/checkout?cart=7f3c2a91' },
   });
 }
 
@@ -343,6 +394,9 @@ if (outTradeNo !== undefined) {
   writeEvent('notify', notifyEvent(TEST_MERCHANT, SAMPLE_OUT_TRADE_NO, 2800));
   writeEvent('recoverOrders', scheduledEvent());
   writeEvent('clearOutbox', orderPaidEvent());
+  writeEvent('miniProgramLogin', miniProgramLoginEvent());
+  writeEvent('officialAccountLogin', officialAccountLoginEvent());
+  writeEvent('jssdkConfig', jssdkConfigEvent());
   // The daily reconciliation's schedule delivers the same kind of event (its date is the day before the run).
   writeEvent('reconcile', scheduledEvent());
 }

@@ -14,6 +14,8 @@ import { DEMO_PRODUCTS } from './demo-products';
 import { createCatalogTable, createOrdersTable } from './tables';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
 import { localCertificates } from './certs';
+import { localStackApps } from './apps';
+import { LOCAL_SESSION_KEY } from './session-key';
 
 /**
  * The local stack (`npm start`): DynamoDB (dynalite, in memory), the WeChat Pay emulator, a local
@@ -117,6 +119,8 @@ async function main(): Promise<void> {
   const ordersTable = setting('ORDERS_TABLE') ?? LOCAL_TABLE;
   const catalogTable = setting('CATALOG_TABLE') ?? LOCAL_CATALOG_TABLE;
   const merchantToken = setting('MERCHANT_API_TOKEN') ?? LOCAL_MERCHANT_TOKEN;
+  // The merchant's official account and a local mini-program, unless WECHAT_APPS names others.
+  const { apps, settings: appSettings } = localStackApps(merchant.appId);
   // This stack's own bundles: another stack or a packaging run deletes only its own folder.
   const bundleFolder = `.esbuild/stack-${process.pid}`;
 
@@ -184,7 +188,7 @@ async function main(): Promise<void> {
     // Refunds: the emulator serves /secapi/ over mutual TLS with a local CA made for this run; the API
     // presents the merchant certificate it signed, and trusts that CA for the emulator only.
     const certs = localCertificates(merchant.mchId);
-    emulator = await startEmulator({ ...merchant, port: emulatorPort, host: HOST, timeScale, tls: { ...certs, port: emulatorTlsPort } });
+    emulator = await startEmulator({ ...merchant, apps, port: emulatorPort, host: HOST, timeScale, tls: { ...certs, port: emulatorTlsPort } });
     if (stopping) return undefined;
 
     // Serverless offline's Lambda API: the local bus hands each event to clearOutbox through it.
@@ -219,6 +223,9 @@ async function main(): Promise<void> {
       ORDERS_TABLE: ordersTable,
       CATALOG_TABLE: catalogTable,
       MERCHANT_API_TOKEN: merchantToken,
+      ...appSettings,
+      WECHAT_API_BASE_URL: setting('WECHAT_API_BASE_URL') ?? emulator.url,
+      SESSION_KEY: setting('SESSION_KEY') ?? LOCAL_SESSION_KEY,
       DYNAMODB_ENDPOINT: dynamoEndpoint,
       EVENTBRIDGE_ENDPOINT: events.url,
       ESBUILD_WORK_FOLDER: bundleFolder,
@@ -264,8 +271,9 @@ async function main(): Promise<void> {
     console.log(
       [
         '',
-        `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, POST /wechatpay/notify, /merchant/...)`,
+        `  API              ${apiUrl}   (POST /orders, GET /orders/{outTradeNo}, /auth/..., POST /wechatpay/notify, /merchant/...)`,
         `  Merchant token   ${merchantToken}   (Authorization: Bearer <token> on /merchant/...)`,
+        `  Apps             ${apps.map((app) => `${app.appId} (${app.kind})`).join(', ')}   (POST /__sim/login on the emulator for a login code)`,
         `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim; /secapi/ over mutual TLS at ${secapiUrl})`,
         `  Demo checkout    ${demoUrl}   (the demo shop: order the demo products, pay with a QR code and the emulator's scan page)`,
         `  DynamoDB         ${dynamoEndpoint}   (tables ${ordersTable}, ${catalogTable})`,

@@ -89,6 +89,11 @@ export class TokenCache {
     }
   }
 
+  /** Where the values are kept; public so that tests can watch its DynamoDB requests. */
+  get store(): TokenStore {
+    return this.options.store;
+  }
+
   /** The app's access_token, fetched (once for all containers) when there is none fit to use. */
   accessToken(appId: string): Promise<CachedToken> {
     return this.get('access_token', appId);

@@ -55,6 +55,8 @@ const TOTAL_FEE = v.pipe(
 /** What frontends and the merchant's server send alike. */
 const COMMON_FIELDS = {
   tradeType: v.picklist(TRADE_TYPES, `must be one of ${TRADE_TYPES.join(', ')}`),
+  /** One of the merchant's apps (WECHAT_APPS); the default app when absent. */
+  appId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be an app id (1 to 32 of [A-Za-z0-9_-])'))),
   openid: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a WeChat openid ([A-Za-z0-9_-], up to 128)'))),
   productId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1 to 32 characters of [A-Za-z0-9_-]'))),
   attach: v.optional(
@@ -126,8 +128,18 @@ function invalid(message: string, field?: string): InvalidOrderRequestError {
   return new InvalidOrderRequestError(message, field);
 }
 
-/** The checks that span fields, and the openid of a verified payer, which wins over the body's. */
-function checkCommon<T extends CommonFields>(input: T, verifiedOpenid: string | undefined): T {
+/** A payer proven by a session token: the app they logged in to and their openid there. */
+export interface VerifiedPayer {
+  appId: string;
+  openid: string;
+}
+
+/** The checks that span fields, and the app and openid of a verified payer, which win over the body's. */
+function checkCommon<T extends CommonFields>(input: T, payer: VerifiedPayer | undefined): T {
+  if (payer && input.appId !== undefined && input.appId !== payer.appId) {
+    throw invalid(`appId ${input.appId} is not the app of the session token (${payer.appId})`, 'appId');
+  }
+  const verifiedOpenid = payer?.openid;
   const openid = verifiedOpenid ?? input.openid;
   if (input.tradeType === 'JSAPI' && !openid) {
     throw invalid("openid is required for JSAPI (the payer's openid under this app id)", 'openid');
@@ -135,15 +147,15 @@ function checkCommon<T extends CommonFields>(input: T, verifiedOpenid: string | 
   if (input.tradeType !== 'JSAPI' && openid && !verifiedOpenid) throw invalid('openid is only for JSAPI orders', 'openid');
   if (input.sceneInfo && input.tradeType !== 'MWEB') throw invalid('sceneInfo is only for MWEB orders', 'sceneInfo');
   if (input.productId && input.tradeType !== 'NATIVE') throw invalid('productId is only for NATIVE orders', 'productId');
-  return { ...input, openid: input.tradeType === 'JSAPI' ? openid : undefined };
+  return { ...input, appId: payer?.appId ?? input.appId, openid: input.tradeType === 'JSAPI' ? openid : undefined };
 }
 
 /**
- * Validates a frontend's `POST /orders` body: items by sku, never an amount. `verifiedOpenid` (a
- * verified payer) wins over the body's and scopes the idempotency key. Throws
- * InvalidOrderRequestError naming the first wrong field.
+ * Validates a frontend's `POST /orders` body: items by sku, never an amount. A verified payer's app
+ * and openid (from a session token) win over the body's, and the payer scopes the idempotency key.
+ * Throws InvalidOrderRequestError naming the first wrong field.
  */
-export function parseFrontendOrderRequest(body: unknown, context: { clientIp: string; verifiedOpenid?: string }): FrontendOrderRequest {
+export function parseFrontendOrderRequest(body: unknown, context: { clientIp: string; payer?: VerifiedPayer }): FrontendOrderRequest {
   if (typeof body === 'object' && body !== null) {
     for (const field of ['totalFee', 'description']) {
       if (Object.hasOwn(body, field)) {
@@ -154,7 +166,8 @@ export function parseFrontendOrderRequest(body: unknown, context: { clientIp: st
       }
     }
   }
-  const input = checkCommon(parseBody(FrontendOrderBody, body, invalid), context.verifiedOpenid);
+  const { payer } = context;
+  const input = checkCommon(parseBody(FrontendOrderBody, body, invalid), payer);
   const seen = new Set<string>();
   input.items.forEach(({ sku }, i) => {
     if (seen.has(sku)) throw invalid(`items.${i}.sku "${sku}" is listed twice; send one line with its quantity`, `items.${i}.sku`);
@@ -162,7 +175,7 @@ export function parseFrontendOrderRequest(body: unknown, context: { clientIp: st
   });
   return {
     ...input,
-    idempotencyScope: context.verifiedOpenid ? `payer:${encodeURIComponent(context.verifiedOpenid)}` : 'anonymous',
+    idempotencyScope: payer ? `payer:${encodeURIComponent(payer.appId)}:${encodeURIComponent(payer.openid)}` : 'anonymous',
     clientIp: context.clientIp,
   };
 }

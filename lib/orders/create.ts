@@ -7,7 +7,7 @@ import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
 import type { CreateOrderRequest, FrontendOrderRequest } from './create-request';
-import { OrderConflictError, PaymentProviderError } from './errors';
+import { InvalidOrderRequestError, OrderConflictError, PaymentProviderError } from './errors';
 import { payObject, type PayObject } from './frontend-pay';
 import type { Order } from './model';
 import { priceItems } from './pricing';
@@ -39,14 +39,33 @@ export interface CreatedOrder {
  * the prices they came to: repeated after a price change, it is still the same request and gets
  * its original order back.
  */
-function fingerprint(request: CreateOrderRequest): string {
+function fingerprint(request: CreateOrderRequest, appId: string, ctx: OrdersContext): string {
   const { tradeType, totalFee, description, lines, openid, productId, attach, sceneInfo } = request;
   const what = lines ? lines.map((line) => [line.sku, line.quantity]) : [totalFee, description];
-  const canonical = JSON.stringify([tradeType, what, openid, productId, attach, sceneInfo]);
+  // The default app is left out, so that keys claimed before orders named their app still match.
+  const app = appId === ctx.config.appId ? [] : [appId];
+  const canonical = JSON.stringify([tradeType, what, openid, productId, attach, sceneInfo, ...app]);
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
-function newOrder(request: CreateOrderRequest, outTradeNo: string, ctx: OrdersContext): Order {
+/** JSAPI payments happen inside WeChat: in a mini-program or on an official account's page. */
+const JSAPI_KINDS = new Set(['miniprogram', 'officialaccount']);
+
+/**
+ * The app an order is made under: the one the request names, which must be one of the merchant's
+ * apps (and, for JSAPI, a mini-program or an official account), else the default app.
+ */
+function orderAppId(request: CreateOrderRequest, ctx: OrdersContext): string {
+  const appId = request.appId ?? ctx.config.appId;
+  const app = ctx.config.apps.find((candidate) => candidate.appId === appId);
+  if (!app) throw new InvalidOrderRequestError(`appId ${appId} is not one of this merchant's apps`, 'appId');
+  if (request.tradeType === 'JSAPI' && !JSAPI_KINDS.has(app.kind)) {
+    throw new InvalidOrderRequestError(`app ${appId} is of kind ${app.kind}: JSAPI payments are made in a mini-program or on an official account's page`, 'appId');
+  }
+  return appId;
+}
+
+function newOrder(request: CreateOrderRequest, appId: string, outTradeNo: string, ctx: OrdersContext): Order {
   const now = ctx.now();
   const expires = new Date(now.getTime() + ctx.config.orderExpireMinutes * 60_000);
   const params: UnifiedOrderParams = {
@@ -73,7 +92,7 @@ function newOrder(request: CreateOrderRequest, outTradeNo: string, ctx: OrdersCo
     createdAt: now.toISOString(),
     expiresAt: expires.toISOString(),
     unifiedOrder: params,
-    appId: ctx.config.appId,
+    appId,
     review: {},
   };
   if (request.lines) order.items = request.lines;
@@ -90,7 +109,7 @@ function newOrder(request: CreateOrderRequest, outTradeNo: string, ctx: OrdersCo
 async function requestPrepay(order: Order, ctx: OrdersContext): Promise<Order> {
   let result;
   try {
-    result = await ctx.wechatPay.unifiedOrder(order.unifiedOrder, { signType: order.signType });
+    result = await ctx.wechatPayFor(order.appId).unifiedOrder(order.unifiedOrder, { signType: order.signType });
   } catch (error) {
     if (!(error instanceof WechatPayError)) throw error;
     // ORDERPAID: the order was paid after all; an untrustworthy answer may hide a created order.
@@ -175,12 +194,14 @@ async function resume(order: Order, ctx: OrdersContext): Promise<CreatedOrder> {
  * again returns the same order.
  */
 export async function createOrder(request: CreateOrderRequest, ctx: OrdersContext): Promise<CreatedOrder> {
+  const appId = orderAppId(request, ctx);
   let outTradeNo = newOutTradeNo(ctx.now());
   if (request.idempotencyKey) {
     const scopedKey = `${request.idempotencyScope}#${request.idempotencyKey}`;
-    const claim = await ctx.store.claimIdempotencyKey(scopedKey, outTradeNo, fingerprint(request), ctx.now().toISOString());
+    const requested = fingerprint(request, appId, ctx);
+    const claim = await ctx.store.claimIdempotencyKey(scopedKey, outTradeNo, requested, ctx.now().toISOString());
     if (!claim.ok) {
-      if (claim.fingerprint !== fingerprint(request)) {
+      if (claim.fingerprint !== requested) {
         throw new OrderConflictError(
           'IDEMPOTENCY_KEY_REUSED',
           'idempotencyKey was already used for a different request; use a new key for a new order',
@@ -192,7 +213,7 @@ export async function createOrder(request: CreateOrderRequest, ctx: OrdersContex
       outTradeNo = claim.outTradeNo;
     }
   }
-  const order = newOrder(request, outTradeNo, ctx);
+  const order = newOrder(request, appId, outTradeNo, ctx);
   if (!(await ctx.store.createPending(order, Date.parse(order.createdAt) + RECOVERY_GRACE_MS))) {
     // Two retries of one idempotent request raced past the claim: answer the one that was stored.
     const existing = await ctx.store.get(outTradeNo);

@@ -8,15 +8,19 @@ export type PayObject =
   | { mwebUrl: string }
   | ReturnType<typeof appPayParams>;
 
-/** Exactly what the frontend needs to start paying, by trade type (README: HTTP API, `POST /orders`). */
+/**
+ * Exactly what the frontend needs to start paying, by trade type (README: HTTP API, `POST /orders`),
+ * under the order's own app (the default app for orders made before apps were recorded).
+ */
 export async function payObject(order: Order, config: AppConfig, now: Date): Promise<PayObject> {
   const prepayId = order.prepayId as string;
+  const appId = order.appId ?? config.appId;
   switch (order.tradeType) {
     case 'JSAPI':
-      return jsapiPayParams({ appId: config.appId, prepayId, signType: order.signType, apiKey: config.apiKey, now });
+      return jsapiPayParams({ appId, prepayId, signType: order.signType, apiKey: config.apiKey, now });
     case 'APP':
       return appPayParams({
-        appId: config.appId,
+        appId,
         mchId: config.mchId,
         prepayId,
         signType: order.signType,

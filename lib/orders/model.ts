@@ -160,6 +160,10 @@ export interface PaymentReport {
   source: PaymentSource;
   /** For a callback: the sign type it was verified with, which must be the order's. */
   signType?: SignType;
+  /** For a callback: the app it was sent under, which must be the order's. */
+  appId?: string;
+  /** The callback's app is the default one, which orders made before apps were recorded were made under. */
+  defaultApp?: boolean;
 }
 
 /** What recording a payment did. */
@@ -174,6 +178,8 @@ export type PaymentOutcome =
   | { outcome: 'AMOUNT_MISMATCH'; order: Order; flag: ReviewFlag }
   /** Signed with another sign type than the order was made with: refused. */
   | { outcome: 'SIGN_TYPE_MISMATCH'; order: Order }
+  /** Sent under another app than the order was made under: refused. */
+  | { outcome: 'APP_MISMATCH'; order: Order }
   | { outcome: 'UNKNOWN_ORDER' };
 
 /** One line of an order made from the catalog, at the price it was sold at. */

@@ -31,8 +31,9 @@ function refuse(outcome: string, reason: string, outTradeNo?: string): Notificat
  * so that WeChat Pay tries again.
  *
  * The callback is verified before the order is read: its sign type is its own sign_type, else the
- * one its signature length implies; the payment write then requires the order to have been made
- * with that same sign type. So a first callback costs one conditional write.
+ * one its signature length implies, and its appid any of the merchant's apps; the payment write then
+ * requires the order to have been made with that same sign type, under that same app. So a first
+ * callback costs one conditional write.
  */
 export async function handlePaymentNotification(body: string | Uint8Array, ctx: OrdersContext): Promise<NotificationResult> {
   const parsed = parseNotification(body);
@@ -43,7 +44,8 @@ export async function handlePaymentNotification(body: string | Uint8Array, ctx: 
     : SIGN_TYPE_BY_LENGTH[fields.sign?.length ?? 0];
   const verified = verifyNotification(parsed, {
     apiKey: ctx.config.apiKey,
-    appId: ctx.config.appId,
+    // Any of the merchant's apps here; the payment write then requires the order's own.
+    appId: ctx.config.apps.map((app) => app.appId),
     mchId: ctx.config.mchId,
     orderSignType: signType,
   });
@@ -64,6 +66,8 @@ export async function handlePaymentNotification(body: string | Uint8Array, ctx: 
         paidAt: paidAtFrom(payment.timeEnd, ctx.now()),
         source: 'notify',
         signType: signType as SignType,
+        appId: fields.appid as string,
+        defaultApp: fields.appid === ctx.config.appId,
       },
       ctx,
     );
@@ -84,6 +88,8 @@ export async function handlePaymentNotification(body: string | Uint8Array, ctx: 
       return refuse('AMOUNT_MISMATCH', `total_fee ${payment.totalFee} does not match the order's amount`, outTradeNo);
     case 'SIGN_TYPE_MISMATCH':
       return refuse('SIGN_TYPE_MISMATCH', `signed with ${signType}, but the order was made with ${result.order.signType}`, outTradeNo);
+    case 'APP_MISMATCH':
+      return refuse('APP_MISMATCH', `sent under appid ${fields.appid}, but the order was made under ${result.order.appId ?? ctx.config.appId}`, outTradeNo);
     case 'UNKNOWN_ORDER':
       return refuse('UNKNOWN_ORDER', `no order ${outTradeNo}`, outTradeNo);
   }

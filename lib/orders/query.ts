@@ -37,7 +37,7 @@ async function refreshPending(order: Order, ctx: OrdersContext): Promise<Order> 
   if (order.status !== 'PENDING' || !order.prepayId) return order;
   if (!(await ctx.store.claimQuerySlot(order.outTradeNo, ctx.now().getTime(), QUERY_INTERVAL_MS))) return order;
   try {
-    const result = await ctx.wechatPay.orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+    const result = await ctx.wechatPayFor(order.appId).orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
     return await applyQueryResult(order, result, 'query', ctx);
   } catch (error) {
     if (!(error instanceof WechatPayError)) throw error;

@@ -176,7 +176,8 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
   if (!refundNotifyUrl) throw new ConfigError('WECHATPAY_REFUND_NOTIFY_URL is not set and cannot be derived from WECHATPAY_NOTIFY_URL');
   const context = { outTradeNo: order.outTradeNo, outRefundNo: refund.outRefundNo, via };
   try {
-    const accepted = await ctx.wechatPay.refund(
+    // Under the order's own app, as it was paid.
+    const accepted = await ctx.wechatPayFor(order.appId).refund(
       {
         outTradeNo: order.outTradeNo,
         outRefundNo: refund.outRefundNo,
@@ -280,7 +281,8 @@ function successAt(successTime: string | undefined): string | undefined {
  * and for a storage failure (so WeChat Pay retries). Never throws on what was received.
  */
 export async function handleRefundNotification(body: string | Uint8Array, ctx: OrdersContext): Promise<RefundNotificationResult> {
-  const read = readRefundNotification(body, { apiKey: ctx.config.apiKey, appIds: [ctx.config.appId], mchId: ctx.config.mchId });
+  // Any of the merchant's apps here; the refund's order must then be of that app.
+  const read = readRefundNotification(body, { apiKey: ctx.config.apiKey, appIds: ctx.config.apps.map((app) => app.appId), mchId: ctx.config.mchId });
   if (!read.ok) {
     if (read.reason === 'RETURN_CODE_NOT_SUCCESS') {
       // Nothing to record; a FAIL reply would only bring the same document back.
@@ -304,6 +306,9 @@ export async function handleRefundNotification(body: string | Uint8Array, ctx: O
 async function recordRefundNotification(notice: RefundNotification, context: Record<string, unknown>, ctx: OrdersContext): Promise<RefundNotificationResult> {
   const order = await ctx.store.get(notice.outTradeNo);
   if (!order) return refuse('UNKNOWN_ORDER', `no order ${notice.outTradeNo}`, context);
+  // Orders made before apps were recorded were made under the default app.
+  const orderApp = order.appId ?? ctx.config.appId;
+  if (notice.appId !== orderApp) return refuse('APP_MISMATCH', `sent under appid ${notice.appId}, but the order was made under ${orderApp}`, context);
   if (notice.totalFee !== order.totalFee) return refuse('AMOUNT_MISMATCH', `total_fee ${notice.totalFee} is not the order's amount`, context);
   if (!order.transactionId || notice.transactionId !== order.transactionId) {
     return refuse('TRANSACTION_MISMATCH', `transaction_id does not match order ${order.outTradeNo}'s payment`, context);
@@ -412,7 +417,7 @@ const FINAL_REFUND_STATUSES = new Set(['SUCCESS', 'CHANGE', 'REFUNDCLOSE']);
 async function recoverRefund(order: Order, refund: OrderRefund, ctx: OrdersContext, summary: RefundRecoverySummary): Promise<void> {
   let queried: QueriedRefund | undefined;
   try {
-    const result = await ctx.wechatPay.refundQuery({ outRefundNo: refund.outRefundNo }, { signType: order.signType });
+    const result = await ctx.wechatPayFor(order.appId).refundQuery({ outRefundNo: refund.outRefundNo }, { signType: order.signType });
     queried = result.refunds.find((candidate) => candidate.outRefundNo === refund.outRefundNo);
   } catch (error) {
     if (!(error instanceof WechatPayBusinessError && error.code === 'REFUNDNOTEXIST')) throw error;

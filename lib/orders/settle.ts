@@ -15,7 +15,7 @@ export function paidAtFrom(timeEnd: string | undefined, now: Date): string {
 
 /**
  * Records a payment exactly once. The first report costs one conditional write whose condition also
- * checks the amount (and the sign type, for a callback); when it fails, a consistent read tells a
+ * checks the amount (and the sign type and the app, for a callback); when it fails, a consistent read tells a
  * duplicate from a mismatch. Money received always wins: a genuine payment for an order that is no
  * longer pending is recorded and flagged for review, never dropped.
  */
@@ -30,6 +30,7 @@ async function explainRefusedPayment(report: PaymentReport, store: OrderStore, a
   const order = await store.get(report.outTradeNo);
   if (!order) return { outcome: 'UNKNOWN_ORDER' };
   if (report.signType && order.signType !== report.signType) return { outcome: 'SIGN_TYPE_MISMATCH', order };
+  if (report.appId && (order.appId ?? (report.defaultApp ? report.appId : undefined)) !== report.appId) return { outcome: 'APP_MISMATCH', order };
   // A refunded order was paid by this transaction too.
   const paid = order.status === 'PAID' || order.status === 'REFUNDED';
   if (paid && order.transactionId === report.transactionId) {
@@ -144,7 +145,7 @@ async function closeExpired(order: Order, source: PaymentSource, reason: string,
 
 async function queryOrNotExist(order: Order, ctx: OrdersContext): Promise<OrderQueryResult | 'ORDERNOTEXIST'> {
   try {
-    return await ctx.wechatPay.orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+    return await ctx.wechatPayFor(order.appId).orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
   } catch (error) {
     if (error instanceof WechatPayBusinessError && error.code === 'ORDERNOTEXIST') return 'ORDERNOTEXIST';
     throw error;
@@ -179,7 +180,7 @@ export async function settleWithWechatPay(order: Order, source: PaymentSource, c
   // NOTPAY, USERPAYING and the like: WeChat Pay does not reliably enforce time_expire, so we do.
   if (!expired) return { settlement: 'left', order };
   try {
-    await ctx.wechatPay.closeOrder({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+    await ctx.wechatPayFor(order.appId).closeOrder({ outTradeNo: order.outTradeNo }, { signType: order.signType });
   } catch (error) {
     if (!(error instanceof WechatPayBusinessError)) throw error;
     if (error.code === 'ORDERPAID') {

@@ -375,9 +375,9 @@ export class OrderStore {
 
   /**
    * `from` → PAID in one conditional write that also checks the amount (and, for a callback, the
-   * sign type). From PENDING this is the payment (event: Order Paid); from CLOSED or FAILED it records
-   * money that came anyway, with its review flag (event: Payment Needs Review, for a person to decide
-   * whether to fulfil or refund). The order as it now is, or undefined when the condition did not hold.
+   * sign type and the app). From PENDING this is the payment (event: Order Paid); from CLOSED or FAILED
+   * it records money that came anyway, with its review flag (event: Payment Needs Review, for a person
+   * to decide whether to fulfil or refund). The order as it now is, or undefined when the condition did not hold.
    */
   async markPaid(report: PaymentReport, from: OrderStatus = 'PENDING', flag?: ReviewFlag): Promise<Order | undefined> {
     const names: Record<string, string> = {};
@@ -394,6 +394,12 @@ export class OrderStore {
     if (report.signType) {
       condition += ' AND signType = :signType';
       values[':signType'] = report.signType;
+    }
+    if (report.appId) {
+      // Orders made before apps were recorded carry no appId: they were made under the default app.
+      condition += report.defaultApp ? ' AND (#appId = :appId OR attribute_not_exists(#appId))' : ' AND #appId = :appId';
+      names['#appId'] = 'appId';
+      values[':appId'] = report.appId;
     }
     if (flag) {
       update += ', review.#flag = :flag';

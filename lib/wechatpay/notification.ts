@@ -62,7 +62,8 @@ export type VerifiedPayment = VerifiedSuccessfulPayment | VerifiedFailedPayment;
 
 export interface VerifyNotificationOptions {
   apiKey: string;
-  appId: string;
+  /** Our app id, or every one of the merchant's apps (the caller then checks the order's own). */
+  appId: string | readonly string[];
   mchId: string;
   /** The sign type the order was made with; used when the callback carries no sign_type. */
   orderSignType?: SignType;
@@ -101,7 +102,7 @@ export function verifyNotification(
   const { fields } = notification;
   const check = verifySignature(fields, apiKey, orderSignType);
   if (!check.ok) return failure('BAD_SIGNATURE', `callback signature is not valid: ${check.message}`);
-  if (fields.appid !== appId) {
+  if (!(typeof appId === 'string' ? [appId] : appId).includes(fields.appid ?? '')) {
     return failure('FOREIGN_APPID', `callback is for appid "${(fields.appid ?? '').slice(0, 40)}", not ours`);
   }
   if (fields.mch_id !== mchId) {

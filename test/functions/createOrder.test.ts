@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { MAX_ORDER_FEN } from '../../lib/catalog/product';
 import { ordersContext } from '../../lib/runtime';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { order, putProduct } from '../support/api';
+import { bearer, sessionToken } from '../support/identity';
 import type { TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 
@@ -53,16 +55,16 @@ describe('a frontend orders by items; the catalog sets the amount', () => {
     expect(await ordersTableItems()).toEqual(before);
   });
 
-  it('the client IP comes from the request context and the openid from a verified claim', async () => {
+  it("the client IP comes from the request context and the openid from the payer's session token", async () => {
     await putProduct('fe-claim', { name: 'Claim', priceFen: 1 });
     const created = await order(
       { tradeType: 'JSAPI', items: [{ sku: 'fe-claim', quantity: 1 }], openid: 'o-from-body' },
-      { sourceIp: '198.51.100.23', claims: { openid: 'o-from-claim' } },
+      { sourceIp: '198.51.100.23', authorization: bearer(await sessionToken(TEST_MERCHANT.appId, 'o-from-token')) },
     );
     expect(created.status).toBe(201);
     const order0 = await stored(created.body.outTradeNo);
     expect(order0?.unifiedOrder.spbill_create_ip).toBe('198.51.100.23');
-    expect(order0?.unifiedOrder.openid).toBe('o-from-claim');
+    expect(order0?.unifiedOrder.openid).toBe('o-from-token');
   });
 });
 

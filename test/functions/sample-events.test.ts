@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiEvent } from '../../lib/http/api';
 import { parseXml } from '../../lib/wechatpay/xml';
 import { DEMO_PRODUCTS } from '../../local/demo-products';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { putProduct } from '../support/api';
 import { startTestStack, type TestStack } from '../support/stack';
 
@@ -54,6 +55,20 @@ describe('sample events', () => {
     const { handler } = await import('../../functions/reconcile');
     const report = await handler(JSON.parse(readFileSync(new URL('../../events/reconcile.json', import.meta.url), 'utf8')));
     expect(['MATCHED', 'NO_BILL']).toContain(report.status);
+  });
+
+  it.each(['miniProgramLogin', 'officialAccountLogin'])('%s: the sample login reaches WeChat, which refuses its sample code (401, errcode 40029)', async (name) => {
+    const { handler } = (await import(`../../functions/${name}.ts`)) as { handler: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }> };
+    const result = await handler(sample(name));
+    expect(result.statusCode, String(result.body)).toBe(401);
+    expect(JSON.parse(result.body as string).error.message).toMatch(/errcode 40029/);
+  });
+
+  it("jssdkConfig: the sample page of the shop's origin gets its wx.config", async () => {
+    const { handler } = await import('../../functions/jssdkConfig');
+    const result = await handler(sample('jssdkConfig'));
+    expect(result.statusCode, String(result.body)).toBe(200);
+    expect(JSON.parse(result.body as string)).toMatchObject({ appId: TEST_MERCHANT.appId, signature: expect.stringMatching(/^[0-9a-f]{40}$/) });
   });
 
   it('queryOrder: the sample asks for an order that does not exist here: 404', async () => {

@@ -14,6 +14,7 @@ import { buildXml, parseXml } from '../../lib/wechatpay/xml';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { apiEvent, create as createMerchantOrder, order, putProduct } from '../support/api';
 import { eventually } from '../support/eventually';
+import { bearer, sessionToken } from '../support/identity';
 import { startTestStack, type TestStack } from '../support/stack';
 
 let stack: TestStack;
@@ -247,10 +248,11 @@ describe('also: idempotency keys were global', () => {
   it("a second payer who sends another payer's key and body gets an order of their own", async () => {
     await putProduct('scoped-sku', { name: 'Scoped', priceFen: 100 });
     const body = { tradeType: 'NATIVE', items: [{ sku: 'scoped-sku', quantity: 1 }], idempotencyKey: 'shared-key-1' };
-    const first = await order(body, { claims: { openid: 'oPayerOne' } });
-    const other = await order(body, { claims: { openid: 'oPayerTwo' } });
+    const payerOne = { authorization: bearer(await sessionToken(TEST_MERCHANT.appId, 'oPayerOne')) };
+    const first = await order(body, payerOne);
+    const other = await order(body, { authorization: bearer(await sessionToken(TEST_MERCHANT.appId, 'oPayerTwo')) });
     const anonymous = await order(body);
-    const again = await order(body, { claims: { openid: 'oPayerOne' } });
+    const again = await order(body, payerOne);
     expect([first.status, other.status, anonymous.status, again.status]).toEqual([201, 201, 201, 200]);
     expect(new Set([first.body.outTradeNo, other.body.outTradeNo, anonymous.body.outTradeNo]).size).toBe(3);
     expect(again.body.outTradeNo).toBe(first.body.outTradeNo);

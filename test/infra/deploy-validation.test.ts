@@ -238,6 +238,11 @@ describe('the checks catch a mistake planted in the template', () => {
     ]);
   });
 
+  it('a statement without resources (a stage whose apps name no AppSecret parameter)', async () => {
+    const template = planted((r) => (r.JssdkConfigRole!.Properties.Policies[0].PolicyDocument.Statement[1].Resource = []));
+    expect(await validateIam(template)).toEqual(['Resources.JssdkConfigRole.Properties.Policies[0].PolicyDocument.Statement[1].Resource: an empty list']);
+  });
+
   it('a wildcard resource', async () => {
     const template = planted((r) => (r.CreateOrderRole!.Properties.Policies[0].PolicyDocument.Statement[0].Resource = '*'));
     expect(await validateIam(template)).toEqual([

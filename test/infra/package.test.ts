@@ -3,6 +3,8 @@ import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { LOCAL_SESSION_KEY } from '../../local/session-key';
+import { localAppSettings } from '../support/stack';
 import {
   DEV,
   ROOT,
@@ -32,6 +34,9 @@ const FUNCTIONS = [
   'createRefund',
   'getRefund',
   'refundNotify',
+  'miniProgramLogin',
+  'officialAccountLogin',
+  'jssdkConfig',
   'clearOutbox',
 ] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
@@ -103,8 +108,24 @@ const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   createRefund: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   getRefund: { 'dynamodb:GetItem': [TABLE] },
   refundNotify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
+  // Logins touch no table; the JS-SDK config only the token cache's items (a condition, below).
+  miniProgramLogin: {},
+  officialAccountLogin: {},
+  jssdkConfig: { 'dynamodb:GetItem': [TABLE], 'dynamodb:PutItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:DeleteItem': [TABLE] },
   clearOutbox: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
 };
+
+/** The functions of payers' identity: no WeChat Pay, so no API key. */
+const IDENTITY_FUNCTIONS: readonly string[] = ['miniProgramLogin', 'officialAccountLogin', 'jssdkConfig'];
+/** Those that issue or check session tokens, and so read the session key. */
+const SESSION_KEY_FUNCTIONS: readonly string[] = ['createOrder', 'miniProgramLogin', 'officialAccountLogin'];
+
+/** prod's apps, as the deploying environment sets them. */
+const PROD_APPS = [
+  { appId: 'wx0000000000000001', kind: 'officialaccount', secretParam: '/payments/prod/official-account-secret' },
+  { appId: 'wx0000000000000002', kind: 'miniprogram', secretParam: '/payments/prod/mini-program-secret' },
+  { appId: 'wx0000000000000003', kind: 'app' },
+];
 
 const BUS = { 'Fn::GetAtt': ['EventBus', 'Arn'] };
 /**
@@ -147,6 +168,8 @@ describe('serverless package', () => {
         WECHATPAY_NOTIFY_URL: 'https://pay.example.com/wechatpay/notify',
         WECHATPAY_API_KEY_PARAM: '/payments/prod/wechatpay-key',
         ORDER_EXPIRE_MINUTES: '15',
+        WECHAT_APPS: JSON.stringify(PROD_APPS),
+        SESSION_KEY_PARAM: '/payments/prod/session-key',
       },
     });
   }, 300_000);
@@ -269,12 +292,15 @@ describe('serverless package', () => {
     it.each(FUNCTIONS)('lets %s make only the calls it makes', (name) => {
       const roleId = lambda(dev.template, name).Role['Fn::GetAtt'][0];
       // The API key for whatever talks to WeChat Pay; the merchant tokens for the /merchant/ routes;
-      // the client certificate for whatever sends refunds; PutEvents on the stage's bus for whatever
-      // makes order transitions.
-      const apiKey = ['putProduct', 'listProducts', 'getReconciliation', 'clearOutbox'].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
+      // the client certificate for whatever sends refunds; the apps' AppSecrets for logins and the
+      // JS-SDK; the session key for session tokens; PutEvents on the stage's bus for whatever makes
+      // order transitions.
+      const apiKey = ['putProduct', 'listProducts', 'getReconciliation', 'clearOutbox', ...IDENTITY_FUNCTIONS].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
       const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
       const cert = REFUND_SENDERS.includes(name) ? [apiKeyParameter('/wechatpay/dev/client-cert')] : [];
-      const ssm = [...apiKey, ...tokens, ...cert];
+      const appSecrets = IDENTITY_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/app-secret')] : [];
+      const sessionKey = SESSION_KEY_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/session-key')] : [];
+      const ssm = [...apiKey, ...tokens, ...cert, ...appSecrets, ...sessionKey];
       expect(grants(dev.template, roleId)).toEqual({
         ...TABLE_ACTIONS[name],
         ...(ssm.length > 0 ? { 'ssm:GetParameter': ssm } : {}),
@@ -282,6 +308,30 @@ describe('serverless package', () => {
         'logs:CreateLogStream': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
         'logs:PutLogEvents': [{ 'Fn::GetAtt': [`${logicalId(name)}LogGroup`, 'Arn'] }],
       });
+    });
+
+    it("lets the JS-SDK config touch only the token cache's items of the table (wechat-token#..., lease#...)", () => {
+      const roleId = lambda(dev.template, 'jssdkConfig').Role['Fn::GetAtt'][0];
+      const dynamo = roleStatements(dev.template, roleId).filter((statement) => [statement.Action].flat().some((action) => action.startsWith('dynamodb:')));
+      expect(dynamo).toHaveLength(1);
+      expect((dynamo[0] as Statement & { Condition?: unknown }).Condition).toEqual({
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['wechat-token#*', 'lease#*'] },
+      });
+    });
+
+    it("grants each app's secretParam, and the session key, exactly as the functions are told to read them", () => {
+      const secretsOf = (name: FunctionName) => grants(prod.template, lambda(prod.template, name).Role['Fn::GetAtt'][0])['ssm:GetParameter'];
+      const appSecrets = [apiKeyParameter('/payments/prod/official-account-secret'), apiKeyParameter('/payments/prod/mini-program-secret')];
+      const sessionKey = apiKeyParameter('/payments/prod/session-key');
+      expect(secretsOf('miniProgramLogin')).toEqual([...appSecrets, sessionKey]);
+      expect(secretsOf('officialAccountLogin')).toEqual([...appSecrets, sessionKey]);
+      expect(secretsOf('jssdkConfig')).toEqual(appSecrets);
+      expect(secretsOf('createOrder')).toEqual([apiKeyParameter('/payments/prod/wechatpay-key'), sessionKey]);
+      for (const name of FUNCTIONS) {
+        const variables = lambda(prod.template, name).Environment.Variables;
+        expect(JSON.parse(variables.WECHAT_APPS as string)).toEqual(PROD_APPS);
+        expect(variables.SESSION_KEY_PARAM).toBe('/payments/prod/session-key');
+      }
     });
 
     it('grants the key parameter the functions are told to read', () => {
@@ -302,6 +352,9 @@ describe('serverless package', () => {
         expect(variables.WECHATPAY_API_KEY_PARAM).toBe('/wechatpay/dev/api-key');
         expect(variables).not.toHaveProperty('WECHATPAY_API_KEY');
         expect(variables).not.toHaveProperty('DYNAMODB_ENDPOINT');
+        // Nor the local stack's AppSecrets or session key.
+        expect(variables).not.toHaveProperty('WECHAT_APP_SECRETS');
+        expect(variables).not.toHaveProperty('SESSION_KEY');
         expect(variables).not.toHaveProperty('WECHATPAY_CLIENT_CERT_PEM');
         expect(variables).not.toHaveProperty('WECHATPAY_SECAPI_CA_PEM');
       }
@@ -322,7 +375,14 @@ describe('serverless package', () => {
         MERCHANT_API_TOKENS_PARAM: '/wechatpay/dev/merchant-tokens',
         ORDER_EXPIRE_MINUTES: '30',
         EVENT_BUS_NAME: 'wechatpay-dev',
+        // One app, the appId param (unset on dev: the functions then say so), its AppSecret in SSM.
+        WECHAT_APPS: '[{"appId":"","kind":"officialaccount","secretParam":"/wechatpay/dev/app-secret"}]',
+        WECHAT_API_BASE_URL: 'https://api.weixin.qq.com',
+        SESSION_KEY_PARAM: '/wechatpay/dev/session-key',
       });
+      // The JS-SDK config alone learns the page origins (none on dev).
+      expect(lambda(dev.template, 'jssdkConfig').Environment.Variables).toMatchObject({ CORS_ORIGINS: '' });
+      expect(FUNCTIONS.filter((name) => 'CORS_ORIGINS' in lambda(dev.template, name).Environment.Variables)).toEqual(['jssdkConfig']);
     });
 
     it('gives the refund settings to the functions that send refunds, and to no other', () => {
@@ -350,7 +410,7 @@ describe('serverless package', () => {
     });
 
     it('keeps API functions under the API Gateway limit, above the WeChat Pay client\'s worst case, and gives recovery a minute', () => {
-      for (const name of ['createOrder', 'queryOrder', 'notify'] as const) {
+      for (const name of ['createOrder', 'queryOrder', 'notify', 'miniProgramLogin', 'officialAccountLogin', 'jssdkConfig'] as const) {
         expect(lambda(dev.template, name).Timeout).toBeLessThan(29);
         // Three WeChat Pay attempts of 3 s with backoff (lib/orders/context.ts).
         expect(lambda(dev.template, name).Timeout).toBeGreaterThanOrEqual(10);
@@ -364,11 +424,14 @@ describe('serverless package', () => {
         .map((resource) => resource.Properties.RouteKey)
         .sort();
       expect(routes).toEqual([
+        'GET /auth/jssdk-config',
         'GET /merchant/orders/{outTradeNo}',
         'GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}',
         'GET /merchant/products',
         'GET /merchant/reconciliations/{billDate}',
         'GET /orders/{outTradeNo}',
+        'POST /auth/miniprogram',
+        'POST /auth/officialaccount',
         'POST /merchant/orders',
         'POST /merchant/orders/{outTradeNo}/refunds',
         'POST /merchant/reconciliations',
@@ -388,7 +451,8 @@ describe('serverless package', () => {
       expect(api?.Properties.CorsConfiguration).toEqual({
         AllowOrigins: [],
         AllowMethods: ['GET', 'POST'],
-        AllowHeaders: ['content-type'],
+        // authorization: a payer's session token on POST /orders.
+        AllowHeaders: ['content-type', 'authorization'],
       });
     });
   });
@@ -487,6 +551,31 @@ describe('serverless print --stage local', () => {
       EVENT_BUS_NAME: 'wechatpay-local',
       DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000',
       EVENTBRIDGE_ENDPOINT: 'http://127.0.0.1:3030',
+      // The merchant's official account and the local mini-program, with their local AppSecrets.
+      ...localAppSettings(),
+      WECHAT_API_BASE_URL: 'http://127.0.0.1:3010',
+      SESSION_KEY_PARAM: '',
+      SESSION_KEY: LOCAL_SESSION_KEY,
     });
+  }, 60_000);
+
+  it('gives the JS-SDK config every origin (corsOrigins *)', async () => {
+    const printed = await serverless(['print', '--stage', 'local', '--path', 'functions.jssdkConfig.environment', '--format', 'json'], cliEnv());
+    expect(JSON.parse(printed)).toEqual({ CORS_ORIGINS: '*' });
+  }, 60_000);
+});
+
+describe('the apps of a stage, checked when it is packaged', () => {
+  const print = (wechatApps: string) =>
+    serverless(['print', '--stage', 'prod', '--path', 'resources.Resources.JssdkConfigRole', '--format', 'json'], cliEnv({ WECHAT_APPS: wechatApps }));
+
+  it.each([
+    ['not JSON', '[{"appId":', 'is not valid JSON'],
+    ['no app', '[]', 'at least one app'],
+    ['an AppSecret in the list', '[{"appId":"wx0000000000000001","kind":"officialaccount","secret":"abc"}]', 'an AppSecret never goes here'],
+    ['a secretParam that is no parameter path', '[{"appId":"wx0000000000000001","kind":"officialaccount","secretParam":"app-secret"}]', 'starting with "/"'],
+    ['no app with a secretParam', '[{"appId":"wx0000000000000001","kind":"officialaccount"}]', 'need the AppSecret of at least one app'],
+  ])('%s stops the package, naming it', async (_name, wechatApps, message) => {
+    await expect(print(wechatApps)).rejects.toThrow(message);
   }, 60_000);
 });

@@ -51,6 +51,50 @@ describe('configuration', () => {
   });
 });
 
+describe('the merchant\'s apps (WECHAT_APPS)', () => {
+  const MINI = 'wx00000000000000a2';
+  const apps = (list: unknown) => ({ ...valid, WECHAT_APPS: typeof list === 'string' ? list : JSON.stringify(list) });
+
+  it('default to one app, WECHATPAY_APPID, an official account without a secret parameter', async () => {
+    const config = await loadConfig(valid);
+    expect(config.apps).toEqual([{ appId: TEST_MERCHANT.appId, kind: 'officialaccount' }]);
+    expect(config.appId).toBe(TEST_MERCHANT.appId);
+  });
+
+  it('are read in order, the first the default app; WECHATPAY_APPID is then optional', async () => {
+    const list = [
+      { appId: TEST_MERCHANT.appId, kind: 'officialaccount', secretParam: '/wechatpay/prod/app-secret' },
+      { appId: MINI, kind: 'miniprogram', secretParam: '/wechatpay/prod/mini-secret' },
+      { appId: 'wx00000000000000a3', kind: 'app' },
+      { appId: 'wx00000000000000a4', kind: 'web' },
+    ];
+    expect((await loadConfig(apps(list))).apps).toEqual(list);
+    const withoutSingle = await loadConfig({ ...apps([...list].reverse()), WECHATPAY_APPID: undefined });
+    expect(withoutSingle.appId).toBe('wx00000000000000a4');
+  });
+
+  it.each([
+    ['not JSON', '[{appId:', 'is not valid JSON'],
+    ['an empty list', [], 'at least one app'],
+    ['an object, not a list', { appId: MINI, kind: 'miniprogram' }, 'at least one app'],
+    ['an app that is not an object', ['wx00000000000000a2'], 'WECHAT_APPS app 1 is not an object'],
+    ['a missing appId', [{ kind: 'miniprogram' }], 'WECHAT_APPS app 1: appId must be'],
+    ['a malformed appId', [{ appId: 'wx 1', kind: 'miniprogram' }], 'appId must be'],
+    ['an unknown kind', [{ appId: MINI, kind: 'miniapp' }], 'kind must be one of miniprogram, officialaccount, app, web'],
+    ['a secretParam that is no parameter path', [{ appId: MINI, kind: 'miniprogram', secretParam: 'app-secret' }], 'starting with "/"'],
+    ['an AppSecret in the list', [{ appId: MINI, kind: 'miniprogram', secret: 'abc' }], 'store it in SSM'],
+    ['an app listed twice', [{ appId: MINI, kind: 'miniprogram' }, { appId: MINI, kind: 'officialaccount' }], `lists ${MINI} twice`],
+    ['WECHATPAY_APPID not among them', [{ appId: MINI, kind: 'miniprogram' }], `WECHATPAY_APPID ${TEST_MERCHANT.appId} is not one of WECHAT_APPS`],
+  ])('%s is a ConfigError naming it', async (_name, list, message) => {
+    await expect(loadConfig(apps(list))).rejects.toThrow(message);
+  });
+
+  it('never quotes an AppSecret put in the list by mistake', async () => {
+    const secret = '10ca15ec7e70000000000000deadbeef';
+    await expect(loadConfig(apps([{ appId: MINI, kind: 'miniprogram', appSecret: secret }]))).rejects.not.toThrow(secret);
+  });
+});
+
 describe('a misconfigured deployment', () => {
   afterEach(() => {
     vi.unstubAllEnvs();

@@ -122,6 +122,35 @@ describe('the local stack (npm start)', () => {
     expect(order.status).toBe('PAID');
   }, 40_000);
 
+  it("logs a mini-program's payer in and pays under the mini-program: /__sim/login (for wx.login()), /auth/miniprogram, POST /orders with the token", async () => {
+    const login = (await post(`${urls.emulator}/__sim/login`, { appId: 'wx00000000000000a2' })).body as unknown as { code: string; openid: string };
+    const session = await fetch(`${urls.api}/auth/miniprogram`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: login.code }) });
+    expect(session.status).toBe(200);
+    const { token } = (await session.json()) as { token: string };
+    const created = await post(`${urls.api}/orders`, { tradeType: 'JSAPI', items: [{ sku: 'croissant', quantity: 1 }] }, { authorization: `Bearer ${token}` });
+    expect(created.status).toBe(201);
+    expect(created.body.pay).toMatchObject({ appId: 'wx00000000000000a2', signType: 'HMAC-SHA256' });
+    const atWechatPay = (await (await fetch(`${urls.emulator}/__sim/orders/${created.body.outTradeNo}`)).json()) as { appid: string; openid: string };
+    expect(atWechatPay).toMatchObject({ appid: 'wx00000000000000a2', openid: login.openid });
+    // A browser may send the token cross-origin: the preflight allows the header.
+    const preflight = await fetch(`${urls.api}/orders`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://127.0.0.1:3020', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    });
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('authorization');
+  }, 30_000);
+
+  it("signs an official account page's wx.config (any origin on the local stack)", async () => {
+    const page = 'http://127.0.0.1:3020/checkout?from=wechat';
+    const answer = await fetch(`${urls.api}/auth/jssdk-config?url=${encodeURIComponent(page)}`);
+    expect(answer.status).toBe(200);
+    const config = (await answer.json()) as { appId: string; timestamp: number; nonceStr: string; signature: string };
+    const { apps } = (await (await fetch(`${urls.emulator}/__sim/platform`)).json()) as { apps: Record<string, { jsapiTicket: string }> };
+    const ticket = apps[config.appId]!.jsapiTicket;
+    const { createHash } = await import('node:crypto');
+    expect(config.signature).toBe(createHash('sha1').update(`jsapi_ticket=${ticket}&noncestr=${config.nonceStr}&timestamp=${config.timestamp}&url=${page}`).digest('hex'));
+  }, 30_000);
+
   it('with every callback lost, the recovery schedule records the payment within about a minute, with no client polling', async () => {
     await post(`${urls.emulator}/__sim/faults`, { dropNotifies: 1_000_000 });
     const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', items: [{ sku: 'latte-large', quantity: 1 }] });

@@ -275,10 +275,10 @@ describe('DynamoDB errors during a recovery run', () => {
 
 describe('WeChat Pay SYSTEMERRORs and timeouts', () => {
   /** The product's context with a WeChat Pay client that gives up after 150 ms. */
-  const impatient = (): OrdersContext => ({
-    ...ctx,
-    wechatPay: createWechatPayClient({ ...TEST_MERCHANT, baseUrl: stack.emulator.url, timeoutMs: 150, maxAttempts: 2, retryDelayMs: 10 }),
-  });
+  const impatient = (): OrdersContext => {
+    const client = createWechatPayClient({ ...TEST_MERCHANT, baseUrl: stack.emulator.url, timeoutMs: 150, maxAttempts: 2, retryDelayMs: 10 });
+    return { ...ctx, wechatPay: client, wechatPayFor: () => client };
+  };
   const request = (idempotencyKey: string) =>
     parseMerchantOrderRequest({ tradeType: 'NATIVE', totalFee: 321, description: 'faults', idempotencyKey }, { clientIp: '203.0.113.7' });
 

@@ -214,9 +214,10 @@ describe('create-order validation', () => {
       },
       { requiredKeys: ['tradeType'] },
     );
-    run('frontendBodies', fc.property(fc.oneof(frontendBody, fc.anything()), fc.option(fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/), { nil: undefined }), (input, verifiedOpenid) => {
+    const payer = fc.option(fc.record({ appId: fc.stringMatching(/^wx[0-9a-f]{16}$/), openid: fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/) }), { nil: undefined });
+    run('frontendBodies', fc.property(fc.oneof(frontendBody, fc.anything()), payer, (input, verified) => {
       let request: ReturnType<typeof parseFrontendOrderRequest> | undefined;
-      onlyThrows([InvalidOrderRequestError], () => (request = parseFrontendOrderRequest(input, { ...context, verifiedOpenid })));
+      onlyThrows([InvalidOrderRequestError], () => (request = parseFrontendOrderRequest(input, { ...context, payer: verified })));
       if (!request) return;
       expect(input).not.toHaveProperty('totalFee');
       expect(input).not.toHaveProperty('description');
@@ -226,6 +227,14 @@ describe('create-order validation', () => {
       for (const line of request.items) {
         expect(Object.keys(line).sort()).toEqual(['quantity', 'sku']);
         expect(Number.isInteger(line.quantity) && line.quantity >= 1 && line.quantity <= 999).toBe(true);
+      }
+      // A verified payer's app and openid are the order's, and their keys are theirs alone.
+      if (verified) {
+        expect(request.appId).toBe(verified.appId);
+        if (request.tradeType === 'JSAPI') expect(request.openid).toBe(verified.openid);
+        expect(request.idempotencyScope).toBe(`payer:${verified.appId}:${verified.openid}`);
+      } else {
+        expect(request.idempotencyScope).toBe('anonymous');
       }
     }));
   });

@@ -14,6 +14,12 @@ import { handler as notify } from '../../functions/notify';
 import { handler as queryOrder } from '../../functions/queryOrder';
 import { handler as recoverOrdersHandler } from '../../functions/recoverOrders';
 import { handler as clearOutbox } from '../../functions/clearOutbox';
+import { handler as miniProgramLogin } from '../../functions/miniProgramLogin';
+import { handler as officialAccountLogin } from '../../functions/officialAccountLogin';
+import { handler as jssdkConfig } from '../../functions/jssdkConfig';
+import { identityContext } from '../../lib/identity-runtime';
+import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
+import { simLogin } from '../support/identity';
 import { handler as createRefund } from '../../functions/createRefund';
 import { handler as getRefund } from '../../functions/getRefund';
 import { handler as refundNotify } from '../../functions/refundNotify';
@@ -22,7 +28,7 @@ import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing'
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
 import { catalogStore, orderStore, ordersContext, outboxStore } from '../../lib/runtime';
-import { startTestStack, type TestStack } from '../support/stack';
+import { startTestStack, TEST_PAGE_ORIGIN, type TestStack } from '../support/stack';
 import { apiEvent, MERCHANT_AUTHORIZATION } from '../support/api';
 import { recordCommands, reportFigures } from './support';
 import { paidCallback } from '../support/callbacks';
@@ -66,6 +72,13 @@ function eventsGrants(functionName: string): string[] {
   return [...new Set(grants)].sort();
 }
 
+/** The partition keys a role's DynamoDB statements are limited to (`dynamodb:LeadingKeys`). */
+function leadingKeysCondition(functionName: string): string[] {
+  const role = service.resources.Resources[service.functions[functionName]!.role]!;
+  const statements = role.Properties.Policies.flatMap((policy) => policy.PolicyDocument.Statement) as Array<Statement & { Condition?: Record<string, Record<string, string[]>> }>;
+  return statements.flatMap((statement) => (typeof statement === 'object' ? (statement.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'] ?? []) : []));
+}
+
 /** A role's DynamoDB grants as "Action on table" (orders) / "Action on catalog" / "Action on index/NAME". */
 function dynamoGrants(functionName: string): string[] {
   const role = service.resources.Resources[service.functions[functionName]!.role]!;
@@ -104,8 +117,9 @@ afterAll(async () => {
 
 /** Runs `work` as the named function and records the DynamoDB and EventBridge requests it makes. */
 async function as(functionName: string, work: () => Promise<unknown>) {
+  const tokenCache = await identityContext().tokens();
   // clearOutbox has a client of its own (it needs no WeChat Pay settings); the others share the context's.
-  const recorders = functionName === 'clearOutbox' ? [recordCommands(outboxStore().db)] : [recordCommands(ctx.store.db), recordCommands(catalogStore().db), recordCommands(orderStore().db)];
+  const recorders = functionName === 'clearOutbox' ? [recordCommands(outboxStore().db)] : [recordCommands(ctx.store.db), recordCommands(catalogStore().db), recordCommands(orderStore().db), recordCommands(tokenCache.store.db)];
   const events = await ctx.events.client();
   const buses: string[] = [];
   const name = `record-events-${functionName}`;
@@ -125,12 +139,17 @@ async function as(functionName: string, work: () => Promise<unknown>) {
   }
   used[functionName] ??= new Set();
   published[functionName] ??= new Set();
-  for (const { command, index, table } of recorders.flatMap((recorder) => recorder.commands)) {
+  keys[functionName] ??= new Set();
+  for (const { command, index, table, pk } of recorders.flatMap((recorder) => recorder.commands)) {
     const on = index ? `index/${index}` : table === stack.catalogTable ? 'catalog' : 'table';
     used[functionName].add(`${command} on ${on}`);
+    if (pk !== undefined) keys[functionName].add(pk);
   }
   for (const call of buses) published[functionName].add(call);
 }
+
+/** The partition keys each function read or wrote, for the roles that allow only some keys. */
+const keys: Record<string, Set<string>> = {};
 
 const merchant = { authorization: MERCHANT_AUTHORIZATION };
 
@@ -267,6 +286,23 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     await as('runReconciliation', () => runReconciliation(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant })));
     await as('getReconciliation', () => getReconciliation(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${day(2)}`, pathParameters: { billDate: day(2) }, ...merchant })));
     for (const outTradeNo of lost) expect((await ctx.store.get(outTradeNo))?.paidVia).toBe('reconciliation');
+    // Payers' identity: logins (a good code and a used one), and JS-SDK configs: the first fetches
+    // and stores the tokens under the lease, WeChat refusing the first token once marks it stale,
+    // and a later config is served from memory.
+    await as('miniProgramLogin', async () => {
+      const { code } = await simLogin(stack.emulator.url, { appId: TEST_MINIPROGRAM.appId });
+      for (let i = 0; i < 2; i += 1) await miniProgramLogin(apiEvent({ method: 'POST', path: '/auth/miniprogram', body: JSON.stringify({ code }) }));
+    });
+    await as('officialAccountLogin', async () => {
+      const { code } = await simLogin(stack.emulator.url, { appId: TEST_MERCHANT.appId });
+      await officialAccountLogin(apiEvent({ method: 'POST', path: '/auth/officialaccount', body: JSON.stringify({ code }) }));
+    });
+    await as('jssdkConfig', async () => {
+      await stack.sim.faults({ platformErrors: { getticket: [40001] } });
+      const page = { ...apiEvent({ method: 'GET', path: '/auth/jssdk-config' }), rawQueryString: `url=${encodeURIComponent(`${TEST_PAGE_ORIGIN}/pay`)}` };
+      expect((await jssdkConfig(page)).statusCode).toBe(200);
+      expect((await jssdkConfig(page)).statusCode).toBe(200);
+    });
     expect((await ctx.store.get(paidByQuery))?.paidVia).toBe('query');
     expect((await ctx.store.get(paidByRecovery))?.paidVia).toBe('recovery');
     expect((await ctx.store.get(closedByWechatPay))?.status).toBe('CLOSED');
@@ -293,6 +329,9 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     'createRefund',
     'getRefund',
     'refundNotify',
+    'miniProgramLogin',
+    'officialAccountLogin',
+    'jssdkConfig',
     'clearOutbox',
   ])('%s: its role allows every call it made, and nothing more', (name) => {
     expect([...(used[name] ?? [])].sort()).toEqual(dynamoGrants(name));
@@ -302,6 +341,13 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
   it('the recovery schedule published again what was left unconfirmed', () => {
     expect(published.recoverOrders).toContain('PutEvents on bus');
     expect(used.recoverOrders).toContain('Query on index/outboxByShard');
+  });
+
+  it("the JS-SDK config touches only the token cache's items, as its role's condition requires", () => {
+    const condition = leadingKeysCondition('jssdkConfig');
+    expect(condition).toEqual(['wechat-token#*', 'lease#*']);
+    expect(keys.jssdkConfig?.size).toBeGreaterThan(0);
+    for (const pk of keys.jssdkConfig ?? []) expect(condition.some((pattern) => pk.startsWith(pattern.slice(0, -1))), pk).toBe(true);
   });
 
   it('no function scans the table or queries it outside its sparse indexes (pending orders, open refunds, payments by day, unpublished events)', () => {

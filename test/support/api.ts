@@ -21,7 +21,6 @@ export function apiEvent(options: {
   base64?: boolean;
   pathParameters?: Record<string, string>;
   sourceIp?: string;
-  claims?: Record<string, string>;
   contentType?: string;
   /** The Authorization header, sent as it is. */
   authorization?: string;
@@ -47,7 +46,6 @@ export function apiEvent(options: {
       time: new Date().toISOString(),
       timeEpoch: Date.now(),
       http: { method: options.method, path: options.path, protocol: 'HTTP/1.1', sourceIp: options.sourceIp ?? '203.0.113.7', userAgent: 'test' },
-      ...(options.claims ? { authorizer: { jwt: { claims: options.claims } } } : {}),
     },
   } as ApiEvent;
 }

@@ -97,6 +97,8 @@ async function checkStatement(statement: unknown, at: string, trustPolicy: boole
   if (allow && !trustPolicy && statement.Resource === undefined && statement.NotResource === undefined) {
     findings.push(`${at}: an Allow needs a Resource`);
   }
+  // IAM refuses the policy ("Policy statement must contain resources"), and the deploy with it.
+  if (Array.isArray(statement.Resource) && statement.Resource.length === 0) findings.push(`${at}.Resource: an empty list`);
   if (trustPolicy && statement.Principal === undefined && statement.NotPrincipal === undefined) {
     findings.push(`${at}: a trust policy statement needs a Principal`);
   }

@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { listen, readBody } from '../../emulator/http-server';
 import { startEmulator, type RunningEmulator } from '../../emulator/server';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { localStackApps } from '../../local/apps';
+import { LOCAL_SESSION_KEY } from '../../local/session-key';
 import { handler as notify } from '../../functions/notify';
 import { handler as clearOutbox } from '../../functions/clearOutbox';
 import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '../../local/eventbridge';
@@ -56,12 +58,24 @@ export interface SimRefund {
   notifications: Array<{ at: string; status: number | string; return_code?: string }>;
 }
 
+/** The page origin the test stack lets have a JS-SDK config (CORS_ORIGINS). */
+export const TEST_PAGE_ORIGIN = 'https://shop.example.com';
+
 /**
- * dynalite, the orders table, the WeChat Pay emulator, a small HTTP server that hands the
- * emulator's callbacks to the real notify handler, and the EventBridge stand-in, whose bus hands
- * every event to the real clearOutbox handler (unless `confirmEvents` is false) and to any
- * `eventTargets` (the merchant's consumers), before it answers PutEvents (unless `eventsAnswerFirst`:
- * EventBridge's own order, for measurements); the handlers' configuration points at them.
+ * The apps as the local stack configures them: the merchant's official account (the default app)
+ * and the local mini-program, their AppSecrets as local settings.
+ */
+export function localAppSettings(merchantAppId: string = TEST_MERCHANT.appId): { WECHAT_APPS: string; WECHAT_APP_SECRETS: string } {
+  return localStackApps(merchantAppId, {}).settings;
+}
+
+/**
+ * dynalite, the orders table, the WeChat Pay emulator (which also stands in for WeChat's platform
+ * API), a small HTTP server that hands the emulator's callbacks to the real notify handler, and the
+ * EventBridge stand-in, whose bus hands every event to the real clearOutbox handler (unless
+ * `confirmEvents` is false) and to any `eventTargets` (the merchant's consumers), before it answers
+ * PutEvents (unless `eventsAnswerFirst`: EventBridge's own order, for measurements); the handlers'
+ * configuration points at them, with the local stack's two apps and session key.
  */
 export async function startTestStack(
   options: {
@@ -119,10 +133,15 @@ export async function startTestStack(
     EVENTBRIDGE_ENDPOINT: events.url,
     WECHATPAY_REFUND_NOTIFY_URL: refundNotifyUrl,
     ...(certs ? { WECHATPAY_SECAPI_BASE_URL: emulator.secapiUrl, WECHATPAY_CLIENT_CERT_PEM: certs.clientPem, WECHATPAY_SECAPI_CA_PEM: certs.caPem } : {}),
+    ...localAppSettings(),
+    WECHAT_API_BASE_URL: emulator.url,
+    SESSION_KEY: LOCAL_SESSION_KEY,
+    CORS_ORIGINS: TEST_PAGE_ORIGIN,
     ...options.env,
   });
   delete process.env.WECHATPAY_API_KEY_PARAM;
   delete process.env.WECHATPAY_CERT_PARAM;
+  delete process.env.SESSION_KEY_PARAM;
   const control = async (path: string, body?: unknown) =>
     fetch(`${emulator.url}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return {

@@ -27,8 +27,21 @@ describe('dependency boundaries of payers\' identity', () => {
     for (const file of users) expect(file).toMatch(/^lib\/identity\//);
   });
 
-  it('no function imports lib/identity yet', () => {
-    for (const file of sources('functions')) expect(imports(file).filter((name) => name.includes('identity')), file).toEqual([]);
+  it('only the identity routes import lib/identity; POST /orders reaches session tokens through lib/http/payer-auth', () => {
+    const users = sources('functions').filter((file) => imports(file).some((name) => name.includes('identity')));
+    expect(users.sort()).toEqual(['functions/jssdkConfig.ts', 'functions/miniProgramLogin.ts', 'functions/officialAccountLogin.ts']);
+    expect(imports('functions/createOrder.ts')).toContain('../lib/http/payer-auth');
+  });
+
+  it('every other function loads identity code only on first use (never at cold start)', () => {
+    // lib/runtime.ts, which every function loads, and lib/http/payer-auth.ts, which POST /orders
+    // loads, import the identity context, session tokens (jose) and payers only as types or with a
+    // dynamic import().
+    for (const file of ['lib/runtime.ts', 'lib/http/payer-auth.ts']) {
+      const text = readFileSync(join(ROOT, file), 'utf8');
+      const staticImports = [...text.matchAll(/^import (?!type )[^;]*from '([^']+)'/gm)].map((match) => match[1] ?? '');
+      expect(staticImports.filter((name) => /identity(-runtime|\/(context|payer|session-token|login|jssdk-config))$/.test(name)), file).toEqual([]);
+    }
   });
 
   it('lib/wechat knows nothing of orders, WeChat Pay, HTTP handlers or identity', () => {

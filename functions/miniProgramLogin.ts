@@ -1,0 +1,7 @@
+import { jsonBody, privateJson } from '../lib/http/api';
+import { apiRoute } from '../lib/http/routes';
+import { logIn } from '../lib/identity/login';
+import { identityContext } from '../lib/identity-runtime';
+
+/** POST /auth/miniprogram: the code of a mini-program's `wx.login()` for a payer's session token. */
+export const handler = apiRoute(async (event) => privateJson(200, await logIn('miniprogram', jsonBody(event), identityContext())));

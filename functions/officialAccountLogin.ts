@@ -1,0 +1,7 @@
+import { jsonBody, privateJson } from '../lib/http/api';
+import { apiRoute } from '../lib/http/routes';
+import { logIn } from '../lib/identity/login';
+import { identityContext } from '../lib/identity-runtime';
+
+/** POST /auth/officialaccount: the code of an official account's web authorization for a payer's session token. */
+export const handler = apiRoute(async (event) => privateJson(200, await logIn('officialaccount', jsonBody(event), identityContext())));
