@@ -42,9 +42,14 @@ describe("refunds of the second app's orders", () => {
       return view.body.status === 'SUCCESS' ? view : undefined;
     }, 10_000);
     expect(settled.body.refundId).toMatch(/^503/);
-    const [atWechatPay] = (await stack.sim.order(id)).refunds;
+    // The refund is visible as soon as it is written, a moment before its callback is answered
+    // (answering also publishes its event).
+    const atWechatPay = await eventually(async () => {
+      const [view] = (await stack.sim.order(id)).refunds;
+      return view && view.notifications.length > 0 ? view : undefined;
+    });
     expect(atWechatPay).toMatchObject({ refund_fee: 40, refund_status: 'SUCCESS' });
-    expect(atWechatPay!.notifications.at(-1)?.return_code).toBe('SUCCESS');
+    expect(atWechatPay.notifications.at(-1)?.return_code).toBe('SUCCESS');
   });
 
   it("whose callbacks were lost are settled by recovery's refundquery under the order's app", async () => {

@@ -47,6 +47,8 @@ describe("an order of the merchant's second app", () => {
     const id = (await miniProgramOrder()).body.outTradeNo;
     await stack.sim.pay(id);
     await waitFor(async () => (await ctx.store.get(id))?.status === 'PAID');
+    // The payment is visible as soon as it is written, a moment before the callback is answered.
+    await waitFor(async () => (await stack.sim.order(id)).notifications.length > 0);
     const order = await stack.sim.order(id);
     expect(order.notifications.at(-1)).toMatchObject({ return_code: 'SUCCESS' });
     expect((await get(id)).body).toMatchObject({ status: 'PAID', transactionId: order.transaction_id });
