@@ -34,6 +34,7 @@ type OrderedNode = Record<string, unknown>;
 
 const TEXT = '#text';
 const DECLARATION = /<!(DOCTYPE|ENTITY)/i;
+const MAYBE_DECLARATION = /<![DEde]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -61,7 +62,8 @@ export function parseXml(input: string | Uint8Array, options: ParseXmlOptions = 
     }
   }
   if (text.trim() === '') throw new XmlFormatError('XML body is empty');
-  if (DECLARATION.test(text)) {
+  // The case-sensitive look for "<!D", "<!E" (either case) is a fraction of the cost of the full pattern.
+  if (MAYBE_DECLARATION.test(text) && DECLARATION.test(text)) {
     throw new XmlFormatError('XML with a DOCTYPE or ENTITY declaration is refused (XXE protection)');
   }
   let document: OrderedNode[];
@@ -115,7 +117,8 @@ function fieldValue(children: OrderedNode[]): string | undefined {
 
 /** The fields of the root's children, in one walk; any irregularity is explained by `refuseRoot`. */
 function flatFields(children: OrderedNode[], rootName: string): Fields {
-  const fields: Fields = {};
+  // No prototype: nothing inherited to mistake for a field, and faster to fill with many names.
+  const fields: Fields = Object.create(null);
   let rootText = '';
   let elements = 0;
   for (const node of children) {
@@ -127,7 +130,7 @@ function flatFields(children: OrderedNode[], rootName: string): Fields {
       }
       elements += 1;
       const value = Array.isArray(content) ? fieldValue(content as OrderedNode[]) : undefined;
-      if (value === undefined || Object.hasOwn(fields, name)) refuseRoot(children, rootName);
+      if (value === undefined || fields[name] !== undefined) refuseRoot(children, rootName);
       fields[name] = value;
     }
   }
