@@ -35,7 +35,9 @@ const REQUIRED: ReadonlyArray<readonly [name: string, pattern: RegExp, shape: st
  * a field boundary, then the fields every successful payment carries.
  */
 export function checkPaymentDocument(fields: Fields, what: string): { ok: true } | PaymentDocumentFailure {
-  for (const name in fields) {
+  const names = Object.keys(fields);
+  for (let i = 0; i < names.length; i += 1) {
+    const name = names[i] as string;
     if (FIELD_BOUNDARY.test(fields[name] as string)) {
       return failure(
         'FORGED_FIELD_BOUNDARY',
