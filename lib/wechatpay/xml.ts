@@ -1,4 +1,4 @@
-import { XMLParser } from 'fast-xml-parser';
+import { XMLParser, type X2jOptions } from 'fast-xml-parser';
 import { XmlFormatError } from './errors';
 import type { Fields, SignableFields } from './sign';
 
@@ -11,7 +11,8 @@ export interface ParseXmlOptions {
   rootName?: string;
 }
 
-const parser = new XMLParser({
+/** How parseXml calls fast-xml-parser (the bench's limit parses with the same options). */
+export const XML_PARSER_OPTIONS = {
   ignoreAttributes: true,
   // Every value stays a string: a 28-digit transaction_id or an out_trade_no with leading zeros
   // must come back exactly as sent, or its signature and its lookups break.
@@ -27,7 +28,9 @@ const parser = new XMLParser({
   // walk: no second pass building an object tree, no path strings for callbacks nobody registers.
   preserveOrder: true,
   jPath: false,
-});
+} as const satisfies X2jOptions;
+
+const parser = new XMLParser(XML_PARSER_OPTIONS);
 
 /** One node of the parser's ordered output: `{ name: children }` for an element, `{ '#text': value }` for text. */
 type OrderedNode = Record<string, unknown>;
