@@ -2,8 +2,9 @@ import { WechatPayResponseError } from './errors';
 import type { Fields } from './sign';
 import { signedXml, type Endpoint } from './transport';
 
-export const TRADE_TYPES = ['JSAPI', 'NATIVE', 'MWEB', 'APP'] as const;
-export type TradeType = (typeof TRADE_TYPES)[number];
+import { TRADE_TYPES, type TradeType } from './trade-types';
+
+export { TRADE_TYPES, type TradeType } from './trade-types';
 
 /**
  * The merchant's part of a unified order, in WeChat Pay's own field names. It is a plain record of
