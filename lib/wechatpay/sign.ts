@@ -71,16 +71,16 @@ function hmacKeyOf(apiKey: string): KeyObject {
   return hmacKey.key;
 }
 
-/** MD5 or HMAC-SHA256 (keyed with the API key) of the string-to-sign, over UTF-8, as bytes. */
-function digest(fields: SignableFields, apiKey: string, signType: SignType): Buffer {
+/** MD5 or HMAC-SHA256 (keyed with the API key) of the string-to-sign, over UTF-8, in lower-case hex. */
+function digestHex(fields: SignableFields, apiKey: string, signType: SignType): string {
   const text = stringToSign(fields, apiKey);
   const hash = signType === 'MD5' ? createHash('md5') : createHmac('sha256', hmacKeyOf(apiKey));
-  return hash.update(text, 'utf8').digest();
+  return hash.update(text, 'utf8').digest('hex');
 }
 
 /** Upper-case hex MD5 or HMAC-SHA256 (keyed with the API key) of the string-to-sign, over UTF-8. */
 export function sign(fields: SignableFields, apiKey: string, signType: SignType): string {
-  return digest(fields, apiKey, signType).toString('hex').toUpperCase();
+  return digestHex(fields, apiKey, signType).toUpperCase();
 }
 
 export interface SignFieldsOptions {
@@ -150,12 +150,12 @@ export function verifySignature(
   if (received === undefined || received === '') {
     return { ...failure('NO_SIGN', 'the document has no sign field'), signType };
   }
-  const expected = digest(fields, apiKey, signType);
-  // Hex digits in either case (WeChat Pay compares case-insensitively), compared as the bytes they
-  // spell. Checked first: Node's hex decoding reads only the low byte of each character.
-  const hexLength = expected.length * 2;
+  const expected = digestHex(fields, apiKey, signType);
+  // Hex digits in either case (WeChat Pay compares case-insensitively), compared in lower case, in
+  // constant time: as the hex digits are ASCII, their latin1 bytes are the characters themselves.
+  const hexLength = expected.length;
   if (received.length === hexLength && HEX.test(received)) {
-    if (timingSafeEqual(Buffer.from(received, 'hex'), expected)) return { ok: true, signType };
+    if (timingSafeEqual(Buffer.from(received.toLowerCase(), 'latin1'), Buffer.from(expected, 'latin1'))) return { ok: true, signType };
     return mismatch(signType);
   }
   if (Buffer.byteLength(received.toUpperCase(), 'utf8') !== hexLength) {
