@@ -129,11 +129,13 @@ export async function buildVariants(bundles: Bundle[], groups: Record<string, re
   return variants;
 }
 
-const REQUIRE_PROBE = `const t=process.hrtime.bigint();require(process.argv[1]);process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))`;
+/** Wall time and CPU time (every thread of the process: compiling, collecting) of one require, in ms. */
+const REQUIRE_PROBE = `const c=process.cpuUsage();const t=process.hrtime.bigint();require(process.argv[1]);const w=Number(process.hrtime.bigint()-t)/1e6;const u=process.cpuUsage(c);process.stdout.write(JSON.stringify([w,(u.user+u.system)/1e3]))`;
 
-/** Milliseconds to require one bundle in a fresh node process. */
-function requireOnce(file: string): number {
-  return Number(execFileSync(process.execPath, ['-e', REQUIRE_PROBE, file], { encoding: 'utf8', env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' } }));
+/** One bundle required in a fresh node process. */
+function requireOnce(file: string): { wall: number; cpu: number } {
+  const [wall, cpu] = JSON.parse(execFileSync(process.execPath, ['-e', REQUIRE_PROBE, file], { encoding: 'utf8', env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' } })) as [number, number];
+  return { wall, cpu };
 }
 
 export function median(values: number[]): number {
@@ -147,6 +149,8 @@ export interface ColdRequire {
   ms: Record<string, number[]>;
   /** Each bundle's require over the floor's require just beside it, one per round. */
   xFloor: Record<string, number[]>;
+  /** The same ratio in CPU time, which other processes on the machine disturb less than wall time. */
+  xFloorCpu: Record<string, number[]>;
 }
 
 /**
@@ -157,17 +161,19 @@ export interface ColdRequire {
 export function coldRequire(floor: Bundle, bundles: Bundle[], rounds: number): ColdRequire {
   const ms: Record<string, number[]> = Object.fromEntries([floor, ...bundles].map((b) => [b.name, []]));
   const xFloor: Record<string, number[]> = Object.fromEntries(bundles.map((b) => [b.name, []]));
+  const xFloorCpu: Record<string, number[]> = Object.fromEntries(bundles.map((b) => [b.name, []]));
   for (const b of [floor, ...bundles]) requireOnce(b.file); // the file cache
   for (let r = 0; r < rounds; r += 1) {
     for (const b of bundles) {
       const [first, second] = r % 2 === 0 ? [floor, b] : [b, floor];
       const a = requireOnce(first.file);
       const c = requireOnce(second.file);
-      const [floorMs, bundleMs] = first === floor ? [a, c] : [c, a];
-      ms.floor!.push(floorMs);
-      ms[b.name]!.push(bundleMs);
-      xFloor[b.name]!.push(bundleMs / floorMs);
+      const [atFloor, atBundle] = first === floor ? [a, c] : [c, a];
+      ms.floor!.push(atFloor.wall);
+      ms[b.name]!.push(atBundle.wall);
+      xFloor[b.name]!.push(atBundle.wall / atFloor.wall);
+      xFloorCpu[b.name]!.push(atBundle.cpu / atFloor.cpu);
     }
   }
-  return { ms, xFloor };
+  return { ms, xFloor, xFloorCpu };
 }
