@@ -1,7 +1,7 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { lambdaHandler } from '../handler';
 import { logger } from '../log';
-import { notificationReply } from '../wechatpay/notification-reply';
+import { notificationReply } from '../wechatpay/notification';
 import { errorResponse, type ApiEvent } from './api';
 
 type Answer = APIGatewayProxyStructuredResultV2;

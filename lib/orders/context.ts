@@ -1,6 +1,5 @@
 import type { AppConfig } from '../config';
-import type { WechatPayClient } from '../wechatpay/client';
-import { resolveOptions, type WechatPayClientOptions } from '../wechatpay/client-options';
+import { createWechatPayClient, type WechatPayClient } from '../wechatpay/client';
 import { createDocumentClient, OrderStore } from './store';
 
 /** What the order operations need; built once per container, replaced in tests. */
@@ -11,34 +10,11 @@ export interface OrdersContext {
   now: () => Date;
 }
 
-/**
- * The WeChat Pay client, loaded on its first call: a callback and a GET of a settled order never
- * call WeChat Pay, and its code (the transport, the XML parser behind it) is not run for them.
- */
-function wechatPayOnFirstCall(options: WechatPayClientOptions): WechatPayClient {
-  // Checked now, as building the client would: a misconfigured merchant fails the context at once.
-  resolveOptions(options);
-  let client: Promise<WechatPayClient> | undefined;
-  const loaded = () => {
-    client ??= import('../wechatpay/client').then(({ createWechatPayClient }) => createWechatPayClient(options));
-    // A failure to load is not kept: the next call tries again.
-    client.catch(() => {
-      client = undefined;
-    });
-    return client;
-  };
-  return {
-    unifiedOrder: async (params, callOptions) => (await loaded()).unifiedOrder(params, callOptions),
-    orderQuery: async (query, callOptions) => (await loaded()).orderQuery(query, callOptions),
-    closeOrder: async (query, callOptions) => (await loaded()).closeOrder(query, callOptions),
-  };
-}
-
 export function createOrdersContext(config: AppConfig): OrdersContext {
   return {
     config,
     store: new OrderStore(createDocumentClient(config.dynamoEndpoint), config.ordersTable),
-    wechatPay: wechatPayOnFirstCall({
+    wechatPay: createWechatPayClient({
       appId: config.appId,
       mchId: config.mchId,
       apiKey: config.apiKey,

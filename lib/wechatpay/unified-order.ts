@@ -2,9 +2,8 @@ import { WechatPayResponseError } from './errors';
 import type { Fields } from './sign';
 import { signedXml, type Endpoint } from './transport';
 
-import { TRADE_TYPES, type TradeType } from './trade-types';
-
-export { TRADE_TYPES, type TradeType } from './trade-types';
+export const TRADE_TYPES = ['JSAPI', 'NATIVE', 'MWEB', 'APP'] as const;
+export type TradeType = (typeof TRADE_TYPES)[number];
 
 /**
  * The merchant's part of a unified order, in WeChat Pay's own field names. It is a plain record of
