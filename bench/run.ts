@@ -46,7 +46,7 @@ function table(title: string, head: string[], rows: Array<Array<string | number>
 async function main() {
   const started = performance.now();
   const { buildBundles, buildVariants, coldRequire, median, ROOT } = await import('./bundles');
-  const { notifyCpu, spread, OURS, PEERS, LIMIT } = await import('./notify-cpu');
+  const { notifyCpu, spread, OURS, PEERS, LIMIT, FORMER_LIMIT } = await import('./notify-cpu');
   const { startTestStack } = await import('../test/support/stack');
   const dynamo = await import('./dynamo');
   const { firstCallbacks } = await import('./e2e');
@@ -129,6 +129,14 @@ async function main() {
     target: `notify CPU path within ${TARGET.cpuLimit}x of the ${LIMIT} (median of rounds)`,
     ok: cpu.limitOverOurs.median <= TARGET.cpuLimit,
     detail: `limit is ${range(cpu.limitOverOurs)}x faster`,
+  });
+  // The limit as the bench first defined it, parsing with the parser's defaults: shown beside the
+  // one above, which parses as this project does and so measures only this project's own code.
+  const overFormer = spread(cpu.rounds.map((round) => round.opsPerSecond[FORMER_LIMIT]! / round.opsPerSecond[OURS]!));
+  verdicts.push({
+    target: `notify CPU path within ${TARGET.cpuLimit}x of the ${FORMER_LIMIT} (median of rounds)`,
+    ok: overFormer.median <= TARGET.cpuLimit,
+    detail: `it is ${range(overFormer)}x as fast`,
   });
 
   // 3. Recovery reads as settled orders pile up (first, so that no order of the other steps is due). Seeding rate is measured at 10,000 before going on.
