@@ -120,8 +120,7 @@ function fieldValue(children: OrderedNode[]): string | undefined {
 
 /** The fields of the root's children, in one walk; any irregularity is explained by `refuseRoot`. */
 function flatFields(children: OrderedNode[], rootName: string): Fields {
-  // No prototype: nothing inherited to mistake for a field, and faster to fill with many names.
-  const fields: Fields = Object.create(null);
+  const fields: Fields = {};
   let rootText = '';
   let elements = 0;
   for (const node of children) {
@@ -133,7 +132,7 @@ function flatFields(children: OrderedNode[], rootName: string): Fields {
       }
       elements += 1;
       const value = Array.isArray(content) ? fieldValue(content as OrderedNode[]) : undefined;
-      if (value === undefined || fields[name] !== undefined) refuseRoot(children, rootName);
+      if (value === undefined || Object.hasOwn(fields, name)) refuseRoot(children, rootName);
       fields[name] = value;
     }
   }
