@@ -16,6 +16,8 @@ process.removeAllListeners('warning');
 
 const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS ?? 15);
 const VARIANT_ROUNDS = Number(process.env.BENCH_VARIANT_ROUNDS ?? 9);
+/** The variants' rounds shrink (to 5 at least) as functions are added, to keep them near this budget. */
+const VARIANT_BUDGET_S = Number(process.env.BENCH_VARIANT_BUDGET_S ?? 60);
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 9);
 const CALLBACKS = Number(process.env.BENCH_CALLBACKS ?? 1_000);
 const SEED_BUDGET_S = Number(process.env.BENCH_SEED_BUDGET_S ?? 100);
@@ -81,15 +83,18 @@ async function main() {
   const qrOnlyInCreate = functions.every((b) => Boolean(b.packages.qrcode) === (b.name === 'createOrder'));
   verdicts.push({ target: 'qrcode only in createOrder', ok: qrOnlyInCreate, detail: functions.filter((b) => b.packages.qrcode).map((b) => b.name).join(', ') });
 
-  log(`what each dependency costs: each function rebuilt without it, ${VARIANT_ROUNDS} rounds against the floor`);
   const variants = await buildVariants(bundles, LEFT_OUT);
-  const variantCold = coldRequire(floor, variants, VARIANT_ROUNDS);
+  // A pair of requires takes about twice the mean require, plus node's own start (about 40 ms here).
+  const pairSeconds = (2 * (median(Object.values(coldMedian)) + 40)) / 1000;
+  const variantRounds = Math.max(5, Math.min(VARIANT_ROUNDS, Math.floor(VARIANT_BUDGET_S / (variants.length * pairSeconds))));
+  log(`what each dependency costs: ${variants.length} bundles without one of them, ${variantRounds} rounds against the floor`);
+  const variantCold = coldRequire(floor, variants, variantRounds);
   // In CPU time, like the column it is compared with: differences of a few hundredths need the steadier measure.
   const variantX = Object.fromEntries(variants.map((v) => [v.name, median(variantCold.xFloorCpu[v.name]!)]));
   const groups = Object.keys(LEFT_OUT);
   out.push(
     table(
-      `What each dependency costs each function's cold require, in CPU time: x floor without it (median of ${VARIANT_ROUNDS} rounds), and in brackets what it adds (x floor with it, from the table above, less without it)`,
+      `What each dependency costs each function's cold require, in CPU time: x floor without it (median of ${variantRounds} rounds), and in brackets what it adds (x floor with it, from the table above, less without it)`,
       ['function', 'x floor (CPU time)', ...groups.map((g) => `without ${g}`)],
       functions.map((b) => [
         b.name,
