@@ -113,14 +113,14 @@ async function main() {
   const names = Object.keys(cpu.opsPerSecond);
   out.push(
     table(
-      `Notify CPU path: parse + verify + reply of a ${cpu.inputBytes}-byte HMAC-SHA256 callback with coupons (ops/s, min – median – max of ${CPU_ROUNDS} interleaved rounds of ${cpu.msPerRound} ms each)`,
+      `Notify CPU path: parse + verify + reply of a ${cpu.inputBytes}-byte HMAC-SHA256 callback with coupons (ops per second of CPU time, min – median – max of ${CPU_ROUNDS} interleaved rounds of ${cpu.msPerRound} ms each)`,
       ['implementation', 'ops/s', 'median', 'this project / it (median)'],
       names.map((name) => [name, range(cpu.opsPerSecond[name]!, f0), f0(cpu.opsPerSecond[name]!.median), f2(cpu.opsPerSecond[OURS]!.median / cpu.opsPerSecond[name]!.median)]),
     ),
   );
   out.push(
     table(
-      'Notify CPU path, round by round (ops/s; each ratio within its round)',
+      'Notify CPU path, round by round (ops per second of CPU time; each ratio within its round)',
       ['round', ...names, 'this project / best peer', 'limit / this project'],
       cpu.rounds.map((round, i) => [i + 1, ...names.map((name) => f0(round.opsPerSecond[name]!)), f2(round.overBestPeer), f2(round.limitOverOurs)]),
     ),
