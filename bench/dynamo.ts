@@ -212,7 +212,7 @@ function pendingItem(i: number, now: number) {
   };
 }
 
-async function batchWrite(db: DynamoDBDocumentClient, table: string, items: object[], parallel = 4): Promise<void> {
+export async function batchWrite(db: DynamoDBDocumentClient, table: string, items: object[], parallel = 4): Promise<void> {
   const batches: object[][] = [];
   for (let i = 0; i < items.length; i += 25) batches.push(items.slice(i, i + 25));
   let next = 0;

@@ -21,7 +21,7 @@ export function lambdaHandler<Event, Answer>(
       if (!onError) throw error;
       return onError(error);
     } finally {
-      flushMetrics();
+      await flushMetrics();
     }
   };
 }

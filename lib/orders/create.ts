@@ -4,7 +4,7 @@ import { newOutTradeNo } from '../wechatpay/ids';
 import { toBeijingTimestamp } from '../wechatpay/time';
 import type { UnifiedOrderParams } from '../wechatpay/unified-order';
 import { logger } from '../log';
-import { countMetric } from '../metrics';
+import { logAndCount } from '../metrics';
 import type { OrdersContext } from './context';
 import type { CreateOrderRequest, FrontendOrderRequest } from './create-request';
 import { InvalidOrderRequestError, OrderConflictError, PaymentProviderError } from './errors';
@@ -220,8 +220,7 @@ export async function createOrder(request: CreateOrderRequest, ctx: OrdersContex
     if (existing) return resume(existing, ctx);
     throw new OrderConflictError('ORDER_CONFLICT', `order ${outTradeNo} could not be stored; try again`);
   }
-  logger.info('order created', { outTradeNo, tradeType: order.tradeType, totalFee: order.totalFee });
-  countMetric('OrdersCreated');
+  logAndCount('order created', { outTradeNo, tradeType: order.tradeType, totalFee: order.totalFee }, 'OrdersCreated');
   return answer(await requestPrepay(order, ctx), ctx, false);
 }
 

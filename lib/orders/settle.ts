@@ -2,7 +2,7 @@ import type { OrderQueryResult } from '../wechatpay/client';
 import { WechatPayBusinessError } from '../wechatpay/errors';
 import { fromBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
-import { countMetric, countPaymentRecorded } from '../metrics';
+import { countMetric, logAndCount } from '../metrics';
 import type { OrdersContext } from './context';
 import { OrderStoreError } from './errors';
 import type { Order, PaymentOutcome, PaymentReport, PaymentSource, ReviewFlag } from './model';
@@ -67,8 +67,8 @@ export async function recordPayment(report: PaymentReport, ctx: OrdersContext): 
   const context = { outTradeNo: report.outTradeNo, source: report.source, outcome: result.outcome };
   switch (result.outcome) {
     case 'PAID':
-      logger.info('order paid', { ...context, transition: 'PENDING->PAID', totalFee: report.totalFee });
-      countPaymentRecorded(report.source);
+      // The one line of a payment recorded: the log entry and the PaymentsRecorded metric.
+      logAndCount('order paid', { ...context, transition: 'PENDING->PAID', totalFee: report.totalFee }, 'PaymentsRecorded', { path: report.source });
       break;
     case 'ALREADY_PAID':
       logger.info('payment already recorded', context);

@@ -8,7 +8,7 @@
  */
 import { failure, type Failure } from '../result';
 import { XmlFormatError } from './errors';
-import { checkPaymentDocument, type PaymentDocumentFailureReason } from './payment-document';
+import { checkPaymentDocument, holdsNoFieldBoundary, type PaymentDocumentFailureReason } from './payment-document';
 import { verifySignature, type Fields, type SignType } from './sign';
 import { buildXml, parseXml } from './xml';
 
@@ -18,6 +18,8 @@ export interface UnverifiedNotification {
   /** Only for finding the order (and its sign type) before verifying. */
   outTradeNo: string;
   fields: Fields;
+  /** The raw callback held neither `&` nor `=` (payment-document.ts: `holdsNoFieldBoundary`), so no field can. */
+  readFromSourceWithoutBoundary?: boolean;
 }
 
 export type NotificationFailureReason =
@@ -88,7 +90,7 @@ export function parseNotification(body: string | Uint8Array): UnverifiedNotifica
     );
   }
   if (!fields.out_trade_no) return failure('MISSING_FIELD', 'callback has no out_trade_no');
-  return { ok: true, outTradeNo: fields.out_trade_no, fields };
+  return { ok: true, outTradeNo: fields.out_trade_no, fields, readFromSourceWithoutBoundary: holdsNoFieldBoundary(body) };
 }
 
 /**
@@ -114,15 +116,16 @@ export function verifyNotification(
   if (totalFee !== undefined && !FEN.test(totalFee)) {
     return failure('BAD_TOTAL_FEE', `callback total_fee "${totalFee.slice(0, 20)}" is not a whole number of fen`);
   }
-  const timeEnd = fields.time_end ? { timeEnd: fields.time_end } : {};
   if (fields.result_code === 'SUCCESS') {
-    const document = checkPaymentDocument(fields, 'successful callback');
+    const document = checkPaymentDocument(fields, 'successful callback', { readFromSourceWithoutBoundary: notification.readFromSourceWithoutBoundary === true });
     if (!document.ok) return document;
+    // The document check requires transaction_id, total_fee and time_end.
     return {
       ok: true,
-      payment: { resultCode: 'SUCCESS', outTradeNo, transactionId: fields.transaction_id as string, totalFee: totalFee as string, ...timeEnd, fields },
+      payment: { resultCode: 'SUCCESS', outTradeNo, transactionId: fields.transaction_id as string, totalFee: totalFee as string, timeEnd: fields.time_end as string, fields },
     };
   }
+  const timeEnd = fields.time_end ? { timeEnd: fields.time_end } : {};
   if (fields.result_code === 'FAIL') {
     return {
       ok: true,
@@ -145,10 +148,14 @@ export function verifyNotification(
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001F\u007F]/g;
 
+/** The SUCCESS reply never changes: built once. */
+let successReply: string | undefined;
+
 /** The answer WeChat Pay expects: SUCCESS stops its retries; FAIL (with a reason) asks for another try. */
 export function notificationReply(returnCode: 'SUCCESS'): string;
 export function notificationReply(returnCode: 'FAIL', reason: string): string;
 export function notificationReply(returnCode: 'SUCCESS' | 'FAIL', reason?: string): string {
-  const returnMsg = returnCode === 'SUCCESS' ? 'OK' : (reason ?? '').replace(CONTROL, ' ').slice(0, 256) || 'FAIL';
-  return buildXml({ return_code: returnCode, return_msg: returnMsg });
+  if (returnCode === 'SUCCESS') return (successReply ??= buildXml({ return_code: 'SUCCESS', return_msg: 'OK' }));
+  const returnMsg = (reason ?? '').replace(CONTROL, ' ').slice(0, 256) || 'FAIL';
+  return buildXml({ return_code: 'FAIL', return_msg: returnMsg });
 }

@@ -1,6 +1,5 @@
 /** China Standard Time is UTC+8 all year (no daylight saving), whatever the host's time zone. */
 const BEIJING_OFFSET_MS = 8 * 60 * 60 * 1000;
-const COMPACT = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/;
 
 /** `yyyyMMddHHmmss` in Beijing time, the format of `time_start`, `time_expire` and `time_end`. */
 export function toBeijingTimestamp(date: Date): string {
@@ -8,13 +7,37 @@ export function toBeijingTimestamp(date: Date): string {
   return iso.slice(0, 19).replace(/[-T:]/g, '');
 }
 
-/** Reads a `yyyyMMddHHmmss` Beijing-time value; undefined when it is not one. */
+/** The number written by the digits of `value` from `start` to `end`, or -1 if one is not a digit. */
+function digits(value: string, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i += 1) {
+    const d = value.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/**
+ * Reads a `yyyyMMddHHmmss` Beijing-time value; undefined when it is not one: a real calendar day
+ * (no 31 April, 29 February only in leap years), hours to 23, minutes and seconds to 59, and a year
+ * from 0100 (`Date.UTC` would read 0000 to 0099 as 1900 to 1999).
+ */
 export function fromBeijingTimestamp(value: string): Date | undefined {
-  const m = COMPACT.exec(value);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s] = m.map(Number) as [number, number, number, number, number, number, number];
-  const utc = Date.UTC(y, mo - 1, d, h, mi, s);
-  const date = new Date(utc - BEIJING_OFFSET_MS);
-  // Date.UTC rolls 20240231 over to March; a real timestamp maps back to itself.
-  return toBeijingTimestamp(date) === value ? date : undefined;
+  if (value.length !== 14) return undefined;
+  const y = digits(value, 0, 4);
+  const mo = digits(value, 4, 6);
+  const d = digits(value, 6, 8);
+  const h = digits(value, 8, 10);
+  const mi = digits(value, 10, 12);
+  const s = digits(value, 12, 14);
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) {
+    return undefined;
+  }
+  return new Date(Date.UTC(y, mo - 1, d, h, mi, s) - BEIJING_OFFSET_MS);
 }

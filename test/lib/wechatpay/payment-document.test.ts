@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseMerchantOrderRequest } from '../../../lib/orders/create-request';
-import { checkPaymentDocument } from '../../../lib/wechatpay/payment-document';
+import { checkPaymentDocument, holdsNoFieldBoundary } from '../../../lib/wechatpay/payment-document';
+import { parseXml } from '../../../lib/wechatpay/xml';
 import { stringToSign } from '../../../lib/wechatpay/sign';
 
 /** A successful payment callback as WeChat Pay sends it (values only; the signature is not checked here). */
@@ -98,5 +99,47 @@ describe('no caller-chosen value can change how a signed document splits (proper
         ).toThrow();
       }),
     );
+  });
+});
+
+describe('the one look over the raw document (property)', () => {
+  const piece = fc.constantFrom('a', '支付', '&amp;', '&#38;', '&#x3D;', '&lt;', '=', '&', ' ', '0');
+  const encoding = fc.constantFrom('cdata', 'text');
+  const names = Object.keys(GENUINE);
+
+  it('finds no boundary exactly when no value read from the document holds one, so the check says the same either way', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...names), fc.array(piece, { maxLength: 6 }), encoding, fc.boolean(), (name, pieces, how, asBytes) => {
+        const value = pieces.join('');
+        const body = Object.entries({ ...GENUINE, [name]: '' })
+          .map(([n, v]) => {
+            const content = n === name ? value : v;
+            // CDATA carries its text as it stands, entity references and all.
+            return how === 'cdata' && n === name ? `<${n}><![CDATA[${content}]]></${n}>` : `<${n}>${n === name ? content.replace(/&(?![a-z#0-9]+;)/g, '&amp;') : content}</${n}>`;
+          })
+          .join('');
+        const text = `<xml>${body}</xml>`;
+        const source = asBytes ? new TextEncoder().encode(text) : text;
+        let fields: Record<string, string>;
+        try {
+          fields = parseXml(source);
+        } catch {
+          return;
+        }
+        const noBoundary = holdsNoFieldBoundary(source);
+        if (noBoundary) expect(Object.values(fields).some((v) => v.includes('&') || v.includes('='))).toBe(false);
+        expect(checkPaymentDocument(fields, 'callback', { readFromSourceWithoutBoundary: noBoundary })).toEqual(checkPaymentDocument(fields, 'callback'));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('reads bytes in any view of a buffer, and text', () => {
+    const bytes = new TextEncoder().encode('xx<xml><a>1</a></xml>');
+    expect(holdsNoFieldBoundary(bytes.subarray(2))).toBe(true);
+    expect(holdsNoFieldBoundary(Buffer.from('<xml><a>a=b</a></xml>'))).toBe(false);
+    expect(holdsNoFieldBoundary(new TextEncoder().encode('<xml><a>&amp;</a></xml>'))).toBe(false);
+    expect(holdsNoFieldBoundary('<xml><a>1</a></xml>')).toBe(true);
+    expect(holdsNoFieldBoundary('<?xml version="1.0"?><xml></xml>')).toBe(false);
   });
 });

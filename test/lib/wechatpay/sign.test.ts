@@ -160,3 +160,78 @@ describe('sign/verify round trip (property)', () => {
     );
   });
 });
+
+describe('verifySignature compares digests as it compared upper-case hex (property)', () => {
+  /** The comparison before it decoded the received hex: upper-cased text, byte length, then bytes. */
+  function textCompare(received: string, expected: string): 'ok' | 'SIGN_LENGTH' | 'SIGN_MISMATCH' {
+    const receivedBytes = Buffer.from(received.toUpperCase(), 'utf8');
+    const expectedBytes = Buffer.from(expected, 'utf8');
+    if (receivedBytes.length !== expectedBytes.length) return 'SIGN_LENGTH';
+    return receivedBytes.equals(expectedBytes) ? 'ok' : 'SIGN_MISMATCH';
+  }
+
+  const signType = fc.constantFrom<SignType>('MD5', 'HMAC-SHA256');
+  // The genuine sign, changed in one place: case, a hex digit, a non-hex character, a character
+  // that grows or shrinks in UTF-8 or when upper-cased, a character more or less.
+  const edit = fc.tuple(
+    fc.nat(),
+    fc.constantFrom('lower', 'upper', 'A', '0', 'g', 'G', ' ', 'é', 'ß', 'ı', '支', '\u0000', 'drop', 'add'),
+  );
+
+  it('accepts and refuses exactly the same signs, for the same reason', () => {
+    fc.assert(
+      fc.property(signType, fc.array(edit, { maxLength: 2 }), (type, edits) => {
+        const fields = { ...DOC_FIELDS, sign_type: type };
+        const expected = sign(fields, DOC_KEY, type);
+        let received = expected;
+        for (const [at, change] of edits) {
+          const i = at % received.length;
+          if (change === 'lower') received = received.toLowerCase();
+          else if (change === 'upper') received = received.toUpperCase();
+          else if (change === 'drop') received = received.slice(0, i) + received.slice(i + 1);
+          else if (change === 'add') received = `${received.slice(0, i)}a${received.slice(i)}`;
+          else received = received.slice(0, i) + change + received.slice(i + 1);
+        }
+        const check = verifySignature({ ...fields, sign: received }, DOC_KEY);
+        expect(check.ok ? 'ok' : check.reason).toBe(textCompare(received, expected));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('signs with one key, then another, then the first again', () => {
+    const other = 'ffffffffffffffffffffffffffffffff';
+    const first = sign(DOC_FIELDS, DOC_KEY, 'HMAC-SHA256');
+    expect(sign(DOC_FIELDS, other, 'HMAC-SHA256')).not.toBe(first);
+    expect(sign(DOC_FIELDS, DOC_KEY, 'HMAC-SHA256')).toBe(first);
+    expect(verifySignature({ ...DOC_FIELDS, sign: first }, other, 'HMAC-SHA256').ok).toBe(false);
+    expect(verifySignature({ ...DOC_FIELDS, sign: first }, DOC_KEY, 'HMAC-SHA256').ok).toBe(true);
+  });
+});
+
+describe('stringToSign remembers sorted name lists (property)', () => {
+  /** The string to sign as it was built before sorted lists were remembered. */
+  function sortedEveryTime(fields: Record<string, string | undefined>, apiKey: string): string {
+    const names = Object.keys(fields).filter((name) => name !== 'sign' && fields[name] !== undefined && fields[name] !== '').sort();
+    return `${names.map((name) => `${name}=${fields[name]}&`).join('')}key=${apiKey}`;
+  }
+
+  const name = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/);
+  const value = fc.oneof(fc.string({ maxLength: 8 }), fc.constant(''), fc.constant(undefined));
+  // Few names, so that lists repeat, in the same order or another, with other values.
+  const document = fc.uniqueArray(fc.constantFrom('appid', 'mch_id', 'sign', 'Zeta', 'total_fee', 'coupon_fee_0', 'a', 'B'), { maxLength: 8 }).chain((names) =>
+    fc.tuple(fc.constant(names), fc.array(value, { minLength: names.length, maxLength: names.length })),
+  );
+
+  it('gives the same text as sorting every time, whatever the lists seen before', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(document, fc.tuple(fc.uniqueArray(name, { maxLength: 70 }), fc.constant([] as Array<string | undefined>))), { minLength: 1, maxLength: 30 }), (documents) => {
+        for (const [names, values] of documents) {
+          const fields = Object.fromEntries(names.map((n, i) => [n, values[i] ?? `v${i}`]));
+          expect(stringToSign(fields, DOC_KEY)).toBe(sortedEveryTime(fields, DOC_KEY));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

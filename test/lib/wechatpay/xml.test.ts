@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { XMLParser } from 'fast-xml-parser';
 import { XmlFormatError } from '../../../lib/wechatpay/errors';
 import { buildXml, parseXml } from '../../../lib/wechatpay/xml';
 
@@ -114,5 +115,133 @@ describe('parseXml refuses hostile input', () => {
       b: 'x',
     });
     expect(parseXml('<xml></xml>')).toEqual({});
+  });
+});
+
+/**
+ * parseXml as it was before it read the parser's ordered output in one walk: the parser's object
+ * mode, then checks over the object. The walk must accept and refuse exactly what this accepted and
+ * refused, with the same message, except a repeated root, which this let through as fields named 0, 1...
+ */
+function objectModeParseXml(text: string, rootName = 'xml'): Record<string, string> {
+  if (text.trim() === '') throw new XmlFormatError('XML body is empty');
+  if (/<!(DOCTYPE|ENTITY)/i.test(text)) throw new XmlFormatError('XML with a DOCTYPE or ENTITY declaration is refused (XXE protection)');
+  let document: Record<string, unknown>;
+  try {
+    document = objectModeParser.parse(text) as Record<string, unknown>;
+  } catch (cause) {
+    throw new XmlFormatError('XML is malformed', cause);
+  }
+  const roots = Object.keys(document);
+  if (roots.length !== 1 || roots[0] !== rootName) {
+    throw new XmlFormatError(`XML root must be a single <${rootName}> element, found <${roots.join('>, <')}>`);
+  }
+  if (!text.trimEnd().endsWith(`</${rootName}>`)) throw new XmlFormatError(`XML is malformed: it does not end with </${rootName}> (truncated?)`);
+  const root = document[rootName];
+  if (root === '') return {};
+  if (typeof root !== 'object' || root === null) throw new XmlFormatError(`XML root <${rootName}> must hold fields, not text`);
+  const fields: Record<string, string> = {};
+  for (const [name, value] of Object.entries(root as Record<string, unknown>)) {
+    if (name === '#text') {
+      if (typeof value === 'string' && value.trim() === '') continue;
+      throw new XmlFormatError(`XML root <${rootName}> holds text beside its fields`);
+    }
+    if (Array.isArray(value)) throw new XmlFormatError(`XML field <${name}> appears more than once`);
+    if (typeof value !== 'string') throw new XmlFormatError(`XML field <${name}> is nested; WeChat Pay documents are flat`);
+    fields[name] = value;
+  }
+  return fields;
+}
+
+const objectModeParser = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: false,
+  processEntities: true,
+  htmlEntities: false,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+});
+
+function outcome(run: () => Record<string, string>): { fields: Record<string, string> } | { refused: string } {
+  try {
+    return { fields: run() };
+  } catch (error) {
+    expect(error).toBeInstanceOf(XmlFormatError);
+    return { refused: (error as Error).message };
+  }
+}
+
+describe('parseXml reads the ordered parse in one walk, as the object mode did (property)', () => {
+  const text = fc.constantFrom('1', 'SUCCESS', ' ', '\n  ', 'a&amp;b', '&lt;x&gt;', '支付', 'x y', '');
+  const cdata = fc.constantFrom('OK', '', ' padded ', 'a]]]]><![CDATA[>b', '<not a tag>', '&amp;');
+  const name = fc.constantFrom('a', 'b', 'c', 'total_fee', 'sign', 'xml', 'root');
+  type Node = string;
+  const leaf: fc.Arbitrary<Node> = fc.oneof(
+    text,
+    cdata.map((c) => `<![CDATA[${c}]]>`),
+    fc.constant('<!-- a comment -->'),
+  );
+  const element = (inner: fc.Arbitrary<Node>): fc.Arbitrary<Node> =>
+    fc.oneof(
+      fc.tuple(name, fc.array(inner, { maxLength: 3 })).map(([n, kids]) => `<${n}>${kids.join('')}</${n}>`),
+      name.map((n) => `<${n}/>`),
+    );
+  const field = element(fc.oneof({ weight: 4, arbitrary: leaf }, { weight: 1, arbitrary: element(leaf) }));
+  const body = fc.array(fc.oneof({ weight: 5, arbitrary: field }, { weight: 1, arbitrary: leaf }), { maxLength: 8 });
+  const document = fc
+    .tuple(
+      fc.constantFrom('', '<?xml version="1.0" encoding="UTF-8"?>\n', '\n'),
+      fc.constantFrom('xml', 'xml', 'xml', 'root'),
+      body,
+      fc.constantFrom('', '\n', ' trailing', '<xml></xml>', '</b>'),
+      fc.option(fc.nat(), { nil: undefined }),
+    )
+    .map(([head, root, kids, tail, cut]) => {
+      const whole = `${head}<${root}>${kids.join('')}</${root}>${tail}`;
+      return cut === undefined ? whole : whole.slice(0, cut % (whole.length + 1));
+    });
+
+  it('accepts and refuses the same documents, with the same message', () => {
+    const seen = new Set<string>();
+    fc.assert(
+      fc.property(document, (xml) => {
+        const before = outcome(() => objectModeParseXml(xml));
+        const now = outcome(() => parseXml(xml));
+        seen.add('fields' in now ? (Object.keys(now.fields).length ? 'fields' : 'no fields') : now.refused.replace(/<[^>]*>/g, '<>').replace(/[;:(].*/, ''));
+        // A repeated root: the object mode read it as fields named 0, 1... (accepted, or refused as nested).
+        if ('refused' in now && /^XML root must be a single <xml> element, found <xml>, <xml>/.test(now.refused)) return;
+        expect(now).toEqual(before);
+      }),
+      { numRuns: 3000 },
+    );
+    // Every way through the walk was taken.
+    expect([...seen].sort()).toEqual([
+      'XML body is empty',
+      'XML field <> appears more than once',
+      'XML field <> is nested',
+      'XML is malformed',
+      'XML root <> holds text beside its fields',
+      'XML root <> must hold fields, not text',
+      'XML root must be a single <> element, found <>',
+      'XML root must be a single <> element, found <>, <>',
+      'fields',
+      'no fields',
+    ]);
+  });
+
+  it('refuses a repeated root, which the object mode read as fields named 0 and 1', () => {
+    expect(objectModeParseXml('<xml></xml><xml></xml>')).toEqual({ 0: '', 1: '' });
+    expect(() => objectModeParseXml('<xml><a>1</a></xml>\n<xml></xml>')).toThrow('XML field <0> is nested');
+    expect(refusal('<xml></xml><xml></xml>')).toBe('XML root must be a single <xml> element, found <xml>, <xml>');
+    expect(refusal('<xml><a>1</a></xml><xml><a>2</a></xml>')).toMatch(/single <xml> element/);
+  });
+
+  it('reads bytes and strings alike, and measures a string only when it may be over the limit', () => {
+    const xml = '<xml><attach><![CDATA[支付测试]]></attach></xml>';
+    expect(parseXml(new TextEncoder().encode(xml))).toEqual(parseXml(xml));
+    const limit = Buffer.byteLength(xml);
+    expect(parseXml(xml, { maxBytes: limit })).toEqual({ attach: '支付测试' });
+    expect(() => parseXml(xml, { maxBytes: limit - 1 })).toThrow(`XML body of ${limit} bytes is over the ${limit - 1}-byte limit`);
   });
 });
