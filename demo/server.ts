@@ -6,9 +6,14 @@ import { listen, readBody } from '../emulator/http-server';
 
 /**
  * The demo checkout page (plain HTML and JavaScript, no build step) and a same-origin pass-through
- * to the API's two frontend routes. The API allows browser calls only from the origins its stage lists
- * (`corsOrigins` in serverless.yml; the local stage allows any); forwarding here lets the page work
- * the same against a stage that does not list the demo's origin.
+ * to the API's frontend routes (`POST /orders`, `GET /orders/{outTradeNo}`, `POST /auth/miniprogram`)
+ * and to the emulator's `POST /__sim/login`, which stands in for a mini-program's `wx.login()`. The
+ * API allows browser calls only from the origins its stage lists (`corsOrigins` in serverless.yml;
+ * the local stage allows any) and the emulator allows none; forwarding here lets the page work the
+ * same against a stage that does not list the demo's origin.
+ *
+ * The browser's `Authorization` header (a payer's session token) goes to `POST /orders` alone, the
+ * one forwarded route that takes it; every other call is forwarded without it.
  *
  * This server stands for the merchant's web server: it alone holds the merchant API token, and uses
  * it for one call, `GET /merchant/products`, to answer the page's `GET /products` with the products
@@ -22,8 +27,13 @@ export interface DemoOptions {
   host?: string;
   /** The API the page's orders go to, e.g. http://127.0.0.1:3000. */
   apiUrl: string;
-  /** The WeChat Pay emulator, for its scan page, e.g. http://127.0.0.1:3010. */
+  /** The WeChat Pay emulator, for its scan page and its simulated login, e.g. http://127.0.0.1:3010. */
   emulatorUrl: string;
+  /**
+   * A mini-program of the merchant's that the emulator knows, e.g. wx00000000000000a2: the page's
+   * mini-program mode logs its payer in to it. Without one the page offers no mini-program mode.
+   */
+  miniProgramAppId?: string;
   /**
    * The local events (the EventBridge stand-in), e.g. http://127.0.0.1:3030: the page's
    * `GET /events?outTradeNo=` is forwarded there, so it can show its order's events.
@@ -59,6 +69,8 @@ const STATIC_FILES: Record<string, { file: string; type: string }> = {
 /** Only the frontend's routes are forwarded; the payment callback is WeChat Pay's business alone. */
 const ORDER_PATH = /^\/orders\/[0-9A-Za-z_-]{1,64}$/;
 const OUT_TRADE_NO = /^[0-9A-Za-z_-]{1,64}$/;
+/** The emulator's stand-in for `wx.login()`: `{ appId }` → `{ code, openid }`. */
+const SIMULATED_LOGIN_PATH = '/__sim/login';
 const MAX_BODY_BYTES = 64 * 1024;
 const API_TIMEOUT_MS = 30_000;
 
@@ -74,17 +86,28 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
   const { merchantToken } = options;
   if (!merchantToken) throw new Error('serveDemo needs the merchant API token (merchantToken) to list the products');
   // apiBase '' means "this origin": the page calls /orders here and they are forwarded to apiUrl.
-  const config = `window.DEMO_CONFIG = ${JSON.stringify({ apiBase: '', apiUrl, emulatorUrl })};\n`;
+  const miniProgramAppId = options.miniProgramAppId ?? null;
+  const config = `window.DEMO_CONFIG = ${JSON.stringify({ apiBase: '', apiUrl, emulatorUrl, miniProgramAppId })};\n`;
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://demo').pathname;
     const method = request.method ?? 'GET';
-    if ((path === '/orders' && method === 'POST') || (ORDER_PATH.test(path) && method === 'GET')) {
+    if (path === '/orders' && method === 'POST') {
+      // A mini-program payer's order: the API takes its app and openid from the session token.
+      await forward(request, response, `${apiUrl}${path}`, { authorization: true });
+      return;
+    }
+    if (ORDER_PATH.test(path) && method === 'GET') {
       await forward(request, response, `${apiUrl}${path}`);
       return;
     }
     if (path === '/orders' || ORDER_PATH.test(path)) {
       sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
+      return;
+    }
+    if (path === '/auth/miniprogram' || path === SIMULATED_LOGIN_PATH) {
+      if (method !== 'POST') sendText(response, 405, 'text/plain; charset=utf-8', `${method} is not allowed here`);
+      else await forward(request, response, `${path === SIMULATED_LOGIN_PATH ? emulatorUrl : apiUrl}${path}`);
       return;
     }
     if (path === '/events') {
@@ -181,8 +204,11 @@ export function productsOnSale(body: unknown): ProductOnSale[] | undefined {
   return onSale;
 }
 
-/** Passes one call on to the API and its answer (status, JSON body) back, unchanged. */
-async function forward(request: IncomingMessage, response: ServerResponse, target: string): Promise<void> {
+/**
+ * Passes one call on to the API (or the emulator) and its answer (status, JSON body) back, unchanged.
+ * The browser's Authorization header goes with it only when `authorization` says the route takes it.
+ */
+async function forward(request: IncomingMessage, response: ServerResponse, target: string, options: { authorization?: boolean } = {}): Promise<void> {
   let body: Buffer | undefined;
   if (request.method === 'POST') {
     body = await readBody(request, MAX_BODY_BYTES);
@@ -191,11 +217,15 @@ async function forward(request: IncomingMessage, response: ServerResponse, targe
       return;
     }
   }
+  const headers: Record<string, string> = {};
+  if (body) headers['content-type'] = request.headers['content-type'] ?? 'application/json';
+  const { authorization } = request.headers;
+  if (options.authorization && authorization !== undefined) headers.authorization = authorization;
   let answer: Response;
   try {
     answer = await fetch(target, {
       method: request.method,
-      headers: body ? { 'content-type': request.headers['content-type'] ?? 'application/json' } : {},
+      headers,
       body,
       signal: AbortSignal.timeout(API_TIMEOUT_MS),
     });

@@ -206,7 +206,9 @@ async function main(): Promise<void> {
 
     const apiUrl = `http://${HOST}:${apiPort}`;
     // The demo page's server is the merchant's web server: it lists the products with the merchant's token.
-    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url, merchantToken, eventsUrl: events.url });
+    // Its mini-program mode logs payers in to the stack's first mini-program.
+    const miniProgramAppId = apps.find((app) => app.kind === 'miniprogram')?.appId;
+    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url, merchantToken, eventsUrl: events.url, miniProgramAppId });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       SLS_TELEMETRY_DISABLED: '1',
@@ -275,7 +277,7 @@ async function main(): Promise<void> {
         `  Merchant token   ${merchantToken}   (Authorization: Bearer <token> on /merchant/...)`,
         `  Apps             ${apps.map((app) => `${app.appId} (${app.kind})`).join(', ')}   (POST /__sim/login on the emulator for a login code)`,
         `  WeChat Pay sim   ${emulatorUrl}   (control API under /__sim; /secapi/ over mutual TLS at ${secapiUrl})`,
-        `  Demo checkout    ${demoUrl}   (the demo shop: order the demo products, pay with a QR code and the emulator's scan page)`,
+        `  Demo checkout    ${demoUrl}   (the demo shop: order the demo products, pay with a QR code and the emulator's scan page, or as a mini-program payer; see each order's events)`,
         `  DynamoDB         ${dynamoEndpoint}   (tables ${ordersTable}, ${catalogTable})`,
         `  Events           ${eventsUrl}/events   (every order transition, as on the bus ${LOCAL_EVENT_BUS}; ?outTradeNo= filters)`,
         '  recoverOrders runs on its schedule. Ctrl-C stops everything.',

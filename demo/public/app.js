@@ -1,14 +1,23 @@
 // Demo checkout: a cart of the products on sale (GET /products, from the merchant's web server),
 // ordered with POST /orders { items } and followed with GET /orders/{outTradeNo}. The server prices
 // the order: the page shows an estimate in the cart, and on the order the amount the server answered.
+// In mini-program mode the payer logs in first (wx.login simulated by the emulator, its code exchanged at
+// POST /auth/miniprogram) and the order is sent with the session token, which gives its app and openid.
+// The order's events (GET /events?outTradeNo=) are listed while the page follows it.
 // Plain browser JavaScript, no build step. window.DEMO_CONFIG comes from /config.js.
 /* global window, document, location, crypto, fetch, setTimeout, clearTimeout */
 (function () {
   'use strict';
 
-  var config = window.DEMO_CONFIG || { apiBase: '', apiUrl: '', emulatorUrl: '' };
+  var config = window.DEMO_CONFIG || { apiBase: '', apiUrl: '', emulatorUrl: '', miniProgramAppId: null };
   var POLL_MS = 1500;
   var TERMINAL = { PAID: true, CLOSED: true, FAILED: true };
+  // The event a final state publishes, a moment after the state is written: the page looks for it a
+  // few more times once the order has ended.
+  var FINAL_EVENT = { PAID: 'Order Paid', CLOSED: 'Order Closed', FAILED: 'Order Failed' };
+  var FINAL_EVENT_TRIES = 10;
+  // A session is used for an order only while it has at least this long left.
+  var SESSION_MARGIN_MS = 60 * 1000;
   // What POST /orders accepts: whole quantities 1 to 999, at most 20 lines.
   var MAX_QUANTITY = 999;
   var MAX_LINES = 20;
@@ -28,6 +37,11 @@
   var quantities = {};
   /** True while POST /orders is under way. */
   var creating = false;
+  /**
+   * The mini-program payer's session, `{ token, expiresAt, appId, openid }`: in this page's memory
+   * only. The token is a credential: it never goes into the page, a log or storage.
+   */
+  var session = null;
 
   $('api-url').textContent = config.apiUrl || location.origin;
   $('emulator-url').textContent = config.emulatorUrl || '(not configured)';
@@ -42,8 +56,13 @@
     return isNaN(date.getTime()) ? iso : date.toLocaleString();
   }
 
-  function selectedType() {
+  /** The "Pay with" choice: a trade type, or MINIPROGRAM (a JSAPI order of a logged-in payer). */
+  function selectedChoice() {
     return form.querySelector('input[name="tradeType"]:checked').value;
+  }
+
+  function tradeTypeOf(choice) {
+    return choice === 'MINIPROGRAM' ? 'JSAPI' : choice;
   }
 
   /** A quantity as typed or stepped to a whole number from 0 to 999 ("" and nonsense are 0). */
@@ -80,7 +99,8 @@
     payButton.disabled = creating || !hasItems || lines.items.length > MAX_LINES;
     payButton.setAttribute('aria-busy', String(creating));
     if (!creating) payButton.textContent = hasItems ? 'Pay ' + yuan(lines.estimate) : 'Pay';
-    $('openid-field').hidden = selectedType() !== 'JSAPI';
+    $('openid-field').hidden = selectedChoice() !== 'JSAPI';
+    $('miniprogram-field').hidden = selectedChoice() !== 'MINIPROGRAM';
     Array.prototype.forEach.call(cart.querySelectorAll('.product'), function (row) {
       var quantity = quantities[row.dataset.sku] || 0;
       row.classList.toggle('in-cart', quantity > 0);
@@ -176,7 +196,7 @@
     $('products-status').hidden = false;
     $('products-status').textContent = 'Loading the products…';
     try {
-      var data = await callApi('GET', '/products', undefined, '');
+      var data = await callApi('GET', '/products', undefined, { base: '' });
       if (!data || !Array.isArray(data.products)) throw new Error('unexpected answer');
       products = data.products;
       var onSale = {};
@@ -209,26 +229,34 @@
     return config.emulatorUrl + '/__sim/scan?' + query;
   }
 
-  function requestBody(items) {
-    var type = selectedType();
+  function requestBody(items, choice) {
+    var type = tradeTypeOf(choice);
     var body = {
       tradeType: type,
       items: items,
       // One key per press of Pay: a retried request cannot create a second order.
       idempotencyKey: (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).slice(0, 64),
     };
-    if (type === 'JSAPI') body.openid = $('openid').value.trim();
+    // A mini-program payer's openid (and app) come from the session token, never from the body.
+    if (choice === 'JSAPI') body.openid = $('openid').value.trim();
     if (type === 'MWEB') {
       body.sceneInfo = { h5_info: { type: 'Wap', wap_url: location.origin, wap_name: 'Demo shop' } };
     }
     return body;
   }
 
-  /** Calls the API (through this page's server by default, `base` ''), JSON in and out. */
-  async function callApi(method, path, body, base) {
-    var response = await fetch((base === undefined ? config.apiBase : base) + path, {
+  /**
+   * Calls the API (through this page's server by default, `options.base` ''), JSON in and out;
+   * `options.token` is a payer's session token, sent as `Authorization: Bearer`. A refusal is an
+   * Error with the answer's message, its HTTP status and the field it names.
+   */
+  async function callApi(method, path, body, options) {
+    var base = options && options.base !== undefined ? options.base : config.apiBase;
+    var headers = body ? { 'content-type': 'application/json' } : {};
+    if (options && options.token) headers.authorization = 'Bearer ' + options.token;
+    var response = await fetch(base + path, {
       method: method,
-      headers: body ? { 'content-type': 'application/json' } : {},
+      headers: headers,
       body: body ? JSON.stringify(body) : undefined,
     });
     var data = null;
@@ -240,10 +268,41 @@
     if (!response.ok) {
       var error = (data && data.error) || {};
       var failure = new Error(error.message || 'the server answered HTTP ' + response.status);
+      failure.status = response.status;
       failure.field = error.field;
       throw failure;
     }
     return data;
+  }
+
+  function showPayer() {
+    $('payer-none').hidden = Boolean(session);
+    $('payer').hidden = !session;
+    $('payer-app').textContent = session ? session.appId : '';
+    $('payer-openid').textContent = session ? session.openid : '';
+  }
+
+  /**
+   * The mini-program payer's session: the one in memory while it has time left, else a new login.
+   * wx.login() is simulated by the emulator (`POST /__sim/login` through this page's server), which
+   * answers the code and, for this demo, the openid WeChat will give for it.
+   */
+  async function miniProgramSession() {
+    if (session && Date.parse(session.expiresAt) - Date.now() > SESSION_MARGIN_MS) return session;
+    forgetSession();
+    var appId = config.miniProgramAppId;
+    var login = await callApi('POST', '/__sim/login', { appId: appId }, { base: '' });
+    if (!login || !login.code) throw new Error('wx.login gave no code');
+    var issued = await callApi('POST', '/auth/miniprogram', { code: login.code, appId: appId });
+    if (!issued || !issued.token) throw new Error('POST /auth/miniprogram answered no session token');
+    session = { token: issued.token, expiresAt: issued.expiresAt, appId: appId, openid: login.openid };
+    showPayer();
+    return session;
+  }
+
+  function forgetSession() {
+    session = null;
+    showPayer();
   }
 
   function setStatus(order) {
@@ -276,10 +335,13 @@
     }
   }
 
-  function showOrder(order, tradeType, estimate) {
+  function showOrder(order, tradeType, estimate, payer) {
     ['NATIVE', 'JSAPI', 'MWEB', 'APP'].forEach(function (type) {
       $('pay-' + type).hidden = type !== tradeType;
     });
+    $('payer-row').hidden = !payer;
+    $('order-openid').textContent = payer ? payer.openid : '';
+    showEvents([]);
     $('out-trade-no').textContent = order.outTradeNo;
     // What the server priced, never the page's estimate.
     $('result-amount').textContent = yuan(order.totalFee);
@@ -313,19 +375,86 @@
     if (window.matchMedia('(max-width: 759px)').matches) window.scrollTo(0, 0);
   }
 
+  /** One event of the order: its detail-type, its time and its id, as text. */
+  function eventRow(event) {
+    var item = document.createElement('li');
+    item.className = 'event';
+    item.dataset.id = event.id;
+    item.dataset.detailType = event['detail-type'];
+    var type = document.createElement('strong');
+    type.className = 'event-type';
+    type.textContent = event['detail-type'];
+    var time = document.createElement('time');
+    time.className = 'event-time';
+    time.dateTime = event.time;
+    time.textContent = localTime(event.time);
+    var id = document.createElement('span');
+    id.className = 'event-id mono';
+    id.textContent = event.id;
+    item.append(type, time, id);
+    return item;
+  }
+
+  /** Says something about the events (none yet, or why they could not be loaded). */
+  function setEventsStatus(text) {
+    var status = $('events-status');
+    status.hidden = !text;
+    // The same text again is left alone: the result card is a live region.
+    if (text && status.textContent !== text) status.textContent = text;
+  }
+
+  /** Lists the order's events, oldest first; the list is redrawn only when they changed. */
+  function showEvents(events) {
+    var list = $('events');
+    setEventsStatus(events.length === 0 ? 'None yet: an event is published when the order is paid, closed or fails.' : '');
+    list.hidden = events.length === 0;
+    var ids = events.map(function (event) { return event.id; }).join(' ');
+    if (list.dataset.ids === ids) return;
+    list.dataset.ids = ids;
+    list.replaceChildren.apply(list, events.map(eventRow));
+  }
+
+  /** GET /events?outTradeNo= from this page's server; the detail-types listed, or null if it failed. */
+  async function refreshEvents(outTradeNo, state) {
+    try {
+      var data = await callApi('GET', '/events?outTradeNo=' + encodeURIComponent(outTradeNo), undefined, { base: '' });
+      if (!data || !Array.isArray(data.events)) throw new Error('unexpected answer');
+      if (state.stopped) return null;
+      showEvents(data.events);
+      return data.events.map(function (event) { return event['detail-type']; });
+    } catch (error) {
+      if (state.stopped) return null;
+      setEventsStatus('Could not load the events (' + error.message + ').');
+      return null;
+    }
+  }
+
+  /**
+   * Follows an order until it ends, listing its events as it goes; once it has ended, the events
+   * only, until the final state's event is listed (or after a few tries).
+   */
   function follow(outTradeNo) {
-    var state = { stopped: false, timer: null };
+    var state = { stopped: false, timer: null, ended: null, triesAfterEnd: 0 };
     async function tick() {
       if (state.stopped) return;
-      try {
-        var order = await callApi('GET', '/orders/' + encodeURIComponent(outTradeNo));
-        if (state.stopped) return;
-        setStatus(order);
-        $('waiting').textContent = 'Waiting for payment…';
-        if (TERMINAL[order.status]) return;
-      } catch (error) {
-        if (state.stopped) return;
-        $('waiting').textContent = 'Could not check the order (' + error.message + '); retrying…';
+      if (!state.ended) {
+        try {
+          var order = await callApi('GET', '/orders/' + encodeURIComponent(outTradeNo));
+          if (state.stopped) return;
+          setStatus(order);
+          $('waiting').textContent = 'Waiting for payment…';
+          if (TERMINAL[order.status]) state.ended = order.status;
+        } catch (error) {
+          if (state.stopped) return;
+          $('waiting').textContent = 'Could not check the order (' + error.message + '); retrying…';
+        }
+      }
+      var listed = await refreshEvents(outTradeNo, state);
+      if (state.stopped) return;
+      if (state.ended) {
+        state.triesAfterEnd += 1;
+        var found = listed && listed.indexOf(FINAL_EVENT[state.ended]) >= 0;
+        if (found || state.triesAfterEnd >= FINAL_EVENT_TRIES) return;
       }
       state.timer = setTimeout(tick, POLL_MS);
     }
@@ -361,18 +490,35 @@
       return;
     }
     stopFollowing();
-    var body = requestBody(lines.items);
+    var choice = selectedChoice();
+    var body = requestBody(lines.items, choice);
     creating = true;
     refreshForm();
-    payButton.textContent = 'Creating order…';
+    var payer = null;
     try {
-      var order = await callApi('POST', '/orders', body);
+      if (choice === 'MINIPROGRAM') {
+        payButton.textContent = 'Logging in…';
+        try {
+          payer = await miniProgramSession();
+        } catch (error) {
+          showError('Could not log in to the mini-program (wx.login simulated): ' + error.message);
+          return;
+        }
+      }
+      payButton.textContent = 'Creating order…';
+      var order = await callApi('POST', '/orders', body, { token: payer && payer.token });
       if (!order || !order.outTradeNo || !order.pay) throw new Error('unexpected answer ' + JSON.stringify(order));
-      showOrder(order, body.tradeType, lines.estimate);
+      showOrder(order, body.tradeType, lines.estimate, payer);
       poll = follow(order.outTradeNo);
       // The server priced it differently: the catalog changed, so the cart shows the new prices.
       if (order.totalFee !== lines.estimate) void loadProducts();
     } catch (error) {
+      if (payer && error.status === 401) {
+        // The API refused the session: it is of no more use, and the next Pay logs in again.
+        forgetSession();
+        showError('The payer\'s session was refused (HTTP 401): ' + error.message + '. Press Pay to log in again.');
+        return;
+      }
       showError('Could not create the order: ' + error.message);
       // A product that went off sale (or changed) is named by items.N.sku: show the catalog as it is now.
       if (error.field && /^items/.test(error.field)) void loadProducts();
@@ -391,6 +537,8 @@
     if (first) first.focus();
   });
 
+  // Without a mini-program to log in to, the page offers no mini-program mode.
+  $('miniprogram-type').hidden = !config.miniProgramAppId;
   refreshForm();
   void loadProducts();
 })();

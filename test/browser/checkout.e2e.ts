@@ -8,8 +8,9 @@ import { startLocalStack, type LocalStack } from './local-stack';
 /**
  * The demo checkout page in a real browser against the real local stack (`npm start`): the cart of
  * the seeded demo products, a NATIVE order priced by the server, its QR code, the emulator's scan
- * page paying it, and the checkout page turning to paid. Screenshots of every page go to
- * test-results/browser/ for a person to look at.
+ * page paying it, the checkout page turning to paid and listing the order's events; and a
+ * mini-program payer, logged in with a simulated wx.login(), paying a JSAPI order under the
+ * mini-program. Screenshots of every page go to test-results/browser/ for a person to look at.
  */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -31,6 +32,9 @@ const SIZES = {
   desktop: { viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1, isMobile: false, hasTouch: false },
 } as const;
 
+/** The local stack's mini-program (emulator/test-apps.ts), the one the page logs its payers in to. */
+const MINI_PROGRAM = 'wx00000000000000a2';
+
 /** The demo products as the page lists them: in the catalog's order, by sku. */
 const PRODUCTS = [...DEMO_PRODUCTS].sort((a, b) => (a.sku < b.sku ? -1 : 1));
 const PRICE = new Map(PRODUCTS.map((product) => [product.sku, product.priceFen]));
@@ -50,6 +54,23 @@ interface Created {
   totalFee: number;
   description: string;
   pay: Record<string, string>;
+}
+
+/** An event as the local EventBridge lists it. */
+interface PublishedEvent {
+  id: string;
+  'detail-type': string;
+  source: string;
+  time: string;
+  detail: Record<string, unknown>;
+}
+
+/** An event as the page lists it. */
+interface ListedEvent {
+  id: string;
+  detailType: string;
+  text: string;
+  time: string;
 }
 
 let stack: LocalStack;
@@ -73,6 +94,8 @@ interface Checkout {
   page: Page;
   /** Script errors and console errors. */
   errors: string[];
+  /** Every console message, of any type. */
+  logged: string[];
   /** Every answer the browser received, as `url: body`, to look for the merchant token in. */
   received: Promise<string>[];
 }
@@ -81,9 +104,11 @@ interface Checkout {
 async function openCheckout(context: BrowserContext): Promise<Checkout> {
   const page = await context.newPage();
   const errors: string[] = [];
+  const logged: string[] = [];
   const received: Promise<string>[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
   page.on('console', (message) => {
+    logged.push(message.text());
     if (message.type() === 'error') errors.push(`${message.text()} (${message.location().url})`);
   });
   page.on('response', (response: Response) => {
@@ -91,7 +116,7 @@ async function openCheckout(context: BrowserContext): Promise<Checkout> {
   });
   await page.goto(stack.demoUrl);
   await page.locator('#cart .product').first().waitFor({ state: 'visible' });
-  return { page, errors, received };
+  return { page, errors, logged, received };
 }
 
 /** Fails if the merchant token is in anything the browser received. */
@@ -119,13 +144,58 @@ async function setQuantity(page: Page, sku: string, quantity: number): Promise<v
   expect(await line.locator('input').inputValue()).toBe(String(quantity));
 }
 
-/** Presses Pay and answers the POST /orders request the page sent and the API's answer. */
-async function pay(page: Page): Promise<{ sent: Record<string, unknown>; order: Created }> {
+/** Presses Pay and answers the API's answer to the POST /orders the page sent, whatever its status. */
+async function pressPay(page: Page): Promise<Response> {
   const created = page.waitForResponse((r) => r.url().endsWith('/orders') && r.request().method() === 'POST');
   await page.locator('#pay-button').click();
-  const answer = await created;
+  return created;
+}
+
+/** Presses Pay and answers the POST /orders request the page sent and the API's answer. */
+async function pay(page: Page): Promise<{ sent: Record<string, unknown>; order: Created }> {
+  const answer = await pressPay(page);
   expect(answer.status(), await answer.text()).toBe(201);
   return { sent: answer.request().postDataJSON() as Record<string, unknown>, order: (await answer.json()) as Created };
+}
+
+/** The events the page lists for its order, oldest first. */
+async function listedEvents(page: Page): Promise<ListedEvent[]> {
+  return page.locator('#events .event').evaluateAll(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    (rows: any[]) => rows.map((r) => ({
+      id: r.dataset.id,
+      detailType: r.dataset.detailType,
+      text: r.querySelector('.event-type').textContent,
+      time: r.querySelector('time').getAttribute('datetime'),
+    })),
+  );
+}
+
+/** The order's events as the local EventBridge has them (through the demo server's pass-through). */
+async function publishedEvents(outTradeNo: string): Promise<PublishedEvent[]> {
+  const response = await fetch(new URL(`/events?outTradeNo=${encodeURIComponent(outTradeNo)}`, stack.demoUrl));
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { events: PublishedEvent[] }).events;
+}
+
+/**
+ * The page lists its paid order's events: exactly one `Order Paid`, the very event the bus got for
+ * this order (its id, its time), and nothing the bus does not have.
+ */
+async function expectPaidEventListed(page: Page, outTradeNo: string): Promise<void> {
+  await expect.poll(async () => (await listedEvents(page)).map((event) => event.detailType), { timeout: 20_000 }).toContain('Order Paid');
+  const listed = await listedEvents(page);
+  const paid = listed.filter((event) => event.detailType === 'Order Paid');
+  expect(paid).toHaveLength(1);
+  expect(paid[0]?.text).toBe('Order Paid');
+  const published = await publishedEvents(outTradeNo);
+  expect(listed.map((event) => event.id)).toEqual(published.map((event) => event.id));
+  const event = published.find((candidate) => candidate.id === paid[0]?.id);
+  expect(event?.['detail-type']).toBe('Order Paid');
+  expect(event?.detail.outTradeNo).toBe(outTradeNo);
+  expect(event?.detail.status).toBe('PAID');
+  expect(paid[0]?.time).toBe(event?.time);
+  expect(await page.locator('#events-status').isVisible()).toBe(false);
 }
 
 async function simOrder(outTradeNo: string): Promise<Record<string, unknown>> {
@@ -199,6 +269,9 @@ describe.each(Object.entries(SIZES))('demo checkout on a %s-sized screen', (size
       expect(await page.locator('#qr').getAttribute('src')).toBe(order.pay.qrCode);
       expect(await page.evaluate<number>("document.getElementById('qr').naturalWidth")).toBeGreaterThan(0);
       expect(await page.locator('#code-url').textContent()).toBe(order.pay.codeUrl);
+      // Nothing has happened to the order yet: no events.
+      expect(await page.locator('#events-status').textContent()).toMatch(/^None yet/);
+      expect(await listedEvents(page)).toEqual([]);
       await page.screenshot({ path: `${SHOTS}${size}-3-qr-code.png`, fullPage: true });
 
       // "Scanning": the link beside the QR code opens the emulator's page for its code_url.
@@ -225,6 +298,7 @@ describe.each(Object.entries(SIZES))('demo checkout on a %s-sized screen', (size
       expect(await page.locator('#transaction-id').textContent()).toBe(sim.transaction_id);
       expect(await page.locator('#waiting').isVisible()).toBe(false);
       expect(await page.locator('#qr').isVisible()).toBe(false);
+      await expectPaidEventListed(page, order.outTradeNo);
       await page.screenshot({ path: `${SHOTS}${size}-6-checkout-paid.png`, fullPage: true });
       for (const product of PRODUCTS) expect(await row(page, product.sku).locator('input').inputValue()).toBe('0');
       expect(await page.locator('#pay-button').isDisabled()).toBe(true);
@@ -255,6 +329,7 @@ describe('demo checkout, the other trade types', () => {
         expect(await row(page, 'latte-large').locator('input').inputValue()).toBe('1');
         await page.locator(`input[name="tradeType"][value="${tradeType}"]`).check();
         expect(await page.locator('#openid-field').isVisible()).toBe(tradeType === 'JSAPI');
+        expect(await page.locator('#miniprogram-field').isVisible()).toBe(false);
         const { sent, order } = await pay(page);
         expect(sent.items).toEqual([{ sku: 'latte-large', quantity: 1 }]);
         expect(order.totalFee).toBe(PRICE.get('latte-large'));
@@ -381,6 +456,153 @@ describe('demo checkout, the other trade types', () => {
       await context.close();
       await merchant('PUT', `/merchant/products/${cake.sku}`, { name: cake.name, priceFen: cake.priceFen, active: true });
       await merchant('PUT', `/merchant/products/${croissant.sku}`, { name: croissant.name, priceFen: croissant.priceFen });
+    }
+  });
+});
+
+
+/** The session token with its expiry pushed a day later and its signature left as it was. */
+function tampered(token: string): string {
+  const [header, payload, signature] = token.split('.');
+  const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { exp: number };
+  claims.exp += 24 * 60 * 60;
+  return [header, Buffer.from(JSON.stringify(claims)).toString('base64url'), signature].join('.');
+}
+
+describe('demo checkout as a mini-program payer', () => {
+  it('logs in with a simulated wx.login(), orders JSAPI with the session token, is paid in the emulator and lists the order\'s events', async () => {
+    const context = await browser.newContext(SIZES.phone);
+    try {
+      const checkout = await openCheckout(context);
+      const { page, errors, logged } = checkout;
+      const cart = { 'croissant': 2, 'latte-large': 1 };
+      for (const [sku, quantity] of Object.entries(cart)) await setQuantity(page, sku, quantity);
+      await page.locator('input[name="tradeType"][value="MINIPROGRAM"]').check();
+      expect(await page.locator('#miniprogram-field').isVisible()).toBe(true);
+      expect(await page.locator('#openid-field').isVisible()).toBe(false);
+      expect(await page.locator('#payer-none').isVisible()).toBe(true);
+      await page.screenshot({ path: `${SHOTS}phone-miniprogram-1-cart.png`, fullPage: true });
+
+      const loggedIn = page.waitForResponse((r) => r.url().endsWith('/__sim/login'));
+      const exchanged = page.waitForResponse((r) => r.url().endsWith('/auth/miniprogram'));
+      const answer = await pressPay(page);
+      const login = (await (await loggedIn).json()) as { code: string; openid: string };
+      const session = (await (await exchanged).json()) as { token: string; expiresAt: string };
+      expect((await loggedIn).request().postDataJSON()).toEqual({ appId: MINI_PROGRAM });
+      expect((await exchanged).request().postDataJSON()).toEqual({ code: login.code, appId: MINI_PROGRAM });
+      expect(session.token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+      expect(answer.status(), await answer.text()).toBe(201);
+      const order = (await answer.json()) as Created;
+
+      // The order carries the session token, and neither an openid nor an app of its own.
+      const sent = answer.request().postDataJSON() as Record<string, unknown>;
+      expect(await answer.request().headerValue('authorization')).toBe(`Bearer ${session.token}`);
+      expect(sent.tradeType).toBe('JSAPI');
+      expect(sent.items).toEqual(Object.entries(cart).map(([sku, quantity]) => ({ sku, quantity })));
+      expect(sent).not.toHaveProperty('openid');
+      expect(sent).not.toHaveProperty('appId');
+      expect(order.totalFee).toBe(demoTotal(cart));
+
+      // The page says who pays: the openid the login gave, under the mini-program.
+      await page.locator('#pay-JSAPI').waitFor({ state: 'visible' });
+      expect(await page.locator('#order-openid').textContent()).toBe(login.openid);
+      expect(await page.locator('#payer-openid').textContent()).toBe(login.openid);
+      expect(await page.locator('#payer-app').textContent()).toBe(MINI_PROGRAM);
+      const shown = JSON.parse((await page.locator('#jsapi-params').textContent()) ?? '') as Record<string, string>;
+      expect(shown).toEqual(order.pay);
+      expect(shown.appId).toBe(MINI_PROGRAM);
+      // The API made the order under the mini-program, for the payer the token proves.
+      const made = (await (await merchant('GET', `/merchant/orders/${order.outTradeNo}`)).json()) as { appId: string; openid: string; tradeType: string };
+      expect(made).toMatchObject({ appId: MINI_PROGRAM, openid: login.openid, tradeType: 'JSAPI' });
+      expect(await page.locator('#events-status').textContent()).toMatch(/^None yet/);
+      await page.screenshot({ path: `${SHOTS}phone-miniprogram-2-jsapi.png`, fullPage: true });
+
+      // No WeChat here: the emulator's page stands in for wx.requestPayment and pays.
+      const [sheet] = await Promise.all([context.waitForEvent('page'), page.locator('#simulate-link').click()]);
+      await sheet.waitForLoadState();
+      expect(new URL(sheet.url()).searchParams.get('out_trade_no')).toBe(order.outTradeNo);
+      expect(await sheet.locator('#sheet').getAttribute('data-out-trade-no')).toBe(order.outTradeNo);
+      expect(await sheet.locator('.facts').textContent()).toContain(MINI_PROGRAM);
+      await sheet.locator('#pay').click();
+      await sheet.locator('#paid').waitFor({ state: 'visible' });
+      const sim = await simOrder(order.outTradeNo);
+      expect(sim).toMatchObject({ trade_state: 'SUCCESS', appid: MINI_PROGRAM, openid: login.openid, total_fee: order.totalFee });
+
+      await page.bringToFront();
+      await page.locator('#paid-banner').waitFor({ state: 'visible', timeout: 20_000 });
+      expect(await page.locator('#status').textContent()).toBe('PAID');
+      expect(await page.locator('#transaction-id').textContent()).toBe(sim.transaction_id);
+      await expectPaidEventListed(page, order.outTradeNo);
+      expect((await publishedEvents(order.outTradeNo))[0]?.detail).toMatchObject({ appId: MINI_PROGRAM, openid: login.openid });
+      await page.screenshot({ path: `${SHOTS}phone-miniprogram-3-paid.png`, fullPage: true });
+
+      // The token stays in the page's memory: not in the page, its storage, its cookies or its logs.
+      const kept = await page.evaluate<string>(
+        'document.documentElement.outerHTML + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie',
+      );
+      expect(kept).toContain(login.openid);
+      expect(kept).not.toContain(session.token);
+      expect(logged.join('\n')).not.toContain(session.token);
+      const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+      expect(overflow).toBeLessThanOrEqual(0);
+      expect(errors).toEqual([]);
+      await expectNoToken(checkout);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('says so when the API refuses a tampered session token (401), and logs in again on the next Pay', async () => {
+    const context = await browser.newContext(SIZES.desktop);
+    try {
+      const { page, logged } = await openCheckout(context);
+      await setQuantity(page, 'croissant', 1);
+      await page.locator('input[name="tradeType"][value="MINIPROGRAM"]').check();
+      let logins = 0;
+      page.on('request', (request) => {
+        if (request.url().endsWith('/__sim/login')) logins += 1;
+      });
+      // The session's answer altered on its way to the page: a token that claims a longer life.
+      const genuine: string[] = [];
+      await page.route('**/auth/miniprogram', async (route) => {
+        const answer = await route.fetch();
+        const session = (await answer.json()) as { token: string; expiresAt: string };
+        genuine.push(session.token);
+        await route.fulfill({ response: answer, json: { ...session, token: tampered(session.token) } });
+      });
+
+      const refused = await pressPay(page);
+      expect(refused.status()).toBe(401);
+      expect(await refused.request().headerValue('authorization')).toBe(`Bearer ${tampered(genuine[0] ?? '')}`);
+      await page.locator('#form-error').waitFor({ state: 'visible' });
+      expect(await page.locator('#form-error').textContent()).toBe(
+        "The payer's session was refused (HTTP 401): the session token signature does not verify. Press Pay to log in again.",
+      );
+      expect(await page.locator('#result').isVisible()).toBe(false);
+      // The refused session is forgotten.
+      expect(await page.locator('#payer-none').isVisible()).toBe(true);
+      await page.screenshot({ path: `${SHOTS}desktop-miniprogram-refused.png`, fullPage: true });
+
+      await page.unroute('**/auth/miniprogram');
+      const created = await pressPay(page);
+      expect(created.status(), await created.text()).toBe(201);
+      await page.locator('#pay-JSAPI').waitFor({ state: 'visible' });
+      expect(await page.locator('#form-error').isVisible()).toBe(false);
+      expect(logins).toBe(2);
+      const first = (await created.json()) as Created;
+
+      // The session lives on in memory: another order of the same payer needs no new login.
+      await page.locator('#new-order').click();
+      const again = await pressPay(page);
+      expect(again.status(), await again.text()).toBe(201);
+      expect(logins).toBe(2);
+      const second = (await again.json()) as Created;
+      expect(second.outTradeNo).not.toBe(first.outTradeNo);
+      const [one, two] = await Promise.all([first, second].map(async (o) => (await (await merchant('GET', `/merchant/orders/${o.outTradeNo}`)).json()) as { appId: string; openid: string }));
+      expect(two).toMatchObject({ appId: MINI_PROGRAM, openid: one?.openid });
+      for (const token of genuine) expect(logged.join('\n')).not.toContain(token);
+    } finally {
+      await context.close();
     }
   });
 });
