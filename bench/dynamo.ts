@@ -3,8 +3,6 @@
  * the real handlers running against dynalite and the WeChat Pay emulator; and recovery's reads as the
  * table of settled orders grows.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
 import { signedNotification } from '../lib/wechatpay/testing';
 import { ordersContext } from '../lib/runtime';
@@ -15,6 +13,7 @@ import { handler as getMerchantOrder } from '../functions/getMerchantOrder';
 import { handler as notify } from '../functions/notify';
 import { handler as queryOrder } from '../functions/queryOrder';
 import { handler as recoverOrders } from '../functions/recoverOrders';
+import { batchWrite, seedClient } from '../test/support/seed';
 import { type TestStack } from '../test/support/stack';
 import { apiEvent, MERCHANT_AUTHORIZATION, putProduct } from '../test/support/api';
 
@@ -124,13 +123,18 @@ export async function createOne(tradeType: 'JSAPI' | 'NATIVE' | 'MWEB' | 'APP', 
 
 export type RequestCounts = Record<string, { requests: number; detail: Record<string, number> }>;
 
-export async function requestsPerOperation(counter: Counter): Promise<RequestCounts> {
-  const out: RequestCounts = {};
-  const measure = async (name: string, run: () => Promise<unknown>) => {
+/** Counts what each run sends, into `out` under its name. */
+export function measuring(counter: Counter, out: RequestCounts) {
+  return async (name: string, run: () => Promise<unknown>): Promise<void> => {
     counter.reset();
     await run();
     out[name] = { requests: counter.total(), detail: { ...counter.requests } };
   };
+}
+
+export async function requestsPerOperation(counter: Counter): Promise<RequestCounts> {
+  const out: RequestCounts = {};
+  const measure = measuring(counter, out);
   let order = { outTradeNo: '', totalFee: 0 };
   await seedCatalog();
   await measure('create (JSAPI)', async () => {
@@ -210,28 +214,6 @@ function pendingItem(i: number, now: number) {
     checkCount: 1,
     review: {},
   };
-}
-
-export async function batchWrite(db: DynamoDBDocumentClient, table: string, items: object[], parallel = 4): Promise<void> {
-  const batches: object[][] = [];
-  for (let i = 0; i < items.length; i += 25) batches.push(items.slice(i, i + 25));
-  let next = 0;
-  const worker = async () => {
-    while (next < batches.length) {
-      let requests = batches[next++]!.map((Item) => ({ PutRequest: { Item } }));
-      while (requests.length > 0) {
-        const result = await db.send(new BatchWriteCommand({ RequestItems: { [table]: requests } }));
-        requests = (result.UnprocessedItems?.[table] ?? []) as typeof requests;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
-}
-
-export function seedClient(stack: TestStack): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
-  );
 }
 
 const seededSoFar = new WeakMap<TestStack, number>();

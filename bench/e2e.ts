@@ -8,10 +8,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchGetCommand } from '@aws-sdk/lib-dynamodb';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { batchWrite, seedClient } from '../test/support/seed';
 import type { TestStack } from '../test/support/stack';
 import type { Bundle } from './bundles';
 import { OUT, ROOT } from './bundles';
-import { batchWrite, callbackEvent, seedClient } from './dynamo';
+import { callbackEvent } from './dynamo';
 
 /** Runs a script in a node process of its own, its stdout discarded; rejects with its stderr if it fails. */
 function runDiscardingStdout(args: string[]): Promise<void> {

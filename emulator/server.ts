@@ -12,7 +12,7 @@ import { answerScanPage } from './scan-page';
 import { DEFAULT_NOTIFY_TIMEOUT_MS, Notifier } from './notifier';
 import { endRefund, REFUND_SETTLE_MS } from './refunds';
 import { emptyState, ENDPOINT_PATHS } from './state';
-import type { Order, Refund } from './state';
+import type { EmulatorState, Order, Refund } from './state';
 import { PlatformEmulator, type EmulatorApp } from './platform';
 import { localApps } from './test-apps';
 
@@ -54,6 +54,11 @@ export interface RunningEmulator {
   port: number;
   /** `https://host:port` of the mutual-TLS port serving `/secapi/`, when `tls` was given. */
   secapiUrl?: string;
+  /**
+   * What it remembers (the same object for its whole life: a reset empties it), for code in the same
+   * process that needs more than the control API gives: seeding a day of thousands of payments.
+   */
+  state: EmulatorState;
   /** Stops the server and every pending callback; calling it again returns the same promise. */
   close(): Promise<void>;
 }
@@ -152,7 +157,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     });
   });
   const listening = await listen(server, options.port, options.host, () => notifier.stop());
-  if (!options.tls) return { url: listening.origin, port: listening.port, close: listening.close };
+  if (!options.tls) return { url: listening.origin, port: listening.port, state, close: listening.close };
 
   /** The mutual-TLS port: `/secapi/` only, for a client certificate of this merchant signed by the CA. */
   async function handleSecapi(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -195,6 +200,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     url: listening.origin,
     port: listening.port,
     secapiUrl: secure.origin.replace(/^http:/, 'https:'),
+    state,
     close() {
       closed ??= Promise.all([listening.close(), secure.close()]).then(() => undefined);
       return closed;
