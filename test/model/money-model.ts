@@ -8,10 +8,12 @@ import type { OrdersContext } from '../../lib/orders/context';
 import type { Order } from '../../lib/orders/model';
 import { createDocumentClient, OrderStore } from '../../lib/orders/store';
 import { toBeijingTimestamp } from '../../lib/wechatpay/time';
+import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
 import { signedNotification } from '../../lib/wechatpay/testing';
 import { apiEvent, callback, create, get, MERCHANT_AUTHORIZATION, order as frontendOrder, refund, refundCallback, type HttpResult } from '../support/api';
 import type { SimOrder, TestStack } from '../support/stack';
 import { countPaidTransitions, FAULT_KINDS, injectFault, type FaultKind } from '../reliability/support';
+import { faultPutEvents } from '../support/events';
 import type { CallbackCapture } from './capture';
 
 /**
@@ -98,9 +100,11 @@ export function newModel(run: number): Model {
 // Faults injected before a command: a DynamoDB error at the SDK boundary, or WeChat Pay's SYSTEMERROR.
 
 const WECHAT_ENDPOINTS = ['unifiedorder', 'orderquery', 'closeorder', 'refundquery', 'refund'] as const;
+const PUT_EVENTS_FAULTS = ['error', 'refused', 'lost answer'] as const;
 type Fault =
   | { on: 'dynamodb'; kind: FaultKind; timing: 'before' | 'after'; nth: number }
-  | { on: 'wechatpay'; endpoint: (typeof WECHAT_ENDPOINTS)[number]; count: number };
+  | { on: 'wechatpay'; endpoint: (typeof WECHAT_ENDPOINTS)[number]; count: number }
+  | { on: 'eventbridge'; kind: (typeof PUT_EVENTS_FAULTS)[number]; times: number };
 
 const faultArb: fc.Arbitrary<Fault | undefined> = fc.oneof(
   { weight: 85, arbitrary: fc.constant(undefined) },
@@ -109,18 +113,38 @@ const faultArb: fc.Arbitrary<Fault | undefined> = fc.oneof(
     arbitrary: fc.record({ on: fc.constant('dynamodb' as const), kind: fc.constantFrom(...FAULT_KINDS), timing: fc.constantFrom('before' as const, 'after' as const), nth: fc.integer({ min: 1, max: 4 }) }),
   },
   { weight: 5, arbitrary: fc.record({ on: fc.constant('wechatpay' as const), endpoint: fc.constantFrom(...WECHAT_ENDPOINTS), count: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 5, arbitrary: fc.record({ on: fc.constant('eventbridge' as const), kind: fc.constantFrom(...PUT_EVENTS_FAULTS), times: fc.integer({ min: 1, max: 2 }) }) },
 );
 
 const NO_SYSTEM_ERRORS = Object.fromEntries(WECHAT_ENDPOINTS.map((endpoint) => [endpoint, 0]));
 
-/** Arms a fault; `fired` says whether it struck (only then may the command fail). */
-async function arm(fault: Fault | undefined, system: System): Promise<{ fired(): boolean; disarm(): Promise<void> }> {
-  if (!fault) return { fired: () => false, disarm: async () => {} };
+interface ArmedFault {
+  /** It struck: the command may then answer 5xx (a storage or WeChat Pay failure, never an EventBridge one). */
+  excuses5xx(): boolean;
+  struck(): boolean;
+  disarm(): Promise<void>;
+}
+
+/** Arms a fault before a command. */
+async function arm(fault: Fault | undefined, system: System): Promise<ArmedFault> {
+  if (!fault) return { excuses5xx: () => false, struck: () => false, disarm: async () => {} };
   system.figures.faultsInjected += 1;
   if (fault.on === 'dynamodb') {
     const injected = injectFault(system.ctx.store.db, { kind: fault.kind, timing: fault.timing, nth: fault.nth });
     return {
-      fired: () => injected.state.fired,
+      excuses5xx: () => injected.state.fired,
+      struck: () => injected.state.fired,
+      disarm: async () => {
+        injected.stop();
+      },
+    };
+  }
+  if (fault.on === 'eventbridge') {
+    // A publish that fails leaves the events in the outbox: the request itself must not fail.
+    const injected = await faultPutEvents(system.ctx, fault.kind, fault.times);
+    return {
+      excuses5xx: () => false,
+      struck: () => injected.state.fired > 0,
       disarm: async () => {
         injected.stop();
       },
@@ -129,7 +153,8 @@ async function arm(fault: Fault | undefined, system: System): Promise<{ fired():
   await system.stack.sim.faults({ systemError: { [fault.endpoint]: fault.count } });
   // Whether the command called that endpoint is not known here: a 5xx is allowed; one left unused is cleared.
   return {
-    fired: () => true,
+    excuses5xx: () => true,
+    struck: () => true,
     disarm: async () => {
       await system.stack.sim.faults({ systemError: NO_SYSTEM_ERRORS });
     },
@@ -138,7 +163,8 @@ async function arm(fault: Fault | undefined, system: System): Promise<{ fired():
 
 function describeFault(fault: Fault | undefined): string {
   if (!fault) return '';
-  return fault.on === 'dynamodb' ? ` !dynamodb(${fault.kind},${fault.timing},#${fault.nth})` : ` !wechatpay(${fault.endpoint}×${fault.count})`;
+  if (fault.on === 'dynamodb') return ` !dynamodb(${fault.kind},${fault.timing},#${fault.nth})`;
+  return fault.on === 'wechatpay' ? ` !wechatpay(${fault.endpoint}×${fault.count})` : ` !eventbridge(${fault.kind}×${fault.times})`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -171,9 +197,9 @@ abstract class MoneyCommand implements fc.AsyncCommand<Model, System> {
     const armed = await arm(this.fault, system);
     let touched: Touched;
     try {
-      touched = await this.act(model, system, armed.fired);
+      touched = await this.act(model, system, armed.excuses5xx);
     } finally {
-      if (armed.fired() && this.fault) figures.faultsFired += 1;
+      if (armed.struck()) figures.faultsFired += 1;
       await armed.disarm();
     }
     const acted = performance.now();
@@ -374,6 +400,54 @@ class ForgedPayment extends MoneyCommand {
       if (!isDeepStrictEqual(before[i], after[i])) violated(system, `a forged callback (${this.forgery}) changed order ${victim.outTradeNo}`);
     });
     return victims;
+  }
+}
+
+const REFUND_FORGERIES = ['wrong-key', 'tampered', 'foreign-merchant', 'foreign-app'] as const;
+type RefundForgery = (typeof REFUND_FORGERIES)[number];
+
+/** A refund callback nobody with the API key made (or one moved to another merchant or app): nothing changes. */
+class ForgedRefundCallback extends MoneyCommand {
+  protected readonly name = 'forged-refund-callback';
+  constructor(
+    readonly index: number,
+    readonly forgery: RefundForgery,
+  ) {
+    super();
+  }
+  protected detail(): string {
+    return `#${this.index} ${this.forgery}`;
+  }
+  private forge(system: System, order: ModelOrder): string {
+    const genuine = system.capture.refunds(order.outTradeNo).at(-1)?.body;
+    const made = (apiKey: string) =>
+      encryptedRefundNotification({
+        apiKey,
+        appid: TEST_MERCHANT.appId,
+        mch_id: TEST_MERCHANT.mchId,
+        fields: { out_trade_no: order.outTradeNo, out_refund_no: `forged${order.outTradeNo.slice(-8)}`, total_fee: String(order.totalFee), refund_fee: String(order.totalFee) },
+      });
+    switch (this.forgery) {
+      case 'wrong-key':
+        return made(OTHER_KEY);
+      case 'tampered': {
+        // One base64 character of the ciphertext changed: the padding or the fields no longer read.
+        const document = genuine ?? made(OTHER_KEY);
+        return document.replace(/<req_info><!\[CDATA\[(.)/, (_m, first: string) => `<req_info><![CDATA[${first === 'A' ? 'B' : 'A'}`);
+      }
+      case 'foreign-merchant':
+        return (genuine ?? made(OTHER_KEY)).replace(`<mch_id><![CDATA[${TEST_MERCHANT.mchId}]]>`, '<mch_id><![CDATA[10000999]]>');
+      case 'foreign-app':
+        return (genuine ?? made(OTHER_KEY)).replace(`<appid><![CDATA[${TEST_MERCHANT.appId}]]>`, '<appid><![CDATA[wx0000000000000bad]]>');
+    }
+  }
+  protected async act(model: Model, system: System): Promise<Touched> {
+    const order = pick(model, this.index);
+    const before = await system.reader.get(order.outTradeNo);
+    const result = await refundCallback(this.forge(system, order));
+    if (result.status >= 500 || result.returnCode === 'SUCCESS') violated(system, `a forged refund callback (${this.forgery}) of ${order.outTradeNo} was answered ${result.status} ${result.raw}`);
+    if (!isDeepStrictEqual(before, await system.reader.get(order.outTradeNo))) violated(system, `a forged refund callback (${this.forgery}) changed order ${order.outTradeNo}`);
+    return [order];
   }
 }
 
@@ -640,6 +714,7 @@ export const COMMANDS: Array<fc.Arbitrary<fc.AsyncCommand<Model, System>>> = [
     { weight: 5, arbitrary: fc.tuple(index, fc.boolean()).map(([i, earlier]) => new Pay(i, earlier)) },
     { weight: 5, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 3 }), faultArb).map(([i, copies, fault]) => new DeliverPayment(i, copies, fault)) },
     { weight: 2, arbitrary: fc.tuple(index, index, fc.constantFrom(...FORGERIES)).map(([i, other, forgery]) => new ForgedPayment(i, other, forgery)) },
+    { weight: 1, arbitrary: fc.tuple(index, fc.constantFrom(...REFUND_FORGERIES)).map(([i, forgery]) => new ForgedRefundCallback(i, forgery)) },
     { weight: 3, arbitrary: fc.tuple(index, faultArb).map(([i, fault]) => new Poll(i, fault)) },
     { weight: 2, arbitrary: faultArb.map((fault) => new Recover(fault)) },
     { weight: 2, arbitrary: fc.constantFrom(6_000, 61_000, 31 * 60_000).map((ms) => new PassTime(ms)) },
