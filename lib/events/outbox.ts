@@ -119,7 +119,8 @@ function transitionKey(transition: Transition): string {
     case 'Order Paid':
       return transition.transactionId;
     case 'Payment Needs Review':
-      return `${transition.review.transactionId}:${transition.review.reason}`;
+      // Several refunds made outside the backend flag one payment: each is its own review.
+      return `${transition.review.transactionId}:${transition.review.reason}${transition.review.outRefundNo ? `:${transition.review.outRefundNo}` : ''}`;
     case 'Refund Succeeded':
     case 'Refund Failed':
       return transition.refund.outRefundNo;

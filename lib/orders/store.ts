@@ -624,8 +624,13 @@ export class OrderStore {
         whole = { fee: refunded, at: values[':at'] as string };
       }
     }
-    // An ended refund publishes its events; one still PROCESSING publishes them when it settles.
-    const events = refund.status === 'PROCESSING' ? [] : refundTransitions(order.outTradeNo, refund, whole ? 'REFUNDED' : order.status, whole);
+    // An ended refund publishes its events; one still PROCESSING publishes them when it settles. The
+    // review flag is written now, so its event goes with it, as every other flag's does.
+    const status = whole ? 'REFUNDED' : order.status;
+    const events = [
+      ...(refund.status === 'PROCESSING' ? [] : refundTransitions(order.outTradeNo, refund, status, whole)),
+      { type: 'Payment Needs Review' as const, outTradeNo: order.outTradeNo, status, review: flag },
+    ];
     return this.transition(order.outTradeNo, order.status, { update: `SET ${sets.join(', ')}`, condition: `${fresh}${conditionRefunded}`, names, values }, events);
   }
 

@@ -7,6 +7,7 @@ import { outRefundNoFor } from '../../lib/orders/refunds';
 import { callback, create, get, getMerchantOrder, getRefund, refund } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { eventually, sleep } from '../support/eventually';
+import { eventsOf } from '../support/events';
 import type { SimRefund, TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 
@@ -177,6 +178,12 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
     });
     expect(view.body).toMatchObject({ refundedFee: 80, refunds: [expect.objectContaining({ origin: 'external', refundFee: 80, status: 'SUCCESS' })] });
     expect(view.body.review).toContainEqual(expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', refundFee: 80 }));
+    // The flag is announced like every other (the money model found it went unannounced).
+    const reviews = await eventually(async () => {
+      const published = eventsOf(stack, id).filter((event) => event['detail-type'] === 'Payment Needs Review');
+      return published.length > 0 ? published : undefined;
+    });
+    expect(reviews.map((event) => event.detail.review)).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', refundFee: 80 })]);
     expect((await ctx.store.get(id))?.refundHeldFee).toBe(80);
     const tooMuch = await refund(id, { refundFee: 21, idempotencyKey: randomUUID() });
     expect(tooMuch.body.error.code).toBe('REFUND_EXCEEDS_AMOUNT');

@@ -82,6 +82,16 @@ describe('event ids', () => {
     ];
     expect(new Set(ids).size).toBe(ids.length);
   });
+
+  it('tell apart two refunds made outside the backend on one payment: each flag is its own review (found by the money model)', () => {
+    const review = (outRefundNo: string) => ({ reason: 'REFUND_NOT_REQUESTED' as const, at: AT.toISOString(), source: 'refund-notify' as const, transactionId: TX, totalFee: 100, outRefundNo, refundFee: 10 });
+    const first = outboxEntry({ type: 'Payment Needs Review', outTradeNo: ORDER.outTradeNo, status: 'PAID', review: review('platform1') }, AT);
+    const second = outboxEntry({ type: 'Payment Needs Review', outTradeNo: ORDER.outTradeNo, status: 'PAID', review: review('platform2') }, AT);
+    expect(first.eventId).not.toBe(second.eventId);
+    // A payment's flag keeps the id it always had.
+    const paymentFlag = outboxEntry({ type: 'Payment Needs Review', outTradeNo: ORDER.outTradeNo, status: 'PAID', review: { reason: 'SECOND_PAYMENT', at: AT.toISOString(), source: 'notify', transactionId: TX, totalFee: 100 } }, AT);
+    expect(paymentFlag.eventId).toBe(eventId(ORDER.outTradeNo, 'Payment Needs Review', `${TX}:SECOND_PAYMENT`));
+  });
 });
 
 describe('outbox entries', () => {
