@@ -1,5 +1,4 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { jwtVerify, SignJWT } from 'jose';
 
 /**
  * Payers' session tokens (design §10): opaque to the frontend, unforgeable, bound to one app and one
@@ -74,6 +73,12 @@ const TAG_BYTES = 16;
 /** Seconds of clock difference tolerated between the containers that issue and check a token. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 
+/**
+ * jose is loaded on the first token issued or checked, not at cold start: createOrder needs it only
+ * for a payer who brings a session token, never for a QR-code or H5 order.
+ */
+const loadJose = () => import('jose');
+
 function derive(key: Uint8Array, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', key, new Uint8Array(0), `wechatpay-serverless session ${purpose}`, 32));
 }
@@ -145,6 +150,7 @@ export function createSessionTokens(options: SessionTokenOptions): SessionTokens
       if (typeof openid !== 'string' || !OPENID.test(openid)) throw new TypeError('issue: openid must be 1 to 64 of [A-Za-z0-9_-]');
       const issuedAt = Math.floor(now() / 1000);
       const expiresAt = issuedAt + ttlSeconds;
+      const { SignJWT } = await loadJose();
       const token = await new SignJWT({})
         .setProtectedHeader({ alg: ALG, typ: TYP })
         .setIssuer(issuer)
@@ -165,6 +171,7 @@ export function createSessionTokens(options: SessionTokenOptions): SessionTokens
         if (typeof token !== 'string' || token === '') return refuse('MALFORMED', 'the session token is missing');
         if (token.length > MAX_TOKEN_LENGTH) return refuse('MALFORMED', `the session token is longer than ${MAX_TOKEN_LENGTH} characters`);
         if (!JWS_SHAPE.test(token)) return refuse('MALFORMED', 'the session token is not a signed JWT');
+        const { jwtVerify } = await loadJose();
         const { payload } = await jwtVerify(token, signingKey, {
           algorithms: [ALG],
           typ: TYP,
