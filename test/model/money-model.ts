@@ -213,6 +213,16 @@ abstract class MoneyCommand implements fc.AsyncCommand<Model, System> {
   }
 }
 
+/** A command that needs no order of the run: it may come first. */
+abstract class AnyTimeCommand extends MoneyCommand {
+  override check(): boolean {
+    return true;
+  }
+  protected detail(): string {
+    return '';
+  }
+}
+
 const pick = (model: Readonly<Model>, index: number): ModelOrder => model.orders[index % model.orders.length]!;
 
 /** A 5xx is an answer only an injected fault may cause. */
@@ -221,7 +231,7 @@ function answered(system: System, what: string, status: number, faulted: () => b
 }
 
 /** POST /orders (a frontend, by catalog items) or POST /merchant/orders (the merchant's server, by amount). */
-class CreateOrder extends MoneyCommand {
+class CreateOrder extends AnyTimeCommand {
   protected readonly name = 'create';
   constructor(
     readonly by: 'frontend' | 'merchant',
@@ -234,10 +244,7 @@ class CreateOrder extends MoneyCommand {
   ) {
     super(fault);
   }
-  override check(): boolean {
-    return true;
-  }
-  protected detail(): string {
+  protected override detail(): string {
     const what = this.by === 'frontend' ? this.lines.map((l) => `${SKUS[l.sku]}×${l.quantity}`).join('+') : `${this.totalFee} fen`;
     return `${this.by} ${this.tradeType} ${what}${this.key === undefined ? '' : ` key${this.key}`}${this.attach === undefined ? '' : ` attach=${JSON.stringify(this.attach)}`}`;
   }
@@ -319,30 +326,38 @@ class Pay extends MoneyCommand {
   }
 }
 
-/** WeChat Pay's genuine callback, delivered once or several times at once, late or early. */
-class DeliverPayment extends MoneyCommand {
-  protected readonly name = 'callback';
+/**
+ * WeChat Pay's genuine callbacks of an order, as the emulator sent them: the payment's, or its refunds'
+ * (encrypted req_info); once or several times at once, late or early, in any order among orders.
+ */
+class DeliverCallbacks extends MoneyCommand {
+  protected readonly name: string;
   constructor(
+    readonly of: 'payment' | 'refunds',
     readonly index: number,
     readonly copies: number,
     fault?: Fault,
   ) {
     super(fault);
+    this.name = of === 'payment' ? 'callback' : 'refund-callback';
   }
   protected detail(): string {
     return `#${this.index} ×${this.copies}`;
   }
   protected async act(model: Model, system: System, faulted: () => boolean): Promise<Touched> {
     const order = pick(model, this.index);
-    const documents = system.capture.payments(order.outTradeNo);
-    const document = documents[documents.length - 1];
-    if (!document) return [];
-    const results = await Promise.all(Array.from({ length: this.copies }, () => callback(document)));
-    for (const result of results) {
-      answered(system, `callback of ${order.outTradeNo}`, result.status, faulted, result.raw);
-      if (!faulted() && result.returnCode !== 'SUCCESS') violated(system, `a genuine callback of ${order.outTradeNo} was answered ${result.raw}`);
-    }
+    await (this.of === 'payment' ? deliverPayment : deliverRefundCallbacks)(system, order, this.copies, faulted);
     return [order];
+  }
+}
+
+async function deliverPayment(system: System, order: ModelOrder, copies: number, faulted: () => boolean): Promise<void> {
+  const document = system.capture.payments(order.outTradeNo).at(-1);
+  if (!document) return;
+  const results = await Promise.all(Array.from({ length: copies }, () => callback(document)));
+  for (const result of results) {
+    answered(system, `callback of ${order.outTradeNo}`, result.status, faulted, result.raw);
+    if (!faulted() && result.returnCode !== 'SUCCESS') violated(system, `a genuine callback of ${order.outTradeNo} was answered ${result.raw}`);
   }
 }
 
@@ -481,14 +496,8 @@ async function recover(system: System, faulted: () => boolean): Promise<void> {
 }
 
 /** The recovery schedule runs (orders due, refunds due, the outbox sweep). */
-class Recover extends MoneyCommand {
+class Recover extends AnyTimeCommand {
   protected readonly name = 'recovery';
-  override check(): boolean {
-    return true;
-  }
-  protected detail(): string {
-    return '';
-  }
   protected async act(_model: Model, system: System, faulted: () => boolean): Promise<Touched> {
     await recover(system, faulted);
     return 'all';
@@ -496,15 +505,12 @@ class Recover extends MoneyCommand {
 }
 
 /** Time passes on the product's clock (past the next check, or past expiry: recovery then closes). */
-class PassTime extends MoneyCommand {
+class PassTime extends AnyTimeCommand {
   protected readonly name = 'time';
   constructor(readonly ms: number) {
     super();
   }
-  override check(): boolean {
-    return true;
-  }
-  protected detail(): string {
+  protected override detail(): string {
     return `+${Math.round(this.ms / 1000)}s`;
   }
   protected async act(_model: Model, system: System): Promise<Touched> {
@@ -514,14 +520,8 @@ class PassTime extends MoneyCommand {
 }
 
 /** Orders past expiry are closed: time passes beyond it and the recovery schedule runs. */
-class CloseExpired extends MoneyCommand {
+class CloseExpired extends AnyTimeCommand {
   protected readonly name = 'close';
-  override check(): boolean {
-    return true;
-  }
-  protected detail(): string {
-    return '';
-  }
   protected async act(_model: Model, system: System, faulted: () => boolean): Promise<Touched> {
     system.clock.offsetMs += 2 * HOUR + 5 * 60_000;
     await recover(system, faulted);
@@ -583,26 +583,6 @@ class Refund extends MoneyCommand {
   }
 }
 
-/** WeChat Pay's genuine refund callbacks of an order (encrypted req_info), once or twice at once. */
-class DeliverRefundCallbacks extends MoneyCommand {
-  protected readonly name = 'refund-callback';
-  constructor(
-    readonly index: number,
-    readonly copies: number,
-    fault?: Fault,
-  ) {
-    super(fault);
-  }
-  protected detail(): string {
-    return `#${this.index} ×${this.copies}`;
-  }
-  protected async act(model: Model, system: System, faulted: () => boolean): Promise<Touched> {
-    const order = pick(model, this.index);
-    await deliverRefundCallbacks(system, order, this.copies, faulted);
-    return [order];
-  }
-}
-
 async function deliverRefundCallbacks(system: System, order: ModelOrder, copies: number, faulted: () => boolean): Promise<void> {
   for (const captured of system.capture.refunds(order.outTradeNo)) {
     const results = await Promise.all(Array.from({ length: copies }, () => refundCallback(captured.body)));
@@ -641,15 +621,12 @@ class PlatformRefund extends MoneyCommand {
 }
 
 /** How WeChat Pay ends the refunds it accepts from now on. */
-class RefundOutcome extends MoneyCommand {
+class RefundOutcome extends AnyTimeCommand {
   protected readonly name = 'refund-outcome';
   constructor(readonly outcome: 'SUCCESS' | 'CHANGE' | 'REFUNDCLOSE') {
     super();
   }
-  override check(): boolean {
-    return true;
-  }
-  protected detail(): string {
+  protected override detail(): string {
     return this.outcome;
   }
   protected async act(_model: Model, system: System): Promise<Touched> {
@@ -659,14 +636,8 @@ class RefundOutcome extends MoneyCommand {
 }
 
 /** POST /merchant/reconciliations for the run's bill day: payments the bill has are recorded here. */
-class Reconcile extends MoneyCommand {
+class Reconcile extends AnyTimeCommand {
   protected readonly name = 'reconcile';
-  override check(): boolean {
-    return true;
-  }
-  protected detail(): string {
-    return '';
-  }
   protected async act(model: Model, system: System, faulted: () => boolean): Promise<Touched> {
     const event = apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: model.billDate }), authorization: MERCHANT_AUTHORIZATION });
     const result = await runReconciliationHandler(event);
@@ -712,7 +683,7 @@ export const COMMANDS: Array<fc.Arbitrary<fc.AsyncCommand<Model, System>>> = [
         .map(([by, tradeType, lines, fee, key, attach, fault]) => new CreateOrder(by, tradeType, lines, fee, key ?? undefined, attach, fault)),
     },
     { weight: 5, arbitrary: fc.tuple(index, fc.boolean()).map(([i, earlier]) => new Pay(i, earlier)) },
-    { weight: 5, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 3 }), faultArb).map(([i, copies, fault]) => new DeliverPayment(i, copies, fault)) },
+    { weight: 5, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 3 }), faultArb).map(([i, copies, fault]) => new DeliverCallbacks('payment', i, copies, fault)) },
     { weight: 2, arbitrary: fc.tuple(index, index, fc.constantFrom(...FORGERIES)).map(([i, other, forgery]) => new ForgedPayment(i, other, forgery)) },
     { weight: 1, arbitrary: fc.tuple(index, fc.constantFrom(...REFUND_FORGERIES)).map(([i, forgery]) => new ForgedRefundCallback(i, forgery)) },
     { weight: 3, arbitrary: fc.tuple(index, faultArb).map(([i, fault]) => new Poll(i, fault)) },
@@ -725,7 +696,7 @@ export const COMMANDS: Array<fc.Arbitrary<fc.AsyncCommand<Model, System>>> = [
         .tuple(index, fc.array(fc.tuple(fc.constantFrom(...REFUND_SIZES), fc.nat({ max: 3 })), { minLength: 1, maxLength: 2 }), faultArb)
         .map(([i, asks, fault]) => new Refund(i, asks.map(([size]) => size), asks.map(([, key]) => key), fault)),
     },
-    { weight: 3, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 2 }), faultArb).map(([i, copies, fault]) => new DeliverRefundCallbacks(i, copies, fault)) },
+    { weight: 3, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 2 }), faultArb).map(([i, copies, fault]) => new DeliverCallbacks('refunds', i, copies, fault)) },
     { weight: 1, arbitrary: fc.tuple(index, fc.constantFrom(...REFUND_SIZES)).map(([i, size]) => new PlatformRefund(i, size)) },
     { weight: 1, arbitrary: fc.constantFrom('SUCCESS' as const, 'CHANGE' as const, 'REFUNDCLOSE' as const).map((outcome) => new RefundOutcome(outcome)) },
     { weight: 1, arbitrary: faultArb.map((fault) => new Reconcile(fault)) },
