@@ -485,6 +485,44 @@ describe('serverless package', () => {
     });
   });
 
+  describe('alarms', () => {
+    const alarms = (packaged: Packaged) =>
+      Object.fromEntries(
+        Object.entries(packaged.template.Resources)
+          .filter(([, resource]) => resource.Type === 'AWS::CloudWatch::Alarm')
+          .map(([id, resource]) => [id, resource.Properties]),
+      );
+
+    it("watches the product's own metrics, each alarm publishing to the stage's payment alarms topic", () => {
+      for (const [packaged, stage] of [[dev, 'dev'], [prod, 'prod']] as const) {
+        expect(packaged.template.Resources.PaymentAlarmsTopic).toEqual({ Type: 'AWS::SNS::Topic', Properties: { TopicName: `wechatpay-${stage}-payment-alarms` } });
+        const byId = alarms(packaged);
+        expect(Object.fromEntries(Object.entries(byId).map(([id, alarm]) => [id, alarm.MetricName]))).toEqual({
+          AmountMismatchAlarm: 'AmountMismatches',
+          ReconciliationMismatchAlarm: 'ReconciliationMismatches',
+          SignatureFailureAlarm: 'SignatureFailures',
+          EventsRepublishedAlarm: 'EventsRepublished',
+        });
+        for (const alarm of Object.values(byId)) {
+          expect(alarm).toMatchObject({ Namespace: 'WechatPay', Dimensions: [{ Name: 'service', Value: 'wechatpay' }], AlarmActions: [{ Ref: 'PaymentAlarmsTopic' }] });
+          expect(alarm.AlarmName).toMatch(new RegExp(`^wechatpay-${stage}-`));
+        }
+      }
+    });
+
+    it('goes off on any event the sweep had to publish again within 5 minutes, and not when none was', () => {
+      expect(alarms(dev).EventsRepublishedAlarm).toMatchObject({
+        AlarmName: 'wechatpay-dev-events-republished',
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+    });
+  });
+
   describe('throttling', () => {
     it('throttles every route of every deployed stage, each routed route by name', () => {
       for (const packaged of [dev, prod]) {
