@@ -33,7 +33,7 @@ export type ReconciliationItemKind =
   | 'AMOUNT_MISMATCH'
   /** In the bill, but recording it here was refused (its amount differs from the order's). */
   | 'NOT_RECORDED'
-  /** A successful refund in the bill that was not recorded here: recorded now (flagged if made outside the backend). */
+  /** A successful refund in the bill that was not recorded here as such: recorded now (flagged if made outside the backend, or recorded FAILED). */
   | 'REFUND_REPAIRED'
   /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
   | 'REFUND_MISMATCH';
@@ -133,9 +133,13 @@ async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<Recon
     },
     ctx,
   );
-  if (outcome === 'REFUND_SUCCESS' || outcome === 'EXTERNAL_REFUND_FLAGGED') {
-    const flagged = outcome === 'EXTERNAL_REFUND_FLAGGED' ? ' and flagged for review: it was made outside this backend' : '';
-    return { ...base, kind: 'REFUND_REPAIRED', note: `refund ${row.outRefundNo} recorded from the bill${flagged}` };
+  const flagged: Record<string, string> = {
+    REFUND_SUCCESS: '',
+    EXTERNAL_REFUND_FLAGGED: ' and flagged for review: it was made outside this backend',
+    REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED: ' and flagged for review: it was recorded FAILED (WeChat Pay had refused it), yet WeChat Pay made it; check whether the payer was refunded by other means too',
+  };
+  if (Object.hasOwn(flagged, outcome)) {
+    return { ...base, kind: 'REFUND_REPAIRED', note: `refund ${row.outRefundNo} recorded from the bill${flagged[outcome]}` };
   }
   return { ...base, kind: 'REFUND_MISMATCH', note: `refund ${row.outRefundNo} is in the bill as SUCCESS but is recorded otherwise here (${outcome}): check it in the merchant platform` };
 }

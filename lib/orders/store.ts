@@ -111,6 +111,37 @@ function refundTransitions(outTradeNo: string, refund: OrderRefund, status: Orde
   return events;
 }
 
+/**
+ * What a refund's SUCCESS changes on its order: `refundedFee` (the write holds only if it is still the
+ * value read), and the order REFUNDED, with `refundedAt`, once its refunds cover its amount. `whole`
+ * is set when this refund makes the order REFUNDED.
+ */
+function refundSucceeded(order: Order, refundFee: number, at: string): { sets: string[]; condition: string; values: Record<string, unknown>; whole?: { fee: number; at: string } } {
+  const refunded = (order.refundedFee ?? 0) + refundFee;
+  const sets = ['refundedFee = :refunded'];
+  const values: Record<string, unknown> = { ':refunded': refunded };
+  let condition = 'attribute_not_exists(refundedFee)';
+  if (order.refundedFee !== undefined) {
+    condition = 'refundedFee = :seenRefunded';
+    values[':seenRefunded'] = order.refundedFee;
+  }
+  if (refunded < order.totalFee || order.status !== 'PAID') return { sets, condition, values };
+  sets.push('#status = :refundedStatus', 'refundedAt = :refundedAt');
+  values[':refundedStatus'] = 'REFUNDED';
+  values[':refundedAt'] = at;
+  return { sets, condition, values, whole: { fee: refunded, at } };
+}
+
+/** The optional facts of a refund's end, as `refunds.<no>.<attribute>` assignments of an update. */
+function settlementFacts(settlement: RefundSettlement, sets: string[], values: Record<string, unknown>): void {
+  const optional: Array<keyof RefundSettlement> = ['refundId', 'succeededAt', 'failureCode', 'failureMessage', 'receivedBy'];
+  for (const key of optional) {
+    if (settlement[key] === undefined) continue;
+    sets.push(`refunds.#no.${key} = :${key}`);
+    values[`:${key}`] = settlement[key];
+  }
+}
+
 /** An update of one order, applied only while its status is the expected one. */
 interface GuardedUpdate {
   /** The UpdateExpression; `#status` names the status attribute. */
@@ -536,31 +567,15 @@ export class OrderStore {
       ':seenOpen': order.openRefunds ?? 0,
     };
     const sets = ['refunds.#no.#refundStatus = :final', 'refunds.#no.settledAt = :at', 'openRefunds = openRefunds - :one'];
-    const optional: Array<[keyof RefundSettlement, string]> = [
-      ['refundId', 'refundId'],
-      ['succeededAt', 'succeededAt'],
-      ['failureCode', 'failureCode'],
-      ['failureMessage', 'failureMessage'],
-      ['receivedBy', 'receivedBy'],
-    ];
-    for (const [key, attribute] of optional) {
-      if (settlement[key] === undefined) continue;
-      sets.push(`refunds.#no.${attribute} = :${attribute}`);
-      values[`:${attribute}`] = settlement[key];
-    }
+    settlementFacts(settlement, sets, values);
     let conditionRefunded = '';
     let whole: { fee: number; at: string } | undefined;
     if (settlement.status === 'SUCCESS') {
-      const refunded = (order.refundedFee ?? 0) + refund.refundFee;
-      sets.push('refundedFee = :refunded');
-      values[':refunded'] = refunded;
-      conditionRefunded = order.refundedFee === undefined ? ' AND attribute_not_exists(refundedFee)' : ' AND refundedFee = :seenRefunded';
-      if (order.refundedFee !== undefined) values[':seenRefunded'] = order.refundedFee;
-      if (refunded >= order.totalFee && order.status === 'PAID') {
-        sets.push('#status = :refundedStatus', 'refundedAt = :at');
-        values[':refundedStatus'] = 'REFUNDED';
-        whole = { fee: refunded, at: settlement.at };
-      }
+      const succeeded = refundSucceeded(order, refund.refundFee, settlement.at);
+      sets.push(...succeeded.sets);
+      Object.assign(values, succeeded.values);
+      conditionRefunded = ` AND ${succeeded.condition}`;
+      whole = succeeded.whole;
     }
     if (settlement.status === 'REFUNDCLOSE' || settlement.status === 'FAILED') {
       sets.push('refundHeldFee = refundHeldFee - :fee');
@@ -612,21 +627,64 @@ export class OrderStore {
     let conditionRefunded = '';
     let whole: { fee: number; at: string } | undefined;
     if (refund.status === 'SUCCESS') {
-      const refunded = (order.refundedFee ?? 0) + refund.refundFee;
-      sets.push('refundedFee = :refunded');
-      values[':refunded'] = refunded;
-      conditionRefunded = order.refundedFee === undefined ? ' AND attribute_not_exists(refundedFee)' : ' AND refundedFee = :seenRefunded';
-      if (order.refundedFee !== undefined) values[':seenRefunded'] = order.refundedFee;
-      if (refunded >= order.totalFee && order.status === 'PAID') {
-        sets.push('#status = :refundedStatus', 'refundedAt = :at');
-        values[':refundedStatus'] = 'REFUNDED';
-        values[':at'] = refund.settledAt ?? flag.at;
-        whole = { fee: refunded, at: values[':at'] as string };
-      }
+      const succeeded = refundSucceeded(order, refund.refundFee, refund.settledAt ?? flag.at);
+      sets.push(...succeeded.sets);
+      Object.assign(values, succeeded.values);
+      conditionRefunded = ` AND ${succeeded.condition}`;
+      whole = succeeded.whole;
     }
     // An ended refund publishes its events; one still PROCESSING publishes them when it settles.
     const events = refund.status === 'PROCESSING' ? [] : refundTransitions(order.outTradeNo, refund, whole ? 'REFUNDED' : order.status, whole);
     return this.transition(order.outTradeNo, order.status, { update: `SET ${sets.join(', ')}`, condition: `${fresh}${conditionRefunded}`, names, values }, events);
+  }
+
+  /**
+   * A refund recorded FAILED (WeChat Pay refused it for good, and its amount was given back) that
+   * WeChat Pay reports as SUCCESS after all: the money went back, so it is recorded SUCCESS with its
+   * review flag, in one conditional write that holds only while the refund is FAILED and the order's
+   * refundedFee is the one of `order`. Its amount is held again and it counts among the 50 again
+   * (FAILED had given both back), it is added to refundedFee, and the order becomes REFUNDED once
+   * refunds cover its amount. No room is required: if the order's other refunds took the amount back,
+   * it is recorded all the same (money that moved is always recorded), and the flag tells a person.
+   * The refusal's code and message leave the refund (the flag keeps the code). Events: Refund
+   * Succeeded, Order Refunded when whole, and Payment Needs Review. The order as it now is, or
+   * undefined when the condition did not hold (read again, then retry).
+   */
+  async recordRefundSuccessAfterFailure(order: Order, outRefundNo: string, settlement: RefundSettlement & { status: 'SUCCESS' }, flag: ReviewFlag): Promise<Order | undefined> {
+    const refund = order.refunds?.[outRefundNo];
+    if (!refund) throw new Error(`order ${order.outTradeNo} has no refund ${outRefundNo}`);
+    const names: Record<string, string> = { '#status': 'status', '#no': outRefundNo, '#refundStatus': 'status', '#flag': `refund:${outRefundNo}` };
+    const values: Record<string, unknown> = { ':failed': 'FAILED', ':final': 'SUCCESS', ':at': settlement.at, ':fee': refund.refundFee, ':zero': 0, ':one': 1, ':flag': flag };
+    const sets = [
+      'refunds.#no.#refundStatus = :final',
+      'refunds.#no.settledAt = :at',
+      'refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee',
+      'refundCount = if_not_exists(refundCount, :zero) + :one',
+      'review.#flag = :flag',
+    ];
+    settlementFacts(settlement, sets, values);
+    const succeeded = refundSucceeded(order, refund.refundFee, settlement.at);
+    sets.push(...succeeded.sets);
+    Object.assign(values, succeeded.values);
+    const settled: OrderRefund = { ...refund, ...settlement, settledAt: settlement.at };
+    delete settled.failureCode;
+    delete settled.failureMessage;
+    const status = succeeded.whole ? 'REFUNDED' : order.status;
+    const events: Transition[] = [
+      ...refundTransitions(order.outTradeNo, settled, status, succeeded.whole),
+      { type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status, review: flag },
+    ];
+    return this.transition(
+      order.outTradeNo,
+      order.status,
+      {
+        update: `SET ${sets.join(', ')} REMOVE refunds.#no.failureCode, refunds.#no.failureMessage`,
+        condition: `refunds.#no.#refundStatus = :failed AND ${succeeded.condition}`,
+        names,
+        values,
+      },
+      events,
+    );
   }
 
   /** Moves an order's next open-refund check (the lease of one recovery run); false when another moved it. */

@@ -2,11 +2,16 @@
  * Daily reconciliation through its real entry points (the merchant routes and the schedule), on
  * dynalite and the emulator's own bill.
  */
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { handler as getReconciliation } from '../../functions/getReconciliation';
 import { handler as reconcileSchedule } from '../../functions/reconcile';
 import { handler as runReconciliation } from '../../functions/runReconciliation';
+import type { OrdersContext } from '../../lib/orders/context';
+import { requestRefund } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
+import type { WechatPayClient } from '../../lib/wechatpay/client';
+import { WechatPayBusinessError } from '../../lib/wechatpay/errors';
 import { toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { apiEvent, callback, create, MERCHANT_AUTHORIZATION } from '../support/api';
 import { paidCallback } from '../support/callbacks';
@@ -110,6 +115,48 @@ describe('daily reconciliation', () => {
     expect(order?.refunds?.['platform-refund-1']).toMatchObject({ status: 'SUCCESS', refundFee: 1200, origin: 'external' });
     expect(order?.refundedFee).toBe(1200);
     expect(Object.values(order?.review ?? {})).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED' })]);
+
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });
+    expect(await ctx.store.get(paid)).toEqual(order);
+  });
+
+  it("a refund recorded FAILED that the bill shows SUCCESS is recorded SUCCESS from the bill, flagged; a rerun matches it", async () => {
+    const day = beijingDay(5);
+    const paid = (await create({ tradeType: 'NATIVE', totalFee: 3000, description: 'refused, then refunded' })).body.outTradeNo as string;
+    await payYesterday(paid, day);
+    const ctx = await ordersContext();
+    await eventually(async () => ((await ctx.store.get(paid))?.status === 'PAID' ? true : undefined), 10_000);
+    // WeChat Pay answers the refund with a refusal for good (injected here)...
+    const refused: OrdersContext = {
+      ...ctx,
+      wechatPayFor: (app) =>
+        Object.assign(Object.create(ctx.wechatPayFor(app)) as WechatPayClient, {
+          refund: async () => {
+            throw new WechatPayBusinessError('USER_ACCOUNT_ABNORMAL', '退款请求失败', 'refund');
+          },
+        }),
+    };
+    const refund = await requestRefund({ outTradeNo: paid, refundFee: 1000, idempotencyKey: randomUUID() }, refused);
+    expect(refund).toMatchObject({ status: 'FAILED', code: 'USER_ACCOUNT_ABNORMAL' });
+    // ...yet made it that day; its callback never reaches the backend (no notify_url).
+    const made = await fetch(`${stack.emulator.url}/__sim/refund`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ out_trade_no: paid, refund_fee: 1000, out_refund_no: refund.outRefundNo, refund_time: `${day}150000` }),
+    });
+    expect(made.status).toBe(200);
+    await eventually(async () => ((await stack.sim.order(paid)).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined), 10_000);
+
+    const first = (await run(day)).body;
+    expect(first).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 1, repaired: 1, missingFromBill: 0, amountMismatches: 0 } });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'REFUND_REPAIRED', outTradeNo: paid, billFen: 1000, note: expect.stringContaining('recorded FAILED') })]);
+    const order = await ctx.store.get(paid);
+    expect(order?.refunds?.[refund.outRefundNo]).toMatchObject({ status: 'SUCCESS', refundFee: 1000, origin: 'api' });
+    expect(order).toMatchObject({ status: 'PAID', refundedFee: 1000, refundHeldFee: 1000, refundCount: 1 });
+    expect(Object.values(order?.review ?? {})).toEqual([
+      expect.objectContaining({ reason: 'REFUND_SUCCEEDED_AFTER_FAILURE', source: 'reconciliation', outRefundNo: refund.outRefundNo, failureCode: 'USER_ACCOUNT_ABNORMAL' }),
+    ]);
 
     const again = (await run(day)).body;
     expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });
