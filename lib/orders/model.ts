@@ -19,8 +19,10 @@ export interface ReviewFlag {
    * REFUND_NOT_REQUESTED: a refund made outside this backend (the merchant platform), recorded anyway.
    * REFUND_SUCCEEDED_AFTER_FAILURE: a refund recorded FAILED (WeChat Pay had refused it for good)
    * that WeChat Pay then reported SUCCESS: the money went back after all, recorded SUCCESS.
+   * APP_MISMATCH: WeChat Pay's bill has a payment of this out_trade_no under another app than the
+   * order was made under: never recorded as the order's payment.
    */
-  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT' | 'REFUND_NOT_REQUESTED' | 'REFUND_SUCCEEDED_AFTER_FAILURE';
+  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT' | 'REFUND_NOT_REQUESTED' | 'REFUND_SUCCEEDED_AFTER_FAILURE' | 'APP_MISMATCH';
   at: string;
   source: PaymentSource | 'refund-notify';
   transactionId: string;
@@ -30,6 +32,8 @@ export interface ReviewFlag {
   refundFee?: number;
   /** REFUND_SUCCEEDED_AFTER_FAILURE: WeChat Pay's code of the refusal that had ended the refund FAILED. */
   failureCode?: string;
+  /** APP_MISMATCH: the app the payment was made under, as WeChat Pay's bill says. */
+  appId?: string;
 }
 
 /**

@@ -13,7 +13,7 @@ import { countMetric } from '../metrics';
 import { InvalidRequestError } from '../validation';
 import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
-import type { Order } from './model';
+import type { Order, ReviewFlag } from './model';
 import { recordBilledRefund } from './refunds';
 import { recordPayment } from './settle';
 import type { OrderStore } from './store';
@@ -33,6 +33,8 @@ export type ReconciliationItemKind =
   | 'AMOUNT_MISMATCH'
   /** In the bill, but recording it here was refused (its amount differs from the order's). */
   | 'NOT_RECORDED'
+  /** In the bill under another app than its order was made under: not recorded as the order's payment, flagged. */
+  | 'APP_MISMATCH'
   /** A successful refund in the bill that was not recorded here as such: recorded now (flagged if made outside the backend, or recorded FAILED). */
   | 'REFUND_REPAIRED'
   /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
@@ -91,13 +93,31 @@ async function fetchBill(billDate: string, ctx: OrdersContext) {
   return bill;
 }
 
+/** Review flags of a bill's payment that was never recorded as its order's payment: reported on every run. */
+const REFUSED_PAYMENT_FLAGS: ReadonlySet<ReviewFlag['reason']> = new Set(['AMOUNT_MISMATCH', 'APP_MISMATCH']);
+
+/** The item of a bill's payment that was not recorded as its order's: `reason`, the outcome that refused it (or its flag's reason). */
+function refusedPayment(row: BillRow, order: Order, reason: string): ReconciliationItem {
+  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen, recordedFen: order.totalFee };
+  if (reason === 'APP_MISMATCH') {
+    return {
+      ...base,
+      kind: 'APP_MISMATCH',
+      note: `paid under appid ${row.appId}, but the order was made under another app (${order.appId ?? 'the default app'}): not recorded as its payment, flagged for review; find who made this payment in the merchant platform`,
+    };
+  }
+  return { ...base, kind: 'NOT_RECORDED', note: `the bill's amount differs from the order's (${reason}): check the order with WeChat Pay` };
+}
+
 /** One payment of the bill that the day's index did not show as recorded. */
 async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen };
   const order = await ctx.store.get(row.outTradeNo);
   if (!order) return { ...base, kind: 'UNKNOWN_ORDER', note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform' };
-  // Already recorded under this transaction (paid on another day by our clock, or flagged): nothing to do.
-  if (order.transactionId === row.transactionId || order.review?.[row.transactionId]) return 'matched';
+  // Already recorded under this transaction (paid on another day by our clock, or recorded and flagged): nothing to do.
+  if (order.transactionId === row.transactionId) return 'matched';
+  const flagged = order.review?.[row.transactionId];
+  if (flagged) return REFUSED_PAYMENT_FLAGS.has(flagged.reason) ? refusedPayment(row, order, flagged.reason) : 'matched';
   const outcome = await recordPayment(
     {
       outTradeNo: row.outTradeNo,
@@ -105,15 +125,26 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
       totalFee: row.totalFeeFen,
       paidAt: billTime(row.tradeTime) ?? ctx.now().toISOString(),
       source: 'reconciliation',
+      // The bill's appid must be the order's, as a callback's must: another app's payment is not this order's.
+      appId: row.appId,
+      defaultApp: row.appId === ctx.config.appId,
     },
     ctx,
   );
   if (outcome.outcome === 'PAID' || outcome.outcome === 'FLAGGED') {
-    const flagged = outcome.outcome === 'FLAGGED' ? ` and flagged for review (${outcome.flag.reason})` : '';
-    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill${flagged}: its callback never arrived` };
+    const flaggedNow = outcome.outcome === 'FLAGGED' ? ` and flagged for review (${outcome.flag.reason})` : '';
+    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill${flaggedNow}: its callback never arrived` };
   }
   if (outcome.outcome === 'ALREADY_PAID') return 'matched';
-  return { ...base, recordedFen: order.totalFee, kind: 'NOT_RECORDED', note: `the bill's amount differs from the order's (${outcome.outcome}): check the order with WeChat Pay` };
+  if (outcome.outcome === 'APP_MISMATCH') {
+    // Money moved under this out_trade_no, but not for this order: flagged, so a person sees it on the order.
+    const flag: ReviewFlag = { reason: 'APP_MISMATCH', at: ctx.now().toISOString(), source: 'reconciliation', transactionId: row.transactionId, totalFee: row.totalFeeFen, appId: row.appId };
+    await ctx.store.addReviewFlag(outcome.order, flag);
+    logger.error('payment needs review', { outTradeNo: row.outTradeNo, source: 'reconciliation', outcome: outcome.outcome, review: flag.reason, billAppId: row.appId, orderAppId: order.appId });
+    countMetric('PaymentsFlagged');
+    return refusedPayment(row, order, 'APP_MISMATCH');
+  }
+  return refusedPayment(row, order, outcome.outcome);
 }
 
 /** One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as its callback would be. */
@@ -211,7 +242,7 @@ export async function reconcileDay(billDate: string, ctx: OrdersContext): Promis
       });
     }
   }
-  const mismatches = report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => item.kind === 'UNKNOWN_ORDER').length;
+  const mismatches = report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => item.kind === 'UNKNOWN_ORDER' || item.kind === 'APP_MISMATCH').length;
   report.status = !bill.ok && recorded.length === 0 ? 'NO_BILL' : mismatches > 0 ? 'MISMATCHED' : 'MATCHED';
   await ctx.store.putRecord(reportKey(billDate), { ...report });
   if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);

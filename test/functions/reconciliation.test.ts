@@ -4,13 +4,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as getReconciliation } from '../../functions/getReconciliation';
 import { handler as reconcileSchedule } from '../../functions/reconcile';
 import { handler as runReconciliation } from '../../functions/runReconciliation';
 import type { OrdersContext } from '../../lib/orders/context';
 import { requestRefund } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
-import type { WechatPayClient } from '../../lib/wechatpay/client';
+import { createWechatPayClient, type WechatPayClient } from '../../lib/wechatpay/client';
 import { WechatPayBusinessError } from '../../lib/wechatpay/errors';
 import { toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { apiEvent, callback, create, MERCHANT_AUTHORIZATION } from '../support/api';
@@ -161,6 +163,61 @@ describe('daily reconciliation', () => {
     const again = (await run(day)).body;
     expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });
     expect(await ctx.store.get(paid)).toEqual(order);
+  });
+
+  /**
+   * An order of 700 fen stored here under the default app whose unified order never reached WeChat
+   * Pay; then another system of the merchant makes the same out_trade_no there (under `appId`, for
+   * `totalFee`), and it is paid on `day`, its callbacks lost. Answers the out_trade_no and WeChat
+   * Pay's transaction.
+   */
+  async function paidElsewhere(day: string, appId: string, totalFee: number): Promise<{ outTradeNo: string; paidThere: string }> {
+    await stack.sim.faults({ dropNotifies: 1_000_000, systemError: { unifiedorder: 10 } });
+    const refused = await create({ tradeType: 'NATIVE', totalFee: 700, description: 'ours, never at WeChat Pay' });
+    await stack.sim.faults({ systemError: { unifiedorder: 0 } });
+    expect(refused.status).toBe(502);
+    const outTradeNo = refused.body.error.outTradeNo as string;
+    const otherSystem = createWechatPayClient({ appId, mchId: TEST_MERCHANT.mchId, apiKey: TEST_MERCHANT.apiKey, baseUrl: stack.emulator.url });
+    await otherSystem.unifiedOrder(
+      { body: 'another system', out_trade_no: outTradeNo, total_fee: String(totalFee), spbill_create_ip: '203.0.113.9', notify_url: 'https://other.example.com/notify', trade_type: 'JSAPI', openid: 'oOtherSystemPayer' },
+      { signType: 'HMAC-SHA256' },
+    );
+    await payYesterday(outTradeNo, day);
+    return { outTradeNo, paidThere: (await stack.sim.order(outTradeNo)).transaction_id as string };
+  }
+
+  it("a payment in the bill under another app than its order's is not recorded as the order's: flagged and reported, and reported again by a rerun", async () => {
+    const day = beijingDay(6);
+    const { outTradeNo, paidThere } = await paidElsewhere(day, TEST_MINIPROGRAM.appId, 700);
+
+    const first = (await run(day)).body;
+    expect(first).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 1, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 } });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'APP_MISMATCH', outTradeNo, transactionId: paidThere, billFen: 700, note: expect.stringContaining(TEST_MINIPROGRAM.appId) })]);
+    const ctx = await ordersContext();
+    const order = await ctx.store.get(outTradeNo);
+    expect(order).toMatchObject({ status: 'PENDING', appId: TEST_MERCHANT.appId });
+    expect(order?.transactionId).toBeUndefined();
+    expect(order?.review).toEqual({ [paidThere]: expect.objectContaining({ reason: 'APP_MISMATCH', source: 'reconciliation', appId: TEST_MINIPROGRAM.appId, totalFee: 700 }) });
+
+    // A rerun reports it again (it was never recorded as the order's payment), and writes nothing.
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MISMATCHED', items: [expect.objectContaining({ kind: 'APP_MISMATCH', outTradeNo })] });
+    expect(await ctx.store.get(outTradeNo)).toEqual(order);
+  });
+
+  it("a payment in the bill for another amount than its order's is flagged and reported, and reported again by a rerun", async () => {
+    const day = beijingDay(7);
+    const { outTradeNo, paidThere } = await paidElsewhere(day, TEST_MERCHANT.appId, 900);
+    const first = (await run(day)).body;
+    expect(first).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 1, matched: 0, amountMismatches: 1 } });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'NOT_RECORDED', outTradeNo, billFen: 900, recordedFen: 700 })]);
+    const ctx = await ordersContext();
+    const order = await ctx.store.get(outTradeNo);
+    expect(order?.status).toBe('PENDING');
+    expect(order?.review[paidThere]).toMatchObject({ reason: 'AMOUNT_MISMATCH', totalFee: 900 });
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MISMATCHED', counts: { matched: 0, amountMismatches: 1 }, items: [expect.objectContaining({ kind: 'NOT_RECORDED', outTradeNo })] });
+    expect(await ctx.store.get(outTradeNo)).toEqual(order);
   });
 
   it('the schedule reconciles yesterday', async () => {
