@@ -1,9 +1,10 @@
 /**
- * Daily reconciliation: one Beijing day's WeChat Pay bill checked against the payments recorded
- * here. Money moves without the backend hearing of it (a callback lost past every retry, recovery
- * stopped), so a payment in the bill that is not recorded here is recorded through the same
- * transition as a callback; a payment here that the bill lacks, or with another amount, is reported
- * for a person. Running it again changes nothing: what it repaired is matched the second time.
+ * Daily reconciliation: one Beijing day's WeChat Pay bill checked against the payments and refunds
+ * recorded here. Money moves without the backend hearing of it (a callback lost past every retry,
+ * recovery stopped), so a payment or successful refund in the bill that is not recorded here is
+ * recorded through the same transition as its callback; a payment here that the bill lacks, or with
+ * another amount, and a refund recorded SUCCESS here that the bill of its day lacks, are reported for
+ * a person. Running it again changes nothing: what it repaired is matched the second time.
  */
 import { downloadBill } from '../wechatpay/download-bill';
 import type { BillRow } from '../wechatpay/bill';
@@ -38,12 +39,16 @@ export type ReconciliationItemKind =
   /** A successful refund in the bill that was not recorded here as such: recorded now (flagged if made outside the backend, or recorded FAILED). */
   | 'REFUND_REPAIRED'
   /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
-  | 'REFUND_MISMATCH';
+  | 'REFUND_MISMATCH'
+  /** Requested here that day and recorded SUCCESS, absent from the bill. */
+  | 'REFUND_MISSING_FROM_BILL';
 
 export interface ReconciliationItem {
   kind: ReconciliationItemKind;
   outTradeNo: string;
   transactionId?: string;
+  /** For a refund's item: the refund. */
+  outRefundNo?: string;
   billFen?: number;
   recordedFen?: number;
   /** What a person should do about it. */
@@ -149,7 +154,7 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
 
 /** One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as its callback would be. */
 async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
-  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.appliedRefundFeeFen };
+  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, outRefundNo: row.outRefundNo, billFen: row.appliedRefundFeeFen };
   const order = await ctx.store.get(row.outTradeNo);
   const recorded = order?.refunds?.[row.outRefundNo];
   if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
@@ -176,9 +181,42 @@ async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<Recon
 }
 
 /**
+ * The refunds requested here on `billDate` that are recorded SUCCESS but absent from its bill. The
+ * bill lists every refund WeChat Pay accepted that day, whatever its status then, and a refund is
+ * sent the moment it is requested (store.ts REFUND_DAY_INDEX says why the day is the request's);
+ * the bill's refunds are told apart by out_refund_no. Only a refund the bill lacks costs a read of
+ * its order (one per order), to see how it is recorded.
+ */
+async function refundsMissingFromBill(billDate: string, billed: BillRow[], ctx: OrdersContext): Promise<ReconciliationItem[]> {
+  const inBill = new Set(billed.filter((row) => row.kind === 'refund').map((row) => row.outRefundNo));
+  const orders = new Map<string, Promise<Order | undefined>>();
+  const items: ReconciliationItem[] = [];
+  for (const claim of await ctx.store.refundsRequestedOnDay(billDate)) {
+    if (inBill.has(claim.outRefundNo)) continue;
+    if (!orders.has(claim.outTradeNo)) orders.set(claim.outTradeNo, ctx.store.get(claim.outTradeNo));
+    const order = await orders.get(claim.outTradeNo);
+    // A claim whose reservation was refused has no refund; FAILED and PROCESSING ones moved no money.
+    const refund = order?.refunds?.[claim.outRefundNo];
+    if (!order || refund?.status !== 'SUCCESS') continue;
+    items.push({
+      kind: 'REFUND_MISSING_FROM_BILL',
+      outTradeNo: order.outTradeNo,
+      ...(order.transactionId ? { transactionId: order.transactionId } : {}),
+      outRefundNo: refund.outRefundNo,
+      recordedFen: refund.refundFee,
+      note:
+        `refund ${refund.outRefundNo} is recorded here as refunded (SUCCESS) but is not in WeChat Pay's bill of the day it was requested: ` +
+        'check it in the merchant platform: the payer may not have been refunded (a refund requested moments before midnight, or first received by WeChat Pay when it was sent again later, is on a later day\'s bill)',
+    });
+  }
+  return items;
+}
+
+/**
  * Reconciles one Beijing day: downloads the `ALL` bill (gzip), reads the day's payments here through
- * the paid-by-day index (never a scan), repairs what the bill proves was paid, reports the rest, and
- * stores the report under the bill date. A mismatch raises the `ReconciliationMismatches` metric.
+ * the paid-by-day index and the day's refund requests through the refunds-by-request-day index
+ * (never a scan), repairs what the bill proves was paid or refunded, reports the rest, and stores the
+ * report under the bill date. A mismatch raises the `ReconciliationMismatches` metric.
  */
 export async function reconcileDay(billDate: string, ctx: OrdersContext): Promise<ReconciliationReport> {
   const bill = await fetchBill(billDate, ctx);
@@ -242,8 +280,12 @@ export async function reconcileDay(billDate: string, ctx: OrdersContext): Promis
       });
     }
   }
+  for (const item of await refundsMissingFromBill(billDate, bill.ok ? bill.rows : [], ctx)) {
+    report.counts.missingFromBill++;
+    report.items.push(item);
+  }
   const mismatches = report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => item.kind === 'UNKNOWN_ORDER' || item.kind === 'APP_MISMATCH').length;
-  report.status = !bill.ok && recorded.length === 0 ? 'NO_BILL' : mismatches > 0 ? 'MISMATCHED' : 'MATCHED';
+  report.status = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.length === 0 ? 'NO_BILL' : 'MATCHED';
   await ctx.store.putRecord(reportKey(billDate), { ...report });
   if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
   logger.info('reconciliation', { billDate, status: report.status, ...report.counts });

@@ -44,12 +44,29 @@ export interface RefundSettlement {
  * reconciliation: `paidDayShard` is `<yyyyMMdd>#<shard>`, so one day's writes spread over as many
  * partition keys as the pending index's, and reading a day reads that day's payments and nothing else.
  */
-export const PAID_DAY_SHARDS = 16;
+export const DAY_SHARDS = 16;
 export const PAID_DAY_INDEX = 'paidByDay';
 
-/** The paid-by-day index key of a payment made at `paidAt` (ISO time). */
-export function paidDayShard(paidAt: string, shard: number = randomInt(PAID_DAY_SHARDS)): string {
-  return `${toBeijingTimestamp(new Date(paidAt)).slice(0, 8)}#${shard}`;
+/**
+ * Refunds requested through this backend by the Beijing day of their request, for the daily
+ * reconciliation to find the refunds recorded SUCCESS that the bill lacks, with 16 queries a day and
+ * no scan. WeChat Pay's bill lists a refund on the day it accepted it (交易时间 of a refund line is
+ * when the refund was accepted, not when it succeeded), with its status of that moment, and this
+ * backend sends a refund the moment it is requested.
+ *
+ * The key is on the refund's claim (`refund#<outRefundNo>`, `requestedDayShard` =
+ * `<yyyyMMdd>#<shard>`), not on the order: an order holds up to 50 refunds, made on different days,
+ * but an item stands under one key of an index, so a day attribute on the order would move with
+ * each refund and lose the earlier days'. The claim is one item per refund, written once (a
+ * conditional put) before anything else of the refund: the day costs no write of its own, only the
+ * index's, and the index projects nothing but the order's key. Refunds made outside this backend
+ * have no claim; WeChat Pay itself told of them (their callback or the bill).
+ */
+export const REFUND_DAY_INDEX = 'refundsByRequestDay';
+
+/** The by-day index key of something that happened at `at` (ISO time): its Beijing day and a shard. */
+export function dayShard(at: string, shard: number = randomInt(DAY_SHARDS)): string {
+  return `${toBeijingTimestamp(new Date(at)).slice(0, 8)}#${shard}`;
 }
 
 /**
@@ -372,26 +389,38 @@ export class OrderStore {
 
   /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
   async paidOnDay(day: string): Promise<Order[]> {
-    const orders: Order[] = [];
-    for (let shard = 0; shard < PAID_DAY_SHARDS; shard++) {
+    return this.onDay<Order>(PAID_DAY_INDEX, 'paidDayShard', day);
+  }
+
+  /** The refunds requested through this backend on one Beijing day (`yyyyMMdd`), from their claims. */
+  async refundsRequestedOnDay(day: string): Promise<Array<{ outRefundNo: string; outTradeNo: string }>> {
+    const claims = await this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day);
+    return claims.map((claim) => ({ outRefundNo: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo }));
+  }
+
+  /** Every item of one day of a by-day index (`<attribute>` = `<day>#<shard>`), shard by shard. */
+  private async onDay<Item>(index: string, attribute: string, day: string): Promise<Item[]> {
+    const items: Item[] = [];
+    for (let shard = 0; shard < DAY_SHARDS; shard++) {
       let startKey: Record<string, unknown> | undefined;
       do {
         const page = await this.send('Query', () =>
           this.db.send(
             new QueryCommand({
               TableName: this.table,
-              IndexName: PAID_DAY_INDEX,
-              KeyConditionExpression: 'paidDayShard = :key',
+              IndexName: index,
+              KeyConditionExpression: '#day = :key',
+              ExpressionAttributeNames: { '#day': attribute },
               ExpressionAttributeValues: { ':key': `${day}#${shard}` },
               ExclusiveStartKey: startKey,
             }),
           ),
         );
-        orders.push(...((page.Items ?? []) as Order[]));
+        items.push(...((page.Items ?? []) as Item[]));
         startKey = page.LastEvaluatedKey;
       } while (startKey);
     }
-    return orders;
+    return items;
   }
 
   /** A stored document that is not an order (a reconciliation report): written whole, read whole. */
@@ -418,7 +447,7 @@ export class OrderStore {
       ':tx': report.transactionId,
       ':paidAt': report.paidAt,
       ':via': report.source,
-      ':paidDay': paidDayShard(report.paidAt),
+      ':paidDay': dayShard(report.paidAt),
     };
     let update = 'SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, paidDayShard = :paidDay';
     let condition = 'totalFee = :fee';
@@ -470,7 +499,8 @@ export class OrderStore {
 
   /**
    * Claims an out_refund_no for a refund request (`refund#<outRefundNo>`): the first request that
-   * derives it owns it. When it is taken, answers what took it (its order and request fingerprint).
+   * derives it owns it. The claim is indexed by the Beijing day of `createdAt` (REFUND_DAY_INDEX).
+   * When it is taken, answers what took it (its order and request fingerprint).
    */
   async claimRefund(
     outRefundNo: string,
@@ -479,7 +509,13 @@ export class OrderStore {
     const pk = `refund#${outRefundNo}`;
     try {
       await this.send('PutItem', () =>
-        this.db.send(new PutCommand({ TableName: this.table, Item: { pk, outRefundNo, ...claim }, ConditionExpression: 'attribute_not_exists(pk)' })),
+        this.db.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: { pk, outRefundNo, ...claim, requestedDayShard: dayShard(claim.createdAt) },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
       );
       return { ok: true };
     } catch (error) {

@@ -14,15 +14,16 @@ import { requestRefund } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
 import { createWechatPayClient, type WechatPayClient } from '../../lib/wechatpay/client';
 import { WechatPayBusinessError } from '../../lib/wechatpay/errors';
-import { toBeijingTimestamp } from '../../lib/wechatpay/time';
-import { apiEvent, callback, create, MERCHANT_AUTHORIZATION } from '../support/api';
+import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
+import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
+import { apiEvent, callback, create, MERCHANT_AUTHORIZATION, refundCallback } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { eventually } from '../support/eventually';
 import type { TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 
 let stack: TestStack;
-useTestStack((started) => ({ stack } = started), { reset: true });
+useTestStack((started) => ({ stack } = started), { reset: true, refunds: true });
 
 const DAY_MS = 86_400_000;
 /** A Beijing day `days` before today, `yyyyMMdd`, and a `time_end` at noon that day. */
@@ -218,6 +219,65 @@ describe('daily reconciliation', () => {
     const again = (await run(day)).body;
     expect(again).toMatchObject({ status: 'MISMATCHED', counts: { matched: 0, amountMismatches: 1 }, items: [expect.objectContaining({ kind: 'NOT_RECORDED', outTradeNo })] });
     expect(await ctx.store.get(outTradeNo)).toEqual(order);
+  });
+
+  it('a refund requested that day and recorded SUCCESS here that the bill lacks is reported, and again by a rerun; those in the bill and those that failed are not', async () => {
+    const day = beijingDay(8);
+    const paid = (await create({ tradeType: 'NATIVE', totalFee: 9000, description: 'refunds that day' })).body.outTradeNo as string;
+    await payYesterday(paid, day);
+    const ctx = await ordersContext();
+    await eventually(async () => ((await ctx.store.get(paid))?.status === 'PAID' ? true : undefined), 10_000);
+    const at = (time: string): OrdersContext => ({ ...ctx, now: () => fromBeijingTimestamp(`${day}${time}`)! });
+    const lostOnTheWay = async (time: string, refundFee: number) => {
+      // The refund request that day never reaches WeChat Pay: PROCESSING here.
+      await stack.sim.faults({ systemError: { refund: 10 } });
+      try {
+        const view = await requestRefund({ outTradeNo: paid, refundFee, idempotencyKey: randomUUID() }, at(time));
+        expect(view.status).toBe('PROCESSING');
+        return view.outRefundNo;
+      } finally {
+        await stack.sim.faults({ systemError: { refund: 0 } });
+      }
+    };
+
+    // In the bill: WeChat Pay received it that day after all (a resend), and its callback came.
+    const billed = await lostOnTheWay('140000', 1000);
+    const made = await fetch(`${stack.emulator.url}/__sim/refund`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ out_trade_no: paid, refund_fee: 1000, out_refund_no: billed, refund_time: `${day}140005`, notify_url: stack.refundNotifyUrl }),
+    });
+    expect(made.status).toBe(200);
+    await eventually(async () => ((await ctx.store.get(paid))?.refunds?.[billed]?.status === 'SUCCESS' ? true : undefined), 10_000);
+    // Not in the bill: recorded SUCCESS here from a callback WeChat Pay's bill knows nothing of.
+    const missing = await lostOnTheWay('160000', 2000);
+    const transactionId = (await ctx.store.get(paid))?.transactionId as string;
+    const notInBill = encryptedRefundNotification({
+      apiKey: TEST_MERCHANT.apiKey,
+      appid: TEST_MERCHANT.appId,
+      mch_id: TEST_MERCHANT.mchId,
+      fields: { transaction_id: transactionId, out_trade_no: paid, out_refund_no: missing, total_fee: '9000', refund_fee: '2000', refund_status: 'SUCCESS' },
+    });
+    expect((await refundCallback(notInBill)).returnCode).toBe('SUCCESS');
+    // Refused for good that day (injected): no money moved, nothing to find in the bill.
+    const refusing: OrdersContext = {
+      ...at('170000'),
+      wechatPayFor: (app) =>
+        Object.assign(Object.create(ctx.wechatPayFor(app)) as WechatPayClient, {
+          refund: async () => {
+            throw new WechatPayBusinessError('USER_ACCOUNT_ABNORMAL', '退款请求失败', 'refund');
+          },
+        }),
+    };
+    expect((await requestRefund({ outTradeNo: paid, refundFee: 500, idempotencyKey: randomUUID() }, refusing)).status).toBe('FAILED');
+
+    const first = (await run(day)).body;
+    expect(first).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 2, matched: 2, repaired: 0, missingFromBill: 1, amountMismatches: 0 } });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'REFUND_MISSING_FROM_BILL', outTradeNo: paid, outRefundNo: missing, transactionId, recordedFen: 2000 })]);
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MISMATCHED', counts: first.counts, items: first.items });
+    // The day before knows nothing of these refunds.
+    expect((await run(beijingDay(9))).body.items).toEqual([]);
   });
 
   it('the schedule reconciles yesterday', async () => {

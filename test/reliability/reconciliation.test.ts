@@ -1,13 +1,19 @@
 /**
- * Reconciliation at size: a day of N paid orders (some whose callbacks were lost) beside another
- * day's orders, reconciled in one run that reads only that day's index. CI size here; the full size
- * (`npm run test:reliability`) is 10,000 orders a day and prints the time and reads.
+ * Reconciliation at size: a day of N paid orders (some whose callbacks were lost) and of refunds
+ * (some recorded SUCCESS here that the bill lacks) beside another day's orders, reconciled in one run
+ * that reads only that day's indexes. CI size here; the full size (`npm run test:reliability`) is
+ * 10,000 orders and 1,000 refunds a day and prints the time and reads.
  */
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { reconcileDay } from '../../lib/orders/reconcile';
 import type { OrdersContext } from '../../lib/orders/context';
-import { toBeijingTimestamp } from '../../lib/wechatpay/time';
-import { create } from '../support/api';
+import { requestRefund } from '../../lib/orders/refunds';
+import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
+import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
+import { create, refundCallback } from '../support/api';
+import { eventually } from '../support/eventually';
 import type { TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 import { inParallel, recordCommands, reportFigures, scale } from './support';
@@ -15,10 +21,13 @@ import { inParallel, recordCommands, reportFigures, scale } from './support';
 const ORDERS = scale(300, 10_000);
 const OTHER_DAY_ORDERS = scale(60, 1_000);
 const LOST = scale(20, 100);
+/** Refunds requested that day (one per order paid that day), and those of them the bill lacks. */
+const REFUNDS = scale(30, 1_000);
+const REFUNDS_NOT_BILLED = scale(3, 10);
 
 let stack: TestStack;
 let ctx: OrdersContext;
-useTestStack((started) => ({ stack, ctx } = started));
+useTestStack((started) => ({ stack, ctx } = started), { refunds: true });
 
 const day = (n: number) => toBeijingTimestamp(new Date(Date.now() - n * 86_400_000)).slice(0, 8);
 
@@ -32,7 +41,7 @@ async function payOn(outTradeNo: string, billDay: string) {
 }
 
 describe('reconciliation at size', () => {
-  it(`${ORDERS} payments in a day (${LOST} callbacks lost) beside ${OTHER_DAY_ORDERS} of another day: one run repairs the lost ones and reads only that day`, async () => {
+  it(`${ORDERS} payments (${LOST} callbacks lost) and ${REFUNDS} refunds (${REFUNDS_NOT_BILLED} not in the bill) in a day beside ${OTHER_DAY_ORDERS} payments of another day: one run repairs the lost ones, reports the refunds the bill lacks and reads only that day`, async () => {
     const billDay = day(1);
     const seedStarted = Date.now();
     const orders = await inParallel(Array.from({ length: ORDERS + OTHER_DAY_ORDERS }, (_, i) => i), 16, async (i) => {
@@ -50,6 +59,35 @@ describe('reconciliation at size', () => {
     // Then LOST more payments that day whose callbacks never arrive (and recovery does not run).
     await stack.sim.faults({ dropNotifies: 1_000_000_000 });
     await inParallel(orders.slice(0, LOST), 16, (outTradeNo) => payOn(outTradeNo, billDay));
+    // Refunds requested that day of orders paid that day, lost on their way to WeChat Pay (PROCESSING
+    // here). WeChat Pay received all but REFUNDS_NOT_BILLED of them that day after all, their callbacks
+    // lost: the bill lists them SUCCESS. The others are recorded SUCCESS here from callbacks that
+    // WeChat Pay's bill knows nothing of.
+    const refunded = orders.slice(LOST, LOST + REFUNDS);
+    const onBillDay: OrdersContext = { ...ctx, now: () => fromBeijingTimestamp(`${billDay}130000`)! };
+    await stack.sim.faults({ systemError: { refund: 1_000_000_000 } });
+    const refundNos = await inParallel(refunded, 16, async (outTradeNo) => (await requestRefund({ outTradeNo, refundFee: 50, idempotencyKey: randomUUID() }, onBillDay)).outRefundNo);
+    await stack.sim.faults({ systemError: { refund: 0 } });
+    await inParallel(refunded.slice(REFUNDS_NOT_BILLED), 16, async (outTradeNo, i) => {
+      const answer = await fetch(`${stack.emulator.url}/__sim/refund`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ out_trade_no: outTradeNo, refund_fee: 50, out_refund_no: refundNos[REFUNDS_NOT_BILLED + i], refund_time: `${billDay}130030` }),
+      });
+      expect(answer.status).toBe(200);
+    });
+    await eventually(async () => ((await stack.sim.order(refunded.at(-1)!)).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined), 30_000);
+    await inParallel(refunded.slice(0, REFUNDS_NOT_BILLED), 16, async (outTradeNo, i) => {
+      const order = (await ctx.store.get(outTradeNo))!;
+      const notBilled = encryptedRefundNotification({
+        apiKey: TEST_MERCHANT.apiKey,
+        appid: TEST_MERCHANT.appId,
+        mch_id: TEST_MERCHANT.mchId,
+        fields: { transaction_id: order.transactionId!, out_trade_no: outTradeNo, out_refund_no: refundNos[i]!, total_fee: String(order.totalFee), refund_fee: '50', refund_status: 'SUCCESS' },
+      });
+      expect((await refundCallback(notBilled)).returnCode).toBe('SUCCESS');
+    });
+    const billedRefunds = REFUNDS - REFUNDS_NOT_BILLED;
     const seedSeconds = (Date.now() - seedStarted) / 1000;
 
     const recorder = recordCommands(ctx.store.db);
@@ -62,15 +100,22 @@ describe('reconciliation at size', () => {
     }
     const runMs = Date.now() - started;
     const queries = recorder.commands.filter((command) => command.command === 'Query');
-    expect(report).toMatchObject({ status: 'MATCHED', counts: { billRows: ORDERS, matched: ORDERS - LOST, repaired: LOST, missingFromBill: 0, amountMismatches: 0 } });
-    expect(queries.every((command) => command.index === 'paidByDay')).toBe(true);
+    expect(report).toMatchObject({
+      status: 'MISMATCHED',
+      counts: { billRows: ORDERS + billedRefunds, matched: ORDERS - LOST, repaired: LOST + billedRefunds, missingFromBill: REFUNDS_NOT_BILLED, amountMismatches: 0 },
+    });
+    expect(report.items.filter((item) => item.kind === 'REFUND_MISSING_FROM_BILL').map((item) => item.outRefundNo).sort()).toEqual(refundNos.slice(0, REFUNDS_NOT_BILLED).sort());
+    // The day's payments, then the day's refund requests: 16 shards each.
+    expect(queries.map((command) => command.index)).toEqual([...Array(16).fill('paidByDay'), ...Array(16).fill('refundsByRequestDay')]);
     expect(recorder.commands.filter((command) => command.command === 'Scan')).toEqual([]);
     const again = await reconcileDay(billDay, ctx);
-    expect(again.counts).toEqual({ billRows: ORDERS, matched: ORDERS, repaired: 0, missingFromBill: 0, amountMismatches: 0 });
+    expect(again.counts).toEqual({ billRows: ORDERS + billedRefunds, matched: ORDERS + billedRefunds, repaired: 0, missingFromBill: REFUNDS_NOT_BILLED, amountMismatches: 0 });
     reportFigures('reconciliation', {
       ordersThatDay: ORDERS,
       ordersAnotherDay: OTHER_DAY_ORDERS,
       lostCallbacks: LOST,
+      refundsThatDay: REFUNDS,
+      refundsNotInBill: REFUNDS_NOT_BILLED,
       repaired: report.counts.repaired,
       runMs,
       dynamodbRequests: recorder.commands.length,
