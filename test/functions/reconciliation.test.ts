@@ -40,6 +40,34 @@ async function read(billDate: string) {
   return { status: result.statusCode as number, body: JSON.parse(result.body as string) };
 }
 
+/** A refund WeChat Pay (the emulator) makes of a paid order at `refund_time` (`yyyyMMddHHmmss` Beijing); its callback only to a `notify_url`. */
+async function refundAtWechatPay(refund: { out_trade_no: string; refund_fee: number; out_refund_no: string; refund_time: string; notify_url?: string }) {
+  const answer = await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(refund) });
+  expect(answer.status).toBe(200);
+}
+
+/** A new order paid at WeChat Pay at noon of `day`, recorded PAID here by its callback. */
+async function paidOnDay(day: string, totalFee: number, description: string): Promise<string> {
+  const outTradeNo = (await create({ tradeType: 'NATIVE', totalFee, description })).body.outTradeNo as string;
+  await payYesterday(outTradeNo, day);
+  const ctx = await ordersContext();
+  await eventually(async () => ((await ctx.store.get(outTradeNo))?.status === 'PAID' ? true : undefined), 10_000);
+  return outTradeNo;
+}
+
+/** `ctx` whose WeChat Pay answers every refund with a refusal for good, before sending anything (an injected fault). */
+function refusingRefunds(ctx: OrdersContext): OrdersContext {
+  return {
+    ...ctx,
+    wechatPayFor: (app) =>
+      Object.assign(Object.create(ctx.wechatPayFor(app)) as WechatPayClient, {
+        refund: async () => {
+          throw new WechatPayBusinessError('USER_ACCOUNT_ABNORMAL', '退款请求失败', 'refund');
+        },
+      }),
+  };
+}
+
 async function payYesterday(outTradeNo: string, day: string) {
   const answer = await fetch(`${stack.emulator.url}/__sim/pay`, {
     method: 'POST',
@@ -98,17 +126,10 @@ describe('daily reconciliation', () => {
 
   it('a refund made in the merchant platform whose callback never came is recorded from the bill, flagged; a rerun matches it', async () => {
     const day = beijingDay(4);
-    const paid = (await create({ tradeType: 'NATIVE', totalFee: 5000, description: 'refunded by hand' })).body.outTradeNo;
-    await payYesterday(paid, day);
+    const paid = await paidOnDay(day, 5000, 'refunded by hand');
     const ctx = await ordersContext();
-    await eventually(async () => ((await ctx.store.get(paid))?.status === 'PAID' ? true : undefined), 10_000);
     // No notify_url: WeChat Pay's refund callback never reaches the backend.
-    const refunded = await fetch(`${stack.emulator.url}/__sim/refund`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ out_trade_no: paid, refund_fee: 1200, out_refund_no: 'platform-refund-1', refund_time: `${day}150000` }),
-    });
-    expect(refunded.status).toBe(200);
+    await refundAtWechatPay({ out_trade_no: paid, refund_fee: 1200, out_refund_no: 'platform-refund-1', refund_time: `${day}150000` });
     await eventually(async () => ((await stack.sim.order(paid)) as unknown as { refunds: Array<{ refund_status: string }> }).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined, 10_000);
 
     const first = (await run(day)).body;
@@ -126,29 +147,13 @@ describe('daily reconciliation', () => {
 
   it("a refund recorded FAILED that the bill shows SUCCESS is recorded SUCCESS from the bill, flagged; a rerun matches it", async () => {
     const day = beijingDay(5);
-    const paid = (await create({ tradeType: 'NATIVE', totalFee: 3000, description: 'refused, then refunded' })).body.outTradeNo as string;
-    await payYesterday(paid, day);
+    const paid = await paidOnDay(day, 3000, 'refused, then refunded');
     const ctx = await ordersContext();
-    await eventually(async () => ((await ctx.store.get(paid))?.status === 'PAID' ? true : undefined), 10_000);
     // WeChat Pay answers the refund with a refusal for good (injected here)...
-    const refused: OrdersContext = {
-      ...ctx,
-      wechatPayFor: (app) =>
-        Object.assign(Object.create(ctx.wechatPayFor(app)) as WechatPayClient, {
-          refund: async () => {
-            throw new WechatPayBusinessError('USER_ACCOUNT_ABNORMAL', '退款请求失败', 'refund');
-          },
-        }),
-    };
-    const refund = await requestRefund({ outTradeNo: paid, refundFee: 1000, idempotencyKey: randomUUID() }, refused);
+    const refund = await requestRefund({ outTradeNo: paid, refundFee: 1000, idempotencyKey: randomUUID() }, refusingRefunds(ctx));
     expect(refund).toMatchObject({ status: 'FAILED', code: 'USER_ACCOUNT_ABNORMAL' });
     // ...yet made it that day; its callback never reaches the backend (no notify_url).
-    const made = await fetch(`${stack.emulator.url}/__sim/refund`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ out_trade_no: paid, refund_fee: 1000, out_refund_no: refund.outRefundNo, refund_time: `${day}150000` }),
-    });
-    expect(made.status).toBe(200);
+    await refundAtWechatPay({ out_trade_no: paid, refund_fee: 1000, out_refund_no: refund.outRefundNo, refund_time: `${day}150000` });
     await eventually(async () => ((await stack.sim.order(paid)).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined), 10_000);
 
     const first = (await run(day)).body;
@@ -223,10 +228,8 @@ describe('daily reconciliation', () => {
 
   it('a refund requested that day and recorded SUCCESS here that the bill lacks is reported, and again by a rerun; those in the bill and those that failed are not', async () => {
     const day = beijingDay(8);
-    const paid = (await create({ tradeType: 'NATIVE', totalFee: 9000, description: 'refunds that day' })).body.outTradeNo as string;
-    await payYesterday(paid, day);
+    const paid = await paidOnDay(day, 9000, 'refunds that day');
     const ctx = await ordersContext();
-    await eventually(async () => ((await ctx.store.get(paid))?.status === 'PAID' ? true : undefined), 10_000);
     const at = (time: string): OrdersContext => ({ ...ctx, now: () => fromBeijingTimestamp(`${day}${time}`)! });
     const lostOnTheWay = async (time: string, refundFee: number) => {
       // The refund request that day never reaches WeChat Pay: PROCESSING here.
@@ -242,12 +245,7 @@ describe('daily reconciliation', () => {
 
     // In the bill: WeChat Pay received it that day after all (a resend), and its callback came.
     const billed = await lostOnTheWay('140000', 1000);
-    const made = await fetch(`${stack.emulator.url}/__sim/refund`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ out_trade_no: paid, refund_fee: 1000, out_refund_no: billed, refund_time: `${day}140005`, notify_url: stack.refundNotifyUrl }),
-    });
-    expect(made.status).toBe(200);
+    await refundAtWechatPay({ out_trade_no: paid, refund_fee: 1000, out_refund_no: billed, refund_time: `${day}140005`, notify_url: stack.refundNotifyUrl });
     await eventually(async () => ((await ctx.store.get(paid))?.refunds?.[billed]?.status === 'SUCCESS' ? true : undefined), 10_000);
     // Not in the bill: recorded SUCCESS here from a callback WeChat Pay's bill knows nothing of.
     const missing = await lostOnTheWay('160000', 2000);
@@ -260,16 +258,7 @@ describe('daily reconciliation', () => {
     });
     expect((await refundCallback(notInBill)).returnCode).toBe('SUCCESS');
     // Refused for good that day (injected): no money moved, nothing to find in the bill.
-    const refusing: OrdersContext = {
-      ...at('170000'),
-      wechatPayFor: (app) =>
-        Object.assign(Object.create(ctx.wechatPayFor(app)) as WechatPayClient, {
-          refund: async () => {
-            throw new WechatPayBusinessError('USER_ACCOUNT_ABNORMAL', '退款请求失败', 'refund');
-          },
-        }),
-    };
-    expect((await requestRefund({ outTradeNo: paid, refundFee: 500, idempotencyKey: randomUUID() }, refusing)).status).toBe('FAILED');
+    expect((await requestRefund({ outTradeNo: paid, refundFee: 500, idempotencyKey: randomUUID() }, refusingRefunds(at('170000')))).status).toBe('FAILED');
 
     const first = (await run(day)).body;
     expect(first).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 2, matched: 2, repaired: 0, missingFromBill: 1, amountMismatches: 0 } });
