@@ -39,12 +39,14 @@ export interface RefundSettlement {
   receivedBy?: string;
 }
 
+/** The shards of each by-day index: one day's writes spread over as many partition keys as the pending index's. */
+export const DAY_SHARDS = 16;
+
 /**
  * Paid orders by the Beijing day of their payment (the day of WeChat Pay's bill), for the daily
- * reconciliation: `paidDayShard` is `<yyyyMMdd>#<shard>`, so one day's writes spread over as many
- * partition keys as the pending index's, and reading a day reads that day's payments and nothing else.
+ * reconciliation: `paidDayShard` is `<yyyyMMdd>#<shard>`, and reading a day reads that day's payments
+ * and nothing else.
  */
-export const DAY_SHARDS = 16;
 export const PAID_DAY_INDEX = 'paidByDay';
 
 /**
