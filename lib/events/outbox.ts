@@ -119,8 +119,8 @@ function transitionKey(transition: Transition): string {
     case 'Order Paid':
       return transition.transactionId;
     case 'Payment Needs Review':
-      // Several refunds made outside the backend flag one payment: each is its own review.
-      return `${transition.review.transactionId}:${transition.review.reason}${transition.review.outRefundNo ? `:${transition.review.outRefundNo}` : ''}`;
+      // A refund's flag names its refund: two refunds of one payment are two transitions.
+      return `${transition.review.transactionId}:${transition.review.reason}${transition.review.outRefundNo === undefined ? '' : `:${transition.review.outRefundNo}`}`;
     case 'Refund Succeeded':
     case 'Refund Failed':
       return transition.refund.outRefundNo;

@@ -1,4 +1,5 @@
 import { ConfigError } from '../config';
+import { CodedError } from '../errors';
 import { isBadCodeError, WechatApiError } from '../wechat/errors';
 import type { SessionRefusal } from './session-token';
 
@@ -7,16 +8,7 @@ import type { SessionRefusal } from './session-token';
  * each class to an HTTP status; lib/identity itself knows nothing of HTTP. No message ever holds a
  * login code, an AppSecret, an access_token, a ticket, a session key or a session token.
  */
-export class IdentityError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export class IdentityError extends CodedError {}
 
 /** WeChat refused the login code: invalid, already used or expired. The payer logs in again. */
 export class LoginCodeRefusedError extends IdentityError {

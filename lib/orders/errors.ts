@@ -1,17 +1,10 @@
+import { CodedError } from '../errors';
+
 /**
  * What can go wrong with an order, as the callers of lib/orders see it. lib/http maps each class to
  * an HTTP status; lib/orders itself knows nothing of HTTP.
  */
-export class OrderError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export class OrderError extends CodedError {}
 
 /** The caller's request is wrong; `field` names the part to fix. */
 export class InvalidOrderRequestError extends OrderError {

@@ -13,10 +13,16 @@ export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED' | 'REFUNDED';
 /** Which path learned of a payment first. */
 export type PaymentSource = 'notify' | 'query' | 'recovery' | 'reconciliation';
 
-/** Something a person must look at: money that arrived where the order did not expect it. */
+/** Something a person must look at: money that arrived (or went back) where the order did not expect it. */
 export interface ReviewFlag {
-  /** REFUND_NOT_REQUESTED: a refund made outside this backend (the merchant platform), recorded anyway. */
-  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT' | 'REFUND_NOT_REQUESTED';
+  /**
+   * REFUND_NOT_REQUESTED: a refund made outside this backend (the merchant platform), recorded anyway.
+   * REFUND_SUCCEEDED_AFTER_FAILURE: a refund recorded FAILED (WeChat Pay had refused it for good)
+   * that WeChat Pay then reported SUCCESS: the money went back after all, recorded SUCCESS.
+   * APP_MISMATCH: WeChat Pay's bill has a payment of this out_trade_no under another app than the
+   * order was made under: never recorded as the order's payment.
+   */
+  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT' | 'REFUND_NOT_REQUESTED' | 'REFUND_SUCCEEDED_AFTER_FAILURE' | 'APP_MISMATCH';
   at: string;
   source: PaymentSource | 'refund-notify';
   transactionId: string;
@@ -24,6 +30,10 @@ export interface ReviewFlag {
   /** For a refund flag: the refund, and its amount. */
   outRefundNo?: string;
   refundFee?: number;
+  /** REFUND_SUCCEEDED_AFTER_FAILURE: WeChat Pay's code of the refusal that had ended the refund FAILED. */
+  failureCode?: string;
+  /** APP_MISMATCH: the app the payment was made under, as WeChat Pay's bill says. */
+  appId?: string;
 }
 
 /**
@@ -110,7 +120,10 @@ export interface Order {
   refunds?: Record<string, OrderRefund>;
   /** Fen refunded to the payer: the sum of the SUCCESS refunds. */
   refundedFee?: number;
-  /** Fen held by refunds that are not FAILED or REFUNDCLOSE: never more than totalFee. */
+  /**
+   * Fen held by refunds that are not FAILED or REFUNDCLOSE: never more than totalFee, but for a refund
+   * recorded FAILED that WeChat Pay made after all, which is recorded whatever room it finds (flagged).
+   */
   refundHeldFee?: number;
   /** Refunds that count against WeChat Pay's 50 per order (all but FAILED). */
   refundCount?: number;

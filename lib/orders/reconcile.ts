@@ -1,9 +1,10 @@
 /**
- * Daily reconciliation: one Beijing day's WeChat Pay bill checked against the payments recorded
- * here. Money moves without the backend hearing of it (a callback lost past every retry, recovery
- * stopped), so a payment in the bill that is not recorded here is recorded through the same
- * transition as a callback; a payment here that the bill lacks, or with another amount, is reported
- * for a person. Running it again changes nothing: what it repaired is matched the second time.
+ * Daily reconciliation: one Beijing day's WeChat Pay bill checked against the payments and refunds
+ * recorded here. Money moves without the backend hearing of it (a callback lost past every retry,
+ * recovery stopped), so a payment or successful refund in the bill that is not recorded here is
+ * recorded through the same transition as its callback; a payment here that the bill lacks, or with
+ * another amount, and a refund recorded SUCCESS here that the bill of its day lacks, are reported for
+ * a person. Running it again changes nothing: what it repaired is matched the second time.
  */
 import { downloadBill } from '../wechatpay/download-bill';
 import type { BillRow } from '../wechatpay/bill';
@@ -13,7 +14,7 @@ import { countMetric } from '../metrics';
 import { InvalidRequestError } from '../validation';
 import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
-import type { Order } from './model';
+import type { Order, ReviewFlag } from './model';
 import { recordBilledRefund } from './refunds';
 import { recordPayment } from './settle';
 import type { OrderStore } from './store';
@@ -33,15 +34,21 @@ export type ReconciliationItemKind =
   | 'AMOUNT_MISMATCH'
   /** In the bill, but recording it here was refused (its amount differs from the order's). */
   | 'NOT_RECORDED'
-  /** A successful refund in the bill that was not recorded here: recorded now (flagged if made outside the backend). */
+  /** In the bill under another app than its order was made under: not recorded as the order's payment, flagged. */
+  | 'APP_MISMATCH'
+  /** A successful refund in the bill that was not recorded here as such: recorded now (flagged if made outside the backend, or recorded FAILED). */
   | 'REFUND_REPAIRED'
   /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
-  | 'REFUND_MISMATCH';
+  | 'REFUND_MISMATCH'
+  /** Requested here that day and recorded SUCCESS, absent from the bill. */
+  | 'REFUND_MISSING_FROM_BILL';
 
 export interface ReconciliationItem {
   kind: ReconciliationItemKind;
   outTradeNo: string;
   transactionId?: string;
+  /** For a refund's item: the refund. */
+  outRefundNo?: string;
   billFen?: number;
   recordedFen?: number;
   /** What a person should do about it. */
@@ -91,13 +98,31 @@ async function fetchBill(billDate: string, ctx: OrdersContext) {
   return bill;
 }
 
+/** Review flags of a bill's payment that was never recorded as its order's payment: reported on every run. */
+const REFUSED_PAYMENT_FLAGS: ReadonlySet<ReviewFlag['reason']> = new Set(['AMOUNT_MISMATCH', 'APP_MISMATCH']);
+
+/** The item of a bill's payment that was not recorded as its order's: `reason`, the outcome that refused it (or its flag's reason). */
+function refusedPayment(row: BillRow, order: Order, reason: string): ReconciliationItem {
+  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen, recordedFen: order.totalFee };
+  if (reason === 'APP_MISMATCH') {
+    return {
+      ...base,
+      kind: 'APP_MISMATCH',
+      note: `paid under appid ${row.appId}, but the order was made under another app (${order.appId ?? 'the default app'}): not recorded as its payment, flagged for review; find who made this payment in the merchant platform`,
+    };
+  }
+  return { ...base, kind: 'NOT_RECORDED', note: `the bill's amount differs from the order's (${reason}): check the order with WeChat Pay` };
+}
+
 /** One payment of the bill that the day's index did not show as recorded. */
 async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen };
   const order = await ctx.store.get(row.outTradeNo);
   if (!order) return { ...base, kind: 'UNKNOWN_ORDER', note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform' };
-  // Already recorded under this transaction (paid on another day by our clock, or flagged): nothing to do.
-  if (order.transactionId === row.transactionId || order.review?.[row.transactionId]) return 'matched';
+  // Already recorded under this transaction (paid on another day by our clock, or recorded and flagged): nothing to do.
+  if (order.transactionId === row.transactionId) return 'matched';
+  const flagged = order.review?.[row.transactionId];
+  if (flagged) return REFUSED_PAYMENT_FLAGS.has(flagged.reason) ? refusedPayment(row, order, flagged.reason) : 'matched';
   const outcome = await recordPayment(
     {
       outTradeNo: row.outTradeNo,
@@ -105,20 +130,31 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
       totalFee: row.totalFeeFen,
       paidAt: billTime(row.tradeTime) ?? ctx.now().toISOString(),
       source: 'reconciliation',
+      // The bill's appid must be the order's, as a callback's must: another app's payment is not this order's.
+      appId: row.appId,
+      defaultApp: row.appId === ctx.config.appId,
     },
     ctx,
   );
   if (outcome.outcome === 'PAID' || outcome.outcome === 'FLAGGED') {
-    const flagged = outcome.outcome === 'FLAGGED' ? ` and flagged for review (${outcome.flag.reason})` : '';
-    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill${flagged}: its callback never arrived` };
+    const flaggedNow = outcome.outcome === 'FLAGGED' ? ` and flagged for review (${outcome.flag.reason})` : '';
+    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill${flaggedNow}: its callback never arrived` };
   }
   if (outcome.outcome === 'ALREADY_PAID') return 'matched';
-  return { ...base, recordedFen: order.totalFee, kind: 'NOT_RECORDED', note: `the bill's amount differs from the order's (${outcome.outcome}): check the order with WeChat Pay` };
+  if (outcome.outcome === 'APP_MISMATCH') {
+    // Money moved under this out_trade_no, but not for this order: flagged, so a person sees it on the order.
+    const flag: ReviewFlag = { reason: 'APP_MISMATCH', at: ctx.now().toISOString(), source: 'reconciliation', transactionId: row.transactionId, totalFee: row.totalFeeFen, appId: row.appId };
+    await ctx.store.addReviewFlag(outcome.order, flag);
+    logger.error('payment needs review', { outTradeNo: row.outTradeNo, source: 'reconciliation', outcome: outcome.outcome, review: flag.reason, billAppId: row.appId, orderAppId: order.appId });
+    countMetric('PaymentsFlagged');
+    return refusedPayment(row, order, 'APP_MISMATCH');
+  }
+  return refusedPayment(row, order, outcome.outcome);
 }
 
 /** One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as its callback would be. */
 async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
-  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.appliedRefundFeeFen };
+  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, outRefundNo: row.outRefundNo, billFen: row.appliedRefundFeeFen };
   const order = await ctx.store.get(row.outTradeNo);
   const recorded = order?.refunds?.[row.outRefundNo];
   if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
@@ -133,17 +169,54 @@ async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<Recon
     },
     ctx,
   );
-  if (outcome === 'REFUND_SUCCESS' || outcome === 'EXTERNAL_REFUND_FLAGGED') {
-    const flagged = outcome === 'EXTERNAL_REFUND_FLAGGED' ? ' and flagged for review: it was made outside this backend' : '';
-    return { ...base, kind: 'REFUND_REPAIRED', note: `refund ${row.outRefundNo} recorded from the bill${flagged}` };
+  const flagged: Record<string, string> = {
+    REFUND_SUCCESS: '',
+    EXTERNAL_REFUND_FLAGGED: ' and flagged for review: it was made outside this backend',
+    REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED: ' and flagged for review: it was recorded FAILED (WeChat Pay had refused it), yet WeChat Pay made it; check whether the payer was refunded by other means too',
+  };
+  if (Object.hasOwn(flagged, outcome)) {
+    return { ...base, kind: 'REFUND_REPAIRED', note: `refund ${row.outRefundNo} recorded from the bill${flagged[outcome]}` };
   }
   return { ...base, kind: 'REFUND_MISMATCH', note: `refund ${row.outRefundNo} is in the bill as SUCCESS but is recorded otherwise here (${outcome}): check it in the merchant platform` };
 }
 
 /**
+ * The refunds requested here on `billDate` that are recorded SUCCESS but absent from its bill. The
+ * bill lists every refund WeChat Pay accepted that day, whatever its status then, and a refund is
+ * sent the moment it is requested (store.ts REFUND_DAY_INDEX says why the day is the request's);
+ * the bill's refunds are told apart by out_refund_no. Only a refund the bill lacks costs a read of
+ * its order (one per order), to see how it is recorded.
+ */
+async function refundsMissingFromBill(billDate: string, billed: BillRow[], ctx: OrdersContext): Promise<ReconciliationItem[]> {
+  const inBill = new Set(billed.filter((row) => row.kind === 'refund').map((row) => row.outRefundNo));
+  const orders = new Map<string, Promise<Order | undefined>>();
+  const items: ReconciliationItem[] = [];
+  for (const claim of await ctx.store.refundsRequestedOnDay(billDate)) {
+    if (inBill.has(claim.outRefundNo)) continue;
+    if (!orders.has(claim.outTradeNo)) orders.set(claim.outTradeNo, ctx.store.get(claim.outTradeNo));
+    const order = await orders.get(claim.outTradeNo);
+    // A claim whose reservation was refused has no refund; FAILED and PROCESSING ones moved no money.
+    const refund = order?.refunds?.[claim.outRefundNo];
+    if (!order || refund?.status !== 'SUCCESS') continue;
+    items.push({
+      kind: 'REFUND_MISSING_FROM_BILL',
+      outTradeNo: order.outTradeNo,
+      ...(order.transactionId ? { transactionId: order.transactionId } : {}),
+      outRefundNo: refund.outRefundNo,
+      recordedFen: refund.refundFee,
+      note:
+        `refund ${refund.outRefundNo} is recorded here as refunded (SUCCESS) but is not in WeChat Pay's bill of the day it was requested: ` +
+        'check it in the merchant platform: the payer may not have been refunded (a refund requested moments before midnight, or first received by WeChat Pay when it was sent again later, is on a later day\'s bill)',
+    });
+  }
+  return items;
+}
+
+/**
  * Reconciles one Beijing day: downloads the `ALL` bill (gzip), reads the day's payments here through
- * the paid-by-day index (never a scan), repairs what the bill proves was paid, reports the rest, and
- * stores the report under the bill date. A mismatch raises the `ReconciliationMismatches` metric.
+ * the paid-by-day index and the day's refund requests through the refunds-by-request-day index
+ * (never a scan), repairs what the bill proves was paid or refunded, reports the rest, and stores the
+ * report under the bill date. A mismatch raises the `ReconciliationMismatches` metric.
  */
 export async function reconcileDay(billDate: string, ctx: OrdersContext): Promise<ReconciliationReport> {
   const bill = await fetchBill(billDate, ctx);
@@ -207,8 +280,12 @@ export async function reconcileDay(billDate: string, ctx: OrdersContext): Promis
       });
     }
   }
-  const mismatches = report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => item.kind === 'UNKNOWN_ORDER').length;
-  report.status = !bill.ok && recorded.length === 0 ? 'NO_BILL' : mismatches > 0 ? 'MISMATCHED' : 'MATCHED';
+  for (const item of await refundsMissingFromBill(billDate, bill.ok ? bill.rows : [], ctx)) {
+    report.counts.missingFromBill++;
+    report.items.push(item);
+  }
+  const mismatches = report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => item.kind === 'UNKNOWN_ORDER' || item.kind === 'APP_MISMATCH').length;
+  report.status = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.length === 0 ? 'NO_BILL' : 'MATCHED';
   await ctx.store.putRecord(reportKey(billDate), { ...report });
   if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
   logger.info('reconciliation', { billDate, status: report.status, ...report.counts });

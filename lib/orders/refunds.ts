@@ -8,6 +8,8 @@
  * - WeChat Pay's refusal for good (NOTENOUGH, TRADE_OVERDUE, ...) ends it FAILED and gives the
  *   amount back; anything else unclear (a timeout, SYSTEMERROR) leaves it PROCESSING for the
  *   recovery schedule, which asks refundquery and sends it again if WeChat Pay never got it.
+ * - Should WeChat Pay later report a FAILED refund as SUCCESS (its callback, refundquery, the bill),
+ *   the money did go back: it is recorded SUCCESS, its amount held again, and flagged for review.
  */
 import { createHash } from 'node:crypto';
 import * as v from 'valibot';
@@ -156,7 +158,7 @@ function refuseUnrefundable(order: Order, refundFee: number): void {
   if (held + refundFee > order.totalFee) {
     throw new OrderConflictError(
       'REFUND_EXCEEDS_AMOUNT',
-      `refundFee ${refundFee} is over what is left to refund of order ${order.outTradeNo}: ${order.totalFee - held} of ${order.totalFee} fen`,
+      `refundFee ${refundFee} is over what is left to refund of order ${order.outTradeNo}: ${Math.max(order.totalFee - held, 0)} of ${order.totalFee} fen`,
     );
   }
   if ((order.refundCount ?? 0) >= MAX_REFUNDS_PER_ORDER) {
@@ -236,6 +238,66 @@ async function settle(outTradeNo: string, outRefundNo: string, settlement: Refun
   throw new OrderStoreError(`order ${outTradeNo} kept changing while ending refund ${outRefundNo}`, undefined);
 }
 
+/**
+ * Records how WeChat Pay says a refund ended (its callback, refundquery, the bill): a PROCESSING
+ * refund ends so; a refund recorded FAILED that WeChat Pay reports SUCCESS went back after all, and
+ * is recorded SUCCESS and flagged (`source` says who reported it). Answers the refund as it now stands.
+ */
+async function recordReportedEnd(outTradeNo: string, outRefundNo: string, settlement: RefundSettlement, source: ReviewFlag['source'], ctx: OrdersContext): Promise<OrderRefund | undefined> {
+  const ended = await settle(outTradeNo, outRefundNo, settlement, ctx);
+  if (ended?.status !== 'FAILED' || settlement.status !== 'SUCCESS') return ended;
+  return recordSuccessAfterFailure(outTradeNo, outRefundNo, { ...settlement, status: 'SUCCESS' }, source, ctx);
+}
+
+/**
+ * A refund recorded FAILED that WeChat Pay reports SUCCESS: WeChat Pay's refusal was not its last
+ * word (or another path raced it), and the money reached the payer. Money that moved is always
+ * recorded: SUCCESS, its amount held and refunded again even past the order's amount, flagged for
+ * review (a person may already have refunded the payer by other means after the failure).
+ */
+async function recordSuccessAfterFailure(
+  outTradeNo: string,
+  outRefundNo: string,
+  settlement: RefundSettlement & { status: 'SUCCESS' },
+  source: ReviewFlag['source'],
+  ctx: OrdersContext,
+): Promise<OrderRefund | undefined> {
+  for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
+    const order = await reread(outTradeNo, ctx);
+    const refund = order.refunds?.[outRefundNo];
+    if (refund?.status !== 'FAILED') return refund;
+    const flag: ReviewFlag = {
+      reason: 'REFUND_SUCCEEDED_AFTER_FAILURE',
+      at: settlement.at,
+      source,
+      // Only a paid order has refunds.
+      transactionId: order.transactionId as string,
+      totalFee: order.totalFee,
+      outRefundNo,
+      refundFee: refund.refundFee,
+      ...(refund.failureCode ? { failureCode: refund.failureCode } : {}),
+    };
+    const after = await ctx.store.recordRefundSuccessAfterFailure(order, outRefundNo, settlement, flag);
+    if (after) {
+      logger.error('a refund recorded FAILED succeeded at WeChat Pay: recorded SUCCESS, needs review', {
+        outTradeNo,
+        outRefundNo,
+        source,
+        transition: 'FAILED->SUCCESS',
+        refusedWith: refund.failureCode,
+        refundFee: refund.refundFee,
+        refundedFee: after.refundedFee,
+        refundHeldFee: after.refundHeldFee,
+        totalFee: after.totalFee,
+        orderStatus: after.status,
+      });
+      countMetric('PaymentsFlagged');
+      return after.refunds?.[outRefundNo];
+    }
+  }
+  throw new OrderStoreError(`order ${outTradeNo} kept changing while recording refund ${outRefundNo}'s success after its failure`, undefined);
+}
+
 /** `GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}`: the refund as stored. */
 export async function getRefund(outTradeNo: string, outRefundNo: string, ctx: OrdersContext): Promise<RefundView> {
   checkOutTradeNo(outTradeNo);
@@ -294,7 +356,7 @@ export async function handleRefundNotification(body: string | Uint8Array, ctx: O
   const notice = read.refund;
   const context = { outTradeNo: notice.outTradeNo, outRefundNo: notice.outRefundNo, refundStatus: notice.refundStatus };
   try {
-    return await recordRefundNotification(notice, context, ctx);
+    return await recordRefundNotification(notice, 'refund-notify', context, ctx);
   } catch (error) {
     if (!(error instanceof OrderStoreError)) throw error;
     logger.error('refund callback could not be recorded; WeChat Pay will retry', { ...context, error });
@@ -303,7 +365,7 @@ export async function handleRefundNotification(body: string | Uint8Array, ctx: O
   }
 }
 
-async function recordRefundNotification(notice: RefundNotification, context: Record<string, unknown>, ctx: OrdersContext): Promise<RefundNotificationResult> {
+async function recordRefundNotification(notice: RefundNotification, source: ReviewFlag['source'], context: Record<string, unknown>, ctx: OrdersContext): Promise<RefundNotificationResult> {
   const order = await ctx.store.get(notice.outTradeNo);
   if (!order) return refuse('UNKNOWN_ORDER', `no order ${notice.outTradeNo}`, context);
   // Orders made before apps were recorded were made under the default app.
@@ -324,21 +386,25 @@ async function recordRefundNotification(notice: RefundNotification, context: Rec
   if (!stored) return recordExternal(order, notice, settlement, context, ctx);
   if (stored.refundFee !== notice.refundFee) return refuse('REFUND_AMOUNT_MISMATCH', `refund_fee ${notice.refundFee} is not refund ${notice.outRefundNo}'s amount`, context);
   if (stored.refundId && stored.refundId !== notice.refundId) return refuse('REFUND_ID_MISMATCH', `refund_id does not match refund ${notice.outRefundNo}`, context);
-  if (stored.status !== 'PROCESSING') {
+  // A refund recorded FAILED that WeChat Pay made after all is recorded (recordSuccessAfterFailure).
+  const succeededAfterFailure = stored.status === 'FAILED' && notice.refundStatus === 'SUCCESS';
+  if (stored.status !== 'PROCESSING' && !succeededAfterFailure) {
     if (stored.status !== notice.refundStatus) logger.warn('refund callback disagrees with the refund as recorded; kept as recorded', { ...context, recorded: stored.status });
     countMetric('DuplicateCallbacks');
     return { reply: notificationReply('SUCCESS'), outcome: 'ALREADY_RECORDED' };
   }
-  const after = await settle(order.outTradeNo, notice.outRefundNo, settlement, ctx);
+  const after = await recordReportedEnd(order.outTradeNo, notice.outRefundNo, settlement, source, ctx);
   if (after?.status !== notice.refundStatus) logger.warn('refund callback found the refund ended otherwise', { ...context, recorded: after?.status });
-  return { reply: notificationReply('SUCCESS'), outcome: `REFUND_${notice.refundStatus}` };
+  const outcome = succeededAfterFailure && after?.status === 'SUCCESS' ? 'REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED' : `REFUND_${notice.refundStatus}`;
+  return { reply: notificationReply('SUCCESS'), outcome };
 }
 
 /**
  * A successful refund read from WeChat Pay's bill (the daily reconciliation), recorded through the
  * same path as its callback: a refund of ours ends SUCCESS, a refund made elsewhere is recorded and
- * flagged. Answers what happened (`REFUND_SUCCESS`, `EXTERNAL_REFUND_FLAGGED`, `ALREADY_RECORDED`, or
- * why it was refused).
+ * flagged, and so is one of ours recorded FAILED. Answers what happened (`REFUND_SUCCESS`,
+ * `EXTERNAL_REFUND_FLAGGED`, `REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED`, `ALREADY_RECORDED`, or why it
+ * was refused).
  */
 export async function recordBilledRefund(
   billed: { transactionId: string; outTradeNo: string; refundId: string; outRefundNo: string; refundFee: number; settlementRefundFee: number },
@@ -357,7 +423,7 @@ export async function recordBilledRefund(
     fields: { out_refund_no: billed.outRefundNo, refund_id: billed.refundId, refund_fee: String(billed.refundFee) },
   };
   const context = { outTradeNo: billed.outTradeNo, outRefundNo: billed.outRefundNo, source: 'reconciliation' };
-  return (await recordRefundNotification(notice, context, ctx)).outcome;
+  return (await recordRefundNotification(notice, 'reconciliation', context, ctx)).outcome;
 }
 
 /** A refund WeChat Pay made for a known order without this backend asking: recorded and flagged. */
@@ -435,12 +501,12 @@ async function recoverRefund(order: Order, refund: OrderRefund, ctx: OrdersConte
     return;
   }
   const at = ctx.now().toISOString();
-  await settle(order.outTradeNo, refund.outRefundNo, {
+  await recordReportedEnd(order.outTradeNo, refund.outRefundNo, {
     status: queried.status as RefundSettlement['status'],
     at,
     refundId: queried.refundId,
     ...(queried.status === 'SUCCESS' ? { succeededAt: successAt(queried.successTime) ?? at } : {}),
-  }, ctx);
+  }, 'recovery', ctx);
   summary.refundsSettled += 1;
 }
 

@@ -39,17 +39,36 @@ export interface RefundSettlement {
   receivedBy?: string;
 }
 
+/** The shards of each by-day index: one day's writes spread over as many partition keys as the pending index's. */
+export const DAY_SHARDS = 16;
+
 /**
  * Paid orders by the Beijing day of their payment (the day of WeChat Pay's bill), for the daily
- * reconciliation: `paidDayShard` is `<yyyyMMdd>#<shard>`, so one day's writes spread over as many
- * partition keys as the pending index's, and reading a day reads that day's payments and nothing else.
+ * reconciliation: `paidDayShard` is `<yyyyMMdd>#<shard>`, and reading a day reads that day's payments
+ * and nothing else.
  */
-export const PAID_DAY_SHARDS = 16;
 export const PAID_DAY_INDEX = 'paidByDay';
 
-/** The paid-by-day index key of a payment made at `paidAt` (ISO time). */
-export function paidDayShard(paidAt: string, shard: number = randomInt(PAID_DAY_SHARDS)): string {
-  return `${toBeijingTimestamp(new Date(paidAt)).slice(0, 8)}#${shard}`;
+/**
+ * Refunds requested through this backend by the Beijing day of their request, for the daily
+ * reconciliation to find the refunds recorded SUCCESS that the bill lacks, with 16 queries a day and
+ * no scan. WeChat Pay's bill lists a refund on the day it accepted it (交易时间 of a refund line is
+ * when the refund was accepted, not when it succeeded), with its status of that moment, and this
+ * backend sends a refund the moment it is requested.
+ *
+ * The key is on the refund's claim (`refund#<outRefundNo>`, `requestedDayShard` =
+ * `<yyyyMMdd>#<shard>`), not on the order: an order holds up to 50 refunds, made on different days,
+ * but an item stands under one key of an index, so a day attribute on the order would move with
+ * each refund and lose the earlier days'. The claim is one item per refund, written once (a
+ * conditional put) before anything else of the refund: the day costs no write of its own, only the
+ * index's, and the index projects nothing but the order's key. Refunds made outside this backend
+ * have no claim; WeChat Pay itself told of them (their callback or the bill).
+ */
+export const REFUND_DAY_INDEX = 'refundsByRequestDay';
+
+/** The by-day index key of something that happened at `at` (ISO time): its Beijing day and a shard. */
+export function dayShard(at: string, shard: number = randomInt(DAY_SHARDS)): string {
+  return `${toBeijingTimestamp(new Date(at)).slice(0, 8)}#${shard}`;
 }
 
 /**
@@ -109,6 +128,37 @@ function refundTransitions(outTradeNo: string, refund: OrderRefund, status: Orde
   const events: Transition[] = [{ type: refund.status === 'SUCCESS' ? 'Refund Succeeded' : 'Refund Failed', outTradeNo, status, refund: facts }];
   if (refundedAt) events.push({ type: 'Order Refunded', outTradeNo, refundedFee: refundedAt.fee, refundedAt: refundedAt.at });
   return events;
+}
+
+/**
+ * What a refund's SUCCESS changes on its order: `refundedFee` (the write holds only if it is still the
+ * value read), and the order REFUNDED, with `refundedAt`, once its refunds cover its amount. `whole`
+ * is set when this refund makes the order REFUNDED.
+ */
+function refundSucceeded(order: Order, refundFee: number, at: string): { sets: string[]; condition: string; values: Record<string, unknown>; whole?: { fee: number; at: string } } {
+  const refunded = (order.refundedFee ?? 0) + refundFee;
+  const sets = ['refundedFee = :refunded'];
+  const values: Record<string, unknown> = { ':refunded': refunded };
+  let condition = 'attribute_not_exists(refundedFee)';
+  if (order.refundedFee !== undefined) {
+    condition = 'refundedFee = :seenRefunded';
+    values[':seenRefunded'] = order.refundedFee;
+  }
+  if (refunded < order.totalFee || order.status !== 'PAID') return { sets, condition, values };
+  sets.push('#status = :refundedStatus', 'refundedAt = :refundedAt');
+  values[':refundedStatus'] = 'REFUNDED';
+  values[':refundedAt'] = at;
+  return { sets, condition, values, whole: { fee: refunded, at } };
+}
+
+/** The optional facts of a refund's end, as `refunds.<no>.<attribute>` assignments of an update. */
+function settlementFacts(settlement: RefundSettlement, sets: string[], values: Record<string, unknown>): void {
+  const optional: Array<keyof RefundSettlement> = ['refundId', 'succeededAt', 'failureCode', 'failureMessage', 'receivedBy'];
+  for (const key of optional) {
+    if (settlement[key] === undefined) continue;
+    sets.push(`refunds.#no.${key} = :${key}`);
+    values[`:${key}`] = settlement[key];
+  }
 }
 
 /** An update of one order, applied only while its status is the expected one. */
@@ -341,26 +391,38 @@ export class OrderStore {
 
   /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
   async paidOnDay(day: string): Promise<Order[]> {
-    const orders: Order[] = [];
-    for (let shard = 0; shard < PAID_DAY_SHARDS; shard++) {
+    return this.onDay<Order>(PAID_DAY_INDEX, 'paidDayShard', day);
+  }
+
+  /** The refunds requested through this backend on one Beijing day (`yyyyMMdd`), from their claims. */
+  async refundsRequestedOnDay(day: string): Promise<Array<{ outRefundNo: string; outTradeNo: string }>> {
+    const claims = await this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day);
+    return claims.map((claim) => ({ outRefundNo: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo }));
+  }
+
+  /** Every item of one day of a by-day index (`<attribute>` = `<day>#<shard>`), shard by shard. */
+  private async onDay<Item>(index: string, attribute: string, day: string): Promise<Item[]> {
+    const items: Item[] = [];
+    for (let shard = 0; shard < DAY_SHARDS; shard++) {
       let startKey: Record<string, unknown> | undefined;
       do {
         const page = await this.send('Query', () =>
           this.db.send(
             new QueryCommand({
               TableName: this.table,
-              IndexName: PAID_DAY_INDEX,
-              KeyConditionExpression: 'paidDayShard = :key',
+              IndexName: index,
+              KeyConditionExpression: '#day = :key',
+              ExpressionAttributeNames: { '#day': attribute },
               ExpressionAttributeValues: { ':key': `${day}#${shard}` },
               ExclusiveStartKey: startKey,
             }),
           ),
         );
-        orders.push(...((page.Items ?? []) as Order[]));
+        items.push(...((page.Items ?? []) as Item[]));
         startKey = page.LastEvaluatedKey;
       } while (startKey);
     }
-    return orders;
+    return items;
   }
 
   /** A stored document that is not an order (a reconciliation report): written whole, read whole. */
@@ -387,7 +449,7 @@ export class OrderStore {
       ':tx': report.transactionId,
       ':paidAt': report.paidAt,
       ':via': report.source,
-      ':paidDay': paidDayShard(report.paidAt),
+      ':paidDay': dayShard(report.paidAt),
     };
     let update = 'SET #status = :paid, transactionId = :tx, paidAt = :paidAt, paidVia = :via, paidDayShard = :paidDay';
     let condition = 'totalFee = :fee';
@@ -439,7 +501,8 @@ export class OrderStore {
 
   /**
    * Claims an out_refund_no for a refund request (`refund#<outRefundNo>`): the first request that
-   * derives it owns it. When it is taken, answers what took it (its order and request fingerprint).
+   * derives it owns it. The claim is indexed by the Beijing day of `createdAt` (REFUND_DAY_INDEX).
+   * When it is taken, answers what took it (its order and request fingerprint).
    */
   async claimRefund(
     outRefundNo: string,
@@ -448,7 +511,13 @@ export class OrderStore {
     const pk = `refund#${outRefundNo}`;
     try {
       await this.send('PutItem', () =>
-        this.db.send(new PutCommand({ TableName: this.table, Item: { pk, outRefundNo, ...claim }, ConditionExpression: 'attribute_not_exists(pk)' })),
+        this.db.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: { pk, outRefundNo, ...claim, requestedDayShard: dayShard(claim.createdAt) },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
       );
       return { ok: true };
     } catch (error) {
@@ -536,31 +605,15 @@ export class OrderStore {
       ':seenOpen': order.openRefunds ?? 0,
     };
     const sets = ['refunds.#no.#refundStatus = :final', 'refunds.#no.settledAt = :at', 'openRefunds = openRefunds - :one'];
-    const optional: Array<[keyof RefundSettlement, string]> = [
-      ['refundId', 'refundId'],
-      ['succeededAt', 'succeededAt'],
-      ['failureCode', 'failureCode'],
-      ['failureMessage', 'failureMessage'],
-      ['receivedBy', 'receivedBy'],
-    ];
-    for (const [key, attribute] of optional) {
-      if (settlement[key] === undefined) continue;
-      sets.push(`refunds.#no.${attribute} = :${attribute}`);
-      values[`:${attribute}`] = settlement[key];
-    }
+    settlementFacts(settlement, sets, values);
     let conditionRefunded = '';
     let whole: { fee: number; at: string } | undefined;
     if (settlement.status === 'SUCCESS') {
-      const refunded = (order.refundedFee ?? 0) + refund.refundFee;
-      sets.push('refundedFee = :refunded');
-      values[':refunded'] = refunded;
-      conditionRefunded = order.refundedFee === undefined ? ' AND attribute_not_exists(refundedFee)' : ' AND refundedFee = :seenRefunded';
-      if (order.refundedFee !== undefined) values[':seenRefunded'] = order.refundedFee;
-      if (refunded >= order.totalFee && order.status === 'PAID') {
-        sets.push('#status = :refundedStatus', 'refundedAt = :at');
-        values[':refundedStatus'] = 'REFUNDED';
-        whole = { fee: refunded, at: settlement.at };
-      }
+      const succeeded = refundSucceeded(order, refund.refundFee, settlement.at);
+      sets.push(...succeeded.sets);
+      Object.assign(values, succeeded.values);
+      conditionRefunded = ` AND ${succeeded.condition}`;
+      whole = succeeded.whole;
     }
     if (settlement.status === 'REFUNDCLOSE' || settlement.status === 'FAILED') {
       sets.push('refundHeldFee = refundHeldFee - :fee');
@@ -612,17 +665,11 @@ export class OrderStore {
     let conditionRefunded = '';
     let whole: { fee: number; at: string } | undefined;
     if (refund.status === 'SUCCESS') {
-      const refunded = (order.refundedFee ?? 0) + refund.refundFee;
-      sets.push('refundedFee = :refunded');
-      values[':refunded'] = refunded;
-      conditionRefunded = order.refundedFee === undefined ? ' AND attribute_not_exists(refundedFee)' : ' AND refundedFee = :seenRefunded';
-      if (order.refundedFee !== undefined) values[':seenRefunded'] = order.refundedFee;
-      if (refunded >= order.totalFee && order.status === 'PAID') {
-        sets.push('#status = :refundedStatus', 'refundedAt = :at');
-        values[':refundedStatus'] = 'REFUNDED';
-        values[':at'] = refund.settledAt ?? flag.at;
-        whole = { fee: refunded, at: values[':at'] as string };
-      }
+      const succeeded = refundSucceeded(order, refund.refundFee, refund.settledAt ?? flag.at);
+      sets.push(...succeeded.sets);
+      Object.assign(values, succeeded.values);
+      conditionRefunded = ` AND ${succeeded.condition}`;
+      whole = succeeded.whole;
     }
     // An ended refund publishes its events; one still PROCESSING publishes them when it settles. The
     // review flag is written now, so its event goes with it, as every other flag's does.
@@ -632,6 +679,55 @@ export class OrderStore {
       { type: 'Payment Needs Review' as const, outTradeNo: order.outTradeNo, status, review: flag },
     ];
     return this.transition(order.outTradeNo, order.status, { update: `SET ${sets.join(', ')}`, condition: `${fresh}${conditionRefunded}`, names, values }, events);
+  }
+
+  /**
+   * A refund recorded FAILED (WeChat Pay refused it for good, and its amount was given back) that
+   * WeChat Pay reports as SUCCESS after all: the money went back, so it is recorded SUCCESS with its
+   * review flag, in one conditional write that holds only while the refund is FAILED and the order's
+   * refundedFee is the one of `order`. Its amount is held again and it counts among the 50 again
+   * (FAILED had given both back), it is added to refundedFee, and the order becomes REFUNDED once
+   * refunds cover its amount. No room is required: if the order's other refunds took the amount back,
+   * it is recorded all the same (money that moved is always recorded), and the flag tells a person.
+   * The refusal's code and message leave the refund (the flag keeps the code). Events: Refund
+   * Succeeded, Order Refunded when whole, and Payment Needs Review. The order as it now is, or
+   * undefined when the condition did not hold (read again, then retry).
+   */
+  async recordRefundSuccessAfterFailure(order: Order, outRefundNo: string, settlement: RefundSettlement & { status: 'SUCCESS' }, flag: ReviewFlag): Promise<Order | undefined> {
+    const refund = order.refunds?.[outRefundNo];
+    if (!refund) throw new Error(`order ${order.outTradeNo} has no refund ${outRefundNo}`);
+    const names: Record<string, string> = { '#status': 'status', '#no': outRefundNo, '#refundStatus': 'status', '#flag': `refund:${outRefundNo}` };
+    const values: Record<string, unknown> = { ':failed': 'FAILED', ':final': 'SUCCESS', ':at': settlement.at, ':fee': refund.refundFee, ':zero': 0, ':one': 1, ':flag': flag };
+    const sets = [
+      'refunds.#no.#refundStatus = :final',
+      'refunds.#no.settledAt = :at',
+      'refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee',
+      'refundCount = if_not_exists(refundCount, :zero) + :one',
+      'review.#flag = :flag',
+    ];
+    settlementFacts(settlement, sets, values);
+    const succeeded = refundSucceeded(order, refund.refundFee, settlement.at);
+    sets.push(...succeeded.sets);
+    Object.assign(values, succeeded.values);
+    const settled: OrderRefund = { ...refund, ...settlement, settledAt: settlement.at };
+    delete settled.failureCode;
+    delete settled.failureMessage;
+    const status = succeeded.whole ? 'REFUNDED' : order.status;
+    const events: Transition[] = [
+      ...refundTransitions(order.outTradeNo, settled, status, succeeded.whole),
+      { type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status, review: flag },
+    ];
+    return this.transition(
+      order.outTradeNo,
+      order.status,
+      {
+        update: `SET ${sets.join(', ')} REMOVE refunds.#no.failureCode, refunds.#no.failureMessage`,
+        condition: `refunds.#no.#refundStatus = :failed AND ${succeeded.condition}`,
+        names,
+        values,
+      },
+      events,
+    );
   }
 
   /** Moves an order's next open-refund check (the lease of one recovery run); false when another moved it. */

@@ -2,20 +2,28 @@
  * Daily reconciliation through its real entry points (the merchant routes and the schedule), on
  * dynalite and the emulator's own bill.
  */
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
+import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as getReconciliation } from '../../functions/getReconciliation';
 import { handler as reconcileSchedule } from '../../functions/reconcile';
 import { handler as runReconciliation } from '../../functions/runReconciliation';
+import type { OrdersContext } from '../../lib/orders/context';
+import { requestRefund } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
-import { toBeijingTimestamp } from '../../lib/wechatpay/time';
-import { apiEvent, callback, create, MERCHANT_AUTHORIZATION } from '../support/api';
+import { createWechatPayClient, type WechatPayClient } from '../../lib/wechatpay/client';
+import { WechatPayBusinessError } from '../../lib/wechatpay/errors';
+import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
+import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
+import { apiEvent, callback, create, MERCHANT_AUTHORIZATION, refundCallback } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { eventually } from '../support/eventually';
 import type { TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 
 let stack: TestStack;
-useTestStack((started) => ({ stack } = started), { reset: true });
+useTestStack((started) => ({ stack } = started), { reset: true, refunds: true });
 
 const DAY_MS = 86_400_000;
 /** A Beijing day `days` before today, `yyyyMMdd`, and a `time_end` at noon that day. */
@@ -30,6 +38,34 @@ async function run(billDate: unknown) {
 async function read(billDate: string) {
   const result = await getReconciliation(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${billDate}`, pathParameters: { billDate }, authorization: MERCHANT_AUTHORIZATION }));
   return { status: result.statusCode as number, body: JSON.parse(result.body as string) };
+}
+
+/** A refund WeChat Pay (the emulator) makes of a paid order at `refund_time` (`yyyyMMddHHmmss` Beijing); its callback only to a `notify_url`. */
+async function refundAtWechatPay(refund: { out_trade_no: string; refund_fee: number; out_refund_no: string; refund_time: string; notify_url?: string }) {
+  const answer = await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(refund) });
+  expect(answer.status).toBe(200);
+}
+
+/** A new order paid at WeChat Pay at noon of `day`, recorded PAID here by its callback. */
+async function paidOnDay(day: string, totalFee: number, description: string): Promise<string> {
+  const outTradeNo = (await create({ tradeType: 'NATIVE', totalFee, description })).body.outTradeNo as string;
+  await payYesterday(outTradeNo, day);
+  const ctx = await ordersContext();
+  await eventually(async () => ((await ctx.store.get(outTradeNo))?.status === 'PAID' ? true : undefined), 10_000);
+  return outTradeNo;
+}
+
+/** `ctx` whose WeChat Pay answers every refund with a refusal for good, before sending anything (an injected fault). */
+function refusingRefunds(ctx: OrdersContext): OrdersContext {
+  return {
+    ...ctx,
+    wechatPayFor: (app) =>
+      Object.assign(Object.create(ctx.wechatPayFor(app)) as WechatPayClient, {
+        refund: async () => {
+          throw new WechatPayBusinessError('USER_ACCOUNT_ABNORMAL', '退款请求失败', 'refund');
+        },
+      }),
+  };
 }
 
 async function payYesterday(outTradeNo: string, day: string) {
@@ -90,17 +126,10 @@ describe('daily reconciliation', () => {
 
   it('a refund made in the merchant platform whose callback never came is recorded from the bill, flagged; a rerun matches it', async () => {
     const day = beijingDay(4);
-    const paid = (await create({ tradeType: 'NATIVE', totalFee: 5000, description: 'refunded by hand' })).body.outTradeNo;
-    await payYesterday(paid, day);
+    const paid = await paidOnDay(day, 5000, 'refunded by hand');
     const ctx = await ordersContext();
-    await eventually(async () => ((await ctx.store.get(paid))?.status === 'PAID' ? true : undefined), 10_000);
     // No notify_url: WeChat Pay's refund callback never reaches the backend.
-    const refunded = await fetch(`${stack.emulator.url}/__sim/refund`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ out_trade_no: paid, refund_fee: 1200, out_refund_no: 'platform-refund-1', refund_time: `${day}150000` }),
-    });
-    expect(refunded.status).toBe(200);
+    await refundAtWechatPay({ out_trade_no: paid, refund_fee: 1200, out_refund_no: 'platform-refund-1', refund_time: `${day}150000` });
     await eventually(async () => ((await stack.sim.order(paid)) as unknown as { refunds: Array<{ refund_status: string }> }).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined, 10_000);
 
     const first = (await run(day)).body;
@@ -114,6 +143,130 @@ describe('daily reconciliation', () => {
     const again = (await run(day)).body;
     expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });
     expect(await ctx.store.get(paid)).toEqual(order);
+  });
+
+  it("a refund recorded FAILED that the bill shows SUCCESS is recorded SUCCESS from the bill, flagged; a rerun matches it", async () => {
+    const day = beijingDay(5);
+    const paid = await paidOnDay(day, 3000, 'refused, then refunded');
+    const ctx = await ordersContext();
+    // WeChat Pay answers the refund with a refusal for good (injected here)...
+    const refund = await requestRefund({ outTradeNo: paid, refundFee: 1000, idempotencyKey: randomUUID() }, refusingRefunds(ctx));
+    expect(refund).toMatchObject({ status: 'FAILED', code: 'USER_ACCOUNT_ABNORMAL' });
+    // ...yet made it that day; its callback never reaches the backend (no notify_url).
+    await refundAtWechatPay({ out_trade_no: paid, refund_fee: 1000, out_refund_no: refund.outRefundNo, refund_time: `${day}150000` });
+    await eventually(async () => ((await stack.sim.order(paid)).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined), 10_000);
+
+    const first = (await run(day)).body;
+    expect(first).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 1, repaired: 1, missingFromBill: 0, amountMismatches: 0 } });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'REFUND_REPAIRED', outTradeNo: paid, billFen: 1000, note: expect.stringContaining('recorded FAILED') })]);
+    const order = await ctx.store.get(paid);
+    expect(order?.refunds?.[refund.outRefundNo]).toMatchObject({ status: 'SUCCESS', refundFee: 1000, origin: 'api' });
+    expect(order).toMatchObject({ status: 'PAID', refundedFee: 1000, refundHeldFee: 1000, refundCount: 1 });
+    expect(Object.values(order?.review ?? {})).toEqual([
+      expect.objectContaining({ reason: 'REFUND_SUCCEEDED_AFTER_FAILURE', source: 'reconciliation', outRefundNo: refund.outRefundNo, failureCode: 'USER_ACCOUNT_ABNORMAL' }),
+    ]);
+
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });
+    expect(await ctx.store.get(paid)).toEqual(order);
+  });
+
+  /**
+   * An order of 700 fen stored here under the default app whose unified order never reached WeChat
+   * Pay; then another system of the merchant makes the same out_trade_no there (under `appId`, for
+   * `totalFee`), and it is paid on `day`, its callbacks lost. Answers the out_trade_no and WeChat
+   * Pay's transaction.
+   */
+  async function paidElsewhere(day: string, appId: string, totalFee: number): Promise<{ outTradeNo: string; paidThere: string }> {
+    await stack.sim.faults({ dropNotifies: 1_000_000, systemError: { unifiedorder: 10 } });
+    const refused = await create({ tradeType: 'NATIVE', totalFee: 700, description: 'ours, never at WeChat Pay' });
+    await stack.sim.faults({ systemError: { unifiedorder: 0 } });
+    expect(refused.status).toBe(502);
+    const outTradeNo = refused.body.error.outTradeNo as string;
+    const otherSystem = createWechatPayClient({ appId, mchId: TEST_MERCHANT.mchId, apiKey: TEST_MERCHANT.apiKey, baseUrl: stack.emulator.url });
+    await otherSystem.unifiedOrder(
+      { body: 'another system', out_trade_no: outTradeNo, total_fee: String(totalFee), spbill_create_ip: '203.0.113.9', notify_url: 'https://other.example.com/notify', trade_type: 'JSAPI', openid: 'oOtherSystemPayer' },
+      { signType: 'HMAC-SHA256' },
+    );
+    await payYesterday(outTradeNo, day);
+    return { outTradeNo, paidThere: (await stack.sim.order(outTradeNo)).transaction_id as string };
+  }
+
+  it("a payment in the bill under another app than its order's is not recorded as the order's: flagged and reported, and reported again by a rerun", async () => {
+    const day = beijingDay(6);
+    const { outTradeNo, paidThere } = await paidElsewhere(day, TEST_MINIPROGRAM.appId, 700);
+
+    const first = (await run(day)).body;
+    expect(first).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 1, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 } });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'APP_MISMATCH', outTradeNo, transactionId: paidThere, billFen: 700, note: expect.stringContaining(TEST_MINIPROGRAM.appId) })]);
+    const ctx = await ordersContext();
+    const order = await ctx.store.get(outTradeNo);
+    expect(order).toMatchObject({ status: 'PENDING', appId: TEST_MERCHANT.appId });
+    expect(order?.transactionId).toBeUndefined();
+    expect(order?.review).toEqual({ [paidThere]: expect.objectContaining({ reason: 'APP_MISMATCH', source: 'reconciliation', appId: TEST_MINIPROGRAM.appId, totalFee: 700 }) });
+
+    // A rerun reports it again (it was never recorded as the order's payment), and writes nothing.
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MISMATCHED', items: [expect.objectContaining({ kind: 'APP_MISMATCH', outTradeNo })] });
+    expect(await ctx.store.get(outTradeNo)).toEqual(order);
+  });
+
+  it("a payment in the bill for another amount than its order's is flagged and reported, and reported again by a rerun", async () => {
+    const day = beijingDay(7);
+    const { outTradeNo, paidThere } = await paidElsewhere(day, TEST_MERCHANT.appId, 900);
+    const first = (await run(day)).body;
+    expect(first).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 1, matched: 0, amountMismatches: 1 } });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'NOT_RECORDED', outTradeNo, billFen: 900, recordedFen: 700 })]);
+    const ctx = await ordersContext();
+    const order = await ctx.store.get(outTradeNo);
+    expect(order?.status).toBe('PENDING');
+    expect(order?.review[paidThere]).toMatchObject({ reason: 'AMOUNT_MISMATCH', totalFee: 900 });
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MISMATCHED', counts: { matched: 0, amountMismatches: 1 }, items: [expect.objectContaining({ kind: 'NOT_RECORDED', outTradeNo })] });
+    expect(await ctx.store.get(outTradeNo)).toEqual(order);
+  });
+
+  it('a refund requested that day and recorded SUCCESS here that the bill lacks is reported, and again by a rerun; those in the bill and those that failed are not', async () => {
+    const day = beijingDay(8);
+    const paid = await paidOnDay(day, 9000, 'refunds that day');
+    const ctx = await ordersContext();
+    const at = (time: string): OrdersContext => ({ ...ctx, now: () => fromBeijingTimestamp(`${day}${time}`)! });
+    const lostOnTheWay = async (time: string, refundFee: number) => {
+      // The refund request that day never reaches WeChat Pay: PROCESSING here.
+      await stack.sim.faults({ systemError: { refund: 10 } });
+      try {
+        const view = await requestRefund({ outTradeNo: paid, refundFee, idempotencyKey: randomUUID() }, at(time));
+        expect(view.status).toBe('PROCESSING');
+        return view.outRefundNo;
+      } finally {
+        await stack.sim.faults({ systemError: { refund: 0 } });
+      }
+    };
+
+    // In the bill: WeChat Pay received it that day after all (a resend), and its callback came.
+    const billed = await lostOnTheWay('140000', 1000);
+    await refundAtWechatPay({ out_trade_no: paid, refund_fee: 1000, out_refund_no: billed, refund_time: `${day}140005`, notify_url: stack.refundNotifyUrl });
+    await eventually(async () => ((await ctx.store.get(paid))?.refunds?.[billed]?.status === 'SUCCESS' ? true : undefined), 10_000);
+    // Not in the bill: recorded SUCCESS here from a callback WeChat Pay's bill knows nothing of.
+    const missing = await lostOnTheWay('160000', 2000);
+    const transactionId = (await ctx.store.get(paid))?.transactionId as string;
+    const notInBill = encryptedRefundNotification({
+      apiKey: TEST_MERCHANT.apiKey,
+      appid: TEST_MERCHANT.appId,
+      mch_id: TEST_MERCHANT.mchId,
+      fields: { transaction_id: transactionId, out_trade_no: paid, out_refund_no: missing, total_fee: '9000', refund_fee: '2000', refund_status: 'SUCCESS' },
+    });
+    expect((await refundCallback(notInBill)).returnCode).toBe('SUCCESS');
+    // Refused for good that day (injected): no money moved, nothing to find in the bill.
+    expect((await requestRefund({ outTradeNo: paid, refundFee: 500, idempotencyKey: randomUUID() }, refusingRefunds(at('170000')))).status).toBe('FAILED');
+
+    const first = (await run(day)).body;
+    expect(first).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 2, matched: 2, repaired: 0, missingFromBill: 1, amountMismatches: 0 } });
+    expect(first.items).toEqual([expect.objectContaining({ kind: 'REFUND_MISSING_FROM_BILL', outTradeNo: paid, outRefundNo: missing, transactionId, recordedFen: 2000 })]);
+    const again = (await run(day)).body;
+    expect(again).toMatchObject({ status: 'MISMATCHED', counts: first.counts, items: first.items });
+    // The day before knows nothing of these refunds.
+    expect((await run(beijingDay(9))).body.items).toEqual([]);
   });
 
   it('the schedule reconciles yesterday', async () => {

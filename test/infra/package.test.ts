@@ -93,15 +93,16 @@ const apiKeyParameter = (name: string) => ({
 
 const CATALOG = { 'Fn::GetAtt': ['CatalogTable', 'Arn'] };
 const PAID_DAY_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/paidByDay' };
+const REFUND_DAY_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/refundsByRequestDay' };
 const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   createOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:BatchGetItem': [CATALOG] },
   createMerchantOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   getMerchantOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   putProduct: { 'dynamodb:PutItem': [CATALOG] },
   listProducts: { 'dynamodb:Scan': [CATALOG] },
-  runReconciliation: { 'dynamodb:Query': [PAID_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
+  runReconciliation: { 'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
   getReconciliation: { 'dynamodb:GetItem': [TABLE] },
-  reconcile: { 'dynamodb:Query': [PAID_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
+  reconcile: { 'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   recoverOrders: { 'dynamodb:Query': [INDEX, OUTBOX_INDEX, REFUNDS_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
@@ -192,7 +193,7 @@ describe('serverless package', () => {
       expect(table(dev).TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
     });
 
-    it('has the sparse pendingByShard index over the shard and the next check time, the sparse outboxByShard index of unpublished events, and paidByDay over the Beijing day and shard', () => {
+    it('has the sparse pendingByShard index over the shard and the next check time, the sparse outboxByShard index of unpublished events, paidByDay over the Beijing day and shard, and refundsByRequestDay of refund claims', () => {
       expect(table(dev).GlobalSecondaryIndexes).toEqual([
         {
           IndexName: 'pendingByShard',
@@ -226,6 +227,15 @@ describe('serverless package', () => {
           ],
           Projection: { ProjectionType: 'ALL' },
         },
+        {
+          // Refund claims by the Beijing day of their request: only their order's key is needed.
+          IndexName: 'refundsByRequestDay',
+          KeySchema: [
+            { AttributeName: 'requestedDayShard', KeyType: 'HASH' },
+            { AttributeName: 'pk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['outTradeNo'] },
+        },
       ]);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
@@ -234,6 +244,7 @@ describe('serverless package', () => {
           { AttributeName: 'outboxShard', AttributeType: 'S' },
           { AttributeName: 'outboxDue', AttributeType: 'N' },
           { AttributeName: 'paidDayShard', AttributeType: 'S' },
+          { AttributeName: 'requestedDayShard', AttributeType: 'S' },
         ]),
       );
     });
@@ -247,7 +258,7 @@ describe('serverless package', () => {
         ],
         Projection: { ProjectionType: 'ALL' },
       });
-      expect(table(dev).GlobalSecondaryIndexes).toHaveLength(4);
+      expect(table(dev).GlobalSecondaryIndexes).toHaveLength(5);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
           { AttributeName: 'refundShard', AttributeType: 'S' },
@@ -482,6 +493,44 @@ describe('serverless package', () => {
       expect(permissions.map((permission) => JSON.stringify(permission.Properties.FunctionName)).sort()).toEqual(
         [expect.stringContaining('ClearOutboxLambdaFunction'), expect.stringContaining('ReconcileLambdaFunction'), expect.stringContaining('RecoverOrdersLambdaFunction')],
       );
+    });
+  });
+
+  describe('alarms', () => {
+    const alarms = (packaged: Packaged) =>
+      Object.fromEntries(
+        Object.entries(packaged.template.Resources)
+          .filter(([, resource]) => resource.Type === 'AWS::CloudWatch::Alarm')
+          .map(([id, resource]) => [id, resource.Properties]),
+      );
+
+    it("watches the product's own metrics, each alarm publishing to the stage's payment alarms topic", () => {
+      for (const [packaged, stage] of [[dev, 'dev'], [prod, 'prod']] as const) {
+        expect(packaged.template.Resources.PaymentAlarmsTopic).toEqual({ Type: 'AWS::SNS::Topic', Properties: { TopicName: `wechatpay-${stage}-payment-alarms` } });
+        const byId = alarms(packaged);
+        expect(Object.fromEntries(Object.entries(byId).map(([id, alarm]) => [id, alarm.MetricName]))).toEqual({
+          AmountMismatchAlarm: 'AmountMismatches',
+          ReconciliationMismatchAlarm: 'ReconciliationMismatches',
+          SignatureFailureAlarm: 'SignatureFailures',
+          EventsRepublishedAlarm: 'EventsRepublished',
+        });
+        for (const alarm of Object.values(byId)) {
+          expect(alarm).toMatchObject({ Namespace: 'WechatPay', Dimensions: [{ Name: 'service', Value: 'wechatpay' }], AlarmActions: [{ Ref: 'PaymentAlarmsTopic' }] });
+          expect(alarm.AlarmName).toMatch(new RegExp(`^wechatpay-${stage}-`));
+        }
+      }
+    });
+
+    it('goes off on any event the sweep had to publish again within 5 minutes, and not when none was', () => {
+      expect(alarms(dev).EventsRepublishedAlarm).toMatchObject({
+        AlarmName: 'wechatpay-dev-events-republished',
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'notBreaching',
+      });
     });
   });
 

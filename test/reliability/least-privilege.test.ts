@@ -350,16 +350,18 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     for (const pk of keys.jssdkConfig ?? []) expect(condition.some((pattern) => pk.startsWith(pattern.slice(0, -1))), pk).toBe(true);
   });
 
-  it('no function scans the table or queries it outside its sparse indexes (pending orders, open refunds, payments by day, unpublished events)', () => {
+  it('no function scans the table or queries it outside its sparse indexes (pending orders, open refunds, payments by day, refund requests by day, unpublished events)', () => {
     const all = Object.values(used).flatMap((set) => [...set]);
     // Listing the catalog scans the catalog table, which holds products only.
     expect(all.filter((call) => (call.startsWith('Scan') && call !== 'Scan on catalog') || call === 'Query on table')).toEqual([]);
     expect(used.reconcile).toContain('Query on index/paidByDay');
+    expect(used.reconcile).toContain('Query on index/refundsByRequestDay');
     expect([...new Set(all.filter((call) => call.startsWith('Query')))].sort()).toEqual([
       'Query on index/openRefundsByShard',
       'Query on index/outboxByShard',
       'Query on index/paidByDay',
       'Query on index/pendingByShard',
+      'Query on index/refundsByRequestDay',
     ]);
   });
 

@@ -204,10 +204,10 @@ describe('a full run, logged', () => {
     expect(paths.sort()).toEqual(['notify', 'recovery']);
     figures.metricsEmitted = totals;
 
-    // The alarms in serverless.yml watch exactly these metrics (and the daily reconciliation's mismatches).
+    // The alarms in serverless.yml watch exactly these metrics (and the daily reconciliation's mismatches and the events the sweep published again).
     const resources = (parseYaml(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as { resources: { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> } }).resources.Resources;
     const alarms = Object.values(resources).filter((resource) => resource.Type === 'AWS::CloudWatch::Alarm').map((resource) => resource.Properties);
-    expect(alarms.map((alarm) => alarm.MetricName).sort()).toEqual(['AmountMismatches', 'ReconciliationMismatches', 'SignatureFailures']);
+    expect(alarms.map((alarm) => alarm.MetricName).sort()).toEqual(['AmountMismatches', 'EventsRepublished', 'ReconciliationMismatches', 'SignatureFailures']);
     for (const alarm of alarms) {
       expect(alarm.Namespace).toBe('WechatPay');
       expect(alarm.Dimensions).toEqual([{ Name: 'service', Value: 'wechatpay' }]);

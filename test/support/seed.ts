@@ -1,12 +1,12 @@
 /**
- * Seeding at volume, for figures at size (the reliability suite, the bench): written straight to
+ * Seeding at volume, for the bench's figures at size: written straight to
  * DynamoDB and to the emulator's memory. Through the handlers (made, paid, called back) an order
  * takes about 13 ms here, over two minutes for a day of 10,000 payments; this way, a few seconds.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createOrder, payOrder } from '../../emulator/orders';
-import { paidDayShard } from '../../lib/orders/store';
+import { dayShard } from '../../lib/orders/store';
 import { newOutTradeNo } from '../../lib/wechatpay/ids';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { create } from './api';
@@ -104,7 +104,7 @@ export async function seedPaidDay(stack: TestStack, { day, orders, lost }: { day
         totalFee,
         unifiedOrder: { ...(template.unifiedOrder as Item), out_trade_no: outTradeNo, total_fee: String(totalFee) },
         prepayId: copy.prepayId,
-        ...(isLost ? {} : { transactionId: copy.transactionId, paidAt, paidDayShard: paidDayShard(paidAt) }),
+        ...(isLost ? {} : { transactionId: copy.transactionId, paidAt, paidDayShard: dayShard(paidAt) }),
       });
     }
     await batchWrite(db, stack.table, items);
