@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { LOCAL_SESSION_KEY } from '../../local/session-key';
+import { FUNCTIONS, type FunctionName } from '../support/functions';
 import { localAppSettings } from '../support/stack';
 import {
   DEV,
@@ -18,28 +19,6 @@ import {
   type Template,
 } from '../support/packaging';
 import { readZip } from './zip';
-
-const FUNCTIONS = [
-  'createOrder',
-  'queryOrder',
-  'notify',
-  'recoverOrders',
-  'putProduct',
-  'listProducts',
-  'createMerchantOrder',
-  'getMerchantOrder',
-  'runReconciliation',
-  'getReconciliation',
-  'reconcile',
-  'createRefund',
-  'getRefund',
-  'refundNotify',
-  'miniProgramLogin',
-  'officialAccountLogin',
-  'jssdkConfig',
-  'clearOutbox',
-] as const;
-type FunctionName = (typeof FUNCTIONS)[number];
 
 interface Statement {
   Effect: string;
