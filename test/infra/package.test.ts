@@ -159,6 +159,15 @@ describe('serverless package', () => {
 
   describe('orders table', () => {
     const table = (packaged: Packaged) => packaged.template.Resources.OrdersTable!.Properties;
+    /** A global secondary index keyed by these attributes, projecting the whole item. */
+    const index = (IndexName: string, hashKey: string, rangeKey: string) => ({
+      IndexName,
+      KeySchema: [
+        { AttributeName: hashKey, KeyType: 'HASH' },
+        { AttributeName: rangeKey, KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'ALL' },
+    });
 
     it('is on-demand, with point-in-time recovery, keyed by pk', () => {
       expect(table(dev).TableName).toBe('wechatpay-dev-orders');
@@ -173,38 +182,10 @@ describe('serverless package', () => {
 
     it('has the sparse pendingByShard index over the shard and the next check time, the sparse outboxByShard index of unpublished events, and paidByDay over the Beijing day and shard', () => {
       expect(table(dev).GlobalSecondaryIndexes).toEqual([
-        {
-          IndexName: 'pendingByShard',
-          KeySchema: [
-            { AttributeName: 'pendingShard', KeyType: 'HASH' },
-            { AttributeName: 'nextCheckAt', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-        {
-          IndexName: 'outboxByShard',
-          KeySchema: [
-            { AttributeName: 'outboxShard', KeyType: 'HASH' },
-            { AttributeName: 'outboxDue', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-        {
-          IndexName: 'openRefundsByShard',
-          KeySchema: [
-            { AttributeName: 'refundShard', KeyType: 'HASH' },
-            { AttributeName: 'refundCheckAt', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-        {
-          IndexName: 'paidByDay',
-          KeySchema: [
-            { AttributeName: 'paidDayShard', KeyType: 'HASH' },
-            { AttributeName: 'pk', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
+        index('pendingByShard', 'pendingShard', 'nextCheckAt'),
+        index('outboxByShard', 'outboxShard', 'outboxDue'),
+        index('openRefundsByShard', 'refundShard', 'refundCheckAt'),
+        index('paidByDay', 'paidDayShard', 'pk'),
       ]);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
@@ -218,14 +199,7 @@ describe('serverless package', () => {
     });
 
     it('has the sparse openRefundsByShard index over the refund shard and the next refund check', () => {
-      expect(table(dev).GlobalSecondaryIndexes).toContainEqual({
-        IndexName: 'openRefundsByShard',
-        KeySchema: [
-          { AttributeName: 'refundShard', KeyType: 'HASH' },
-          { AttributeName: 'refundCheckAt', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      });
+      expect(table(dev).GlobalSecondaryIndexes).toContainEqual(index('openRefundsByShard', 'refundShard', 'refundCheckAt'));
       expect(table(dev).GlobalSecondaryIndexes).toHaveLength(4);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
