@@ -5,7 +5,7 @@
  * Format (see bill.ts): a header line, one line per row with every field behind a backquote, the
  * summary header and the summary line. Amounts are yuan with two decimals, the fee with five.
  */
-import { BILL_LAYOUTS, fenToYuan } from './bill';
+import { BILL_LAYOUTS, emptySummary, fenToYuan, SUMMED_FIELDS } from './bill';
 import type { BillLayoutName, BillRow, BillSummary } from './bill';
 
 /** WeChat Pay's standard rate for most merchants (费率 column as WeChat Pay writes it). */
@@ -174,22 +174,9 @@ export interface WriteBillOptions {
 
 /** The summary WeChat Pay writes under these rows: their count and their sums. */
 export function summarize(rows: readonly BillRow[]): BillSummary {
-  const summary: BillSummary = {
-    tradeCount: rows.length,
-    settlementTotalFeeFen: 0,
-    refundFeeFen: 0,
-    couponRefundFeeFen: 0,
-    feeFen: 0,
-    totalFeeFen: 0,
-    appliedRefundFeeFen: 0,
-  };
+  const summary = { ...emptySummary(), tradeCount: rows.length };
   for (const row of rows) {
-    summary.settlementTotalFeeFen += row.settlementTotalFeeFen;
-    summary.refundFeeFen += row.refundFeeFen;
-    summary.couponRefundFeeFen += row.couponRefundFeeFen;
-    summary.feeFen += row.feeFen;
-    summary.totalFeeFen += row.totalFeeFen;
-    summary.appliedRefundFeeFen += row.appliedRefundFeeFen;
+    for (const field of SUMMED_FIELDS) summary[field] += row[field];
   }
   return summary;
 }

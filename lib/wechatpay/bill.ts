@@ -591,20 +591,27 @@ function readRow(layout: BillLayout, line: string, lineNo: number): BillRow | Bi
   return row;
 }
 
+/** The amounts the summary adds up over the rows (its other field is their count). */
+export const SUMMED_FIELDS: ReadonlyArray<Exclude<keyof BillSummary, 'tradeCount'>> = [
+  'settlementTotalFeeFen',
+  'refundFeeFen',
+  'couponRefundFeeFen',
+  'feeFen',
+  'totalFeeFen',
+  'appliedRefundFeeFen',
+];
+
+/** The summary of no rows: every field 0. */
+export function emptySummary(): BillSummary {
+  return { tradeCount: 0, settlementTotalFeeFen: 0, refundFeeFen: 0, couponRefundFeeFen: 0, feeFen: 0, totalFeeFen: 0, appliedRefundFeeFen: 0 };
+}
+
 function readSummary(layout: BillLayout, line: string, lineNo: number): BillSummary | BillFailure {
   const values = dataFields(line);
   if (values.length !== layout.summary.length) {
     return failure('MALFORMED_BILL', `the summary (line ${lineNo}) has ${values.length} fields, its header ${layout.summary.length}`);
   }
-  const summary: BillSummary = {
-    tradeCount: 0,
-    settlementTotalFeeFen: 0,
-    refundFeeFen: 0,
-    couponRefundFeeFen: 0,
-    feeFen: 0,
-    totalFeeFen: 0,
-    appliedRefundFeeFen: 0,
-  };
+  const summary = emptySummary();
   for (const [i, column] of layout.summary.entries()) {
     const value = values[i] as string;
     const where = `summary ${column.names[0]} ${quote(value)}`;
@@ -625,15 +632,6 @@ function readSummary(layout: BillLayout, line: string, lineNo: number): BillSumm
   return summary;
 }
 
-const SUMMED: ReadonlyArray<Exclude<keyof BillSummary, 'tradeCount'>> = [
-  'settlementTotalFeeFen',
-  'refundFeeFen',
-  'couponRefundFeeFen',
-  'feeFen',
-  'totalFeeFen',
-  'appliedRefundFeeFen',
-];
-
 /** The summary must describe exactly the rows above it: a bill that lost lines is not read. */
 function checkSummary(rows: readonly BillRow[], summary: BillSummary): BillFailure | undefined {
   if (summary.tradeCount !== rows.length) {
@@ -642,7 +640,7 @@ function checkSummary(rows: readonly BillRow[], summary: BillSummary): BillFailu
       `the summary counts ${summary.tradeCount} trades but the bill has ${rows.length} lines (cut short?)`,
     );
   }
-  for (const field of SUMMED) {
+  for (const field of SUMMED_FIELDS) {
     // BigInt: a long bill's sum may pass Number's exact range even when every amount is within it.
     let sum = 0n;
     for (const row of rows) sum += BigInt(row[field]);
