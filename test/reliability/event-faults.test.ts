@@ -3,6 +3,7 @@ import { eventId, OUTBOX_GRACE_MS, type OrderEventType } from '../../lib/events/
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { callback, create, get } from '../support/api';
+import { pendingOrder } from '../support/orders';
 import { paidCallback } from '../support/callbacks';
 import { deliveriesById, eventsOf, faultPutEvents, type PutEventsFault } from '../support/events';
 import { sleep } from '../support/eventually';
@@ -58,11 +59,7 @@ afterAll(async () => {
 const later = (ms: number): OrdersContext => ({ ...ctx, now: () => new Date(Date.now() + ms) });
 const soon = () => ({ deadline: Date.now() + 20_000 });
 
-async function newOrder(extra: Record<string, unknown> = {}): Promise<string> {
-  const created = await create({ tradeType: 'NATIVE', totalFee: 321, description: 'event faults', ...extra });
-  expect(created.status, created.raw).toBe(201);
-  return created.body.outTradeNo as string;
-}
+const newOrder = () => pendingOrder(321, 'event faults');
 
 /** The user pays in the emulator: the signed callback and the transaction id. */
 async function pay(id: string): Promise<{ document: string; transactionId: string }> {
