@@ -97,8 +97,7 @@ export async function putProduct(sku: string, body: unknown, extra: EventOptions
 }
 
 export async function get(outTradeNo: string): Promise<HttpResult> {
-  const result = await queryOrderHandler(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
-  return { status: result.statusCode ?? 0, body: JSON.parse(result.body as string), raw: result.body as string };
+  return read(await queryOrderHandler(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } })));
 }
 
 export interface CallbackResult {
