@@ -26,10 +26,10 @@ const SAMPLE_OUT_TRADE_NO = '20260115Xq7vR2mK9pL4sT8wZ3nB';
 
 type Headers = Record<string, string>;
 
-function httpApiEvent(options: {
-  method: string;
-  routeKey: string;
-  rawPath: string;
+/** What a sample request says; the rest of the event is as API Gateway fills it in. */
+interface SampleRequest {
+  /** API Gateway's route key, `METHOD /path/{parameter}`: the request's path is it with pathParameters filled in. */
+  route: string;
   headers: Headers;
   sourceIp: string;
   userAgent: string;
@@ -40,11 +40,19 @@ function httpApiEvent(options: {
   pathParameters?: Record<string, string>;
   /** A GET's query, as the browser sent it (API Gateway also hands it decoded). */
   query?: Record<string, string>;
-}) {
+}
+
+function httpApiEvent(options: SampleRequest) {
+  const [method, routePath] = options.route.split(' ') as [string, string];
+  const rawPath = routePath.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = options.pathParameters?.[name];
+    if (value === undefined) throw new Error(`${options.route}: no path parameter ${name}`);
+    return value;
+  });
   return {
     version: '2.0',
-    routeKey: options.routeKey,
-    rawPath: options.rawPath,
+    routeKey: options.route,
+    rawPath,
     rawQueryString: options.query ? new URLSearchParams(options.query).toString() : '',
     headers: {
       'content-length': String(Buffer.byteLength(options.body ?? '', 'utf8')),
@@ -62,14 +70,14 @@ function httpApiEvent(options: {
       domainName: `${API_ID}.execute-api.ap-southeast-1.amazonaws.com`,
       domainPrefix: API_ID,
       http: {
-        method: options.method,
-        path: options.rawPath,
+        method,
+        path: rawPath,
         protocol: 'HTTP/1.1',
         sourceIp: options.sourceIp,
         userAgent: options.userAgent,
       },
       requestId: options.requestId,
-      routeKey: options.routeKey,
+      routeKey: options.route,
       stage: '$default',
       time: '15/Jan/2026:08:30:00 +0000',
       timeEpoch: TIME.getTime(),
@@ -81,17 +89,35 @@ function httpApiEvent(options: {
   };
 }
 
-const MOBILE_WECHAT =
-  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) NetType/WIFI Language/zh_CN';
+/** A payer: WeChat's in-app browser, or a mini-program, on a phone. */
+const PAYER = {
+  sourceIp: '203.0.113.24',
+  userAgent:
+    'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) NetType/WIFI Language/zh_CN',
+};
 
-function createOrderEvent() {
-  return httpApiEvent({
-    method: 'POST',
-    routeKey: 'POST /orders',
-    rawPath: '/orders',
+/** The merchant's server: a server-side client with the local stack's bearer token. */
+const MERCHANT_SERVER = {
+  headers: { accept: 'application/json', authorization: 'Bearer local-merchant-token', 'content-type': 'application/json' },
+  sourceIp: '198.51.100.10',
+  userAgent: 'shop-backend/2.3 (+https://shop.example.com)',
+};
+
+/** WeChat Pay's servers, calling back. */
+const WECHATPAY_SERVER = {
+  headers: { accept: '*/*', 'content-type': 'text/xml', pragma: 'no-cache' },
+  sourceIp: '101.226.103.15',
+  userAgent: 'Mozilla/4.0',
+};
+
+const SAMPLE_OUT_REFUND_NO = 'R3kF9xQ2mLp7vT4wZ8nB1cD6eG0hJ5aS';
+
+/** The sample requests of the API's routes, by the function that serves them. */
+const API_REQUESTS: Record<string, SampleRequest> = {
+  createOrder: {
+    ...PAYER,
+    route: 'POST /orders',
     headers: { accept: 'application/json', 'content-type': 'application/json' },
-    sourceIp: '203.0.113.24',
-    userAgent: MOBILE_WECHAT,
     requestId: 'YbJ4sgF3SQ0EMnA=',
     traceId: '3c1f0e9a7b2d4c5e6f708192',
     body: JSON.stringify({
@@ -104,138 +130,89 @@ function createOrderEvent() {
       attach: 'table 12',
       idempotencyKey: 'cart-7f3c2a91-checkout-1',
     }),
-  });
-}
-
-/**
- * A mini-program's login: the code `wx.login()` gave it (a sample: WeChat, or the emulator, refuses
- * it as invalid, errcode 40029; ask the emulator's POST /__sim/login for a real one).
- */
-function miniProgramLoginEvent() {
-  return httpApiEvent({
-    method: 'POST',
-    routeKey: 'POST /auth/miniprogram',
-    rawPath: '/auth/miniprogram',
+  },
+  queryOrder: {
+    ...PAYER,
+    route: 'GET /orders/{outTradeNo}',
+    headers: { accept: 'application/json' },
+    requestId: 'YbJ5QjQ0SQ0EJ4g=',
+    traceId: '8d2e4f6a1b3c5d7e9f0a2b4c',
+    pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO },
+  },
+  /**
+   * A mini-program's login: the code `wx.login()` gave it (a sample: WeChat, or the emulator, refuses
+   * it as invalid, errcode 40029; ask the emulator's POST /__sim/login for a real one).
+   */
+  miniProgramLogin: {
+    ...PAYER,
+    route: 'POST /auth/miniprogram',
     headers: { accept: 'application/json', 'content-type': 'application/json', referer: 'https://servicewechat.com/wx00000000000000a2/1/page-frame.html' },
-    sourceIp: '203.0.113.24',
-    userAgent: MOBILE_WECHAT,
     requestId: 'YbJ8aPa1SQ0EMtA=',
     traceId: '9e0f1a2b3c4d5e6f7a8b9c0d',
     body: JSON.stringify({ code: '0a3Xk2Ga1Vbq2K0p4oHa1Zb9bL1Xk2Gs', appId: 'wx00000000000000a2' }),
-  });
-}
-
-/** An official account's page after WeChat's snsapi_base web authorization put ?code= on its URL. */
-function officialAccountLoginEvent() {
-  return httpApiEvent({
-    method: 'POST',
-    routeKey: 'POST /auth/officialaccount',
-    rawPath: '/auth/officialaccount',
+  },
+  /** An official account's page after WeChat's snsapi_base web authorization put ?code= on its URL. */
+  officialAccountLogin: {
+    ...PAYER,
+    route: 'POST /auth/officialaccount',
     headers: { accept: 'application/json', 'content-type': 'application/json', origin: 'https://shop.example.com' },
-    sourceIp: '203.0.113.24',
-    userAgent: MOBILE_WECHAT,
     requestId: 'YbJ8bQb2SQ0EMuB=',
     traceId: '0f1a2b3c4d5e6f7a8b9c0d1e',
     body: JSON.stringify({ code: '081Xk2Ga1Vbq2K0p4oHa1Zb9bL1Xk2GX' }),
-  });
-}
-
-/** The JS-SDK config for a checkout page of the shop, opened in WeChat's browser. */
-function jssdkConfigEvent() {
-  return httpApiEvent({
-    method: 'GET',
-    routeKey: 'GET /auth/jssdk-config',
-    rawPath: '/auth/jssdk-config',
+  },
+  /** The JS-SDK config for a checkout page of the shop, opened in WeChat's browser. */
+  jssdkConfig: {
+    ...PAYER,
+    route: 'GET /auth/jssdk-config',
     headers: { accept: 'application/json', origin: 'https://shop.example.com' },
-    sourceIp: '203.0.113.24',
-    userAgent: MOBILE_WECHAT,
     requestId: 'YbJ8cRc3SQ0EMvC=',
     traceId: '1a2b3c4d5e6f7a8b9c0d1e2f',
     query: { url: 'https://shop.example.com/checkout?cart=7f3c2a91' },
-  });
-}
-
-/** The merchant's server: a server-side client with the local stack's bearer token. */
-const MERCHANT_SERVER = {
-  headers: { accept: 'application/json', authorization: 'Bearer local-merchant-token', 'content-type': 'application/json' },
-  sourceIp: '198.51.100.10',
-  userAgent: 'shop-backend/2.3 (+https://shop.example.com)',
-};
-
-function putProductEvent() {
-  return httpApiEvent({
+  },
+  putProduct: {
     ...MERCHANT_SERVER,
-    method: 'PUT',
-    routeKey: 'PUT /merchant/products/{sku}',
-    rawPath: '/merchant/products/latte-large',
+    route: 'PUT /merchant/products/{sku}',
     requestId: 'YbJ7aKc2SQ0EMpw=',
     traceId: '5a6b7c8d9e0f1a2b3c4d5e6f',
     pathParameters: { sku: 'latte-large' },
     body: JSON.stringify({ name: 'Latte (large)', priceFen: 2800, active: true }),
-  });
-}
-
-function listProductsEvent() {
-  return httpApiEvent({
+  },
+  listProducts: {
     ...MERCHANT_SERVER,
-    method: 'GET',
-    routeKey: 'GET /merchant/products',
-    rawPath: '/merchant/products',
+    route: 'GET /merchant/products',
     requestId: 'YbJ7bLd3SQ0EMqx=',
     traceId: '6b7c8d9e0f1a2b3c4d5e6f7a',
-  });
-}
-
-function createMerchantOrderEvent() {
-  return httpApiEvent({
+  },
+  createMerchantOrder: {
     ...MERCHANT_SERVER,
-    method: 'POST',
-    routeKey: 'POST /merchant/orders',
-    rawPath: '/merchant/orders',
+    route: 'POST /merchant/orders',
     requestId: 'YbJ7cMe4SQ0EMry=',
     traceId: '7c8d9e0f1a2b3c4d5e6f7a8b',
     body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 9900, description: 'Annual membership', idempotencyKey: 'membership-renewal-2026-000123' }),
-  });
-}
-
-function getMerchantOrderEvent() {
-  return httpApiEvent({
+  },
+  getMerchantOrder: {
     ...MERCHANT_SERVER,
-    method: 'GET',
-    routeKey: 'GET /merchant/orders/{outTradeNo}',
-    rawPath: `/merchant/orders/${SAMPLE_OUT_TRADE_NO}`,
+    route: 'GET /merchant/orders/{outTradeNo}',
     requestId: 'YbJ7dNf5SQ0EMsz=',
     traceId: '8d9e0f1a2b3c4d5e6f7a8b9c',
     pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO },
-  });
-}
-
-const SAMPLE_OUT_REFUND_NO = 'R3kF9xQ2mLp7vT4wZ8nB1cD6eG0hJ5aS';
-
-function createRefundEvent() {
-  return httpApiEvent({
+  },
+  createRefund: {
     ...MERCHANT_SERVER,
-    method: 'POST',
-    routeKey: 'POST /merchant/orders/{outTradeNo}/refunds',
-    rawPath: `/merchant/orders/${SAMPLE_OUT_TRADE_NO}/refunds`,
+    route: 'POST /merchant/orders/{outTradeNo}/refunds',
     requestId: 'YbJ7eOg6SQ0EMt0=',
     traceId: '9e0f1a2b3c4d5e6f7a8b9c0d',
     pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO },
     body: JSON.stringify({ refundFee: 1000, reason: 'Returned: one item', idempotencyKey: 'return-2026-000456' }),
-  });
-}
-
-function getRefundEvent() {
-  return httpApiEvent({
+  },
+  getRefund: {
     ...MERCHANT_SERVER,
-    method: 'GET',
-    routeKey: 'GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}',
-    rawPath: `/merchant/orders/${SAMPLE_OUT_TRADE_NO}/refunds/${SAMPLE_OUT_REFUND_NO}`,
+    route: 'GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}',
     requestId: 'YbJ7fPh7SQ0EMu1=',
     traceId: '0f1a2b3c4d5e6f7a8b9c0d1e',
     pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO, outRefundNo: SAMPLE_OUT_REFUND_NO },
-  });
-}
+  },
+};
 
 /** A refund callback as WeChat Pay sends it: no sign; the refund in req_info, encrypted with the API key. */
 function refundNotifyEvent(merchant: { appId: string; mchId: string; apiKey: string }) {
@@ -258,29 +235,11 @@ function refundNotifyEvent(merchant: { appId: string; mchId: string; apiKey: str
     merchant.apiKey,
   );
   return httpApiEvent({
-    method: 'POST',
-    routeKey: 'POST /wechatpay/refund-notify',
-    rawPath: '/wechatpay/refund-notify',
-    headers: { accept: '*/*', 'content-type': 'text/xml', pragma: 'no-cache' },
-    sourceIp: '101.226.103.15',
-    userAgent: 'Mozilla/4.0',
+    ...WECHATPAY_SERVER,
+    route: 'POST /wechatpay/refund-notify',
     requestId: 'YbJ6_iG9SQ0EMwR=',
     traceId: '1a2b3c4d5e6f7a8b9c0d1e2f',
     body: buildXml({ return_code: 'SUCCESS', appid: merchant.appId, mch_id: merchant.mchId, nonce_str: 'TeqClE3i0mvn3DrK', req_info: reqInfo }),
-  });
-}
-
-function queryOrderEvent() {
-  return httpApiEvent({
-    method: 'GET',
-    routeKey: 'GET /orders/{outTradeNo}',
-    rawPath: `/orders/${SAMPLE_OUT_TRADE_NO}`,
-    headers: { accept: 'application/json' },
-    sourceIp: '203.0.113.24',
-    userAgent: MOBILE_WECHAT,
-    requestId: 'YbJ5QjQ0SQ0EJ4g=',
-    traceId: '8d2e4f6a1b3c5d7e9f0a2b4c',
-    pathParameters: { outTradeNo: SAMPLE_OUT_TRADE_NO },
   });
 }
 
@@ -312,12 +271,8 @@ function notifyEvent(merchant: { appId: string; mchId: string; apiKey: string },
   }
   const signed = signFields(fields, merchant.apiKey, 'HMAC-SHA256', { declareSignType: false });
   return httpApiEvent({
-    method: 'POST',
-    routeKey: 'POST /wechatpay/notify',
-    rawPath: '/wechatpay/notify',
-    headers: { accept: '*/*', 'content-type': 'text/xml', pragma: 'no-cache' },
-    sourceIp: '101.226.103.15',
-    userAgent: 'Mozilla/4.0',
+    ...WECHATPAY_SERVER,
+    route: 'POST /wechatpay/notify',
     requestId: 'YbJ6_hF8SQ0EMvQ=',
     traceId: '0f1e2d3c4b5a69788796a5b4',
     body: buildXml(signed),
@@ -382,21 +337,11 @@ if (outTradeNo !== undefined) {
   };
   console.log(JSON.stringify(notifyEvent(merchant, outTradeNo, totalFee), null, 2));
 } else {
-  writeEvent('createOrder', createOrderEvent());
-  writeEvent('queryOrder', queryOrderEvent());
-  writeEvent('putProduct', putProductEvent());
-  writeEvent('listProducts', listProductsEvent());
-  writeEvent('createMerchantOrder', createMerchantOrderEvent());
-  writeEvent('getMerchantOrder', getMerchantOrderEvent());
-  writeEvent('createRefund', createRefundEvent());
-  writeEvent('getRefund', getRefundEvent());
+  for (const [name, request] of Object.entries(API_REQUESTS)) writeEvent(name, httpApiEvent(request));
   writeEvent('refundNotify', refundNotifyEvent(TEST_MERCHANT));
   writeEvent('notify', notifyEvent(TEST_MERCHANT, SAMPLE_OUT_TRADE_NO, 2800));
   writeEvent('recoverOrders', scheduledEvent());
   writeEvent('clearOutbox', orderPaidEvent());
-  writeEvent('miniProgramLogin', miniProgramLoginEvent());
-  writeEvent('officialAccountLogin', officialAccountLoginEvent());
-  writeEvent('jssdkConfig', jssdkConfigEvent());
   // The daily reconciliation's schedule delivers the same kind of event (its date is the day before the run).
   writeEvent('reconcile', scheduledEvent());
 }

@@ -5,7 +5,7 @@
  * Format (see bill.ts): a header line, one line per row with every field behind a backquote, the
  * summary header and the summary line. Amounts are yuan with two decimals, the fee with five.
  */
-import { BILL_LAYOUTS, fenToYuan } from './bill';
+import { BILL_LAYOUTS, emptySummary, fenToYuan, SUMMED_FIELDS } from './bill';
 import type { BillLayoutName, BillRow, BillSummary } from './bill';
 
 /** WeChat Pay's standard rate for most merchants (费率 column as WeChat Pay writes it). */
@@ -29,9 +29,9 @@ export function wechatPayFeeFen(amountFen: number, rate: string = WECHATPAY_STAN
   return Math.floor((amountFen * basisPoints + 5000) / 10000);
 }
 
-/** What a payment line needs; the rest is filled as WeChat Pay fills it for a plain payment. */
-export interface PaymentLine {
-  /** `yyyy-MM-dd HH:mm:ss` Beijing: the payment's time_end. */
+/** What every line needs; the rest is filled as WeChat Pay fills it. */
+interface TradeLine {
+  /** `yyyy-MM-dd HH:mm:ss` Beijing: the payment's time_end, or when the refund was accepted (not when it succeeded). */
   tradeTime: string;
   appId: string;
   mchId: string;
@@ -39,26 +39,17 @@ export interface PaymentLine {
   outTradeNo: string;
   openid: string;
   tradeType: string;
-  totalFeeFen: number;
   productName: string;
   attach?: string;
   deviceInfo?: string;
   subMchId?: string;
   bankType?: string;
-  couponFeeFen?: number;
-  /** Default totalFeeFen: no non-recharge coupon. */
-  settlementTotalFeeFen?: number;
   rate?: string;
-  /** Default: wechatPayFeeFen of the settled amount. */
-  feeFen?: number;
 }
 
-/** A payment line (交易状态 SUCCESS): refund columns `0` and empty, as in WeChat Pay's bills. */
-export function paymentRow(line: PaymentLine): BillRow {
-  const rate = line.rate ?? WECHATPAY_STANDARD_RATE;
-  const settled = line.settlementTotalFeeFen ?? line.totalFeeFen;
+/** The columns a payment line and a refund line fill alike, from what the line says. */
+function tradeColumns(line: TradeLine, rate: string) {
   return {
-    kind: 'payment',
     tradeTime: line.tradeTime,
     appId: line.appId,
     mchId: line.mchId,
@@ -68,9 +59,33 @@ export function paymentRow(line: PaymentLine): BillRow {
     outTradeNo: line.outTradeNo,
     openid: line.openid,
     tradeType: line.tradeType,
-    tradeState: 'SUCCESS',
     bankType: line.bankType ?? 'OTHERS',
     feeType: 'CNY',
+    productName: line.productName,
+    attach: line.attach ?? '',
+    rate,
+    rateRemark: '',
+  };
+}
+
+/** What a payment line needs. */
+export interface PaymentLine extends TradeLine {
+  totalFeeFen: number;
+  couponFeeFen?: number;
+  /** Default totalFeeFen: no non-recharge coupon. */
+  settlementTotalFeeFen?: number;
+  /** Default: wechatPayFeeFen of the settled amount. */
+  feeFen?: number;
+}
+
+/** A payment line (交易状态 SUCCESS): refund columns `0` and empty, as in WeChat Pay's bills. */
+export function paymentRow(line: PaymentLine): BillRow {
+  const rate = line.rate ?? WECHATPAY_STANDARD_RATE;
+  const settled = line.settlementTotalFeeFen ?? line.totalFeeFen;
+  return {
+    ...tradeColumns(line, rate),
+    kind: 'payment',
+    tradeState: 'SUCCESS',
     settlementTotalFeeFen: settled,
     couponFeeFen: line.couponFeeFen ?? 0,
     refundId: '0',
@@ -79,34 +94,17 @@ export function paymentRow(line: PaymentLine): BillRow {
     couponRefundFeeFen: 0,
     refundType: '',
     refundStatus: '',
-    productName: line.productName,
-    attach: line.attach ?? '',
     feeFen: line.feeFen ?? wechatPayFeeFen(settled, rate),
-    rate,
     totalFeeFen: line.totalFeeFen,
     appliedRefundFeeFen: 0,
-    rateRemark: '',
   };
 }
 
 /** What a refund line needs. */
-export interface RefundLine {
-  /** `yyyy-MM-dd HH:mm:ss` Beijing: when the refund was accepted (not when it succeeded). */
-  tradeTime: string;
-  appId: string;
-  mchId: string;
-  transactionId: string;
-  outTradeNo: string;
-  openid: string;
-  tradeType: string;
+export interface RefundLine extends TradeLine {
   refundId: string;
   outRefundNo: string;
   refundFeeFen: number;
-  productName: string;
-  attach?: string;
-  deviceInfo?: string;
-  subMchId?: string;
-  bankType?: string;
   /** Default SUCCESS. */
   refundStatus?: string;
   /** Default ORIGINAL (back the way it was paid). */
@@ -118,7 +116,6 @@ export interface RefundLine {
    * the row also carries refundRequestTime (= tradeTime).
    */
   refundSuccessTime?: string;
-  rate?: string;
   /** Default: minus wechatPayFeeFen of the refund (the fee given back). */
   feeFen?: number;
 }
@@ -128,19 +125,9 @@ export function refundRow(line: RefundLine): BillRow {
   const rate = line.rate ?? WECHATPAY_STANDARD_RATE;
   const returned = wechatPayFeeFen(line.refundFeeFen, rate);
   return {
+    ...tradeColumns(line, rate),
     kind: 'refund',
-    tradeTime: line.tradeTime,
-    appId: line.appId,
-    mchId: line.mchId,
-    subMchId: line.subMchId ?? '0',
-    deviceInfo: line.deviceInfo ?? '',
-    transactionId: line.transactionId,
-    outTradeNo: line.outTradeNo,
-    openid: line.openid,
-    tradeType: line.tradeType,
     tradeState: 'REFUND',
-    bankType: line.bankType ?? 'OTHERS',
-    feeType: 'CNY',
     settlementTotalFeeFen: 0,
     couponFeeFen: 0,
     refundId: line.refundId,
@@ -149,13 +136,9 @@ export function refundRow(line: RefundLine): BillRow {
     couponRefundFeeFen: 0,
     refundType: line.refundType ?? 'ORIGINAL',
     refundStatus: line.refundStatus ?? 'SUCCESS',
-    productName: line.productName,
-    attach: line.attach ?? '',
     feeFen: line.feeFen ?? (returned === 0 ? 0 : -returned),
-    rate,
     totalFeeFen: 0,
     appliedRefundFeeFen: line.appliedRefundFeeFen ?? line.refundFeeFen,
-    rateRemark: '',
     // Only REFUND bills have these columns; an ALL bill's refund line has neither.
     ...(line.refundSuccessTime === undefined
       ? {}
@@ -174,22 +157,9 @@ export interface WriteBillOptions {
 
 /** The summary WeChat Pay writes under these rows: their count and their sums. */
 export function summarize(rows: readonly BillRow[]): BillSummary {
-  const summary: BillSummary = {
-    tradeCount: rows.length,
-    settlementTotalFeeFen: 0,
-    refundFeeFen: 0,
-    couponRefundFeeFen: 0,
-    feeFen: 0,
-    totalFeeFen: 0,
-    appliedRefundFeeFen: 0,
-  };
+  const summary = { ...emptySummary(), tradeCount: rows.length };
   for (const row of rows) {
-    summary.settlementTotalFeeFen += row.settlementTotalFeeFen;
-    summary.refundFeeFen += row.refundFeeFen;
-    summary.couponRefundFeeFen += row.couponRefundFeeFen;
-    summary.feeFen += row.feeFen;
-    summary.totalFeeFen += row.totalFeeFen;
-    summary.appliedRefundFeeFen += row.appliedRefundFeeFen;
+    for (const field of SUMMED_FIELDS) summary[field] += row[field];
   }
   return summary;
 }

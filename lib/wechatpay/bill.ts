@@ -283,6 +283,20 @@ const REFUND_COLUMNS: readonly BillColumn[] = [
   text('refundStatus', '退款状态'),
 ];
 
+// After the trade columns of every current layout (the pre-2018 ALL bill had neither).
+const SETTLEMENT_COLUMNS: readonly BillColumn[] = [
+  amount('settlementTotalFeeFen', '应结订单金额'),
+  amount('couponFeeFen', '代金券金额'),
+];
+
+// What was sold and WeChat Pay's fee on it: the same four columns in every layout.
+const PRODUCT_COLUMNS: readonly BillColumn[] = [
+  text('productName', '商品名称'),
+  text('attach', '商户数据包'),
+  FEE,
+  text('rate', '费率'),
+];
+
 const SUMMARY: readonly SummaryColumn[] = [
   { names: ['总交易单数'], field: 'tradeCount', type: 'count' },
   { names: ['应结订单总金额'], field: 'settlementTotalFeeFen', type: 'amount' },
@@ -306,13 +320,9 @@ export const BILL_LAYOUTS: Readonly<Record<BillLayoutName, BillLayout>> = {
     name: 'ALL',
     columns: [
       ...TRADE_COLUMNS,
-      amount('settlementTotalFeeFen', '应结订单金额'),
-      amount('couponFeeFen', '代金券金额'),
+      ...SETTLEMENT_COLUMNS,
       ...REFUND_COLUMNS,
-      text('productName', '商品名称'),
-      text('attach', '商户数据包'),
-      FEE,
-      text('rate', '费率'),
+      ...PRODUCT_COLUMNS,
       amount('totalFeeFen', '订单金额'),
       amount('appliedRefundFeeFen', '申请退款金额'),
       text('rateRemark', '费率备注'),
@@ -332,10 +342,7 @@ export const BILL_LAYOUTS: Readonly<Record<BillLayoutName, BillLayout>> = {
       amount('couponRefundFeeFen', '代金券或立减优惠退款金额', '企业红包退款金额'),
       text('refundType', '退款类型'),
       text('refundStatus', '退款状态'),
-      text('productName', '商品名称'),
-      text('attach', '商户数据包'),
-      FEE,
-      text('rate', '费率'),
+      ...PRODUCT_COLUMNS,
     ],
     summary: [
       { names: ['总交易单数'], field: 'tradeCount', type: 'count' },
@@ -349,12 +356,8 @@ export const BILL_LAYOUTS: Readonly<Record<BillLayoutName, BillLayout>> = {
     name: 'SUCCESS',
     columns: [
       ...TRADE_COLUMNS,
-      amount('settlementTotalFeeFen', '应结订单金额'),
-      amount('couponFeeFen', '代金券金额'),
-      text('productName', '商品名称'),
-      text('attach', '商户数据包'),
-      FEE,
-      text('rate', '费率'),
+      ...SETTLEMENT_COLUMNS,
+      ...PRODUCT_COLUMNS,
       amount('totalFeeFen', '订单金额'),
       text('rateRemark', '费率备注'),
     ],
@@ -364,15 +367,11 @@ export const BILL_LAYOUTS: Readonly<Record<BillLayoutName, BillLayout>> = {
     name: 'REFUND',
     columns: [
       ...TRADE_COLUMNS,
-      amount('settlementTotalFeeFen', '应结订单金额'),
-      amount('couponFeeFen', '代金券金额'),
+      ...SETTLEMENT_COLUMNS,
       time('refundRequestTime', '退款申请时间'),
       time('refundSuccessTime', '退款成功时间'),
       ...REFUND_COLUMNS,
-      text('productName', '商品名称'),
-      text('attach', '商户数据包'),
-      FEE,
-      text('rate', '费率'),
+      ...PRODUCT_COLUMNS,
       amount('totalFeeFen', '订单金额'),
       amount('appliedRefundFeeFen', '申请退款金额'),
       text('rateRemark', '费率备注'),
@@ -592,20 +591,27 @@ function readRow(layout: BillLayout, line: string, lineNo: number): BillRow | Bi
   return row;
 }
 
+/** The amounts the summary adds up over the rows (its other field is their count). */
+export const SUMMED_FIELDS: ReadonlyArray<Exclude<keyof BillSummary, 'tradeCount'>> = [
+  'settlementTotalFeeFen',
+  'refundFeeFen',
+  'couponRefundFeeFen',
+  'feeFen',
+  'totalFeeFen',
+  'appliedRefundFeeFen',
+];
+
+/** The summary of no rows: every field 0. */
+export function emptySummary(): BillSummary {
+  return { tradeCount: 0, settlementTotalFeeFen: 0, refundFeeFen: 0, couponRefundFeeFen: 0, feeFen: 0, totalFeeFen: 0, appliedRefundFeeFen: 0 };
+}
+
 function readSummary(layout: BillLayout, line: string, lineNo: number): BillSummary | BillFailure {
   const values = dataFields(line);
   if (values.length !== layout.summary.length) {
     return failure('MALFORMED_BILL', `the summary (line ${lineNo}) has ${values.length} fields, its header ${layout.summary.length}`);
   }
-  const summary: BillSummary = {
-    tradeCount: 0,
-    settlementTotalFeeFen: 0,
-    refundFeeFen: 0,
-    couponRefundFeeFen: 0,
-    feeFen: 0,
-    totalFeeFen: 0,
-    appliedRefundFeeFen: 0,
-  };
+  const summary = emptySummary();
   for (const [i, column] of layout.summary.entries()) {
     const value = values[i] as string;
     const where = `summary ${column.names[0]} ${quote(value)}`;
@@ -626,15 +632,6 @@ function readSummary(layout: BillLayout, line: string, lineNo: number): BillSumm
   return summary;
 }
 
-const SUMMED: ReadonlyArray<Exclude<keyof BillSummary, 'tradeCount'>> = [
-  'settlementTotalFeeFen',
-  'refundFeeFen',
-  'couponRefundFeeFen',
-  'feeFen',
-  'totalFeeFen',
-  'appliedRefundFeeFen',
-];
-
 /** The summary must describe exactly the rows above it: a bill that lost lines is not read. */
 function checkSummary(rows: readonly BillRow[], summary: BillSummary): BillFailure | undefined {
   if (summary.tradeCount !== rows.length) {
@@ -643,7 +640,7 @@ function checkSummary(rows: readonly BillRow[], summary: BillSummary): BillFailu
       `the summary counts ${summary.tradeCount} trades but the bill has ${rows.length} lines (cut short?)`,
     );
   }
-  for (const field of SUMMED) {
+  for (const field of SUMMED_FIELDS) {
     // BigInt: a long bill's sum may pass Number's exact range even when every amount is within it.
     let sum = 0n;
     for (const row of rows) sum += BigInt(row[field]);

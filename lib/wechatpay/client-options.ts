@@ -25,6 +25,8 @@ export interface WechatPayClientOptions {
   secapiBaseUrl?: string;
 }
 
+export type MerchantCredentials = Pick<WechatPayClientOptions, 'appId' | 'mchId' | 'apiKey'>;
+
 /** The options, checked, with every default filled in. */
 export interface ClientSettings {
   appId: string;
@@ -43,23 +45,7 @@ export const DEFAULT_BASE_URL = 'https://api.mch.weixin.qq.com';
 
 /** Checks the options; a WechatPayConfigError names the first wrong one, never echoing the key. */
 export function resolveOptions(options: WechatPayClientOptions): ClientSettings {
-  const { appId, mchId, apiKey } = options;
-  if (typeof appId !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(appId)) {
-    throw new WechatPayConfigError(
-      'appId must be the app id bound to the merchant (up to 32 letters or digits, e.g. "wx..."); check WECHATPAY_APPID',
-    );
-  }
-  if (typeof mchId !== 'string' || !/^[0-9]{1,32}$/.test(mchId)) {
-    throw new WechatPayConfigError('mchId must be the merchant id, digits only; check WECHATPAY_MCHID');
-  }
-  if (typeof apiKey !== 'string' || apiKey.length !== 32 || /\s/.test(apiKey)) {
-    const length = typeof apiKey === 'string' ? apiKey.length : 0;
-    throw new WechatPayConfigError(
-      `apiKey must be the 32-character API v2 key from the merchant platform, without spaces (got ${length} characters${
-        typeof apiKey === 'string' && apiKey.trim().length !== length ? ' with whitespace around it' : ''
-      })`,
-    );
-  }
+  const { appId, mchId, apiKey } = checkMerchant(options);
   const baseUrl = checkBaseUrl('baseUrl', options.baseUrl ?? DEFAULT_BASE_URL);
   const secapiBaseUrl = checkBaseUrl('secapiBaseUrl', options.secapiBaseUrl ?? baseUrl);
   if (options.clientCertificate !== undefined && typeof options.clientCertificate !== 'function') {
@@ -95,7 +81,32 @@ export function resolveOptions(options: WechatPayClientOptions): ClientSettings 
   };
 }
 
-function checkBaseUrl(name: string, baseUrl: string): string {
+/**
+ * The merchant's credentials, checked: the same for every call that signs a request (the client's
+ * and the bill download's). A WechatPayConfigError names the first wrong one, never echoing the key.
+ */
+export function checkMerchant({ appId, mchId, apiKey }: MerchantCredentials): MerchantCredentials {
+  if (typeof appId !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(appId)) {
+    throw new WechatPayConfigError(
+      'appId must be the app id bound to the merchant (up to 32 letters or digits, e.g. "wx..."); check WECHATPAY_APPID',
+    );
+  }
+  if (typeof mchId !== 'string' || !/^[0-9]{1,32}$/.test(mchId)) {
+    throw new WechatPayConfigError('mchId must be the merchant id, digits only; check WECHATPAY_MCHID');
+  }
+  if (typeof apiKey !== 'string' || apiKey.length !== 32 || /\s/.test(apiKey)) {
+    const length = typeof apiKey === 'string' ? apiKey.length : 0;
+    throw new WechatPayConfigError(
+      `apiKey must be the 32-character API v2 key from the merchant platform, without spaces (got ${length} characters${
+        typeof apiKey === 'string' && apiKey.trim().length !== length ? ' with whitespace around it' : ''
+      })`,
+    );
+  }
+  return { appId, mchId, apiKey };
+}
+
+/** An http(s) base URL without query or fragment, as given; a WechatPayConfigError otherwise. */
+export function checkBaseUrl(name: string, baseUrl: string): string {
   let parsed: URL | undefined;
   try {
     parsed = new URL(baseUrl);

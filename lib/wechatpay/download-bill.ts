@@ -12,6 +12,7 @@
  */
 import { DEFAULT_MAX_BILL_BYTES, readBillAnswer } from './bill';
 import type { BillFailure, BillFailureReason, BillLayoutName, BillResult } from './bill';
+import { checkBaseUrl, checkMerchant, DEFAULT_BASE_URL } from './client-options';
 import { WechatPayConfigError } from './errors';
 import { nonceStr } from './ids';
 import { isSignType, signFields } from './sign';
@@ -46,7 +47,6 @@ export interface DownloadBillRequest {
   gzip?: boolean;
 }
 
-const DEFAULT_BASE_URL = 'https://api.mch.weixin.qq.com';
 const DEFAULT_TIMEOUT_MS = 30_000;
 const LAYOUTS_OF: Record<DownloadBillType, readonly BillLayoutName[]> = {
   ALL: ['ALL', 'ALL_LEGACY'],
@@ -67,26 +67,8 @@ interface Checked {
 }
 
 function checkOptions(options: DownloadBillOptions): Checked {
-  const { appId, mchId, apiKey } = options;
-  if (typeof appId !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(appId)) {
-    throw new WechatPayConfigError('appId must be the app id bound to the merchant (up to 32 letters or digits)');
-  }
-  if (typeof mchId !== 'string' || !/^[0-9]{1,32}$/.test(mchId)) {
-    throw new WechatPayConfigError('mchId must be the merchant id, digits only');
-  }
-  if (typeof apiKey !== 'string' || apiKey.length !== 32 || /\s/.test(apiKey)) {
-    throw new WechatPayConfigError('apiKey must be the 32-character API v2 key, without spaces');
-  }
-  const baseUrl = options.baseUrl ?? DEFAULT_BASE_URL;
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(baseUrl);
-  } catch {
-    parsed = undefined;
-  }
-  if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.search || parsed.hash) {
-    throw new WechatPayConfigError(`baseUrl "${String(baseUrl).slice(0, 100)}" is not an http(s) URL without query`);
-  }
+  checkMerchant(options);
+  const baseUrl = checkBaseUrl('baseUrl', options.baseUrl ?? DEFAULT_BASE_URL);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
     throw new WechatPayConfigError(`timeoutMs must be a positive whole number of milliseconds, got ${timeoutMs}`);

@@ -2,8 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../../emulator/http-server';
-import { groupAlive, killGroup } from '../support/processes';
+import { groupAlive, killGroup, localStackPorts } from '../support/processes';
 
 /** The real local stack (`npm start`) as a child process, for tests that need it whole. */
 
@@ -46,12 +45,7 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
   const merchantToken = `browser-test-merchant-${randomBytes(12).toString('hex')}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    PORT: String(await freePort()),
-    WECHATPAY_SIM_PORT: String(await freePort()),
-    WECHATPAY_SIM_TLS_PORT: String(await freePort()),
-    DYNAMODB_PORT: String(await freePort()),
-    DEMO_PORT: String(await freePort()),
-    EVENTS_PORT: String(await freePort()),
+    ...(await localStackPorts()),
     MERCHANT_API_TOKEN: merchantToken,
     SLS_TELEMETRY_DISABLED: '1',
     SLS_NOTIFICATIONS_MODE: 'off',

@@ -5,6 +5,7 @@ import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { outRefundNoFor } from '../../lib/orders/refunds';
 import { callback, create, get, getMerchantOrder, getRefund, refund } from '../support/api';
+import { paidOrder } from '../support/orders';
 import { paidCallback } from '../support/callbacks';
 import { eventually, sleep } from '../support/eventually';
 import { eventsOf } from '../support/events';
@@ -14,17 +15,6 @@ import { useTestStack } from '../support/use-stack';
 let stack: TestStack;
 let ctx: OrdersContext;
 useTestStack((started) => ({ stack, ctx } = started), { refunds: true });
-
-/** A paid order of `totalFee` fen (its callback delivered). */
-async function paidOrder(totalFee = 100): Promise<string> {
-  const created = await create({ tradeType: 'NATIVE', totalFee, description: 'refunds' });
-  expect(created.status, created.raw).toBe(201);
-  const id = created.body.outTradeNo;
-  await stack.sim.pay(id);
-  const sim = await stack.sim.order(id);
-  expect((await callback(paidCallback(id, totalFee, { transaction_id: sim.transaction_id }))).returnCode).toBe('SUCCESS');
-  return id;
-}
 
 const later = (ms: number): OrdersContext => ({ ...ctx, now: () => new Date(Date.now() + ms) });
 /** Refunds of one order are a scaled minute apart at the emulator: 60 ms here. */
@@ -43,7 +33,7 @@ async function settledView(id: string, outRefundNo: string, status = 'SUCCESS') 
 
 describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   it('refunds part of a paid order: 202 PROCESSING, then the callback records SUCCESS; the views show it', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     const key = randomUUID();
     const answer = await refund(id, { refundFee: 30, reason: '退货 return', idempotencyKey: key });
     expect(answer.status, answer.raw).toBe(202);
@@ -67,7 +57,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   });
 
   it('refunds adding up to the amount make the order REFUNDED', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     const first = await refund(id, { refundFee: 40, idempotencyKey: randomUUID() });
     await spacing();
     const second = await refund(id, { refundFee: 60, idempotencyKey: randomUUID() });
@@ -84,7 +74,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   });
 
   it('the same idempotencyKey answers the same refund: one refund at WeChat Pay', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     const body = { refundFee: 25, idempotencyKey: randomUUID() };
     const first = await refund(id, body);
     const again = await refund(id, body);
@@ -99,8 +89,8 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   });
 
   it('a key used for another request is refused (409), on the same order or another', async () => {
-    const id = await paidOrder(100);
-    const other = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
+    const other = await paidOrder(stack.sim, 100);
     const key = randomUUID();
     expect((await refund(id, { refundFee: 10, idempotencyKey: key })).status).toBe(202);
     const changed = await refund(id, { refundFee: 11, idempotencyKey: key });
@@ -115,7 +105,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
     const unpaid = await refund(pending.body.outTradeNo, { refundFee: 1, idempotencyKey: randomUUID() });
     expect(unpaid.status).toBe(409);
     expect(unpaid.body.error.code).toBe('ORDER_NOT_REFUNDABLE');
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     const tooMuch = await refund(id, { refundFee: 101, idempotencyKey: randomUUID() });
     expect(tooMuch.status).toBe(409);
     expect(tooMuch.body.error.code).toBe('REFUND_EXCEEDS_AMOUNT');
@@ -142,7 +132,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   });
 
   it('at most 50 refunds per order: 409', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     await ctx.store.db.send(new UpdateCommand({ TableName: stack.table, Key: { pk: id }, UpdateExpression: 'SET refundCount = :n', ExpressionAttributeValues: { ':n': 50 } }));
     const answer = await refund(id, { refundFee: 1, idempotencyKey: randomUUID() });
     expect(answer.status).toBe(409);
@@ -150,7 +140,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   });
 
   it('WeChat Pay refuses for good (NOTENOUGH): FAILED with its code, the amount given back', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     // 80 fen refunded in the merchant platform, outside this backend, its callback not (yet) here:
     // only 20 are left at WeChat Pay.
     const platform = await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', body: JSON.stringify({ out_trade_no: id, refund_fee: 80, out_refund_no: `P${id}` }) });
@@ -170,7 +160,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   });
 
   it("a refund made in the merchant platform reaches us by its callback: recorded on its order, flagged for review", async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     expect((await stack.sim.platformRefund(id, 80)).status).toBe(200);
     const view = await eventually(async () => {
       const order = await getMerchantOrder(id);
@@ -196,7 +186,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
 
   it('CHANGE and REFUNDCLOSE: recorded; REFUNDCLOSE gives the amount back, CHANGE keeps it (a person must act)', async () => {
     for (const outcome of ['CHANGE', 'REFUNDCLOSE'] as const) {
-      const id = await paidOrder(100);
+      const id = await paidOrder(stack.sim, 100);
       await stack.sim.faults({ refundOutcome: outcome });
       try {
         const answer = await refund(id, { refundFee: 100, idempotencyKey: randomUUID() });
@@ -214,7 +204,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   });
 
   it('SYSTEMERROR and timeouts leave it PROCESSING; recovery settles it with refundquery', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     await stack.sim.faults({ systemError: { refund: 10 } });
     let answer;
     try {
@@ -232,7 +222,7 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
   });
 
   it('GET .../refunds/{outRefundNo}: 404 for an unknown refund, 400 for a malformed one', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     expect((await getRefund(id, 'Rnothere')).status).toBe(404);
     expect((await getRefund(id, 'bad no')).status).toBe(400);
   });

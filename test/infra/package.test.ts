@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { LOCAL_SESSION_KEY } from '../../local/session-key';
+import { FUNCTIONS, type FunctionName } from '../support/functions';
 import { localAppSettings } from '../support/stack';
 import {
   DEV,
@@ -18,28 +19,6 @@ import {
   type Template,
 } from '../support/packaging';
 import { readZip } from './zip';
-
-const FUNCTIONS = [
-  'createOrder',
-  'queryOrder',
-  'notify',
-  'recoverOrders',
-  'putProduct',
-  'listProducts',
-  'createMerchantOrder',
-  'getMerchantOrder',
-  'runReconciliation',
-  'getReconciliation',
-  'reconcile',
-  'createRefund',
-  'getRefund',
-  'refundNotify',
-  'miniProgramLogin',
-  'officialAccountLogin',
-  'jssdkConfig',
-  'clearOutbox',
-] as const;
-type FunctionName = (typeof FUNCTIONS)[number];
 
 interface Statement {
   Effect: string;
@@ -181,6 +160,15 @@ describe('serverless package', () => {
 
   describe('orders table', () => {
     const table = (packaged: Packaged) => packaged.template.Resources.OrdersTable!.Properties;
+    /** A global secondary index keyed by these attributes, projecting the whole item. */
+    const index = (IndexName: string, hashKey: string, rangeKey: string, Projection: object = { ProjectionType: 'ALL' }) => ({
+      IndexName,
+      KeySchema: [
+        { AttributeName: hashKey, KeyType: 'HASH' },
+        { AttributeName: rangeKey, KeyType: 'RANGE' },
+      ],
+      Projection,
+    });
 
     it('is on-demand, with point-in-time recovery, keyed by pk', () => {
       expect(table(dev).TableName).toBe('wechatpay-dev-orders');
@@ -195,47 +183,12 @@ describe('serverless package', () => {
 
     it('has the sparse pendingByShard index over the shard and the next check time, the sparse outboxByShard index of unpublished events, paidByDay over the Beijing day and shard, and refundsByRequestDay of refund claims', () => {
       expect(table(dev).GlobalSecondaryIndexes).toEqual([
-        {
-          IndexName: 'pendingByShard',
-          KeySchema: [
-            { AttributeName: 'pendingShard', KeyType: 'HASH' },
-            { AttributeName: 'nextCheckAt', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-        {
-          IndexName: 'outboxByShard',
-          KeySchema: [
-            { AttributeName: 'outboxShard', KeyType: 'HASH' },
-            { AttributeName: 'outboxDue', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-        {
-          IndexName: 'openRefundsByShard',
-          KeySchema: [
-            { AttributeName: 'refundShard', KeyType: 'HASH' },
-            { AttributeName: 'refundCheckAt', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-        {
-          IndexName: 'paidByDay',
-          KeySchema: [
-            { AttributeName: 'paidDayShard', KeyType: 'HASH' },
-            { AttributeName: 'pk', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-        {
-          // Refund claims by the Beijing day of their request: only their order's key is needed.
-          IndexName: 'refundsByRequestDay',
-          KeySchema: [
-            { AttributeName: 'requestedDayShard', KeyType: 'HASH' },
-            { AttributeName: 'pk', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['outTradeNo'] },
-        },
+        index('pendingByShard', 'pendingShard', 'nextCheckAt'),
+        index('outboxByShard', 'outboxShard', 'outboxDue'),
+        index('openRefundsByShard', 'refundShard', 'refundCheckAt'),
+        index('paidByDay', 'paidDayShard', 'pk'),
+        // Refund claims by the Beijing day of their request: only their order's key is needed.
+        index('refundsByRequestDay', 'requestedDayShard', 'pk', { ProjectionType: 'INCLUDE', NonKeyAttributes: ['outTradeNo'] }),
       ]);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([
@@ -250,14 +203,7 @@ describe('serverless package', () => {
     });
 
     it('has the sparse openRefundsByShard index over the refund shard and the next refund check', () => {
-      expect(table(dev).GlobalSecondaryIndexes).toContainEqual({
-        IndexName: 'openRefundsByShard',
-        KeySchema: [
-          { AttributeName: 'refundShard', KeyType: 'HASH' },
-          { AttributeName: 'refundCheckAt', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      });
+      expect(table(dev).GlobalSecondaryIndexes).toContainEqual(index('openRefundsByShard', 'refundShard', 'refundCheckAt'));
       expect(table(dev).GlobalSecondaryIndexes).toHaveLength(5);
       expect(table(dev).AttributeDefinitions).toEqual(
         expect.arrayContaining([

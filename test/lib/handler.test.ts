@@ -3,34 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { lambdaHandler, workDeadline } from '../../lib/handler';
 import { logger } from '../../lib/log';
 import { countMetric, metrics } from '../../lib/metrics';
-
-const context = {
-  awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
-  functionName: 'wechatpay-dev-notify',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:ap-southeast-1:123456789012:function:wechatpay-dev-notify',
-  memoryLimitInMB: '128',
-  getRemainingTimeInMillis: () => 60_000,
-} as unknown as Context;
-
-/** The log lines the logger writes while `run` runs, parsed. */
-async function logged(run: () => Promise<unknown>): Promise<Array<Record<string, unknown>>> {
-  const lines: string[] = [];
-  const capture = (stream: NodeJS.WriteStream) =>
-    vi.spyOn(stream, 'write').mockImplementation(((chunk: string | Uint8Array) => {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      return true;
-    }) as typeof stream.write);
-  logger.setLogLevel('INFO');
-  const spies = [capture(process.stdout), capture(process.stderr)];
-  try {
-    await run();
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-    logger.setLogLevel('SILENT');
-  }
-  return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-}
+import { LAMBDA_CONTEXT as context, writtenLines } from '../support/lambda';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -42,7 +15,7 @@ describe('lambdaHandler', () => {
       logger.info('first');
       logger.warn('second');
     });
-    const entries = await logged(() => handler({}, context));
+    const entries = await writtenLines('INFO', () => handler({}, context));
     expect(entries.map((entry) => entry.message)).toEqual(['first', 'second']);
     for (const entry of entries) {
       expect(entry).toMatchObject({ function_request_id: context.awsRequestId, function_name: context.functionName, cold_start: expect.any(Boolean) });

@@ -1,40 +1,11 @@
-import type { Context } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { lambdaHandler } from '../../lib/handler';
-import { logger } from '../../lib/log';
 import { countMetric, logAndCount, metrics, METRICS_NAMESPACE, METRICS_SERVICE } from '../../lib/metrics';
-
-const context = {
-  awsRequestId: '5f0c7f7e-2b1a-4c3d-9e8f-0123456789ab',
-  functionName: 'wechatpay-dev-notify',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:ap-southeast-1:123456789012:function:wechatpay-dev-notify',
-  memoryLimitInMB: '128',
-  getRemainingTimeInMillis: () => 60_000,
-} as unknown as Context;
+import { LAMBDA_CONTEXT as context, writtenLines } from '../support/lambda';
 
 type Line = Record<string, unknown> & {
   _aws?: { Timestamp: number; CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }> };
 };
-
-/** Every line written to stdout and stderr while `run` runs, parsed, with the logger at `level`. */
-async function written(level: 'INFO' | 'WARN', run: () => Promise<unknown>): Promise<Line[]> {
-  const lines: string[] = [];
-  const capture = (stream: NodeJS.WriteStream) =>
-    vi.spyOn(stream, 'write').mockImplementation(((chunk: string | Uint8Array) => {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      return true;
-    }) as typeof stream.write);
-  logger.setLogLevel(level);
-  const spies = [capture(process.stdout), capture(process.stderr)];
-  try {
-    await run();
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-    logger.setLogLevel('SILENT');
-  }
-  return lines.map((line) => JSON.parse(line) as Line);
-}
 
 /** The metric values an EMF line declares, by name, as CloudWatch would extract them. */
 function extracted(line: Line): Array<{ name: string; value: unknown; dimensions: Record<string, unknown> }> {
@@ -60,7 +31,7 @@ describe('logAndCount', () => {
     const handler = lambdaHandler(async () => {
       logAndCount('order paid', { outTradeNo: '20261130abc', transition: 'PENDING->PAID' }, 'PaymentsRecorded', { path: 'notify' });
     });
-    const lines = await written('INFO', () => handler({}, context));
+    const lines = await writtenLines<Line>('INFO', () => handler({}, context));
     expect(lines).toHaveLength(1);
     const [line] = lines as [Line];
     expect(line).toMatchObject({
@@ -79,7 +50,7 @@ describe('logAndCount', () => {
   });
 
   it('counts without a dimension of its own under the service dimension alone', async () => {
-    const lines = await written('INFO', async () => logAndCount('order created', { outTradeNo: 'x' }, 'OrdersCreated'));
+    const lines = await writtenLines<Line>('INFO', async () => logAndCount('order created', { outTradeNo: 'x' }, 'OrdersCreated'));
     expect(lines).toHaveLength(1);
     expect(extracted(lines[0]!)).toEqual([{ name: 'OrdersCreated', value: 1, dimensions: { service: METRICS_SERVICE } }]);
   });
@@ -89,7 +60,7 @@ describe('logAndCount', () => {
       logAndCount('order paid', { outTradeNo: 'x' }, 'PaymentsRecorded', { path: 'recovery' });
       logAndCount('order created', { outTradeNo: 'y' }, 'OrdersCreated');
     });
-    const lines = await written('WARN', () => handler({}, context));
+    const lines = await writtenLines<Line>('WARN', () => handler({}, context));
     expect(lines.every((line) => line.message === undefined)).toBe(true);
     expect(lines.flatMap(extracted)).toEqual([
       { name: 'PaymentsRecorded', value: 1, dimensions: { service: METRICS_SERVICE, path: 'recovery' } },
@@ -100,7 +71,7 @@ describe('logAndCount', () => {
   it('carries no metric while metrics are disabled, as Powertools Metrics would write none', async () => {
     process.env.POWERTOOLS_METRICS_DISABLED = 'true';
     const handler = lambdaHandler(async () => logAndCount('order paid', { outTradeNo: 'x' }, 'PaymentsRecorded', { path: 'notify' }));
-    const lines = await written('INFO', () => handler({}, context));
+    const lines = await writtenLines<Line>('INFO', () => handler({}, context));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ message: 'order paid' });
     expect(lines[0]!._aws).toBeUndefined();
@@ -115,7 +86,7 @@ describe('counted metrics', () => {
       countMetric('SignatureFailures');
       countMetric('SignatureFailures');
     });
-    const lines = await written('WARN', () => handler({}, context));
+    const lines = await writtenLines<Line>('WARN', () => handler({}, context));
     expect(lines).toHaveLength(1);
     expect(extracted(lines[0]!)).toEqual([
       { name: 'DuplicateCallbacks', value: 1, dimensions: { service: METRICS_SERVICE } },
@@ -123,6 +94,6 @@ describe('counted metrics', () => {
     ]);
     // Nothing is left for the next invocation.
     expect(metrics.hasStoredMetrics()).toBe(false);
-    expect(await written('WARN', () => lambdaHandler(async () => undefined)({}, context))).toEqual([]);
+    expect(await writtenLines<Line>('WARN', () => lambdaHandler(async () => undefined)({}, context))).toEqual([]);
   });
 });

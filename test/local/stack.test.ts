@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { freePort } from '../../emulator/http-server';
+import { localStackPorts } from '../support/processes';
 import { eventually } from '../support/eventually';
 
 /** The real local stack, as `npm start` runs it, on free ports. */
@@ -12,13 +12,7 @@ let output = '';
 beforeAll(async () => {
   const env = {
     ...process.env,
-    PORT: String(await freePort()),
-    WECHATPAY_SIM_PORT: String(await freePort()),
-    WECHATPAY_SIM_TLS_PORT: String(await freePort()),
-    DYNAMODB_PORT: String(await freePort()),
-    // The demo page too: a fixed port may be taken on a shared machine.
-    DEMO_PORT: String(await freePort()),
-    EVENTS_PORT: String(await freePort()),
+    ...(await localStackPorts()),
   };
   stack = spawn('node_modules/.bin/tsx', ['local/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   stack.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));

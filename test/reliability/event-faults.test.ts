@@ -3,12 +3,13 @@ import { eventId, OUTBOX_GRACE_MS, type OrderEventType } from '../../lib/events/
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { callback, create, get } from '../support/api';
+import { pendingOrder } from '../support/orders';
 import { paidCallback } from '../support/callbacks';
 import { deliveriesById, eventsOf, faultPutEvents, type PutEventsFault } from '../support/events';
 import { sleep } from '../support/eventually';
 import type { TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
-import { injectFault, reportFigures, requestPk, scanTable } from './support';
+import { injectFault, reportFigures, requestPk, scanTable, type FaultKind } from './support';
 
 /**
  * Never lost: whatever fails between a transition's write and its event reaching the bus (PutEvents
@@ -58,11 +59,7 @@ afterAll(async () => {
 const later = (ms: number): OrdersContext => ({ ...ctx, now: () => new Date(Date.now() + ms) });
 const soon = () => ({ deadline: Date.now() + 20_000 });
 
-async function newOrder(extra: Record<string, unknown> = {}): Promise<string> {
-  const created = await create({ tradeType: 'NATIVE', totalFee: 321, description: 'event faults', ...extra });
-  expect(created.status, created.raw).toBe(201);
-  return created.body.outTradeNo as string;
-}
+const newOrder = () => pendingOrder(321, 'event faults');
 
 /** The user pays in the emulator: the signed callback and the transaction id. */
 async function pay(id: string): Promise<{ document: string; transactionId: string }> {
@@ -168,16 +165,21 @@ describe('PutEvents fails after the transition was written', () => {
 });
 
 describe('a crash between the write and the publish', () => {
-  it("DynamoDB applies the payment but its answer is lost: the callback answers FAIL, WeChat Pay's retry finds it done, and Order Paid arrives once", async () => {
-    const id = await newOrder();
-    const { document, transactionId } = await pay(id);
-    const fault = injectFault(ctx.store.db, {
-      kind: 'InternalServerError',
+  /** Lets the order's payment be written, then fails its answer with `kind`: the writer never learns it was written. */
+  const failAfterPaymentWrite = (id: string, kind: FaultKind) => {
+    figures.dynamoFaults += 1;
+    return injectFault(ctx.store.db, {
+      kind,
       timing: 'after',
       nth: 1,
       matches: (action, input) => action === 'UpdateItem' && requestPk(input) === id && /#status = :paid/.test(input.UpdateExpression ?? ''),
     });
-    figures.dynamoFaults += 1;
+  };
+
+  it("DynamoDB applies the payment but its answer is lost: the callback answers FAIL, WeChat Pay's retry finds it done, and Order Paid arrives once", async () => {
+    const id = await newOrder();
+    const { document, transactionId } = await pay(id);
+    const fault = failAfterPaymentWrite(id, 'InternalServerError');
     expect((await callback(document)).returnCode).toBe('FAIL');
     fault.stop();
     expect(fault.state.fired).toBe(true);
@@ -191,13 +193,7 @@ describe('a crash between the write and the publish', () => {
   it('the same, when recovery learns of the payment: the next run finds it paid, and Order Paid arrives once', async () => {
     const id = await newOrder();
     const { transactionId } = await pay(id);
-    const fault = injectFault(ctx.store.db, {
-      kind: 'ThrottlingException',
-      timing: 'after',
-      nth: 1,
-      matches: (action, input) => action === 'UpdateItem' && requestPk(input) === id && /#status = :paid/.test(input.UpdateExpression ?? ''),
-    });
-    figures.dynamoFaults += 1;
+    const fault = failAfterPaymentWrite(id, 'ThrottlingException');
     await recoverOrders(later(10_000), soon());
     fault.stop();
     expect(fault.state.fired).toBe(true);

@@ -15,6 +15,7 @@ const { putProduct, order, MERCHANT_AUTHORIZATION, TEST_MERCHANT_TOKEN } = await
 const { bearer, jssdkConfigRequest, jssdkQuery, login, sessionToken, simLogin } = await import('../support/identity');
 const { startTestStack, TEST_PAGE_ORIGIN } = await import('../support/stack');
 const { sleep } = await import('../support/eventually');
+const { captureOutput } = await import('../support/lambda');
 const { reportFigures } = await import('./support');
 
 /**
@@ -58,14 +59,7 @@ function unsigned(claims: Record<string, unknown>): string {
 
 beforeAll(async () => {
   stack = await startTestStack();
-  const capture = (stream: NodeJS.WriteStream) => {
-    vi.spyOn(stream, 'write').mockImplementation(((chunk: string | Uint8Array) => {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      return true;
-    }) as typeof stream.write);
-  };
-  capture(process.stdout);
-  capture(process.stderr);
+  captureOutput(lines);
 
   // A genuine run first, so that the logs hold everything a deployment would log.
   await putProduct('hostile-coffee', { name: 'Coffee', priceFen: 900 });

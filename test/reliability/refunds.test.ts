@@ -6,8 +6,8 @@ import { outRefundNoFor, requestRefund, parseRefundRequest } from '../../lib/ord
 import { createWechatPayClient } from '../../lib/wechatpay/client';
 import { ordersContext } from '../../lib/runtime';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { callback, create, refund } from '../support/api';
-import { paidCallback } from '../support/callbacks';
+import { refund } from '../support/api';
+import { paidOrder } from '../support/orders';
 import { localCertificates, splitPem } from '../support/emulator';
 import { sleep } from '../support/eventually';
 import { startTestStack, type SimRefund, type TestStack } from '../support/stack';
@@ -57,16 +57,6 @@ function nextRun(): OrdersContext {
   return { ...ctx, now: () => new Date(Date.now() + offset) };
 }
 
-async function paidOrder(totalFee = 100): Promise<string> {
-  const created = await create({ tradeType: 'NATIVE', totalFee, description: 'refund reliability' });
-  expect(created.status, created.raw).toBe(201);
-  const id = created.body.outTradeNo;
-  await stack.sim.pay(id);
-  const sim = await stack.sim.order(id);
-  expect((await callback(paidCallback(id, totalFee, { transaction_id: sim.transaction_id }))).returnCode).toBe('SUCCESS');
-  return id;
-}
-
 /** Runs recovery until every refund of the order has ended here and at WeChat Pay (or gives up). */
 async function settleEverything(id: string): Promise<void> {
   for (let run = 0; run < 12; run += 1) {
@@ -113,7 +103,7 @@ describe('concurrent refunds', () => {
   it('20 concurrent refunds of 10 fen on a 100-fen order: never over 100 at WeChat Pay or here, and the two agree', async () => {
     const rounds = scale(1, 5);
     for (let round = 0; round < rounds; round += 1) {
-      const id = await paidOrder(100);
+      const id = await paidOrder(stack.sim, 100);
       const answers = await Promise.all(Array.from({ length: 20 }, () => refund(id, { refundFee: 10, idempotencyKey: randomUUID() })));
       figures.concurrentRequests += answers.length;
       const accepted = answers.filter((a) => a.status === 202);
@@ -144,7 +134,7 @@ describe('a DynamoDB fault at every step of a refund request', () => {
     for (const kind of KINDS) {
       it(`${kind} ${timing} each request: a retry answers the same refund; in the end one refund, the books agree`, async () => {
         for (let nth = 1; nth < 12; nth += 1) {
-          const id = await paidOrder(100);
+          const id = await paidOrder(stack.sim, 100);
           const body = { refundFee: 40, idempotencyKey: randomUUID() };
           const claim = `refund#${outRefundNoFor(body.idempotencyKey)}`;
           const fault = injectFault(ctx.store.db, { kind, timing, nth, matches: (_action, input) => [id, claim].includes(requestPk(input) ?? '') });
@@ -177,7 +167,7 @@ describe('a DynamoDB fault at every step of a refund request', () => {
 
   it('a fault while the refund callback is recorded: answered FAIL, and WeChat Pay\'s next attempt records it', async () => {
     for (const timing of ['before', 'after'] as const) {
-      const id = await paidOrder(100);
+      const id = await paidOrder(stack.sim, 100);
       // Only the callback's write (the settlement) fails: its condition names the refund's status.
       const fault = injectFault(ctx.store.db, {
         kind: 'ThrottlingException',
@@ -229,7 +219,7 @@ describe('WeChat Pay faults at every step of a refund', () => {
   };
 
   it('SYSTEMERROR on every attempt of the call: PROCESSING; recovery sends the same out_refund_no again', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     await stack.sim.faults({ systemError: { refund: 3 } });
     const answer = await refund(id, { refundFee: 30, idempotencyKey: randomUUID() });
     await stack.sim.faults({ systemError: { refund: 0 } });
@@ -243,7 +233,7 @@ describe('WeChat Pay faults at every step of a refund', () => {
   });
 
   it('the call times out after WeChat Pay took it: PROCESSING; the retried request and recovery make no second refund', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     const key = randomUUID();
     await stack.sim.faults({ delayMs: 400 });
     let answer;
@@ -263,7 +253,7 @@ describe('WeChat Pay faults at every step of a refund', () => {
   });
 
   it('every callback lost: recovery learns the end from refundquery', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     await stack.sim.faults({ dropNotifies: 1_000_000 });
     try {
       const answer = await refund(id, { refundFee: 100, idempotencyKey: randomUUID() });
@@ -280,7 +270,7 @@ describe('WeChat Pay faults at every step of a refund', () => {
   });
 
   it('refundquery SYSTEMERRORs: the refund stays PROCESSING until a later run reads it', async () => {
-    const id = await paidOrder(100);
+    const id = await paidOrder(stack.sim, 100);
     await stack.sim.faults({ dropNotifies: 1_000_000, systemError: { refundquery: 1_000 } });
     try {
       const answer = await refund(id, { refundFee: 60, idempotencyKey: randomUUID() });
@@ -301,7 +291,7 @@ describe('WeChat Pay faults at every step of a refund', () => {
 
   it('REFUNDCLOSE and CHANGE from WeChat Pay: the books agree (a closed refund holds nothing)', async () => {
     for (const outcome of ['REFUNDCLOSE', 'CHANGE'] as const) {
-      const id = await paidOrder(100);
+      const id = await paidOrder(stack.sim, 100);
       await stack.sim.faults({ refundOutcome: outcome });
       try {
         await refund(id, { refundFee: 50, idempotencyKey: randomUUID() });

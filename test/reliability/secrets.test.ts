@@ -22,6 +22,7 @@ const { injectFault, reportFigures } = await import('./support');
 const { callback, create, get } = await import('../support/api');
 const { paidCallback } = await import('../support/callbacks');
 const { sleep } = await import('../support/eventually');
+const { captureOutput } = await import('../support/lambda');
 
 const figures: Record<string, unknown> = {};
 afterAll(() => reportFigures('secrets and observability', figures));
@@ -90,14 +91,7 @@ describe('a full run, logged', () => {
 
   beforeAll(async () => {
     stack = await startTestStack();
-    const capture = (stream: NodeJS.WriteStream) => {
-      vi.spyOn(stream, 'write').mockImplementation(((chunk: string | Uint8Array) => {
-        lines.push(...String(chunk).split('\n').filter(Boolean));
-        return true;
-      }) as typeof stream.write);
-    };
-    capture(process.stdout);
-    capture(process.stderr);
+    captureOutput(lines);
 
     const ctx = await ordersContext();
     await stack.sim.faults({ dropNotifies: 1_000_000_000 });

@@ -97,8 +97,7 @@ export async function putProduct(sku: string, body: unknown, extra: EventOptions
 }
 
 export async function get(outTradeNo: string): Promise<HttpResult> {
-  const result = await queryOrderHandler(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
-  return { status: result.statusCode ?? 0, body: JSON.parse(result.body as string), raw: result.body as string };
+  return read(await queryOrderHandler(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } })));
 }
 
 export interface CallbackResult {
@@ -108,16 +107,21 @@ export interface CallbackResult {
   raw: string;
 }
 
-/** Delivers a callback body to the real notify handler, as API Gateway would (base64 for bytes). */
-export async function callback(body: string | Uint8Array): Promise<CallbackResult> {
+/** Delivers a callback body to a callback handler at `path`, as API Gateway would (base64 for bytes). */
+async function deliver(handler: typeof notifyHandler, path: string, body: string | Uint8Array): Promise<CallbackResult> {
   const event =
     typeof body === 'string'
-      ? apiEvent({ method: 'POST', path: '/wechatpay/notify', body, contentType: 'text/xml' })
-      : { ...apiEvent({ method: 'POST', path: '/wechatpay/notify', contentType: 'text/xml' }), body: Buffer.from(body).toString('base64'), isBase64Encoded: true };
-  const result = await notifyHandler(event);
+      ? apiEvent({ method: 'POST', path, body, contentType: 'text/xml' })
+      : { ...apiEvent({ method: 'POST', path, contentType: 'text/xml' }), body: Buffer.from(body).toString('base64'), isBase64Encoded: true };
+  const result = await handler(event);
   const raw = result.body as string;
   const reply = parseXml(raw);
   return { status: result.statusCode ?? 0, returnCode: reply.return_code, returnMsg: reply.return_msg, raw };
+}
+
+/** Delivers a payment callback body to the real notify handler. */
+export async function callback(body: string | Uint8Array): Promise<CallbackResult> {
+  return deliver(notifyHandler, '/wechatpay/notify', body);
 }
 
 
@@ -139,14 +143,7 @@ export async function getMerchantOrder(outTradeNo: string): Promise<HttpResult> 
   return read(await getMerchantOrderHandler(event));
 }
 
-/** Delivers a refund callback body to the real refundNotify handler, as API Gateway would. */
+/** Delivers a refund callback body to the real refundNotify handler. */
 export async function refundCallback(body: string | Uint8Array): Promise<CallbackResult> {
-  const event =
-    typeof body === 'string'
-      ? apiEvent({ method: 'POST', path: '/wechatpay/refund-notify', body, contentType: 'text/xml' })
-      : { ...apiEvent({ method: 'POST', path: '/wechatpay/refund-notify', contentType: 'text/xml' }), body: Buffer.from(body).toString('base64'), isBase64Encoded: true };
-  const result = await refundNotifyHandler(event);
-  const raw = result.body as string;
-  const reply = parseXml(raw);
-  return { status: result.statusCode ?? 0, returnCode: reply.return_code, returnMsg: reply.return_msg, raw };
+  return deliver(refundNotifyHandler, '/wechatpay/refund-notify', body);
 }

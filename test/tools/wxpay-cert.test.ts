@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -7,12 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import forge from 'node-forge';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCert } from '../../tools/wxpay/cert';
+import { runWxpay } from './run-wxpay';
 
-const BIN = fileURLToPath(new URL('../../bin/wxpay.mjs', import.meta.url));
 const MCH_ID = '1234567';
 const DAY_MS = 24 * 60 * 60 * 1000;
 const dir = mkdtempSync(join(tmpdir(), 'wxpay-cert-'));
@@ -144,23 +142,7 @@ function file(name: string, content: Buffer | string): string {
   return path;
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function wxpay(args: string[], cwd = dir): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const wxpay = (args: string[], cwd = dir) => runWxpay(args, { cwd });
 
 function spki(key: Parameters<typeof createPublicKey>[0]): Buffer {
   return createPublicKey(key).export({ type: 'spki', format: 'der' });

@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runWxpay } from './run-wxpay';
 
-const BIN = fileURLToPath(new URL('../../bin/wxpay.mjs', import.meta.url));
 // WeChat Pay's signature-algorithm page example and its published signatures.
 const KEY = '192006250b4c09247ec02edce69f6a2d';
 const MD5 = '9A0A8659F005D6984697E2CA0A9CF3B7';
@@ -10,18 +8,7 @@ const HMAC = '6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6';
 const FIELDS = '<appid>wxd930ea5d5a258f4f</appid><mch_id>10000100</mch_id><device_info>1000</device_info><body>test</body><nonce_str>ibuaiVcKdpRxkhJA</nonce_str>';
 const SIGNED = `<xml>${FIELDS}<sign>${MD5}</sign></xml>`;
 
-function wxpay(args: string[], stdin: string | Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
+const wxpay = (args: string[], stdin: string | Buffer) => runWxpay(args, { stdin });
 
 // Each run starts a Node process with tsx (~0.5 s): run them side by side.
 describe.concurrent('wxpay verify', () => {

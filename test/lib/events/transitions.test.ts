@@ -3,6 +3,7 @@ import { eventId } from '../../../lib/events/outbox';
 import type { OrdersContext } from '../../../lib/orders/context';
 import { recoverOrders } from '../../../lib/orders/recovery';
 import { callback, create, get, order, putProduct } from '../../support/api';
+import { pendingOrder } from '../../support/orders';
 import { paidCallback } from '../../support/callbacks';
 import { countPutEvents, eventsOf } from '../../support/events';
 import { sleep } from '../../support/eventually';
@@ -28,11 +29,7 @@ beforeAll(async () => {
 const later = (ms: number): OrdersContext => ({ ...ctx, now: () => new Date(Date.now() + ms) });
 const soon = () => ({ deadline: Date.now() + 20_000 });
 
-async function merchantOrder(extra: Record<string, unknown> = {}): Promise<string> {
-  const created = await create({ tradeType: 'NATIVE', totalFee: 500, description: 'events', ...extra });
-  expect(created.status, created.raw).toBe(201);
-  return created.body.outTradeNo as string;
-}
+const merchantOrder = () => pendingOrder(500, 'events');
 
 /** The user pays in the emulator; answers the transaction id and the callback WeChat Pay would send. */
 async function pay(id: string, fee = 500): Promise<{ transactionId: string; document: string }> {
