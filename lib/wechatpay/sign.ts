@@ -1,5 +1,6 @@
 import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { failure, type Failure } from '../result';
+import { ByNameList } from './name-lists';
 
 export const SIGN_TYPES = ['MD5', 'HMAC-SHA256'] as const;
 export type SignType = (typeof SIGN_TYPES)[number];
@@ -31,29 +32,19 @@ export function stringToSign(fields: SignableFields, apiKey: string): string {
 }
 
 /**
- * Lists of names as they arrived, each with the same names sorted: WeChat Pay sends each kind of
- * document with the same fields in the same order every time, and sorting them was most of the
- * cost of a string-to-sign. A sorted list is reused only for a list that matches it name for name.
+ * Each list of names as it arrived, sorted: sorting them was most of the cost of a string-to-sign,
+ * and WeChat Pay sends each kind of document with the same fields in the same order every time.
  */
-const sortedLists: Array<{ names: readonly string[]; sorted: readonly string[] }> = [];
-const REMEMBERED_LISTS = 8;
-const REMEMBERED_NAMES = 64;
+const sortedLists = new ByNameList<readonly string[]>(8, 64);
 
 function sortedNames(names: string[]): readonly string[] {
-  for (const list of sortedLists) if (sameNames(list.names, names)) return list.sorted;
-  // Field names are ASCII, where UTF-16 order is byte order.
-  const sorted = [...names].sort();
-  if (names.length <= REMEMBERED_NAMES) {
-    if (sortedLists.length === REMEMBERED_LISTS) sortedLists.pop();
-    sortedLists.unshift({ names, sorted });
+  let sorted = sortedLists.get(names);
+  if (sorted === undefined) {
+    // Field names are ASCII, where UTF-16 order is byte order.
+    sorted = [...names].sort();
+    sortedLists.remember(names, sorted);
   }
   return sorted;
-}
-
-function sameNames(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** The string-to-sign with the key masked, for explaining a mismatch without leaking the key. */

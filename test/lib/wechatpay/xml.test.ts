@@ -245,3 +245,32 @@ describe('parseXml reads the ordered parse in one walk, as the object mode did (
     expect(() => parseXml(xml, { maxBytes: limit - 1 })).toThrow(`XML body of ${limit} bytes is over the ${limit - 1}-byte limit`);
   });
 });
+
+describe('parseXml remembers field lists (property)', () => {
+  // Few names, so that lists repeat: in the same order or another, with other values, with a name twice.
+  const name = fc.constantFrom('appid', 'mch_id', 'sign', 'total_fee', 'coupon_fee_0', 'a', 'B', 'constructor', 'toString');
+  const value = fc.constantFrom('', '1', 'SUCCESS', '支付', ' x ', '<![CDATA[a&b]]>', '&amp;');
+  const document = fc.array(fc.tuple(name, value), { maxLength: 8 });
+
+  it('reads every document as the object mode does, in document order, whatever it read before and whatever was done to what it returned', () => {
+    fc.assert(
+      fc.property(fc.array(document, { minLength: 1, maxLength: 20 }), (documents) => {
+        for (const fields of documents) {
+          const xml = `<xml>${fields.map(([n, v]) => `<${n}>${v}</${n}>`).join('')}</xml>`;
+          const before = outcome(() => objectModeParseXml(xml));
+          const now = outcome(() => parseXml(xml));
+          expect(now).toEqual(before);
+          if ('fields' in now && 'fields' in before) {
+            // The parser renames what could reach a prototype (toString comes back as __toString), as it always has.
+            expect(Object.keys(now.fields)).toEqual(Object.keys(before.fields));
+            expect(Object.getPrototypeOf(now.fields)).toBe(Object.prototype);
+            // A caller changing what it got changes nothing for the next document.
+            for (const key of Object.keys(now.fields)) now.fields[key] = 'changed';
+            now.fields.added = 'added';
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
