@@ -67,6 +67,16 @@ export function explainStringToSign(fields: SignableFields): string {
 
 const HEX = /^[0-9A-Fa-f]+$/;
 
+/**
+ * Where a received sign and the expected one are written to be compared, for each digest's hex
+ * length (MD5, HMAC-SHA256), rather than allocating two buffers for every check; every check
+ * overwrites both whole before comparing.
+ */
+const comparedBytes: Record<number, readonly [received: Buffer, expected: Buffer]> = {
+  32: [Buffer.alloc(32), Buffer.alloc(32)],
+  64: [Buffer.alloc(64), Buffer.alloc(64)],
+};
+
 /** The HMAC key of the last API key used, made once: a container signs with one key. */
 let hmacKey: { apiKey: string; key: KeyObject } | undefined;
 
@@ -159,7 +169,10 @@ export function verifySignature(
   // constant time: as the hex digits are ASCII, their latin1 bytes are the characters themselves.
   const hexLength = expected.length;
   if (received.length === hexLength && HEX.test(received)) {
-    if (timingSafeEqual(Buffer.from(received.toLowerCase(), 'latin1'), Buffer.from(expected, 'latin1'))) return { ok: true, signType };
+    const [receivedBytes, expectedBytes] = comparedBytes[hexLength]!;
+    receivedBytes.write(received.toLowerCase(), 'latin1');
+    expectedBytes.write(expected, 'latin1');
+    if (timingSafeEqual(receivedBytes, expectedBytes)) return { ok: true, signType };
     return mismatch(signType);
   }
   if (Buffer.byteLength(received.toUpperCase(), 'utf8') !== hexLength) {
