@@ -170,9 +170,10 @@ export function verifySignature(
   const hexLength = expected.length;
   if (received.length === hexLength && HEX.test(received)) {
     const [receivedBytes, expectedBytes] = comparedBytes[hexLength]!;
-    // Bit 0x20 lower-cases A-F and is already set in 0-9 (a callback's text is mostly two-byte,
-    // where toLowerCase is several times slower).
-    for (let i = 0; i < hexLength; i += 1) receivedBytes[i] = received.charCodeAt(i) | 0x20;
+    receivedBytes.write(received, 'latin1');
+    // Bit 0x20 lower-cases A-F and is already set in 0-9 (a callback is mostly read as two-byte
+    // text, where toLowerCase is several times slower).
+    for (let i = 0; i < hexLength; i += 1) receivedBytes[i]! |= 0x20;
     expectedBytes.write(expected, 'latin1');
     if (timingSafeEqual(receivedBytes, expectedBytes)) return { ok: true, signType };
     return mismatch(signType);
