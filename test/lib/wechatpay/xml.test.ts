@@ -213,7 +213,8 @@ describe('parseXml reads the ordered parse in one walk, as the object mode did (
         if ('refused' in now && /^XML root must be a single <xml> element, found <xml>, <xml>/.test(now.refused)) return;
         expect(now).toEqual(before);
       }),
-      { numRuns: 3000 },
+      // A root holding only text comes up in about one run of 3,000 documents in twenty: tried every time.
+      { numRuns: 3000, examples: [['<xml>only text</xml>']] },
     );
     // Every way through the walk was taken.
     expect([...seen].sort()).toEqual([
