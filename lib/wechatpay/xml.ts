@@ -121,6 +121,8 @@ function fieldValue(children: OrderedNode[]): string | undefined {
 
 /** The fields of the root's children, in one walk; any irregularity is explained by `refuseRoot`. */
 function flatFields(children: OrderedNode[], rootName: string): Fields {
+  const likeLast = fieldsLikeLast(children);
+  if (likeLast !== undefined) return likeLast;
   const names: string[] = [];
   const values: string[] = [];
   let rootText = '';
@@ -164,8 +166,41 @@ function fieldsObject(names: string[], values: string[], children: OrderedNode[]
     empty = Object.fromEntries(names.map((name) => [name, '']));
     emptyFields.remember(names, empty);
   }
+  lastNames = names;
+  lastEmpty = empty;
   const fields: Fields = { ...empty };
   for (let i = 0; i < names.length; i += 1) fields[names[i]!] = values[i]!;
+  return fields;
+}
+
+/**
+ * The field list `fieldsObject` used last, with its empty object: most documents are of the same
+ * kind as the one before, and are read straight into a copy of it, without listing their names
+ * and looking the list up first.
+ */
+let lastNames: readonly string[] = [];
+let lastEmpty: Fields = {};
+
+/**
+ * The fields of `children` when they are exactly the last list's, in its order, each holding only
+ * text (so no name twice and no text beside them); else undefined, and `flatFields` reads them
+ * the long way.
+ */
+function fieldsLikeLast(children: OrderedNode[]): Fields | undefined {
+  if (children.length === 0 || children.length !== lastNames.length) return undefined;
+  const fields: Fields = { ...lastEmpty };
+  for (let i = 0; i < children.length; i += 1) {
+    const node = children[i]!;
+    let read = false;
+    for (const name in node) {
+      const content = node[name];
+      const value = !read && name === lastNames[i] && Array.isArray(content) ? fieldValue(content as OrderedNode[]) : undefined;
+      if (value === undefined) return undefined;
+      fields[name] = value;
+      read = true;
+    }
+    if (!read) return undefined;
+  }
   return fields;
 }
 

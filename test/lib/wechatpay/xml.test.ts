@@ -248,16 +248,24 @@ describe('parseXml reads the ordered parse in one walk, as the object mode did (
 });
 
 describe('parseXml remembers field lists (property)', () => {
-  // Few names, so that lists repeat: in the same order or another, with other values, with a name twice.
+  // A few kinds of document, each a list of names (now and then one twice), so that documents of
+  // the same kind follow each other or another kind; their values now and then nested, and text
+  // now and then beside their fields.
   const name = fc.constantFrom('appid', 'mch_id', 'sign', 'total_fee', 'coupon_fee_0', 'a', 'B', 'constructor', 'toString');
-  const value = fc.constantFrom('', '1', 'SUCCESS', '支付', ' x ', '<![CDATA[a&b]]>', '&amp;');
-  const document = fc.array(fc.tuple(name, value), { maxLength: 8 });
+  const kinds = fc.array(fc.array(name, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 3 });
+  const value = fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom('', '1', 'SUCCESS', '支付', ' x ', '<![CDATA[a&b]]>', '&amp;', '1<!-- c -->2') },
+    { weight: 1, arbitrary: fc.constant('<b>1</b>') },
+  );
+  const after = fc.oneof({ weight: 8, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('\n', 'text') });
+  const document = fc.tuple(fc.nat(), fc.array(fc.tuple(value, after), { minLength: 6, maxLength: 6 }));
 
   it('reads every document as the object mode does, in document order, whatever it read before and whatever was done to what it returned', () => {
     fc.assert(
-      fc.property(fc.array(document, { minLength: 1, maxLength: 20 }), (documents) => {
-        for (const fields of documents) {
-          const xml = `<xml>${fields.map(([n, v]) => `<${n}>${v}</${n}>`).join('')}</xml>`;
+      fc.property(kinds, fc.array(document, { minLength: 1, maxLength: 20 }), (lists, documents) => {
+        for (const [kind, pieces] of documents) {
+          const names = lists[kind % lists.length]!;
+          const xml = `<xml>${names.map((n, i) => `<${n}>${pieces[i]![0]}</${n}>${pieces[i]![1]}`).join('')}</xml>`;
           const before = outcome(() => objectModeParseXml(xml));
           const now = outcome(() => parseXml(xml));
           expect(now).toEqual(before);
