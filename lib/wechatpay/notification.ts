@@ -104,8 +104,9 @@ export function verifyNotification(
   const { fields } = notification;
   const check = verifySignature(fields, apiKey, orderSignType);
   if (!check.ok) return failure('BAD_SIGNATURE', `callback signature is not valid: ${check.message}`);
-  if (!(typeof appId === 'string' ? [appId] : appId).includes(fields.appid ?? '')) {
-    return failure('FOREIGN_APPID', `callback is for appid "${(fields.appid ?? '').slice(0, 40)}", not ours`);
+  const callbackAppId = fields.appid ?? '';
+  if (typeof appId === 'string' ? callbackAppId !== appId : !appId.includes(callbackAppId)) {
+    return failure('FOREIGN_APPID', `callback is for appid "${callbackAppId.slice(0, 40)}", not ours`);
   }
   if (fields.mch_id !== mchId) {
     return failure('FOREIGN_MCH_ID', `callback is for mch_id "${(fields.mch_id ?? '').slice(0, 40)}", not ours`);

@@ -10,7 +10,7 @@
  * fields required below, so a regrouped document is refused here whatever it claims.
  */
 import { failure, type Failure } from '../result';
-import { fromBeijingTimestamp } from './time';
+import { isBeijingTimestamp } from './time';
 import type { Fields } from './sign';
 
 export type PaymentDocumentFailureReason = 'FORGED_FIELD_BOUNDARY' | 'MISSING_FIELD' | 'BAD_FIELD';
@@ -70,7 +70,7 @@ export function checkPaymentDocument(fields: Fields, what: string, options: Chec
     if (value === undefined || value === '') return failure('MISSING_FIELD', `${what} has no ${name}`);
     if (!pattern.test(value)) return failure('BAD_FIELD', `${what} ${name} "${value.slice(0, 40)}" is not ${shape}`);
   }
-  if (!fromBeijingTimestamp(fields.time_end as string)) {
+  if (!isBeijingTimestamp(fields.time_end as string)) {
     return failure('BAD_FIELD', `${what} time_end "${fields.time_end}" is not a real Beijing time`);
   }
   return { ok: true };

@@ -1,5 +1,6 @@
 import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { failure, type Failure } from '../result';
+import { ByNameList } from './name-lists';
 
 export const SIGN_TYPES = ['MD5', 'HMAC-SHA256'] as const;
 export type SignType = (typeof SIGN_TYPES)[number];
@@ -22,38 +23,41 @@ const KEY_MASK = '********';
  * received (no trimming, no URL-encoding): WeChat Pay signs what it sends.
  */
 export function stringToSign(fields: SignableFields, apiKey: string): string {
+  const { positions, prefixes } = signingOrder(Object.keys(fields));
+  // In the order of Object.keys: the value of the field at position p is values[p].
+  const values = Object.values(fields);
   let joined = '';
-  for (const name of sortedNames(Object.keys(fields))) {
-    const value = fields[name];
-    if (name !== 'sign' && value !== undefined && value !== '') joined += `${name}=${value}&`;
+  for (let i = 0; i < positions.length; i += 1) {
+    const value = values[positions[i]!];
+    if (value !== undefined && value !== '') joined += prefixes[i] + value + '&';
   }
   return `${joined}key=${apiKey}`;
 }
 
-/**
- * Lists of names as they arrived, each with the same names sorted: WeChat Pay sends each kind of
- * document with the same fields in the same order every time, and sorting them was most of the
- * cost of a string-to-sign. A sorted list is reused only for a list that matches it name for name.
- */
-const sortedLists: Array<{ names: readonly string[]; sorted: readonly string[] }> = [];
-const REMEMBERED_LISTS = 8;
-const REMEMBERED_NAMES = 64;
-
-function sortedNames(names: string[]): readonly string[] {
-  for (const list of sortedLists) if (sameNames(list.names, names)) return list.sorted;
-  // Field names are ASCII, where UTF-16 order is byte order.
-  const sorted = [...names].sort();
-  if (names.length <= REMEMBERED_NAMES) {
-    if (sortedLists.length === REMEMBERED_LISTS) sortedLists.pop();
-    sortedLists.unshift({ names, sorted });
-  }
-  return sorted;
+/** How a list of names joins into a string to sign: `sign` left out, the rest in ascending byte order. */
+interface SigningOrder {
+  /** Each name's position in the list. */
+  positions: number[];
+  /** Each name followed by `=`. */
+  prefixes: string[];
 }
 
-function sameNames(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return false;
-  return true;
+/**
+ * The signing order of each list of names as it arrived: sorting them was most of the cost of a
+ * string to sign, and WeChat Pay sends each kind of document with the same fields in the same
+ * order every time.
+ */
+const signingOrders = new ByNameList<SigningOrder>(8, 64);
+
+function signingOrder(names: string[]): SigningOrder {
+  let order = signingOrders.get(names);
+  if (order === undefined) {
+    // Field names are ASCII, where UTF-16 order is byte order.
+    const positions = names.flatMap((name, position) => (name === 'sign' ? [] : [position])).sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
+    order = { positions, prefixes: positions.map((position) => `${names[position]}=`) };
+    signingOrders.remember(names, order);
+  }
+  return order;
 }
 
 /** The string-to-sign with the key masked, for explaining a mismatch without leaking the key. */
@@ -62,6 +66,16 @@ export function explainStringToSign(fields: SignableFields): string {
 }
 
 const HEX = /^[0-9A-Fa-f]+$/;
+
+/**
+ * Where a received sign and the expected one are written to be compared, for each digest's hex
+ * length (MD5, HMAC-SHA256), rather than allocating two buffers for every check; every check
+ * overwrites both whole before comparing.
+ */
+const comparedBytes: Record<number, readonly [received: Buffer, expected: Buffer]> = {
+  32: [Buffer.alloc(32), Buffer.alloc(32)],
+  64: [Buffer.alloc(64), Buffer.alloc(64)],
+};
 
 /** The HMAC key of the last API key used, made once: a container signs with one key. */
 let hmacKey: { apiKey: string; key: KeyObject } | undefined;
@@ -155,7 +169,13 @@ export function verifySignature(
   // constant time: as the hex digits are ASCII, their latin1 bytes are the characters themselves.
   const hexLength = expected.length;
   if (received.length === hexLength && HEX.test(received)) {
-    if (timingSafeEqual(Buffer.from(received.toLowerCase(), 'latin1'), Buffer.from(expected, 'latin1'))) return { ok: true, signType };
+    const [receivedBytes, expectedBytes] = comparedBytes[hexLength]!;
+    receivedBytes.write(received, 'latin1');
+    // Bit 0x20 lower-cases A-F and is already set in 0-9 (a callback is mostly read as two-byte
+    // text, where toLowerCase is several times slower).
+    for (let i = 0; i < hexLength; i += 1) receivedBytes[i]! |= 0x20;
+    expectedBytes.write(expected, 'latin1');
+    if (timingSafeEqual(receivedBytes, expectedBytes)) return { ok: true, signType };
     return mismatch(signType);
   }
   if (Buffer.byteLength(received.toUpperCase(), 'utf8') !== hexLength) {

@@ -24,20 +24,24 @@ function daysInMonth(year: number, month: number): number {
 }
 
 /**
- * Reads a `yyyyMMddHHmmss` Beijing-time value; undefined when it is not one: a real calendar day
- * (no 31 April, 29 February only in leap years), hours to 23, minutes and seconds to 59, and a year
- * from 0100 (`Date.UTC` would read 0000 to 0099 as 1900 to 1999).
+ * Whether `value` is a `yyyyMMddHHmmss` Beijing time: a real calendar day (no 31 April, 29 February
+ * only in leap years), hours to 23, minutes and seconds to 59, and a year from 0100 (`Date.UTC` would
+ * read 0000 to 0099 as 1900 to 1999). Makes no Date, for checks that need none.
  */
-export function fromBeijingTimestamp(value: string): Date | undefined {
-  if (value.length !== 14) return undefined;
+export function isBeijingTimestamp(value: string): boolean {
+  if (value.length !== 14) return false;
   const y = digits(value, 0, 4);
   const mo = digits(value, 4, 6);
   const d = digits(value, 6, 8);
   const h = digits(value, 8, 10);
   const mi = digits(value, 10, 12);
   const s = digits(value, 12, 14);
-  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) {
-    return undefined;
-  }
-  return new Date(Date.UTC(y, mo - 1, d, h, mi, s) - BEIJING_OFFSET_MS);
+  return y >= 100 && mo >= 1 && mo <= 12 && d >= 1 && d <= daysInMonth(y, mo) && h >= 0 && h <= 23 && mi >= 0 && mi <= 59 && s >= 0 && s <= 59;
+}
+
+/** Reads a `yyyyMMddHHmmss` Beijing-time value; undefined when it is not one (`isBeijingTimestamp`). */
+export function fromBeijingTimestamp(value: string): Date | undefined {
+  if (!isBeijingTimestamp(value)) return undefined;
+  const utc = Date.UTC(digits(value, 0, 4), digits(value, 4, 6) - 1, digits(value, 6, 8), digits(value, 8, 10), digits(value, 10, 12), digits(value, 12, 14));
+  return new Date(utc - BEIJING_OFFSET_MS);
 }

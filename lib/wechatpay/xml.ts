@@ -1,5 +1,6 @@
 import { XMLParser, type X2jOptions } from 'fast-xml-parser';
 import { XmlFormatError } from './errors';
+import { ByNameList } from './name-lists';
 import type { Fields, SignableFields } from './sign';
 
 /** WeChat Pay documents are small; anything larger is refused before it is parsed. */
@@ -120,9 +121,11 @@ function fieldValue(children: OrderedNode[]): string | undefined {
 
 /** The fields of the root's children, in one walk; any irregularity is explained by `refuseRoot`. */
 function flatFields(children: OrderedNode[], rootName: string): Fields {
-  const fields: Fields = {};
+  const likeLast = fieldsLikeLast(children);
+  if (likeLast !== undefined) return likeLast;
+  const names: string[] = [];
+  const values: string[] = [];
   let rootText = '';
-  let elements = 0;
   for (const node of children) {
     for (const name in node) {
       const content = node[name];
@@ -130,18 +133,73 @@ function flatFields(children: OrderedNode[], rootName: string): Fields {
         rootText += String(content);
         continue;
       }
-      elements += 1;
       const value = Array.isArray(content) ? fieldValue(content as OrderedNode[]) : undefined;
-      if (value === undefined || Object.hasOwn(fields, name)) refuseRoot(children, rootName);
-      fields[name] = value;
+      if (value === undefined) refuseRoot(children, rootName);
+      names.push(name);
+      values.push(value);
     }
   }
-  if (elements === 0) {
+  const fields = fieldsObject(names, values, children, rootName);
+  if (names.length === 0) {
     if (rootText === '') return fields;
     throw new XmlFormatError(`XML root <${rootName}> must hold fields, not text`);
   }
   if (rootText !== '' && rootText.trim() !== '') {
     throw new XmlFormatError(`XML root <${rootName}> holds text beside its fields`);
+  }
+  return fields;
+}
+
+/**
+ * For each field list read, an object of those fields in that order, every value empty. An object
+ * given a few dozen fields one by one (`fields[name] = value`) becomes a slow dictionary, to build
+ * and to read; a copy of one of these keeps its fast shape, and filling it only replaces values.
+ */
+const emptyFields = new ByNameList<Fields>(8, 64);
+
+/** The fields `names` and `values` spell; a repeated name is explained by `refuseRoot`. */
+function fieldsObject(names: string[], values: string[], children: OrderedNode[], rootName: string): Fields {
+  let empty = emptyFields.get(names);
+  if (empty === undefined) {
+    // A remembered list holds no name twice.
+    if (new Set(names).size !== names.length) refuseRoot(children, rootName);
+    empty = Object.fromEntries(names.map((name) => [name, '']));
+    emptyFields.remember(names, empty);
+  }
+  lastNames = names;
+  lastEmpty = empty;
+  const fields: Fields = { ...empty };
+  for (let i = 0; i < names.length; i += 1) fields[names[i]!] = values[i]!;
+  return fields;
+}
+
+/**
+ * The field list `fieldsObject` used last, with its empty object: most documents are of the same
+ * kind as the one before, and are read straight into a copy of it, without listing their names
+ * and looking the list up first.
+ */
+let lastNames: readonly string[] = [];
+let lastEmpty: Fields = {};
+
+/**
+ * The fields of `children` when they are exactly the last list's, in its order, each holding only
+ * text (so no name twice and no text beside them); else undefined, and `flatFields` reads them
+ * the long way.
+ */
+function fieldsLikeLast(children: OrderedNode[]): Fields | undefined {
+  if (children.length === 0 || children.length !== lastNames.length) return undefined;
+  const fields: Fields = { ...lastEmpty };
+  for (let i = 0; i < children.length; i += 1) {
+    const node = children[i]!;
+    let read = false;
+    for (const name in node) {
+      const content = node[name];
+      const value = !read && name === lastNames[i] && Array.isArray(content) ? fieldValue(content as OrderedNode[]) : undefined;
+      if (value === undefined) return undefined;
+      fields[name] = value;
+      read = true;
+    }
+    if (!read) return undefined;
   }
   return fields;
 }

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromBeijingTimestamp, toBeijingTimestamp } from '../../../lib/wechatpay/time';
+import { fromBeijingTimestamp, isBeijingTimestamp, toBeijingTimestamp } from '../../../lib/wechatpay/time';
 
 const run = promisify(execFile);
 const fixture = fileURLToPath(new URL('./fixtures/beijing-times.ts', import.meta.url));
@@ -48,10 +48,11 @@ describe('fromBeijingTimestamp reads what the round trip through Date read (prop
     .map((parts) => parts.join(''));
   const anything = fc.oneof(plausible, fc.stringMatching(/^[0-9]{12,16}$/), fc.string({ maxLength: 16 }), fc.constantFrom('20240229000000', '20230229000000', '19000229000000', '20000229000000', '00991231235959', '01000101000000', '99991231235959'));
 
-  it('accepts and refuses the same values, as the same instant', () => {
+  it('accepts and refuses the same values, as the same instant; isBeijingTimestamp accepts the same', () => {
     fc.assert(
       fc.property(anything, (value) => {
         expect(fromBeijingTimestamp(value)?.getTime()).toBe(roundTrip(value)?.getTime());
+        expect(isBeijingTimestamp(value)).toBe(roundTrip(value) !== undefined);
       }),
       { numRuns: 5000 },
     );
