@@ -77,7 +77,7 @@ const CLOCK_TOLERANCE_SECONDS = 5;
  * jose is loaded on the first token issued or checked, not at cold start: createOrder needs it only
  * for a payer who brings a session token, never for a QR-code or H5 order.
  */
-const loadJose = () => import('./jose-functions');
+const loadJose = () => import('./jwt');
 
 function derive(key: Uint8Array, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', key, new Uint8Array(0), `wechatpay-serverless session ${purpose}`, 32));
