@@ -6,6 +6,7 @@ import type { OrdersContext } from './context';
 import type { Order } from './model';
 import { recoverRefunds, type RefundRecoverySummary } from './refunds';
 import { settleWithWechatPay, type Settlement } from './settle';
+import { walkDueShards } from './due-walk';
 import { PENDING_SHARDS } from './store';
 
 /**
@@ -98,33 +99,18 @@ async function recoverPendingOrders(ctx: OrdersContext, options: RecoveryOptions
   const pageSize = options.pageSize ?? 100;
   const summary: RecoverySummary = { examined: 0, repaired: 0, closed: 0, left: 0, skipped: 0, errors: 0, stoppedEarly: false };
   const now = ctx.now().getTime();
-  const pastDeadline = () => Date.now() >= options.deadline;
-
-  for (let shard = 0; shard < PENDING_SHARDS; shard += 1) {
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      if (pastDeadline()) {
-        summary.stoppedEarly = true;
-        return summary;
-      }
-      const page = await ctx.store.duePending(shard, now, pageSize, startKey);
-      startKey = page.nextKey;
-      const queue = [...page.orders];
-      const worker = async () => {
-        for (let order = queue.shift(); order; order = queue.shift()) {
-          if (pastDeadline()) {
-            summary.stoppedEarly = true;
-            return;
-          }
-          const verdict = await recoverOne(order, ctx);
-          if (verdict !== 'skipped') summary.examined += 1;
-          summary[verdict] += 1;
-          if (verdict === 'repaired') countMetric('RecoveryRepaired');
-          if (verdict === 'closed') countMetric('RecoveryClosed');
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
-    } while (startKey);
-  }
+  summary.stoppedEarly = await walkDueShards({
+    shards: PENDING_SHARDS,
+    deadline: options.deadline,
+    concurrency,
+    page: (shard, startKey) => ctx.store.duePending(shard, now, pageSize, startKey),
+    handle: async (order) => {
+      const verdict = await recoverOne(order, ctx);
+      if (verdict !== 'skipped') summary.examined += 1;
+      summary[verdict] += 1;
+      if (verdict === 'repaired') countMetric('RecoveryRepaired');
+      if (verdict === 'closed') countMetric('RecoveryClosed');
+    },
+  });
   return summary;
 }

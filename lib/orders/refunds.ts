@@ -24,6 +24,7 @@ import { readRefundNotification, type RefundNotification } from '../wechatpay/re
 import { fromBeijingTimestamp } from '../wechatpay/time';
 import { parseBody, wechatText } from '../validation';
 import type { OrdersContext } from './context';
+import { walkDueShards } from './due-walk';
 import { InvalidOrderRequestError, OrderConflictError, OrderNotFoundError, OrderStoreError, PaymentProviderError } from './errors';
 import { toRefundView, type Order, type OrderRefund, type RefundView, type ReviewFlag } from './model';
 import { MAX_REFUNDS_PER_ORDER, OPEN_REFUNDS_INDEX, PENDING_SHARDS, type RefundSettlement } from './store';
@@ -543,30 +544,19 @@ export async function recoverRefunds(
 ): Promise<RefundRecoverySummary & { stoppedEarly: boolean }> {
   const summary = { refundOrders: 0, refundsSettled: 0, refundsResent: 0, refundErrors: 0, stoppedEarly: false };
   const now = ctx.now().getTime();
-  const pastDeadline = () => Date.now() >= options.deadline;
-  for (let shard = 0; shard < PENDING_SHARDS; shard += 1) {
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      if (pastDeadline()) return { ...summary, stoppedEarly: true };
-      const page = await ctx.store.dueRefunds(shard, now, options.pageSize ?? 100, startKey);
-      startKey = page.nextKey;
-      const queue = [...page.orders];
-      const worker = async () => {
-        for (let order = queue.shift(); order; order = queue.shift()) {
-          if (pastDeadline()) {
-            summary.stoppedEarly = true;
-            return;
-          }
-          try {
-            await recoverOrderRefunds(order, ctx, summary);
-          } catch (error) {
-            summary.refundErrors += 1;
-            logger.warn('recovery could not take up an order\'s refunds; checked again later', { outTradeNo: order.outTradeNo, error });
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, queue.length) }, worker));
-    } while (startKey);
-  }
+  summary.stoppedEarly = await walkDueShards({
+    shards: PENDING_SHARDS,
+    deadline: options.deadline,
+    concurrency: options.concurrency ?? 4,
+    page: (shard, startKey) => ctx.store.dueRefunds(shard, now, options.pageSize ?? 100, startKey),
+    handle: async (order) => {
+      try {
+        await recoverOrderRefunds(order, ctx, summary);
+      } catch (error) {
+        summary.refundErrors += 1;
+        logger.warn('recovery could not take up an order\'s refunds; checked again later', { outTradeNo: order.outTradeNo, error });
+      }
+    },
+  });
   return summary;
 }
