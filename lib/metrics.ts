@@ -42,7 +42,9 @@ export type MetricName =
   /** Refunds that ended CHANGE: the money could not reach the payer; a person must act. */
   | 'RefundsNeedAction'
   /** Refunds recovery sent again because WeChat Pay never received them. */
-  | 'RefundsResent';
+  | 'RefundsResent'
+  /** WeChat Pay answers about a refund number of ours that concern another order (another system on the merchant id): refused, flagged. */
+  | 'RefundAnswersRefused';
 
 interface Counted {
   name: MetricName;

@@ -21,10 +21,21 @@ export interface ReviewFlag {
    * that WeChat Pay then reported SUCCESS: the money went back after all, recorded SUCCESS.
    * APP_MISMATCH: WeChat Pay's bill has a payment of this out_trade_no under another app than the
    * order was made under: never recorded as the order's payment.
+   * REFUND_ANSWER_FOR_ANOTHER_ORDER: WeChat Pay answered about this order's refund number with
+   * another order's refund (out_refund_no is unique per merchant, and a merchant id may serve
+   * several deployments or systems): never recorded; the refund stays as it was for a person.
    */
-  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT' | 'REFUND_NOT_REQUESTED' | 'REFUND_SUCCEEDED_AFTER_FAILURE' | 'APP_MISMATCH';
+  reason:
+    | 'AMOUNT_MISMATCH'
+    | 'PAID_AFTER_CLOSE'
+    | 'PAID_AFTER_FAILURE'
+    | 'SECOND_PAYMENT'
+    | 'REFUND_NOT_REQUESTED'
+    | 'REFUND_SUCCEEDED_AFTER_FAILURE'
+    | 'APP_MISMATCH'
+    | 'REFUND_ANSWER_FOR_ANOTHER_ORDER';
   at: string;
-  source: PaymentSource | 'refund-notify';
+  source: PaymentSource | 'refund-notify' | 'refund-request';
   transactionId: string;
   totalFee: number;
   /** For a refund flag: the refund, and its amount. */
@@ -34,6 +45,8 @@ export interface ReviewFlag {
   failureCode?: string;
   /** APP_MISMATCH: the app the payment was made under, as WeChat Pay's bill says. */
   appId?: string;
+  /** REFUND_ANSWER_FOR_ANOTHER_ORDER: the order WeChat Pay's answer was about (its out_trade_no, when it named one). */
+  answeredOutTradeNo?: string;
 }
 
 /**
@@ -232,6 +245,22 @@ export interface RefundView {
   message?: string;
   /** `external`: made in the merchant platform, not through this API. */
   origin: OrderRefund['origin'];
+}
+
+/**
+ * The refund an order records under `outRefundNo`, looked up among the map's own keys only:
+ * `__proto__`, `constructor` and `toString` are valid out_refund_nos to WeChat Pay, and on a plain
+ * object they would find Object.prototype's members.
+ */
+export function refundOf(order: Pick<Order, 'refunds'> | undefined, outRefundNo: string): OrderRefund | undefined {
+  const refunds = order?.refunds;
+  return refunds && Object.hasOwn(refunds, outRefundNo) ? refunds[outRefundNo] : undefined;
+}
+
+/** The review flag an order keeps under `key`, by own keys only (refundOf says why). */
+export function reviewFlagOf(order: Pick<Order, 'review'> | undefined, key: string): ReviewFlag | undefined {
+  const review = order?.review;
+  return review && Object.hasOwn(review, key) ? review[key] : undefined;
 }
 
 export function toRefundView(order: Pick<Order, 'outTradeNo'>, refund: OrderRefund): RefundView {

@@ -14,8 +14,8 @@ import { countMetric } from '../metrics';
 import { InvalidRequestError } from '../validation';
 import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
-import type { Order, ReviewFlag } from './model';
-import { recordBilledRefund } from './refunds';
+import { refundOf, reviewFlagOf, type Order, type ReviewFlag } from './model';
+import { recordBilledRefund, refundNumbersOfClaim } from './refunds';
 import { recordPayment } from './settle';
 import type { OrderStore } from './store';
 
@@ -121,7 +121,7 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
   if (!order) return { ...base, kind: 'UNKNOWN_ORDER', note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform' };
   // Already recorded under this transaction (paid on another day by our clock, or recorded and flagged): nothing to do.
   if (order.transactionId === row.transactionId) return 'matched';
-  const flagged = order.review?.[row.transactionId];
+  const flagged = reviewFlagOf(order, row.transactionId);
   if (flagged) return REFUSED_PAYMENT_FLAGS.has(flagged.reason) ? refusedPayment(row, order, flagged.reason) : 'matched';
   const outcome = await recordPayment(
     {
@@ -156,7 +156,7 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
 async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, outRefundNo: row.outRefundNo, billFen: row.appliedRefundFeeFen };
   const order = await ctx.store.get(row.outTradeNo);
-  const recorded = order?.refunds?.[row.outRefundNo];
+  const recorded = refundOf(order, row.outRefundNo);
   if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
   const outcome = await recordBilledRefund(
     {
@@ -188,15 +188,18 @@ async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<Recon
  * its order (one per order), to see how it is recorded.
  */
 async function refundsMissingFromBill(billDate: string, billed: BillRow[], ctx: OrdersContext): Promise<ReconciliationItem[]> {
-  const inBill = new Set(billed.filter((row) => row.kind === 'refund').map((row) => row.outRefundNo));
+  // On the pair: a merchant id shared with another system may see an out_refund_no of ours on another order.
+  const refundKey = (outTradeNo: string, outRefundNo: string) => `${outTradeNo}\n${outRefundNo}`;
+  const inBill = new Set(billed.filter((row) => row.kind === 'refund').map((row) => refundKey(row.outTradeNo, row.outRefundNo)));
   const orders = new Map<string, Promise<Order | undefined>>();
   const items: ReconciliationItem[] = [];
   for (const claim of await ctx.store.refundsRequestedOnDay(billDate)) {
-    if (inBill.has(claim.outRefundNo)) continue;
+    const numbers = refundNumbersOfClaim(claim);
+    if (numbers.some((outRefundNo) => inBill.has(refundKey(claim.outTradeNo, outRefundNo)))) continue;
     if (!orders.has(claim.outTradeNo)) orders.set(claim.outTradeNo, ctx.store.get(claim.outTradeNo));
     const order = await orders.get(claim.outTradeNo);
     // A claim whose reservation was refused has no refund; FAILED and PROCESSING ones moved no money.
-    const refund = order?.refunds?.[claim.outRefundNo];
+    const refund = numbers.map((outRefundNo) => refundOf(order, outRefundNo)).find(Boolean);
     if (!order || refund?.status !== 'SUCCESS') continue;
     items.push({
       kind: 'REFUND_MISSING_FROM_BILL',

@@ -26,7 +26,7 @@ import { parseBody, wechatText } from '../validation';
 import type { OrdersContext } from './context';
 import { walkDueShards } from './due-walk';
 import { InvalidOrderRequestError, OrderConflictError, OrderNotFoundError, OrderStoreError, PaymentProviderError } from './errors';
-import { toRefundView, type Order, type OrderRefund, type RefundView, type ReviewFlag } from './model';
+import { refundOf, toRefundView, type Order, type OrderRefund, type RefundView, type ReviewFlag } from './model';
 import { MAX_REFUNDS_PER_ORDER, OPEN_REFUNDS_INDEX, PENDING_SHARDS, type RefundSettlement } from './store';
 
 export { OPEN_REFUNDS_INDEX };
@@ -65,13 +65,38 @@ export function parseRefundRequest(outTradeNo: string, body: unknown): RefundReq
 }
 
 /**
- * The out_refund_no of an idempotency key: `R` and 31 characters of the base64url SHA-256 of the
- * key (186 bits): within WeChat Pay's `[0-9A-Za-z_-|*@]{1,64}`, unique for every key, the same for
- * every retry of one request. A key belongs to the merchant (its server is the only caller), so the
- * same key names the same refund whichever order it is sent for; another order is refused (409).
+ * The claim of an idempotency key: `R` and 31 characters of the base64url SHA-256 of the key (186
+ * bits). One claim per key in this deployment, so the same key sent for another order, amount or
+ * reason is refused (409). Refunds requested before refund numbers named their order were sent to
+ * WeChat Pay under this number itself, and keep it.
  */
-export function outRefundNoFor(idempotencyKey: string): string {
+export function refundClaimFor(idempotencyKey: string): string {
   return `R${createHash('sha256').update(`refund\n${idempotencyKey}`, 'utf8').digest('base64url').slice(0, 31)}`;
+}
+
+/**
+ * The out_refund_no of a key's refund of an order: `R` and 31 characters of the base64url SHA-256
+ * of the order and the key's claim. WeChat Pay holds an out_refund_no unique per MERCHANT, and one
+ * merchant id often serves several deployments (staging and production, a recreated table, a second
+ * system) whose merchants reuse their keys: a number of the key alone would name another
+ * deployment's refund of another order. Within `[0-9A-Za-z_-|*@]{1,64}`; the same for every retry.
+ * It is made from the claim (not the key) so that the day's claims, which hold only their claim and
+ * order (store.ts REFUND_DAY_INDEX), still name their refund (refundNumbersOfClaim).
+ */
+export function outRefundNoFor(outTradeNo: string, idempotencyKey: string): string {
+  return outRefundNoOfClaim(outTradeNo, refundClaimFor(idempotencyKey));
+}
+
+function outRefundNoOfClaim(outTradeNo: string, claim: string): string {
+  return `R${createHash('sha256').update(`refund of order\n${outTradeNo}\n${claim}`, 'utf8').digest('base64url').slice(0, 31)}`;
+}
+
+/**
+ * The out_refund_nos a claim's refund may have: the number naming its order, or, for a refund
+ * requested before numbers named their order, the claim itself.
+ */
+export function refundNumbersOfClaim(claim: { claim: string; outTradeNo: string }): [string, string] {
+  return [outRefundNoOfClaim(claim.outTradeNo, claim.claim), claim.claim];
 }
 
 /** What makes two requests with one key the same request. */
@@ -111,15 +136,17 @@ const MAX_WRITE_ATTEMPTS = 60;
  * again (with the same out_refund_no) while it is PROCESSING.
  */
 export async function requestRefund(request: RefundRequest, ctx: OrdersContext): Promise<RefundView> {
-  const outRefundNo = outRefundNoFor(request.idempotencyKey);
+  const claimKey = refundClaimFor(request.idempotencyKey);
   const fingerprint = fingerprintOf(request);
   let order = await ctx.store.get(request.outTradeNo);
   if (!order) throw new OrderNotFoundError(request.outTradeNo);
   const createdAt = ctx.now().toISOString();
-  const claim = await ctx.store.claimRefund(outRefundNo, { outTradeNo: request.outTradeNo, fingerprint, createdAt });
+  const claim = await ctx.store.claimRefund(claimKey, { outRefundNo: outRefundNoFor(request.outTradeNo, request.idempotencyKey), outTradeNo: request.outTradeNo, fingerprint, createdAt });
   if (!claim.ok && (claim.outTradeNo !== request.outTradeNo || claim.fingerprint !== fingerprint)) {
-    throw new OrderConflictError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey was used for another refund request (refund ${outRefundNo} of order ${claim.outTradeNo})`);
+    throw new OrderConflictError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey was used for another refund request (refund ${claim.outRefundNo} of order ${claim.outTradeNo})`);
   }
+  // A repeat keeps the number its claim was made with (a refund requested before numbers named their order has the claim's).
+  const outRefundNo = claim.outRefundNo;
   const refund: OrderRefund = {
     outRefundNo,
     refundFee: request.refundFee,
@@ -130,7 +157,7 @@ export async function requestRefund(request: RefundRequest, ctx: OrdersContext):
     fingerprint,
   };
   for (let attempt = 0; ; attempt += 1) {
-    const existing = order.refunds?.[outRefundNo];
+    const existing = refundOf(order, outRefundNo);
     if (existing) {
       if (existing.fingerprint !== fingerprint) throw new OrderConflictError('IDEMPOTENCY_KEY_REUSED', 'idempotencyKey was used for another refund request');
       if (existing.status !== 'PROCESSING') return toRefundView(order, existing);
@@ -191,6 +218,10 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
       },
       { signType: order.signType },
     );
+    if (!isAboutOrder(order, accepted)) {
+      await refuseAnswerAboutAnotherOrder(order, refund, accepted, 'refund-request', ctx);
+      return toRefundView(order, refund);
+    }
     const at = ctx.now().toISOString();
     await ctx.store.markRefundAccepted(order.outTradeNo, refund.outRefundNo, { refundId: accepted.refundId, at });
     logger.info('refund accepted by WeChat Pay', { ...context, refundId: accepted.refundId });
@@ -214,6 +245,47 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
   }
 }
 
+/** An answer of WeChat Pay about a refund is about this order: its out_trade_no and its payment's transaction_id. */
+function isAboutOrder(order: Order, answer: { outTradeNo: string; transactionId: string }): boolean {
+  return answer.outTradeNo === order.outTradeNo && answer.transactionId === order.transactionId;
+}
+
+/**
+ * WeChat Pay answered about another order under this refund's out_refund_no: the number is the
+ * merchant's, and another deployment or system on the same merchant id made a refund under it.
+ * Nothing of the answer is recorded: the refund stays as it was (WeChat Pay never refunded this
+ * order's payer under that number), and the order is flagged once for a person; logged and counted
+ * every time it happens.
+ */
+async function refuseAnswerAboutAnotherOrder(
+  order: Order,
+  refund: OrderRefund,
+  answer: { outTradeNo: string; transactionId: string },
+  source: ReviewFlag['source'],
+  ctx: OrdersContext,
+): Promise<void> {
+  logger.error('WeChat Pay answered about another order\'s refund under this refund\'s out_refund_no: not recorded, flagged for review', {
+    outTradeNo: order.outTradeNo,
+    outRefundNo: refund.outRefundNo,
+    answeredOutTradeNo: answer.outTradeNo,
+    answeredTransactionId: answer.transactionId,
+    source,
+  });
+  countMetric('RefundAnswersRefused');
+  const flag: ReviewFlag = {
+    reason: 'REFUND_ANSWER_FOR_ANOTHER_ORDER',
+    at: ctx.now().toISOString(),
+    source,
+    // Only a paid order has refunds.
+    transactionId: order.transactionId as string,
+    totalFee: order.totalFee,
+    outRefundNo: refund.outRefundNo,
+    refundFee: refund.refundFee,
+    answeredOutTradeNo: answer.outTradeNo,
+  };
+  await ctx.store.addReviewFlag(order, flag, `refund-answer:${refund.outRefundNo}`);
+}
+
 /**
  * Ends a PROCESSING refund (conditional write; read again and retried while the order's totals
  * move). Answers the refund as it now stands, or undefined when the order has no such refund.
@@ -221,7 +293,7 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
 async function settle(outTradeNo: string, outRefundNo: string, settlement: RefundSettlement, ctx: OrdersContext): Promise<OrderRefund | undefined> {
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
     const order = await reread(outTradeNo, ctx);
-    const refund = order.refunds?.[outRefundNo];
+    const refund = refundOf(order, outRefundNo);
     if (!refund) return undefined;
     if (refund.status !== 'PROCESSING') return refund;
     const after = await ctx.store.settleRefund(order, outRefundNo, settlement);
@@ -233,7 +305,7 @@ async function settle(outTradeNo: string, outRefundNo: string, settlement: Refun
         logger.error('refund could not reach the payer (CHANGE): a person must refund by other means', { outTradeNo, outRefundNo });
         countMetric('RefundsNeedAction');
       }
-      return after.refunds?.[outRefundNo];
+      return refundOf(after, outRefundNo);
     }
   }
   throw new OrderStoreError(`order ${outTradeNo} kept changing while ending refund ${outRefundNo}`, undefined);
@@ -265,7 +337,7 @@ async function recordSuccessAfterFailure(
 ): Promise<OrderRefund | undefined> {
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
     const order = await reread(outTradeNo, ctx);
-    const refund = order.refunds?.[outRefundNo];
+    const refund = refundOf(order, outRefundNo);
     if (refund?.status !== 'FAILED') return refund;
     const flag: ReviewFlag = {
       reason: 'REFUND_SUCCEEDED_AFTER_FAILURE',
@@ -293,7 +365,7 @@ async function recordSuccessAfterFailure(
         orderStatus: after.status,
       });
       countMetric('PaymentsFlagged');
-      return after.refunds?.[outRefundNo];
+      return refundOf(after, outRefundNo);
     }
   }
   throw new OrderStoreError(`order ${outTradeNo} kept changing while recording refund ${outRefundNo}'s success after its failure`, undefined);
@@ -304,7 +376,7 @@ export async function getRefund(outTradeNo: string, outRefundNo: string, ctx: Or
   checkOutTradeNo(outTradeNo);
   if (!/^[0-9A-Za-z_\-|*@]{1,64}$/.test(outRefundNo)) throw new InvalidOrderRequestError('outRefundNo must be 1 to 64 characters of [0-9A-Za-z_-|*@]', 'outRefundNo');
   const order = await ctx.store.get(outTradeNo);
-  const refund = order?.refunds?.[outRefundNo];
+  const refund = refundOf(order, outRefundNo);
   if (!order || !refund) throw new RefundNotFoundError(outTradeNo, outRefundNo);
   return toRefundView(order, refund);
 }
@@ -383,8 +455,8 @@ async function recordRefundNotification(notice: RefundNotification, source: Revi
     ...(notice.refundStatus === 'SUCCESS' && successAt(notice.successTime) ? { succeededAt: successAt(notice.successTime) } : {}),
     ...(notice.refundRecvAccount ? { receivedBy: notice.refundRecvAccount } : {}),
   };
-  const stored = order.refunds?.[notice.outRefundNo];
-  if (!stored) return recordExternal(order, notice, settlement, context, ctx);
+  const stored = refundOf(order, notice.outRefundNo);
+  if (!stored) return recordExternal(order, notice, settlement, source, context, ctx);
   if (stored.refundFee !== notice.refundFee) return refuse('REFUND_AMOUNT_MISMATCH', `refund_fee ${notice.refundFee} is not refund ${notice.outRefundNo}'s amount`, context);
   if (stored.refundId && stored.refundId !== notice.refundId) return refuse('REFUND_ID_MISMATCH', `refund_id does not match refund ${notice.outRefundNo}`, context);
   // A refund recorded FAILED that WeChat Pay made after all is recorded (recordSuccessAfterFailure).
@@ -428,7 +500,14 @@ export async function recordBilledRefund(
 }
 
 /** A refund WeChat Pay made for a known order without this backend asking: recorded and flagged. */
-async function recordExternal(order: Order, notice: RefundNotification, settlement: RefundSettlement, context: Record<string, unknown>, ctx: OrdersContext): Promise<RefundNotificationResult> {
+async function recordExternal(
+  order: Order,
+  notice: RefundNotification,
+  settlement: RefundSettlement,
+  source: ReviewFlag['source'],
+  context: Record<string, unknown>,
+  ctx: OrdersContext,
+): Promise<RefundNotificationResult> {
   if (order.status !== 'PAID' && order.status !== 'REFUNDED') return refuse('ORDER_NOT_PAID', `order ${order.outTradeNo} is ${order.status}: it has no payment to refund`, context);
   const refund: OrderRefund = {
     outRefundNo: notice.outRefundNo,
@@ -444,7 +523,7 @@ async function recordExternal(order: Order, notice: RefundNotification, settleme
   const flag: ReviewFlag = {
     reason: 'REFUND_NOT_REQUESTED',
     at: settlement.at,
-    source: 'refund-notify',
+    source,
     transactionId: notice.transactionId,
     totalFee: order.totalFee,
     outRefundNo: notice.outRefundNo,
@@ -452,7 +531,7 @@ async function recordExternal(order: Order, notice: RefundNotification, settleme
   };
   let current = order;
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
-    if (current.refunds?.[notice.outRefundNo]) return { reply: notificationReply('SUCCESS'), outcome: 'ALREADY_RECORDED' };
+    if (refundOf(current, notice.outRefundNo)) return { reply: notificationReply('SUCCESS'), outcome: 'ALREADY_RECORDED' };
     const after = await ctx.store.recordExternalRefund(current, refund, flag);
     if (after) {
       logger.error('refund made outside this backend recorded; needs review', { ...context, refundFee: notice.refundFee, source: notice.refundRequestSource });
@@ -485,6 +564,11 @@ async function recoverRefund(order: Order, refund: OrderRefund, ctx: OrdersConte
   let queried: QueriedRefund | undefined;
   try {
     const result = await ctx.wechatPayFor(order.appId).refundQuery({ outRefundNo: refund.outRefundNo }, { signType: order.signType });
+    if (!isAboutOrder(order, result)) {
+      summary.refundErrors += 1;
+      await refuseAnswerAboutAnotherOrder(order, refund, result, 'recovery', ctx);
+      return;
+    }
     queried = result.refunds.find((candidate) => candidate.outRefundNo === refund.outRefundNo);
   } catch (error) {
     if (!(error instanceof WechatPayBusinessError && error.code === 'REFUNDNOTEXIST')) throw error;

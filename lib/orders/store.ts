@@ -11,7 +11,7 @@ import { outboxEntry, outboxUpdate, type OutboxEntry, type RefundFacts, type Tra
 import { failure, type Failure } from '../result';
 import { toBeijingTimestamp } from '../wechatpay/time';
 import { OrderStoreError } from './errors';
-import type { Order, OrderRefund, OrderStatus, PaymentReport, RefundStatus, ReviewFlag } from './model';
+import { refundOf, reviewFlagOf, type Order, type OrderRefund, type OrderStatus, type PaymentReport, type RefundStatus, type ReviewFlag } from './model';
 
 /**
  * Pending orders are spread over this many index partitions so that no single partition key takes
@@ -56,7 +56,7 @@ export const PAID_DAY_INDEX = 'paidByDay';
  * when the refund was accepted, not when it succeeded), with its status of that moment, and this
  * backend sends a refund the moment it is requested.
  *
- * The key is on the refund's claim (`refund#<outRefundNo>`, `requestedDayShard` =
+ * The key is on the refund's claim (`refund#<claim>`, `requestedDayShard` =
  * `<yyyyMMdd>#<shard>`), not on the order: an order holds up to 50 refunds, made on different days,
  * but an item stands under one key of an index, so a day attribute on the order would move with
  * each refund and lose the earlier days'. The claim is one item per refund, written once (a
@@ -76,6 +76,28 @@ export function dayShard(at: string, shard: number = randomInt(DAY_SHARDS)): str
  * (7 days) with a day to spare, so a key is never forgotten while its order can still be paid.
  */
 const IDEMPOTENCY_TTL_SECONDS = 8 * 24 * 60 * 60;
+
+/**
+ * lib-dynamodb builds a map by assigning its entries, so an entry named `__proto__` (a valid
+ * out_refund_no, and so a key of `refunds` and `review`) becomes the map's prototype instead of an
+ * entry, and the refund would vanish from every read: it is put back as an own entry.
+ */
+function withProtoEntry<T>(map: Record<string, T> | undefined): Record<string, T> | undefined {
+  if (map === undefined) return map;
+  const prototype: unknown = Object.getPrototypeOf(map);
+  if (prototype === Object.prototype || prototype === null) return map;
+  const own: Record<string, T> = { ...map };
+  Object.defineProperty(own, '__proto__', { value: prototype, enumerable: true, writable: true, configurable: true });
+  return own;
+}
+
+/** An order item as read from the table. */
+function orderOf(item: Record<string, unknown> | undefined): Order {
+  const order = item as unknown as Order;
+  if (order.refunds !== undefined) order.refunds = withProtoEntry(order.refunds);
+  if (order.review !== undefined) order.review = withProtoEntry(order.review) as Record<string, ReviewFlag>;
+  return order;
+}
 
 export function createDocumentClient(endpoint?: string): DynamoDBDocumentClient {
   const local = endpoint
@@ -199,7 +221,7 @@ export class OrderStore {
       const result = await this.send('UpdateItem', () =>
         this.db.send(new UpdateCommand({ TableName: this.table, ReturnValues: 'ALL_NEW', ...input })),
       );
-      return result.Attributes as Order;
+      return orderOf(result.Attributes);
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
       throw error;
@@ -255,7 +277,7 @@ export class OrderStore {
       this.db.send(new GetCommand({ TableName: this.table, Key: { pk: outTradeNo }, ConsistentRead: true })),
     );
     // The table also holds idempotency records (pk `idempotency#...`): only an order has a status.
-    return result.Item?.status ? (result.Item as Order) : undefined;
+    return result.Item?.status ? orderOf(result.Item) : undefined;
   }
 
   /** Stores a new PENDING order; false when the out_trade_no already exists. */
@@ -386,18 +408,21 @@ export class OrderStore {
         }),
       ),
     );
-    return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
+    return { orders: (result.Items ?? []).map(orderOf), nextKey: result.LastEvaluatedKey };
   }
 
   /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
   async paidOnDay(day: string): Promise<Order[]> {
-    return this.onDay<Order>(PAID_DAY_INDEX, 'paidDayShard', day);
+    return (await this.onDay<Record<string, unknown>>(PAID_DAY_INDEX, 'paidDayShard', day)).map(orderOf);
   }
 
-  /** The refunds requested through this backend on one Beijing day (`yyyyMMdd`), from their claims. */
-  async refundsRequestedOnDay(day: string): Promise<Array<{ outRefundNo: string; outTradeNo: string }>> {
+  /**
+   * The refunds requested through this backend on one Beijing day (`yyyyMMdd`), as their claims
+   * (the index projects the claim's key and order; refunds.ts refundNumbersOfClaim names the refund).
+   */
+  async refundsRequestedOnDay(day: string): Promise<Array<{ claim: string; outTradeNo: string }>> {
     const claims = await this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day);
-    return claims.map((claim) => ({ outRefundNo: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo }));
+    return claims.map((claim) => ({ claim: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo }));
   }
 
   /** Every item of one day of a by-day index (`<attribute>` = `<day>#<shard>`), shard by shard. */
@@ -475,24 +500,25 @@ export class OrderStore {
   }
 
   /**
-   * Adds a review flag once per transaction id (event: Payment Needs Review, written with the flag,
-   * so a flag repeated changes nothing and publishes nothing); answers the order with it.
+   * Adds a review flag once per key, by default its transaction id (event: Payment Needs Review,
+   * written with the flag, so a flag repeated changes nothing and publishes nothing); answers the
+   * order with it.
    */
-  async addReviewFlag(order: Order, flag: ReviewFlag): Promise<Order> {
+  async addReviewFlag(order: Order, flag: ReviewFlag, key: string = flag.transactionId): Promise<Order> {
     const entries = [outboxEntry({ type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status: order.status, review: flag }, new Date())];
     const outbox = outboxUpdate(entries);
     const flagged = await this.conditionalUpdate({
       Key: { pk: order.outTradeNo },
       UpdateExpression: `SET review.#flag = :flag, ${outbox.set}`,
       ConditionExpression: 'attribute_not_exists(review.#flag)',
-      ExpressionAttributeNames: { '#flag': flag.transactionId },
+      ExpressionAttributeNames: { '#flag': key },
       ExpressionAttributeValues: { ':flag': flag, ...outbox.values },
     });
     if (flagged) {
       await this.published(flagged, entries);
       return flagged;
     }
-    return { ...order, review: { ...order.review, [flag.transactionId]: order.review[flag.transactionId] ?? flag } };
+    return { ...order, review: { ...order.review, [key]: reviewFlagOf(order, key) ?? flag } };
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -500,32 +526,33 @@ export class OrderStore {
   // change of a refund and of the order's amounts is one conditional write of one item.
 
   /**
-   * Claims an out_refund_no for a refund request (`refund#<outRefundNo>`): the first request that
-   * derives it owns it. The claim is indexed by the Beijing day of `createdAt` (REFUND_DAY_INDEX).
-   * When it is taken, answers what took it (its order and request fingerprint).
+   * Claims a refund request's idempotency key (`refund#<claim>`, refunds.ts refundClaimFor) for the
+   * refund `outRefundNo` of an order: the first request that derives it owns it. The claim is
+   * indexed by the Beijing day of `createdAt` (REFUND_DAY_INDEX). Answers the claim's refund number;
+   * when it was taken, what took it (its order, request fingerprint and refund number).
    */
   async claimRefund(
-    outRefundNo: string,
-    claim: { outTradeNo: string; fingerprint: string; createdAt: string },
-  ): Promise<{ ok: true } | (Failure<'KEY_TAKEN'> & { outTradeNo: string; fingerprint: string })> {
-    const pk = `refund#${outRefundNo}`;
+    claimKey: string,
+    claim: { outRefundNo: string; outTradeNo: string; fingerprint: string; createdAt: string },
+  ): Promise<{ ok: true; outRefundNo: string } | (Failure<'KEY_TAKEN'> & { outTradeNo: string; fingerprint: string; outRefundNo: string })> {
+    const pk = `refund#${claimKey}`;
     try {
       await this.send('PutItem', () =>
         this.db.send(
           new PutCommand({
             TableName: this.table,
-            Item: { pk, outRefundNo, ...claim, requestedDayShard: dayShard(claim.createdAt) },
+            Item: { pk, ...claim, requestedDayShard: dayShard(claim.createdAt) },
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         ),
       );
-      return { ok: true };
+      return { ok: true, outRefundNo: claim.outRefundNo };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
     }
     const existing = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
-    const item = existing.Item as { outTradeNo: string; fingerprint: string };
-    return { ...failure('KEY_TAKEN', `out_refund_no ${outRefundNo} is taken`), outTradeNo: item.outTradeNo, fingerprint: item.fingerprint };
+    const item = existing.Item as { outTradeNo: string; fingerprint: string; outRefundNo: string };
+    return { ...failure('KEY_TAKEN', `refund claim ${claimKey} is taken`), outTradeNo: item.outTradeNo, fingerprint: item.fingerprint, outRefundNo: item.outRefundNo };
   }
 
   /**
@@ -594,7 +621,7 @@ export class OrderStore {
    * two settlements never race. The order as it now is, or undefined (read again, then retry).
    */
   async settleRefund(order: Order, outRefundNo: string, settlement: RefundSettlement): Promise<Order | undefined> {
-    const refund = order.refunds?.[outRefundNo];
+    const refund = refundOf(order, outRefundNo);
     if (!refund) throw new Error(`order ${order.outTradeNo} has no refund ${outRefundNo}`);
     const names: Record<string, string> = { '#status': 'status', '#no': outRefundNo, '#refundStatus': 'status' };
     const values: Record<string, unknown> = {
@@ -644,6 +671,18 @@ export class OrderStore {
    */
   async recordExternalRefund(order: Order, refund: OrderRefund, flag: ReviewFlag): Promise<Order | undefined> {
     const hasMap = order.refunds !== undefined;
+    if (!hasMap && refund.outRefundNo === '__proto__') {
+      // lib-dynamodb writes a map by assigning its entries, which makes a `__proto__` entry the
+      // map's prototype and loses it: the map is made empty first, and the caller, reading the
+      // order again, writes the refund by its path.
+      await this.conditionalUpdate({
+        Key: { pk: order.outTradeNo },
+        UpdateExpression: 'SET refunds = :empty',
+        ConditionExpression: 'attribute_not_exists(refunds)',
+        ExpressionAttributeValues: { ':empty': {} },
+      });
+      return undefined;
+    }
     const names: Record<string, string> = { '#status': 'status', '#flag': `refund:${refund.outRefundNo}` };
     const values: Record<string, unknown> = { ':flag': flag, ':zero': 0, ':one': 1 };
     const sets = ['review.#flag = :flag', 'refundCount = if_not_exists(refundCount, :zero) + :one'];
@@ -694,7 +733,7 @@ export class OrderStore {
    * undefined when the condition did not hold (read again, then retry).
    */
   async recordRefundSuccessAfterFailure(order: Order, outRefundNo: string, settlement: RefundSettlement & { status: 'SUCCESS' }, flag: ReviewFlag): Promise<Order | undefined> {
-    const refund = order.refunds?.[outRefundNo];
+    const refund = refundOf(order, outRefundNo);
     if (!refund) throw new Error(`order ${order.outTradeNo} has no refund ${outRefundNo}`);
     const names: Record<string, string> = { '#status': 'status', '#no': outRefundNo, '#refundStatus': 'status', '#flag': `refund:${outRefundNo}` };
     const values: Record<string, unknown> = { ':failed': 'FAILED', ':final': 'SUCCESS', ':at': settlement.at, ':fee': refund.refundFee, ':zero': 0, ':one': 1, ':flag': flag };
@@ -755,6 +794,6 @@ export class OrderStore {
         }),
       ),
     );
-    return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
+    return { orders: (result.Items ?? []).map(orderOf), nextKey: result.LastEvaluatedKey };
   }
 }

@@ -138,7 +138,8 @@ describe('daily reconciliation', () => {
     const order = await ctx.store.get(paid);
     expect(order?.refunds?.['platform-refund-1']).toMatchObject({ status: 'SUCCESS', refundFee: 1200, origin: 'external' });
     expect(order?.refundedFee).toBe(1200);
-    expect(Object.values(order?.review ?? {})).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED' })]);
+    // Security review 3, finding 6: the flag said `refund-notify` whoever found the refund.
+    expect(Object.values(order?.review ?? {})).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', source: 'reconciliation', outRefundNo: 'platform-refund-1' })]);
 
     const again = (await run(day)).body;
     expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });

@@ -459,6 +459,7 @@ describe('serverless package', () => {
           ReconciliationMismatchAlarm: 'ReconciliationMismatches',
           SignatureFailureAlarm: 'SignatureFailures',
           EventsRepublishedAlarm: 'EventsRepublished',
+          RefundAnswerRefusedAlarm: 'RefundAnswersRefused',
         });
         for (const alarm of Object.values(byId)) {
           expect(alarm).toMatchObject({ Namespace: 'WechatPay', Dimensions: [{ Name: 'service', Value: 'wechatpay' }], AlarmActions: [{ Ref: 'PaymentAlarmsTopic' }] });
