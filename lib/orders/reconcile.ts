@@ -7,6 +7,7 @@
  * a person. Running it again changes nothing: what it repaired is matched the second time.
  */
 import { downloadBill } from '../wechatpay/download-bill';
+import { WechatPayBusinessError, WechatPayError } from '../wechatpay/errors';
 import type { BillRow } from '../wechatpay/bill';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
@@ -16,7 +17,7 @@ import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
 import { refundOf, reviewFlagOf, type Order, type ReviewFlag } from './model';
 import { recordBilledRefund, refundNumbersOfClaim } from './refunds';
-import { recordPayment } from './settle';
+import { paidAtFrom, recordPayment } from './settle';
 import type { OrderStore } from './store';
 
 /** WeChat Pay keeps bills for three months; today's is made after 09:00 tomorrow. */
@@ -36,6 +37,10 @@ export type ReconciliationItemKind =
   | 'NOT_RECORDED'
   /** In the bill under another app than its order was made under: not recorded as the order's payment, flagged. */
   | 'APP_MISMATCH'
+  /** In the bill, not recorded here, and WeChat Pay's signed orderquery does not show that payment: not recorded. */
+  | 'NOT_CONFIRMED'
+  /** In the bill, not recorded here, and WeChat Pay could not be asked to confirm it: left for the next run. */
+  | 'UNCONFIRMED'
   /** A successful refund in the bill that was not recorded here as such: recorded now (flagged if made outside the backend, or recorded FAILED). */
   | 'REFUND_REPAIRED'
   /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
@@ -114,6 +119,41 @@ function refusedPayment(row: BillRow, order: Order, reason: string): Reconciliat
   return { ...base, kind: 'NOT_RECORDED', note: `the bill's amount differs from the order's (${reason}): check the order with WeChat Pay` };
 }
 
+/**
+ * The bill is the one document WeChat Pay does not sign: before a payment read from it is recorded,
+ * WeChat Pay's signed orderquery must show the same payment of this order (paid, its transaction id,
+ * its amount). Answers when it was paid, or the item that reports why it was not recorded.
+ */
+async function confirmBillPayment(row: BillRow, order: Order, ctx: OrdersContext): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
+  let answer;
+  try {
+    answer = await ctx.wechatPayFor(order.appId).orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+  } catch (error) {
+    if (!(error instanceof WechatPayError)) throw error;
+    if (!(error instanceof WechatPayBusinessError && error.code === 'ORDERNOTEXIST')) {
+      logger.warn('a payment of the bill could not be confirmed with orderquery; left for the next run', { outTradeNo: order.outTradeNo, transactionId: row.transactionId, code: error.code });
+      return { kind: 'UNCONFIRMED', note: `WeChat Pay could not be asked to confirm this payment (${error.code}): not recorded yet; run this day's reconciliation again` };
+    }
+    answer = { tradeState: 'ORDERNOTEXIST', transactionId: undefined, totalFee: undefined, timeEnd: undefined };
+  }
+  if (PAID_TRADE_STATES.has(answer.tradeState) && answer.transactionId === row.transactionId && answer.totalFee === String(row.totalFeeFen)) {
+    return paidAtFrom(answer.timeEnd, ctx.now());
+  }
+  logger.error('a payment of the bill is not confirmed by orderquery; not recorded', {
+    outTradeNo: order.outTradeNo,
+    transactionId: row.transactionId,
+    tradeState: answer.tradeState,
+    queriedTransactionId: answer.transactionId,
+  });
+  return {
+    kind: 'NOT_CONFIRMED',
+    note: `the bill shows this payment, but WeChat Pay's signed orderquery does not (trade_state ${answer.tradeState}${answer.transactionId && answer.transactionId !== row.transactionId ? `, transaction ${answer.transactionId}` : ''}): not recorded; check the transaction in the merchant platform`,
+  };
+}
+
+/** trade_state of an order the payer paid (REFUND: paid, then refunded). */
+const PAID_TRADE_STATES: ReadonlySet<string> = new Set(['SUCCESS', 'REFUND']);
+
 /** One payment of the bill that the day's index did not show as recorded. */
 async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen };
@@ -123,12 +163,19 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
   if (order.transactionId === row.transactionId) return 'matched';
   const flagged = reviewFlagOf(order, row.transactionId);
   if (flagged) return REFUSED_PAYMENT_FLAGS.has(flagged.reason) ? refusedPayment(row, order, flagged.reason) : 'matched';
+  // Another app's payment is never recorded as the order's (recordPayment flags it): nothing to confirm.
+  let paidAt = billTime(row.tradeTime) ?? ctx.now().toISOString();
+  if (row.appId === (order.appId ?? ctx.config.appId)) {
+    const confirmed = await confirmBillPayment(row, order, ctx);
+    if (typeof confirmed !== 'string') return { ...base, recordedFen: order.totalFee, ...confirmed };
+    paidAt = confirmed;
+  }
   const outcome = await recordPayment(
     {
       outTradeNo: row.outTradeNo,
       transactionId: row.transactionId,
       totalFee: row.totalFeeFen,
-      paidAt: billTime(row.tradeTime) ?? ctx.now().toISOString(),
+      paidAt,
       source: 'reconciliation',
       // The bill's appid must be the order's, as a callback's must: another app's payment is not this order's.
       appId: row.appId,
@@ -138,7 +185,7 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
   );
   if (outcome.outcome === 'PAID' || outcome.outcome === 'FLAGGED') {
     const flaggedNow = outcome.outcome === 'FLAGGED' ? ` and flagged for review (${outcome.flag.reason})` : '';
-    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill${flaggedNow}: its callback never arrived` };
+    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill, confirmed by WeChat Pay's orderquery${flaggedNow}: its callback never arrived` };
   }
   if (outcome.outcome === 'ALREADY_PAID') return 'matched';
   if (outcome.outcome === 'APP_MISMATCH') {
@@ -215,6 +262,9 @@ async function refundsMissingFromBill(billDate: string, billed: BillRow[], ctx: 
   return items;
 }
 
+/** Items that are mismatches without a count of their own. */
+const REPORTED_BESIDE_COUNTS: ReadonlySet<ReconciliationItemKind> = new Set(['UNKNOWN_ORDER', 'APP_MISMATCH', 'NOT_CONFIRMED', 'UNCONFIRMED']);
+
 /**
  * Reconciles one Beijing day: downloads the `ALL` bill (gzip), reads the day's payments here through
  * the paid-by-day index and the day's refund requests through the refunds-by-request-day index
@@ -287,7 +337,8 @@ export async function reconcileDay(billDate: string, ctx: OrdersContext): Promis
     report.counts.missingFromBill++;
     report.items.push(item);
   }
-  const mismatches = report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => item.kind === 'UNKNOWN_ORDER' || item.kind === 'APP_MISMATCH').length;
+  const mismatches =
+    report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => REPORTED_BESIDE_COUNTS.has(item.kind)).length;
   report.status = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.length === 0 ? 'NO_BILL' : 'MATCHED';
   await ctx.store.putRecord(reportKey(billDate), { ...report });
   if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);

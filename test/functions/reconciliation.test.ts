@@ -3,16 +3,20 @@
  * dynalite and the emulator's own bill.
  */
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { listen, readBody } from '../../emulator/http-server';
 import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as getReconciliation } from '../../functions/getReconciliation';
 import { handler as reconcileSchedule } from '../../functions/reconcile';
 import { handler as runReconciliation } from '../../functions/runReconciliation';
 import type { OrdersContext } from '../../lib/orders/context';
+import { reconcileDay } from '../../lib/orders/reconcile';
 import { requestRefund } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
 import { createWechatPayClient, type WechatPayClient } from '../../lib/wechatpay/client';
+import { paymentRow, writeBill } from '../../lib/wechatpay/bill-testing';
 import { WechatPayBusinessError } from '../../lib/wechatpay/errors';
 import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
@@ -76,6 +80,62 @@ async function payYesterday(outTradeNo: string, day: string) {
   });
   expect(answer.status).toBe(200);
 }
+
+/** `ctx` whose bill is `bill`, served as WeChat Pay's downloadbill answer; every other call still goes to the emulator. */
+async function withBill(bill: string, body: (ctx: OrdersContext) => Promise<void>): Promise<void> {
+  const server = createServer((request, response) => {
+    void readBody(request, 1 << 20).then(() => response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(bill));
+  });
+  const listening = await listen(server, 0, '127.0.0.1');
+  try {
+    const ctx = await ordersContext();
+    await body({ ...ctx, config: { ...ctx.config, baseUrl: listening.origin } });
+  } finally {
+    await listening.close();
+  }
+}
+
+describe('a payment that only the bill shows (security review 3, finding 7: the bill is the one unsigned document)', () => {
+  it('is not recorded when WeChat Pay\'s signed orderquery does not show it: reported NOT_CONFIRMED, the order stays PENDING', async () => {
+    const day = beijingDay(10);
+    const pending = (await create({ tradeType: 'NATIVE', totalFee: 800, description: 'only a bill line says paid' })).body.outTradeNo as string;
+    // A bill line for this order (its app, its amount) that WeChat Pay never made: the bill is not signed.
+    const tradeTime = `${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6, 8)} 12:00:00`;
+    const row = paymentRow({ tradeTime, appId: TEST_MERCHANT.appId, mchId: TEST_MERCHANT.mchId, transactionId: '4200000000202600000000000008', outTradeNo: pending, openid: 'oBillOnlyPayer00000000000000', tradeType: 'NATIVE', productName: 'forged', totalFeeFen: 800 });
+    await withBill(writeBill([row]), async (ctx) => {
+      const report = await reconcileDay(day, ctx);
+      expect(report).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 1, matched: 0, repaired: 0 } });
+      expect(report.items).toEqual([expect.objectContaining({ kind: 'NOT_CONFIRMED', outTradeNo: pending, transactionId: row.transactionId, note: expect.stringContaining('trade_state NOTPAY') })]);
+      const order = await ctx.store.get(pending);
+      expect(order).toMatchObject({ status: 'PENDING' });
+      expect(order?.transactionId).toBeUndefined();
+      expect(order?.review).toEqual({});
+    });
+  });
+
+  it('is left for the next run when WeChat Pay cannot be asked: reported UNCONFIRMED, then recorded by a rerun', async () => {
+    const day = beijingDay(11);
+    await stack.sim.faults({ dropNotifies: 1_000_000 });
+    const lost = (await create({ tradeType: 'NATIVE', totalFee: 4300, description: 'lost callback, query down' })).body.outTradeNo as string;
+    await payYesterday(lost, day);
+    await stack.sim.faults({ systemError: { orderquery: 1_000 } });
+    let first;
+    try {
+      first = await run(day);
+    } finally {
+      await stack.sim.faults({ systemError: { orderquery: 0 } });
+    }
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 1, repaired: 0 } });
+    expect(first.body.items).toEqual([expect.objectContaining({ kind: 'UNCONFIRMED', outTradeNo: lost, note: expect.stringContaining('SYSTEMERROR') })]);
+    const ctx = await ordersContext();
+    expect(await ctx.store.get(lost)).toMatchObject({ status: 'PENDING' });
+
+    const again = await run(day);
+    expect(again.body).toMatchObject({ status: 'MATCHED', counts: { repaired: 1 }, items: [expect.objectContaining({ kind: 'REPAIRED', outTradeNo: lost })] });
+    expect(await ctx.store.get(lost)).toMatchObject({ status: 'PAID', paidVia: 'reconciliation', transactionId: (await stack.sim.order(lost)).transaction_id });
+  });
+});
 
 describe('daily reconciliation', () => {
   it('a day with a lost callback and recovery not run: the payment is recorded PAID once, and a rerun reports it matched', async () => {
