@@ -2,7 +2,8 @@ import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { OutboxStore } from './events/outbox-store';
 import { createOrdersContext, type OrdersContext } from './orders/context';
-import { createDocumentClient, OrderStore } from './orders/store';
+import { OrderStore } from './orders/store';
+import { createDocumentClient } from './store/dynamo';
 
 let context: Promise<OrdersContext> | undefined;
 

@@ -2,7 +2,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { OrderStoreError } from '../orders/errors';
 import type { Order } from '../orders/model';
-import { isConditionFailure } from '../orders/store';
+import { isConditionFailure } from '../store/dynamo';
 import { OUTBOX_INDEX, type OutboxEntry } from './outbox';
 
 /**

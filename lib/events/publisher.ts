@@ -1,4 +1,5 @@
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { localEndpointOptions } from '../core/aws';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { Order } from '../orders/model';
@@ -72,19 +73,8 @@ export function createEventPublisher(options: PublisherOptions): EventPublisher 
   const buildClient = async (): Promise<EventBridgeClient> => {
     // Only the client and the one command (eventbridge-client.ts): the rest of the API stays out of the bundle.
     const { EventBridgeClient } = await loadEventBridge();
-    const local = endpoint
-      ? {
-          endpoint,
-          region: process.env.AWS_REGION ?? 'us-east-1',
-          // The local stand-in accepts any credentials; a developer's machine may have none.
-          credentials: {
-            accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'local',
-            secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
-          },
-        }
-      : {};
     return new EventBridgeClient({
-      ...local,
+      ...localEndpointOptions(endpoint),
       maxAttempts: options.maxAttempts ?? 2,
       requestHandler: { requestTimeout: options.timeoutMs ?? 1_000, connectionTimeout: options.timeoutMs ?? 1_000 },
     });

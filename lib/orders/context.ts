@@ -4,7 +4,8 @@ import { CatalogStore } from '../catalog/store';
 import { OutboxStore } from '../events/outbox-store';
 import { createEventPublisher, type EventPublisher } from '../events/publisher';
 import { createWechatPayClient, type WechatPayClient } from '../wechatpay/client';
-import { createDocumentClient, OrderStore } from './store';
+import { createDocumentClient } from '../store/dynamo';
+import { OrderStore } from './store';
 
 /** What the order operations need; built once per container, replaced in tests. */
 export interface OrdersContext {

@@ -10,7 +10,7 @@ import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
 import type { ApiEvent } from '../../lib/http/api';
 import { TokenStore } from '../../lib/identity/token-store';
-import { createDocumentClient } from '../../lib/orders/store';
+import { createDocumentClient } from '../../lib/store/dynamo';
 import { jssdkSignature } from '../../lib/wechat/jssdk';
 import { createOrdersTable } from '../support/dynalite';
 import { jssdkConfigRequest, jssdkQuery } from '../support/identity';
