@@ -2,6 +2,7 @@ import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { OutboxStore } from './events/outbox-store';
 import { createOrdersContext, type OrdersContext } from './orders/context';
+import { ORDER_EVENTS } from './orders/events';
 import { OrderStore } from './orders/store';
 import { createDocumentClient } from './store/dynamo';
 
@@ -42,4 +43,4 @@ export const orderStore = storeOf('ORDERS_TABLE', (db, table) => new OrderStore(
  * The outbox store, for the function that confirms published events (clearOutbox): it needs the
  * orders table and nothing else.
  */
-export const outboxStore = storeOf('ORDERS_TABLE', (db, table) => new OutboxStore(db, table));
+export const outboxStore = storeOf('ORDERS_TABLE', (db, table) => new OutboxStore(db, table, ORDER_EVENTS));

@@ -5,6 +5,8 @@ import { OutboxStore } from '../events/outbox-store';
 import { createEventPublisher, type EventPublisher } from '../events/publisher';
 import { createWechatPayClient, type WechatPayClient } from '../wechatpay/client';
 import { createDocumentClient } from '../store/dynamo';
+import { ORDER_EVENTS } from './events';
+import type { Order } from './model';
 import { OrderStore } from './store';
 
 /** What the order operations need; built once per container, replaced in tests. */
@@ -21,16 +23,16 @@ export interface OrdersContext {
   /** The catalog, for the functions that price orders (CATALOG_TABLE); a ConfigError elsewhere. */
   catalog: () => CatalogStore;
   /** Publishes the events of transitions (the store hands it each transition it wrote). */
-  events: EventPublisher;
+  events: EventPublisher<Order>;
   /** The outbox index and its writes, for the recovery schedule's sweep. */
-  outbox: OutboxStore;
+  outbox: OutboxStore<Order>;
   now: () => Date;
 }
 
 export function createOrdersContext(config: AppConfig): OrdersContext {
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
-  const events = createEventPublisher({ busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
+  const events = createEventPublisher(ORDER_EVENTS, { busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
   const clients = new Map<string, WechatPayClient>();
   const clientFor = (appId: string): WechatPayClient => {
     let client = clients.get(appId);
@@ -54,10 +56,10 @@ export function createOrdersContext(config: AppConfig): OrdersContext {
     config,
     // Each transition's events are published as soon as its write succeeded (README: Events).
     store: new OrderStore(db, config.ordersTable, async (order, entries) => {
-      await events.publish(entries.map((entry) => ({ order, entry })));
+      await events.publish(entries.map((entry) => ({ item: order, entry })));
     }),
     events,
-    outbox: new OutboxStore(db, config.ordersTable),
+    outbox: new OutboxStore(db, config.ordersTable, ORDER_EVENTS),
     catalog: () => {
       if (!catalog) throw new ConfigError('CATALOG_TABLE is not set');
       return catalog;

@@ -6,11 +6,12 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
-import { outboxEntry, outboxUpdate, type OutboxEntry, type RefundFacts, type Transition, type TransitionListener } from '../events/outbox';
+import { outboxUpdate, type OutboxEntry } from '../events/outbox';
 import { failure, type Failure } from '../result';
 import { isConditionFailure } from '../store/dynamo';
 import { toBeijingTimestamp } from '../wechatpay/time';
 import { OrderStoreError } from './errors';
+import { outboxEntry, type RefundFacts, type Transition, type TransitionListener } from './events';
 import { refundOf, reviewFlagOf, type Order, type OrderRefund, type OrderStatus, type PaymentReport, type RefundStatus, type ReviewFlag } from './model';
 
 /**
