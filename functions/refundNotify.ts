@@ -1,4 +1,4 @@
-import { rawBodyBytes } from '../lib/http/api';
+import { rawBodyBytes } from '../lib/http/event';
 import { notifyRoute } from '../lib/http/routes';
 import { handleRefundNotification } from '../lib/orders/refunds';
 import { ordersContext } from '../lib/runtime';

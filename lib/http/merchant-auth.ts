@@ -5,32 +5,15 @@
  * have no gateway responses), and it would add a second Lambda invocation on every cache miss.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { ApiEvent } from './api';
-
-/** The request did not prove it comes from the merchant's server: answered 401, nothing done. */
-export class MerchantUnauthorizedError extends Error {
-  constructor(
-    message: string,
-    /** Whether a token was presented at all (RFC 6750: `error="invalid_token"` only then). */
-    readonly tokenPresented: boolean,
-  ) {
-    super(message);
-    this.name = 'MerchantUnauthorizedError';
-  }
-}
+import { bearer } from './bearer';
+import { MerchantUnauthorizedError } from './errors';
+import type { ApiEvent } from './event';
 
 /** Far above any token the merchant would set; a longer header is refused before it is hashed. */
 const MAX_AUTHORIZATION_CHARS = 1024;
-const BEARER = /^Bearer ([\x21-\x7E]+)$/i;
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
-}
-
-function authorizationHeader(event: ApiEvent): string | undefined {
-  // API Gateway's payload 2.0 lower-cases header names; a test event or another front may not.
-  for (const [name, value] of Object.entries(event.headers ?? {})) if (name.toLowerCase() === 'authorization') return value;
-  return undefined;
 }
 
 /**
@@ -39,14 +22,13 @@ function authorizationHeader(event: ApiEvent): string | undefined {
  * nor a prefix tells anything about a token. Messages never contain what was sent.
  */
 export function authenticateMerchant(event: ApiEvent, tokens: readonly string[]): void {
-  const header = authorizationHeader(event);
-  if (header === undefined || header === '') {
-    throw new MerchantUnauthorizedError('send the merchant API token as "Authorization: Bearer <token>"', false);
+  const sent = bearer(event, MAX_AUTHORIZATION_CHARS);
+  if (!sent.ok) {
+    if (sent.reason === 'ABSENT') throw new MerchantUnauthorizedError('send the merchant API token as "Authorization: Bearer <token>"', false);
+    if (sent.reason === 'TOO_LONG') throw new MerchantUnauthorizedError('the Authorization header is too long', true);
+    throw new MerchantUnauthorizedError('the Authorization header must be "Bearer <token>"', true);
   }
-  if (header.length > MAX_AUTHORIZATION_CHARS) throw new MerchantUnauthorizedError('the Authorization header is too long', true);
-  const match = BEARER.exec(header);
-  if (!match) throw new MerchantUnauthorizedError('the Authorization header must be "Bearer <token>"', true);
-  const presented = digest(match[1] as string);
+  const presented = digest(sent.token);
   let matched = false;
   for (const token of tokens) matched = timingSafeEqual(presented, digest(token)) || matched;
   if (!matched) throw new MerchantUnauthorizedError('the merchant API token is not valid', true);

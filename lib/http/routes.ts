@@ -3,7 +3,8 @@ import { lambdaHandler } from '../handler';
 import { logger } from '../log';
 import { notificationReply } from '../wechatpay/notification';
 import { loadMerchantTokens } from '../config';
-import { errorResponse, type ApiEvent } from './api';
+import { errorResponse } from './errors';
+import type { ApiEvent } from './event';
 import { authenticateMerchant } from './merchant-auth';
 
 type Answer = APIGatewayProxyStructuredResultV2;
