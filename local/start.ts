@@ -13,7 +13,7 @@ import { createDocumentClient } from '../lib/store/dynamo';
 import { DEMO_PRODUCTS } from './demo-products';
 import { createCatalogTable, createOrdersTable } from './tables';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
-import { localCertificates } from './certs';
+import { localCertificates } from '../emulator/certs';
 import { localStackApps } from './apps';
 import { LOCAL_SESSION_KEY } from './session-key';
 
