@@ -79,7 +79,7 @@ async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | '
 
 /**
  * The recovery schedule's run: the pending orders whose check is due, then the PROCESSING refunds
- * whose check is due (lib/orders/refunds.ts: refundquery, and a resend of a refund WeChat Pay never
+ * whose check is due (lib/orders/refunds/recovery.ts: refundquery, and a resend of a refund WeChat Pay never
  * received), then the events whose publish was never confirmed (the outbox sweep), each reading only
  * its own sparse index, all within the deadline.
  */

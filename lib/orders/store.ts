@@ -395,7 +395,7 @@ export class OrderStore {
 
   /**
    * The refunds requested through this backend on one Beijing day (`yyyyMMdd`), as their claims
-   * (the index projects the claim's key and order; refunds.ts refundNumbersOfClaim names the refund).
+   * (the index projects the claim's key and order; refunds/numbers.ts refundNumbersOfClaim names the refund).
    */
   async refundsRequestedOnDay(day: string): Promise<Array<{ claim: string; outTradeNo: string }>> {
     const claims = await this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day);
@@ -503,7 +503,7 @@ export class OrderStore {
   // change of a refund and of the order's amounts is one conditional write of one item.
 
   /**
-   * Claims a refund request's idempotency key (`refund#<claim>`, refunds.ts refundClaimFor) for the
+   * Claims a refund request's idempotency key (`refund#<claim>`, refunds/numbers.ts refundClaimFor) for the
    * refund `outRefundNo` of an order: the first request that derives it owns it. The claim is
    * indexed by the Beijing day of `createdAt` (REFUND_DAY_INDEX). Answers the claim's refund number;
    * when it was taken, what took it (its order, request fingerprint and refund number).

@@ -73,11 +73,11 @@ function eventsGrants(functionName: string): string[] {
   return [...new Set(grants)].sort();
 }
 
-/** The partition keys a role's DynamoDB statements are limited to (`dynamodb:LeadingKeys`). */
-function leadingKeysCondition(functionName: string): string[] {
+/** The partition keys a role's DynamoDB statements are limited to, or denied (`dynamodb:LeadingKeys`). */
+function leadingKeysCondition(functionName: string, condition = 'ForAllValues:StringLike'): string[] {
   const role = service.resources.Resources[service.functions[functionName]!.role]!;
   const statements = role.Properties.Policies.flatMap((policy) => policy.PolicyDocument.Statement) as Array<Statement & { Condition?: Record<string, Record<string, string[]>> }>;
-  return statements.flatMap((statement) => (typeof statement === 'object' ? (statement.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'] ?? []) : []));
+  return statements.flatMap((statement) => (typeof statement === 'object' ? (statement.Condition?.[condition]?.['dynamodb:LeadingKeys'] ?? []) : []));
 }
 
 /** A role's DynamoDB grants as "Action on table" (orders) / "Action on catalog" / "Action on index/NAME". */
@@ -85,8 +85,9 @@ function dynamoGrants(functionName: string): string[] {
   const role = service.resources.Resources[service.functions[functionName]!.role]!;
   const grants: string[] = [];
   for (const statement of role.Properties.Policies.flatMap((policy) => policy.PolicyDocument.Statement)) {
-    // `${self:custom...}` statements (the API key parameter, read from SSM) are not DynamoDB grants.
-    if (typeof statement !== 'object') continue;
+    // `${self:custom...}` statements (the API key parameter, read from SSM) are not DynamoDB grants,
+    // nor is the token cache's Deny.
+    if (typeof statement !== 'object' || statement.Effect !== 'Allow') continue;
     for (const action of [statement.Action].flat()) {
       if (!action.startsWith('dynamodb:')) continue;
       for (const resource of [statement.Resource].flat()) {
@@ -330,6 +331,21 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     expect(condition).toEqual(['wechat-token#*', 'lease#*']);
     expect(keys.jssdkConfig?.size).toBeGreaterThan(0);
     for (const pk of keys.jssdkConfig ?? []) expect(condition.some((pattern) => pk.startsWith(pattern.slice(0, -1))), pk).toBe(true);
+  });
+
+  it("no other function touches the token cache's items, which their roles deny them (only the JS-SDK config's own keys begin wechat-token# or lease#)", () => {
+    const cacheKeys = leadingKeysCondition('jssdkConfig');
+    const isCacheKey = (pk: string) => cacheKeys.some((pattern) => pk.startsWith(pattern.slice(0, -1)));
+    for (const name of FUNCTIONS.filter((other) => other !== 'jssdkConfig')) {
+      const touched = [...(keys[name] ?? [])];
+      expect(touched.filter(isCacheKey), name).toEqual([]);
+      // Every function on the orders table is denied exactly the JS-SDK config's keys.
+      const onTable = dynamoGrants(name).some((grant) => grant.endsWith(' on table'));
+      expect(leadingKeysCondition(name, 'ForAnyValue:StringLike'), name).toEqual(onTable ? cacheKeys : []);
+    }
+    // The orders and records the run wrote and read, under their own keys.
+    expect([...(keys.createOrder ?? [])].some((pk) => pk.startsWith('idempotency#'))).toBe(true);
+    expect([...(keys.createRefund ?? [])].some((pk) => pk.startsWith('refund#'))).toBe(true);
   });
 
   it('no function scans the table or queries it outside its sparse indexes (pending orders, open refunds, payments by day, refund requests by day, unpublished events)', () => {
