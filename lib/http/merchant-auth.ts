@@ -5,6 +5,7 @@
  * have no gateway responses), and it would add a second Lambda invocation on every cache miss.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { ConfigError, required, secureParameter, type Env } from '../config';
 import { bearer } from './bearer';
 import { MerchantUnauthorizedError } from './errors';
 import type { ApiEvent } from './event';
@@ -32,4 +33,29 @@ export function authenticateMerchant(event: ApiEvent, tokens: readonly string[])
   let matched = false;
   for (const token of tokens) matched = timingSafeEqual(presented, digest(token)) || matched;
   if (!matched) throw new MerchantUnauthorizedError('the merchant API token is not valid', true);
+}
+
+const MERCHANT_TOKEN = /^[\x21-\x2B\x2D-\x7E]{16,256}$/;
+
+function checkMerchantTokens(text: string, source: string): string[] {
+  const tokens = text.split(',').map((token) => token.trim()).filter((token) => token !== '');
+  if (tokens.length === 0) throw new ConfigError(`${source} holds no merchant API token`);
+  // Never quote a token: name its position only.
+  tokens.forEach((token, i) => {
+    if (!MERCHANT_TOKEN.test(token)) {
+      throw new ConfigError(`merchant API token ${i + 1} in ${source} must be 16 to 256 visible ASCII characters without commas`);
+    }
+  });
+  return tokens;
+}
+
+/**
+ * The bearer tokens of the merchant's server, from the SSM SecureString named by
+ * MERCHANT_API_TOKENS_PARAM (comma-separated: two while rotating; a rotation reaches every container
+ * within SECRET_MAX_AGE_SECONDS, five minutes), else MERCHANT_API_TOKEN (local).
+ */
+export async function loadMerchantTokens(env: Env = process.env): Promise<string[]> {
+  const parameterName = env.MERCHANT_API_TOKENS_PARAM?.trim();
+  if (!parameterName) return checkMerchantTokens(required(env, 'MERCHANT_API_TOKEN'), 'MERCHANT_API_TOKEN');
+  return checkMerchantTokens(await secureParameter(parameterName, 'the merchant API tokens'), `parameter ${parameterName}`);
 }

@@ -2,10 +2,9 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { lambdaHandler } from '../handler';
 import { logger } from '../log';
 import { notificationReply } from '../wechatpay/notification';
-import { loadMerchantTokens } from '../config';
 import { errorResponse } from './errors';
 import type { ApiEvent } from './event';
-import { authenticateMerchant } from './merchant-auth';
+import { authenticateMerchant, loadMerchantTokens } from './merchant-auth';
 
 type Answer = APIGatewayProxyStructuredResultV2;
 
