@@ -18,8 +18,8 @@ function imports(file: string): string[] {
 }
 
 describe('what the Lambda bundles may import', () => {
-  // node-forge (certificate conversion, local certificates) is for tools/ and local/ only; lib/ and
-  // functions/ are what every function bundle is made of.
+  // node-forge (certificate conversion, the emulator's certificates) is for tools/, emulator/ and
+  // local/ only; lib/ and functions/ are what every function bundle is made of.
   const bundled = [...sources('lib'), ...sources('functions')];
 
   it('finds the product code', () => {
