@@ -88,7 +88,8 @@ describe('the local stack (npm start)', () => {
     expect(listed.events[0]).toMatchObject({ 'detail-type': 'Order Paid', source: 'wechatpay.orders', detail: { outTradeNo: id, status: 'PAID', totalFee: 1200 } });
     expect(output).toContain(`"event":"Order Paid","outTradeNo":"${id}"`);
     const viaDemo = (await (await fetch(new URL(`/events?outTradeNo=${id}`, urls.demo))).json()) as Listed;
-    expect(viaDemo.events).toEqual(listed.events);
+    // The demo server hands the page only what it shows of each event, never its detail (the payer's openid).
+    expect(viaDemo.events).toEqual(listed.events.map((event) => ({ id: event.id, 'detail-type': event['detail-type'], time: event.time, status: event.detail.status })));
     // EventBridge hands it to clearOutbox (through serverless offline's Lambda API), which empties the outbox.
     const db = new DynamoDBClient({ endpoint: urls.dynamodb, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
     await eventually(async () => {
