@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EventSchema, OutboxEntry } from '../events/outbox';
 import { OUT_TRADE_NO_PATTERN } from '../wechatpay/ids';
-import type { Order, OrderLine, PaymentSource, ReviewFlag } from './model';
+import { openidOf, type Order, type OrderLine, type PaymentSource, type ReviewFlag } from './model';
 
 /**
  * Order events for fulfilment (README: Events): the event types, their ids, the facts of each
@@ -160,7 +160,7 @@ export function eventDetail(order: Order, entry: OutboxEntry): OrderEventDetail 
     items: order.items ?? [],
     attach: order.attach ?? null,
     appId: order.appId ?? null,
-    openid: order.unifiedOrder?.openid ?? null,
+    openid: openidOf(order) ?? null,
     occurredAt: entry.at,
     ...entry.facts,
   };

@@ -269,7 +269,7 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
 
     // Closed at WeChat Pay (e.g. from its merchant platform) while still PENDING here.
     await sleep(350);
-    await ctx.wechatPay.closeOrder({ outTradeNo: closedByWechatPay }, { signType: 'HMAC-SHA256' });
+    await ctx.gatewayFor({ signType: 'HMAC-SHA256' }).closePayment(closedByWechatPay);
     await as('recoverOrders', async () => {
       await recoverOrders({ ...ctx, now: () => new Date(Date.now() + 10_000) }, { deadline: Date.now() + 10_000 });
       await recoverOrders({ ...ctx, now: () => new Date(Date.now() + 31 * 60_000) }, { deadline: Date.now() + 10_000 });
