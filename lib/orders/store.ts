@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -7,6 +8,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { outboxEntry, outboxUpdate, type OutboxEntry, type RefundFacts, type Transition, type TransitionListener } from '../events/outbox';
 import { failure, type Failure } from '../result';
 import { toBeijingTimestamp } from '../wechatpay/time';
@@ -38,6 +40,12 @@ export interface RefundSettlement {
   failureMessage?: string;
   receivedBy?: string;
 }
+
+/** BatchGetItem reads at most this many keys in one request. */
+export const BATCH_GET_MAX_KEYS = 100;
+
+/** What reconciliation reads of a day's payments (a projection: the index holds whole orders). */
+export type PaymentOfDay = Pick<Order, 'outTradeNo' | 'transactionId' | 'totalFee'>;
 
 /** The shards of each by-day index: one day's writes spread over as many partition keys as the pending index's. */
 export const DAY_SHARDS = 16;
@@ -391,18 +399,27 @@ export class OrderStore {
 
   /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
   async paidOnDay(day: string): Promise<Order[]> {
-    return this.onDay<Order>(PAID_DAY_INDEX, 'paidDayShard', day);
+    const orders: Order[] = [];
+    for await (const order of this.onDay<Order>(PAID_DAY_INDEX, 'paidDayShard', day)) orders.push(order);
+    return orders;
+  }
+
+  /** The payments of one Beijing day, as each page of the paid-by-day index comes: only what reconciliation compares. */
+  paymentsOnDay(day: string): AsyncGenerator<PaymentOfDay> {
+    return this.onDay<PaymentOfDay>(PAID_DAY_INDEX, 'paidDayShard', day, 'outTradeNo, transactionId, totalFee');
   }
 
   /** The refunds requested through this backend on one Beijing day (`yyyyMMdd`), from their claims. */
   async refundsRequestedOnDay(day: string): Promise<Array<{ outRefundNo: string; outTradeNo: string }>> {
-    const claims = await this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day);
-    return claims.map((claim) => ({ outRefundNo: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo }));
+    const claims: Array<{ outRefundNo: string; outTradeNo: string }> = [];
+    for await (const claim of this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day)) {
+      claims.push({ outRefundNo: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo });
+    }
+    return claims;
   }
 
   /** Every item of one day of a by-day index (`<attribute>` = `<day>#<shard>`), shard by shard. */
-  private async onDay<Item>(index: string, attribute: string, day: string): Promise<Item[]> {
-    const items: Item[] = [];
+  private async *onDay<Item>(index: string, attribute: string, day: string, projection?: string): AsyncGenerator<Item> {
     for (let shard = 0; shard < DAY_SHARDS; shard++) {
       let startKey: Record<string, unknown> | undefined;
       do {
@@ -414,15 +431,39 @@ export class OrderStore {
               KeyConditionExpression: '#day = :key',
               ExpressionAttributeNames: { '#day': attribute },
               ExpressionAttributeValues: { ':key': `${day}#${shard}` },
+              ProjectionExpression: projection,
               ExclusiveStartKey: startKey,
             }),
           ),
         );
-        items.push(...((page.Items ?? []) as Item[]));
+        yield* (page.Items ?? []) as Item[];
         startKey = page.LastEvaluatedKey;
       } while (startKey);
     }
-    return items;
+  }
+
+  /**
+   * The orders of these out_trade_nos that exist (at most BATCH_GET_MAX_KEYS, none repeated), read
+   * consistently by one BatchGetItem, and more while DynamoDB leaves keys unprocessed (it may, for
+   * throughput), backing off in between.
+   */
+  async getMany(outTradeNos: readonly string[]): Promise<Map<string, Order>> {
+    const found = new Map<string, Order>();
+    let keys: Array<Record<string, unknown>> = outTradeNos.map((pk) => ({ pk }));
+    for (let attempt = 0; keys.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 8) throw new OrderStoreError(`DynamoDB BatchGetItem left ${keys.length} keys unprocessed after ${attempt} requests`, undefined);
+        await sleep(Math.min(50 * 2 ** attempt, 2_000));
+      }
+      const request = keys;
+      const result = await this.send('BatchGetItem', () =>
+        this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } } })),
+      );
+      // The table also holds records that are not orders: only an order has a status.
+      for (const item of result.Responses?.[this.table] ?? []) if (item.status) found.set(item.pk as string, item as Order);
+      keys = result.UnprocessedKeys?.[this.table]?.Keys ?? [];
+    }
+    return found;
   }
 
   /** A stored document that is not an order (a reconciliation report): written whole, read whole. */
@@ -430,6 +471,7 @@ export class OrderStore {
     await this.send('PutItem', () => this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk } })));
   }
 
+  /** A stored document that is not an order (a page or the head of a reconciliation report). */
   async getRecord(pk: string): Promise<Record<string, unknown> | undefined> {
     const result = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
     return result.Item;
