@@ -17,6 +17,7 @@ import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
 import type { Order, ReviewFlag } from './model';
 import { recordBilledRefund } from './refunds';
+import { readReport, ReportWriter } from './reconciliation-report';
 import { recordPayment } from './settle';
 import { BATCH_GET_MAX_KEYS } from './store';
 import type { OrderStore } from './store';
@@ -57,12 +58,20 @@ export interface ReconciliationItem {
   note: string;
 }
 
+/** A report as the routes answer it: its head, and one page of its items. */
 export interface ReconciliationReport {
   billDate: string;
   status: 'MATCHED' | 'MISMATCHED' | 'NO_BILL';
   counts: { billRows: number; matched: number; repaired: number; missingFromBill: number; amountMismatches: number };
-  items: ReconciliationItem[];
   ranAt: string;
+  /** Items in the whole report. */
+  itemCount: number;
+  /** The items from the cursor asked for (none: the first ones). */
+  items: ReconciliationItem[];
+  /** There are more items: GET /merchant/reconciliations/{billDate}?cursor=<it> gives the next ones. */
+  nextCursor?: string;
+  /** Only on the answer of a run whose report could not be stored (logged, and counted: ReconciliationReportsNotStored). */
+  stored?: false;
 }
 
 /** A bill date the caller may ask for: a real Beijing day, before today, within three months. */
@@ -83,8 +92,6 @@ export function checkBillDate(billDate: unknown, now: Date): string {
 export function yesterday(now: Date): string {
   return toBeijingTimestamp(new Date(now.getTime() - DAY_MS)).slice(0, 8);
 }
-
-const reportKey = (billDate: string) => `reconciliation#${billDate}`;
 
 /** `yyyy-MM-dd HH:mm:ss` (the bill's trade time, Beijing) as ISO. */
 function billTime(text: string): string | undefined {
@@ -217,10 +224,9 @@ class OrderReads {
   }
 }
 
-/** What the run found, as it goes: the report's counts and items. */
+/** What the run found, as it goes: the report's counts (its items go to the report's pages). */
 interface Findings {
   counts: ReconciliationReport['counts'];
-  items: ReconciliationItem[];
   /** Items of payments that are not the order's (UNKNOWN_ORDER, APP_MISMATCH): mismatches the counts do not hold. */
   unattributed: number;
 }
@@ -229,7 +235,10 @@ interface Findings {
  * Reconciles one Beijing day: downloads the `ALL` bill (gzip), reads the day's payments here through
  * the paid-by-day index and the day's refund requests through the refunds-by-request-day index
  * (never a scan), repairs what the bill proves was paid or refunded, reports the rest, and stores the
- * report under the bill date. A mismatch raises the `ReconciliationMismatches` metric.
+ * report under the bill date, in pages (reconciliation-report.ts) written as they fill. A mismatch
+ * raises the `ReconciliationMismatches` metric, counted and logged before the report is stored:
+ * storing it never fails the run (a failure is logged and counted, ReconciliationReportsNotStored,
+ * and the run still answers its counts). It answers the report's head and first items.
  *
  * The bill is read in one pass, row by row, and what is kept in memory is what this deployment
  * recorded, never the bill: the day's payments here (each marked once the bill has it), the day's
@@ -254,30 +263,31 @@ async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, c
   }
   const claims = new Map<string, { outTradeNo: string; outRefundNo: string; billed: boolean }>();
   for (const claim of await ctx.store.refundsRequestedOnDay(billDate)) claims.set(claimKey(claim.outTradeNo, claim.outRefundNo), { ...claim, billed: false });
-  const found: Findings = { counts: { billRows: 0, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 }, items: [], unattributed: 0 };
+  const found: Findings = { counts: { billRows: 0, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 }, unattributed: 0 };
+  const pages = new ReportWriter(billDate, ctx.store);
   const report = (item: ReconciliationItem) => {
     if (item.kind === 'UNKNOWN_ORDER' || item.kind === 'APP_MISMATCH') found.unattributed++;
-    found.items.push(item);
+    return pages.add(item);
   };
 
-  const settledPayment = (settled: ReconciliationItem | 'matched') => {
+  const settledPayment = async (settled: ReconciliationItem | 'matched') => {
     if (settled === 'matched') return void found.counts.matched++;
     if (settled.kind === 'REPAIRED') found.counts.repaired++;
     if (settled.kind === 'NOT_RECORDED') found.counts.amountMismatches++;
-    report(settled);
+    await report(settled);
   };
-  const settledRefund = (settled: ReconciliationItem | 'matched') => {
+  const settledRefund = async (settled: ReconciliationItem | 'matched') => {
     if (settled === 'matched') return void found.counts.matched++;
     if (settled.kind === 'REFUND_REPAIRED') found.counts.repaired++;
     else found.counts.amountMismatches++;
-    report(settled);
+    await report(settled);
   };
   // A refund of an order not paid here (yet) waits until every payment of the bill is recorded.
   const waiting: BillRow[] = [];
   const reads = new OrderReads(ctx.store, async (row, order) => {
     if (row.kind === 'payment') return settledPayment(await settleBillPayment(row, order, ctx));
     if (order && order.status !== 'PAID' && order.status !== 'REFUNDED') return void waiting.push(row);
-    settledRefund(await settleBillRefund(row, order, ctx));
+    await settledRefund(await settleBillRefund(row, order, ctx));
   });
 
   if (bill.ok) {
@@ -293,7 +303,7 @@ async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, c
         if (payment.totalFee === row.totalFeeFen) found.counts.matched++;
         else {
           found.counts.amountMismatches++;
-          report({
+          await report({
             kind: 'AMOUNT_MISMATCH',
             outTradeNo: row.outTradeNo,
             transactionId: row.transactionId,
@@ -319,7 +329,7 @@ async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, c
   for (const [transactionId, payment] of recorded) {
     if (payment.billed) continue;
     found.counts.missingFromBill++;
-    report({
+    await report({
       kind: 'MISSING_FROM_BILL',
       outTradeNo: payment.outTradeNo,
       transactionId,
@@ -329,15 +339,20 @@ async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, c
   }
   for (const item of await refundsMissingFromBill([...claims.values()].filter((claim) => !claim.billed), ctx.store)) {
     found.counts.missingFromBill++;
-    report(item);
+    await report(item);
   }
   const mismatches = found.counts.missingFromBill + found.counts.amountMismatches + found.unattributed;
-  const status = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
-  const result: ReconciliationReport = { billDate, status, counts: found.counts, items: found.items, ranAt };
-  await ctx.store.putRecord(reportKey(billDate), { ...result });
+  const status: ReconciliationReport['status'] = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
+  // Counted and logged before the report is stored: a report that cannot be stored still raises its alarm.
   if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
-  logger.info('reconciliation', { billDate, status, ...found.counts });
-  return result;
+  logger.info('reconciliation', { billDate, status, ...found.counts, itemCount: pages.itemCount, runId: pages.runId });
+  const head = { billDate, status, counts: found.counts, ranAt };
+  const stored = await pages.finish(head);
+  const answer = { ...head, itemCount: pages.itemCount, items: pages.firstItems };
+  if (stored.stored) return stored.nextCursor ? { ...answer, nextCursor: stored.nextCursor } : answer;
+  logger.error('reconciliation report not stored', { billDate, runId: pages.runId, reason: stored.reason });
+  countMetric('ReconciliationReportsNotStored');
+  return { ...answer, stored: false };
 }
 
 /**
@@ -374,11 +389,10 @@ async function refundsMissingFromBill(unbilled: ReadonlyArray<{ outTradeNo: stri
   return items;
 }
 
-/** The stored report of a bill date, or undefined when that day was never reconciled. */
-export async function reconciliationReport(billDate: string, store: OrderStore): Promise<ReconciliationReport | undefined> {
-  const record = await store.getRecord(reportKey(billDate));
-  if (!record) return undefined;
-  const report = { ...record };
-  delete report.pk;
-  return report as unknown as ReconciliationReport;
+/**
+ * The stored report of a bill date, or undefined when that day was never reconciled: its head and
+ * the items from `cursor`, at most `limit` (see readReport).
+ */
+export function reconciliationReport(billDate: string, store: OrderStore, query: { cursor?: string; limit?: string } = {}): Promise<ReconciliationReport | undefined> {
+  return readReport(billDate, store, query);
 }

@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -466,15 +467,61 @@ export class OrderStore {
     return found;
   }
 
-  /** A stored document that is not an order (a reconciliation report): written whole, read whole. */
-  async putRecord(pk: string, record: Record<string, unknown>): Promise<void> {
-    await this.send('PutItem', () => this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk } })));
-  }
-
   /** A stored document that is not an order (a page or the head of a reconciliation report). */
   async getRecord(pk: string): Promise<Record<string, unknown> | undefined> {
     const result = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
     return result.Item;
+  }
+
+  /** Writes a record under a key nothing has used (a report's page: its key names its run); false when the key is taken. */
+  async putNewRecord(pk: string, record: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.send('PutItem', () =>
+        this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk }, ConditionExpression: 'attribute_not_exists(pk)' })),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Writes a record in place of the one under `pk` unless that one holds a later `ranAt` (ISO times
+   * compare as text): `{ replaced }`, the record it replaced if any, or undefined when a later one
+   * stands (nothing written).
+   */
+  async replaceRecordUnlessLater(pk: string, record: Record<string, unknown> & { ranAt: string }): Promise<{ replaced?: Record<string, unknown> } | undefined> {
+    try {
+      const result = await this.send('PutItem', () =>
+        this.db.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: { ...record, pk },
+            ConditionExpression: 'attribute_not_exists(pk) OR ranAt <= :ranAt',
+            ExpressionAttributeValues: { ':ranAt': record.ranAt },
+            ReturnValues: 'ALL_OLD',
+          }),
+        ),
+      );
+      return result.Attributes ? { replaced: result.Attributes } : {};
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Deletes a record that still belongs to `runId` (a replaced report's page); false when it is gone already. */
+  async deleteRunRecord(pk: string, runId: string): Promise<boolean> {
+    try {
+      await this.send('DeleteItem', () =>
+        this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk }, ConditionExpression: 'runId = :runId', ExpressionAttributeValues: { ':runId': runId } })),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   /**
