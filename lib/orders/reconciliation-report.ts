@@ -1,7 +1,7 @@
 /**
  * A reconciliation report, stored in pages: a DynamoDB item holds at most 400 KB, and a day's report
  * has no bound (a merchant id shared with another system puts each of its payments in the bill, each
- * an UNKNOWN_ORDER item of about 230 bytes). So the items are written as they come, in page items of
+ * an UNKNOWN_ORDER item of about 200 bytes). So the items are written as they come, in page items of
  * at most PAGE_BYTES, under keys of their run (`reconciliation#<billDate>#<runId>#<page>`), and the
  * report's head (`reconciliation#<billDate>`: status, counts, ranAt, the run id and its page count),
  * written last, makes them the day's report. A later run of the same day writes its own pages, then
