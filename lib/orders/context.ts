@@ -3,7 +3,7 @@ import { ConfigError } from '../config';
 import { CatalogStore } from '../catalog/store';
 import { OutboxStore } from '../events/outbox-store';
 import { createEventPublisher, type EventPublisher } from '../events/publisher';
-import type { GatewayOrder, PaymentGateway } from './gateway';
+import type { BillSource, GatewayOrder, PaymentGateway } from './gateway';
 import { createDocumentClient, OrderStore } from './store';
 
 /** What the order operations need; built once per container, replaced in tests. */
@@ -16,6 +16,8 @@ export interface OrdersContext {
    * generation an adapter.
    */
   gatewayFor(order: GatewayOrder): PaymentGateway;
+  /** The merchant's trade bills (the daily reconciliation). */
+  bills: BillSource;
   /** The catalog, for the functions that price orders (CATALOG_TABLE); a ConfigError elsewhere. */
   catalog: () => CatalogStore;
   /** Publishes the events of transitions (the store hands it each transition it wrote). */
@@ -25,7 +27,7 @@ export interface OrdersContext {
   now: () => Date;
 }
 
-export function createOrdersContext(config: AppConfig, gatewayFor: (order: GatewayOrder) => PaymentGateway): OrdersContext {
+export function createOrdersContext(config: AppConfig, gateways: { gatewayFor: (order: GatewayOrder) => PaymentGateway; bills: BillSource }): OrdersContext {
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
   const events = createEventPublisher({ busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
@@ -41,7 +43,8 @@ export function createOrdersContext(config: AppConfig, gatewayFor: (order: Gatew
       if (!catalog) throw new ConfigError('CATALOG_TABLE is not set');
       return catalog;
     },
-    gatewayFor,
+    gatewayFor: gateways.gatewayFor,
+    bills: gateways.bills,
     now: () => new Date(),
   };
 }
