@@ -1,6 +1,7 @@
 import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { OutboxStore } from './events/outbox-store';
+import { wechatPayV2Bills } from './gateways/wechatpay-v2/bills';
 import { wechatPayV2Gateways } from './gateways/wechatpay-v2/gateway';
 import { createOrdersContext, type OrdersContext } from './orders/context';
 import { ORDER_EVENTS } from './orders/events';
@@ -14,7 +15,7 @@ let context: Promise<OrdersContext> | undefined;
  * short). A failure is not cached: the next request tries again, e.g. once SSM answers.
  */
 export function ordersContext(): Promise<OrdersContext> {
-  context ??= loadConfig().then((config) => createOrdersContext(config, wechatPayV2Gateways(config)));
+  context ??= loadConfig().then((config) => createOrdersContext(config, { gatewayFor: wechatPayV2Gateways(config), bills: wechatPayV2Bills(config) }));
   context.catch(() => {
     context = undefined;
   });

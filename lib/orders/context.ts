@@ -5,7 +5,7 @@ import { OutboxStore } from '../events/outbox-store';
 import { createEventPublisher, type EventPublisher } from '../events/publisher';
 import { createDocumentClient } from '../store/dynamo';
 import { ORDER_EVENTS } from './events';
-import type { GatewayOrder, PaymentGateway } from './gateway';
+import type { BillSource, GatewayOrder, PaymentGateway } from './gateway';
 import type { Order } from './model';
 import { OrderStore } from './store';
 
@@ -19,6 +19,8 @@ export interface OrdersContext {
    * generation an adapter.
    */
   gatewayFor(order: GatewayOrder): PaymentGateway;
+  /** The merchant's trade bills (the daily reconciliation). */
+  bills: BillSource;
   /** The catalog, for the functions that price orders (CATALOG_TABLE); a ConfigError elsewhere. */
   catalog: () => CatalogStore;
   /** Publishes the events of transitions (the store hands it each transition it wrote). */
@@ -28,7 +30,7 @@ export interface OrdersContext {
   now: () => Date;
 }
 
-export function createOrdersContext(config: AppConfig, gatewayFor: (order: GatewayOrder) => PaymentGateway): OrdersContext {
+export function createOrdersContext(config: AppConfig, gateways: { gatewayFor: (order: GatewayOrder) => PaymentGateway; bills: BillSource }): OrdersContext {
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
   const events = createEventPublisher(ORDER_EVENTS, { busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
@@ -44,7 +46,8 @@ export function createOrdersContext(config: AppConfig, gatewayFor: (order: Gatew
       if (!catalog) throw new ConfigError('CATALOG_TABLE is not set');
       return catalog;
     },
-    gatewayFor,
+    gatewayFor: gateways.gatewayFor,
+    bills: gateways.bills,
     now: () => new Date(),
   };
 }

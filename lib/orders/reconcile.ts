@@ -6,16 +6,13 @@
  * another amount, and a refund recorded SUCCESS here that the bill of its day lacks, are reported for
  * a person. Running it again changes nothing: what it repaired is matched the second time.
  */
-import { openBill } from '../wechatpay/download-bill';
-import type { OpenedBill } from '../wechatpay/download-bill';
-import type { BillFailure, BillRow } from '../wechatpay/bill';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import { InvalidRequestError } from '../validation';
 import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
-import { GatewayError, type PaymentState } from './gateway';
+import { GatewayError, type BillLine, type PaymentState, type TradeBill } from './gateway';
 import { refundOf, reviewFlagOf, type Order, type ReviewFlag } from './model';
 import { recordBilledRefund, refundNumbersOfClaim } from './refunds';
 import { readReport, ReportWriter, type ReconciliationItem, type ReconciliationItemKind, type ReconciliationReport } from './reconciliation-report';
@@ -52,20 +49,20 @@ function billTime(text: string): string | undefined {
   return fromBeijingTimestamp(text.replace(/[-: ]/g, ''))?.toISOString();
 }
 
-async function fetchBill(billDate: string, ctx: OrdersContext): Promise<OpenedBill | BillFailure> {
-  const { appId, mchId, apiKey, baseUrl, signType } = ctx.config;
-  const bill = await openBill({ appId, mchId, apiKey, baseUrl, signType }, { billDate, billType: 'ALL', gzip: true });
-  if (!bill.ok && bill.reason !== 'NO_BILL') {
-    throw new PaymentProviderError(bill.reason, `WeChat Pay's bill for ${billDate} could not be read: ${bill.message}`, bill.reason !== 'REFUSED', '', undefined);
+async function fetchBill(billDate: string, ctx: OrdersContext): Promise<TradeBill | 'NO_BILL'> {
+  try {
+    return await ctx.bills.open(billDate);
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    throw new PaymentProviderError(error.code, error.message, error.retryable, '', error);
   }
-  return bill;
 }
 
 /** Review flags of a bill's payment that was never recorded as its order's payment: reported on every run. */
 const REFUSED_PAYMENT_FLAGS: ReadonlySet<ReviewFlag['reason']> = new Set(['AMOUNT_MISMATCH', 'APP_MISMATCH']);
 
 /** The item of a bill's payment that was not recorded as its order's: `reason`, the outcome that refused it (or its flag's reason). */
-function refusedPayment(row: BillRow, order: Order, reason: string): ReconciliationItem {
+function refusedPayment(row: BillLine, order: Order, reason: string): ReconciliationItem {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen, recordedFen: order.totalFee };
   if (reason === 'APP_MISMATCH') {
     return {
@@ -82,7 +79,7 @@ function refusedPayment(row: BillRow, order: Order, reason: string): Reconciliat
  * WeChat Pay's signed orderquery must show the same payment of this order (paid, its transaction id,
  * its amount). Answers when it was paid, or the item that reports why it was not recorded.
  */
-async function confirmBillPayment(row: BillRow, order: Order, ctx: OrdersContext): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
+async function confirmBillPayment(row: BillLine, order: Order, ctx: OrdersContext): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
   let answer: PaymentState;
   try {
     answer = await ctx.gatewayFor(order).queryPayment(order.outTradeNo);
@@ -111,7 +108,7 @@ async function confirmBillPayment(row: BillRow, order: Order, ctx: OrdersContext
 }
 
 /** One payment of the bill that the day's index did not show as recorded; `order`, its order as just read (none: not ours). */
-async function settleBillPayment(row: BillRow, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+async function settleBillPayment(row: BillLine, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen };
   if (!order) return { ...base, kind: 'UNKNOWN_ORDER', note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform' };
   // Already recorded under this transaction (paid on another day by our clock, or recorded and flagged): nothing to do.
@@ -158,7 +155,7 @@ async function settleBillPayment(row: BillRow, order: Order | undefined, ctx: Or
  * One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as
  * its callback would be. `order`, its order as just read (none: not ours, nothing to record).
  */
-async function settleBillRefund(row: BillRow, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+async function settleBillRefund(row: BillLine, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, outRefundNo: row.outRefundNo, billFen: row.appliedRefundFeeFen };
   const recorded = refundOf(order, row.outRefundNo);
   if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
@@ -193,15 +190,15 @@ const claimKey = (outTradeNo: string, outRefundNo: string) => `${outTradeNo}\n${
  * before it left it), then read by one BatchGetItem and settled in bill order.
  */
 class OrderReads {
-  #rows: BillRow[] = [];
+  #rows: BillLine[] = [];
   readonly #orders = new Set<string>();
 
   constructor(
     private readonly store: OrderStore,
-    private readonly settle: (row: BillRow, order: Order | undefined) => Promise<void>,
+    private readonly settle: (row: BillLine, order: Order | undefined) => Promise<void>,
   ) {}
 
-  async add(row: BillRow): Promise<void> {
+  async add(row: BillLine): Promise<void> {
     if (this.#orders.has(row.outTradeNo)) await this.flush();
     this.#rows.push(row);
     this.#orders.add(row.outTradeNo);
@@ -248,11 +245,11 @@ export async function reconcileDay(billDate: string, ctx: OrdersContext): Promis
   try {
     return await reconcileBill(billDate, bill, ctx);
   } finally {
-    if (bill.ok) await bill.close();
+    if (bill !== 'NO_BILL') await bill.close();
   }
 }
 
-async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, ctx: OrdersContext): Promise<ReconciliationReport> {
+async function reconcileBill(billDate: string, bill: TradeBill | 'NO_BILL', ctx: OrdersContext): Promise<ReconciliationReport> {
   const ranAt = ctx.now().toISOString();
   const recorded = new Map<string, { outTradeNo: string; totalFee: number; billed: boolean }>();
   for await (const payment of ctx.store.paymentsOnDay(billDate)) {
@@ -284,15 +281,15 @@ async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, c
     await report(settled);
   };
   // A refund of an order not paid here (yet) waits until every payment of the bill is recorded.
-  const waiting: BillRow[] = [];
+  const waiting: BillLine[] = [];
   const reads = new OrderReads(ctx.store, async (row, order) => {
     if (row.kind === 'payment') return settledPayment(await settleBillPayment(row, order, ctx));
     if (order && order.status !== 'PAID' && order.status !== 'REFUNDED') return void waiting.push(row);
     await settledRefund(await settleBillRefund(row, order, ctx));
   });
 
-  if (bill.ok) {
-    for await (const row of bill.rows()) {
+  if (bill !== 'NO_BILL') {
+    for await (const row of bill.lines()) {
       found.counts.billRows++;
       if (row.kind === 'payment') {
         const payment = recorded.get(row.transactionId);
@@ -343,7 +340,7 @@ async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, c
     await report(item);
   }
   const mismatches = found.counts.missingFromBill + found.counts.amountMismatches + found.unattributed;
-  const status: ReconciliationReport['status'] = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
+  const status: ReconciliationReport['status'] = mismatches > 0 ? 'MISMATCHED' : bill === 'NO_BILL' && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
   // Counted and logged before the report is stored: a report that cannot be stored still raises its alarm.
   if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
   logger.info('reconciliation', { billDate, status, ...found.counts, itemCount: pages.itemCount, runId: pages.runId });
