@@ -118,7 +118,7 @@ const PROD_APPS = [
 
 const BUS = { 'Fn::GetAtt': ['EventBus', 'Arn'] };
 /**
- * The functions that make order transitions, and so publish their events (README: Events): the
+ * The functions that make order transitions, and so publish their events (docs/reference/events.md): the
  * refund functions, and reconciliation, which records payments through the same transition.
  */
 const PUBLISHING: readonly string[] = [

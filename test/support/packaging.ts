@@ -72,12 +72,12 @@ export interface Packaged {
 export const SHELL_API_KEY = 'shellApiKeyThatMustNotBeDeployed0';
 
 /**
- * `dev` as the README deploys it (`npx serverless deploy`, no param), from a shell that happens to
+ * `dev` as docs/go-live.md deploys it (`npx serverless deploy`, no param), from a shell that happens to
  * hold an API key in WECHATPAY_API_KEY, which must not reach the template.
  */
 export const DEV: PackageRequest = { stage: 'dev', env: { WECHATPAY_API_KEY: SHELL_API_KEY } };
 
-/** prod as the README deploys it: `npx serverless deploy --stage prod --param "appId=wx..." --param "mchId=..."`. */
+/** prod as docs/go-live.md deploys it: `npx serverless deploy --stage prod --param "appId=wx..." --param "mchId=..."`. */
 export const PROD: PackageRequest = { stage: 'prod', params: { appId: 'wx2421b1c4370ec43b', mchId: '1230000109' } };
 
 const TEMPLATE = 'cloudformation-template-update-stack.json';
