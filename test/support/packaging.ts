@@ -80,6 +80,27 @@ export const DEV: PackageRequest = { stage: 'dev', env: { WECHATPAY_API_KEY: SHE
 /** prod as the README deploys it: `npx serverless deploy --stage prod --param "appId=wx..." --param "mchId=..."`. */
 export const PROD: PackageRequest = { stage: 'prod', params: { appId: 'wx2421b1c4370ec43b', mchId: '1230000109' } };
 
+/** prod's apps, as the deploying environment of PROD_FROM_ENVIRONMENT sets them: two that log payers in, one that does not. */
+export const PROD_APPS = [
+  { appId: 'wx0000000000000001', kind: 'officialaccount', secretParam: '/payments/prod/official-account-secret' },
+  { appId: 'wx0000000000000002', kind: 'miniprogram', secretParam: '/payments/prod/mini-program-secret' },
+  { appId: 'wx0000000000000003', kind: 'app' },
+];
+
+/** prod set through the deploying environment: its own parameter names, several apps. */
+export const PROD_FROM_ENVIRONMENT: PackageRequest = {
+  stage: 'prod',
+  env: {
+    WECHATPAY_APPID: 'wx0000000000000001',
+    WECHATPAY_MCHID: '1900000001',
+    WECHATPAY_NOTIFY_URL: 'https://pay.example.com/wechatpay/notify',
+    WECHATPAY_API_KEY_PARAM: '/payments/prod/wechatpay-key',
+    ORDER_EXPIRE_MINUTES: '15',
+    WECHAT_APPS: JSON.stringify(PROD_APPS),
+    SESSION_KEY_PARAM: '/payments/prod/session-key',
+  },
+};
+
 const TEMPLATE = 'cloudformation-template-update-stack.json';
 const CREATE_TEMPLATE = 'cloudformation-template-create-stack.json';
 const STATE = 'serverless-state.json';
