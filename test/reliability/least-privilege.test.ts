@@ -2,6 +2,9 @@ import { clearCaches } from '@aws-lambda-powertools/parameters';
 import { DEFAULT_PROVIDERS } from '@aws-lambda-powertools/parameters/base';
 import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { handler as createOrder } from '../../functions/createOrder';
 import { handler as createMerchantOrder } from '../../functions/createMerchantOrder';
@@ -426,6 +429,33 @@ describe('each function, run on every path, makes the calls its role allows and 
       'Query on index/pendingByShard',
       'Query on index/refundsByRequestDay',
     ]);
+  });
+});
+
+describe('the recorder sees every AWS client the product builds', () => {
+  const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+  const product = ['lib', 'functions'].flatMap((dir) =>
+    readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+      .filter((name) => /\.ts$/.test(name) && !name.endsWith('.d.ts'))
+      .map((name) => join(dir, name)),
+  );
+  const text = (file: string) => readFileSync(join(ROOT, file), 'utf8');
+  const where = (pattern: RegExp) => product.filter((file) => pattern.test(text(file))).sort();
+
+  it('imports no AWS SDK client but DynamoDB, EventBridge, and SSM through Powertools (a new one needs the recorder to learn its calls)', () => {
+    const packages = new Set(product.flatMap((file) => [...text(file).matchAll(/['"](@aws-sdk\/[a-z-]+|@aws-lambda-powertools\/parameters[^'"]*)/g)].map((match) => match[1]!)));
+    expect([...packages].sort()).toEqual(['@aws-lambda-powertools/parameters/ssm', '@aws-sdk/client-dynamodb', '@aws-sdk/client-eventbridge', '@aws-sdk/lib-dynamodb']);
+  });
+
+  it('builds each client where this test puts its recorder', () => {
+    // DynamoDB: createDocumentClient (mocked above to record); EventBridge: the class loadEventBridge
+    // hands out (mocked above); SSM: Powertools' default provider (replaced above by a recorded one).
+    expect(where(/new DynamoDBClient\(|DynamoDBDocumentClient\.from\(/)).toEqual(['lib/orders/store.ts']);
+    expect(text('lib/orders/store.ts')).toMatch(/export function createDocumentClient\(/);
+    expect(where(/new EventBridgeClient\(/)).toEqual(['lib/events/publisher.ts']);
+    expect(where(/import\s*\(\s*'@aws-sdk\/client-eventbridge/)).toEqual(['lib/events/eventbridge-client.ts']);
+    expect(where(/@aws-lambda-powertools\/parameters/)).toEqual(['lib/config.ts']);
+    expect(where(/new SSMProvider|SSMClient/)).toEqual([]);
   });
 });
 
