@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import {
   PROD_APPS,
   PROD_FROM_ENVIRONMENT,
   ROOT,
+  SCRUBBED,
   SHELL_API_KEY,
   cliEnv,
   serverless,
@@ -521,6 +522,14 @@ describe('serverless package', () => {
       expect(bundle).not.toContain('signedNotification:');
       expect(bundle).not.toContain('wechatpay-emulator');
     });
+  });
+});
+
+describe('the packagings of the tests', () => {
+  it("take no setting from the environment of the test that asks for them: every ${env:...} of serverless.yml is scrubbed", () => {
+    const read = [...new Set([...readFileSync(join(ROOT, 'serverless.yml'), 'utf8').matchAll(/\$\{env:([A-Z_]+)/g)].map((match) => match[1]!))];
+    // ESBUILD_WORK_FOLDER: each packaging sets its own.
+    expect(read.filter((name) => name !== 'ESBUILD_WORK_FOLDER' && !SCRUBBED.includes(name))).toEqual([]);
   });
 });
 
