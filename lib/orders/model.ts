@@ -1,8 +1,7 @@
 import type { OutboxEntry } from '../events/outbox';
-import type { SignType } from '../wechatpay/sign';
-import type { TradeType, UnifiedOrderParams } from '../wechatpay/unified-order';
+import type { PaymentRequest, TradeType } from './gateway';
 
-export { TRADE_TYPES, type TradeType } from '../wechatpay/unified-order';
+export { TRADE_TYPES, type TradeType } from './gateway';
 
 /**
  * PENDING → PAID | CLOSED | FAILED (README: Order lifecycle); PAID → REFUNDED once successful refunds
@@ -91,11 +90,17 @@ export interface Order {
   totalFee: number;
   description: string;
   attach?: string;
-  signType: SignType;
+  /** The payer, for JSAPI orders (orders made before it was kept here have it in `unifiedOrder` only). */
+  openid?: string;
+  /** How the order's requests are signed (v2: MD5 or HMAC-SHA256): its callbacks must be signed so too. */
+  signType: string;
   createdAt: string;
   expiresAt: string;
-  /** The exact parameters of the first unified order: a repeat must send exactly these. */
-  unifiedOrder: UnifiedOrderParams;
+  /**
+   * The request that placed the payment, as the order's gateway built it: a repeat must send exactly
+   * this (the name is v2's unifiedorder, where orders began; the gateway reads it).
+   */
+  unifiedOrder: PaymentRequest;
   idempotencyKey?: string;
   prepayId?: string;
   codeUrl?: string;
@@ -185,7 +190,7 @@ export interface PaymentReport {
   paidAt: string;
   source: PaymentSource;
   /** For a callback: the sign type it was verified with, which must be the order's. */
-  signType?: SignType;
+  signType?: string;
   /** For a callback: the app it was sent under, which must be the order's. */
   appId?: string;
   /** The callback's app is the default one, which orders made before apps were recorded were made under. */
@@ -281,6 +286,11 @@ export function toRefundView(order: Pick<Order, 'outTradeNo'>, refund: OrderRefu
   return view;
 }
 
+/** The order's payer (JSAPI orders), wherever the order kept it. */
+export function openidOf(order: Pick<Order, 'openid' | 'unifiedOrder'>): string | undefined {
+  return order.openid ?? order.unifiedOrder?.openid;
+}
+
 export function toMerchantView(order: Order): MerchantOrderView {
   const refunds = Object.values(order.refunds ?? {})
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.outRefundNo.localeCompare(b.outRefundNo))
@@ -293,7 +303,8 @@ export function toMerchantView(order: Order): MerchantOrderView {
     refunds,
   };
   if (order.appId) view.appId = order.appId;
-  if (order.unifiedOrder.openid) view.openid = order.unifiedOrder.openid;
+  const openid = openidOf(order);
+  if (openid) view.openid = openid;
   if (order.attach) view.attach = order.attach;
   if (order.items) view.items = order.items;
   return view;

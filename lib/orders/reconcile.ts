@@ -7,7 +7,6 @@
  * a person. Running it again changes nothing: what it repaired is matched the second time.
  */
 import { downloadBill } from '../wechatpay/download-bill';
-import { WechatPayBusinessError, WechatPayError } from '../wechatpay/errors';
 import type { BillRow } from '../wechatpay/bill';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
@@ -15,9 +14,10 @@ import { countMetric } from '../metrics';
 import { InvalidRequestError } from '../validation';
 import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
+import { GatewayError, type PaymentState } from './gateway';
 import { refundOf, reviewFlagOf, type Order, type ReviewFlag } from './model';
 import { recordBilledRefund, refundNumbersOfClaim } from './refunds';
-import { paidAtFrom, recordPayment } from './settle';
+import { PAID_STATES, recordPayment } from './settle';
 import type { OrderStore } from './store';
 
 /** WeChat Pay keeps bills for three months; today's is made after 09:00 tomorrow. */
@@ -127,17 +127,17 @@ function refusedPayment(row: BillRow, order: Order, reason: string): Reconciliat
 async function confirmBillPayment(row: BillRow, order: Order, ctx: OrdersContext): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
   let answer;
   try {
-    answer = await ctx.wechatPayFor(order.appId).orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+    answer = await ctx.gatewayFor(order).queryPayment(order.outTradeNo);
   } catch (error) {
-    if (!(error instanceof WechatPayError)) throw error;
-    if (!(error instanceof WechatPayBusinessError && error.code === 'ORDERNOTEXIST')) {
+    if (!(error instanceof GatewayError)) throw error;
+    if (error.failure !== 'ORDER_NOT_FOUND') {
       logger.warn('a payment of the bill could not be confirmed with orderquery; left for the next run', { outTradeNo: order.outTradeNo, transactionId: row.transactionId, code: error.code });
       return { kind: 'UNCONFIRMED', note: `WeChat Pay could not be asked to confirm this payment (${error.code}): not recorded yet; run this day's reconciliation again` };
     }
-    answer = { tradeState: 'ORDERNOTEXIST', transactionId: undefined, totalFee: undefined, timeEnd: undefined };
+    answer = { tradeState: 'ORDERNOTEXIST' } as PaymentState;
   }
-  if (PAID_TRADE_STATES.has(answer.tradeState) && answer.transactionId === row.transactionId && answer.totalFee === String(row.totalFeeFen)) {
-    return paidAtFrom(answer.timeEnd, ctx.now());
+  if (PAID_STATES.has(answer.tradeState) && answer.transactionId === row.transactionId && answer.totalFee === row.totalFeeFen) {
+    return answer.paidAt ?? ctx.now().toISOString();
   }
   logger.error('a payment of the bill is not confirmed by orderquery; not recorded', {
     outTradeNo: order.outTradeNo,
@@ -150,9 +150,6 @@ async function confirmBillPayment(row: BillRow, order: Order, ctx: OrdersContext
     note: `the bill shows this payment, but WeChat Pay's signed orderquery does not (trade_state ${answer.tradeState}${answer.transactionId && answer.transactionId !== row.transactionId ? `, transaction ${answer.transactionId}` : ''}): not recorded; check the transaction in the merchant platform`,
   };
 }
-
-/** trade_state of an order the payer paid (REFUND: paid, then refunded). */
-const PAID_TRADE_STATES: ReadonlySet<string> = new Set(['SUCCESS', 'REFUND']);
 
 /** One payment of the bill that the day's index did not show as recorded. */
 async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {

@@ -12,12 +12,12 @@ import { handler as getReconciliation } from '../../functions/getReconciliation'
 import { handler as reconcileSchedule } from '../../functions/reconcile';
 import { handler as runReconciliation } from '../../functions/runReconciliation';
 import type { OrdersContext } from '../../lib/orders/context';
+import { GatewayError } from '../../lib/orders/gateway';
 import { reconcileDay } from '../../lib/orders/reconcile';
 import { requestRefund } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
-import { createWechatPayClient, type WechatPayClient } from '../../lib/wechatpay/client';
+import { createWechatPayClient } from '../../lib/wechatpay/client';
 import { paymentRow, writeBill } from '../../lib/wechatpay/bill-testing';
-import { WechatPayBusinessError } from '../../lib/wechatpay/errors';
 import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { apiEvent, callback, create, MERCHANT_AUTHORIZATION, refundCallback } from '../support/api';
@@ -63,12 +63,12 @@ async function paidOnDay(day: string, totalFee: number, description: string): Pr
 function refusingRefunds(ctx: OrdersContext): OrdersContext {
   return {
     ...ctx,
-    wechatPayFor: (app) =>
-      Object.assign(Object.create(ctx.wechatPayFor(app)) as WechatPayClient, {
-        refund: async () => {
-          throw new WechatPayBusinessError('USER_ACCOUNT_ABNORMAL', '退款请求失败', 'refund');
-        },
-      }),
+    gatewayFor: (order) => ({
+      ...ctx.gatewayFor(order),
+      refund: async () => {
+        throw new GatewayError('WeChat Pay refund failed with USER_ACCOUNT_ABNORMAL', 'REFUSED', 'USER_ACCOUNT_ABNORMAL', false, { description: '退款请求失败' });
+      },
+    }),
   };
 }
 

@@ -337,7 +337,7 @@ describe('each function, run on every path, makes the calls its role allows and 
 
     // Closed at WeChat Pay (e.g. from its merchant platform) while still PENDING here.
     await sleep(350);
-    await ctx.wechatPay.closeOrder({ outTradeNo: closedByWechatPay }, { signType: 'HMAC-SHA256' });
+    await ctx.gatewayFor({ signType: 'HMAC-SHA256' }).closePayment(closedByWechatPay);
     await as('recoverOrders', async () => {
       await recoverAt(() => new Date(Date.now() + 10_000));
       await recoverAt(() => new Date(Date.now() + 31 * 60_000));

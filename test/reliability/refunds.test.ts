@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { outRefundNoFor, refundClaimFor, requestRefund, parseRefundRequest } from '../../lib/orders/refunds';
-import { createWechatPayClient } from '../../lib/wechatpay/client';
 import { ordersContext } from '../../lib/runtime';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { refund } from '../support/api';
@@ -12,6 +11,7 @@ import { localCertificates, splitPem } from '../support/emulator';
 import { sleep } from '../support/eventually';
 import { startTestStack, type SimRefund, type TestStack } from '../support/stack';
 import { FAULT_KINDS, FULL, injectFault, reportFigures, requestPk, scale, scanTable, type FaultKind } from './support';
+import { wechatPayV2Gateways } from '../../lib/gateways/wechatpay-v2/gateway';
 
 /**
  * One refund request is one refund, whatever fails: concurrent requests never refund more than the
@@ -206,15 +206,16 @@ describe('WeChat Pay faults at every step of a refund', () => {
     const certs = localCertificates(TEST_MERCHANT.mchId);
     return {
       ...ctx,
-      wechatPay: createWechatPayClient({
-        ...TEST_MERCHANT,
-        baseUrl: stack.emulator.url,
-        secapiBaseUrl: stack.emulator.secapiUrl,
-        clientCertificate: async () => ({ ...splitPem(certs.clientPem), ca: certs.caPem }),
-        timeoutMs: 150,
-        maxAttempts: 2,
-        retryDelayMs: 10,
-      }),
+      gatewayFor: wechatPayV2Gateways(
+        { ...ctx.config, baseUrl: stack.emulator.url },
+        {
+          secapiBaseUrl: stack.emulator.secapiUrl,
+          clientCertificate: async () => ({ ...splitPem(certs.clientPem), ca: certs.caPem }),
+          timeoutMs: 150,
+          maxAttempts: 2,
+          retryDelayMs: 10,
+        },
+      ),
     };
   };
 

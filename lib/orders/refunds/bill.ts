@@ -1,7 +1,6 @@
 /** The bill's successful refunds (the daily reconciliation's repairs), recorded as their callback would be. */
-import type { RefundNotification } from '../../wechatpay/refund-notification';
 import type { OrdersContext } from '../context';
-import { recordRefundNotification } from './notify';
+import { recordRefundNotice, type NotifiedRefund } from './notify';
 
 /**
  * A successful refund read from WeChat Pay's bill (the daily reconciliation), recorded through the
@@ -16,16 +15,17 @@ export async function recordBilledRefund(
 ): Promise<string> {
   const order = await ctx.store.get(billed.outTradeNo);
   if (!order) return 'UNKNOWN_ORDER';
-  const notice: RefundNotification = {
-    ...billed,
+  const notice: NotifiedRefund = {
     appId: order.appId ?? ctx.config.appId,
-    mchId: ctx.config.mchId,
+    outTradeNo: billed.outTradeNo,
+    transactionId: billed.transactionId,
     totalFee: order.totalFee,
-    refundStatus: 'SUCCESS',
-    refundRequestSource: 'BILL',
-    // What WeChat Pay's bill line said, for the log: the bill has no decrypted document.
-    fields: { out_refund_no: billed.outRefundNo, refund_id: billed.refundId, refund_fee: String(billed.refundFee) },
+    outRefundNo: billed.outRefundNo,
+    refundId: billed.refundId,
+    refundFee: billed.refundFee,
+    status: 'SUCCESS',
+    requestedVia: 'BILL',
   };
   const context = { outTradeNo: billed.outTradeNo, outRefundNo: billed.outRefundNo, source: 'reconciliation' };
-  return (await recordRefundNotification(notice, 'reconciliation', context, ctx)).outcome;
+  return (await recordRefundNotice(notice, 'reconciliation', context, ctx)).outcome;
 }

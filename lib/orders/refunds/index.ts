@@ -14,7 +14,7 @@
  * - An answer about another order under one of our numbers is never recorded.
  */
 export { recordBilledRefund } from './bill';
-export { handleRefundNotification, type RefundNotificationResult } from './notify';
+export { recordNotifiedRefund, refuseRefundNotification, type NotifiedRefund } from './notify';
 export { outRefundNoFor, refundClaimFor, refundNumbersOfClaim } from './numbers';
 export { getRefund } from './query';
 export { recoverRefunds, type RefundRecoverySummary } from './recovery';

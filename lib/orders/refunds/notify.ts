@@ -1,56 +1,63 @@
-/** WeChat Pay's refund callback, and the bill's refunds recorded the same way. */
+/** A refund WeChat Pay told of (its callback, or the bill), recorded once. */
 import { logger } from '../../log';
 import { countMetric } from '../../metrics';
-import { notificationReply } from '../../wechatpay/notification';
-import { readRefundNotification, type RefundNotification } from '../../wechatpay/refund-notification';
 import type { OrdersContext } from '../context';
 import { OrderStoreError } from '../errors';
 import { refundOf, type Order, type OrderRefund, type ReviewFlag } from '../model';
+import type { NotificationOutcome } from '../notify';
 import type { RefundSettlement } from '../store';
-import { MAX_WRITE_ATTEMPTS, recordReportedEnd, reread, successAt } from './settle';
+import { MAX_WRITE_ATTEMPTS, recordReportedEnd, reread } from './settle';
 
-export interface RefundNotificationResult {
-  reply: string;
-  outcome: string;
+/** How a refund ended, as a verified callback (or the bill) tells it, in lib/orders' terms. */
+export interface NotifiedRefund {
+  /** The app the callback was sent under: the order must have been made under it. */
+  appId: string;
+  outTradeNo: string;
+  transactionId: string;
+  /** The order's amount, as WeChat Pay says it. */
+  totalFee: number;
+  outRefundNo: string;
+  refundId: string;
+  refundFee: number;
+  status: 'SUCCESS' | 'CHANGE' | 'REFUNDCLOSE';
+  /** When the money reached the payer (ISO 8601). */
+  succeededAt?: string;
+  /** Where the money went, e.g. the payer's balance or a bank card. */
+  receivedBy?: string;
+  /** Who asked for the refund, as WeChat Pay says (API, VENDOR_PLATFORM; BILL when read from the bill), for the log. */
+  requestedVia?: string;
 }
 
-function refuse(outcome: string, reason: string, context: Record<string, unknown> = {}): RefundNotificationResult {
+/** A refund callback refused: logged and counted. */
+export function refuseRefundNotification(outcome: string, reason: string, context: Record<string, unknown> = {}): NotificationOutcome {
   logger.warn('refund callback refused', { outcome, reason, ...context });
   countMetric('CallbacksRefused');
-  return { reply: notificationReply('FAIL', reason), outcome };
+  return { accepted: false, outcome, reason };
 }
 
+const refuse = refuseRefundNotification;
+const accepted = (outcome: string): NotificationOutcome => ({ accepted: true, outcome });
+
 /**
- * Handles WeChat Pay's refund callback: `req_info` decrypted and checked, then matched against the
- * stored order and refund (out_trade_no, transaction id, amounts); the refund's end recorded once;
- * SUCCESS answered only once recorded. A refund this backend never asked for (made in the merchant
- * platform) is recorded on its order and flagged for review. FAIL for anything that does not match,
- * and for a storage failure (so WeChat Pay retries). Never throws on what was received.
+ * Records a verified refund callback: matched against the stored order and refund (out_trade_no,
+ * transaction id, amounts); the refund's end recorded once; accepted only once recorded. A refund
+ * this backend never asked for (made in the merchant platform) is recorded on its order and flagged
+ * for review. Refused for anything that does not match, and for a storage failure (so WeChat Pay
+ * retries).
  */
-export async function handleRefundNotification(body: string | Uint8Array, ctx: OrdersContext): Promise<RefundNotificationResult> {
-  // Any of the merchant's apps here; the refund's order must then be of that app.
-  const read = readRefundNotification(body, { apiKey: ctx.config.apiKey, appIds: ctx.config.apps.map((app) => app.appId), mchId: ctx.config.mchId });
-  if (!read.ok) {
-    if (read.reason === 'RETURN_CODE_NOT_SUCCESS') {
-      // Nothing to record; a FAIL reply would only bring the same document back.
-      logger.info('refund callback with return_code FAIL acknowledged', { message: read.message });
-      return { reply: notificationReply('SUCCESS'), outcome: 'RETURN_CODE_FAIL_ACKNOWLEDGED' };
-    }
-    return refuse(read.reason, read.message);
-  }
-  const notice = read.refund;
-  const context = { outTradeNo: notice.outTradeNo, outRefundNo: notice.outRefundNo, refundStatus: notice.refundStatus };
+export async function recordNotifiedRefund(notice: NotifiedRefund, ctx: OrdersContext): Promise<NotificationOutcome> {
+  const context = { outTradeNo: notice.outTradeNo, outRefundNo: notice.outRefundNo, refundStatus: notice.status };
   try {
-    return await recordRefundNotification(notice, 'refund-notify', context, ctx);
+    return await recordRefundNotice(notice, 'refund-notify', context, ctx);
   } catch (error) {
     if (!(error instanceof OrderStoreError)) throw error;
     logger.error('refund callback could not be recorded; WeChat Pay will retry', { ...context, error });
     countMetric('StorageErrors');
-    return { reply: notificationReply('FAIL', 'temporarily unable to record the refund; please retry'), outcome: 'STORE_ERROR' };
+    return { accepted: false, outcome: 'STORE_ERROR', reason: 'temporarily unable to record the refund; please retry' };
   }
 }
 
-export async function recordRefundNotification(notice: RefundNotification, source: ReviewFlag['source'], context: Record<string, unknown>, ctx: OrdersContext): Promise<RefundNotificationResult> {
+export async function recordRefundNotice(notice: NotifiedRefund, source: ReviewFlag['source'], context: Record<string, unknown>, ctx: OrdersContext): Promise<NotificationOutcome> {
   const order = await ctx.store.get(notice.outTradeNo);
   if (!order) return refuse('UNKNOWN_ORDER', `no order ${notice.outTradeNo}`, context);
   // Orders made before apps were recorded were made under the default app.
@@ -61,43 +68,43 @@ export async function recordRefundNotification(notice: RefundNotification, sourc
     return refuse('TRANSACTION_MISMATCH', `transaction_id does not match order ${order.outTradeNo}'s payment`, context);
   }
   const settlement: RefundSettlement = {
-    status: notice.refundStatus,
+    status: notice.status,
     at: ctx.now().toISOString(),
     refundId: notice.refundId,
-    ...(notice.refundStatus === 'SUCCESS' && successAt(notice.successTime) ? { succeededAt: successAt(notice.successTime) } : {}),
-    ...(notice.refundRecvAccount ? { receivedBy: notice.refundRecvAccount } : {}),
+    ...(notice.status === 'SUCCESS' && notice.succeededAt ? { succeededAt: notice.succeededAt } : {}),
+    ...(notice.receivedBy ? { receivedBy: notice.receivedBy } : {}),
   };
   const stored = refundOf(order, notice.outRefundNo);
   if (!stored) return recordExternal(order, notice, settlement, source, context, ctx);
   if (stored.refundFee !== notice.refundFee) return refuse('REFUND_AMOUNT_MISMATCH', `refund_fee ${notice.refundFee} is not refund ${notice.outRefundNo}'s amount`, context);
   if (stored.refundId && stored.refundId !== notice.refundId) return refuse('REFUND_ID_MISMATCH', `refund_id does not match refund ${notice.outRefundNo}`, context);
   // A refund recorded FAILED that WeChat Pay made after all is recorded (recordSuccessAfterFailure).
-  const succeededAfterFailure = stored.status === 'FAILED' && notice.refundStatus === 'SUCCESS';
+  const succeededAfterFailure = stored.status === 'FAILED' && notice.status === 'SUCCESS';
   if (stored.status !== 'PROCESSING' && !succeededAfterFailure) {
-    if (stored.status !== notice.refundStatus) logger.warn('refund callback disagrees with the refund as recorded; kept as recorded', { ...context, recorded: stored.status });
+    if (stored.status !== notice.status) logger.warn('refund callback disagrees with the refund as recorded; kept as recorded', { ...context, recorded: stored.status });
     countMetric('DuplicateCallbacks');
-    return { reply: notificationReply('SUCCESS'), outcome: 'ALREADY_RECORDED' };
+    return accepted('ALREADY_RECORDED');
   }
   const after = await recordReportedEnd(order.outTradeNo, notice.outRefundNo, settlement, source, ctx);
-  if (after?.status !== notice.refundStatus) logger.warn('refund callback found the refund ended otherwise', { ...context, recorded: after?.status });
-  const outcome = succeededAfterFailure && after?.status === 'SUCCESS' ? 'REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED' : `REFUND_${notice.refundStatus}`;
-  return { reply: notificationReply('SUCCESS'), outcome };
+  if (after?.status !== notice.status) logger.warn('refund callback found the refund ended otherwise', { ...context, recorded: after?.status });
+  const outcome = succeededAfterFailure && after?.status === 'SUCCESS' ? 'REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED' : `REFUND_${notice.status}`;
+  return accepted(outcome);
 }
 
 /** A refund WeChat Pay made for a known order without this backend asking: recorded and flagged. */
 async function recordExternal(
   order: Order,
-  notice: RefundNotification,
+  notice: NotifiedRefund,
   settlement: RefundSettlement,
   source: ReviewFlag['source'],
   context: Record<string, unknown>,
   ctx: OrdersContext,
-): Promise<RefundNotificationResult> {
+): Promise<NotificationOutcome> {
   if (order.status !== 'PAID' && order.status !== 'REFUNDED') return refuse('ORDER_NOT_PAID', `order ${order.outTradeNo} is ${order.status}: it has no payment to refund`, context);
   const refund: OrderRefund = {
     outRefundNo: notice.outRefundNo,
     refundFee: notice.refundFee,
-    status: notice.refundStatus,
+    status: notice.status,
     createdAt: settlement.at,
     origin: 'external',
     refundId: notice.refundId,
@@ -116,12 +123,12 @@ async function recordExternal(
   };
   let current = order;
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
-    if (refundOf(current, notice.outRefundNo)) return { reply: notificationReply('SUCCESS'), outcome: 'ALREADY_RECORDED' };
+    if (refundOf(current, notice.outRefundNo)) return accepted('ALREADY_RECORDED');
     const after = await ctx.store.recordExternalRefund(current, refund, flag);
     if (after) {
-      logger.error('refund made outside this backend recorded; needs review', { ...context, refundFee: notice.refundFee, source: notice.refundRequestSource });
+      logger.error('refund made outside this backend recorded; needs review', { ...context, refundFee: notice.refundFee, requestedVia: notice.requestedVia });
       countMetric('PaymentsFlagged');
-      return { reply: notificationReply('SUCCESS'), outcome: 'EXTERNAL_REFUND_FLAGGED' };
+      return accepted('EXTERNAL_REFUND_FLAGGED');
     }
     current = await reread(order.outTradeNo, ctx);
   }

@@ -1,15 +1,14 @@
 /** Recovery of PROCESSING refunds, through the sparse open-refunds index. */
 import { logger } from '../../log';
 import { countMetric } from '../../metrics';
-import { WechatPayBusinessError, WechatPayError } from '../../wechatpay/errors';
-import type { QueriedRefund } from '../../wechatpay/refund';
 import type { OrdersContext } from '../context';
 import { walkDueShards } from '../due-walk';
+import { GatewayError, type QueriedRefund } from '../gateway';
 import type { Order, OrderRefund } from '../model';
 import { PENDING_SHARDS, type RefundSettlement } from '../store';
 import { sendRefund } from './request';
 import { nextRefundCheck } from './schedule';
-import { isAboutOrder, recordReportedEnd, refuseAnswerAboutAnotherOrder, successAt } from './settle';
+import { isAboutOrder, recordReportedEnd, refuseAnswerAboutAnotherOrder } from './settle';
 
 export interface RefundRecoverySummary {
   /** Orders with due open refunds this run took up. */
@@ -28,7 +27,7 @@ const FINAL_REFUND_STATUSES = new Set(['SUCCESS', 'CHANGE', 'REFUNDCLOSE']);
 async function recoverRefund(order: Order, refund: OrderRefund, ctx: OrdersContext, summary: RefundRecoverySummary): Promise<void> {
   let queried: QueriedRefund | undefined;
   try {
-    const result = await ctx.wechatPayFor(order.appId).refundQuery({ outRefundNo: refund.outRefundNo }, { signType: order.signType });
+    const result = await ctx.gatewayFor(order).queryRefund(refund.outRefundNo);
     if (!isAboutOrder(order, result)) {
       summary.refundErrors += 1;
       await refuseAnswerAboutAnotherOrder(order, refund, result, 'recovery', ctx);
@@ -36,7 +35,7 @@ async function recoverRefund(order: Order, refund: OrderRefund, ctx: OrdersConte
     }
     queried = result.refunds.find((candidate) => candidate.outRefundNo === refund.outRefundNo);
   } catch (error) {
-    if (!(error instanceof WechatPayBusinessError && error.code === 'REFUNDNOTEXIST')) throw error;
+    if (!(error instanceof GatewayError && error.failure === 'REFUND_NOT_FOUND')) throw error;
     // Reserved here, never received there (a crash, a timeout before it arrived, FREQUENCY_LIMITED): send it again.
     summary.refundsResent += 1;
     countMetric('RefundsResent');
@@ -55,7 +54,7 @@ async function recoverRefund(order: Order, refund: OrderRefund, ctx: OrdersConte
     status: queried.status as RefundSettlement['status'],
     at,
     refundId: queried.refundId,
-    ...(queried.status === 'SUCCESS' ? { succeededAt: successAt(queried.successTime) ?? at } : {}),
+    ...(queried.status === 'SUCCESS' ? { succeededAt: queried.succeededAt ?? at } : {}),
   }, 'recovery', ctx);
   summary.refundsSettled += 1;
 }
@@ -75,8 +74,8 @@ async function recoverOrderRefunds(order: Order, ctx: OrdersContext, summary: Re
       logger.warn('recovery could not settle a refund; it is checked again later', {
         outTradeNo: order.outTradeNo,
         outRefundNo: refund.outRefundNo,
-        code: error instanceof WechatPayError ? error.code : undefined,
-        error: error instanceof WechatPayError ? undefined : error,
+        code: error instanceof GatewayError ? error.code : undefined,
+        error: error instanceof GatewayError ? undefined : error,
       });
     }
   }

@@ -10,10 +10,10 @@ import { ConfigError } from '../../config';
 import { logger } from '../../log';
 import { countMetric } from '../../metrics';
 import { OUT_TRADE_NO_PATTERN } from '../../wechatpay/ids';
-import { WechatPayBusinessError, WechatPayError, WechatPayNetworkError } from '../../wechatpay/errors';
 import { parseBody, wechatText } from '../../validation';
 import type { OrdersContext } from '../context';
 import { InvalidOrderRequestError, OrderConflictError, OrderNotFoundError, OrderStoreError, PaymentProviderError } from '../errors';
+import { GatewayError } from '../gateway';
 import { refundOf, toRefundView, type Order, type OrderRefund, type RefundView } from '../model';
 import { MAX_REFUNDS_PER_ORDER } from '../store';
 import { outRefundNoFor, refundClaimFor } from './numbers';
@@ -59,11 +59,6 @@ function fingerprintOf(request: RefundRequest): string {
   return createHash('sha256').update(JSON.stringify([request.outTradeNo, request.refundFee, request.reason ?? null])).digest('base64url');
 }
 
-
-/** WeChat Pay's err_codes after which retrying the same refund cannot help: it ends FAILED. */
-function isFinalRefusal(error: unknown): error is WechatPayBusinessError {
-  return error instanceof WechatPayBusinessError && !error.retryable;
-}
 
 
 /**
@@ -143,17 +138,14 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
   const context = { outTradeNo: order.outTradeNo, outRefundNo: refund.outRefundNo, via };
   try {
     // Under the order's own app, as it was paid.
-    const accepted = await ctx.wechatPayFor(order.appId).refund(
-      {
-        outTradeNo: order.outTradeNo,
-        outRefundNo: refund.outRefundNo,
-        totalFee: order.totalFee,
-        refundFee: refund.refundFee,
-        ...(refund.reason ? { reason: refund.reason } : {}),
-        notifyUrl: refundNotifyUrl,
-      },
-      { signType: order.signType },
-    );
+    const accepted = await ctx.gatewayFor(order).refund({
+      outTradeNo: order.outTradeNo,
+      outRefundNo: refund.outRefundNo,
+      totalFee: order.totalFee,
+      refundFee: refund.refundFee,
+      ...(refund.reason ? { reason: refund.reason } : {}),
+      notifyUrl: refundNotifyUrl,
+    });
     if (!isAboutOrder(order, accepted)) {
       await refuseAnswerAboutAnotherOrder(order, refund, accepted, 'refund-request', ctx);
       return toRefundView(order, refund);
@@ -163,20 +155,18 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
     logger.info('refund accepted by WeChat Pay', { ...context, refundId: accepted.refundId });
     return toRefundView(order, { ...refund, refundId: accepted.refundId, acceptedAt: refund.acceptedAt ?? at });
   } catch (error) {
-    if (isFinalRefusal(error)) {
-      const settled = await settle(order.outTradeNo, refund.outRefundNo, { status: 'FAILED', at: ctx.now().toISOString(), failureCode: error.code, failureMessage: error.errCodeDes || error.message }, ctx);
+    if (!(error instanceof GatewayError)) throw error;
+    if (error.final) {
+      const settled = await settle(order.outTradeNo, refund.outRefundNo, { status: 'FAILED', at: ctx.now().toISOString(), failureCode: error.code, failureMessage: error.description || error.message }, ctx);
       logger.warn('refund refused by WeChat Pay', { ...context, code: error.code });
       countMetric('RefundsFailed');
       return toRefundView(order, settled ?? { ...refund, status: 'FAILED', failureCode: error.code });
     }
-    if (error instanceof WechatPayNetworkError || (error instanceof WechatPayError && error.retryable)) {
+    if (error.retryable) {
       logger.warn('refund left PROCESSING: WeChat Pay did not answer for good; recovery asks again', { ...context, code: error.code });
       return toRefundView(order, refund);
     }
-    if (error instanceof WechatPayError) {
-      logger.error('refund call failed; it stays PROCESSING and recovery sends it again', { ...context, code: error.code, message: error.message });
-      throw new PaymentProviderError(error.code, `refund ${refund.outRefundNo} is PROCESSING, not yet accepted: ${error.message}`, true, order.outTradeNo, error);
-    }
-    throw error;
+    logger.error('refund call failed; it stays PROCESSING and recovery sends it again', { ...context, code: error.code, message: error.message });
+    throw new PaymentProviderError(error.code, `refund ${refund.outRefundNo} is PROCESSING, not yet accepted: ${error.message}`, true, order.outTradeNo, error);
   }
 }

@@ -6,7 +6,6 @@
  */
 import { logger } from '../../log';
 import { countMetric } from '../../metrics';
-import { fromBeijingTimestamp } from '../../wechatpay/time';
 import type { OrdersContext } from '../context';
 import { OrderStoreError } from '../errors';
 import { refundOf, type Order, type OrderRefund, type ReviewFlag } from '../model';
@@ -151,8 +150,3 @@ async function recordSuccessAfterFailure(
   throw new OrderStoreError(`order ${outTradeNo} kept changing while recording refund ${outRefundNo}'s success after its failure`, undefined);
 }
 
-/** `yyyy-MM-dd HH:mm:ss` Beijing (WeChat Pay's success time) as ISO 8601. */
-export function successAt(successTime: string | undefined): string | undefined {
-  if (!successTime) return undefined;
-  return fromBeijingTimestamp(successTime.replace(/[- :]/g, ''))?.toISOString();
-}

@@ -106,11 +106,9 @@ describe('a refund answer about another order', () => {
     // WeChat Pay's answer, as a system sharing the merchant id could provoke it: about another order's payment.
     const answeringAboutAnother: OrdersContext = {
       ...ctx,
-      wechatPayFor: (appId) => {
-        const client = ctx.wechatPayFor(appId);
-        return Object.assign(Object.create(client) as typeof client, {
-          refund: async (...args: Parameters<typeof client.refund>) => ({ ...(await client.refund(...args)), outTradeNo: 'ANOTHER0000000001', transactionId: '4200000000000000000000000001' }),
-        });
+      gatewayFor: (order) => {
+        const gateway = ctx.gatewayFor(order);
+        return { ...gateway, refund: async (call) => ({ ...(await gateway.refund(call)), outTradeNo: 'ANOTHER0000000001', transactionId: '4200000000000000000000000001' }) };
       },
     };
     const view = await requestRefund(parseRefundRequest(mine, { refundFee: 20, idempotencyKey: 'answered-elsewhere' }), answeringAboutAnother);
