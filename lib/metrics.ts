@@ -27,6 +27,8 @@ export type MetricName =
   | 'RecoveryClosed'
   /** Items of a daily reconciliation that a person must look at (missing from the bill, amounts that differ, unknown orders). */
   | 'ReconciliationMismatches'
+  /** A daily reconciliation whose report could not be stored (its run still answered its counts, and counted its mismatches). */
+  | 'ReconciliationReportsNotStored'
   /** A request answered 503 because DynamoDB failed. */
   | 'StorageErrors'
   /** Order events EventBridge accepted (inline, or by the sweep). */

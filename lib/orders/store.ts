@@ -1,5 +1,7 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -7,6 +9,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { outboxEntry, outboxUpdate, type OutboxEntry, type RefundFacts, type Transition, type TransitionListener } from '../events/outbox';
 import { failure, type Failure } from '../result';
 import { toBeijingTimestamp } from '../wechatpay/time';
@@ -38,6 +41,12 @@ export interface RefundSettlement {
   failureMessage?: string;
   receivedBy?: string;
 }
+
+/** BatchGetItem reads at most this many keys in one request. */
+export const BATCH_GET_MAX_KEYS = 100;
+
+/** What reconciliation reads of a day's payments (a projection: the index holds whole orders). */
+export type PaymentOfDay = Pick<Order, 'outTradeNo' | 'transactionId' | 'totalFee'>;
 
 /** The shards of each by-day index: one day's writes spread over as many partition keys as the pending index's. */
 export const DAY_SHARDS = 16;
@@ -413,7 +422,14 @@ export class OrderStore {
 
   /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
   async paidOnDay(day: string): Promise<Order[]> {
-    return (await this.onDay<Record<string, unknown>>(PAID_DAY_INDEX, 'paidDayShard', day)).map(orderOf);
+    const orders: Order[] = [];
+    for await (const order of this.onDay<Record<string, unknown>>(PAID_DAY_INDEX, 'paidDayShard', day)) orders.push(orderOf(order));
+    return orders;
+  }
+
+  /** The payments of one Beijing day, as each page of the paid-by-day index comes: only what reconciliation compares. */
+  paymentsOnDay(day: string): AsyncGenerator<PaymentOfDay> {
+    return this.onDay<PaymentOfDay>(PAID_DAY_INDEX, 'paidDayShard', day, 'outTradeNo, transactionId, totalFee');
   }
 
   /**
@@ -421,13 +437,15 @@ export class OrderStore {
    * (the index projects the claim's key and order; refunds/numbers.ts refundNumbersOfClaim names the refund).
    */
   async refundsRequestedOnDay(day: string): Promise<Array<{ claim: string; outTradeNo: string }>> {
-    const claims = await this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day);
-    return claims.map((claim) => ({ claim: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo }));
+    const claims: Array<{ claim: string; outTradeNo: string }> = [];
+    for await (const claim of this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day)) {
+      claims.push({ claim: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo });
+    }
+    return claims;
   }
 
   /** Every item of one day of a by-day index (`<attribute>` = `<day>#<shard>`), shard by shard. */
-  private async onDay<Item>(index: string, attribute: string, day: string): Promise<Item[]> {
-    const items: Item[] = [];
+  private async *onDay<Item>(index: string, attribute: string, day: string, projection?: string): AsyncGenerator<Item> {
     for (let shard = 0; shard < DAY_SHARDS; shard++) {
       let startKey: Record<string, unknown> | undefined;
       do {
@@ -439,25 +457,96 @@ export class OrderStore {
               KeyConditionExpression: '#day = :key',
               ExpressionAttributeNames: { '#day': attribute },
               ExpressionAttributeValues: { ':key': `${day}#${shard}` },
+              ProjectionExpression: projection,
               ExclusiveStartKey: startKey,
             }),
           ),
         );
-        items.push(...((page.Items ?? []) as Item[]));
+        yield* (page.Items ?? []) as Item[];
         startKey = page.LastEvaluatedKey;
       } while (startKey);
     }
-    return items;
   }
 
-  /** A stored document that is not an order (a reconciliation report): written whole, read whole. */
-  async putRecord(pk: string, record: Record<string, unknown>): Promise<void> {
-    await this.send('PutItem', () => this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk } })));
+  /**
+   * The orders of these out_trade_nos that exist (at most BATCH_GET_MAX_KEYS, none repeated), read
+   * consistently by one BatchGetItem, and more while DynamoDB leaves keys unprocessed (it may, for
+   * throughput), backing off in between.
+   */
+  async getMany(outTradeNos: readonly string[]): Promise<Map<string, Order>> {
+    const found = new Map<string, Order>();
+    let keys: Array<Record<string, unknown>> = outTradeNos.map((pk) => ({ pk }));
+    for (let attempt = 0; keys.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 8) throw new OrderStoreError(`DynamoDB BatchGetItem left ${keys.length} keys unprocessed after ${attempt} requests`, undefined);
+        await sleep(Math.min(50 * 2 ** attempt, 2_000));
+      }
+      const request = keys;
+      const result = await this.send('BatchGetItem', () =>
+        this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } } })),
+      );
+      // The table also holds records that are not orders: only an order has a status.
+      for (const item of result.Responses?.[this.table] ?? []) if (item.status) found.set(item.pk as string, orderOf(item));
+      keys = result.UnprocessedKeys?.[this.table]?.Keys ?? [];
+    }
+    return found;
   }
 
+  /** A stored document that is not an order (a page or the head of a reconciliation report). */
   async getRecord(pk: string): Promise<Record<string, unknown> | undefined> {
     const result = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
     return result.Item;
+  }
+
+  /** Writes a record under a key nothing has used (a report's page: its key names its run); false when the key is taken. */
+  async putNewRecord(pk: string, record: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.send('PutItem', () =>
+        this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk }, ConditionExpression: 'attribute_not_exists(pk)' })),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Writes a record in place of the one under `pk` unless that one holds a later `ranAt` (ISO times
+   * compare as text): `{ replaced }`, the record it replaced if any, or undefined when a later one
+   * stands (nothing written).
+   */
+  async replaceRecordUnlessLater(pk: string, record: Record<string, unknown> & { ranAt: string }): Promise<{ replaced?: Record<string, unknown> } | undefined> {
+    try {
+      const result = await this.send('PutItem', () =>
+        this.db.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: { ...record, pk },
+            ConditionExpression: 'attribute_not_exists(pk) OR ranAt <= :ranAt',
+            ExpressionAttributeValues: { ':ranAt': record.ranAt },
+            ReturnValues: 'ALL_OLD',
+          }),
+        ),
+      );
+      return result.Attributes ? { replaced: result.Attributes } : {};
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Deletes a record that still belongs to `runId` (a replaced report's page); false when it is gone already. */
+  async deleteRunRecord(pk: string, runId: string): Promise<boolean> {
+    try {
+      await this.send('DeleteItem', () =>
+        this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk }, ConditionExpression: 'runId = :runId', ExpressionAttributeValues: { ':runId': runId } })),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   /**

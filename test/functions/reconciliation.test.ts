@@ -330,6 +330,43 @@ describe('daily reconciliation', () => {
     expect((await run(beijingDay(9))).body.items).toEqual([]);
   });
 
+  it("a refund of ours that the bill lacks is reported even when the bill has another system's refund under the same out_refund_no (refunds are matched on out_trade_no and out_refund_no together)", async () => {
+    const day = beijingDay(10);
+    const ours = await paidOnDay(day, 9000, 'ours');
+    const ctx = await ordersContext();
+    // Requested that day, never received by WeChat Pay; recorded SUCCESS here from a callback its bill knows nothing of.
+    await stack.sim.faults({ systemError: { refund: 10 } });
+    const requested = await requestRefund({ outTradeNo: ours, refundFee: 2000, idempotencyKey: randomUUID() }, { ...ctx, now: () => fromBeijingTimestamp(`${day}160000`)! });
+    await stack.sim.faults({ systemError: { refund: 0 } });
+    const transactionId = (await ctx.store.get(ours))?.transactionId as string;
+    const notInBill = encryptedRefundNotification({
+      apiKey: TEST_MERCHANT.apiKey,
+      appid: TEST_MERCHANT.appId,
+      mch_id: TEST_MERCHANT.mchId,
+      fields: { transaction_id: transactionId, out_trade_no: ours, out_refund_no: requested.outRefundNo, total_fee: '9000', refund_fee: '2000', refund_status: 'SUCCESS' },
+    });
+    expect((await refundCallback(notInBill)).returnCode).toBe('SUCCESS');
+    // Another system on the same merchant id: its order paid and refunded that day, its refund under the same out_refund_no.
+    const theirs = `${day}other${randomUUID().slice(0, 8)}`;
+    const otherSystem = createWechatPayClient({ appId: TEST_MERCHANT.appId, mchId: TEST_MERCHANT.mchId, apiKey: TEST_MERCHANT.apiKey, baseUrl: stack.emulator.url });
+    await otherSystem.unifiedOrder(
+      { body: 'another system', out_trade_no: theirs, total_fee: '3000', spbill_create_ip: '203.0.113.9', notify_url: 'https://other.example.com/notify', trade_type: 'NATIVE', product_id: 'p1' },
+      { signType: 'HMAC-SHA256' },
+    );
+    await payYesterday(theirs, day);
+    await refundAtWechatPay({ out_trade_no: theirs, refund_fee: 2000, out_refund_no: requested.outRefundNo, refund_time: `${day}170000` });
+    // The bill lists it SUCCESS once WeChat Pay has settled it.
+    await eventually(async () => ((await stack.sim.order(theirs)).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined), 10_000);
+
+    const report = (await run(day)).body;
+    expect(report).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 3, matched: 1, missingFromBill: 1, amountMismatches: 1 } });
+    expect(report.items).toEqual([
+      expect.objectContaining({ kind: 'UNKNOWN_ORDER', outTradeNo: theirs }),
+      expect.objectContaining({ kind: 'REFUND_MISMATCH', outTradeNo: theirs, outRefundNo: requested.outRefundNo, note: expect.stringContaining('UNKNOWN_ORDER') }),
+      expect.objectContaining({ kind: 'REFUND_MISSING_FROM_BILL', outTradeNo: ours, outRefundNo: requested.outRefundNo, recordedFen: 2000 }),
+    ]);
+  });
+
   it('the schedule reconciles yesterday', async () => {
     const report = await reconcileSchedule({} as never);
     expect(report.billDate).toBe(beijingDay(1));

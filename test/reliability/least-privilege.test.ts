@@ -343,19 +343,30 @@ describe('each function, run on every path, makes the calls its role allows and 
       await recoverAt(() => new Date(Date.now() + 31 * 60_000));
       await handler('recoverOrders')({} as never);
     });
-    // Payments whose callbacks were lost, found in the bills of yesterday (by the schedule) and of the
-    // day before (asked for by the merchant); a report read back.
+    // Payments whose callbacks were lost, and refunds made in the merchant platform whose callbacks
+    // were lost too, found in the bills of yesterday (by the schedule) and of the day before (asked
+    // for by the merchant); a report read back.
     const day = (n: number) => toBeijingTimestamp(new Date(Date.now() - n * 86_400_000)).slice(0, 8);
     const lost: string[] = [];
     for (const n of [1, 2]) {
       const outTradeNo = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 77, description: 'lost' })).body as string).outTradeNo as string;
       await fetch(`${stack.emulator.url}/__sim/pay`, { method: 'POST', body: JSON.stringify({ out_trade_no: outTradeNo, time_end: `${day(n)}120000` }) });
+      await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', body: JSON.stringify({ out_trade_no: outTradeNo, refund_fee: 7, out_refund_no: `lp-platform-${n}`, refund_time: `${day(n)}150000` }) });
       lost.push(outTradeNo);
     }
-    await as('reconcile', () => handler('reconcile')({} as never));
-    await as('runReconciliation', () => handler('runReconciliation')(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant })));
+    // Each day twice: the second run's report replaces the first's, whose page it deletes.
+    await as('reconcile', async () => {
+      for (let run = 0; run < 2; run++) await handler('reconcile')({} as never);
+    });
+    await as('runReconciliation', async () => {
+      for (let run = 0; run < 2; run++) await handler('runReconciliation')(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant }));
+    });
     await as('getReconciliation', () => handler('getReconciliation')(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${day(2)}`, pathParameters: { billDate: day(2) }, ...merchant })));
-    for (const outTradeNo of lost) expect((await ctx.store.get(outTradeNo))?.paidVia).toBe('reconciliation');
+    for (const [n, outTradeNo] of lost.entries()) {
+      const order = await ctx.store.get(outTradeNo);
+      expect(order?.paidVia).toBe('reconciliation');
+      expect(order?.refunds?.[`lp-platform-${n + 1}`]?.status).toBe('SUCCESS');
+    }
     // Payers' identity: logins (a good code and a used one), and JS-SDK configs: the first fetches
     // and stores the tokens under the lease, WeChat refusing the first token once marks it stale,
     // and a later config is served from memory.
