@@ -55,8 +55,8 @@ import { sleep } from '../support/eventually';
  */
 
 // Every DynamoDB and EventBridge client the product builds, through the two places that build them.
-vi.mock('../../lib/orders/store', async (importOriginal) => {
-  const original = await importOriginal<typeof import('../../lib/orders/store')>();
+vi.mock('../../lib/store/dynamo', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../lib/store/dynamo')>();
   const { recordClient: record } = await import('../support/aws-calls');
   return { ...original, createDocumentClient: (endpoint?: string) => record(original.createDocumentClient(endpoint), 'dynamodb') };
 });
@@ -461,11 +461,11 @@ describe('the recorder sees every AWS client the product builds', () => {
   it('builds each client where this test puts its recorder', () => {
     // DynamoDB: createDocumentClient (mocked above to record); EventBridge: the class loadEventBridge
     // hands out (mocked above); SSM: Powertools' default provider (replaced above by a recorded one).
-    expect(where(/new DynamoDBClient\(|DynamoDBDocumentClient\.from\(/)).toEqual(['lib/orders/store.ts']);
-    expect(text('lib/orders/store.ts')).toMatch(/export function createDocumentClient\(/);
+    expect(where(/new DynamoDBClient\(|DynamoDBDocumentClient\.from\(/)).toEqual(['lib/store/dynamo.ts']);
+    expect(text('lib/store/dynamo.ts')).toMatch(/export function createDocumentClient\(/);
     expect(where(/new EventBridgeClient\(/)).toEqual(['lib/events/publisher.ts']);
     expect(where(/import\s*\(\s*'@aws-sdk\/client-eventbridge/)).toEqual(['lib/events/eventbridge-client.ts']);
-    expect(where(/@aws-lambda-powertools\/parameters/)).toEqual(['lib/config.ts']);
+    expect(where(/@aws-lambda-powertools\/parameters/)).toEqual(['lib/config/secrets.ts']);
     expect(where(/new SSMProvider|SSMClient/)).toEqual([]);
   });
 });
