@@ -3,7 +3,7 @@ import { DEV, packageStage } from '../test/support/packaging';
 import { PERMISSIONS_DOC, renderPermissionsTable, writeTable } from '../test/support/permissions-table';
 
 /**
- * `npm run iam:table`: packages dev as the README deploys it and writes each function's permissions,
+ * `npm run iam:table`: packages dev as docs/go-live.md deploys it and writes each function's permissions,
  * from its role in the packaged template, into docs/reference/permissions.md (between its markers).
  * test/infra/permissions-table.test.ts fails when the committed table differs from this one.
  */

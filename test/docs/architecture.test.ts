@@ -11,7 +11,7 @@ import { readDoc, ROOT, section } from '../support/markdown';
 
 const DOC = 'docs/internals/architecture.md';
 /** The folders whose code the table covers; test/ may import anything. */
-const FOLDERS = ['functions', 'lib', 'emulator', 'tools', 'bin', 'demo', 'local', 'bench', 'deploy'];
+const FOLDERS = ['functions', 'lib', 'emulator', 'tools', 'bin', 'demo', 'local', 'bench', 'deploy', 'scripts', 'examples'];
 /** Static imports and re-exports, dynamic imports, requires, and tsx's tsImport (bin/). */
 const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|\btsImport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
 

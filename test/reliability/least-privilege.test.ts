@@ -48,7 +48,7 @@ import { sleep } from '../support/eventually';
  * (its modules loaded afresh, its settings read from SSM), while a middleware on every SDK client it
  * builds records each AWS call it makes (test/support/aws-calls.ts): the action, the resource, and
  * for DynamoDB the partition keys. Then each call is evaluated against the function's role in the
- * packaged templates of dev and of two prods (as the README deploys it, and set through the
+ * packaged templates of dev and of two prods (as docs/go-live.md deploys it, and set through the
  * deploying environment with several apps) by an IAM policy simulator, conditions included
  * (test/support/least-privilege.ts): every call must be allowed, every grant of the role must allow
  * one of them, and every call of the never-list must be denied.
@@ -115,7 +115,7 @@ function handler<N extends FunctionName>(name: N): Handlers[N] {
 }
 
 /**
- * The SSM parameters of the run, as the README stores them: the functions read every secret from
+ * The SSM parameters of the run, as docs/go-live.md stores them: the functions read every secret from
  * SSM, as deployed. Their names are the test's; the check translates them to each stage's through
  * the setting that names them.
  */
@@ -471,7 +471,7 @@ describe('the recorder sees every AWS client the product builds', () => {
 });
 
 /**
- * The stages checked: dev and prod as the README deploys them, and prod set through the deploying
+ * The stages checked: dev and prod as docs/go-live.md deploys them, and prod set through the deploying
  * environment (its own parameter names, a mini-program beside the official account). Packaged once
  * per test run, shared with test/infra.
  */
