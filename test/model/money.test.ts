@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { ordersContext } from '../../lib/runtime';
 import { putProduct } from '../support/api';
 import { startTestStack, type TestStack } from '../support/stack';
