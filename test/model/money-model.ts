@@ -425,9 +425,9 @@ class DeliverCallbacks extends MoneyCommand {
     return `#${this.index} ×${this.copies}`;
   }
   protected async act(model: Model, system: System, faulted: () => boolean): Promise<Touched> {
-    // B's: three in four deliver callbacks of an order WeChat Pay called back about, when there is one.
+    // Three in four deliver callbacks of an order WeChat Pay called back about, when there is one.
     const { capture } = system[this.on];
-    const calledBack = this.index % 4 === 0 || this.on === 'a' ? [] : model[this.on].orders.filter((candidate) => (this.of === 'payment' ? capture.payments : capture.refunds)(candidate.outTradeNo).length > 0);
+    const calledBack = this.index % 4 === 0 ? [] : model[this.on].orders.filter((candidate) => (this.of === 'payment' ? capture.payments : capture.refunds)(candidate.outTradeNo).length > 0);
     const order = pick(calledBack.length > 0 ? calledBack : model[this.on].orders, this.index);
     await (this.of === 'payment' ? deliverPayment : deliverRefundCallbacks)(system, order, this.copies, faulted);
     return [order];
@@ -668,9 +668,9 @@ class Refund extends MoneyCommand {
     const mine = model[this.on];
     const theirs = model[otherThan(this.on)];
     const d = system[this.on];
-    // B's refunds and those under the other's keys: three in four are of an order paid (recorded PAID
-    // here with some left, else paid at WeChat Pay), when there is one; the rest of any order.
-    const paid = this.index % 4 === 0 || (this.on === 'a' && !this.crossKeys) ? [] : mine.orders.filter((candidate) => candidate.paid);
+    // Three refunds in four are of an order paid (recorded PAID here with some left, else paid at
+    // WeChat Pay), when there is one; the rest of any order (most refused: not paid, or not yet recorded).
+    const paid = this.index % 4 === 0 ? [] : mine.orders.filter((candidate) => candidate.paid);
     const stored = await Promise.all(paid.map((candidate) => d.reader.get(candidate.outTradeNo)));
     const recorded = paid.filter((candidate, i) => stored[i]?.status === 'PAID' && (stored[i]?.refundHeldFee ?? 0) < candidate.totalFee);
     const order = pick(recorded.length > 0 ? recorded : paid.length > 0 ? paid : mine.orders, this.index);
@@ -903,7 +903,7 @@ const crossKeyRefundArb = fc
 /** Deployment A: every kind of command. */
 const A_COMMANDS: Array<fc.WeightedArbitrary<fc.AsyncCommand<Model, System>>> = [
   { weight: 6, arbitrary: createArb },
-  { weight: 5, arbitrary: fc.tuple(index, fc.boolean()).map(([i, earlier]) => new Pay(i, earlier)) },
+  { weight: 5, arbitrary: fc.tuple(index, fc.boolean(), fc.boolean()).map(([i, earlier, calledBack]) => new Pay(i, earlier, calledBack)) },
   { weight: 5, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 3 }), faultArb).map(([i, copies, fault]) => new DeliverCallbacks('payment', i, copies, fault)) },
   { weight: 2, arbitrary: fc.tuple(index, index, fc.constantFrom(...FORGERIES)).map(([i, other, forgery]) => new ForgedPayment(i, other, forgery)) },
   { weight: 1, arbitrary: fc.tuple(index, fc.constantFrom(...REFUND_FORGERIES)).map(([i, forgery]) => new ForgedRefundCallback(i, forgery)) },

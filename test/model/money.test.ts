@@ -45,7 +45,7 @@ it('keeps every money invariant through random interleavings of orders, payments
   const seed = process.env.MODEL_SEED === undefined ? undefined : Number(process.env.MODEL_SEED);
   const { figures, seeds, failure } = await runMoneyModel(system, {
     commands: COMMANDS,
-    maxCommands: 60,
+    maxCommands: 100,
     seed,
     path: process.env.MODEL_PATH,
     progress: (f) => {
