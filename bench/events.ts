@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
 import type { OrdersContext } from '../lib/orders/context';
-import { handlePaymentNotification } from '../lib/orders/notify';
+import { handlePaymentNotification } from '../lib/gateways/wechatpay-v2/notify';
 import { OrderStore } from '../lib/orders/store';
 import { ordersContext } from '../lib/runtime';
 import { signedNotification } from '../lib/wechatpay/testing';

@@ -50,6 +50,14 @@ export interface ProductOnSale {
   priceFen: number;
 }
 
+/** One event as the page lists it (demo/public/app.js eventRow): nothing of the event's detail but the order's status. */
+export interface EventShown {
+  id: string;
+  'detail-type': string;
+  time: string;
+  status?: string;
+}
+
 export interface RunningDemo {
   url: string;
   port: number;
@@ -145,8 +153,10 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
 }
 
 /**
- * `GET /events?outTradeNo=`: the events of one order, from the local events service, unchanged
- * (`{ events: [{ id, detail-type, source, time, detail }] }`). Only one order's: without an
+ * `GET /events?outTradeNo=`: the events of one order, from the local events service, reduced to what
+ * the page shows (`{ events: [{ id, detail-type, time, status }] }`). An event's detail carries the
+ * payer's openid, the order's attach and items and any review flag: a browser that knows an order
+ * number must never read them, and merchants copy this server. Only one order's: without an
  * outTradeNo the page gets a 400, never every order's events.
  */
 async function sendEvents(request: IncomingMessage, response: ServerResponse, eventsUrl: string | undefined): Promise<void> {
@@ -159,7 +169,37 @@ async function sendEvents(request: IncomingMessage, response: ServerResponse, ev
     sendJson(response, 503, { error: { code: 'EVENTS_UNAVAILABLE', message: 'this demo server was started without an events service' } });
     return;
   }
-  await forward(request, response, `${eventsUrl}/events?outTradeNo=${encodeURIComponent(outTradeNo)}`);
+  const target = `${eventsUrl}/events?outTradeNo=${encodeURIComponent(outTradeNo)}`;
+  let answer: Response;
+  try {
+    answer = await fetch(target, { signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+  } catch (error) {
+    const message = `the events service at ${new URL(target).origin} did not answer: ${error instanceof Error ? error.message : String(error)}`;
+    sendJson(response, 502, { error: { code: 'EVENTS_UNREACHABLE', message } });
+    return;
+  }
+  const events = answer.status === 200 ? eventsShown(await answer.json().catch(() => undefined)) : undefined;
+  if (!events) {
+    sendJson(response, 502, { error: { code: 'EVENTS_UNAVAILABLE', message: `the events service answered ${answer.status === 200 ? 'something that is not an event list' : `HTTP ${answer.status}`}` } });
+    return;
+  }
+  sendJson(response, 200, { events });
+}
+
+/** What the page shows of each event: its type, time, id and the order's status; undefined if malformed. */
+export function eventsShown(body: unknown): EventShown[] | undefined {
+  const list = (body as { events?: unknown } | undefined)?.events;
+  if (!Array.isArray(list)) return undefined;
+  const shown: EventShown[] = [];
+  for (const entry of list as unknown[]) {
+    const event = (entry ?? {}) as Record<string, unknown>;
+    const { id, time } = event;
+    const type = event['detail-type'];
+    const status = ((event.detail ?? {}) as Record<string, unknown>).status;
+    if (typeof id !== 'string' || typeof type !== 'string' || typeof time !== 'string') return undefined;
+    shown.push({ id, 'detail-type': type, time, ...(typeof status === 'string' ? { status } : {}) });
+  }
+  return shown;
 }
 
 /**

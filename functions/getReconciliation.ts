@@ -1,11 +1,11 @@
-import { json } from '../lib/http/api';
+import { json, queryParameters } from '../lib/http/api';
 import { merchantRoute } from '../lib/http/routes';
 import { checkBillDate, reconciliationReport } from '../lib/orders/reconcile';
 import { orderStore } from '../lib/runtime';
 
-/** GET /merchant/reconciliations/{billDate}: the stored report of a day (404 when never run). */
+/** GET /merchant/reconciliations/{billDate}[?cursor=&limit=]: a page of the stored report of a day (404 when never run). */
 export const handler = merchantRoute(async (event) => {
   const billDate = checkBillDate(event.pathParameters?.billDate, new Date());
-  const report = await reconciliationReport(billDate, orderStore());
+  const report = await reconciliationReport(billDate, orderStore(), queryParameters(event, ['cursor', 'limit']));
   return report ? json(200, report) : json(404, { error: { code: 'NOT_RECONCILED', message: `${billDate} has not been reconciled yet; POST /merchant/reconciliations runs it` } });
 });

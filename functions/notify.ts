@@ -1,7 +1,5 @@
-import { rawBodyBytes } from '../lib/http/api';
-import { notifyRoute } from '../lib/http/routes';
-import { handlePaymentNotification } from '../lib/orders/notify';
+import { handlePaymentNotification, v2NotifyDoor } from '../lib/gateways/wechatpay-v2/notify';
 import { ordersContext } from '../lib/runtime';
 
-/** POST /wechatpay/notify: WeChat Pay's payment callback, XML in and out. */
-export const handler = notifyRoute(async (event) => (await handlePaymentNotification(rawBodyBytes(event), await ordersContext())).reply);
+/** POST /wechatpay/notify: WeChat Pay's payment callback (API v2), XML in and out. */
+export const handler = v2NotifyDoor(handlePaymentNotification, ordersContext);

@@ -1,7 +1,5 @@
-import { rawBodyBytes } from '../lib/http/api';
-import { notifyRoute } from '../lib/http/routes';
-import { handleRefundNotification } from '../lib/orders/refunds';
+import { handleRefundNotification, v2NotifyDoor } from '../lib/gateways/wechatpay-v2/notify';
 import { ordersContext } from '../lib/runtime';
 
-/** POST /wechatpay/refund-notify: WeChat Pay's refund callback (req_info encrypted with the API key), XML in and out. */
-export const handler = notifyRoute(async (event) => (await handleRefundNotification(rawBodyBytes(event), await ordersContext())).reply);
+/** POST /wechatpay/refund-notify: WeChat Pay's refund callback (API v2, req_info encrypted with the API key), XML in and out. */
+export const handler = v2NotifyDoor(handleRefundNotification, ordersContext);

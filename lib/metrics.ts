@@ -27,6 +27,8 @@ export type MetricName =
   | 'RecoveryClosed'
   /** Items of a daily reconciliation that a person must look at (missing from the bill, amounts that differ, unknown orders). */
   | 'ReconciliationMismatches'
+  /** A daily reconciliation whose report could not be stored (its run still answered its counts, and counted its mismatches). */
+  | 'ReconciliationReportsNotStored'
   /** A request answered 503 because DynamoDB failed. */
   | 'StorageErrors'
   /** Order events EventBridge accepted (inline, or by the sweep). */
@@ -42,7 +44,9 @@ export type MetricName =
   /** Refunds that ended CHANGE: the money could not reach the payer; a person must act. */
   | 'RefundsNeedAction'
   /** Refunds recovery sent again because WeChat Pay never received them. */
-  | 'RefundsResent';
+  | 'RefundsResent'
+  /** WeChat Pay answers about a refund number of ours that concern another order (another system on the merchant id): refused, flagged. */
+  | 'RefundAnswersRefused';
 
 interface Counted {
   name: MetricName;

@@ -1,6 +1,7 @@
 import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { OutboxStore } from './events/outbox-store';
+import { wechatPayV2Gateways } from './gateways/wechatpay-v2/gateway';
 import { createOrdersContext, type OrdersContext } from './orders/context';
 import { createDocumentClient, OrderStore } from './orders/store';
 
@@ -11,7 +12,7 @@ let context: Promise<OrdersContext> | undefined;
  * short). A failure is not cached: the next request tries again, e.g. once SSM answers.
  */
 export function ordersContext(): Promise<OrdersContext> {
-  context ??= loadConfig().then(createOrdersContext);
+  context ??= loadConfig().then((config) => createOrdersContext(config, wechatPayV2Gateways(config)));
   context.catch(() => {
     context = undefined;
   });

@@ -302,7 +302,7 @@ function orderPaidEvent() {
     description: 'Latte (large)',
     items: [{ sku: 'latte-large', name: 'Latte (large)', quantity: 1, unitPriceFen: 2800 }],
     appId: TEST_MERCHANT.appId,
-    unifiedOrder: { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' },
+    openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
   } as Order;
   const entry = outboxEntry(
     { type: 'Order Paid', outTradeNo: SAMPLE_OUT_TRADE_NO, transactionId: '4200002615202601151234567890', paidAt: '2026-01-15T08:31:12.000Z', paidVia: 'notify' },

@@ -1,5 +1,5 @@
 import { createHash, randomInt } from 'node:crypto';
-import type { Order, OrderLine, PaymentSource, ReviewFlag } from '../orders/model';
+import { openidOf, type Order, type OrderLine, type PaymentSource, type ReviewFlag } from '../orders/model';
 
 /**
  * Events for fulfilment (README: Events). Every transition of an order writes its event into the
@@ -202,7 +202,7 @@ export function eventDetail(order: Order, entry: OutboxEntry): OrderEventDetail 
     items: order.items ?? [],
     attach: order.attach ?? null,
     appId: order.appId ?? null,
-    openid: order.unifiedOrder?.openid ?? null,
+    openid: openidOf(order) ?? null,
     occurredAt: entry.at,
     ...entry.facts,
   };

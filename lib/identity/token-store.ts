@@ -6,7 +6,10 @@ import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocu
  * table (single string key `pk`), `wechat-token#<kind>#<appId>` for a value and
  * `lease#<kind>#<appId>` for the right to refresh it. This layer only persists: when to refresh,
  * and who may, is the cache's business (token-cache.ts). DynamoDB forgets both kinds of item
- * through the table's `ttl` attribute a day after they stop mattering.
+ * through the table's `ttl` attribute a day after they stop mattering. IAM knows these two key
+ * prefixes (serverless.yml, custom.tokenCacheKeys): the JS-SDK config's role may touch them and no
+ * other key, every other role on the table is denied them. A new kind of key here must follow there;
+ * these items must carry none of the table's index keys (test/infra/token-cache-iam.test.ts).
  */
 
 export type TokenKind = 'access_token' | 'jsapi_ticket';

@@ -1,22 +1,21 @@
 import type { AppConfig } from '../config';
-import { ConfigError, loadClientCertificate } from '../config';
+import { ConfigError } from '../config';
 import { CatalogStore } from '../catalog/store';
 import { OutboxStore } from '../events/outbox-store';
 import { createEventPublisher, type EventPublisher } from '../events/publisher';
-import { createWechatPayClient, type WechatPayClient } from '../wechatpay/client';
+import type { GatewayOrder, PaymentGateway } from './gateway';
 import { createDocumentClient, OrderStore } from './store';
 
 /** What the order operations need; built once per container, replaced in tests. */
 export interface OrdersContext {
   config: AppConfig;
   store: OrderStore;
-  /** WeChat Pay under the default app, for calls about no order in particular. */
-  wechatPay: WechatPayClient;
   /**
-   * WeChat Pay under an app: an order's calls go under the app it was made with (`order.appId`;
-   * the default app for orders made before apps were recorded). One client per app, made on first use.
+   * WeChat Pay for an order: under the app it was made with (the default app for orders made before
+   * apps were recorded), signed as it was made. lib/orders/gateway.ts is the port; each protocol
+   * generation an adapter.
    */
-  wechatPayFor(appId: string | undefined): WechatPayClient;
+  gatewayFor(order: GatewayOrder): PaymentGateway;
   /** The catalog, for the functions that price orders (CATALOG_TABLE); a ConfigError elsewhere. */
   catalog: () => CatalogStore;
   /** Publishes the events of transitions (the store hands it each transition it wrote). */
@@ -26,29 +25,10 @@ export interface OrdersContext {
   now: () => Date;
 }
 
-export function createOrdersContext(config: AppConfig): OrdersContext {
+export function createOrdersContext(config: AppConfig, gatewayFor: (order: GatewayOrder) => PaymentGateway): OrdersContext {
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
   const events = createEventPublisher({ busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
-  const clients = new Map<string, WechatPayClient>();
-  const clientFor = (appId: string): WechatPayClient => {
-    let client = clients.get(appId);
-    if (!client) {
-      client = createWechatPayClient({
-        appId,
-        mchId: config.mchId,
-        apiKey: config.apiKey,
-        baseUrl: config.baseUrl,
-        // Three attempts of 3 s with backoff must finish inside the functions' 15 s timeout.
-        timeoutMs: 3_000,
-        // Refunds only: loaded on the first refund of the container, never at cold start.
-        secapiBaseUrl: config.secapiBaseUrl,
-        clientCertificate: () => loadClientCertificate(config),
-      });
-      clients.set(appId, client);
-    }
-    return client;
-  };
   return {
     config,
     // Each transition's events are published as soon as its write succeeded (README: Events).
@@ -61,8 +41,7 @@ export function createOrdersContext(config: AppConfig): OrdersContext {
       if (!catalog) throw new ConfigError('CATALOG_TABLE is not set');
       return catalog;
     },
-    wechatPay: clientFor(config.appId),
-    wechatPayFor: (appId) => clientFor(appId ?? config.appId),
+    gatewayFor,
     now: () => new Date(),
   };
 }

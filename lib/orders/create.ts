@@ -1,14 +1,11 @@
 import { createHash } from 'node:crypto';
-import { WechatPayError, WechatPayResponseError } from '../wechatpay/errors';
 import { newOutTradeNo } from '../wechatpay/ids';
-import { toBeijingTimestamp } from '../wechatpay/time';
-import type { UnifiedOrderParams } from '../wechatpay/unified-order';
 import { logger } from '../log';
 import { logAndCount } from '../metrics';
 import type { OrdersContext } from './context';
 import type { CreateOrderRequest, FrontendOrderRequest } from './create-request';
 import { InvalidOrderRequestError, OrderConflictError, PaymentProviderError } from './errors';
-import { payObject, type PayObject } from './frontend-pay';
+import { GatewayError, type PayObject } from './gateway';
 import type { Order } from './model';
 import { priceItems } from './pricing';
 import { settleWithWechatPay } from './settle';
@@ -68,33 +65,35 @@ function orderAppId(request: CreateOrderRequest, ctx: OrdersContext): string {
 function newOrder(request: CreateOrderRequest, appId: string, outTradeNo: string, ctx: OrdersContext): Order {
   const now = ctx.now();
   const expires = new Date(now.getTime() + ctx.config.orderExpireMinutes * 60_000);
-  const params: UnifiedOrderParams = {
-    body: request.description,
-    out_trade_no: outTradeNo,
-    total_fee: String(request.totalFee),
-    spbill_create_ip: request.clientIp,
-    notify_url: ctx.config.notifyUrl,
-    trade_type: request.tradeType,
-    time_start: toBeijingTimestamp(now),
-    time_expire: toBeijingTimestamp(expires),
-  };
-  if (request.openid) params.openid = request.openid;
-  if (request.tradeType === 'NATIVE') params.product_id = request.productId ?? outTradeNo;
-  if (request.attach) params.attach = request.attach;
-  if (request.sceneInfo) params.scene_info = JSON.stringify(request.sceneInfo);
+  const signType = ctx.config.signType;
+  const payment = ctx.gatewayFor({ appId, signType }).paymentRequest({
+    outTradeNo,
+    description: request.description,
+    totalFee: request.totalFee,
+    tradeType: request.tradeType,
+    clientIp: request.clientIp,
+    notifyUrl: ctx.config.notifyUrl,
+    createdAt: now,
+    expiresAt: expires,
+    ...(request.openid ? { openid: request.openid } : {}),
+    ...(request.productId ? { productId: request.productId } : {}),
+    ...(request.attach ? { attach: request.attach } : {}),
+    ...(request.sceneInfo ? { sceneInfo: request.sceneInfo } : {}),
+  });
   const order: Order = {
     outTradeNo,
     status: 'PENDING',
     tradeType: request.tradeType,
     totalFee: request.totalFee,
     description: request.description,
-    signType: ctx.config.signType,
+    signType,
     createdAt: now.toISOString(),
     expiresAt: expires.toISOString(),
-    unifiedOrder: params,
+    unifiedOrder: payment,
     appId,
     review: {},
   };
+  if (request.openid) order.openid = request.openid;
   if (request.lines) order.items = request.lines;
   if (request.attach) order.attach = request.attach;
   if (request.idempotencyKey) order.idempotencyKey = request.idempotencyKey;
@@ -102,19 +101,19 @@ function newOrder(request: CreateOrderRequest, appId: string, outTradeNo: string
 }
 
 /**
- * Calls unifiedorder with the order's stored parameters (identical on every call, as WeChat Pay
+ * Places the payment with the order's stored request (identical on every call, as WeChat Pay
  * requires) and stores the prepay id. A refusal for good marks the order FAILED; a timeout or a
  * transient error leaves it PENDING for recovery.
  */
 async function requestPrepay(order: Order, ctx: OrdersContext): Promise<Order> {
   let result;
   try {
-    result = await ctx.wechatPayFor(order.appId).unifiedOrder(order.unifiedOrder, { signType: order.signType });
+    result = await ctx.gatewayFor(order).prepay(order.unifiedOrder);
   } catch (error) {
-    if (!(error instanceof WechatPayError)) throw error;
-    // ORDERPAID: the order was paid after all; an untrustworthy answer may hide a created order.
+    if (!(error instanceof GatewayError)) throw error;
+    // ORDER_PAID: the order was paid after all; an untrustworthy answer may hide a created order.
     // Both stay PENDING so that a query or recovery learns the truth from WeChat Pay.
-    const final = !error.retryable && error.code !== 'ORDERPAID' && !(error instanceof WechatPayResponseError);
+    const final = (error.final || error.failure === 'REJECTED') && error.failure !== 'ORDER_PAID';
     if (final) {
       await ctx.store.markFailed(order.outTradeNo, { code: error.code, message: error.message, at: ctx.now().toISOString() });
     }
@@ -151,7 +150,8 @@ async function answer(order: Order, ctx: OrdersContext, replayed: boolean): Prom
     expiresAt: order.expiresAt,
     replayed,
   };
-  if (order.status === 'PENDING') created.pay = await payObject(order, ctx.config, ctx.now());
+  // Under the order's own app, signed as it was made.
+  if (order.status === 'PENDING') created.pay = await ctx.gatewayFor(order).payObject({ tradeType: order.tradeType, prepayId: order.prepayId as string, ...(order.codeUrl ? { codeUrl: order.codeUrl } : {}), ...(order.mwebUrl ? { mwebUrl: order.mwebUrl } : {}) }, ctx.now());
   return created;
 }
 
@@ -166,7 +166,7 @@ async function settleExpired(order: Order, ctx: OrdersContext): Promise<Order> {
   try {
     settled = await settleWithWechatPay(order, 'query', ctx);
   } catch (error) {
-    if (!(error instanceof WechatPayError)) throw error;
+    if (!(error instanceof GatewayError)) throw error;
     throw new PaymentProviderError(error.code, `WeChat Pay could not confirm whether order ${order.outTradeNo} was paid: ${error.message}`, true, order.outTradeNo, error);
   }
   if (settled.order.status === 'CLOSED') {

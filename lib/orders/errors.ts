@@ -48,3 +48,10 @@ export class OrderStoreError extends Error {
     this.name = 'OrderStoreError';
   }
 }
+
+export class RefundNotFoundError extends OrderNotFoundError {
+  constructor(outTradeNo: string, outRefundNo: string) {
+    super(outTradeNo);
+    this.message = `no refund ${outRefundNo} of order ${outTradeNo}`;
+  }
+}

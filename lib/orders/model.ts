@@ -1,8 +1,7 @@
 import type { OutboxEntry } from '../events/outbox';
-import type { SignType } from '../wechatpay/sign';
-import type { TradeType, UnifiedOrderParams } from '../wechatpay/unified-order';
+import type { PaymentRequest, TradeType } from './gateway';
 
-export { TRADE_TYPES, type TradeType } from '../wechatpay/unified-order';
+export { TRADE_TYPES, type TradeType } from './gateway';
 
 /**
  * PENDING → PAID | CLOSED | FAILED (README: Order lifecycle); PAID → REFUNDED once successful refunds
@@ -21,10 +20,21 @@ export interface ReviewFlag {
    * that WeChat Pay then reported SUCCESS: the money went back after all, recorded SUCCESS.
    * APP_MISMATCH: WeChat Pay's bill has a payment of this out_trade_no under another app than the
    * order was made under: never recorded as the order's payment.
+   * REFUND_ANSWER_FOR_ANOTHER_ORDER: WeChat Pay answered about this order's refund number with
+   * another order's refund (out_refund_no is unique per merchant, and a merchant id may serve
+   * several deployments or systems): never recorded; the refund stays as it was for a person.
    */
-  reason: 'AMOUNT_MISMATCH' | 'PAID_AFTER_CLOSE' | 'PAID_AFTER_FAILURE' | 'SECOND_PAYMENT' | 'REFUND_NOT_REQUESTED' | 'REFUND_SUCCEEDED_AFTER_FAILURE' | 'APP_MISMATCH';
+  reason:
+    | 'AMOUNT_MISMATCH'
+    | 'PAID_AFTER_CLOSE'
+    | 'PAID_AFTER_FAILURE'
+    | 'SECOND_PAYMENT'
+    | 'REFUND_NOT_REQUESTED'
+    | 'REFUND_SUCCEEDED_AFTER_FAILURE'
+    | 'APP_MISMATCH'
+    | 'REFUND_ANSWER_FOR_ANOTHER_ORDER';
   at: string;
-  source: PaymentSource | 'refund-notify';
+  source: PaymentSource | 'refund-notify' | 'refund-request';
   transactionId: string;
   totalFee: number;
   /** For a refund flag: the refund, and its amount. */
@@ -34,6 +44,8 @@ export interface ReviewFlag {
   failureCode?: string;
   /** APP_MISMATCH: the app the payment was made under, as WeChat Pay's bill says. */
   appId?: string;
+  /** REFUND_ANSWER_FOR_ANOTHER_ORDER: the order WeChat Pay's answer was about (its out_trade_no, when it named one). */
+  answeredOutTradeNo?: string;
 }
 
 /**
@@ -78,11 +90,17 @@ export interface Order {
   totalFee: number;
   description: string;
   attach?: string;
-  signType: SignType;
+  /** The payer, for JSAPI orders (orders made before it was kept here have it in `unifiedOrder` only). */
+  openid?: string;
+  /** How the order's requests are signed (v2: MD5 or HMAC-SHA256): its callbacks must be signed so too. */
+  signType: string;
   createdAt: string;
   expiresAt: string;
-  /** The exact parameters of the first unified order: a repeat must send exactly these. */
-  unifiedOrder: UnifiedOrderParams;
+  /**
+   * The request that placed the payment, as the order's gateway built it: a repeat must send exactly
+   * this (the name is v2's unifiedorder, where orders began; the gateway reads it).
+   */
+  unifiedOrder: PaymentRequest;
   idempotencyKey?: string;
   prepayId?: string;
   codeUrl?: string;
@@ -172,7 +190,7 @@ export interface PaymentReport {
   paidAt: string;
   source: PaymentSource;
   /** For a callback: the sign type it was verified with, which must be the order's. */
-  signType?: SignType;
+  signType?: string;
   /** For a callback: the app it was sent under, which must be the order's. */
   appId?: string;
   /** The callback's app is the default one, which orders made before apps were recorded were made under. */
@@ -234,6 +252,22 @@ export interface RefundView {
   origin: OrderRefund['origin'];
 }
 
+/**
+ * The refund an order records under `outRefundNo`, looked up among the map's own keys only:
+ * `__proto__`, `constructor` and `toString` are valid out_refund_nos to WeChat Pay, and on a plain
+ * object they would find Object.prototype's members.
+ */
+export function refundOf(order: Pick<Order, 'refunds'> | undefined, outRefundNo: string): OrderRefund | undefined {
+  const refunds = order?.refunds;
+  return refunds && Object.hasOwn(refunds, outRefundNo) ? refunds[outRefundNo] : undefined;
+}
+
+/** The review flag an order keeps under `key`, by own keys only (refundOf says why). */
+export function reviewFlagOf(order: Pick<Order, 'review'> | undefined, key: string): ReviewFlag | undefined {
+  const review = order?.review;
+  return review && Object.hasOwn(review, key) ? review[key] : undefined;
+}
+
 export function toRefundView(order: Pick<Order, 'outTradeNo'>, refund: OrderRefund): RefundView {
   const view: RefundView = {
     outRefundNo: refund.outRefundNo,
@@ -252,6 +286,11 @@ export function toRefundView(order: Pick<Order, 'outTradeNo'>, refund: OrderRefu
   return view;
 }
 
+/** The order's payer (JSAPI orders), wherever the order kept it. */
+export function openidOf(order: Pick<Order, 'openid' | 'unifiedOrder'>): string | undefined {
+  return order.openid ?? order.unifiedOrder?.openid;
+}
+
 export function toMerchantView(order: Order): MerchantOrderView {
   const refunds = Object.values(order.refunds ?? {})
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.outRefundNo.localeCompare(b.outRefundNo))
@@ -264,7 +303,8 @@ export function toMerchantView(order: Order): MerchantOrderView {
     refunds,
   };
   if (order.appId) view.appId = order.appId;
-  if (order.unifiedOrder.openid) view.openid = order.unifiedOrder.openid;
+  const openid = openidOf(order);
+  if (openid) view.openid = openid;
   if (order.attach) view.attach = order.attach;
   if (order.items) view.items = order.items;
   return view;

@@ -1,8 +1,8 @@
-import { WechatPayError } from '../wechatpay/errors';
 import { OUT_TRADE_NO_PATTERN } from '../wechatpay/ids';
 import { logger } from '../log';
 import type { OrdersContext } from './context';
 import { InvalidOrderRequestError, OrderNotFoundError } from './errors';
+import { GatewayError } from './gateway';
 import { toMerchantView, toView, type MerchantOrderView, type Order, type OrderView } from './model';
 import { applyQueryResult } from './settle';
 
@@ -37,10 +37,10 @@ async function refreshPending(order: Order, ctx: OrdersContext): Promise<Order> 
   if (order.status !== 'PENDING' || !order.prepayId) return order;
   if (!(await ctx.store.claimQuerySlot(order.outTradeNo, ctx.now().getTime(), QUERY_INTERVAL_MS))) return order;
   try {
-    const result = await ctx.wechatPayFor(order.appId).orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+    const result = await ctx.gatewayFor(order).queryPayment(order.outTradeNo);
     return await applyQueryResult(order, result, 'query', ctx);
   } catch (error) {
-    if (!(error instanceof WechatPayError)) throw error;
+    if (!(error instanceof GatewayError)) throw error;
     // The stored state is still a true answer; recovery will ask again.
     logger.warn('orderquery failed while following an order', { outTradeNo: order.outTradeNo, code: error.code });
     return order;

@@ -6,17 +6,21 @@
  * another amount, and a refund recorded SUCCESS here that the bill of its day lacks, are reported for
  * a person. Running it again changes nothing: what it repaired is matched the second time.
  */
-import { downloadBill } from '../wechatpay/download-bill';
-import type { BillRow } from '../wechatpay/bill';
+import { openBill } from '../wechatpay/download-bill';
+import type { OpenedBill } from '../wechatpay/download-bill';
+import type { BillFailure, BillRow } from '../wechatpay/bill';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import { InvalidRequestError } from '../validation';
 import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
-import type { Order, ReviewFlag } from './model';
-import { recordBilledRefund } from './refunds';
-import { recordPayment } from './settle';
+import { GatewayError, type PaymentState } from './gateway';
+import { refundOf, reviewFlagOf, type Order, type ReviewFlag } from './model';
+import { recordBilledRefund, refundNumbersOfClaim } from './refunds';
+import { readReport, ReportWriter } from './reconciliation-report';
+import { PAID_STATES, recordPayment } from './settle';
+import { BATCH_GET_MAX_KEYS } from './store';
 import type { OrderStore } from './store';
 
 /** WeChat Pay keeps bills for three months; today's is made after 09:00 tomorrow. */
@@ -36,6 +40,10 @@ export type ReconciliationItemKind =
   | 'NOT_RECORDED'
   /** In the bill under another app than its order was made under: not recorded as the order's payment, flagged. */
   | 'APP_MISMATCH'
+  /** In the bill, not recorded here, and WeChat Pay's signed orderquery does not show that payment: not recorded. */
+  | 'NOT_CONFIRMED'
+  /** In the bill, not recorded here, and WeChat Pay could not be asked to confirm it: left for the next run. */
+  | 'UNCONFIRMED'
   /** A successful refund in the bill that was not recorded here as such: recorded now (flagged if made outside the backend, or recorded FAILED). */
   | 'REFUND_REPAIRED'
   /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
@@ -55,12 +63,20 @@ export interface ReconciliationItem {
   note: string;
 }
 
+/** A report as the routes answer it: its head, and one page of its items. */
 export interface ReconciliationReport {
   billDate: string;
   status: 'MATCHED' | 'MISMATCHED' | 'NO_BILL';
   counts: { billRows: number; matched: number; repaired: number; missingFromBill: number; amountMismatches: number };
-  items: ReconciliationItem[];
   ranAt: string;
+  /** Items in the whole report. */
+  itemCount: number;
+  /** The items from the cursor asked for (none: the first ones). */
+  items: ReconciliationItem[];
+  /** There are more items: GET /merchant/reconciliations/{billDate}?cursor=<it> gives the next ones. */
+  nextCursor?: string;
+  /** Only on the answer of a run whose report could not be stored (logged, and counted: ReconciliationReportsNotStored). */
+  stored?: false;
 }
 
 /** A bill date the caller may ask for: a real Beijing day, before today, within three months. */
@@ -82,16 +98,14 @@ export function yesterday(now: Date): string {
   return toBeijingTimestamp(new Date(now.getTime() - DAY_MS)).slice(0, 8);
 }
 
-const reportKey = (billDate: string) => `reconciliation#${billDate}`;
-
 /** `yyyy-MM-dd HH:mm:ss` (the bill's trade time, Beijing) as ISO. */
 function billTime(text: string): string | undefined {
   return fromBeijingTimestamp(text.replace(/[-: ]/g, ''))?.toISOString();
 }
 
-async function fetchBill(billDate: string, ctx: OrdersContext) {
+async function fetchBill(billDate: string, ctx: OrdersContext): Promise<OpenedBill | BillFailure> {
   const { appId, mchId, apiKey, baseUrl, signType } = ctx.config;
-  const bill = await downloadBill({ appId, mchId, apiKey, baseUrl, signType }, { billDate, billType: 'ALL', gzip: true });
+  const bill = await openBill({ appId, mchId, apiKey, baseUrl, signType }, { billDate, billType: 'ALL', gzip: true });
   if (!bill.ok && bill.reason !== 'NO_BILL') {
     throw new PaymentProviderError(bill.reason, `WeChat Pay's bill for ${billDate} could not be read: ${bill.message}`, bill.reason !== 'REFUSED', '', undefined);
   }
@@ -114,21 +128,60 @@ function refusedPayment(row: BillRow, order: Order, reason: string): Reconciliat
   return { ...base, kind: 'NOT_RECORDED', note: `the bill's amount differs from the order's (${reason}): check the order with WeChat Pay` };
 }
 
-/** One payment of the bill that the day's index did not show as recorded. */
-async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+/**
+ * The bill is the one document WeChat Pay does not sign: before a payment read from it is recorded,
+ * WeChat Pay's signed orderquery must show the same payment of this order (paid, its transaction id,
+ * its amount). Answers when it was paid, or the item that reports why it was not recorded.
+ */
+async function confirmBillPayment(row: BillRow, order: Order, ctx: OrdersContext): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
+  let answer: PaymentState;
+  try {
+    answer = await ctx.gatewayFor(order).queryPayment(order.outTradeNo);
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    if (error.failure !== 'ORDER_NOT_FOUND') {
+      logger.warn('a payment of the bill could not be confirmed with orderquery; left for the next run', { outTradeNo: order.outTradeNo, transactionId: row.transactionId, code: error.code });
+      return { kind: 'UNCONFIRMED', note: `WeChat Pay could not be asked to confirm this payment (${error.code}): not recorded yet; run this day's reconciliation again` };
+    }
+    answer = { tradeState: 'ORDERNOTEXIST' };
+  }
+  if (PAID_STATES.has(answer.tradeState) && answer.transactionId === row.transactionId && answer.totalFee === row.totalFeeFen) {
+    return answer.paidAt ?? ctx.now().toISOString();
+  }
+  logger.error('a payment of the bill is not confirmed by orderquery; not recorded', {
+    outTradeNo: order.outTradeNo,
+    transactionId: row.transactionId,
+    tradeState: answer.tradeState,
+    queriedTransactionId: answer.transactionId,
+  });
+  const otherTransaction = answer.transactionId && answer.transactionId !== row.transactionId ? `, transaction ${answer.transactionId}` : '';
+  return {
+    kind: 'NOT_CONFIRMED',
+    note: `the bill shows this payment, but WeChat Pay's signed orderquery does not (trade_state ${answer.tradeState}${otherTransaction}): not recorded; check the transaction in the merchant platform`,
+  };
+}
+
+/** One payment of the bill that the day's index did not show as recorded; `order`, its order as just read (none: not ours). */
+async function settleBillPayment(row: BillRow, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen };
-  const order = await ctx.store.get(row.outTradeNo);
   if (!order) return { ...base, kind: 'UNKNOWN_ORDER', note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform' };
   // Already recorded under this transaction (paid on another day by our clock, or recorded and flagged): nothing to do.
   if (order.transactionId === row.transactionId) return 'matched';
-  const flagged = order.review?.[row.transactionId];
+  const flagged = reviewFlagOf(order, row.transactionId);
   if (flagged) return REFUSED_PAYMENT_FLAGS.has(flagged.reason) ? refusedPayment(row, order, flagged.reason) : 'matched';
+  // Another app's payment is never recorded as the order's (recordPayment flags it): nothing to confirm.
+  let paidAt = billTime(row.tradeTime) ?? ctx.now().toISOString();
+  if (row.appId === (order.appId ?? ctx.config.appId)) {
+    const confirmed = await confirmBillPayment(row, order, ctx);
+    if (typeof confirmed !== 'string') return { ...base, recordedFen: order.totalFee, ...confirmed };
+    paidAt = confirmed;
+  }
   const outcome = await recordPayment(
     {
       outTradeNo: row.outTradeNo,
       transactionId: row.transactionId,
       totalFee: row.totalFeeFen,
-      paidAt: billTime(row.tradeTime) ?? ctx.now().toISOString(),
+      paidAt,
       source: 'reconciliation',
       // The bill's appid must be the order's, as a callback's must: another app's payment is not this order's.
       appId: row.appId,
@@ -138,7 +191,7 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
   );
   if (outcome.outcome === 'PAID' || outcome.outcome === 'FLAGGED') {
     const flaggedNow = outcome.outcome === 'FLAGGED' ? ` and flagged for review (${outcome.flag.reason})` : '';
-    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill${flaggedNow}: its callback never arrived` };
+    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill, confirmed by WeChat Pay's orderquery${flaggedNow}: its callback never arrived` };
   }
   if (outcome.outcome === 'ALREADY_PAID') return 'matched';
   if (outcome.outcome === 'APP_MISMATCH') {
@@ -152,13 +205,15 @@ async function settleBillPayment(row: BillRow, ctx: OrdersContext): Promise<Reco
   return refusedPayment(row, order, outcome.outcome);
 }
 
-/** One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as its callback would be. */
-async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+/**
+ * One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as
+ * its callback would be. `order`, its order as just read (none: not ours, nothing to record).
+ */
+async function settleBillRefund(row: BillRow, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, outRefundNo: row.outRefundNo, billFen: row.appliedRefundFeeFen };
-  const order = await ctx.store.get(row.outTradeNo);
-  const recorded = order?.refunds?.[row.outRefundNo];
+  const recorded = refundOf(order, row.outRefundNo);
   if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
-  const outcome = await recordBilledRefund(
+  const outcome = !order ? 'UNKNOWN_ORDER' : await recordBilledRefund(
     {
       transactionId: row.transactionId,
       outTradeNo: row.outTradeNo,
@@ -180,123 +235,216 @@ async function settleBillRefund(row: BillRow, ctx: OrdersContext): Promise<Recon
   return { ...base, kind: 'REFUND_MISMATCH', note: `refund ${row.outRefundNo} is in the bill as SUCCESS but is recorded otherwise here (${outcome}): check it in the merchant platform` };
 }
 
+/** A refund requested here on the bill date (its claim), told apart by its order and out_refund_no together. */
+const claimKey = (outTradeNo: string, outRefundNo: string) => `${outTradeNo}\n${outRefundNo}`;
+
 /**
- * The refunds requested here on `billDate` that are recorded SUCCESS but absent from its bill. The
- * bill lists every refund WeChat Pay accepted that day, whatever its status then, and a refund is
- * sent the moment it is requested (store.ts REFUND_DAY_INDEX says why the day is the request's);
- * the bill's refunds are told apart by out_refund_no. Only a refund the bill lacks costs a read of
- * its order (one per order), to see how it is recorded.
+ * Bill rows whose order must be read, gathered until BATCH_GET_MAX_KEYS orders (each order once: a
+ * row of an order already gathered settles those first, so every row sees its order as the rows
+ * before it left it), then read by one BatchGetItem and settled in bill order.
  */
-async function refundsMissingFromBill(billDate: string, billed: BillRow[], ctx: OrdersContext): Promise<ReconciliationItem[]> {
-  const inBill = new Set(billed.filter((row) => row.kind === 'refund').map((row) => row.outRefundNo));
-  const orders = new Map<string, Promise<Order | undefined>>();
-  const items: ReconciliationItem[] = [];
-  for (const claim of await ctx.store.refundsRequestedOnDay(billDate)) {
-    if (inBill.has(claim.outRefundNo)) continue;
-    if (!orders.has(claim.outTradeNo)) orders.set(claim.outTradeNo, ctx.store.get(claim.outTradeNo));
-    const order = await orders.get(claim.outTradeNo);
-    // A claim whose reservation was refused has no refund; FAILED and PROCESSING ones moved no money.
-    const refund = order?.refunds?.[claim.outRefundNo];
-    if (!order || refund?.status !== 'SUCCESS') continue;
-    items.push({
-      kind: 'REFUND_MISSING_FROM_BILL',
-      outTradeNo: order.outTradeNo,
-      ...(order.transactionId ? { transactionId: order.transactionId } : {}),
-      outRefundNo: refund.outRefundNo,
-      recordedFen: refund.refundFee,
-      note:
-        `refund ${refund.outRefundNo} is recorded here as refunded (SUCCESS) but is not in WeChat Pay's bill of the day it was requested: ` +
-        'check it in the merchant platform: the payer may not have been refunded (a refund requested moments before midnight, or first received by WeChat Pay when it was sent again later, is on a later day\'s bill)',
-    });
+class OrderReads {
+  #rows: BillRow[] = [];
+  readonly #orders = new Set<string>();
+
+  constructor(
+    private readonly store: OrderStore,
+    private readonly settle: (row: BillRow, order: Order | undefined) => Promise<void>,
+  ) {}
+
+  async add(row: BillRow): Promise<void> {
+    if (this.#orders.has(row.outTradeNo)) await this.flush();
+    this.#rows.push(row);
+    this.#orders.add(row.outTradeNo);
+    if (this.#orders.size >= BATCH_GET_MAX_KEYS) await this.flush();
   }
-  return items;
+
+  async flush(): Promise<void> {
+    const rows = this.#rows;
+    if (rows.length === 0) return;
+    const orders = await this.store.getMany([...this.#orders]);
+    this.#rows = [];
+    this.#orders.clear();
+    for (const row of rows) await this.settle(row, orders.get(row.outTradeNo));
+  }
 }
+
+/** What the run found, as it goes: the report's counts (its items go to the report's pages). */
+interface Findings {
+  counts: ReconciliationReport['counts'];
+  /** Items of payments not recorded as the order's (REPORTED_BESIDE_COUNTS): mismatches the counts do not hold. */
+  unattributed: number;
+}
+
+/** Items that are mismatches without a count of their own. */
+const REPORTED_BESIDE_COUNTS: ReadonlySet<ReconciliationItemKind> = new Set(['UNKNOWN_ORDER', 'APP_MISMATCH', 'NOT_CONFIRMED', 'UNCONFIRMED']);
 
 /**
  * Reconciles one Beijing day: downloads the `ALL` bill (gzip), reads the day's payments here through
  * the paid-by-day index and the day's refund requests through the refunds-by-request-day index
  * (never a scan), repairs what the bill proves was paid or refunded, reports the rest, and stores the
- * report under the bill date. A mismatch raises the `ReconciliationMismatches` metric.
+ * report under the bill date, in pages (reconciliation-report.ts) written as they fill. A mismatch
+ * raises the `ReconciliationMismatches` metric, counted and logged before the report is stored:
+ * storing it never fails the run (a failure is logged and counted, ReconciliationReportsNotStored,
+ * and the run still answers its counts). It answers the report's head and first items.
+ *
+ * The bill is read in one pass, row by row, and what is kept in memory is what this deployment
+ * recorded, never the bill: the day's payments here (each marked once the bill has it), the day's
+ * refund claims (likewise), and the refunds of orders not paid here yet, held until the bill's
+ * payments are all in (a refund line may come before its payment's). Rows of orders the day's index
+ * does not show are read in batches (BatchGetItem).
  */
 export async function reconcileDay(billDate: string, ctx: OrdersContext): Promise<ReconciliationReport> {
   const bill = await fetchBill(billDate, ctx);
-  const recorded = await ctx.store.paidOnDay(billDate);
-  const byTransaction = new Map<string, Order>(recorded.filter((order) => order.transactionId).map((order) => [order.transactionId as string, order]));
-  const report: ReconciliationReport = {
-    billDate,
-    status: 'MATCHED',
-    counts: { billRows: 0, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 },
-    items: [],
-    ranAt: ctx.now().toISOString(),
-  };
-  const payments = bill.ok ? bill.rows.filter((row) => row.kind === 'payment') : [];
-  report.counts.billRows = bill.ok ? bill.rows.length : 0;
-  const seen = new Set<string>();
-  for (const row of payments) {
-    seen.add(row.transactionId);
-    const order = byTransaction.get(row.transactionId);
-    if (order) {
-      if (order.totalFee === row.totalFeeFen) report.counts.matched++;
-      else {
-        report.counts.amountMismatches++;
-        report.items.push({
-          kind: 'AMOUNT_MISMATCH',
-          outTradeNo: row.outTradeNo,
-          transactionId: row.transactionId,
-          billFen: row.totalFeeFen,
-          recordedFen: order.totalFee,
-          note: 'the bill and the order disagree on the amount: compare with the merchant platform',
-        });
-      }
-      continue;
-    }
-    const settled = await settleBillPayment(row, ctx);
-    if (settled === 'matched') report.counts.matched++;
-    else {
-      if (settled.kind === 'REPAIRED') report.counts.repaired++;
-      if (settled.kind === 'NOT_RECORDED') report.counts.amountMismatches++;
-      report.items.push(settled);
-    }
+  try {
+    return await reconcileBill(billDate, bill, ctx);
+  } finally {
+    if (bill.ok) await bill.close();
   }
-  // Successful refunds of that day (a refund still PROCESSING in the bill is left to recovery's refundquery).
-  for (const row of bill.ok ? bill.rows.filter((line) => line.kind === 'refund' && line.refundStatus === 'SUCCESS') : []) {
-    const settled = await settleBillRefund(row, ctx);
-    if (settled === 'matched') report.counts.matched++;
-    else {
-      if (settled.kind === 'REFUND_REPAIRED') report.counts.repaired++;
-      else report.counts.amountMismatches++;
-      report.items.push(settled);
-    }
-  }
-  for (const order of recorded) {
-    if (order.transactionId && !seen.has(order.transactionId)) {
-      report.counts.missingFromBill++;
-      report.items.push({
-        kind: 'MISSING_FROM_BILL',
-        outTradeNo: order.outTradeNo,
-        transactionId: order.transactionId,
-        recordedFen: order.totalFee,
-        note: 'recorded as paid here but not in WeChat Pay\'s bill: check the transaction in the merchant platform before fulfilling',
-      });
-    }
-  }
-  for (const item of await refundsMissingFromBill(billDate, bill.ok ? bill.rows : [], ctx)) {
-    report.counts.missingFromBill++;
-    report.items.push(item);
-  }
-  const mismatches = report.counts.missingFromBill + report.counts.amountMismatches + report.items.filter((item) => item.kind === 'UNKNOWN_ORDER' || item.kind === 'APP_MISMATCH').length;
-  report.status = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.length === 0 ? 'NO_BILL' : 'MATCHED';
-  await ctx.store.putRecord(reportKey(billDate), { ...report });
-  if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
-  logger.info('reconciliation', { billDate, status: report.status, ...report.counts });
-  return report;
 }
 
-/** The stored report of a bill date, or undefined when that day was never reconciled. */
-export async function reconciliationReport(billDate: string, store: OrderStore): Promise<ReconciliationReport | undefined> {
-  const record = await store.getRecord(reportKey(billDate));
-  if (!record) return undefined;
-  const report = { ...record };
-  delete report.pk;
-  return report as unknown as ReconciliationReport;
+async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, ctx: OrdersContext): Promise<ReconciliationReport> {
+  const ranAt = ctx.now().toISOString();
+  const recorded = new Map<string, { outTradeNo: string; totalFee: number; billed: boolean }>();
+  for await (const payment of ctx.store.paymentsOnDay(billDate)) {
+    if (payment.transactionId) recorded.set(payment.transactionId, { outTradeNo: payment.outTradeNo, totalFee: payment.totalFee, billed: false });
+  }
+  // A claim's refund has one of two numbers (refundNumbersOfClaim): either, on its order, is that refund in the bill.
+  const claims = new Map<string, { outTradeNo: string; outRefundNos: readonly string[]; billed: boolean }>();
+  for (const claim of await ctx.store.refundsRequestedOnDay(billDate)) {
+    const entry = { outTradeNo: claim.outTradeNo, outRefundNos: refundNumbersOfClaim(claim), billed: false };
+    for (const outRefundNo of entry.outRefundNos) claims.set(claimKey(claim.outTradeNo, outRefundNo), entry);
+  }
+  const found: Findings = { counts: { billRows: 0, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 }, unattributed: 0 };
+  const pages = new ReportWriter(billDate, ctx.store);
+  const report = (item: ReconciliationItem) => {
+    if (REPORTED_BESIDE_COUNTS.has(item.kind)) found.unattributed++;
+    return pages.add(item);
+  };
+
+  const settledPayment = async (settled: ReconciliationItem | 'matched') => {
+    if (settled === 'matched') return void found.counts.matched++;
+    if (settled.kind === 'REPAIRED') found.counts.repaired++;
+    if (settled.kind === 'NOT_RECORDED') found.counts.amountMismatches++;
+    await report(settled);
+  };
+  const settledRefund = async (settled: ReconciliationItem | 'matched') => {
+    if (settled === 'matched') return void found.counts.matched++;
+    if (settled.kind === 'REFUND_REPAIRED') found.counts.repaired++;
+    else found.counts.amountMismatches++;
+    await report(settled);
+  };
+  // A refund of an order not paid here (yet) waits until every payment of the bill is recorded.
+  const waiting: BillRow[] = [];
+  const reads = new OrderReads(ctx.store, async (row, order) => {
+    if (row.kind === 'payment') return settledPayment(await settleBillPayment(row, order, ctx));
+    if (order && order.status !== 'PAID' && order.status !== 'REFUNDED') return void waiting.push(row);
+    await settledRefund(await settleBillRefund(row, order, ctx));
+  });
+
+  if (bill.ok) {
+    for await (const row of bill.rows()) {
+      found.counts.billRows++;
+      if (row.kind === 'payment') {
+        const payment = recorded.get(row.transactionId);
+        if (!payment) {
+          await reads.add(row);
+          continue;
+        }
+        payment.billed = true;
+        if (payment.totalFee === row.totalFeeFen) found.counts.matched++;
+        else {
+          found.counts.amountMismatches++;
+          await report({
+            kind: 'AMOUNT_MISMATCH',
+            outTradeNo: row.outTradeNo,
+            transactionId: row.transactionId,
+            billFen: row.totalFeeFen,
+            recordedFen: payment.totalFee,
+            note: 'the bill and the order disagree on the amount: compare with the merchant platform',
+          });
+        }
+      } else if (row.kind === 'refund') {
+        // Any refund the bill lists, whatever its status, was received that day by WeChat Pay.
+        const claim = claims.get(claimKey(row.outTradeNo, row.outRefundNo));
+        if (claim) claim.billed = true;
+        // Successful refunds are matched; one still PROCESSING in the bill is left to recovery's refundquery.
+        if (row.refundStatus === 'SUCCESS') await reads.add(row);
+      }
+    }
+  }
+  await reads.flush();
+  const refundsLast = new OrderReads(ctx.store, async (row, order) => settledRefund(await settleBillRefund(row, order, ctx)));
+  for (const row of waiting) await refundsLast.add(row);
+  await refundsLast.flush();
+
+  for (const [transactionId, payment] of recorded) {
+    if (payment.billed) continue;
+    found.counts.missingFromBill++;
+    await report({
+      kind: 'MISSING_FROM_BILL',
+      outTradeNo: payment.outTradeNo,
+      transactionId,
+      recordedFen: payment.totalFee,
+      note: 'recorded as paid here but not in WeChat Pay\'s bill: check the transaction in the merchant platform before fulfilling',
+    });
+  }
+  for (const item of await refundsMissingFromBill([...new Set(claims.values())].filter((claim) => !claim.billed), ctx.store)) {
+    found.counts.missingFromBill++;
+    await report(item);
+  }
+  const mismatches = found.counts.missingFromBill + found.counts.amountMismatches + found.unattributed;
+  const status: ReconciliationReport['status'] = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
+  // Counted and logged before the report is stored: a report that cannot be stored still raises its alarm.
+  if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
+  logger.info('reconciliation', { billDate, status, ...found.counts, itemCount: pages.itemCount, runId: pages.runId });
+  const head = { billDate, status, counts: found.counts, ranAt };
+  const stored = await pages.finish(head);
+  const answer = { ...head, itemCount: pages.itemCount, items: pages.firstItems };
+  if (stored.stored) return stored.nextCursor ? { ...answer, nextCursor: stored.nextCursor } : answer;
+  logger.error('reconciliation report not stored', { billDate, runId: pages.runId, reason: stored.reason });
+  countMetric('ReconciliationReportsNotStored');
+  return { ...answer, stored: false };
+}
+
+/**
+ * The refunds requested here on the bill date that are recorded SUCCESS but absent from its bill
+ * (`unbilled`: their claims). The bill lists every refund WeChat Pay accepted that day, whatever its
+ * status then, and a refund is sent the moment it is requested (store.ts REFUND_DAY_INDEX says why
+ * the day is the request's). Only the orders of refunds the bill lacks are read, in batches, to see
+ * how each refund is recorded.
+ */
+async function refundsMissingFromBill(unbilled: ReadonlyArray<{ outTradeNo: string; outRefundNos: readonly string[] }>, store: OrderStore): Promise<ReconciliationItem[]> {
+  const refundsOf = new Map<string, string[]>();
+  for (const claim of unbilled) refundsOf.set(claim.outTradeNo, [...(refundsOf.get(claim.outTradeNo) ?? []), ...claim.outRefundNos]);
+  const outTradeNos = [...refundsOf.keys()];
+  const items: ReconciliationItem[] = [];
+  for (let at = 0; at < outTradeNos.length; at += BATCH_GET_MAX_KEYS) {
+    for (const order of (await store.getMany(outTradeNos.slice(at, at + BATCH_GET_MAX_KEYS))).values()) {
+      for (const outRefundNo of refundsOf.get(order.outTradeNo) ?? []) {
+        // A claim whose reservation was refused has no refund; FAILED and PROCESSING ones moved no money.
+        const refund = refundOf(order, outRefundNo);
+        if (refund?.status !== 'SUCCESS') continue;
+        items.push({
+          kind: 'REFUND_MISSING_FROM_BILL',
+          outTradeNo: order.outTradeNo,
+          ...(order.transactionId ? { transactionId: order.transactionId } : {}),
+          outRefundNo: refund.outRefundNo,
+          recordedFen: refund.refundFee,
+          note:
+            `refund ${refund.outRefundNo} is recorded here as refunded (SUCCESS) but is not in WeChat Pay's bill of the day it was requested: ` +
+            'check it in the merchant platform: the payer may not have been refunded (a refund requested moments before midnight, or first received by WeChat Pay when it was sent again later, is on a later day\'s bill)',
+        });
+      }
+    }
+  }
+  return items;
+}
+
+/**
+ * The stored report of a bill date, or undefined when that day was never reconciled: its head and
+ * the items from `cursor`, at most `limit` (see readReport).
+ */
+export function reconciliationReport(billDate: string, store: OrderStore, query: { cursor?: string; limit?: string } = {}): Promise<ReconciliationReport | undefined> {
+  return readReport(billDate, store, query);
 }

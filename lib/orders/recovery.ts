@@ -1,5 +1,4 @@
 import { sweepOutbox, type SweepSummary } from '../events/sweep';
-import { WechatPayError } from '../wechatpay/errors';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import type { OrdersContext } from './context';
@@ -8,6 +7,7 @@ import { recoverRefunds, type RefundRecoverySummary } from './refunds';
 import { settleWithWechatPay, type Settlement } from './settle';
 import { walkDueShards } from './due-walk';
 import { PENDING_SHARDS } from './store';
+import { GatewayError } from './gateway';
 
 /**
  * When, counted from an order's creation, recovery asks WeChat Pay about it: WeChat Pay's own guide
@@ -70,8 +70,8 @@ async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | '
   } catch (error) {
     logger.warn('recovery could not settle an order; it is checked again later', {
       outTradeNo: order.outTradeNo,
-      code: error instanceof WechatPayError ? error.code : undefined,
-      error: error instanceof WechatPayError ? undefined : error,
+      code: error instanceof GatewayError ? error.code : undefined,
+      error: error instanceof GatewayError ? undefined : error,
     });
     return 'errors';
   }
@@ -79,7 +79,7 @@ async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | '
 
 /**
  * The recovery schedule's run: the pending orders whose check is due, then the PROCESSING refunds
- * whose check is due (lib/orders/refunds.ts: refundquery, and a resend of a refund WeChat Pay never
+ * whose check is due (lib/orders/refunds/recovery.ts: refundquery, and a resend of a refund WeChat Pay never
  * received), then the events whose publish was never confirmed (the outbox sweep), each reading only
  * its own sparse index, all within the deadline.
  */

@@ -1,17 +1,10 @@
-import type { OrderQueryResult } from '../wechatpay/client';
-import { WechatPayBusinessError } from '../wechatpay/errors';
-import { fromBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
 import { countMetric, logAndCount } from '../metrics';
 import type { OrdersContext } from './context';
 import { OrderStoreError } from './errors';
+import { GatewayError, type PaymentState } from './gateway';
 import type { Order, PaymentOutcome, PaymentReport, PaymentSource, ReviewFlag } from './model';
 import type { OrderStore } from './store';
-
-/** When WeChat Pay says the payment happened (`time_end`, Beijing time), else now. */
-export function paidAtFrom(timeEnd: string | undefined, now: Date): string {
-  return (timeEnd && fromBeijingTimestamp(timeEnd)?.toISOString()) || now.toISOString();
-}
 
 /**
  * Records a payment exactly once. The first report costs one conditional write whose condition also
@@ -85,7 +78,7 @@ export async function recordPayment(report: PaymentReport, ctx: OrdersContext): 
 }
 
 /** trade_state values that mean the user paid. REFUND: paid, then refunded (outside this order's flow). */
-const PAID_STATES = new Set(['SUCCESS', 'REFUND']);
+export const PAID_STATES: ReadonlySet<string> = new Set(['SUCCESS', 'REFUND']);
 
 /** trade_state values that settle a pending order one way or the other. */
 export function isSettlingTradeState(tradeState: string): boolean {
@@ -98,7 +91,7 @@ export function isSettlingTradeState(tradeState: string): boolean {
  */
 export async function applyQueryResult(
   order: Order,
-  result: OrderQueryResult,
+  result: PaymentState,
   source: PaymentSource,
   ctx: OrdersContext,
 ): Promise<Order> {
@@ -107,8 +100,8 @@ export async function applyQueryResult(
       {
         outTradeNo: order.outTradeNo,
         transactionId: result.transactionId,
-        totalFee: Number(result.totalFee),
-        paidAt: paidAtFrom(result.timeEnd, ctx.now()),
+        totalFee: result.totalFee,
+        paidAt: result.paidAt ?? ctx.now().toISOString(),
         source,
       },
       ctx,
@@ -143,16 +136,16 @@ async function closeExpired(order: Order, source: PaymentSource, reason: string,
   return { settlement: 'left', order: (await ctx.store.get(order.outTradeNo)) ?? order };
 }
 
-async function queryOrNotExist(order: Order, ctx: OrdersContext): Promise<OrderQueryResult | 'ORDERNOTEXIST'> {
+async function queryOrNotExist(order: Order, ctx: OrdersContext): Promise<PaymentState | 'ORDER_NOT_FOUND'> {
   try {
-    return await ctx.wechatPayFor(order.appId).orderQuery({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+    return await ctx.gatewayFor(order).queryPayment(order.outTradeNo);
   } catch (error) {
-    if (error instanceof WechatPayBusinessError && error.code === 'ORDERNOTEXIST') return 'ORDERNOTEXIST';
+    if (error instanceof GatewayError && error.failure === 'ORDER_NOT_FOUND') return 'ORDER_NOT_FOUND';
     throw error;
   }
 }
 
-async function settleFromQuery(order: Order, result: OrderQueryResult, source: PaymentSource, ctx: OrdersContext) {
+async function settleFromQuery(order: Order, result: PaymentState, source: PaymentSource, ctx: OrdersContext) {
   const after = await applyQueryResult(order, result, source, ctx);
   const settlement: Settlement =
     after.status === 'PAID' && after.paidVia === source && after.transactionId === result.transactionId
@@ -172,7 +165,7 @@ async function settleFromQuery(order: Order, result: OrderQueryResult, source: P
 export async function settleWithWechatPay(order: Order, source: PaymentSource, ctx: OrdersContext): Promise<{ settlement: Settlement; order: Order }> {
   const expired = ctx.now().getTime() >= Date.parse(order.expiresAt);
   const result = await queryOrNotExist(order, ctx);
-  if (result === 'ORDERNOTEXIST') {
+  if (result === 'ORDER_NOT_FOUND') {
     // The unified order never reached WeChat Pay: nothing can be paid, so it closes once expired.
     return expired ? closeExpired(order, source, 'expired; never reached WeChat Pay', ctx) : { settlement: 'left', order };
   }
@@ -180,16 +173,16 @@ export async function settleWithWechatPay(order: Order, source: PaymentSource, c
   // NOTPAY, USERPAYING and the like: WeChat Pay does not reliably enforce time_expire, so we do.
   if (!expired) return { settlement: 'left', order };
   try {
-    await ctx.wechatPayFor(order.appId).closeOrder({ outTradeNo: order.outTradeNo }, { signType: order.signType });
+    await ctx.gatewayFor(order).closePayment(order.outTradeNo);
   } catch (error) {
-    if (!(error instanceof WechatPayBusinessError)) throw error;
-    if (error.code === 'ORDERPAID') {
+    if (!(error instanceof GatewayError)) throw error;
+    if (error.failure === 'ORDER_PAID') {
       // Paid after all, between the query and the close: record it.
       const paid = await queryOrNotExist(order, ctx);
-      if (paid !== 'ORDERNOTEXIST' && isSettlingTradeState(paid.tradeState)) return settleFromQuery(order, paid, source, ctx);
+      if (paid !== 'ORDER_NOT_FOUND' && isSettlingTradeState(paid.tradeState)) return settleFromQuery(order, paid, source, ctx);
       return { settlement: 'left', order };
     }
-    if (error.code !== 'ORDERCLOSED') throw error;
+    if (error.failure !== 'ORDER_CLOSED') throw error;
   }
   return closeExpired(order, source, 'expired unpaid; closed with WeChat Pay', ctx);
 }

@@ -1,5 +1,7 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -7,11 +9,12 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { outboxEntry, outboxUpdate, type OutboxEntry, type RefundFacts, type Transition, type TransitionListener } from '../events/outbox';
 import { failure, type Failure } from '../result';
 import { toBeijingTimestamp } from '../wechatpay/time';
 import { OrderStoreError } from './errors';
-import type { Order, OrderRefund, OrderStatus, PaymentReport, RefundStatus, ReviewFlag } from './model';
+import { refundOf, reviewFlagOf, type Order, type OrderRefund, type OrderStatus, type PaymentReport, type RefundStatus, type ReviewFlag } from './model';
 
 /**
  * Pending orders are spread over this many index partitions so that no single partition key takes
@@ -39,6 +42,12 @@ export interface RefundSettlement {
   receivedBy?: string;
 }
 
+/** BatchGetItem reads at most this many keys in one request. */
+export const BATCH_GET_MAX_KEYS = 100;
+
+/** What reconciliation reads of a day's payments (a projection: the index holds whole orders). */
+export type PaymentOfDay = Pick<Order, 'outTradeNo' | 'transactionId' | 'totalFee'>;
+
 /** The shards of each by-day index: one day's writes spread over as many partition keys as the pending index's. */
 export const DAY_SHARDS = 16;
 
@@ -56,7 +65,7 @@ export const PAID_DAY_INDEX = 'paidByDay';
  * when the refund was accepted, not when it succeeded), with its status of that moment, and this
  * backend sends a refund the moment it is requested.
  *
- * The key is on the refund's claim (`refund#<outRefundNo>`, `requestedDayShard` =
+ * The key is on the refund's claim (`refund#<claim>`, `requestedDayShard` =
  * `<yyyyMMdd>#<shard>`), not on the order: an order holds up to 50 refunds, made on different days,
  * but an item stands under one key of an index, so a day attribute on the order would move with
  * each refund and lose the earlier days'. The claim is one item per refund, written once (a
@@ -76,6 +85,28 @@ export function dayShard(at: string, shard: number = randomInt(DAY_SHARDS)): str
  * (7 days) with a day to spare, so a key is never forgotten while its order can still be paid.
  */
 const IDEMPOTENCY_TTL_SECONDS = 8 * 24 * 60 * 60;
+
+/**
+ * lib-dynamodb builds a map by assigning its entries, so an entry named `__proto__` (a valid
+ * out_refund_no, and so a key of `refunds` and `review`) becomes the map's prototype instead of an
+ * entry, and the refund would vanish from every read: it is put back as an own entry.
+ */
+function withProtoEntry<T>(map: Record<string, T> | undefined): Record<string, T> | undefined {
+  if (map === undefined) return map;
+  const prototype: unknown = Object.getPrototypeOf(map);
+  if (prototype === Object.prototype || prototype === null) return map;
+  const own: Record<string, T> = { ...map };
+  Object.defineProperty(own, '__proto__', { value: prototype, enumerable: true, writable: true, configurable: true });
+  return own;
+}
+
+/** An order item as read from the table. */
+function orderOf(item: Record<string, unknown> | undefined): Order {
+  const order = item as unknown as Order;
+  if (order.refunds !== undefined) order.refunds = withProtoEntry(order.refunds);
+  if (order.review !== undefined) order.review = withProtoEntry(order.review) as Record<string, ReviewFlag>;
+  return order;
+}
 
 export function createDocumentClient(endpoint?: string): DynamoDBDocumentClient {
   const local = endpoint
@@ -199,7 +230,7 @@ export class OrderStore {
       const result = await this.send('UpdateItem', () =>
         this.db.send(new UpdateCommand({ TableName: this.table, ReturnValues: 'ALL_NEW', ...input })),
       );
-      return result.Attributes as Order;
+      return orderOf(result.Attributes);
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
       throw error;
@@ -255,7 +286,7 @@ export class OrderStore {
       this.db.send(new GetCommand({ TableName: this.table, Key: { pk: outTradeNo }, ConsistentRead: true })),
     );
     // The table also holds idempotency records (pk `idempotency#...`): only an order has a status.
-    return result.Item?.status ? (result.Item as Order) : undefined;
+    return result.Item?.status ? orderOf(result.Item) : undefined;
   }
 
   /** Stores a new PENDING order; false when the out_trade_no already exists. */
@@ -386,23 +417,35 @@ export class OrderStore {
         }),
       ),
     );
-    return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
+    return { orders: (result.Items ?? []).map(orderOf), nextKey: result.LastEvaluatedKey };
   }
 
   /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
   async paidOnDay(day: string): Promise<Order[]> {
-    return this.onDay<Order>(PAID_DAY_INDEX, 'paidDayShard', day);
+    const orders: Order[] = [];
+    for await (const order of this.onDay<Record<string, unknown>>(PAID_DAY_INDEX, 'paidDayShard', day)) orders.push(orderOf(order));
+    return orders;
   }
 
-  /** The refunds requested through this backend on one Beijing day (`yyyyMMdd`), from their claims. */
-  async refundsRequestedOnDay(day: string): Promise<Array<{ outRefundNo: string; outTradeNo: string }>> {
-    const claims = await this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day);
-    return claims.map((claim) => ({ outRefundNo: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo }));
+  /** The payments of one Beijing day, as each page of the paid-by-day index comes: only what reconciliation compares. */
+  paymentsOnDay(day: string): AsyncGenerator<PaymentOfDay> {
+    return this.onDay<PaymentOfDay>(PAID_DAY_INDEX, 'paidDayShard', day, 'outTradeNo, transactionId, totalFee');
+  }
+
+  /**
+   * The refunds requested through this backend on one Beijing day (`yyyyMMdd`), as their claims
+   * (the index projects the claim's key and order; refunds/numbers.ts refundNumbersOfClaim names the refund).
+   */
+  async refundsRequestedOnDay(day: string): Promise<Array<{ claim: string; outTradeNo: string }>> {
+    const claims: Array<{ claim: string; outTradeNo: string }> = [];
+    for await (const claim of this.onDay<{ pk: string; outTradeNo: string }>(REFUND_DAY_INDEX, 'requestedDayShard', day)) {
+      claims.push({ claim: claim.pk.slice('refund#'.length), outTradeNo: claim.outTradeNo });
+    }
+    return claims;
   }
 
   /** Every item of one day of a by-day index (`<attribute>` = `<day>#<shard>`), shard by shard. */
-  private async onDay<Item>(index: string, attribute: string, day: string): Promise<Item[]> {
-    const items: Item[] = [];
+  private async *onDay<Item>(index: string, attribute: string, day: string, projection?: string): AsyncGenerator<Item> {
     for (let shard = 0; shard < DAY_SHARDS; shard++) {
       let startKey: Record<string, unknown> | undefined;
       do {
@@ -414,25 +457,96 @@ export class OrderStore {
               KeyConditionExpression: '#day = :key',
               ExpressionAttributeNames: { '#day': attribute },
               ExpressionAttributeValues: { ':key': `${day}#${shard}` },
+              ProjectionExpression: projection,
               ExclusiveStartKey: startKey,
             }),
           ),
         );
-        items.push(...((page.Items ?? []) as Item[]));
+        yield* (page.Items ?? []) as Item[];
         startKey = page.LastEvaluatedKey;
       } while (startKey);
     }
-    return items;
   }
 
-  /** A stored document that is not an order (a reconciliation report): written whole, read whole. */
-  async putRecord(pk: string, record: Record<string, unknown>): Promise<void> {
-    await this.send('PutItem', () => this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk } })));
+  /**
+   * The orders of these out_trade_nos that exist (at most BATCH_GET_MAX_KEYS, none repeated), read
+   * consistently by one BatchGetItem, and more while DynamoDB leaves keys unprocessed (it may, for
+   * throughput), backing off in between.
+   */
+  async getMany(outTradeNos: readonly string[]): Promise<Map<string, Order>> {
+    const found = new Map<string, Order>();
+    let keys: Array<Record<string, unknown>> = outTradeNos.map((pk) => ({ pk }));
+    for (let attempt = 0; keys.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 8) throw new OrderStoreError(`DynamoDB BatchGetItem left ${keys.length} keys unprocessed after ${attempt} requests`, undefined);
+        await sleep(Math.min(50 * 2 ** attempt, 2_000));
+      }
+      const request = keys;
+      const result = await this.send('BatchGetItem', () =>
+        this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } } })),
+      );
+      // The table also holds records that are not orders: only an order has a status.
+      for (const item of result.Responses?.[this.table] ?? []) if (item.status) found.set(item.pk as string, orderOf(item));
+      keys = result.UnprocessedKeys?.[this.table]?.Keys ?? [];
+    }
+    return found;
   }
 
+  /** A stored document that is not an order (a page or the head of a reconciliation report). */
   async getRecord(pk: string): Promise<Record<string, unknown> | undefined> {
     const result = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
     return result.Item;
+  }
+
+  /** Writes a record under a key nothing has used (a report's page: its key names its run); false when the key is taken. */
+  async putNewRecord(pk: string, record: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.send('PutItem', () =>
+        this.db.send(new PutCommand({ TableName: this.table, Item: { ...record, pk }, ConditionExpression: 'attribute_not_exists(pk)' })),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Writes a record in place of the one under `pk` unless that one holds a later `ranAt` (ISO times
+   * compare as text): `{ replaced }`, the record it replaced if any, or undefined when a later one
+   * stands (nothing written).
+   */
+  async replaceRecordUnlessLater(pk: string, record: Record<string, unknown> & { ranAt: string }): Promise<{ replaced?: Record<string, unknown> } | undefined> {
+    try {
+      const result = await this.send('PutItem', () =>
+        this.db.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: { ...record, pk },
+            ConditionExpression: 'attribute_not_exists(pk) OR ranAt <= :ranAt',
+            ExpressionAttributeValues: { ':ranAt': record.ranAt },
+            ReturnValues: 'ALL_OLD',
+          }),
+        ),
+      );
+      return result.Attributes ? { replaced: result.Attributes } : {};
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Deletes a record that still belongs to `runId` (a replaced report's page); false when it is gone already. */
+  async deleteRunRecord(pk: string, runId: string): Promise<boolean> {
+    try {
+      await this.send('DeleteItem', () =>
+        this.db.send(new DeleteCommand({ TableName: this.table, Key: { pk }, ConditionExpression: 'runId = :runId', ExpressionAttributeValues: { ':runId': runId } })),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   /**
@@ -475,24 +589,25 @@ export class OrderStore {
   }
 
   /**
-   * Adds a review flag once per transaction id (event: Payment Needs Review, written with the flag,
-   * so a flag repeated changes nothing and publishes nothing); answers the order with it.
+   * Adds a review flag once per key, by default its transaction id (event: Payment Needs Review,
+   * written with the flag, so a flag repeated changes nothing and publishes nothing); answers the
+   * order with it.
    */
-  async addReviewFlag(order: Order, flag: ReviewFlag): Promise<Order> {
+  async addReviewFlag(order: Order, flag: ReviewFlag, key: string = flag.transactionId): Promise<Order> {
     const entries = [outboxEntry({ type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status: order.status, review: flag }, new Date())];
     const outbox = outboxUpdate(entries);
     const flagged = await this.conditionalUpdate({
       Key: { pk: order.outTradeNo },
       UpdateExpression: `SET review.#flag = :flag, ${outbox.set}`,
       ConditionExpression: 'attribute_not_exists(review.#flag)',
-      ExpressionAttributeNames: { '#flag': flag.transactionId },
+      ExpressionAttributeNames: { '#flag': key },
       ExpressionAttributeValues: { ':flag': flag, ...outbox.values },
     });
     if (flagged) {
       await this.published(flagged, entries);
       return flagged;
     }
-    return { ...order, review: { ...order.review, [flag.transactionId]: order.review[flag.transactionId] ?? flag } };
+    return { ...order, review: { ...order.review, [key]: reviewFlagOf(order, key) ?? flag } };
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -500,32 +615,33 @@ export class OrderStore {
   // change of a refund and of the order's amounts is one conditional write of one item.
 
   /**
-   * Claims an out_refund_no for a refund request (`refund#<outRefundNo>`): the first request that
-   * derives it owns it. The claim is indexed by the Beijing day of `createdAt` (REFUND_DAY_INDEX).
-   * When it is taken, answers what took it (its order and request fingerprint).
+   * Claims a refund request's idempotency key (`refund#<claim>`, refunds/numbers.ts refundClaimFor) for the
+   * refund `outRefundNo` of an order: the first request that derives it owns it. The claim is
+   * indexed by the Beijing day of `createdAt` (REFUND_DAY_INDEX). Answers the claim's refund number;
+   * when it was taken, what took it (its order, request fingerprint and refund number).
    */
   async claimRefund(
-    outRefundNo: string,
-    claim: { outTradeNo: string; fingerprint: string; createdAt: string },
-  ): Promise<{ ok: true } | (Failure<'KEY_TAKEN'> & { outTradeNo: string; fingerprint: string })> {
-    const pk = `refund#${outRefundNo}`;
+    claimKey: string,
+    claim: { outRefundNo: string; outTradeNo: string; fingerprint: string; createdAt: string },
+  ): Promise<{ ok: true; outRefundNo: string } | (Failure<'KEY_TAKEN'> & { outTradeNo: string; fingerprint: string; outRefundNo: string })> {
+    const pk = `refund#${claimKey}`;
     try {
       await this.send('PutItem', () =>
         this.db.send(
           new PutCommand({
             TableName: this.table,
-            Item: { pk, outRefundNo, ...claim, requestedDayShard: dayShard(claim.createdAt) },
+            Item: { pk, ...claim, requestedDayShard: dayShard(claim.createdAt) },
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         ),
       );
-      return { ok: true };
+      return { ok: true, outRefundNo: claim.outRefundNo };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
     }
     const existing = await this.send('GetItem', () => this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true })));
-    const item = existing.Item as { outTradeNo: string; fingerprint: string };
-    return { ...failure('KEY_TAKEN', `out_refund_no ${outRefundNo} is taken`), outTradeNo: item.outTradeNo, fingerprint: item.fingerprint };
+    const item = existing.Item as { outTradeNo: string; fingerprint: string; outRefundNo: string };
+    return { ...failure('KEY_TAKEN', `refund claim ${claimKey} is taken`), outTradeNo: item.outTradeNo, fingerprint: item.fingerprint, outRefundNo: item.outRefundNo };
   }
 
   /**
@@ -594,7 +710,7 @@ export class OrderStore {
    * two settlements never race. The order as it now is, or undefined (read again, then retry).
    */
   async settleRefund(order: Order, outRefundNo: string, settlement: RefundSettlement): Promise<Order | undefined> {
-    const refund = order.refunds?.[outRefundNo];
+    const refund = refundOf(order, outRefundNo);
     if (!refund) throw new Error(`order ${order.outTradeNo} has no refund ${outRefundNo}`);
     const names: Record<string, string> = { '#status': 'status', '#no': outRefundNo, '#refundStatus': 'status' };
     const values: Record<string, unknown> = {
@@ -644,6 +760,18 @@ export class OrderStore {
    */
   async recordExternalRefund(order: Order, refund: OrderRefund, flag: ReviewFlag): Promise<Order | undefined> {
     const hasMap = order.refunds !== undefined;
+    if (!hasMap && refund.outRefundNo === '__proto__') {
+      // lib-dynamodb writes a map by assigning its entries, which makes a `__proto__` entry the
+      // map's prototype and loses it: the map is made empty first, and the caller, reading the
+      // order again, writes the refund by its path.
+      await this.conditionalUpdate({
+        Key: { pk: order.outTradeNo },
+        UpdateExpression: 'SET refunds = :empty',
+        ConditionExpression: 'attribute_not_exists(refunds)',
+        ExpressionAttributeValues: { ':empty': {} },
+      });
+      return undefined;
+    }
     const names: Record<string, string> = { '#status': 'status', '#flag': `refund:${refund.outRefundNo}` };
     const values: Record<string, unknown> = { ':flag': flag, ':zero': 0, ':one': 1 };
     const sets = ['review.#flag = :flag', 'refundCount = if_not_exists(refundCount, :zero) + :one'];
@@ -694,7 +822,7 @@ export class OrderStore {
    * undefined when the condition did not hold (read again, then retry).
    */
   async recordRefundSuccessAfterFailure(order: Order, outRefundNo: string, settlement: RefundSettlement & { status: 'SUCCESS' }, flag: ReviewFlag): Promise<Order | undefined> {
-    const refund = order.refunds?.[outRefundNo];
+    const refund = refundOf(order, outRefundNo);
     if (!refund) throw new Error(`order ${order.outTradeNo} has no refund ${outRefundNo}`);
     const names: Record<string, string> = { '#status': 'status', '#no': outRefundNo, '#refundStatus': 'status', '#flag': `refund:${outRefundNo}` };
     const values: Record<string, unknown> = { ':failed': 'FAILED', ':final': 'SUCCESS', ':at': settlement.at, ':fee': refund.refundFee, ':zero': 0, ':one': 1, ':flag': flag };
@@ -755,6 +883,6 @@ export class OrderStore {
         }),
       ),
     );
-    return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
+    return { orders: (result.Items ?? []).map(orderOf), nextKey: result.LastEvaluatedKey };
   }
 }

@@ -114,6 +114,13 @@ export interface Bill {
   summary: BillSummary;
 }
 
+/** A bill read through without keeping its rows: which bill it is, and its summary (which counts them). */
+export interface BillOutline {
+  ok: true;
+  layout: BillLayoutName;
+  summary: BillSummary;
+}
+
 export type BillFailureReason =
   /** WeChat Pay has no bill for that day: no transactions (`No Bill Exist`, error_code 20002). */
   | 'NO_BILL'
@@ -157,6 +164,16 @@ export interface ReadBillOptions {
   /** Limit on the answer's bytes and on its decompressed bytes. Default DEFAULT_MAX_BILL_BYTES. */
   maxBytes?: number;
 }
+
+/**
+ * Longest line read, in characters. A bill line is a few hundred; the limit keeps a reader that
+ * gets lines one at a time from holding a whole answer without line breaks, and bounds every value
+ * a line can hand on (the reconciliation report stores some).
+ */
+export const MAX_BILL_LINE_CHARS = 16 * 1024;
+
+/** Longest refusal read: WeChat Pay's XML refusals are a few hundred bytes. */
+const MAX_REFUSAL_CHARS = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Amounts
@@ -394,48 +411,44 @@ function quote(value: string, max = 40): string {
   return JSON.stringify(value.length > max ? `${value.slice(0, max)}...` : value);
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// A BOM is kept, as in a string answer: BillTextReader skips it.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
- * Reads what `/pay/downloadbill` answered: a bill (plain or gzip), a refusal in XML, or a bare
- * `No Bill Exist`. Gzip is recognised by its magic bytes whatever was asked, and inflated with a
- * limit, so a gzip bomb stops at `maxBytes`.
+ * Reads what `/pay/downloadbill` answered, whole: a bill (plain or gzip), a refusal in XML, or a
+ * bare `No Bill Exist`. Gzip is recognised by its magic bytes whatever was asked, and inflated with
+ * a limit, so a gzip bomb stops at `maxBytes`. bill-stream.ts reads the same answers as they arrive.
  */
 export function readBillAnswer(body: Uint8Array | string, options: ReadBillOptions = {}): BillResult {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BILL_BYTES;
   const size = typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.byteLength;
   if (size > maxBytes) return failure('TOO_LARGE', `the answer has ${size} bytes, over the ${maxBytes}-byte limit`);
-  if (typeof body === 'string') return readText(body);
+  if (typeof body === 'string') return parseBillText(body);
   let bytes = body;
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = gunzipSync(bytes, { maxOutputLength: maxBytes });
     } catch (error) {
-      if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
-        return failure('TOO_LARGE', `the gzip answer inflates to over ${maxBytes} bytes (a gzip bomb?)`);
-      }
-      return failure('MALFORMED_BILL', `the gzip answer is corrupt or cut short (${describe(error)})`);
+      if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') return inflatedTooLarge(maxBytes);
+      return corruptGzip(error);
     }
   }
   let decoded: string;
   try {
     decoded = utf8.decode(bytes);
   } catch {
-    return failure('MALFORMED_BILL', 'the answer is not valid UTF-8 (gzip bytes read as text, or another encoding?)');
+    return notUtf8();
   }
-  return readText(decoded);
+  return parseBillText(decoded);
 }
+
+/** The failures of reading an answer's bytes, the same whether read whole or as they arrive. */
+export const inflatedTooLarge = (maxBytes: number) => failure('TOO_LARGE', `the gzip answer inflates to over ${maxBytes} bytes (a gzip bomb?)`);
+export const corruptGzip = (error: unknown) => failure('MALFORMED_BILL', `the gzip answer is corrupt or cut short (${describe(error)})`);
+export const notUtf8 = () => failure('MALFORMED_BILL', 'the answer is not valid UTF-8 (gzip bytes read as text, or another encoding?)');
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message.slice(0, 100) : String(error).slice(0, 100);
-}
-
-function readText(answer: string): BillResult {
-  const body = answer.startsWith('\uFEFF') ? answer.slice(1) : answer;
-  const trimmed = body.trim();
-  if (trimmed.startsWith('<')) return readRefusal(trimmed);
-  if (/^no bill exist$/i.test(trimmed)) return failure('NO_BILL', 'WeChat Pay has no bill for that day (No Bill Exist)');
-  return parseBillText(body);
 }
 
 /** `return_msg` values (case-insensitive) and error codes, by what they mean. */
@@ -443,7 +456,7 @@ const NO_BILL = new Set(['no bill exist', 'no_bill_exist', '20002']);
 const BILL_CREATING = new Set(['bill creating', 'bill_creating']);
 const SYSTEM_ERROR = new Set(['systemerror', 'system error', 'compressgzip error', 'uncompressgzip error']);
 
-function readRefusal(xml: string): BillResult {
+function readRefusal(xml: string): BillFailure {
   let fields: Record<string, string>;
   try {
     fields = parseXml(xml);
@@ -554,7 +567,8 @@ function readRow(layout: BillLayout, line: string, lineNo: number): BillRow | Bi
   const row = emptyRow();
   for (const [i, column] of layout.columns.entries()) {
     const value = values[i] as string;
-    const where = `line ${lineNo} ${column.names[0]} ${quote(value)}`;
+    // Only for a failure: quoting every value costs more than reading it.
+    const where = () => `line ${lineNo} ${column.names[0]} ${quote(value)}`;
     switch (column.type) {
       case 'text':
         row[column.field] = value;
@@ -563,20 +577,20 @@ function readRow(layout: BillLayout, line: string, lineNo: number): BillRow | Bi
         const read = readTime(value);
         // Refund times are empty while a refund is still processing.
         if (read === undefined && !(column.field !== 'tradeTime' && value === '')) {
-          return failure('MALFORMED_BILL', `${where} is not a time yyyy-MM-dd HH:mm:ss`);
+          return failure('MALFORMED_BILL', `${where()} is not a time yyyy-MM-dd HH:mm:ss`);
         }
         row[column.field] = read ?? '';
         break;
       }
       case 'amount': {
         const fen = yuanToFen(value);
-        if (fen === undefined) return failure('MALFORMED_BILL', `${where} is not an amount in yuan with at most 2 decimals`);
+        if (fen === undefined) return failure('MALFORMED_BILL', `${where()} is not an amount in yuan with at most 2 decimals`);
         row[column.field] = fen;
         break;
       }
       case 'fee': {
         const fen = feeYuanToFen(value);
-        if (fen === undefined) return failure('MALFORMED_BILL', `${where} is not a fee in whole fen`);
+        if (fen === undefined) return failure('MALFORMED_BILL', `${where()} is not a fee in whole fen`);
         row.feeFen = fen;
         break;
       }
@@ -633,17 +647,15 @@ function readSummary(layout: BillLayout, line: string, lineNo: number): BillSumm
 }
 
 /** The summary must describe exactly the rows above it: a bill that lost lines is not read. */
-function checkSummary(rows: readonly BillRow[], summary: BillSummary): BillFailure | undefined {
-  if (summary.tradeCount !== rows.length) {
+function checkSummary(rowCount: number, sums: readonly bigint[], summary: BillSummary): BillFailure | undefined {
+  if (summary.tradeCount !== rowCount) {
     return failure(
       'MALFORMED_BILL',
-      `the summary counts ${summary.tradeCount} trades but the bill has ${rows.length} lines (cut short?)`,
+      `the summary counts ${summary.tradeCount} trades but the bill has ${rowCount} lines (cut short?)`,
     );
   }
-  for (const field of SUMMED_FIELDS) {
-    // BigInt: a long bill's sum may pass Number's exact range even when every amount is within it.
-    let sum = 0n;
-    for (const row of rows) sum += BigInt(row[field]);
+  for (const [i, field] of SUMMED_FIELDS.entries()) {
+    const sum = sums[i] as bigint;
     if (sum !== BigInt(summary[field])) {
       return failure(
         'MALFORMED_BILL',
@@ -655,50 +667,143 @@ function checkSummary(rows: readonly BillRow[], summary: BillSummary): BillFailu
 }
 
 /**
- * Parses bill text (a leading BOM and CRLF line ends allowed). The header says which bill it is;
- * every line must have the header's number of fields; the summary must count and add up the lines.
+ * Reads a downloadbill answer's text one line at a time (without its line end; the first may start
+ * with a BOM), keeping nothing of the rows but their count and their sums: each line gives its row,
+ * a failure (after which the reader reads nothing more), or nothing (a blank line, a header); `end`
+ * says how the answer ended. The header says which bill it is; every line must have the header's
+ * number of fields; the summary, the last line, must count and add up the lines. An answer that
+ * starts with `<` is a refusal in XML, and `No Bill Exist` alone says there is no bill.
+ * Blank lines carry nothing; line numbers still count them, to point at the right line.
+ */
+export class BillTextReader {
+  #lineNo = 0;
+  #state: 'start' | 'noBill' | 'refusal' | 'rows' | 'summaryHeader' | 'summary' | 'failed' = 'start';
+  #layout: BillLayout | undefined;
+  #rowCount = 0;
+  /** Sums of SUMMED_FIELDS, in its order. BigInt: a long bill's sum may pass Number's exact range even when every amount is within it. */
+  readonly #sums: bigint[] = SUMMED_FIELDS.map(() => 0n);
+  #noBillLine = '';
+  #refusal: string[] = [];
+  #refusalChars = 0;
+  #summary: { line: string; no: number } | undefined;
+  #failure: BillFailure | undefined;
+
+  line(text: string): BillRow | BillFailure | undefined {
+    if (this.#failure) return this.#failure;
+    this.#lineNo += 1;
+    const line = this.#lineNo === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text;
+    if (line.length > MAX_BILL_LINE_CHARS) return this.#fail(failure('MALFORMED_BILL', `line ${this.#lineNo} is over ${MAX_BILL_LINE_CHARS} characters: no bill line is`));
+    if (this.#state === 'refusal') return this.#refusalLine(line);
+    if (line.trim() === '') return undefined;
+    switch (this.#state) {
+      case 'start': {
+        const trimmed = line.trim();
+        if (trimmed.startsWith('<')) return this.#refusalLine(line);
+        if (/^no bill exist$/i.test(trimmed)) {
+          this.#state = 'noBill';
+          this.#noBillLine = line;
+          return undefined;
+        }
+        return this.#header(line);
+      }
+      case 'noBill':
+        // Not a bare `No Bill Exist` after all: read as the header it then stands for (no bill's).
+        return this.#header(this.#noBillLine);
+      case 'rows':
+        if (line.startsWith('`')) return this.#row(line);
+        return this.#summaryHeader(line);
+      case 'summaryHeader':
+        if (!line.startsWith('`')) return this.#fail(failure('MALFORMED_BILL', 'the bill ends after its summary header without the summary (cut short?)'));
+        this.#summary = { line, no: this.#lineNo };
+        this.#state = 'summary';
+        return undefined;
+      default:
+        return this.#fail(failure('MALFORMED_BILL', `line ${this.#lineNo} follows the summary`));
+    }
+  }
+
+  end(): BillOutline | BillFailure {
+    if (this.#failure) return this.#failure;
+    switch (this.#state) {
+      case 'start':
+        return failure('MALFORMED_BILL', 'the bill is empty');
+      case 'noBill':
+        return failure('NO_BILL', 'WeChat Pay has no bill for that day (No Bill Exist)');
+      case 'refusal':
+        return readRefusal(this.#refusal.join('\n').trim());
+      case 'rows':
+        return failure('MALFORMED_BILL', `the bill ends after ${this.#rowCount} lines without its summary (cut short?)`);
+      case 'summaryHeader':
+        return failure('MALFORMED_BILL', 'the bill ends after its summary header without the summary (cut short?)');
+      default: {
+        const layout = this.#layout as BillLayout;
+        const { line, no } = this.#summary as { line: string; no: number };
+        const summary = readSummary(layout, line, no);
+        if ('ok' in summary) return summary;
+        return checkSummary(this.#rowCount, this.#sums, summary) ?? { ok: true, layout: layout.name, summary };
+      }
+    }
+  }
+
+  #fail(failed: BillFailure): BillFailure {
+    this.#state = 'failed';
+    this.#failure = failed;
+    return failed;
+  }
+
+  #refusalLine(line: string): BillFailure | undefined {
+    this.#state = 'refusal';
+    this.#refusalChars += line.length + 1;
+    if (this.#refusalChars > MAX_REFUSAL_CHARS) return this.#fail(failure('MALFORMED_BILL', `the answer starts like XML but is over ${MAX_REFUSAL_CHARS} characters: not a WeChat Pay refusal`));
+    this.#refusal.push(line);
+    return undefined;
+  }
+
+  #header(line: string): BillFailure | undefined {
+    if (line.startsWith('`')) return this.#fail(failure('MALFORMED_BILL', 'the bill has no header line: it starts with data'));
+    const names = line.split(',');
+    this.#layout = Object.values(BILL_LAYOUTS).find((candidate) => headerMatches(names, candidate.columns));
+    if (!this.#layout) {
+      return this.#fail(failure('MALFORMED_BILL', `unknown bill header of ${names.length} columns starting ${quote(names.slice(0, 3).join(','))}`));
+    }
+    this.#state = 'rows';
+    return undefined;
+  }
+
+  #row(line: string): BillRow | BillFailure {
+    const row = readRow(this.#layout as BillLayout, line, this.#lineNo);
+    if ('ok' in row) return this.#fail(row);
+    this.#rowCount += 1;
+    for (const [i, field] of SUMMED_FIELDS.entries()) this.#sums[i] = (this.#sums[i] as bigint) + BigInt(row[field]);
+    return row;
+  }
+
+  #summaryHeader(line: string): BillFailure | undefined {
+    const layout = this.#layout as BillLayout;
+    if (!line.startsWith(SUMMARY_HEADER_START)) {
+      return this.#fail(failure('MALFORMED_BILL', `line ${this.#lineNo} is neither a data line (\`...) nor the summary header`));
+    }
+    if (!headerMatches(line.split(','), layout.summary)) {
+      return this.#fail(failure('MALFORMED_BILL', `line ${this.#lineNo} is not the summary header of a ${layout.name} bill`));
+    }
+    this.#state = 'summaryHeader';
+    return undefined;
+  }
+}
+
+/**
+ * Reads a downloadbill answer's text whole (a leading BOM and CRLF line ends allowed): the bill with
+ * its rows, or the failure BillTextReader finds.
  */
 export function parseBillText(input: string): BillResult {
-  const body = input.startsWith('\uFEFF') ? input.slice(1) : input;
-  const lines = body.split(/\r?\n/);
-  // Blank lines carry nothing; line numbers still count them, to point at the right line.
-  const numbered = lines.map((line, i) => ({ line, no: i + 1 })).filter(({ line }) => line.trim() !== '');
-  const header = numbered[0];
-  if (!header) return failure('MALFORMED_BILL', 'the bill is empty');
-  if (header.line.startsWith('`')) return failure('MALFORMED_BILL', 'the bill has no header line: it starts with data');
-  const names = header.line.split(',');
-  const layout = Object.values(BILL_LAYOUTS).find((candidate) => headerMatches(names, candidate.columns));
-  if (!layout) {
-    return failure(
-      'MALFORMED_BILL',
-      `unknown bill header of ${names.length} columns starting ${quote(names.slice(0, 3).join(','))}`,
-    );
-  }
+  const reader = new BillTextReader();
   const rows: BillRow[] = [];
-  let at = 1;
-  for (; at < numbered.length && (numbered[at] as { line: string }).line.startsWith('`'); at++) {
-    const { line, no } = numbered[at] as { line: string; no: number };
-    const row = readRow(layout, line, no);
-    if ('ok' in row) return row;
-    rows.push(row);
+  for (const line of input.split(/\r?\n/)) {
+    const read = reader.line(line);
+    if (read === undefined) continue;
+    if ('ok' in read) return read;
+    rows.push(read);
   }
-  const summaryHeader = numbered[at];
-  if (!summaryHeader) return failure('MALFORMED_BILL', `the bill ends after ${rows.length} lines without its summary (cut short?)`);
-  if (!summaryHeader.line.startsWith(SUMMARY_HEADER_START)) {
-    return failure('MALFORMED_BILL', `line ${summaryHeader.no} is neither a data line (\`...) nor the summary header`);
-  }
-  if (!headerMatches(summaryHeader.line.split(','), layout.summary)) {
-    return failure('MALFORMED_BILL', `line ${summaryHeader.no} is not the summary header of a ${layout.name} bill`);
-  }
-  const summaryLine = numbered[at + 1];
-  if (!summaryLine || !summaryLine.line.startsWith('`')) {
-    return failure('MALFORMED_BILL', 'the bill ends after its summary header without the summary (cut short?)');
-  }
-  const extra = numbered[at + 2];
-  if (extra) return failure('MALFORMED_BILL', `line ${extra.no} follows the summary`);
-  const summary = readSummary(layout, summaryLine.line, summaryLine.no);
-  if ('ok' in summary) return summary;
-  const mismatch = checkSummary(rows, summary);
-  if (mismatch) return mismatch;
-  return { ok: true, layout: layout.name, rows, summary };
+  const outline = reader.end();
+  return outline.ok ? { ok: true, layout: outline.layout, rows, summary: outline.summary } : outline;
 }

@@ -6,12 +6,24 @@
  * answer is not signed: it is checked for what it can be checked for (the bill type asked, our
  * merchant id on every line, a summary that adds up).
  *
+ * The answer is read as it arrives (bill-stream.ts) and checked whole before anything of it is
+ * handed on, while its bytes, as received (gzip), are copied to a file under the system's temporary
+ * directory (Lambda's /tmp); the rows are then read again from that copy. So a bill of any size
+ * costs a chunk and a line of memory, and nobody acts on rows of a bill that turns out cut short,
+ * malformed or another merchant's.
+ *
  * Resolves to the bill or to `{ ok: false, reason, message }` for anything WeChat Pay or the network
- * did; it throws only for a wrong configuration or request (WechatPayConfigError, TypeError). No
+ * did; it throws only for a wrong configuration or request (WechatPayConfigError, TypeError), or
+ * when the temporary directory cannot take the copy (the caller's run fails, to run again). No
  * retries: the schedule that calls it runs again, and RETRYABLE_BILL_FAILURES says when that helps.
  */
-import { DEFAULT_MAX_BILL_BYTES, readBillAnswer } from './bill';
-import type { BillFailure, BillFailureReason, BillLayoutName, BillResult } from './bill';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_MAX_BILL_BYTES } from './bill';
+import type { BillFailure, BillFailureReason, BillLayoutName, BillOutline, BillResult, BillRow } from './bill';
+import { streamBillAnswer } from './bill-stream';
 import { checkBaseUrl, checkMerchant, DEFAULT_BASE_URL } from './client-options';
 import { WechatPayConfigError } from './errors';
 import { nonceStr } from './ids';
@@ -102,27 +114,75 @@ function describeCause(error: unknown): string {
   return (typeof code === 'string' ? `${code}: ${cause.message}` : cause.message).slice(0, 200);
 }
 
-/** The answer's bytes, or undefined once they pass `maxBytes` (the rest is not read). */
-async function readLimited(response: Response, maxBytes: number): Promise<Uint8Array | undefined> {
-  if (!response.body) return new Uint8Array(await response.arrayBuffer());
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
+/** A copy of the answer's bytes in a file that nobody else can open: removed from the directory at once, gone with its handle. */
+interface Spool {
+  file: FileHandle;
+  /** Removes the file if it could not be removed at once (a system that keeps open files named). */
+  close(): Promise<void>;
 }
 
-/** Downloads and reads one day's bill. */
-export async function downloadBill(options: DownloadBillOptions, request: DownloadBillRequest): Promise<BillResult> {
+async function openSpool(): Promise<Spool> {
+  const dir = await mkdtemp(join(tmpdir(), 'wechatpay-bill-'));
+  const file = await open(join(dir, 'answer'), 'w+', 0o600);
+  // Unnamed now: the space is freed when the handle closes, even if the process dies first.
+  const removed = await rm(dir, { recursive: true, force: true }).then(() => true, () => false);
+  return {
+    file,
+    close: async () => {
+      await file.close().catch(() => undefined);
+      if (!removed) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    },
+  };
+}
+
+/** The bytes of an answer without a body. */
+async function* noBytes(): AsyncGenerator<Uint8Array> {}
+
+/** The answer's bytes, each written to the spool before it is handed on. */
+async function* spooled(body: AsyncIterable<Uint8Array>, spool: Spool): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    await spool.file.write(chunk);
+    yield chunk;
+  }
+}
+
+/** A day's bill, read and checked whole; its rows are read again, from a copy, as often as asked. */
+export interface OpenedBill extends BillOutline {
+  /** The rows, in bill order, read from the copy. */
+  rows(): AsyncGenerator<BillRow, void, undefined>;
+  /** Removes the copy; always call it once done. */
+  close(): Promise<void>;
+}
+
+/**
+ * Reads the answer as it streams in, to the end: the bill's outline, or the first failure. Every
+ * row must carry `mchId`, and the bill must be of one of `layouts`.
+ */
+async function readThrough(body: AsyncIterable<Uint8Array>, maxBytes: number, mchId: string, billType: DownloadBillType): Promise<BillOutline | BillFailure> {
+  const reading = streamBillAnswer(body, { maxBytes });
+  for (;;) {
+    const next = await reading.next();
+    if (next.done) {
+      const outline = next.value;
+      if (outline.ok && !LAYOUTS_OF[billType].includes(outline.layout)) {
+        return failure('MALFORMED_BILL', `asked for the ${billType} bill, the answer is a ${outline.layout} bill`);
+      }
+      return outline;
+    }
+    if (next.value.mchId !== mchId) {
+      const foreign = failure('FOREIGN_BILL', `the bill has a line of merchant ${JSON.stringify(next.value.mchId.slice(0, 32))}, not ${mchId}`);
+      // Nothing more of it is read.
+      await reading.return(foreign);
+      return foreign;
+    }
+  }
+}
+
+/**
+ * Downloads one day's bill and checks it whole, keeping a copy of it: its rows are then read from
+ * the copy, in bill order, with `rows()`. The caller closes it.
+ */
+export async function openBill(options: DownloadBillOptions, request: DownloadBillRequest): Promise<OpenedBill | BillFailure> {
   const config = checkOptions(options);
   const billType = checkRequest(request);
   const body = buildXml(
@@ -139,9 +199,10 @@ export async function downloadBill(options: DownloadBillOptions, request: Downlo
       config.signType,
     ),
   );
+  const spool = await openSpool();
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), config.timeoutMs);
-  let bytes: Uint8Array | undefined;
+  let outline: BillOutline | BillFailure;
   try {
     const response = await config.fetch(config.url, {
       method: 'POST',
@@ -151,26 +212,49 @@ export async function downloadBill(options: DownloadBillOptions, request: Downlo
     });
     if (response.status < 200 || response.status >= 300) {
       await response.body?.cancel().catch(() => undefined);
-      return failure('NETWORK_ERROR', `WeChat Pay downloadbill answered HTTP ${response.status} (is baseUrl right?)`);
+      outline = failure('NETWORK_ERROR', `WeChat Pay downloadbill answered HTTP ${response.status} (is baseUrl right?)`);
+    } else {
+      outline = await readThrough(spooled(response.body ?? noBytes(), spool), config.maxBytes, options.mchId, billType);
     }
-    bytes = await readLimited(response, config.maxBytes);
   } catch (error) {
-    if (controller.signal.aborted) {
-      return failure('NETWORK_ERROR', `WeChat Pay downloadbill did not answer within ${config.timeoutMs} ms`);
-    }
-    return failure('NETWORK_ERROR', `WeChat Pay downloadbill could not be reached at ${config.url} (${describeCause(error)})`);
+    outline = controller.signal.aborted
+      ? failure('NETWORK_ERROR', `WeChat Pay downloadbill did not answer within ${config.timeoutMs} ms`)
+      : failure('NETWORK_ERROR', `WeChat Pay downloadbill could not be reached at ${config.url} (${describeCause(error)})`);
   } finally {
     clearTimeout(timer);
   }
-  if (bytes === undefined) return failure('TOO_LARGE', `the answer is over the ${config.maxBytes}-byte limit`);
-  const result = readBillAnswer(bytes, { maxBytes: config.maxBytes });
-  if (!result.ok) return result;
-  if (!LAYOUTS_OF[billType].includes(result.layout)) {
-    return failure('MALFORMED_BILL', `asked for the ${billType} bill, the answer is a ${result.layout} bill`);
+  if (!outline.ok) {
+    await spool.close();
+    return outline;
   }
-  const foreign = result.rows.find((row) => row.mchId !== options.mchId);
-  if (foreign) {
-    return failure('FOREIGN_BILL', `the bill has a line of merchant ${JSON.stringify(foreign.mchId.slice(0, 32))}, not ${options.mchId}`);
+  const { maxBytes } = config;
+  return {
+    ...outline,
+    async *rows() {
+      const reading = streamBillAnswer(spool.file.createReadStream({ start: 0, autoClose: false }), { maxBytes });
+      for (;;) {
+        const next = await reading.next();
+        if (next.done) {
+          // Read and checked whole once already: only the copy itself can fail now.
+          if (!next.value.ok) throw new Error(`the copy of the bill could not be read again: ${next.value.message}`);
+          return;
+        }
+        yield next.value;
+      }
+    },
+    close: () => spool.close(),
+  };
+}
+
+/** Downloads and reads one day's bill, every row in memory: for small bills (openBill reads any size). */
+export async function downloadBill(options: DownloadBillOptions, request: DownloadBillRequest): Promise<BillResult> {
+  const bill = await openBill(options, request);
+  if (!bill.ok) return bill;
+  try {
+    const rows: BillRow[] = [];
+    for await (const row of bill.rows()) rows.push(row);
+    return { ok: true, layout: bill.layout, rows, summary: bill.summary };
+  } finally {
+    await bill.close();
   }
-  return result;
 }

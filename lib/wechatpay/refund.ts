@@ -26,14 +26,19 @@ export interface RefundRequest {
   notifyUrl?: string;
 }
 
-/** WeChat Pay accepted the refund: it is under way (the result comes by callback or refundquery). */
+/**
+ * WeChat Pay accepted the refund: it is under way (the result comes by callback or refundquery).
+ * `outTradeNo` and `transactionId` are the order the answer is about, as WeChat Pay said: whether
+ * that is the caller's order is the caller's to check (an out_refund_no is unique per merchant, and
+ * a merchant id may serve several systems).
+ */
 export interface RefundAccepted {
   outTradeNo: string;
+  transactionId: string;
   outRefundNo: string;
   /** WeChat Pay's refund id. */
   refundId: string;
   refundFee: number;
-  transactionId?: string;
   fields: Fields;
 }
 
@@ -71,19 +76,17 @@ export const REFUND: Endpoint<RefundRequest, RefundAccepted> = {
     if (fields.out_refund_no !== request.outRefundNo) {
       throw new WechatPayResponseError(`WeChat Pay refund answered about out_refund_no "${(fields.out_refund_no ?? '').slice(0, 64)}", not ${request.outRefundNo}`);
     }
-    if (fields.out_trade_no !== undefined && fields.out_trade_no !== request.outTradeNo) {
-      throw new WechatPayResponseError(`WeChat Pay refund answered about out_trade_no "${fields.out_trade_no.slice(0, 32)}", not ${request.outTradeNo}`);
-    }
     if (fields.refund_fee !== String(request.refundFee)) {
       throw new WechatPayResponseError(`WeChat Pay refund answered refund_fee "${(fields.refund_fee ?? '').slice(0, 12)}", not ${request.refundFee}`);
     }
     if (!fields.refund_id) throw new WechatPayResponseError('WeChat Pay refund succeeded without a refund_id');
+    if (!fields.out_trade_no || !fields.transaction_id) throw new WechatPayResponseError('WeChat Pay refund answered without naming its order (out_trade_no, transaction_id)');
     return {
-      outTradeNo: request.outTradeNo,
+      outTradeNo: fields.out_trade_no,
+      transactionId: fields.transaction_id,
       outRefundNo: request.outRefundNo,
       refundId: fields.refund_id,
       refundFee: request.refundFee,
-      ...(fields.transaction_id ? { transactionId: fields.transaction_id } : {}),
       fields,
     };
   }),
@@ -102,9 +105,10 @@ export interface QueriedRefund {
   successTime?: string;
 }
 
+/** The order the answer is about, as WeChat Pay said (RefundAccepted says why the caller checks it). */
 export interface RefundQueryResult {
   outTradeNo: string;
-  transactionId?: string;
+  transactionId: string;
   totalFee?: number;
   refunds: QueriedRefund[];
   fields: Fields;
@@ -154,11 +158,11 @@ export const REFUND_QUERY: Endpoint<RefundQuery, RefundQueryResult> = {
     if ('outTradeNo' in query && fields.out_trade_no !== query.outTradeNo) {
       throw new WechatPayResponseError(`WeChat Pay refundquery answered about another order`);
     }
-    if (!fields.out_trade_no) throw new WechatPayResponseError('WeChat Pay refundquery answered without out_trade_no');
+    if (!fields.out_trade_no || !fields.transaction_id) throw new WechatPayResponseError('WeChat Pay refundquery answered without naming its order (out_trade_no, transaction_id)');
     const totalFee = fields.total_fee && FEN.test(fields.total_fee) ? Number(fields.total_fee) : undefined;
     return {
       outTradeNo: fields.out_trade_no,
-      ...(fields.transaction_id ? { transactionId: fields.transaction_id } : {}),
+      transactionId: fields.transaction_id,
       ...(totalFee !== undefined ? { totalFee } : {}),
       refunds,
       fields,

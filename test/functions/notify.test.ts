@@ -19,7 +19,7 @@ describe('payment callbacks', () => {
   it('50 concurrent copies of one callback give one transition and 50 SUCCESS replies', async () => {
     const outTradeNo = await pendingOrder();
     const xml = paidCallback(outTradeNo, 300, { transaction_id: '4200000000202611230000000001' });
-    const { handlePaymentNotification } = await import('../../lib/orders/notify');
+    const { handlePaymentNotification } = await import('../../lib/gateways/wechatpay-v2/notify');
     const { ordersContext } = await import('../../lib/runtime');
     const ctx = await ordersContext();
     const results = await Promise.all(Array.from({ length: 50 }, () => handlePaymentNotification(xml, ctx)));

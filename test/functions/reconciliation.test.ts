@@ -3,17 +3,21 @@
  * dynalite and the emulator's own bill.
  */
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { listen, readBody } from '../../emulator/http-server';
 import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { handler as getReconciliation } from '../../functions/getReconciliation';
 import { handler as reconcileSchedule } from '../../functions/reconcile';
 import { handler as runReconciliation } from '../../functions/runReconciliation';
 import type { OrdersContext } from '../../lib/orders/context';
+import { GatewayError } from '../../lib/orders/gateway';
+import { reconcileDay } from '../../lib/orders/reconcile';
 import { requestRefund } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
-import { createWechatPayClient, type WechatPayClient } from '../../lib/wechatpay/client';
-import { WechatPayBusinessError } from '../../lib/wechatpay/errors';
+import { createWechatPayClient } from '../../lib/wechatpay/client';
+import { paymentRow, writeBill } from '../../lib/wechatpay/bill-testing';
 import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { apiEvent, callback, create, MERCHANT_AUTHORIZATION, refundCallback } from '../support/api';
@@ -59,12 +63,12 @@ async function paidOnDay(day: string, totalFee: number, description: string): Pr
 function refusingRefunds(ctx: OrdersContext): OrdersContext {
   return {
     ...ctx,
-    wechatPayFor: (app) =>
-      Object.assign(Object.create(ctx.wechatPayFor(app)) as WechatPayClient, {
-        refund: async () => {
-          throw new WechatPayBusinessError('USER_ACCOUNT_ABNORMAL', '退款请求失败', 'refund');
-        },
-      }),
+    gatewayFor: (order) => ({
+      ...ctx.gatewayFor(order),
+      refund: async () => {
+        throw new GatewayError('WeChat Pay refund failed with USER_ACCOUNT_ABNORMAL', 'REFUSED', 'USER_ACCOUNT_ABNORMAL', false, { description: '退款请求失败' });
+      },
+    }),
   };
 }
 
@@ -76,6 +80,62 @@ async function payYesterday(outTradeNo: string, day: string) {
   });
   expect(answer.status).toBe(200);
 }
+
+/** `ctx` whose bill is `bill`, served as WeChat Pay's downloadbill answer; every other call still goes to the emulator. */
+async function withBill(bill: string, body: (ctx: OrdersContext) => Promise<void>): Promise<void> {
+  const server = createServer((request, response) => {
+    void readBody(request, 1 << 20).then(() => response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(bill));
+  });
+  const listening = await listen(server, 0, '127.0.0.1');
+  try {
+    const ctx = await ordersContext();
+    await body({ ...ctx, config: { ...ctx.config, baseUrl: listening.origin } });
+  } finally {
+    await listening.close();
+  }
+}
+
+describe('a payment that only the bill shows (security review 3, finding 7: the bill is the one unsigned document)', () => {
+  it('is not recorded when WeChat Pay\'s signed orderquery does not show it: reported NOT_CONFIRMED, the order stays PENDING', async () => {
+    const day = beijingDay(10);
+    const pending = (await create({ tradeType: 'NATIVE', totalFee: 800, description: 'only a bill line says paid' })).body.outTradeNo as string;
+    // A bill line for this order (its app, its amount) that WeChat Pay never made: the bill is not signed.
+    const tradeTime = `${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6, 8)} 12:00:00`;
+    const row = paymentRow({ tradeTime, appId: TEST_MERCHANT.appId, mchId: TEST_MERCHANT.mchId, transactionId: '4200000000202600000000000008', outTradeNo: pending, openid: 'oBillOnlyPayer00000000000000', tradeType: 'NATIVE', productName: 'forged', totalFeeFen: 800 });
+    await withBill(writeBill([row]), async (ctx) => {
+      const report = await reconcileDay(day, ctx);
+      expect(report).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 1, matched: 0, repaired: 0 } });
+      expect(report.items).toEqual([expect.objectContaining({ kind: 'NOT_CONFIRMED', outTradeNo: pending, transactionId: row.transactionId, note: expect.stringContaining('trade_state NOTPAY') })]);
+      const order = await ctx.store.get(pending);
+      expect(order).toMatchObject({ status: 'PENDING' });
+      expect(order?.transactionId).toBeUndefined();
+      expect(order?.review).toEqual({});
+    });
+  });
+
+  it('is left for the next run when WeChat Pay cannot be asked: reported UNCONFIRMED, then recorded by a rerun', async () => {
+    const day = beijingDay(11);
+    await stack.sim.faults({ dropNotifies: 1_000_000 });
+    const lost = (await create({ tradeType: 'NATIVE', totalFee: 4300, description: 'lost callback, query down' })).body.outTradeNo as string;
+    await payYesterday(lost, day);
+    await stack.sim.faults({ systemError: { orderquery: 1_000 } });
+    let first;
+    try {
+      first = await run(day);
+    } finally {
+      await stack.sim.faults({ systemError: { orderquery: 0 } });
+    }
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 1, repaired: 0 } });
+    expect(first.body.items).toEqual([expect.objectContaining({ kind: 'UNCONFIRMED', outTradeNo: lost, note: expect.stringContaining('SYSTEMERROR') })]);
+    const ctx = await ordersContext();
+    expect(await ctx.store.get(lost)).toMatchObject({ status: 'PENDING' });
+
+    const again = await run(day);
+    expect(again.body).toMatchObject({ status: 'MATCHED', counts: { repaired: 1 }, items: [expect.objectContaining({ kind: 'REPAIRED', outTradeNo: lost })] });
+    expect(await ctx.store.get(lost)).toMatchObject({ status: 'PAID', paidVia: 'reconciliation', transactionId: (await stack.sim.order(lost)).transaction_id });
+  });
+});
 
 describe('daily reconciliation', () => {
   it('a day with a lost callback and recovery not run: the payment is recorded PAID once, and a rerun reports it matched', async () => {
@@ -138,7 +198,8 @@ describe('daily reconciliation', () => {
     const order = await ctx.store.get(paid);
     expect(order?.refunds?.['platform-refund-1']).toMatchObject({ status: 'SUCCESS', refundFee: 1200, origin: 'external' });
     expect(order?.refundedFee).toBe(1200);
-    expect(Object.values(order?.review ?? {})).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED' })]);
+    // Security review 3, finding 6: the flag said `refund-notify` whoever found the refund.
+    expect(Object.values(order?.review ?? {})).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', source: 'reconciliation', outRefundNo: 'platform-refund-1' })]);
 
     const again = (await run(day)).body;
     expect(again).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 2, repaired: 0 }, items: [] });
@@ -267,6 +328,43 @@ describe('daily reconciliation', () => {
     expect(again).toMatchObject({ status: 'MISMATCHED', counts: first.counts, items: first.items });
     // The day before knows nothing of these refunds.
     expect((await run(beijingDay(9))).body.items).toEqual([]);
+  });
+
+  it("a refund of ours that the bill lacks is reported even when the bill has another system's refund under the same out_refund_no (refunds are matched on out_trade_no and out_refund_no together)", async () => {
+    const day = beijingDay(10);
+    const ours = await paidOnDay(day, 9000, 'ours');
+    const ctx = await ordersContext();
+    // Requested that day, never received by WeChat Pay; recorded SUCCESS here from a callback its bill knows nothing of.
+    await stack.sim.faults({ systemError: { refund: 10 } });
+    const requested = await requestRefund({ outTradeNo: ours, refundFee: 2000, idempotencyKey: randomUUID() }, { ...ctx, now: () => fromBeijingTimestamp(`${day}160000`)! });
+    await stack.sim.faults({ systemError: { refund: 0 } });
+    const transactionId = (await ctx.store.get(ours))?.transactionId as string;
+    const notInBill = encryptedRefundNotification({
+      apiKey: TEST_MERCHANT.apiKey,
+      appid: TEST_MERCHANT.appId,
+      mch_id: TEST_MERCHANT.mchId,
+      fields: { transaction_id: transactionId, out_trade_no: ours, out_refund_no: requested.outRefundNo, total_fee: '9000', refund_fee: '2000', refund_status: 'SUCCESS' },
+    });
+    expect((await refundCallback(notInBill)).returnCode).toBe('SUCCESS');
+    // Another system on the same merchant id: its order paid and refunded that day, its refund under the same out_refund_no.
+    const theirs = `${day}other${randomUUID().slice(0, 8)}`;
+    const otherSystem = createWechatPayClient({ appId: TEST_MERCHANT.appId, mchId: TEST_MERCHANT.mchId, apiKey: TEST_MERCHANT.apiKey, baseUrl: stack.emulator.url });
+    await otherSystem.unifiedOrder(
+      { body: 'another system', out_trade_no: theirs, total_fee: '3000', spbill_create_ip: '203.0.113.9', notify_url: 'https://other.example.com/notify', trade_type: 'NATIVE', product_id: 'p1' },
+      { signType: 'HMAC-SHA256' },
+    );
+    await payYesterday(theirs, day);
+    await refundAtWechatPay({ out_trade_no: theirs, refund_fee: 2000, out_refund_no: requested.outRefundNo, refund_time: `${day}170000` });
+    // The bill lists it SUCCESS once WeChat Pay has settled it.
+    await eventually(async () => ((await stack.sim.order(theirs)).refunds[0]?.refund_status === 'SUCCESS' ? true : undefined), 10_000);
+
+    const report = (await run(day)).body;
+    expect(report).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 3, matched: 1, missingFromBill: 1, amountMismatches: 1 } });
+    expect(report.items).toEqual([
+      expect.objectContaining({ kind: 'UNKNOWN_ORDER', outTradeNo: theirs }),
+      expect.objectContaining({ kind: 'REFUND_MISMATCH', outTradeNo: theirs, outRefundNo: requested.outRefundNo, note: expect.stringContaining('UNKNOWN_ORDER') }),
+      expect.objectContaining({ kind: 'REFUND_MISSING_FROM_BILL', outTradeNo: ours, outRefundNo: requested.outRefundNo, recordedFen: 2000 }),
+    ]);
   });
 
   it('the schedule reconciles yesterday', async () => {

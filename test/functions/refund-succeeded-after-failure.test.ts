@@ -150,15 +150,16 @@ describe('a refund recorded FAILED that WeChat Pay reports SUCCESS', () => {
       const racing: OrdersContext = {
         ...ctx,
         now: () => new Date(Date.now() + 61_000),
-        wechatPayFor: (app) => {
-          const client = ctx.wechatPayFor(app);
-          return Object.assign(Object.create(client) as typeof client, {
-            refundQuery: async (...args: Parameters<typeof client.refundQuery>) => {
-              const queried = await client.refundQuery(...args);
+        gatewayFor: (order) => {
+          const gateway = ctx.gatewayFor(order);
+          return {
+            ...gateway,
+            queryRefund: async (number) => {
+              const queried = await gateway.queryRefund(number);
               await ctx.store.settleRefund(processing, outRefundNo, { status: 'FAILED', at: new Date().toISOString(), failureCode: 'NOTENOUGH', failureMessage: 'injected' });
               return queried;
             },
-          });
+          };
         },
       };
       await sleep(50);

@@ -36,3 +36,29 @@ describe('what the Lambda bundles may import', () => {
     }
   });
 });
+
+describe('the gateway seam', () => {
+  /** What lib/orders may take from the protocol code: WeChat Pay's out_trade_no rule and Beijing time, the same in every generation. */
+  const NEUTRAL = new Set([join('lib', 'wechatpay', 'ids'), join('lib', 'wechatpay', 'time')]);
+  // The bill comes behind the port with the streamed bill reading (reconcile.ts).
+  const NOT_YET_BEHIND_THE_PORT = new Set([join('lib', 'wechatpay', 'download-bill'), join('lib', 'wechatpay', 'bill')]);
+  const orders = sources(join('lib', 'orders'));
+
+  it.each(orders)('%s speaks to WeChat Pay only through its port (lib/orders/gateway.ts), and knows no HTTP', (file) => {
+    for (const specifier of imports(file).filter((name) => name.startsWith('.'))) {
+      const target = relative(ROOT, resolve(ROOT, dirname(file), specifier));
+      expect(target, `${file} imports ${specifier}`).not.toMatch(/^lib\/(gateways|http)(\/|$)/);
+      if (target.startsWith(join('lib', 'wechatpay'))) {
+        const allowed = NEUTRAL.has(target) || (file === join('lib', 'orders', 'reconcile.ts') && NOT_YET_BEHIND_THE_PORT.has(target));
+        expect(allowed, `${file} imports ${specifier}: lib/orders must not know the protocol generation`).toBe(true);
+      }
+    }
+  });
+
+  it.each(sources('lib/wechatpay'))('%s knows nothing of orders (protocol only)', (file) => {
+    for (const specifier of imports(file).filter((name) => name.startsWith('.'))) {
+      const target = relative(ROOT, resolve(ROOT, dirname(file), specifier));
+      expect(target, `${file} imports ${specifier}`).not.toMatch(/^lib\/(orders|gateways|http|events|catalog|identity)(\/|$)/);
+    }
+  });
+});

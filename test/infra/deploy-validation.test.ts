@@ -1,17 +1,16 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import { LIMITS, checkLimits, templateFigures, validateTemplate } from '../support/cfn-validate';
 import { validateIam } from '../support/iam-validate';
 import {
   DEV,
+  PROD,
   ROOT,
   cliEnv,
-  packageStage,
   serverless,
   sharedPackage,
-  type PackageRequest,
   type Packaged,
   type Template,
 } from '../support/packaging';
@@ -24,19 +23,13 @@ import {
  * the template, to prove the checks would catch it.
  */
 
-/** prod as the README deploys it: `npx serverless deploy --stage prod --param "appId=wx..." --param "mchId=..."`. */
-const PROD: PackageRequest = { stage: 'prod', params: { appId: 'wx2421b1c4370ec43b', mchId: '1230000109' } };
-
 const stages: Record<string, Packaged> = {};
 
 beforeAll(async () => {
+  // Both shared with the other infra tests (test/infra/token-cache-iam.test.ts reads them too).
   stages.dev = await sharedPackage(DEV);
-  stages.prod = await packageStage(PROD);
+  stages.prod = await sharedPackage(PROD);
 }, 300_000);
-
-afterAll(() => {
-  if (stages.prod) rmSync(stages.prod.dir, { recursive: true, force: true });
-});
 
 const STAGES = ['dev', 'prod'];
 const packaged = (stage: string) => stages[stage]!;
@@ -250,21 +243,29 @@ describe('the checks catch a mistake planted in the template', () => {
     ]);
   });
 
+  /** Where notify's statement of these actions is, in its role's policy. */
+  const notifyStatement = (action: string) => {
+    const policies = packaged('dev').template.Resources.NotifyRole!.Properties.Policies as Planted[];
+    const index = (policies[0]!.PolicyDocument.Statement as Planted[]).findIndex((statement) => JSON.stringify(statement.Action) === JSON.stringify([action]));
+    expect(index).toBeGreaterThanOrEqual(0);
+    return index;
+  };
+
   it('a wildcard resource name in an ARN', async () => {
-    const template = planted((r) => (r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[1].Resource = [{ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*' }]));
+    const at = notifyStatement('ssm:GetParameter');
+    const template = planted((r) => (r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[at].Resource = [{ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*' }]));
     expect(await validateIam(template)).toEqual([
-      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[1].Resource[0]: "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*" for actions that can be limited to resources: ssm:GetParameter (parameter)',
+      `Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[${at}].Resource[0]: "arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/*" for actions that can be limited to resources: ssm:GetParameter (parameter)`,
     ]);
   });
 
   it('PutEvents on every bus rather than the stage\'s own', async () => {
+    const at = notifyStatement('events:PutEvents');
     const template = planted((r) => {
-      const statements = r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement as Planted[];
-      const putEvents = statements.find((statement) => JSON.stringify(statement.Action) === '["events:PutEvents"]')!;
-      putEvents.Resource = [{ 'Fn::Sub': 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*' }];
+      r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[at].Resource = [{ 'Fn::Sub': 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*' }];
     });
     expect(await validateIam(template)).toEqual([
-      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[3].Resource[0]: "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*" for actions that can be limited to resources: events:PutEvents (event-bus, event-busv2)',
+      `Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[${at}].Resource[0]: "arn:\${AWS::Partition}:events:\${AWS::Region}:\${AWS::AccountId}:event-bus/*" for actions that can be limited to resources: events:PutEvents (event-bus, event-busv2)`,
     ]);
   });
 
@@ -278,14 +279,17 @@ describe('the checks catch a mistake planted in the template', () => {
   });
 
   it('an Allow with NotAction or NotResource', async () => {
-    const template = planted((r) => r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement.push({
-      Effect: 'Allow',
-      NotAction: ['iam:*'],
-      NotResource: { 'Fn::GetAtt': ['NotifyRole', 'Arn'] },
-    }));
+    let at = 0;
+    const template = planted((r) => {
+      at = r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement.push({
+        Effect: 'Allow',
+        NotAction: ['iam:*'],
+        NotResource: { 'Fn::GetAtt': ['NotifyRole', 'Arn'] },
+      }) - 1;
+    });
     expect(await validateIam(template)).toEqual([
-      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[4].NotAction: an Allow with NotAction grants every action it does not name',
-      'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[4].NotResource: an Allow with NotResource grants every resource it does not name',
+      `Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[${at}].NotAction: an Allow with NotAction grants every action it does not name`,
+      `Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[${at}].NotResource: an Allow with NotResource grants every resource it does not name`,
     ]);
   });
 

@@ -54,7 +54,8 @@ function roleStatements(template: Template, roleId: string): Statement[] {
 function grants(template: Template, roleId: string): Record<string, unknown[]> {
   const byAction: Record<string, unknown[]> = {};
   for (const statement of roleStatements(template, roleId)) {
-    expect(statement.Effect).toBe('Allow');
+    expect(['Allow', 'Deny']).toContain(statement.Effect);
+    if (statement.Effect !== 'Allow') continue;
     for (const action of [statement.Action].flat()) {
       byAction[action] = [...(byAction[action] ?? []), ...[statement.Resource].flat()];
     }
@@ -63,6 +64,14 @@ function grants(template: Template, roleId: string): Record<string, unknown[]> {
 }
 
 const TABLE = { 'Fn::GetAtt': ['OrdersTable', 'Arn'] };
+/** The token cache's keys (lib/identity/token-store.ts): the JS-SDK config's only, denied to every other role on the table. */
+const TOKEN_CACHE_KEYS = ['wechat-token#*', 'lease#*'];
+const DENY_TOKEN_CACHE = {
+  Effect: 'Deny',
+  Action: expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query']),
+  Resource: [TABLE],
+  Condition: { 'ForAnyValue:StringLike': { 'dynamodb:LeadingKeys': TOKEN_CACHE_KEYS } },
+};
 const INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/pendingByShard' };
 const OUTBOX_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/outboxByShard' };
 const REFUNDS_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/openRefundsByShard' };
@@ -79,9 +88,9 @@ const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
   getMerchantOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   putProduct: { 'dynamodb:PutItem': [CATALOG] },
   listProducts: { 'dynamodb:Scan': [CATALOG] },
-  runReconciliation: { 'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
+  runReconciliation: { 'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:BatchGetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE], 'dynamodb:DeleteItem': [TABLE] },
   getReconciliation: { 'dynamodb:GetItem': [TABLE] },
-  reconcile: { 'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE] },
+  reconcile: { 'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:BatchGetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE], 'dynamodb:DeleteItem': [TABLE] },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   recoverOrders: { 'dynamodb:Query': [INDEX, OUTBOX_INDEX, REFUNDS_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
@@ -258,6 +267,11 @@ describe('serverless package', () => {
       const appSecrets = IDENTITY_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/app-secret')] : [];
       const sessionKey = SESSION_KEY_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/session-key')] : [];
       const ssm = [...apiKey, ...tokens, ...cert, ...appSecrets, ...sessionKey];
+      // Whatever may touch the orders table, but the JS-SDK config, is denied the token cache's items.
+      const onOrdersTable = JSON.stringify(TABLE_ACTIONS[name]).includes('OrdersTable');
+      expect(roleStatements(dev.template, roleId).filter((statement) => statement.Effect !== 'Allow')).toEqual(
+        onOrdersTable && name !== 'jssdkConfig' ? [DENY_TOKEN_CACHE] : [],
+      );
       expect(grants(dev.template, roleId)).toEqual({
         ...TABLE_ACTIONS[name],
         ...(ssm.length > 0 ? { 'ssm:GetParameter': ssm } : {}),
@@ -267,13 +281,14 @@ describe('serverless package', () => {
       });
     });
 
-    it("lets the JS-SDK config touch only the token cache's items of the table (wechat-token#..., lease#...)", () => {
+    it("lets the JS-SDK config touch only the token cache's items of the table (wechat-token#..., lease#...), which every other role is denied", () => {
       const roleId = lambda(dev.template, 'jssdkConfig').Role['Fn::GetAtt'][0];
       const dynamo = roleStatements(dev.template, roleId).filter((statement) => [statement.Action].flat().some((action) => action.startsWith('dynamodb:')));
       expect(dynamo).toHaveLength(1);
       expect((dynamo[0] as Statement & { Condition?: unknown }).Condition).toEqual({
-        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['wechat-token#*', 'lease#*'] },
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': TOKEN_CACHE_KEYS },
       });
+      // The other direction, on prod too: test/infra/token-cache-iam.test.ts.
     });
 
     it("grants each app's secretParam, and the session key, exactly as the functions are told to read them", () => {
@@ -459,6 +474,7 @@ describe('serverless package', () => {
           ReconciliationMismatchAlarm: 'ReconciliationMismatches',
           SignatureFailureAlarm: 'SignatureFailures',
           EventsRepublishedAlarm: 'EventsRepublished',
+          RefundAnswerRefusedAlarm: 'RefundAnswersRefused',
         });
         for (const alarm of Object.values(byId)) {
           expect(alarm).toMatchObject({ Namespace: 'WechatPay', Dimensions: [{ Name: 'service', Value: 'wechatpay' }], AlarmActions: [{ Ref: 'PaymentAlarmsTopic' }] });

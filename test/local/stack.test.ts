@@ -75,7 +75,7 @@ describe('the local stack (npm start)', () => {
     expect(order.transactionId).toBe(paid.body.transaction_id);
   }, 30_000);
 
-  it('publishes the payment to the local bus: GET /events lists it, the demo server forwards it, clearOutbox confirms it', async () => {
+  it('publishes the payment to the local bus: GET /events lists it, the demo server shows what the page needs of it, clearOutbox confirms it', async () => {
     const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', items: [{ sku: 'croissant', quantity: 1 }] });
     const id = created.body.outTradeNo;
     await post(`${urls.emulator}/__sim/pay`, { out_trade_no: id });
@@ -87,8 +87,9 @@ describe('the local stack (npm start)', () => {
     expect(listed.events).toHaveLength(1);
     expect(listed.events[0]).toMatchObject({ 'detail-type': 'Order Paid', source: 'wechatpay.orders', detail: { outTradeNo: id, status: 'PAID', totalFee: 1200 } });
     expect(output).toContain(`"event":"Order Paid","outTradeNo":"${id}"`);
-    const viaDemo = (await (await fetch(new URL(`/events?outTradeNo=${id}`, urls.demo))).json()) as Listed;
-    expect(viaDemo.events).toEqual(listed.events);
+    // The demo server hands the page only what it shows: never the detail with the payer's openid.
+    const viaDemo = (await (await fetch(new URL(`/events?outTradeNo=${id}`, urls.demo))).json()) as { events: unknown[] };
+    expect(viaDemo.events).toEqual(listed.events.map((event) => ({ id: event.id, 'detail-type': event['detail-type'], time: event.time, status: event.detail.status })));
     // EventBridge hands it to clearOutbox (through serverless offline's Lambda API), which empties the outbox.
     const db = new DynamoDBClient({ endpoint: urls.dynamodb, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
     await eventually(async () => {

@@ -7,14 +7,13 @@ import { PaymentProviderError } from '../../lib/orders/errors';
 import { followOrder, QUERY_INTERVAL_MS } from '../../lib/orders/query';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { ordersContext } from '../../lib/runtime';
-import { createWechatPayClient } from '../../lib/wechatpay/client';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { startTestStack, type TestStack } from '../support/stack';
 import { eventually } from '../support/eventually';
 import { countPaidTransitions, dynamoError, FAULT_KINDS, injectFault, reportFigures, requestPk, scanTable } from './support';
 import { callback, create, get } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { sleep } from '../support/eventually';
+import { wechatPayV2Gateways } from '../../lib/gateways/wechatpay-v2/gateway';
 
 let stack: TestStack;
 let ctx: OrdersContext;
@@ -276,8 +275,7 @@ describe('DynamoDB errors during a recovery run', () => {
 describe('WeChat Pay SYSTEMERRORs and timeouts', () => {
   /** The product's context with a WeChat Pay client that gives up after 150 ms. */
   const impatient = (): OrdersContext => {
-    const client = createWechatPayClient({ ...TEST_MERCHANT, baseUrl: stack.emulator.url, timeoutMs: 150, maxAttempts: 2, retryDelayMs: 10 });
-    return { ...ctx, wechatPay: client, wechatPayFor: () => client };
+    return { ...ctx, gatewayFor: wechatPayV2Gateways({ ...ctx.config, baseUrl: stack.emulator.url }, { timeoutMs: 150, maxAttempts: 2, retryDelayMs: 10 }) };
   };
   const request = (idempotencyKey: string) =>
     parseMerchantOrderRequest({ tradeType: 'NATIVE', totalFee: 321, description: 'faults', idempotencyKey }, { clientIp: '203.0.113.7' });

@@ -73,11 +73,11 @@ function eventsGrants(functionName: string): string[] {
   return [...new Set(grants)].sort();
 }
 
-/** The partition keys a role's DynamoDB statements are limited to (`dynamodb:LeadingKeys`). */
-function leadingKeysCondition(functionName: string): string[] {
+/** The partition keys a role's DynamoDB statements are limited to, or denied (`dynamodb:LeadingKeys`). */
+function leadingKeysCondition(functionName: string, condition = 'ForAllValues:StringLike'): string[] {
   const role = service.resources.Resources[service.functions[functionName]!.role]!;
   const statements = role.Properties.Policies.flatMap((policy) => policy.PolicyDocument.Statement) as Array<Statement & { Condition?: Record<string, Record<string, string[]>> }>;
-  return statements.flatMap((statement) => (typeof statement === 'object' ? (statement.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'] ?? []) : []));
+  return statements.flatMap((statement) => (typeof statement === 'object' ? (statement.Condition?.[condition]?.['dynamodb:LeadingKeys'] ?? []) : []));
 }
 
 /** A role's DynamoDB grants as "Action on table" (orders) / "Action on catalog" / "Action on index/NAME". */
@@ -85,8 +85,9 @@ function dynamoGrants(functionName: string): string[] {
   const role = service.resources.Resources[service.functions[functionName]!.role]!;
   const grants: string[] = [];
   for (const statement of role.Properties.Policies.flatMap((policy) => policy.PolicyDocument.Statement)) {
-    // `${self:custom...}` statements (the API key parameter, read from SSM) are not DynamoDB grants.
-    if (typeof statement !== 'object') continue;
+    // `${self:custom...}` statements (the API key parameter, read from SSM) are not DynamoDB grants,
+    // nor is the token cache's Deny.
+    if (typeof statement !== 'object' || statement.Effect !== 'Allow') continue;
     for (const action of [statement.Action].flat()) {
       if (!action.startsWith('dynamodb:')) continue;
       for (const resource of [statement.Resource].flat()) {
@@ -268,25 +269,36 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
 
     // Closed at WeChat Pay (e.g. from its merchant platform) while still PENDING here.
     await sleep(350);
-    await ctx.wechatPay.closeOrder({ outTradeNo: closedByWechatPay }, { signType: 'HMAC-SHA256' });
+    await ctx.gatewayFor({ signType: 'HMAC-SHA256' }).closePayment(closedByWechatPay);
     await as('recoverOrders', async () => {
       await recoverOrders({ ...ctx, now: () => new Date(Date.now() + 10_000) }, { deadline: Date.now() + 10_000 });
       await recoverOrders({ ...ctx, now: () => new Date(Date.now() + 31 * 60_000) }, { deadline: Date.now() + 10_000 });
       await recoverOrdersHandler({} as never);
     });
-    // Payments whose callbacks were lost, found in the bills of yesterday (by the schedule) and of the
-    // day before (asked for by the merchant); a report read back.
+    // Payments whose callbacks were lost, and refunds made in the merchant platform whose callbacks
+    // were lost too, found in the bills of yesterday (by the schedule) and of the day before (asked
+    // for by the merchant); a report read back.
     const day = (n: number) => toBeijingTimestamp(new Date(Date.now() - n * 86_400_000)).slice(0, 8);
     const lost: string[] = [];
     for (const n of [1, 2]) {
       const outTradeNo = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 77, description: 'lost' })).body as string).outTradeNo as string;
       await fetch(`${stack.emulator.url}/__sim/pay`, { method: 'POST', body: JSON.stringify({ out_trade_no: outTradeNo, time_end: `${day(n)}120000` }) });
+      await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', body: JSON.stringify({ out_trade_no: outTradeNo, refund_fee: 7, out_refund_no: `lp-platform-${n}`, refund_time: `${day(n)}150000` }) });
       lost.push(outTradeNo);
     }
-    await as('reconcile', () => reconcile({} as never));
-    await as('runReconciliation', () => runReconciliation(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant })));
+    // Each day twice: the second run's report replaces the first's, whose page it deletes.
+    await as('reconcile', async () => {
+      for (let run = 0; run < 2; run++) await reconcile({} as never);
+    });
+    await as('runReconciliation', async () => {
+      for (let run = 0; run < 2; run++) await runReconciliation(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant }));
+    });
     await as('getReconciliation', () => getReconciliation(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${day(2)}`, pathParameters: { billDate: day(2) }, ...merchant })));
-    for (const outTradeNo of lost) expect((await ctx.store.get(outTradeNo))?.paidVia).toBe('reconciliation');
+    for (const [n, outTradeNo] of lost.entries()) {
+      const order = await ctx.store.get(outTradeNo);
+      expect(order?.paidVia).toBe('reconciliation');
+      expect(order?.refunds?.[`lp-platform-${n + 1}`]?.status).toBe('SUCCESS');
+    }
     // Payers' identity: logins (a good code and a used one), and JS-SDK configs: the first fetches
     // and stores the tokens under the lease, WeChat refusing the first token once marks it stale,
     // and a later config is served from memory.
@@ -330,6 +342,21 @@ describe('each function uses exactly the DynamoDB calls its role allows', () => 
     expect(condition).toEqual(['wechat-token#*', 'lease#*']);
     expect(keys.jssdkConfig?.size).toBeGreaterThan(0);
     for (const pk of keys.jssdkConfig ?? []) expect(condition.some((pattern) => pk.startsWith(pattern.slice(0, -1))), pk).toBe(true);
+  });
+
+  it("no other function touches the token cache's items, which their roles deny them (only the JS-SDK config's own keys begin wechat-token# or lease#)", () => {
+    const cacheKeys = leadingKeysCondition('jssdkConfig');
+    const isCacheKey = (pk: string) => cacheKeys.some((pattern) => pk.startsWith(pattern.slice(0, -1)));
+    for (const name of FUNCTIONS.filter((other) => other !== 'jssdkConfig')) {
+      const touched = [...(keys[name] ?? [])];
+      expect(touched.filter(isCacheKey), name).toEqual([]);
+      // Every function on the orders table is denied exactly the JS-SDK config's keys.
+      const onTable = dynamoGrants(name).some((grant) => grant.endsWith(' on table'));
+      expect(leadingKeysCondition(name, 'ForAnyValue:StringLike'), name).toEqual(onTable ? cacheKeys : []);
+    }
+    // The orders and records the run wrote and read, under their own keys.
+    expect([...(keys.createOrder ?? [])].some((pk) => pk.startsWith('idempotency#'))).toBe(true);
+    expect([...(keys.createRefund ?? [])].some((pk) => pk.startsWith('refund#'))).toBe(true);
   });
 
   it('no function scans the table or queries it outside its sparse indexes (pending orders, open refunds, payments by day, refund requests by day, unpublished events)', () => {

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
-import { outRefundNoFor, requestRefund, parseRefundRequest } from '../../lib/orders/refunds';
-import { createWechatPayClient } from '../../lib/wechatpay/client';
+import { outRefundNoFor, refundClaimFor, requestRefund, parseRefundRequest } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { refund } from '../support/api';
@@ -12,6 +11,7 @@ import { localCertificates, splitPem } from '../support/emulator';
 import { sleep } from '../support/eventually';
 import { startTestStack, type SimRefund, type TestStack } from '../support/stack';
 import { FAULT_KINDS, FULL, injectFault, reportFigures, requestPk, scale, scanTable, type FaultKind } from './support';
+import { wechatPayV2Gateways } from '../../lib/gateways/wechatpay-v2/gateway';
 
 /**
  * One refund request is one refund, whatever fails: concurrent requests never refund more than the
@@ -136,7 +136,7 @@ describe('a DynamoDB fault at every step of a refund request', () => {
         for (let nth = 1; nth < 12; nth += 1) {
           const id = await paidOrder(stack.sim, 100);
           const body = { refundFee: 40, idempotencyKey: randomUUID() };
-          const claim = `refund#${outRefundNoFor(body.idempotencyKey)}`;
+          const claim = `refund#${refundClaimFor(body.idempotencyKey)}`;
           const fault = injectFault(ctx.store.db, { kind, timing, nth, matches: (_action, input) => [id, claim].includes(requestPk(input) ?? '') });
           const first = await refund(id, body);
           fault.stop();
@@ -155,7 +155,7 @@ describe('a DynamoDB fault at every step of a refund request', () => {
             figures.requestsRetried += 1;
             const again = await refund(id, body);
             expect(again.status, again.raw).toBe(202);
-            expect(again.body.outRefundNo).toBe(outRefundNoFor(body.idempotencyKey));
+            expect(again.body.outRefundNo).toBe(outRefundNoFor(id, body.idempotencyKey));
           }
           await settleEverything(id);
           const { stored } = await checkBooks(id, 1);
@@ -206,15 +206,16 @@ describe('WeChat Pay faults at every step of a refund', () => {
     const certs = localCertificates(TEST_MERCHANT.mchId);
     return {
       ...ctx,
-      wechatPay: createWechatPayClient({
-        ...TEST_MERCHANT,
-        baseUrl: stack.emulator.url,
-        secapiBaseUrl: stack.emulator.secapiUrl,
-        clientCertificate: async () => ({ ...splitPem(certs.clientPem), ca: certs.caPem }),
-        timeoutMs: 150,
-        maxAttempts: 2,
-        retryDelayMs: 10,
-      }),
+      gatewayFor: wechatPayV2Gateways(
+        { ...ctx.config, baseUrl: stack.emulator.url },
+        {
+          secapiBaseUrl: stack.emulator.secapiUrl,
+          clientCertificate: async () => ({ ...splitPem(certs.clientPem), ca: certs.caPem }),
+          timeoutMs: 150,
+          maxAttempts: 2,
+          retryDelayMs: 10,
+        },
+      ),
     };
   };
 

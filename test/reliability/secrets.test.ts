@@ -201,7 +201,7 @@ describe('a full run, logged', () => {
     // The alarms in serverless.yml watch exactly these metrics (and the daily reconciliation's mismatches and the events the sweep published again).
     const resources = (parseYaml(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as { resources: { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> } }).resources.Resources;
     const alarms = Object.values(resources).filter((resource) => resource.Type === 'AWS::CloudWatch::Alarm').map((resource) => resource.Properties);
-    expect(alarms.map((alarm) => alarm.MetricName).sort()).toEqual(['AmountMismatches', 'EventsRepublished', 'ReconciliationMismatches', 'SignatureFailures']);
+    expect(alarms.map((alarm) => alarm.MetricName).sort()).toEqual(['AmountMismatches', 'EventsRepublished', 'ReconciliationMismatches', 'RefundAnswersRefused', 'SignatureFailures']);
     for (const alarm of alarms) {
       expect(alarm.Namespace).toBe('WechatPay');
       expect(alarm.Dimensions).toEqual([{ Name: 'service', Value: 'wechatpay' }]);

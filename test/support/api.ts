@@ -24,13 +24,15 @@ export function apiEvent(options: {
   contentType?: string;
   /** The Authorization header, sent as it is. */
   authorization?: string;
+  /** The query string, as the browser sent it (without `?`). */
+  query?: string;
 }): ApiEvent {
   const body = options.body === undefined ? undefined : options.base64 ? Buffer.from(options.body).toString('base64') : options.body;
   return {
     version: '2.0',
     routeKey: `${options.method} ${options.path}`,
     rawPath: options.path,
-    rawQueryString: '',
+    rawQueryString: options.query ?? '',
     headers: { 'content-type': options.contentType ?? 'application/json', ...(options.authorization === undefined ? {} : { authorization: options.authorization }) },
     pathParameters: options.pathParameters,
     isBase64Encoded: options.base64 ?? false,

@@ -77,6 +77,9 @@ export const SHELL_API_KEY = 'shellApiKeyThatMustNotBeDeployed0';
  */
 export const DEV: PackageRequest = { stage: 'dev', env: { WECHATPAY_API_KEY: SHELL_API_KEY } };
 
+/** prod as the README deploys it: `npx serverless deploy --stage prod --param "appId=wx..." --param "mchId=..."`. */
+export const PROD: PackageRequest = { stage: 'prod', params: { appId: 'wx2421b1c4370ec43b', mchId: '1230000109' } };
+
 const TEMPLATE = 'cloudformation-template-update-stack.json';
 const CREATE_TEMPLATE = 'cloudformation-template-create-stack.json';
 const STATE = 'serverless-state.json';

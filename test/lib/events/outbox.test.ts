@@ -51,7 +51,7 @@ const MERCHANT_ORDER: Order = {
   attach: undefined,
   items: undefined,
   appId: undefined,
-  unifiedOrder: { ...ORDER.unifiedOrder, openid: undefined, attach: undefined, trade_type: 'NATIVE' },
+  unifiedOrder: Object.fromEntries(Object.entries({ ...ORDER.unifiedOrder, trade_type: 'NATIVE' }).filter(([name]) => name !== 'openid' && name !== 'attach')),
 };
 
 const AT = new Date('2026-11-23T01:05:00.000Z');

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { json } from '../../../lib/http/api';
-import { apiRoute, notifyRoute } from '../../../lib/http/routes';
+import { apiRoute } from '../../../lib/http/routes';
 import { InvalidOrderRequestError } from '../../../lib/orders/errors';
-import { parseXml } from '../../../lib/wechatpay/xml';
 import { apiEvent } from '../../support/api';
 
 const event = apiEvent({ method: 'POST', path: '/orders', body: '{}' });
@@ -24,24 +23,5 @@ describe('apiRoute', () => {
     })(event);
     expect(unexpected.statusCode).toBe(500);
     expect(JSON.parse(unexpected.body as string)).toEqual({ error: { code: 'INTERNAL', message: 'unexpected failure' } });
-  });
-});
-
-describe('notifyRoute', () => {
-  it('answers the work\'s XML reply as text/xml', async () => {
-    const answer = await notifyRoute(async () => '<xml><return_code><![CDATA[SUCCESS]]></return_code></xml>')(event);
-    expect(answer).toMatchObject({ statusCode: 200, headers: { 'content-type': 'text/xml; charset=utf-8' } });
-    expect(parseXml(answer.body as string).return_code).toBe('SUCCESS');
-  });
-
-  it('answers any unexpected failure with WeChat Pay\'s XML FAIL, never a 5xx, so WeChat Pay calls again', async () => {
-    const answer = await notifyRoute(async () => {
-      throw new Error('a bug');
-    })(event);
-    expect(answer.statusCode).toBe(200);
-    expect(parseXml(answer.body as string)).toEqual({
-      return_code: 'FAIL',
-      return_msg: 'temporarily unable to process the callback; please retry',
-    });
   });
 });

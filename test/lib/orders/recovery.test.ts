@@ -116,7 +116,7 @@ describe('recovery', () => {
     const outTradeNo = await create(100);
     const order = (await ctx.store.get(outTradeNo))!;
     // The emulator has no refunds yet: this is the answer WeChat Pay gives for such an order.
-    const refunded = { tradeState: 'REFUND', transactionId: '4200000000202611230000000077', totalFee: '100', outTradeNo, fields: {} };
+    const refunded = { tradeState: 'REFUND', transactionId: '4200000000202611230000000077', totalFee: 100 };
     const after = await applyQueryResult(order, refunded, 'recovery', ctx);
     expect(after).toMatchObject({ status: 'PAID', transactionId: '4200000000202611230000000077', paidVia: 'recovery' });
   });

@@ -1,11 +1,14 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RETRYABLE_BILL_FAILURES } from '../../../lib/wechatpay/bill';
 import type { BillResult } from '../../../lib/wechatpay/bill';
-import { paymentRow, writeBill } from '../../../lib/wechatpay/bill-testing';
-import { downloadBill } from '../../../lib/wechatpay/download-bill';
+import { paymentRow, refundRow, writeBill } from '../../../lib/wechatpay/bill-testing';
+import { downloadBill, openBill } from '../../../lib/wechatpay/download-bill';
 import type { DownloadBillOptions } from '../../../lib/wechatpay/download-bill';
 import { WechatPayConfigError } from '../../../lib/wechatpay/errors';
 import { verifySignature } from '../../../lib/wechatpay/sign';
@@ -198,5 +201,128 @@ describe('downloadBill on its own', () => {
     }
     await expect(downloadBill(good, { billDate: '20261130', billType: 'toString' as never })).rejects.toThrow(TypeError);
     expect(sent).toEqual([]);
+  });
+});
+
+describe('openBill: the bill read as it arrives, checked whole, then its rows read from a copy', () => {
+  const row = (i: number, mchId: string = MERCHANT.mchId) =>
+    paymentRow({
+      tradeTime: '2026-11-30 12:00:00',
+      appId: MERCHANT.appId,
+      mchId,
+      transactionId: `42000005402026113${String(i).padStart(11, '0')}`,
+      outTradeNo: `20261130order${String(i).padStart(8, '0')}`,
+      openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+      tradeType: 'JSAPI',
+      totalFeeFen: 100 + i,
+      productName: '咖啡',
+    });
+
+  /** A fetch answering with these bytes, in chunks of `chunk`, counting the chunks pulled. */
+  function streamingFetch(bytes: Uint8Array, chunk = 1024) {
+    const state = { pulled: 0, cancelled: false };
+    const fake = (async () => {
+      let at = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (at >= bytes.length) return controller.close();
+          state.pulled += 1;
+          controller.enqueue(bytes.subarray(at, at + chunk));
+          at += chunk;
+        },
+        cancel() {
+          state.cancelled = true;
+        },
+      });
+      return new Response(body);
+    }) as typeof fetch;
+    return { fake, state };
+  }
+
+  /** Runs `work` with the system's temporary directory a fresh one, and answers what was left in it. */
+  async function leftInTmp(work: () => Promise<void>): Promise<string[]> {
+    const dir = mkdtempSync(join(tmpdir(), 'open-bill-test-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = dir;
+    try {
+      await work();
+      return readdirSync(dir, { recursive: true }) as string[];
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('gives the same rows each time they are read, and leaves no file named in the temporary directory, open or closed', async () => {
+    const rows = [row(1), row(2), refundRow({ ...row(1), refundId: '50000000000000000000000000001', outRefundNo: 'R1', refundFeeFen: 50 })];
+    const { fake } = streamingFetch(gzipSync(writeBill(rows, { bom: true, lineEnding: '\r\n' })), 7);
+    const left = await leftInTmp(async () => {
+      const bill = await openBill({ ...MERCHANT, fetch: fake }, { billDate: '20261130', gzip: true });
+      if (!bill.ok) throw new Error(bill.message);
+      expect(readdirSync(process.env.TMPDIR as string)).toEqual([]);
+      try {
+        expect(bill).toMatchObject({ layout: 'ALL', summary: { tradeCount: 3 } });
+        for (let pass = 0; pass < 2; pass++) {
+          const read = [];
+          for await (const each of bill.rows()) read.push(each);
+          expect(read).toEqual(rows);
+        }
+        // Stopping early leaves the copy readable.
+        for await (const first of bill.rows()) {
+          expect(first).toEqual(rows[0]);
+          break;
+        }
+        expect((await bill.rows().next()).value).toEqual(rows[0]);
+      } finally {
+        await bill.close();
+      }
+    });
+    expect(left).toEqual([]);
+  });
+
+  it('hands on no row of a bill that turns out cut short: its summary is the last line', async () => {
+    const text = writeBill([row(1), row(2), row(3)]);
+    const cut = text.slice(0, text.lastIndexOf('\n', text.length - 2) + 1);
+    const { fake } = streamingFetch(Buffer.from(cut), 100);
+    const left = await leftInTmp(async () => {
+      expect(await openBill({ ...MERCHANT, fetch: fake }, { billDate: '20261130' })).toMatchObject({ ok: false, reason: 'MALFORMED_BILL', message: expect.stringMatching(/without the summary/) });
+    });
+    expect(left).toEqual([]);
+  });
+
+  it('stops downloading at the first line of another merchant, and at the limit on the bytes received or inflated', async () => {
+    const foreign = writeBill([row(1), row(2, '1900000109'), ...Array.from({ length: 2000 }, (_, i) => row(i + 3))]);
+    const first = streamingFetch(Buffer.from(foreign));
+    expect(await openBill({ ...MERCHANT, fetch: first.fake }, { billDate: '20261130' })).toMatchObject({ ok: false, reason: 'FOREIGN_BILL' });
+    expect(first.state.cancelled).toBe(true);
+    expect(first.state.pulled).toBeLessThan(10);
+
+    const large = Buffer.from(writeBill(Array.from({ length: 2000 }, (_, i) => row(i))));
+    const received = streamingFetch(large);
+    expect(await openBill({ ...MERCHANT, fetch: received.fake, maxBytes: 64 * 1024 }, { billDate: '20261130' })).toEqual({ ok: false, reason: 'TOO_LARGE', message: 'the answer is over the 65536-byte limit' });
+    expect(received.state.cancelled).toBe(true);
+    // 64 chunks of 1 KiB fill the limit; the stream pulls one or two ahead.
+    expect(received.state.pulled).toBeLessThanOrEqual(66);
+
+    const inflating = streamingFetch(gzipSync(large));
+    expect(await openBill({ ...MERCHANT, fetch: inflating.fake, maxBytes: 64 * 1024 }, { billDate: '20261130', gzip: true })).toMatchObject({ ok: false, reason: 'TOO_LARGE', message: expect.stringMatching(/inflates to over 65536 bytes/) });
+  });
+
+  it('NETWORK_ERROR when the bill stops arriving before the timeout ends', async () => {
+    const stalled = (async (_url: unknown, init?: RequestInit) => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(Buffer.from(writeBill([row(1)]).slice(0, 200)));
+          init?.signal?.addEventListener('abort', () => controller.error(init.signal?.reason));
+        },
+      });
+      return new Response(body);
+    }) as typeof fetch;
+    expect(await openBill({ ...MERCHANT, fetch: stalled, timeoutMs: 100 }, { billDate: '20261130' })).toEqual({
+      ok: false,
+      reason: 'NETWORK_ERROR',
+      message: 'WeChat Pay downloadbill did not answer within 100 ms',
+    });
   });
 });
