@@ -6,6 +6,7 @@ import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '
 import type * as ApiModule from '../support/api';
 import { createCatalogTable, createOrdersTable } from '../support/dynalite';
 import type { TestStack } from '../support/stack';
+import type * as GetReconciliationModule from '../../functions/getReconciliation';
 import type * as RecoverOrdersModule from '../../functions/recoverOrders';
 import type * as RunReconciliationModule from '../../functions/runReconciliation';
 import type * as RefundsModule from '../../lib/orders/refunds';
@@ -20,6 +21,7 @@ export interface Product {
   api: typeof ApiModule;
   recoverOrders: (typeof RecoverOrdersModule)['handler'];
   runReconciliation: (typeof RunReconciliationModule)['handler'];
+  getReconciliation: (typeof GetReconciliationModule)['handler'];
   /** The product's refund module, for the numbers it derives (a platform refund reuses one). */
   refunds: typeof RefundsModule;
   ctx: OrdersContext;
@@ -31,6 +33,7 @@ async function loadProduct(): Promise<Omit<Product, 'ctx'> & { runtime: typeof R
     api: await import('../support/api'),
     recoverOrders: (await import('../../functions/recoverOrders')).handler,
     runReconciliation: (await import('../../functions/runReconciliation')).handler,
+    getReconciliation: (await import('../../functions/getReconciliation')).handler,
     refunds: await import('../../lib/orders/refunds'),
     runtime: await import('../../lib/runtime'),
   };

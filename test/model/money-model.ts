@@ -85,11 +85,14 @@ export interface Figures {
   invariantChecks: number;
   violations: string[];
   /**
-   * Refunds one deployment took (answered 2xx) under the idempotency key of one of the other's refunds
-   * that WeChat Pay has, and those of them whose calls all met SYSTEMERROR (left PROCESSING for
-   * recovery's refundquery): how often the model made two deployments send one key for two orders.
+   * How often the two deployments met on the merchant: refunds one took (answered 2xx) under the
+   * idempotency key of one of the other's refunds that WeChat Pay has (`keysTaken`), those of them
+   * whose calls all met SYSTEMERROR, left PROCESSING for recovery's refundquery (`leftToRecovery`);
+   * refunds made by hand for B's orders under a refund number of A's (`platformUnderTheirNumber`);
+   * and orders flagged at the end of a run because WeChat Pay answered about another order's refund
+   * under one of their refund numbers (`answersAboutAnotherOrder`).
    */
-  sharedKeys: { taken: number; leftToRecovery: number };
+  shared: { keysTaken: number; leftToRecovery: number; platformUnderTheirNumber: number; answersAboutAnotherOrder: number };
   /** Where the time goes: running each kind of command, checking after commands, settling runs. */
   msByCommand: Record<string, number>;
   msChecking: number;
@@ -129,7 +132,7 @@ export interface DeploymentParts {
 }
 
 export function newFigures(): Figures {
-  return { runs: 0, commands: 0, byCommand: {}, faultsInjected: 0, faultsFired: 0, invariantChecks: 0, violations: [], sharedKeys: { taken: 0, leftToRecovery: 0 }, msByCommand: {}, msChecking: 0, msSettling: 0 };
+  return { runs: 0, commands: 0, byCommand: {}, faultsInjected: 0, faultsFired: 0, invariantChecks: 0, violations: [], shared: { keysTaken: 0, leftToRecovery: 0, platformUnderTheirNumber: 0, answersAboutAnotherOrder: 0 }, msByCommand: {}, msChecking: 0, msSettling: 0 };
 }
 
 /** Points both deployments' clocks at `system.clock` and counts every PAID write DynamoDB accepted. */
@@ -692,8 +695,8 @@ class Refund extends MoneyCommand {
       const request = requests[i]!;
       answered(system, `refund ${JSON.stringify(request)}`, result.status, faulted, result.raw);
       if (result.status < 300 && theirs.refundKeys.get(request.idempotencyKey)?.atWechatPay) {
-        system.figures.sharedKeys.taken += 1;
-        if (this.fault?.on === 'wechatpay' && this.fault.endpoint === 'refund' && this.fault.count >= 3) system.figures.sharedKeys.leftToRecovery += 1;
+        system.figures.shared.keysTaken += 1;
+        if (this.fault?.on === 'wechatpay' && this.fault.endpoint === 'refund' && this.fault.count >= 3) system.figures.shared.leftToRecovery += 1;
       }
       const earlier = mine.refundKeys.get(request.idempotencyKey);
       // A key sent for two orders: the order is part of the request.
@@ -726,10 +729,12 @@ async function deliverRefundCallbacks(system: System, order: ModelOrder, copies:
 }
 
 /**
- * Someone refunds by hand in the merchant platform, outside the backend. For B's orders, under an
- * out_refund_no of A's (`borrowed`: one A stored for its order, else the one A derives for one of its
- * keys), as someone copying a refund number from the other system would; dated on the bill day when
- * the order was paid then, so that it is in the bill A reconciles.
+ * Someone refunds by hand in the merchant platform, outside the backend. For B's orders (paid ones,
+ * three times in four), under an out_refund_no of A's (`borrowed`), as someone copying a refund number
+ * from the other system would: first one of A's refunds that never reached WeChat Pay (PROCESSING
+ * with no refund_id: A's recovery will ask refundquery for it), else one A stored for its order
+ * `owner`, else the one A derives for that order and one of its keys; dated on the bill day when the
+ * order was paid then, so that it is in the bill A reconciles.
  */
 class PlatformRefund extends MoneyCommand {
   protected readonly name = 'platform-refund';
@@ -745,12 +750,16 @@ class PlatformRefund extends MoneyCommand {
   }
   protected async act(model: Model, system: System): Promise<Touched> {
     const d = system[this.on];
-    const order = pick(model[this.on].orders, this.index);
+    const paid = this.borrowed && this.index % 4 !== 0 ? model[this.on].orders.filter((candidate) => candidate.paid) : [];
+    const order = pick(paid.length > 0 ? paid : model[this.on].orders, this.index);
     let outRefundNo: string | undefined;
     let mirrored: number | undefined;
     if (this.borrowed && model.a.orders.length > 0) {
       const owner = pick(model.a.orders, this.borrowed.owner);
-      const hers = Object.values((await system.a.reader.get(owner.outTradeNo))?.refunds ?? {}).filter((r) => r.origin === 'api');
+      const ofA = await Promise.all(model.a.orders.map((candidate) => system.a.reader.get(candidate.outTradeNo)));
+      const api = (stored: Order | undefined) => Object.values(stored?.refunds ?? {}).filter((r) => r.origin === 'api');
+      const unsent = ofA.flatMap((stored) => api(stored).filter((r) => r.status === 'PROCESSING' && !r.refundId));
+      const hers = unsent.length > 0 ? unsent : api(ofA[model.a.orders.indexOf(owner)]);
       const taken = hers[this.borrowed.key % Math.max(hers.length, 1)];
       outRefundNo = taken?.outRefundNo ?? derivedRefundNo(system.a.product, owner, refundKeyOf(model, owner, this.borrowed.key));
       mirrored = taken?.refundFee ?? model.a.refundKeys.get(refundKeyOf(model, owner, this.borrowed.key))?.refundFee;
@@ -767,13 +776,14 @@ class PlatformRefund extends MoneyCommand {
       }),
     });
     if (response.status !== 200 && response.status !== 409) violated(system, `the emulator's platform refund answered ${response.status}: ${await response.text()}`);
+    if (response.status === 200 && outRefundNo) system.figures.shared.platformUnderTheirNumber += 1;
     return [order];
   }
 }
 
 /** The out_refund_no a deployment derives for a refund of its order under an idempotency key. */
-function derivedRefundNo(product: Product, _order: ModelOrder, idempotencyKey: string): string {
-  return product.refunds.outRefundNoFor(idempotencyKey);
+function derivedRefundNo(product: Product, order: ModelOrder, idempotencyKey: string): string {
+  return product.refunds.outRefundNoFor(order.outTradeNo, idempotencyKey);
 }
 
 /** How WeChat Pay ends the refunds it accepts from now on. */
@@ -810,17 +820,29 @@ class Reconcile extends AnyTimeCommand {
     answered(system, what, result.statusCode ?? 0, faulted, raw);
     if ((result.statusCode ?? 0) >= 500) return 'all';
     if (result.statusCode !== 200) violated(system, `${what} answered ${result.statusCode}: ${raw}`);
-    const report = JSON.parse(raw) as { items: Array<{ kind: string; outTradeNo: string; outRefundNo?: string }> };
+    type Item = { kind: string; outTradeNo: string; outRefundNo?: string };
+    const report = JSON.parse(raw) as { items: Item[]; nextCursor?: string };
+    // The answer has the report's first page: the rest are read from GET /merchant/reconciliations/{billDate}.
+    for (let cursor = report.nextCursor; cursor !== undefined; ) {
+      const path = `/merchant/reconciliations/${model.billDate}`;
+      const page = await d.product.getReconciliation({ ...apiEvent({ method: 'GET', path, pathParameters: { billDate: model.billDate }, authorization: MERCHANT_AUTHORIZATION }), rawQueryString: `cursor=${encodeURIComponent(cursor)}&limit=1000` });
+      if (page.statusCode !== 200) violated(system, `${what}: its report's next page answered ${page.statusCode}: ${String(page.body)}`);
+      const next = JSON.parse(String(page.body)) as { items: Item[]; nextCursor?: string };
+      report.items.push(...next.items);
+      cursor = next.nextCursor;
+    }
     const ours = new Set(model[this.on].orders.map((order) => order.outTradeNo));
     const theirs = new Set(model[otherThan(this.on)].orders.map((order) => order.outTradeNo));
+    // A payment orderquery could not confirm (an injected fault) is left for the next run.
+    const unconfirmed = new Set(report.items.filter((item) => item.kind === 'UNCONFIRMED' && faulted()).map((item) => item.outTradeNo));
     for (const item of report.items) {
-      if (ours.has(item.outTradeNo) && !RECORDED_FROM_BILL.has(item.kind)) violated(system, `${what} reported ${item.kind} for ${item.outTradeNo}`);
+      if (ours.has(item.outTradeNo) && !RECORDED_FROM_BILL.has(item.kind) && !unconfirmed.has(item.outTradeNo)) violated(system, `${what} reported ${item.kind} for ${item.outTradeNo}`);
       if (theirs.has(item.outTradeNo) && RECORDED_FROM_BILL.has(item.kind)) {
         violated(system, `${what} recorded the other deployment's ${item.outRefundNo ? `refund ${item.outRefundNo}` : 'payment'} of ${item.outTradeNo} (${item.kind})`);
       }
     }
     for (const order of model[this.on].orders) {
-      if (order.billDate !== model.billDate) continue;
+      if (order.billDate !== model.billDate || unconfirmed.has(order.outTradeNo)) continue;
       const stored = await d.reader.get(order.outTradeNo);
       if (stored?.status !== 'PAID' && stored?.status !== 'REFUNDED') violated(system, `${what} left ${order.outTradeNo}, in the bill, ${stored?.status}`);
     }
@@ -994,6 +1016,14 @@ async function checkOrder(model: ModelOrder, system: System, phase: 'step' | 'fi
   // Only money WeChat Pay moved without this backend's reservation (a refund made in the merchant
   // platform, or one it refused and then made) may hold more than the amount, and then it is flagged.
   const refundFlagged = Object.values(stored.review ?? {}).some((flag) => flag.outRefundNo !== undefined);
+  // WeChat Pay answered about another order's refund under one of this order's refund numbers: never
+  // recorded, the refund left as it was for a person. The flag must be true: WeChat Pay has no refund
+  // of this order under that number, and the answer named another order.
+  const answeredForAnother = answeredForAnotherOrder(stored);
+  for (const flag of Object.values(stored.review ?? {}).filter((candidate) => candidate.reason === 'REFUND_ANSWER_FOR_ANOTHER_ORDER')) {
+    if (flag.answeredOutTradeNo === no) fail(`flagged ${flag.reason} for refund ${flag.outRefundNo}, naming this very order`);
+    if ((wechat?.refunds ?? []).some((r) => r.out_refund_no === flag.outRefundNo)) fail(`flagged ${flag.reason} for refund ${flag.outRefundNo}, which WeChat Pay has of this order`);
+  }
   if (held > stored.totalFee && !refundFlagged) fail(`refunds hold ${held} of ${stored.totalFee}`);
   if (PAID.has(stored.status) && (stored.status === 'REFUNDED') !== refunded >= stored.totalFee) fail(`${stored.status} with ${refunded} of ${stored.totalFee} refunded`);
   const atWechat = wechat?.refunds ?? [];
@@ -1006,9 +1036,10 @@ async function checkOrder(model: ModelOrder, system: System, phase: 'step' | 'fi
     if (here.refundId !== undefined && there?.refund_id !== here.refundId) fail(`refund ${here.outRefundNo} carries refund_id ${here.refundId}, WeChat Pay's refund of this order under that number is ${there?.refund_id ?? 'none'}`);
     if (here.status === 'SUCCESS' && there && there.refund_fee !== here.refundFee) fail(`refund ${here.outRefundNo} of ${here.refundFee} fen is SUCCESS here, ${there.refund_fee} fen at WeChat Pay`);
     if (here.status === 'FAILED' && there && there.refund_status !== 'REFUNDCLOSE') fail(`refund ${here.outRefundNo} is FAILED here, ${there.refund_status} at WeChat Pay`);
-    if (phase === 'final' && here.status === 'PROCESSING') fail(`refund ${here.outRefundNo} still PROCESSING after recovery`);
+    if (phase === 'final' && here.status === 'PROCESSING' && !answeredForAnother.has(here.outRefundNo)) fail(`refund ${here.outRefundNo} still PROCESSING after recovery`);
   }
   if (phase === 'final') {
+    if (answeredForAnother.size > 0) system.figures.shared.answersAboutAnotherOrder += 1;
     for (const there of atWechat) {
       const here = stored.refunds?.[there.out_refund_no];
       if (!here || here.status !== there.refund_status) fail(`refund ${there.out_refund_no} is ${there.refund_status} at WeChat Pay, ${here?.status ?? 'unknown'} here`);
@@ -1023,6 +1054,11 @@ async function checkOrder(model: ModelOrder, system: System, phase: 'step' | 'fi
     if (await system[otherThan(model.deployment)].reader.get(no)) fail(`recorded by the other deployment too`);
   }
   checkEvents(stored, d, phase, fail);
+}
+
+/** The refunds of an order WeChat Pay answered about with another order's refund (flagged, left as they were). */
+function answeredForAnotherOrder(stored: Order): Set<string> {
+  return new Set(Object.values(stored.review ?? {}).flatMap((flag) => (flag.reason === 'REFUND_ANSWER_FOR_ANOTHER_ORDER' && flag.outRefundNo ? [flag.outRefundNo] : [])));
 }
 
 /** One event id per transition, none for a transition that did not happen; every one present at the end. */
@@ -1080,7 +1116,8 @@ async function settled(model: Model, system: System): Promise<boolean> {
   for (const order of allOrders(model)) {
     const [stored, wechat] = await Promise.all([system[order.deployment].reader.get(order.outTradeNo), simOrder(system, order.outTradeNo)]);
     if (!stored || stored.status === 'PENDING' || (stored.outbox ?? []).length > 0) return false;
-    if (Object.values(stored.refunds ?? {}).some((r) => r.status === 'PROCESSING')) return false;
+    const leftForReview = answeredForAnotherOrder(stored);
+    if (Object.values(stored.refunds ?? {}).some((r) => r.status === 'PROCESSING' && !leftForReview.has(r.outRefundNo))) return false;
     if ((wechat?.refunds ?? []).some((r) => r.refund_status === 'PROCESSING' || stored.refunds?.[r.out_refund_no]?.status !== r.refund_status)) return false;
   }
   return true;

@@ -53,7 +53,7 @@ it('keeps every money invariant through random interleavings of orders, payments
     },
   });
   console.log(
-    `[model] ${JSON.stringify({ commands: figures.commands, runs: figures.runs, invariantChecks: figures.invariantChecks, violations: figures.violations.length, sharedKeys: figures.sharedKeys, faultsInjected: figures.faultsInjected, faultsFired: figures.faultsFired, seconds: Math.round((Date.now() - started) / 1000), firstSeed: seeds[0], byCommand: figures.byCommand, msByCommand: rounded(figures.msByCommand), msChecking: Math.round(figures.msChecking), msSettling: Math.round(figures.msSettling) })}`,
+    `[model] ${JSON.stringify({ commands: figures.commands, runs: figures.runs, invariantChecks: figures.invariantChecks, violations: figures.violations.length, shared: figures.shared, faultsInjected: figures.faultsInjected, faultsFired: figures.faultsFired, seconds: Math.round((Date.now() - started) / 1000), firstSeed: seeds[0], byCommand: figures.byCommand, msByCommand: rounded(figures.msByCommand), msChecking: Math.round(figures.msChecking), msSettling: Math.round(figures.msSettling) })}`,
   );
   if (failure) console.log(`[model] FAILED\n${failure}`);
   expect(failure).toBeUndefined();
