@@ -28,6 +28,7 @@ import type { Bundle } from './bundles';
 import { OUT, ROOT } from './bundles';
 import type { Counter, RequestCounts } from './dynamo';
 import { peakMemory, type MemoryResult } from './memory';
+import { wechatPayV2Bills } from '../lib/gateways/wechatpay-v2/bills';
 
 const run = promisify(execFile);
 const MB = 1024 * 1024;
@@ -177,7 +178,7 @@ export async function reconciliationRequests(counter: Counter, rows: number): Pr
   let answers = 0;
   try {
     await servingBill(bill, async (baseUrl) => {
-      const withBill = { ...ctx, config: { ...ctx.config, baseUrl } };
+      const withBill = { ...ctx, bills: wechatPayV2Bills({ ...ctx.config, baseUrl }) };
       for (const which of ['reconcile', 'reconcile again (replaces the report)'] as const) {
         counter.reset();
         const report = await reconcileDay(billDate, withBill);

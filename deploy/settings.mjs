@@ -1,7 +1,7 @@
 /**
  * A variable source for serverless.yml, `${settings:NAME}`: the values the stage's settings imply
  * that YAML cannot work out itself. The functions check the settings fully when they start
- * (lib/config.ts); this checks what packaging needs, so that a mistake stops the package, not the
+ * (lib/config/); this checks what packaging needs, so that a mistake stops the package, not the
  * first request.
  *
  *   ${settings:wechatApps}           WECHAT_APPS: custom.wechatApps (a JSON string, or a YAML list) as JSON

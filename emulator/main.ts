@@ -1,4 +1,4 @@
-import { localCertificates } from '../local/certs';
+import { localCertificates } from './certs';
 import { TEST_MERCHANT } from './test-merchant';
 import { startEmulator } from './server';
 
@@ -16,7 +16,7 @@ function numberFrom(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const mchId = process.env.WECHATPAY_MCHID || TEST_MERCHANT.mchId;
-  // /secapi/ over mutual TLS, with a local CA made for this run (local/certs.ts).
+  // /secapi/ over mutual TLS, with a local CA made for this run (certs.ts).
   const certs = localCertificates(mchId);
   const emulator = await startEmulator({
     appId: process.env.WECHATPAY_APPID || TEST_MERCHANT.appId,

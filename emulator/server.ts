@@ -44,7 +44,7 @@ export interface EmulatorOptions {
   /**
    * Serves `/secapi/` (the refund) over mutual TLS, as WeChat Pay does: with this server certificate,
    * to callers presenting a client certificate signed by `caPem` for this merchant id (its CN).
-   * Without it, `/secapi/` is not served at all. The local stack makes them with local/certs.ts.
+   * Without it, `/secapi/` is not served at all. The local stack makes them with certs.ts.
    */
   tls?: { caPem: string; serverCertPem: string; serverKeyPem: string; /** 0 (default): any free port. */ port?: number };
 }

@@ -1,4 +1,5 @@
-import { clientIp, json, jsonBody } from '../lib/http/api';
+import { clientIp, jsonBody } from '../lib/http/event';
+import { json } from '../lib/http/responses';
 import { merchantRoute } from '../lib/http/routes';
 import { createOrder } from '../lib/orders/create';
 import { parseMerchantOrderRequest } from '../lib/orders/create-request';

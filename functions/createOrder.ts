@@ -1,4 +1,5 @@
-import { clientIp, json, jsonBody } from '../lib/http/api';
+import { clientIp, jsonBody } from '../lib/http/event';
+import { json } from '../lib/http/responses';
 import { authenticatePayer } from '../lib/http/payer-auth';
 import { apiRoute } from '../lib/http/routes';
 import { createFrontendOrder } from '../lib/orders/create';

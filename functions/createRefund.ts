@@ -1,4 +1,5 @@
-import { json, jsonBody } from '../lib/http/api';
+import { jsonBody } from '../lib/http/event';
+import { json } from '../lib/http/responses';
 import { merchantRoute } from '../lib/http/routes';
 import { parseRefundRequest, requestRefund } from '../lib/orders/refunds';
 import { ordersContext } from '../lib/runtime';

@@ -1,4 +1,5 @@
-import { json, queryParameters } from '../lib/http/api';
+import { queryParameters } from '../lib/http/event';
+import { json } from '../lib/http/responses';
 import { merchantRoute } from '../lib/http/routes';
 import { checkBillDate, reconciliationReport } from '../lib/orders/reconcile';
 import { orderStore } from '../lib/runtime';

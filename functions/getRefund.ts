@@ -1,4 +1,4 @@
-import { json } from '../lib/http/api';
+import { json } from '../lib/http/responses';
 import { merchantRoute } from '../lib/http/routes';
 import { getRefund } from '../lib/orders/refunds';
 import { ordersContext } from '../lib/runtime';

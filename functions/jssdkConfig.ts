@@ -1,4 +1,5 @@
-import { privateJson, queryParameters } from '../lib/http/api';
+import { queryParameters } from '../lib/http/event';
+import { privateJson } from '../lib/http/responses';
 import { apiRoute } from '../lib/http/routes';
 import { jssdkConfigFor } from '../lib/identity/jssdk-config';
 import { identityContext } from '../lib/identity-runtime';

@@ -1,4 +1,4 @@
-import { json } from '../lib/http/api';
+import { json } from '../lib/http/responses';
 import { merchantRoute } from '../lib/http/routes';
 import { catalogStore } from '../lib/runtime';
 

@@ -1,4 +1,5 @@
-import { jsonBody, privateJson } from '../lib/http/api';
+import { jsonBody } from '../lib/http/event';
+import { privateJson } from '../lib/http/responses';
 import { apiRoute } from '../lib/http/routes';
 import { logIn } from '../lib/identity/login';
 import { identityContext } from '../lib/identity-runtime';

@@ -1,4 +1,5 @@
-import { json, jsonBody } from '../lib/http/api';
+import { jsonBody } from '../lib/http/event';
+import { json } from '../lib/http/responses';
 import { merchantRoute } from '../lib/http/routes';
 import { parseProduct } from '../lib/catalog/product';
 import { catalogStore } from '../lib/runtime';

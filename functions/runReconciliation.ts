@@ -1,4 +1,5 @@
-import { json, jsonBody } from '../lib/http/api';
+import { jsonBody } from '../lib/http/event';
+import { json } from '../lib/http/responses';
 import { merchantRoute } from '../lib/http/routes';
 import { checkBillDate, reconcileDay } from '../lib/orders/reconcile';
 import { ordersContext } from '../lib/runtime';

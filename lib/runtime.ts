@@ -1,9 +1,12 @@
 import { CatalogStore } from './catalog/store';
 import { ConfigError, loadConfig } from './config';
 import { OutboxStore } from './events/outbox-store';
+import { wechatPayV2Bills } from './gateways/wechatpay-v2/bills';
 import { wechatPayV2Gateways } from './gateways/wechatpay-v2/gateway';
 import { createOrdersContext, type OrdersContext } from './orders/context';
-import { createDocumentClient, OrderStore } from './orders/store';
+import { ORDER_EVENTS } from './orders/events';
+import { OrderStore } from './orders/store';
+import { createDocumentClient } from './store/dynamo';
 
 let context: Promise<OrdersContext> | undefined;
 
@@ -12,7 +15,7 @@ let context: Promise<OrdersContext> | undefined;
  * short). A failure is not cached: the next request tries again, e.g. once SSM answers.
  */
 export function ordersContext(): Promise<OrdersContext> {
-  context ??= loadConfig().then((config) => createOrdersContext(config, wechatPayV2Gateways(config)));
+  context ??= loadConfig().then((config) => createOrdersContext(config, { gatewayFor: wechatPayV2Gateways(config), bills: wechatPayV2Bills(config) }));
   context.catch(() => {
     context = undefined;
   });
@@ -42,4 +45,4 @@ export const orderStore = storeOf('ORDERS_TABLE', (db, table) => new OrderStore(
  * The outbox store, for the function that confirms published events (clearOutbox): it needs the
  * orders table and nothing else.
  */
-export const outboxStore = storeOf('ORDERS_TABLE', (db, table) => new OutboxStore(db, table));
+export const outboxStore = storeOf('ORDERS_TABLE', (db, table) => new OutboxStore(db, table, ORDER_EVENTS));

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { eventDetail, outboxEntry } from '../lib/events/outbox';
+import { eventDetail, outboxEntry } from '../lib/orders/events';
 import type { Order } from '../lib/orders/model';
 import { encryptReqInfo } from '../lib/wechatpay/refund-testing';
 import { signFields } from '../lib/wechatpay/sign';

@@ -9,11 +9,11 @@ import { serveDemo, type RunningDemo } from '../demo/server';
 import { startDynaliteServer, type RunningDynalite } from './dynalite';
 import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from './eventbridge';
 import { CatalogStore } from '../lib/catalog/store';
-import { createDocumentClient } from '../lib/orders/store';
+import { createDocumentClient } from '../lib/store/dynamo';
 import { DEMO_PRODUCTS } from './demo-products';
 import { createCatalogTable, createOrdersTable } from './tables';
 import { TEST_MERCHANT } from '../emulator/test-merchant';
-import { localCertificates } from './certs';
+import { localCertificates } from '../emulator/certs';
 import { localStackApps } from './apps';
 import { LOCAL_SESSION_KEY } from './session-key';
 

@@ -1,20 +1,29 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { OrderStoreError } from '../orders/errors';
-import type { Order } from '../orders/model';
-import { isConditionFailure } from '../orders/store';
-import { OUTBOX_INDEX, type OutboxEntry } from './outbox';
+import { isConditionFailure } from '../store/dynamo';
+import { OUTBOX_INDEX, type EventSchema, type OutboxEntry, type OutboxItem } from './outbox';
+
+/** A DynamoDB call of the outbox failed for a reason other than a condition. */
+export class OutboxStoreError extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'OutboxStoreError';
+  }
+}
 
 /**
- * The outbox side of the orders table: the sparse index of orders whose outbox holds events, and the
- * conditional writes that take an outbox for one sweep and remove the events that were delivered.
- * Entries are added only by the transitions themselves (lib/orders/store.ts).
+ * The outbox side of a table whose items (orders) hold outboxes, keyed by `pk`: the sparse index of
+ * items whose outbox holds events, and the conditional writes that take an outbox for one sweep and
+ * remove the events that were delivered. Entries are added only by the transitions themselves
+ * (lib/orders/store.ts). `schema` tells the sweep and the confirmation what the items and their
+ * events are.
  */
-export class OutboxStore {
+export class OutboxStore<Item extends OutboxItem> {
   constructor(
     /** Public so that tests and benchmarks can add SDK middleware. */
     readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    readonly schema: EventSchema<Item>,
   ) {}
 
   private async send<T>(what: string, call: () => Promise<T>): Promise<T> {
@@ -22,11 +31,11 @@ export class OutboxStore {
       return await call();
     } catch (error) {
       if (isConditionFailure(error)) throw error;
-      throw new OrderStoreError(`DynamoDB ${what} failed`, error);
+      throw new OutboxStoreError(`DynamoDB ${what} failed`, error);
     }
   }
 
-  /** Orders of one shard whose outbox is due (outboxDue <= now), the longest waiting first. */
+  /** Items of one shard whose outbox is due (outboxDue <= now), the longest waiting first. */
   async due(shard: number, now: number, limit: number, startKey?: Record<string, unknown>) {
     const result = await this.send('Query', () =>
       this.db.send(
@@ -40,20 +49,20 @@ export class OutboxStore {
         }),
       ),
     );
-    return { orders: (result.Items ?? []) as Order[], nextKey: result.LastEvaluatedKey };
+    return { items: (result.Items ?? []) as Item[], nextKey: result.LastEvaluatedKey };
   }
 
   /**
-   * Moves an order's outbox to its next due time, only if it is still due at `seen`: of two sweeps
-   * that read the same order, only one takes it, and a sweep that dies leaves it due again at `next`.
+   * Moves an item's outbox to its next due time, only if it is still due at `seen`: of two sweeps
+   * that read the same item, only one takes it, and a sweep that dies leaves it due again at `next`.
    */
-  async reschedule(outTradeNo: string, seen: number, next: number): Promise<boolean> {
+  async reschedule(key: string, seen: number, next: number): Promise<boolean> {
     try {
       await this.send('UpdateItem', () =>
         this.db.send(
           new UpdateCommand({
             TableName: this.table,
-            Key: { pk: outTradeNo },
+            Key: { pk: key },
             UpdateExpression: 'SET outboxDue = :next',
             ConditionExpression: 'outboxDue = :seen',
             ExpressionAttributeValues: { ':next': next, ':seen': seen },
@@ -68,18 +77,18 @@ export class OutboxStore {
   }
 
   /**
-   * Removes delivered events from an order's outbox, by event id; with its last event the order
+   * Removes delivered events from an item's outbox, by event id; with its last event the item
    * leaves the outbox index. `known` is the outbox as last read, or a guess: the write holds only if
    * the outbox is still exactly that long and holds these ids where it says, so a guess costs one
    * write when right and a read when wrong. Answers how many events it removed (0: already gone).
    */
-  async remove(outTradeNo: string, eventIds: string[], known?: Array<Pick<OutboxEntry, 'eventId'>>): Promise<number> {
+  async remove(key: string, eventIds: string[], known?: Array<Pick<OutboxEntry, 'eventId'>>): Promise<number> {
     const wanted = new Set(eventIds);
     let outbox = known;
     for (let attempt = 0; attempt < 4; attempt += 1) {
       if (!outbox) {
         const { Item } = await this.send('GetItem', () =>
-          this.db.send(new GetCommand({ TableName: this.table, Key: { pk: outTradeNo }, ConsistentRead: true, ProjectionExpression: 'outbox, outboxShard' })),
+          this.db.send(new GetCommand({ TableName: this.table, Key: { pk: key }, ConsistentRead: true, ProjectionExpression: 'outbox, outboxShard' })),
         );
         if (!Item) return 0;
         outbox = (Item.outbox ?? []) as OutboxEntry[];
@@ -102,7 +111,7 @@ export class OutboxStore {
           this.db.send(
             new UpdateCommand({
               TableName: this.table,
-              Key: { pk: outTradeNo },
+              Key: { pk: key },
               UpdateExpression: `REMOVE ${removals.join(', ')}`,
               ConditionExpression: condition,
               ExpressionAttributeValues: values,
@@ -116,6 +125,6 @@ export class OutboxStore {
         outbox = undefined;
       }
     }
-    throw new OrderStoreError(`the outbox of order ${outTradeNo} kept changing`, undefined);
+    throw new OutboxStoreError(`the outbox of ${this.schema.keyName} ${key} kept changing`, undefined);
   }
 }

@@ -1,16 +1,17 @@
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { localEndpointOptions } from '../core/aws';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
-import type { Order } from '../orders/model';
 import { loadEventBridge } from './eventbridge-client';
-import { EVENT_SOURCE, eventDetail, type OutboxEntry } from './outbox';
+import type { EventSchema, OutboxEntry, OutboxItem } from './outbox';
 
 /**
- * Publishes order events to the stage's EventBridge bus (PutEvents). The EventBridge client is
- * loaded and built on the first publish, not when the function starts: most invocations (polls of
- * a settled order, duplicate callbacks) publish nothing, and the client's code would otherwise add
- * to every cold start. Publishing never throws: an event that is not accepted stays in its order's
- * outbox, and the recovery schedule's sweep publishes it later.
+ * Publishes outbox entries to the stage's EventBridge bus (PutEvents), with the `source` and the
+ * `detail` their schema gives. The EventBridge client is loaded and built on the first publish, not
+ * when the function starts: most invocations (polls of a settled order, duplicate callbacks) publish
+ * nothing, and the client's code would otherwise add to every cold start. Publishing never throws:
+ * an event that is not accepted stays in its item's outbox, and the recovery schedule's sweep
+ * publishes it later.
  */
 
 export interface PublisherOptions {
@@ -23,16 +24,16 @@ export interface PublisherOptions {
   maxAttempts?: number;
 }
 
-/** One event to publish: an outbox entry and the order it belongs to. */
-export interface PendingEvent {
-  order: Order;
+/** One event to publish: an outbox entry and the item (the order) it belongs to. */
+export interface PendingEvent<Item extends OutboxItem> {
+  item: Item;
   entry: OutboxEntry;
 }
 
-export interface EventPublisher {
+export interface EventPublisher<Item extends OutboxItem> {
   readonly busName?: string;
   /** Publishes the events; answers the event ids EventBridge accepted. Never throws. */
-  publish(events: PendingEvent[]): Promise<Set<string>>;
+  publish(events: PendingEvent<Item>[]): Promise<Set<string>>;
   /** The EventBridge client, built on first use: tests and benchmarks add SDK middleware to it. */
   client(): Promise<EventBridgeClient>;
 }
@@ -64,7 +65,7 @@ function batches(entries: Entry[]): Entry[][] {
   return out;
 }
 
-export function createEventPublisher(options: PublisherOptions): EventPublisher {
+export function createEventPublisher<Item extends OutboxItem>(schema: EventSchema<Item>, options: PublisherOptions): EventPublisher<Item> {
   const { busName, endpoint } = options;
   let client: Promise<EventBridgeClient> | undefined;
   let warnedUnconfigured = false;
@@ -72,19 +73,8 @@ export function createEventPublisher(options: PublisherOptions): EventPublisher 
   const buildClient = async (): Promise<EventBridgeClient> => {
     // Only the client and the one command (eventbridge-client.ts): the rest of the API stays out of the bundle.
     const { EventBridgeClient } = await loadEventBridge();
-    const local = endpoint
-      ? {
-          endpoint,
-          region: process.env.AWS_REGION ?? 'us-east-1',
-          // The local stand-in accepts any credentials; a developer's machine may have none.
-          credentials: {
-            accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'local',
-            secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
-          },
-        }
-      : {};
     return new EventBridgeClient({
-      ...local,
+      ...localEndpointOptions(endpoint),
       maxAttempts: options.maxAttempts ?? 2,
       requestHandler: { requestTimeout: options.timeoutMs ?? 1_000, connectionTimeout: options.timeoutMs ?? 1_000 },
     });
@@ -133,11 +123,11 @@ export function createEventPublisher(options: PublisherOptions): EventPublisher 
         warnedUnconfigured = true;
         return accepted;
       }
-      const entries: Entry[] = events.map(({ order, entry }) => {
+      const entries: Entry[] = events.map(({ item, entry }) => {
         const request = {
-          Source: EVENT_SOURCE,
+          Source: schema.source,
           DetailType: entry.detailType,
-          Detail: JSON.stringify(eventDetail(order, entry)),
+          Detail: JSON.stringify(schema.detail(item, entry)),
           EventBusName: busName,
           Time: new Date(entry.at),
         };

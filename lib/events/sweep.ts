@@ -1,7 +1,6 @@
 import { logger } from '../log';
 import { countMetric } from '../metrics';
-import type { Order } from '../orders/model';
-import { entryDue, OUTBOX_GRACE_MS, OUTBOX_SHARDS, type OutboxEntry } from './outbox';
+import { entryDue, OUTBOX_GRACE_MS, OUTBOX_SHARDS, type OutboxEntry, type OutboxItem } from './outbox';
 import type { OutboxStore } from './outbox-store';
 import type { EventPublisher, PendingEvent } from './publisher';
 
@@ -9,35 +8,35 @@ import type { EventPublisher, PendingEvent } from './publisher';
  * The outbox sweep, run by the recovery schedule: every event still in an outbox a grace period
  * after its transition (its inline publish failed, or the function died before it, or its
  * confirmation never came) is published again, with the same event id, and removed once EventBridge
- * accepted it. It reads only the sparse outbox index, shard by shard: orders whose events were
+ * accepted it. It reads only the sparse outbox index, shard by shard: items whose events were
  * delivered are not in it, so its reads grow with the events waiting, never with the table.
  */
 
-export interface SweepContext {
-  outbox: OutboxStore;
-  events: EventPublisher;
+export interface SweepContext<Item extends OutboxItem> {
+  outbox: OutboxStore<Item>;
+  events: EventPublisher<Item>;
   now: () => Date;
 }
 
 export interface SweepOptions {
   /** Epoch ms after which no new page is taken up. */
   deadline: number;
-  /** Orders read per index query page. */
+  /** Items read per index query page. */
   pageSize?: number;
-  /** Orders rescheduled or cleared at once. */
+  /** Items rescheduled or cleared at once. */
   concurrency?: number;
 }
 
 export interface SweepSummary {
-  /** Due orders read from the index. */
+  /** Due items (orders) read from the index. */
   orders: number;
   /** Events published again and removed from their outbox. */
   republished: number;
   /** Events EventBridge did not accept: they stay, due again after the grace period. */
   failed: number;
-  /** Due orders another sweep took first. */
+  /** Due items another sweep took first. */
   skipped: number;
-  /** Storage failures on single orders; they are due again later. */
+  /** Storage failures on single items; they are due again later. */
   errors: number;
   stoppedEarly: boolean;
 }
@@ -51,63 +50,65 @@ async function eachLimited<T>(items: readonly T[], limit: number, task: (item: T
 }
 
 /**
- * Takes an order's due events for this sweep, moving its outbox a grace period on first (the lease):
- * answers them, or nothing when the order holds none due yet or another sweep took it.
+ * Takes an item's due events for this sweep, moving its outbox a grace period on first (the lease):
+ * answers them, or nothing when the item holds none due yet or another sweep took it.
  */
-async function take(order: Order, now: number, store: OutboxStore, summary: SweepSummary): Promise<OutboxEntry[]> {
-  const outbox = order.outbox ?? [];
-  const seen = order.outboxDue as number;
+async function take<Item extends OutboxItem>(item: Item, now: number, store: OutboxStore<Item>, summary: SweepSummary): Promise<OutboxEntry[]> {
+  const outbox = item.outbox ?? [];
+  const seen = item.outboxDue as number;
+  const key = store.schema.keyOf(item);
   if (outbox.length === 0) {
     // In the index with nothing left to publish: leave it.
-    await store.remove(order.outTradeNo, [], []);
+    await store.remove(key, [], []);
     return [];
   }
   const due = outbox.filter((entry) => entryDue(entry) <= now);
   if (due.length === 0) {
     // Only events younger than the grace period (their first publish may still be confirmed).
-    await store.reschedule(order.outTradeNo, seen, Math.min(...outbox.map(entryDue)));
+    await store.reschedule(key, seen, Math.min(...outbox.map(entryDue)));
     return [];
   }
-  if (!(await store.reschedule(order.outTradeNo, seen, now + OUTBOX_GRACE_MS))) {
+  if (!(await store.reschedule(key, seen, now + OUTBOX_GRACE_MS))) {
     summary.skipped += 1;
     return [];
   }
   return due;
 }
 
-/** Publishes what the due orders of one index page hold, and removes what EventBridge accepted. */
-async function sweepPage(orders: Order[], ctx: SweepContext, now: number, concurrency: number, summary: SweepSummary): Promise<void> {
-  const taken: Array<{ order: Order; entries: OutboxEntry[] }> = [];
-  await eachLimited(orders, concurrency, async (order) => {
+/** Publishes what the due items of one index page hold, and removes what EventBridge accepted. */
+async function sweepPage<Item extends OutboxItem>(items: Item[], ctx: SweepContext<Item>, now: number, concurrency: number, summary: SweepSummary): Promise<void> {
+  const { keyName, keyOf } = ctx.outbox.schema;
+  const taken: Array<{ item: Item; entries: OutboxEntry[] }> = [];
+  await eachLimited(items, concurrency, async (item) => {
     try {
-      const entries = await take(order, now, ctx.outbox, summary);
-      if (entries.length > 0) taken.push({ order, entries });
+      const entries = await take(item, now, ctx.outbox, summary);
+      if (entries.length > 0) taken.push({ item, entries });
     } catch (error) {
       summary.errors += 1;
-      logger.warn('the outbox sweep could not take an order; it is due again later', { outTradeNo: order.outTradeNo, error });
+      logger.warn('the outbox sweep could not take an item; it is due again later', { [keyName]: keyOf(item), error });
     }
   });
-  const events: PendingEvent[] = taken.flatMap(({ order, entries }) => entries.map((entry) => ({ order, entry })));
+  const events: PendingEvent<Item>[] = taken.flatMap(({ item, entries }) => entries.map((entry) => ({ item, entry })));
   if (events.length === 0) return;
   const accepted = await ctx.events.publish(events);
   summary.failed += events.length - accepted.size;
-  await eachLimited(taken, concurrency, async ({ order, entries }) => {
+  await eachLimited(taken, concurrency, async ({ item, entries }) => {
     const delivered = entries.filter((entry) => accepted.has(entry.eventId)).map((entry) => entry.eventId);
     if (delivered.length === 0) return;
     summary.republished += delivered.length;
-    logger.info('outbox sweep published events again', { outTradeNo: order.outTradeNo, eventIds: delivered });
+    logger.info('outbox sweep published events again', { [keyName]: keyOf(item), eventIds: delivered });
     try {
-      await ctx.outbox.remove(order.outTradeNo, delivered, order.outbox);
+      await ctx.outbox.remove(keyOf(item), delivered, item.outbox);
     } catch (error) {
       // Published but still in the outbox: published again later, with the same event id.
       summary.errors += 1;
-      logger.warn('the outbox sweep published events it could not remove', { outTradeNo: order.outTradeNo, eventIds: delivered, error });
+      logger.warn('the outbox sweep published events it could not remove', { [keyName]: keyOf(item), eventIds: delivered, error });
     }
   });
 }
 
 /** Sweeps every shard of the outbox index, until done or the deadline. */
-export async function sweepOutbox(ctx: SweepContext, options: SweepOptions): Promise<SweepSummary> {
+export async function sweepOutbox<Item extends OutboxItem>(ctx: SweepContext<Item>, options: SweepOptions): Promise<SweepSummary> {
   const summary: SweepSummary = { orders: 0, republished: 0, failed: 0, skipped: 0, errors: 0, stoppedEarly: false };
   // Without a bus nothing can be published: the events wait in their outboxes.
   if (!ctx.events.busName) return summary;
@@ -124,8 +125,8 @@ export async function sweepOutbox(ctx: SweepContext, options: SweepOptions): Pro
         }
         const page = await ctx.outbox.due(shard, now, pageSize, startKey);
         startKey = page.nextKey;
-        summary.orders += page.orders.length;
-        await sweepPage(page.orders, ctx, now, concurrency, summary);
+        summary.orders += page.items.length;
+        await sweepPage(page.items, ctx, now, concurrency, summary);
       } while (startKey);
     }
     return summary;

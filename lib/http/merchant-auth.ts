@@ -5,32 +5,16 @@
  * have no gateway responses), and it would add a second Lambda invocation on every cache miss.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { ApiEvent } from './api';
-
-/** The request did not prove it comes from the merchant's server: answered 401, nothing done. */
-export class MerchantUnauthorizedError extends Error {
-  constructor(
-    message: string,
-    /** Whether a token was presented at all (RFC 6750: `error="invalid_token"` only then). */
-    readonly tokenPresented: boolean,
-  ) {
-    super(message);
-    this.name = 'MerchantUnauthorizedError';
-  }
-}
+import { ConfigError, required, secureParameter, type Env } from '../config';
+import { bearer } from './bearer';
+import { MerchantUnauthorizedError } from './errors';
+import type { ApiEvent } from './event';
 
 /** Far above any token the merchant would set; a longer header is refused before it is hashed. */
 const MAX_AUTHORIZATION_CHARS = 1024;
-const BEARER = /^Bearer ([\x21-\x7E]+)$/i;
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
-}
-
-function authorizationHeader(event: ApiEvent): string | undefined {
-  // API Gateway's payload 2.0 lower-cases header names; a test event or another front may not.
-  for (const [name, value] of Object.entries(event.headers ?? {})) if (name.toLowerCase() === 'authorization') return value;
-  return undefined;
 }
 
 /**
@@ -39,15 +23,39 @@ function authorizationHeader(event: ApiEvent): string | undefined {
  * nor a prefix tells anything about a token. Messages never contain what was sent.
  */
 export function authenticateMerchant(event: ApiEvent, tokens: readonly string[]): void {
-  const header = authorizationHeader(event);
-  if (header === undefined || header === '') {
-    throw new MerchantUnauthorizedError('send the merchant API token as "Authorization: Bearer <token>"', false);
+  const sent = bearer(event, MAX_AUTHORIZATION_CHARS);
+  if (!sent.ok) {
+    if (sent.reason === 'ABSENT') throw new MerchantUnauthorizedError('send the merchant API token as "Authorization: Bearer <token>"', false);
+    if (sent.reason === 'TOO_LONG') throw new MerchantUnauthorizedError('the Authorization header is too long', true);
+    throw new MerchantUnauthorizedError('the Authorization header must be "Bearer <token>"', true);
   }
-  if (header.length > MAX_AUTHORIZATION_CHARS) throw new MerchantUnauthorizedError('the Authorization header is too long', true);
-  const match = BEARER.exec(header);
-  if (!match) throw new MerchantUnauthorizedError('the Authorization header must be "Bearer <token>"', true);
-  const presented = digest(match[1] as string);
+  const presented = digest(sent.token);
   let matched = false;
   for (const token of tokens) matched = timingSafeEqual(presented, digest(token)) || matched;
   if (!matched) throw new MerchantUnauthorizedError('the merchant API token is not valid', true);
+}
+
+const MERCHANT_TOKEN = /^[\x21-\x2B\x2D-\x7E]{16,256}$/;
+
+function checkMerchantTokens(text: string, source: string): string[] {
+  const tokens = text.split(',').map((token) => token.trim()).filter((token) => token !== '');
+  if (tokens.length === 0) throw new ConfigError(`${source} holds no merchant API token`);
+  // Never quote a token: name its position only.
+  tokens.forEach((token, i) => {
+    if (!MERCHANT_TOKEN.test(token)) {
+      throw new ConfigError(`merchant API token ${i + 1} in ${source} must be 16 to 256 visible ASCII characters without commas`);
+    }
+  });
+  return tokens;
+}
+
+/**
+ * The bearer tokens of the merchant's server, from the SSM SecureString named by
+ * MERCHANT_API_TOKENS_PARAM (comma-separated: two while rotating; a rotation reaches every container
+ * within SECRET_MAX_AGE_SECONDS, five minutes), else MERCHANT_API_TOKEN (local).
+ */
+export async function loadMerchantTokens(env: Env = process.env): Promise<string[]> {
+  const parameterName = env.MERCHANT_API_TOKENS_PARAM?.trim();
+  if (!parameterName) return checkMerchantTokens(required(env, 'MERCHANT_API_TOKEN'), 'MERCHANT_API_TOKEN');
+  return checkMerchantTokens(await secureParameter(parameterName, 'the merchant API tokens'), `parameter ${parameterName}`);
 }

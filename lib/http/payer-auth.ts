@@ -6,24 +6,23 @@
 import { SessionRefusedError } from '../identity/errors';
 import { logger } from '../log';
 import type { Payer } from '../identity/payer';
-import { header, type ApiEvent } from './api';
+import { bearer } from './bearer';
+import type { ApiEvent } from './event';
 
 /** Far above a genuine session token (about 300 characters). */
 const MAX_AUTHORIZATION_CHARS = 2048;
-const BEARER = /^Bearer ([\x21-\x7E]+)$/i;
 
 /** The bearer token sent, if any; a header that is not `Bearer <token>` is refused. */
 export function bearerToken(event: ApiEvent): string | undefined {
-  const value = header(event, 'authorization');
-  if (value === undefined || value === '') return undefined;
+  const sent = bearer(event, MAX_AUTHORIZATION_CHARS);
+  if (sent.ok) return sent.token;
+  if (sent.reason === 'ABSENT') return undefined;
   const refuse = (reason: 'MALFORMED' | 'NOT_BEARER', message: string) => {
     logger.info('payer session refused', { reason });
     return new SessionRefusedError(reason, message);
   };
-  if (value.length > MAX_AUTHORIZATION_CHARS) throw refuse('MALFORMED', 'the Authorization header is too long');
-  const match = BEARER.exec(value);
-  if (!match) throw refuse('NOT_BEARER', 'the Authorization header must be "Bearer <session token>"');
-  return match[1] as string;
+  if (sent.reason === 'TOO_LONG') throw refuse('MALFORMED', 'the Authorization header is too long');
+  throw refuse('NOT_BEARER', 'the Authorization header must be "Bearer <session token>"');
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { lambdaHandler } from '../handler';
-import { loadMerchantTokens } from '../config';
-import { errorResponse, type ApiEvent } from './api';
-import { authenticateMerchant } from './merchant-auth';
+import { errorResponse } from './errors';
+import type { ApiEvent } from './event';
+import { authenticateMerchant, loadMerchantTokens } from './merchant-auth';
 
 type Answer = APIGatewayProxyStructuredResultV2;
 

@@ -1,4 +1,4 @@
-import { checkUrl, ConfigError, readApps, readSecureParameter, type WechatApp } from '../config';
+import { checkUrl, ConfigError, readApps, secureParameter, type WechatApp } from '../config';
 
 /**
  * The settings of payers' identity (README: Configuration): the merchant's apps, WeChat's platform
@@ -71,7 +71,7 @@ export function identitySecrets(env: Env, apps: readonly WechatApp[]): IdentityS
     async appSecret(appId) {
       const app = apps.find((candidate) => candidate.appId === appId);
       if (!app) throw new ConfigError(`no AppSecret for ${appId}: it is not one of WECHAT_APPS`);
-      if (app.secretParam) return readSecureParameter(app.secretParam, `the AppSecret of ${appId}`);
+      if (app.secretParam) return secureParameter(app.secretParam, `the AppSecret of ${appId}`);
       local ??= readLocalAppSecrets(env);
       const secret = local[appId];
       if (!secret) throw new ConfigError(`no AppSecret for ${appId}: give it a secretParam in WECHAT_APPS (the SSM parameter holding its AppSecret)`);
@@ -79,7 +79,7 @@ export function identitySecrets(env: Env, apps: readonly WechatApp[]): IdentityS
     },
     async sessionKey() {
       const parameterName = env.SESSION_KEY_PARAM?.trim();
-      const key = parameterName ? await readSecureParameter(parameterName, 'the session key') : env.SESSION_KEY;
+      const key = parameterName ? await secureParameter(parameterName, 'the session key') : env.SESSION_KEY;
       if (!key) throw new ConfigError('SESSION_KEY_PARAM is not set (the SSM parameter holding the key of payers\' session tokens)');
       if (Buffer.byteLength(key, 'utf8') < MIN_SESSION_KEY_BYTES) {
         throw new ConfigError(`the session key from ${parameterName ? `parameter ${parameterName}` : 'SESSION_KEY'} is shorter than ${MIN_SESSION_KEY_BYTES} bytes`);

@@ -1,5 +1,5 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailure } from '../store/dynamo';
 
 /**
  * Where WeChat's access_token and jsapi_ticket are kept for every container: items of the orders
@@ -36,13 +36,6 @@ export class TokenStoreError extends Error {
 }
 
 const FORGET_AFTER_SECONDS = 24 * 60 * 60;
-
-function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error instanceof Error && error.name === 'ConditionalCheckFailedException')
-  );
-}
 
 export function tokenKey(kind: TokenKind, appId: string): string {
   return `wechat-token#${kind}#${appId}`;

@@ -3,8 +3,11 @@ import { ConfigError } from '../config';
 import { CatalogStore } from '../catalog/store';
 import { OutboxStore } from '../events/outbox-store';
 import { createEventPublisher, type EventPublisher } from '../events/publisher';
-import type { GatewayOrder, PaymentGateway } from './gateway';
-import { createDocumentClient, OrderStore } from './store';
+import { createDocumentClient } from '../store/dynamo';
+import { ORDER_EVENTS } from './events';
+import type { BillSource, GatewayOrder, PaymentGateway } from './gateway';
+import type { Order } from './model';
+import { OrderStore } from './store';
 
 /** What the order operations need; built once per container, replaced in tests. */
 export interface OrdersContext {
@@ -16,32 +19,35 @@ export interface OrdersContext {
    * generation an adapter.
    */
   gatewayFor(order: GatewayOrder): PaymentGateway;
+  /** The merchant's trade bills (the daily reconciliation). */
+  bills: BillSource;
   /** The catalog, for the functions that price orders (CATALOG_TABLE); a ConfigError elsewhere. */
   catalog: () => CatalogStore;
   /** Publishes the events of transitions (the store hands it each transition it wrote). */
-  events: EventPublisher;
+  events: EventPublisher<Order>;
   /** The outbox index and its writes, for the recovery schedule's sweep. */
-  outbox: OutboxStore;
+  outbox: OutboxStore<Order>;
   now: () => Date;
 }
 
-export function createOrdersContext(config: AppConfig, gatewayFor: (order: GatewayOrder) => PaymentGateway): OrdersContext {
+export function createOrdersContext(config: AppConfig, gateways: { gatewayFor: (order: GatewayOrder) => PaymentGateway; bills: BillSource }): OrdersContext {
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
-  const events = createEventPublisher({ busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
+  const events = createEventPublisher(ORDER_EVENTS, { busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
   return {
     config,
     // Each transition's events are published as soon as its write succeeded (README: Events).
     store: new OrderStore(db, config.ordersTable, async (order, entries) => {
-      await events.publish(entries.map((entry) => ({ order, entry })));
+      await events.publish(entries.map((entry) => ({ item: order, entry })));
     }),
     events,
-    outbox: new OutboxStore(db, config.ordersTable),
+    outbox: new OutboxStore(db, config.ordersTable, ORDER_EVENTS),
     catalog: () => {
       if (!catalog) throw new ConfigError('CATALOG_TABLE is not set');
       return catalog;
     },
-    gatewayFor,
+    gatewayFor: gateways.gatewayFor,
+    bills: gateways.bills,
     now: () => new Date(),
   };
 }

@@ -154,3 +154,40 @@ export class GatewayError extends Error {
     return !this.retryable && this.failure !== 'REJECTED' && this.failure !== 'UNREACHABLE' && this.failure !== 'UNTRUSTED';
   }
 }
+
+/**
+ * One line of a day's trade bill, as lib/orders reads it (the names are those of WeChat Pay's bill
+ * columns): a payment, a refund (whatever its status that day), or anything else (revoked, ...),
+ * which nothing is done with.
+ */
+export interface BillLine {
+  kind: 'payment' | 'refund' | 'other';
+  /** 交易时间, `yyyy-MM-dd HH:mm:ss` Beijing, as the bills write it: when it was paid, or when the refund was accepted. */
+  tradeTime: string;
+  appId: string;
+  transactionId: string;
+  outTradeNo: string;
+  /** The order's amount, fen (0 on a refund line). */
+  totalFeeFen: number;
+  /** A refund line's: WeChat Pay's refund id and the merchant's refund number. */
+  refundId: string;
+  outRefundNo: string;
+  /** The refund as asked (申请退款金额) and as settled (退款金额), fen. */
+  appliedRefundFeeFen: number;
+  refundFeeFen: number;
+  /** A refund line's status that day: SUCCESS, PROCESSING, ... */
+  refundStatus: string;
+}
+
+/** A day's trade bill, checked whole before any line is handed out. */
+export interface TradeBill {
+  /** The lines, in bill order. */
+  lines(): AsyncGenerator<BillLine, void, undefined>;
+  /** Lets go of what holds the bill; always called once done. */
+  close(): Promise<void>;
+}
+
+/** The merchant's trade bills: `NO_BILL` when WeChat Pay has none for the day; a GatewayError when it cannot be read. */
+export interface BillSource {
+  open(billDate: string): Promise<TradeBill | 'NO_BILL'>;
+}

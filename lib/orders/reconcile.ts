@@ -6,19 +6,17 @@
  * another amount, and a refund recorded SUCCESS here that the bill of its day lacks, are reported for
  * a person. Running it again changes nothing: what it repaired is matched the second time.
  */
-import { openBill } from '../wechatpay/download-bill';
-import type { OpenedBill } from '../wechatpay/download-bill';
-import type { BillFailure, BillRow } from '../wechatpay/bill';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../wechatpay/time';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import { InvalidRequestError } from '../validation';
 import type { OrdersContext } from './context';
 import { PaymentProviderError } from './errors';
-import { GatewayError, type PaymentState } from './gateway';
+import { GatewayError, type BillLine, type PaymentState, type TradeBill } from './gateway';
 import { refundOf, reviewFlagOf, type Order, type ReviewFlag } from './model';
 import { recordBilledRefund, refundNumbersOfClaim } from './refunds';
-import { readReport, ReportWriter } from './reconciliation-report';
+import { readReport, ReportWriter, type ReconciliationItem, type ReconciliationItemKind, type ReconciliationReport } from './reconciliation-report';
+export type { ReconciliationItem, ReconciliationItemKind, ReconciliationReport } from './reconciliation-report';
 import { PAID_STATES, recordPayment } from './settle';
 import { BATCH_GET_MAX_KEYS } from './store';
 import type { OrderStore } from './store';
@@ -26,58 +24,6 @@ import type { OrderStore } from './store';
 /** WeChat Pay keeps bills for three months; today's is made after 09:00 tomorrow. */
 const BILL_DAYS_KEPT = 92;
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-export type ReconciliationItemKind =
-  /** In the bill, not recorded here before: recorded now (PAID, or flagged if the order had moved on). */
-  | 'REPAIRED'
-  /** In the bill for an order this backend never made. */
-  | 'UNKNOWN_ORDER'
-  /** Recorded here as paid that day, absent from the bill. */
-  | 'MISSING_FROM_BILL'
-  /** In both, with different amounts. */
-  | 'AMOUNT_MISMATCH'
-  /** In the bill, but recording it here was refused (its amount differs from the order's). */
-  | 'NOT_RECORDED'
-  /** In the bill under another app than its order was made under: not recorded as the order's payment, flagged. */
-  | 'APP_MISMATCH'
-  /** In the bill, not recorded here, and WeChat Pay's signed orderquery does not show that payment: not recorded. */
-  | 'NOT_CONFIRMED'
-  /** In the bill, not recorded here, and WeChat Pay could not be asked to confirm it: left for the next run. */
-  | 'UNCONFIRMED'
-  /** A successful refund in the bill that was not recorded here as such: recorded now (flagged if made outside the backend, or recorded FAILED). */
-  | 'REFUND_REPAIRED'
-  /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
-  | 'REFUND_MISMATCH'
-  /** Requested here that day and recorded SUCCESS, absent from the bill. */
-  | 'REFUND_MISSING_FROM_BILL';
-
-export interface ReconciliationItem {
-  kind: ReconciliationItemKind;
-  outTradeNo: string;
-  transactionId?: string;
-  /** For a refund's item: the refund. */
-  outRefundNo?: string;
-  billFen?: number;
-  recordedFen?: number;
-  /** What a person should do about it. */
-  note: string;
-}
-
-/** A report as the routes answer it: its head, and one page of its items. */
-export interface ReconciliationReport {
-  billDate: string;
-  status: 'MATCHED' | 'MISMATCHED' | 'NO_BILL';
-  counts: { billRows: number; matched: number; repaired: number; missingFromBill: number; amountMismatches: number };
-  ranAt: string;
-  /** Items in the whole report. */
-  itemCount: number;
-  /** The items from the cursor asked for (none: the first ones). */
-  items: ReconciliationItem[];
-  /** There are more items: GET /merchant/reconciliations/{billDate}?cursor=<it> gives the next ones. */
-  nextCursor?: string;
-  /** Only on the answer of a run whose report could not be stored (logged, and counted: ReconciliationReportsNotStored). */
-  stored?: false;
-}
 
 /** A bill date the caller may ask for: a real Beijing day, before today, within three months. */
 export function checkBillDate(billDate: unknown, now: Date): string {
@@ -103,20 +49,20 @@ function billTime(text: string): string | undefined {
   return fromBeijingTimestamp(text.replace(/[-: ]/g, ''))?.toISOString();
 }
 
-async function fetchBill(billDate: string, ctx: OrdersContext): Promise<OpenedBill | BillFailure> {
-  const { appId, mchId, apiKey, baseUrl, signType } = ctx.config;
-  const bill = await openBill({ appId, mchId, apiKey, baseUrl, signType }, { billDate, billType: 'ALL', gzip: true });
-  if (!bill.ok && bill.reason !== 'NO_BILL') {
-    throw new PaymentProviderError(bill.reason, `WeChat Pay's bill for ${billDate} could not be read: ${bill.message}`, bill.reason !== 'REFUSED', '', undefined);
+async function fetchBill(billDate: string, ctx: OrdersContext): Promise<TradeBill | 'NO_BILL'> {
+  try {
+    return await ctx.bills.open(billDate);
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    throw new PaymentProviderError(error.code, error.message, error.retryable, '', error);
   }
-  return bill;
 }
 
 /** Review flags of a bill's payment that was never recorded as its order's payment: reported on every run. */
 const REFUSED_PAYMENT_FLAGS: ReadonlySet<ReviewFlag['reason']> = new Set(['AMOUNT_MISMATCH', 'APP_MISMATCH']);
 
 /** The item of a bill's payment that was not recorded as its order's: `reason`, the outcome that refused it (or its flag's reason). */
-function refusedPayment(row: BillRow, order: Order, reason: string): ReconciliationItem {
+function refusedPayment(row: BillLine, order: Order, reason: string): ReconciliationItem {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen, recordedFen: order.totalFee };
   if (reason === 'APP_MISMATCH') {
     return {
@@ -133,7 +79,7 @@ function refusedPayment(row: BillRow, order: Order, reason: string): Reconciliat
  * WeChat Pay's signed orderquery must show the same payment of this order (paid, its transaction id,
  * its amount). Answers when it was paid, or the item that reports why it was not recorded.
  */
-async function confirmBillPayment(row: BillRow, order: Order, ctx: OrdersContext): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
+async function confirmBillPayment(row: BillLine, order: Order, ctx: OrdersContext): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
   let answer: PaymentState;
   try {
     answer = await ctx.gatewayFor(order).queryPayment(order.outTradeNo);
@@ -162,7 +108,7 @@ async function confirmBillPayment(row: BillRow, order: Order, ctx: OrdersContext
 }
 
 /** One payment of the bill that the day's index did not show as recorded; `order`, its order as just read (none: not ours). */
-async function settleBillPayment(row: BillRow, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+async function settleBillPayment(row: BillLine, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen };
   if (!order) return { ...base, kind: 'UNKNOWN_ORDER', note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform' };
   // Already recorded under this transaction (paid on another day by our clock, or recorded and flagged): nothing to do.
@@ -209,7 +155,7 @@ async function settleBillPayment(row: BillRow, order: Order | undefined, ctx: Or
  * One successful refund of the bill: matched when recorded SUCCESS with its amount, else recorded as
  * its callback would be. `order`, its order as just read (none: not ours, nothing to record).
  */
-async function settleBillRefund(row: BillRow, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
+async function settleBillRefund(row: BillLine, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, outRefundNo: row.outRefundNo, billFen: row.appliedRefundFeeFen };
   const recorded = refundOf(order, row.outRefundNo);
   if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
@@ -244,15 +190,15 @@ const claimKey = (outTradeNo: string, outRefundNo: string) => `${outTradeNo}\n${
  * before it left it), then read by one BatchGetItem and settled in bill order.
  */
 class OrderReads {
-  #rows: BillRow[] = [];
+  #rows: BillLine[] = [];
   readonly #orders = new Set<string>();
 
   constructor(
     private readonly store: OrderStore,
-    private readonly settle: (row: BillRow, order: Order | undefined) => Promise<void>,
+    private readonly settle: (row: BillLine, order: Order | undefined) => Promise<void>,
   ) {}
 
-  async add(row: BillRow): Promise<void> {
+  async add(row: BillLine): Promise<void> {
     if (this.#orders.has(row.outTradeNo)) await this.flush();
     this.#rows.push(row);
     this.#orders.add(row.outTradeNo);
@@ -299,11 +245,11 @@ export async function reconcileDay(billDate: string, ctx: OrdersContext): Promis
   try {
     return await reconcileBill(billDate, bill, ctx);
   } finally {
-    if (bill.ok) await bill.close();
+    if (bill !== 'NO_BILL') await bill.close();
   }
 }
 
-async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, ctx: OrdersContext): Promise<ReconciliationReport> {
+async function reconcileBill(billDate: string, bill: TradeBill | 'NO_BILL', ctx: OrdersContext): Promise<ReconciliationReport> {
   const ranAt = ctx.now().toISOString();
   const recorded = new Map<string, { outTradeNo: string; totalFee: number; billed: boolean }>();
   for await (const payment of ctx.store.paymentsOnDay(billDate)) {
@@ -335,15 +281,15 @@ async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, c
     await report(settled);
   };
   // A refund of an order not paid here (yet) waits until every payment of the bill is recorded.
-  const waiting: BillRow[] = [];
+  const waiting: BillLine[] = [];
   const reads = new OrderReads(ctx.store, async (row, order) => {
     if (row.kind === 'payment') return settledPayment(await settleBillPayment(row, order, ctx));
     if (order && order.status !== 'PAID' && order.status !== 'REFUNDED') return void waiting.push(row);
     await settledRefund(await settleBillRefund(row, order, ctx));
   });
 
-  if (bill.ok) {
-    for await (const row of bill.rows()) {
+  if (bill !== 'NO_BILL') {
+    for await (const row of bill.lines()) {
       found.counts.billRows++;
       if (row.kind === 'payment') {
         const payment = recorded.get(row.transactionId);
@@ -394,7 +340,7 @@ async function reconcileBill(billDate: string, bill: OpenedBill | BillFailure, c
     await report(item);
   }
   const mismatches = found.counts.missingFromBill + found.counts.amountMismatches + found.unattributed;
-  const status: ReconciliationReport['status'] = mismatches > 0 ? 'MISMATCHED' : !bill.ok && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
+  const status: ReconciliationReport['status'] = mismatches > 0 ? 'MISMATCHED' : bill === 'NO_BILL' && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
   // Counted and logged before the report is stored: a report that cannot be stored still raises its alarm.
   if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
   logger.info('reconciliation', { billDate, status, ...found.counts, itemCount: pages.itemCount, runId: pages.runId });

@@ -15,8 +15,60 @@ import { randomBytes } from 'node:crypto';
 import { logger } from '../log';
 import { InvalidRequestError } from '../validation';
 import { OrderConflictError } from './errors';
-import type { ReconciliationItem, ReconciliationReport } from './reconcile';
 import type { OrderStore } from './store';
+
+/** What the daily reconciliation (reconcile.ts) found about one payment or refund. */
+export type ReconciliationItemKind =
+  /** In the bill, not recorded here before: recorded now (PAID, or flagged if the order had moved on). */
+  | 'REPAIRED'
+  /** In the bill for an order this backend never made. */
+  | 'UNKNOWN_ORDER'
+  /** Recorded here as paid that day, absent from the bill. */
+  | 'MISSING_FROM_BILL'
+  /** In both, with different amounts. */
+  | 'AMOUNT_MISMATCH'
+  /** In the bill, but recording it here was refused (its amount differs from the order's). */
+  | 'NOT_RECORDED'
+  /** In the bill under another app than its order was made under: not recorded as the order's payment, flagged. */
+  | 'APP_MISMATCH'
+  /** In the bill, not recorded here, and WeChat Pay's signed orderquery does not show that payment: not recorded. */
+  | 'NOT_CONFIRMED'
+  /** In the bill, not recorded here, and WeChat Pay could not be asked to confirm it: left for the next run. */
+  | 'UNCONFIRMED'
+  /** A successful refund in the bill that was not recorded here as such: recorded now (flagged if made outside the backend, or recorded FAILED). */
+  | 'REFUND_REPAIRED'
+  /** A successful refund in the bill that is recorded otherwise here, or could not be recorded. */
+  | 'REFUND_MISMATCH'
+  /** Requested here that day and recorded SUCCESS, absent from the bill. */
+  | 'REFUND_MISSING_FROM_BILL';
+
+export interface ReconciliationItem {
+  kind: ReconciliationItemKind;
+  outTradeNo: string;
+  transactionId?: string;
+  /** For a refund's item: the refund. */
+  outRefundNo?: string;
+  billFen?: number;
+  recordedFen?: number;
+  /** What a person should do about it. */
+  note: string;
+}
+
+/** A report as the routes answer it: its head, and one page of its items. */
+export interface ReconciliationReport {
+  billDate: string;
+  status: 'MATCHED' | 'MISMATCHED' | 'NO_BILL';
+  counts: { billRows: number; matched: number; repaired: number; missingFromBill: number; amountMismatches: number };
+  ranAt: string;
+  /** Items in the whole report. */
+  itemCount: number;
+  /** The items from the cursor asked for (none: the first ones). */
+  items: ReconciliationItem[];
+  /** There are more items: GET /merchant/reconciliations/{billDate}?cursor=<it> gives the next ones. */
+  nextCursor?: string;
+  /** Only on the answer of a run whose report could not be stored (logged, and counted: ReconciliationReportsNotStored). */
+  stored?: false;
+}
 
 /**
  * Most bytes of items in one page, counted as their JSON: more than DynamoDB counts for them (it

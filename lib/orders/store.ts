@@ -1,8 +1,7 @@
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   DeleteCommand,
-  DynamoDBDocumentClient,
+  type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -10,10 +9,12 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { outboxEntry, outboxUpdate, type OutboxEntry, type RefundFacts, type Transition, type TransitionListener } from '../events/outbox';
+import { outboxUpdate, type OutboxEntry } from '../events/outbox';
 import { failure, type Failure } from '../result';
+import { isConditionFailure } from '../store/dynamo';
 import { toBeijingTimestamp } from '../wechatpay/time';
 import { OrderStoreError } from './errors';
+import { outboxEntry, type RefundFacts, type Transition, type TransitionListener } from './events';
 import { refundOf, reviewFlagOf, type Order, type OrderRefund, type OrderStatus, type PaymentReport, type RefundStatus, type ReviewFlag } from './model';
 
 /**
@@ -106,30 +107,6 @@ function orderOf(item: Record<string, unknown> | undefined): Order {
   if (order.refunds !== undefined) order.refunds = withProtoEntry(order.refunds);
   if (order.review !== undefined) order.review = withProtoEntry(order.review) as Record<string, ReviewFlag>;
   return order;
-}
-
-export function createDocumentClient(endpoint?: string): DynamoDBDocumentClient {
-  const local = endpoint
-    ? {
-        endpoint,
-        region: process.env.AWS_REGION ?? 'us-east-1',
-        // A local DynamoDB accepts any credentials; a developer's machine may have none.
-        credentials: {
-          accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'local',
-          secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
-        },
-      }
-    : {};
-  return DynamoDBDocumentClient.from(new DynamoDBClient(local), {
-    marshallOptions: { removeUndefinedValues: true },
-  });
-}
-
-export function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error instanceof Error && error.name === 'ConditionalCheckFailedException')
-  );
 }
 
 /** Leaves the sparse pending index: recovery never reads a settled order again. */

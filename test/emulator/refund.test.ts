@@ -6,7 +6,7 @@ import { toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { buildXml } from '../../lib/wechatpay/xml';
 import { signFields } from '../../lib/wechatpay/sign';
 import type { RunningEmulator } from '../../emulator/server';
-import { makeLocalCertificates } from '../../local/certs';
+import { makeLocalCertificates } from '../../emulator/certs';
 import {
   call,
   control,

@@ -9,7 +9,7 @@ import { handler as createMerchantOrder } from '../../functions/createMerchantOr
 import { handler as getMerchantOrder } from '../../functions/getMerchantOrder';
 import { handler as listProducts } from '../../functions/listProducts';
 import { handler as putProduct } from '../../functions/putProduct';
-import type { ApiEvent } from '../../lib/http/api';
+import type { ApiEvent } from '../../lib/http/event';
 import { logger } from '../../lib/log';
 import { ordersContext } from '../../lib/runtime';
 import { apiEvent, callback, create, MERCHANT_AUTHORIZATION, order, putProduct as put, TEST_MERCHANT_TOKEN } from '../support/api';

@@ -25,6 +25,7 @@ import { paidCallback } from '../support/callbacks';
 import { eventually } from '../support/eventually';
 import type { TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
+import { wechatPayV2Bills } from '../../lib/gateways/wechatpay-v2/bills';
 
 let stack: TestStack;
 useTestStack((started) => ({ stack } = started), { reset: true, refunds: true });
@@ -89,7 +90,7 @@ async function withBill(bill: string, body: (ctx: OrdersContext) => Promise<void
   const listening = await listen(server, 0, '127.0.0.1');
   try {
     const ctx = await ordersContext();
-    await body({ ...ctx, config: { ...ctx.config, baseUrl: listening.origin } });
+    await body({ ...ctx, bills: wechatPayV2Bills({ ...ctx.config, baseUrl: listening.origin }) });
   } finally {
     await listening.close();
   }

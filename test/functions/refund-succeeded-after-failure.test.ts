@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { eventId } from '../../lib/events/outbox';
+import { eventId } from '../../lib/orders/events';
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiEvent } from '../../lib/http/api';
+import type { ApiEvent } from '../../lib/http/event';
 import { parseXml } from '../../lib/wechatpay/xml';
 import { DEMO_PRODUCTS } from '../../local/demo-products';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventId, OUTBOX_GRACE_MS, type OrderEventType } from '../../lib/events/outbox';
+import { OUTBOX_GRACE_MS } from '../../lib/events/outbox';
+import { eventId, type OrderEventType } from '../../lib/orders/events';
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { callback, create, get } from '../support/api';

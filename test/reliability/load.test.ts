@@ -8,7 +8,7 @@ import { callback, create, get } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { sleep } from '../support/eventually';
 import { deliveriesById, eventsOf } from '../support/events';
-import { eventId } from '../../lib/events/outbox';
+import { eventId } from '../../lib/orders/events';
 
 const ORDERS = scale(200, 1_000);
 const COPIES = 10;

@@ -8,7 +8,7 @@ import { handler as createRefundHandler } from '../../functions/createRefund';
 import { handler as getRefundHandler } from '../../functions/getRefund';
 import { handler as getMerchantOrderHandler } from '../../functions/getMerchantOrder';
 import { handler as refundNotifyHandler } from '../../functions/refundNotify';
-import type { ApiEvent } from '../../lib/http/api';
+import type { ApiEvent } from '../../lib/http/event';
 import { parseXml } from '../../lib/wechatpay/xml';
 
 /** The API's requests as API Gateway hands them to the handlers, and the handlers' answers, read. */

@@ -142,7 +142,7 @@ export function paidJsapiFields(outTradeNo: string, openid: string, attach: stri
 }
 
 /** The local certificates, once per test process (three RSA keys: about a second). */
-export { localCertificates } from '../../local/certs';
+export { localCertificates } from '../../emulator/certs';
 
 export interface TlsIdentity {
   /** The CA the client trusts the server by. */

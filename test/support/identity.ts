@@ -1,4 +1,4 @@
-import type { ApiEvent } from '../../lib/http/api';
+import type { ApiEvent } from '../../lib/http/event';
 import { createSessionTokens } from '../../lib/identity/session-token';
 import { apiEvent } from './api';
 import { LOCAL_SESSION_KEY } from '../../local/session-key';

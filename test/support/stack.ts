@@ -9,7 +9,7 @@ import { handler as notify } from '../../functions/notify';
 import { handler as clearOutbox } from '../../functions/clearOutbox';
 import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '../../local/eventbridge';
 import { handler as refundNotify } from '../../functions/refundNotify';
-import { localCertificates } from '../../local/certs';
+import { localCertificates } from '../../emulator/certs';
 import { apiEvent, TEST_MERCHANT_TOKEN } from './api';
 import { createCatalogTable, createOrdersTable, startDynalite } from './dynalite';
 

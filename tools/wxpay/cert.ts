@@ -9,9 +9,8 @@
  */
 import { closeSync, existsSync, fchmodSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import forge from 'node-forge';
-import type { WxpayResult } from './cli';
+import { help, readCommandLine, usageFailure, UsageError, type WxpayResult } from './result';
 
 export const CERT_USAGE = `Usage:
   wxpay cert --p12 apiclient_cert.p12 --mch-id MCH_ID [--out client.pem [--force]] [--put-ssm NAME]
@@ -42,7 +41,6 @@ export interface CertEnvironment {
   now: Date;
 }
 
-class CertUsageError extends Error {}
 class CertConversionError extends Error {}
 
 interface Converted {
@@ -129,9 +127,9 @@ function writePrivateFile(path: string, content: string, force: boolean): void {
     fd = openSync(path, force ? 'w' : 'wx', 0o600);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new CertUsageError(`${path} exists; add --force to replace it`);
+      throw new UsageError(`${path} exists; add --force to replace it`);
     }
-    throw new CertUsageError(`cannot write ${path}: ${(error as Error).message}`);
+    throw new UsageError(`cannot write ${path}: ${(error as Error).message}`);
   }
   try {
     // A file that existed keeps its mode on open: make it private before the key goes in.
@@ -145,41 +143,36 @@ function writePrivateFile(path: string, content: string, force: boolean): void {
 /** The whole `wxpay cert` command; `argv` is what follows `cert`. */
 export function runCert(argv: readonly string[], environment: CertEnvironment): WxpayResult {
   try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        p12: { type: 'string' },
-        'mch-id': { type: 'string' },
-        out: { type: 'string' },
-        force: { type: 'boolean', default: false },
-        'put-ssm': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+    const { values, positionals } = readCommandLine(argv, {
+      p12: { type: 'string' },
+      'mch-id': { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      'put-ssm': { type: 'string' },
     });
-    if (values.help) return { exitCode: 0, stdout: `${CERT_USAGE}\n`, stderr: '' };
-    if (positionals.length > 0) throw new CertUsageError(`unexpected argument "${positionals[0]}"`);
+    if (values.help) return help(CERT_USAGE);
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     const p12Path = values.p12;
-    if (!p12Path) throw new CertUsageError('--p12 FILE is required (apiclient_cert.p12, from the merchant platform)');
+    if (!p12Path) throw new UsageError('--p12 FILE is required (apiclient_cert.p12, from the merchant platform)');
     const mchId = values['mch-id'];
-    if (!mchId) throw new CertUsageError('--mch-id MCH_ID is required: the merchant id is the .p12\'s password');
+    if (!mchId) throw new UsageError('--mch-id MCH_ID is required: the merchant id is the .p12\'s password');
     const out = values.out;
     const toStdout = out === undefined || out === '-';
     if (out === undefined && environment.stdoutIsTTY) {
-      throw new CertUsageError(
+      throw new UsageError(
         'the PEM holds the private key: give --out FILE (or redirect standard output, or say --out - to print it here)',
       );
     }
     const ssmName = values['put-ssm'];
     if (ssmName !== undefined) {
-      if (toStdout) throw new CertUsageError('--put-ssm needs --out FILE: the aws command reads the PEM from that file');
+      if (toStdout) throw new UsageError('--put-ssm needs --out FILE: the aws command reads the PEM from that file');
       if (!SSM_NAME.test(ssmName) || ssmName.length > 1011) {
-        throw new CertUsageError(`--put-ssm "${ssmName}" is not an SSM parameter name (letters, digits, _ . - and /)`);
+        throw new UsageError(`--put-ssm "${ssmName}" is not an SSM parameter name (letters, digits, _ . - and /)`);
       }
     }
-    if (!existsSync(p12Path)) throw new CertUsageError(`${p12Path} does not exist`);
+    if (!existsSync(p12Path)) throw new UsageError(`${p12Path} does not exist`);
     const size = statSync(p12Path).size;
-    if (size > MAX_P12_BYTES) throw new CertUsageError(`${p12Path} is ${size} bytes; a .p12 certificate is a few KB`);
+    if (size > MAX_P12_BYTES) throw new UsageError(`${p12Path} is ${size} bytes; a .p12 certificate is a few KB`);
 
     const { certificate, privateKey, others } = openP12(readFileSync(p12Path), mchId);
     const pem = `${certificate.toString().trimEnd()}\n${String(privateKey.export({ type: 'pkcs8', format: 'pem' }))}`;
@@ -219,10 +212,8 @@ export function runCert(argv: readonly string[], environment: CertEnvironment): 
     }
     return { exitCode: 0, stdout: `${info.join('\n')}\n`, stderr: warnings.length > 0 ? `${warnings.join('\n')}\n` : '' };
   } catch (error) {
-    const isParseArgsError = String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
-    if (error instanceof CertUsageError || isParseArgsError) {
-      return { exitCode: 2, stdout: '', stderr: `wxpay cert: ${(error as Error).message}\n\n${CERT_USAGE}\n` };
-    }
+    const failure = usageFailure(error, 'wxpay cert', CERT_USAGE);
+    if (failure) return failure;
     if (error instanceof CertConversionError) {
       return { exitCode: 1, stdout: '', stderr: `wxpay cert: ${error.message}\n` };
     }

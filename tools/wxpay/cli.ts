@@ -3,8 +3,8 @@
  * `wxpay cert` converts the merchant's API certificate (cert.ts).
  * `runWxpay` is the whole tool without process I/O; `main` wires it to the terminal.
  */
-import { parseArgs } from 'node:util';
 import { runCert } from './cert';
+import { help, readCommandLine, usageFailure, UsageError, type WxpayResult } from './result';
 import { XmlFormatError } from '../../lib/wechatpay/errors';
 import {
   explainStringToSign,
@@ -30,15 +30,7 @@ Without --sign-type the document's sign_type is used, else MD5.
 --explain also prints the exact string that was signed, with the key masked.
 Exit status 2 means the command line or the document could not be used.`;
 
-export interface WxpayResult {
-  exitCode: 0 | 1 | 2;
-  stdout: string;
-  stderr: string;
-}
-
 const MASK = '********';
-
-class UsageError extends Error {}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -115,17 +107,12 @@ function chooseSignType(fields: Fields, option: string | undefined): SignType {
 export function runWxpay(argv: readonly string[], input: string | Uint8Array): WxpayResult {
   let key = '';
   try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        key: { type: 'string' },
-        'sign-type': { type: 'string' },
-        explain: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+    const { values, positionals } = readCommandLine(argv, {
+      key: { type: 'string' },
+      'sign-type': { type: 'string' },
+      explain: { type: 'boolean', default: false },
     });
-    if (values.help) return { exitCode: 0, stdout: `${USAGE}\n`, stderr: '' };
+    if (values.help) return help(USAGE);
     const [verb, ...extra] = positionals;
     if (verb !== 'sign' && verb !== 'verify') {
       throw new UsageError(verb === undefined ? 'say what to do: sign or verify' : `unknown command "${verb}"`);
@@ -151,11 +138,8 @@ export function runWxpay(argv: readonly string[], input: string | Uint8Array): W
     lines.push(check.ok ? 'valid' : `invalid: ${check.message}`);
     return done(check.ok ? 0 : 1, lines, key);
   } catch (error) {
-    // parseArgs reports unknown options and missing values as TypeErrors with an ERR_PARSE_ARGS_* code.
-    const isParseArgsError = String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
-    if (error instanceof UsageError || isParseArgsError) {
-      return { exitCode: 2, stdout: '', stderr: redact(`wxpay: ${(error as Error).message}\n\n${USAGE}\n`, key) };
-    }
+    const failure = usageFailure(error, 'wxpay', USAGE);
+    if (failure) return { ...failure, stderr: redact(failure.stderr, key) };
     throw error;
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { lambdaHandler } from '../../handler';
-import { rawBodyBytes, type ApiEvent } from '../../http/api';
+import { rawBodyBytes, type ApiEvent } from '../../http/event';
 import { logger } from '../../log';
 import type { OrdersContext } from '../../orders/context';
 import { recordNotifiedPayment, refusePaymentNotification, type NotificationOutcome } from '../../orders/notify';

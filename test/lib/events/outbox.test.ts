@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  DETAIL_SCHEMA_VERSION,
-  eventDetail,
-  eventId,
-  ORDER_EVENT_TYPES,
-  OUTBOX_GRACE_MS,
-  outboxEntry,
-  outboxUpdate,
-  type Transition,
-} from '../../../lib/events/outbox';
+import { OUTBOX_GRACE_MS, outboxUpdate } from '../../../lib/events/outbox';
+import { DETAIL_SCHEMA_VERSION, eventDetail, eventId, ORDER_EVENT_TYPES, outboxEntry, type Transition } from '../../../lib/orders/events';
 import { MAX_ITEMS } from '../../../lib/orders/create-request';
 import type { Order } from '../../../lib/orders/model';
 

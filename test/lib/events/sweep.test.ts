@@ -1,6 +1,7 @@
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { clearDelivered } from '../../../lib/events/clear';
-import { eventId, OUTBOX_GRACE_MS } from '../../../lib/events/outbox';
+import { OUTBOX_GRACE_MS } from '../../../lib/events/outbox';
+import { eventId } from '../../../lib/orders/events';
 import { sweepOutbox } from '../../../lib/events/sweep';
 import type { OrdersContext } from '../../../lib/orders/context';
 import { recoverOrders } from '../../../lib/orders/recovery';

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { eventId } from '../../../lib/events/outbox';
+import { eventId } from '../../../lib/orders/events';
 import type { OrdersContext } from '../../../lib/orders/context';
 import { recoverOrders } from '../../../lib/orders/recovery';
 import { callback, create, get, order, putProduct } from '../../support/api';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { json } from '../../../lib/http/api';
+import { json } from '../../../lib/http/responses';
 import { apiRoute } from '../../../lib/http/routes';
 import { InvalidOrderRequestError } from '../../../lib/orders/errors';
 import { apiEvent } from '../../support/api';

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../../emulator/server';
 import { TEST_MERCHANT } from '../../../emulator/test-merchant';
 import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../../emulator/test-apps';
-import { createDocumentClient } from '../../../lib/orders/store';
+import { createDocumentClient } from '../../../lib/store/dynamo';
 import { TokenCache, TokenCacheError, type TokenCacheOptions } from '../../../lib/identity/token-cache';
 import { TokenStore, TokenStoreError } from '../../../lib/identity/token-store';
 import { jssdkConfig, jssdkSignature } from '../../../lib/wechat/jssdk';

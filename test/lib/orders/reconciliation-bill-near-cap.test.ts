@@ -19,6 +19,7 @@ import { toBeijingTimestamp } from '../../../lib/wechatpay/time';
 import { create } from '../../support/api';
 import type { TestStack } from '../../support/stack';
 import { useTestStack } from '../../support/use-stack';
+import { wechatPayV2Bills } from '../../../lib/gateways/wechatpay-v2/bills';
 
 let stack: TestStack;
 let ctx: OrdersContext;
@@ -121,7 +122,7 @@ describe('A bill near the 100 MB cap would exhaust memory before the TOO_LARGE c
         refundRow({ ...line, tradeTime: tradeTime('13:00:00'), refundId: '50000000000000000000000000077', outRefundNo: 'platform-77', refundFeeFen: 500 }),
         paymentRow({ ...line, tradeTime: tradeTime('12:00:00'), totalFeeFen: 3000 }),
       ]);
-      const report = await serving(bill, (baseUrl) => reconcileDay(day, { ...ctx, config: { ...ctx.config, baseUrl } }));
+      const report = await serving(bill, (baseUrl) => reconcileDay(day, { ...ctx, bills: wechatPayV2Bills({ ...ctx.config, baseUrl }) }));
       expect(report).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 0, repaired: 2, missingFromBill: 0, amountMismatches: 0 } });
       expect(report.items.map((item) => item.kind)).toEqual(['REPAIRED', 'REFUND_REPAIRED']);
       expect(await ctx.store.get(outTradeNo)).toMatchObject({ status: 'PAID', paidVia: 'reconciliation', refundedFee: 500, refunds: { 'platform-77': { status: 'SUCCESS', origin: 'external' } } });

@@ -26,6 +26,7 @@ import { apiEvent, MERCHANT_AUTHORIZATION } from '../../support/api';
 import { writtenLines } from '../../support/lambda';
 import type { TestStack } from '../../support/stack';
 import { useTestStack } from '../../support/use-stack';
+import { wechatPayV2Bills } from '../../../lib/gateways/wechatpay-v2/bills';
 
 let stack: TestStack;
 let ctx: OrdersContext;
@@ -87,7 +88,7 @@ async function reconcileAgainst(day: string, bill: Buffer): Promise<Reconciliati
   });
   const listening = await listen(server, 0, '127.0.0.1');
   try {
-    const withBill: OrdersContext = { ...ctx, config: { ...ctx.config, baseUrl: listening.origin } };
+    const withBill: OrdersContext = { ...ctx, bills: wechatPayV2Bills({ ...ctx.config, baseUrl: listening.origin }) };
     return await lambdaHandler(() => reconcileDay(day, withBill))({});
   } finally {
     await listening.close();

@@ -3,7 +3,7 @@ import { createWechatPayClient } from '../../../lib/wechatpay/client';
 import { readClientCertificatePem } from '../../../lib/wechatpay/client-certificate';
 import { WechatPayBusinessError, WechatPayCommunicationError, WechatPayConfigError, WechatPayNetworkError } from '../../../lib/wechatpay/errors';
 import type { RunningEmulator } from '../../../emulator/server';
-import { makeLocalCertificates } from '../../../local/certs';
+import { makeLocalCertificates } from '../../../emulator/certs';
 import { call, control, localCertificates, MERCHANT, orderFields, splitPem, startTestEmulator } from '../../support/emulator';
 
 let emulator: RunningEmulator;

@@ -4,7 +4,7 @@ import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localCertificates, makeLocalCertificates, type LocalCertificates } from '../../local/certs';
+import { localCertificates, makeLocalCertificates, type LocalCertificates } from '../../emulator/certs';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 
 let certs: LocalCertificates;

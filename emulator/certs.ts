@@ -1,6 +1,7 @@
 /**
- * The local stack's certificates: a local CA, a server certificate for 127.0.0.1 and localhost, and
- * a merchant client certificate, both signed by the CA. The emulator serves `/secapi/` over TLS and
+ * The certificates of the emulator's mutual-TLS port, made for the local stack, the emulator run on
+ * its own and the tests: a local CA, a server certificate for 127.0.0.1 and localhost, and a
+ * merchant client certificate, both signed by the CA. The emulator serves `/secapi/` over TLS and
  * requires a client certificate signed by this CA, as WeChat Pay requires the merchant's
  * `apiclient_cert`; the API presents `clientPem`, as it presents the real one once deployed.
  *
@@ -9,7 +10,7 @@
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
-import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { TEST_MERCHANT } from './test-merchant';
 
 export interface LocalCertificates {
   /** The local CA's certificate: the trust anchor for both sides. */
