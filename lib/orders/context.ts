@@ -36,7 +36,7 @@ export function createOrdersContext(config: AppConfig, gateways: { gatewayFor: (
   const events = createEventPublisher(ORDER_EVENTS, { busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
   return {
     config,
-    // Each transition's events are published as soon as its write succeeded (README: Events).
+    // Each transition's events are published as soon as its write succeeded (docs/internals/architecture.md: The outbox).
     store: new OrderStore(db, config.ordersTable, async (order, entries) => {
       await events.publish(entries.map((entry) => ({ item: order, entry })));
     }),
