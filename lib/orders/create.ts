@@ -141,6 +141,16 @@ async function requestPrepay(order: Order, ctx: OrdersContext): Promise<Order> {
   };
 }
 
+/** What the frontend pays with: the gateway's, under the order's own app and signing, and for NATIVE the QR code's picture. */
+async function payObjectOf(order: Order, ctx: OrdersContext): Promise<PayObject> {
+  const payable = { tradeType: order.tradeType, prepayId: order.prepayId as string, ...(order.codeUrl ? { codeUrl: order.codeUrl } : {}), ...(order.mwebUrl ? { mwebUrl: order.mwebUrl } : {}) };
+  const pay = await ctx.gatewayFor(order).payObject(payable, ctx.now());
+  if (!('codeUrl' in pay)) return pay;
+  // Loaded here, so that only the bundles that make orders carry the QR library.
+  const { toDataURL } = await import('qrcode');
+  return { codeUrl: pay.codeUrl, qrCode: await toDataURL(pay.codeUrl, { errorCorrectionLevel: 'M', margin: 2, width: 256 }) };
+}
+
 async function answer(order: Order, ctx: OrdersContext, replayed: boolean): Promise<CreatedOrder> {
   const created: CreatedOrder = {
     outTradeNo: order.outTradeNo,
@@ -150,8 +160,7 @@ async function answer(order: Order, ctx: OrdersContext, replayed: boolean): Prom
     expiresAt: order.expiresAt,
     replayed,
   };
-  // Under the order's own app, signed as it was made.
-  if (order.status === 'PENDING') created.pay = await ctx.gatewayFor(order).payObject({ tradeType: order.tradeType, prepayId: order.prepayId as string, ...(order.codeUrl ? { codeUrl: order.codeUrl } : {}), ...(order.mwebUrl ? { mwebUrl: order.mwebUrl } : {}) }, ctx.now());
+  if (order.status === 'PENDING') created.pay = await payObjectOf(order, ctx);
   return created;
 }
 

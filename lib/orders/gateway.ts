@@ -98,10 +98,10 @@ export interface RefundQueryAnswer {
   refunds: QueriedRefund[];
 }
 
-/** What the frontend needs to start paying, by trade type. */
+/** What the frontend needs to start paying, by trade type (NATIVE: lib/orders adds the QR code's picture). */
 export type PayObject =
   | { appId: string; timeStamp: string; nonceStr: string; package: string; signType: string; paySign: string }
-  | { codeUrl: string; qrCode: string }
+  | { codeUrl: string; qrCode?: string }
   | { mwebUrl: string }
   | { appid: string; partnerid: string; prepayid: string; package: 'Sign=WXPay'; noncestr: string; timestamp: string; sign: string };
 

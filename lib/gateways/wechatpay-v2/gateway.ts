@@ -156,12 +156,9 @@ export function wechatPayV2Gateways(
             return jsapiPayParams({ appId, prepayId: payable.prepayId, signType, apiKey: config.apiKey, now });
           case 'APP':
             return appPayParams({ appId, mchId: config.mchId, prepayId: payable.prepayId, signType, apiKey: config.apiKey, now });
-          case 'NATIVE': {
-            // Loaded here so that only the bundles that make orders carry the QR library.
-            const { toDataURL } = await import('qrcode');
-            const codeUrl = payable.codeUrl as string;
-            return { codeUrl, qrCode: await toDataURL(codeUrl, { errorCorrectionLevel: 'M', margin: 2, width: 256 }) };
-          }
+          case 'NATIVE':
+            // The QR code's picture is drawn by lib/orders (create.ts), in the only bundles that make orders.
+            return { codeUrl: payable.codeUrl as string };
           case 'MWEB':
             return { mwebUrl: payable.mwebUrl as string };
         }
