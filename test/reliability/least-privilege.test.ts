@@ -27,7 +27,7 @@ import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
-import { catalogStore, orderStore, ordersContext, outboxStore } from '../../lib/runtime';
+import { catalogStore, ordersContext, outboxStore, reportStore } from '../../lib/runtime';
 import { FUNCTIONS } from '../support/functions';
 import { startTestStack, TEST_PAGE_ORIGIN, type TestStack } from '../support/stack';
 import { apiEvent, MERCHANT_AUTHORIZATION } from '../support/api';
@@ -121,7 +121,7 @@ afterAll(async () => {
 async function as(functionName: string, work: () => Promise<unknown>) {
   const tokenCache = await identityContext().tokens();
   // clearOutbox has a client of its own (it needs no WeChat Pay settings); the others share the context's.
-  const recorders = functionName === 'clearOutbox' ? [recordCommands(outboxStore().db)] : [recordCommands(ctx.store.db), recordCommands(catalogStore().db), recordCommands(orderStore().db), recordCommands(tokenCache.store.db)];
+  const recorders = functionName === 'clearOutbox' ? [recordCommands(outboxStore().db)] : [recordCommands(ctx.store.db), recordCommands(catalogStore().db), recordCommands(reportStore().db), recordCommands(tokenCache.store.db)];
   const events = await ctx.events.client();
   const buses: string[] = [];
   const name = `record-events-${functionName}`;
