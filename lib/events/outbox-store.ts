@@ -66,7 +66,9 @@ export class OutboxStore<Item extends OutboxItem> {
       const positions = seen.flatMap((entry, i) => (wanted.has(entry.eventId) ? [i] : []));
       const emptied = positions.length === seen.length;
       if (positions.length === 0 && !emptied) return 0;
-      const update = new GuardedUpdate(this.#table, { pk: key }).remove(...positions.map((i) => `outbox[${i}]`));
+      // Highest first: DynamoDB removes list elements by their places before the write, dynalite one
+      // after another (its places shift), and from the end both remove the same elements.
+      const update = new GuardedUpdate(this.#table, { pk: key }).remove(...positions.map((i) => `outbox[${i}]`).reverse());
       if (emptied) update.remove('outboxShard', 'outboxDue');
       if (seen.length === 0) update.when('outboxAsSeen', 'attribute_not_exists(outbox) OR size(outbox) = :length', { ':length': 0 });
       else update.when('outboxAsSeen', 'size(outbox) = :length', { ':length': seen.length });
