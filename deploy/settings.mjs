@@ -5,7 +5,8 @@
  * first request.
  *
  *   ${settings:wechatApps}           WECHAT_APPS: custom.wechatApps (a JSON string, or a YAML list) as JSON
- *   ${settings:appSecretParameters}  the ARN of each app's secretParam, for the IAM policies that read them
+ *   ${settings:readAppSecrets.KIND}  the statement that lets a role read the AppSecrets of the apps of
+ *                                    KIND (miniprogram, officialaccount), each app's secretParam
  *   ${settings:corsOrigins}          CORS_ORIGINS: the stage's corsOrigins, comma-separated
  */
 
@@ -43,14 +44,24 @@ async function resolve(name, resolveVariable) {
       const apps = appsOf(await resolveVariable('self:custom.wechatApps'));
       return apps.length === 0 ? '' : JSON.stringify(apps);
     }
-    case 'appSecretParameters': {
-      const names = [...new Set(appsOf(await resolveVariable('self:custom.wechatApps')).map((app) => app.secretParam).filter(Boolean))];
+    case 'readAppSecrets.miniprogram':
+    case 'readAppSecrets.officialaccount': {
+      // The AppSecrets of the apps of one kind: a mini-program's login needs the mini-programs',
+      // an official account's login and the JS-SDK the official accounts'. None of another kind.
+      const kind = name.slice('readAppSecrets.'.length);
+      const apps = appsOf(await resolveVariable('self:custom.wechatApps'));
+      const arns = (list) => [...new Set(list.map((app) => app.secretParam).filter(Boolean))].map((parameter) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameter}` }));
+      const own = arns(apps.filter((app) => app.kind === kind));
+      if (own.length > 0) return { Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: own };
+      const every = arns(apps);
       // IAM refuses a statement without resources. Only the local stack, never deployed, reads the
       // AppSecrets from its own settings instead.
-      if (names.length === 0 && (await resolveVariable('sls:stage')) !== 'local') {
+      if (every.length === 0 && (await resolveVariable('sls:stage')) !== 'local') {
         fail('no app of wechatApps (WECHAT_APPS) names a secretParam: the login and JS-SDK functions need the AppSecret of at least one app');
       }
-      return names.map((parameter) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameter}` }));
+      // No app of this kind: the function serves none and reads no AppSecret. A statement is still
+      // needed where the role lists one (a list item cannot be left out): it denies every AppSecret.
+      return { Effect: 'Deny', Action: ['ssm:GetParameter'], Resource: every };
     }
     case 'corsOrigins': {
       // A list in serverless.yml; a comma-separated string from `--param "corsOrigins=..."`.
@@ -62,7 +73,7 @@ async function resolve(name, resolveVariable) {
       return origins.join(',');
     }
     default:
-      return fail(`unknown setting "${name}" (wechatApps, appSecretParameters, corsOrigins)`);
+      return fail(`unknown setting "${name}" (wechatApps, readAppSecrets.miniprogram, readAppSecrets.officialaccount, corsOrigins)`);
   }
 }
 

@@ -22,7 +22,7 @@ import { LOCAL_SESSION_KEY } from './session-key';
  * EventBridge (the functions publish their events to it; it serves them at GET /events and hands
  * each to clearOutbox, as the stage's rule does) and the API under `serverless offline --stage
  * local`, whose scheduler also runs the recovery function at the rate serverless.yml gives it.
- * Settings of the README's Configuration table set in the environment win over these defaults.
+ * Settings of the configuration table (docs/reference/configuration.md) set in the environment win over these defaults.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

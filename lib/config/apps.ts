@@ -1,7 +1,7 @@
 import { required, type Env } from './env';
 import { ConfigError } from './errors';
 
-/** What kind of app a merchant binds to its merchant id (README: Configuration, `WECHAT_APPS`). */
+/** What kind of app a merchant binds to its merchant id (docs/reference/configuration.md: `WECHAT_APPS`). */
 export const APP_KINDS = ['miniprogram', 'officialaccount', 'app', 'web'] as const;
 export type AppKind = (typeof APP_KINDS)[number];
 

@@ -1,5 +1,5 @@
 /**
- * Configuration (README: Configuration): how settings are read from the environment (`env.ts`), the
+ * Configuration (docs/reference/configuration.md): how settings are read from the environment (`env.ts`), the
  * merchant's apps (`apps.ts`), the payment functions' settings (`settings.ts`) and every secret,
  * read from SSM through one `secureParameter` (`secrets.ts`).
  */

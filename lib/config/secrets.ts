@@ -55,7 +55,7 @@ export interface ClientCertificateSettings {
 }
 
 /**
- * The merchant's API client certificate and key (README: refunds), read on the first refund only:
+ * The merchant's API client certificate and key (docs/go-live.md: A first deploy, step 2), read on the first refund only:
  * from the SSM SecureString named by WECHATPAY_CERT_PARAM, else from WECHATPAY_CLIENT_CERT_PEM (the
  * local stack). Checked before use: a key that is not the certificate's, or an expired certificate,
  * is a ConfigError naming the setting.
@@ -68,7 +68,7 @@ export async function loadClientCertificate(config: ClientCertificateSettings): 
     pem = await secureParameter(config.clientCertParam, 'the client certificate');
   } else {
     source = 'WECHATPAY_CLIENT_CERT_PEM';
-    if (!config.clientCertPem) throw new ConfigError('refunds need the merchant API client certificate: set WECHATPAY_CERT_PARAM (README: refunds)');
+    if (!config.clientCertPem) throw new ConfigError('refunds need the merchant API client certificate: set WECHATPAY_CERT_PARAM (docs/go-live.md, step 2)');
     pem = config.clientCertPem;
   }
   try {

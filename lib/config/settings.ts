@@ -5,7 +5,7 @@ import { ConfigError } from './errors';
 import { checkApiKey, readApiKey } from './secrets';
 
 /**
- * The settings of the payment functions (README: Configuration): the merchant, WeChat Pay's
+ * The settings of the payment functions (docs/reference/configuration.md): the merchant, WeChat Pay's
  * endpoints, the tables and the bus, checked at once so that a misconfiguration names itself; the
  * API key is read last.
  */
@@ -26,7 +26,7 @@ export interface AppConfig {
   catalogTable?: string;
   dynamoEndpoint?: string;
   orderExpireMinutes: number;
-  /** The stage's EventBridge bus, where every order transition is published (README: Events). */
+  /** The stage's EventBridge bus, where every order transition is published (docs/reference/events.md). */
   eventBusName?: string;
   /** EventBridge endpoint override, local only (the local stand-in). */
   eventBridgeEndpoint?: string;
@@ -115,7 +115,7 @@ function readRefundNotifyUrl(env: Env, notifyUrl: string): string | undefined {
 }
 
 /**
- * Reads the configuration (README: Configuration). The API key comes from the SSM parameter named by
+ * Reads the configuration (docs/reference/configuration.md). The API key comes from the SSM parameter named by
  * WECHATPAY_API_KEY_PARAM when set (cached per container by Powertools), else from WECHATPAY_API_KEY
  * (local use only).
  */

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 
 /**
- * The transactional outbox (README: Events). Every transition of an item (an order) writes its
+ * The transactional outbox (docs/internals/architecture.md: The outbox). Every transition of an item (an order) writes its
  * events into the item's `outbox` in the same conditional write as the transition itself, so no
  * transition is ever recorded without its events. Once the write succeeded, the events are published
  * to EventBridge (publisher.ts); EventBridge hands each back to the clearOutbox function, which

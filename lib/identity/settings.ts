@@ -1,7 +1,7 @@
 import { checkUrl, ConfigError, readApps, secureParameter, type WechatApp } from '../config';
 
 /**
- * The settings of payers' identity (README: Configuration): the merchant's apps, WeChat's platform
+ * The settings of payers' identity (docs/reference/configuration.md): the merchant's apps, WeChat's platform
  * API, where the AppSecrets and the session key come from, and which pages may have a JS-SDK config.
  * Each part is read when first needed, so a function that never logs anyone in never fails on a
  * login setting.

@@ -41,7 +41,7 @@ export function createOrdersContext(config: AppConfig, gateways: { gatewayFor: (
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
   const events = createEventPublisher(ORDER_EVENTS, { busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
-  // Each transition's events are published as soon as its write succeeded (README: Events).
+  // Each transition's events are published as soon as its write succeeded (docs/internals/architecture.md: The outbox).
   const publish: TransitionListener = async (order, entries) => {
     await events.publish(entries.map((entry) => ({ item: order, entry })));
   };

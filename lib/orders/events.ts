@@ -4,7 +4,7 @@ import { OUT_TRADE_NO_PATTERN } from '../wechatpay/ids';
 import { openidOf, type Order, type OrderLine, type PaymentSource, type ReviewFlag } from './model';
 
 /**
- * Order events for fulfilment (README: Events): the event types, their ids, the facts of each
+ * Order events for fulfilment (docs/reference/events.md): the event types, their ids, the facts of each
  * transition and the `detail` every consumer reads. The store adds each transition's outbox entry in
  * the transition's own write (lib/orders/store/order-item.ts); lib/events publishes, sweeps and clears them,
  * told of orders by `ORDER_EVENTS`.
@@ -58,8 +58,8 @@ export type Transition =
   | { type: 'Order Refunded'; outTradeNo: string; refundedFee: number; refundedAt: string };
 
 /**
- * What every event's `detail` carries (pinned by test/lib/events/outbox.test.ts, documented in the
- * README). Fields of the order are always present (null when the order has none); the transition's
+ * What every event's `detail` carries (pinned by test/lib/events/outbox.test.ts, documented in
+ * docs/reference/events.md). Fields of the order are always present (null when the order has none); the transition's
  * facts are present for the types that have them.
  */
 export interface OrderEventDetail {

@@ -4,7 +4,7 @@ import type { PaymentRequest, TradeType } from './gateway';
 export { TRADE_TYPES, type TradeType } from './gateway';
 
 /**
- * PENDING → PAID | CLOSED | FAILED (README: Order lifecycle); PAID → REFUNDED once successful refunds
+ * PENDING → PAID | CLOSED | FAILED (docs/reference/http-api.md: Order lifecycle); PAID → REFUNDED once successful refunds
  * add up to the whole amount (a partly refunded order stays PAID, with its refundedFee).
  */
 export type OrderStatus = 'PENDING' | 'PAID' | 'CLOSED' | 'FAILED' | 'REFUNDED';
@@ -49,7 +49,7 @@ export interface ReviewFlag {
 }
 
 /**
- * A refund's life (README: Refunds): PROCESSING from before WeChat Pay is asked until it ends;
+ * A refund's life (docs/reference/http-api.md: Refunds): PROCESSING from before WeChat Pay is asked until it ends;
  * SUCCESS (the money reached the payer), CHANGE (it could not: a person must refund by other means),
  * REFUNDCLOSE (closed); FAILED when WeChat Pay refused it for good. The last two give back the amount.
  */

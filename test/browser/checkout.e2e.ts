@@ -172,8 +172,9 @@ async function listedEvents(page: Page): Promise<ListedEvent[]> {
 }
 
 /** The order's events as the local EventBridge has them (through the demo server's pass-through). */
+/** What the bus got for the order, whole, from the events service (the demo server hands the page only a part). */
 async function publishedEvents(outTradeNo: string): Promise<PublishedEvent[]> {
-  const response = await fetch(new URL(`/events?outTradeNo=${encodeURIComponent(outTradeNo)}`, stack.demoUrl));
+  const response = await fetch(new URL(`/events?outTradeNo=${encodeURIComponent(outTradeNo)}`, stack.eventsUrl));
   expect(response.status).toBe(200);
   return ((await response.json()) as { events: PublishedEvent[] }).events;
 }

@@ -13,6 +13,8 @@ export interface LocalStack {
   apiUrl: string;
   emulatorUrl: string;
   demoUrl: string;
+  /** The local events service (the EventBridge stand-in): what the bus got, whole. */
+  eventsUrl: string;
   /** The merchant API token the stack was given: the demo's server holds it, no browser may see it. */
   merchantToken: string;
   /** Everything the stack printed, for failure messages. */
@@ -77,6 +79,7 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
       const apiUrl = String(ready.api);
       const emulatorUrl = String(ready.emulator);
       const demoUrl = demoLine(output);
+      const eventsUrl = String(ready.events);
       // serverless offline runs in a process group of its own, which the stack ends when it stops.
       const apiGroup = typeof ready.apiProcessGroup === 'number' ? ready.apiProcessGroup : undefined;
       const stopAll = async (): Promise<void> => {
@@ -88,7 +91,7 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
           throw new Error(`the local stack left its API process group ${apiGroup} running; it has been killed`);
         }
       };
-      if (demoUrl) return { apiUrl, emulatorUrl, demoUrl, merchantToken, output: () => output, stop: stopAll };
+      if (demoUrl) return { apiUrl, emulatorUrl, demoUrl, eventsUrl, merchantToken, output: () => output, stop: stopAll };
       await stop();
       throw new Error(`the local stack printed no "Demo checkout" URL; its output:\n${output}`);
     }

@@ -7,7 +7,7 @@ import type { TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 
 /**
- * Security review 3, finding 4: the README promises "Frontends never see the openid". The demo server
+ * Security review 3, finding 4: docs/internals/guarantees.md promises "Frontends never see the openid". The demo server
  * (standing for the merchant's web server) forwarded `GET /events?outTradeNo=` from the events service
  * unchanged, to anyone, with no session: every event's detail carries the payer's openid (and attach,
  * items, review flags), so any browser that knows or is shown an order number read the payer's openid.

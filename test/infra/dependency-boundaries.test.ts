@@ -37,6 +37,22 @@ describe('what the Lambda bundles may import', () => {
   });
 });
 
+describe('the AGPL-licensed IAM simulator (@cloud-copilot/iam-simulate and its iam-policy, iam-utils)', () => {
+  const AGPL = /^@cloud-copilot\/iam-(simulate|policy|utils)(\/|$)/;
+  // Everything but the tests: what is bundled, deployed, run locally or handed to merchants.
+  const outsideTests = ['lib', 'functions', 'deploy', 'bin', 'tools', 'local', 'emulator', 'scripts', 'bench', 'demo', 'examples'].flatMap(sources);
+
+  it.each(outsideTests)('%s does not import it: only tests do', (file) => {
+    for (const specifier of imports(file)) expect(specifier, `${file} imports ${specifier}`).not.toMatch(AGPL);
+  });
+
+  it('is a devDependency pinned to one version, never a dependency', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    expect(Object.keys(manifest.dependencies).filter((name) => AGPL.test(name))).toEqual([]);
+    expect(manifest.devDependencies['@cloud-copilot/iam-simulate']).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
+
 describe('import cycles', () => {
   // Every import counts, type-only ones too: a circle of types still means two modules that can be
   // neither read nor moved apart.

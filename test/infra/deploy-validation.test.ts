@@ -16,7 +16,7 @@ import {
 } from '../support/packaging';
 
 /**
- * Deploy readiness, offline: nobody here can run `serverless deploy`, so each stage the README
+ * Deploy readiness, offline: nobody here can run `serverless deploy`, so each stage docs/go-live.md
  * deploys is packaged and its templates are checked against AWS's published specifications (the
  * CloudFormation resource specification and the IAM action list, test/support/cfn-validate.ts and
  * iam-validate.ts) and CloudFormation's limits. Then each kind of mistake is planted in a copy of
@@ -44,7 +44,7 @@ describe.each(STAGES)('the %s stage would deploy', (stage) => {
     if (stage === 'prod') expect(variables).toMatchObject({ WECHATPAY_APPID: PROD.params!.appId, WECHATPAY_MCHID: PROD.params!.mchId });
   });
 
-  it('packages every function, the refund ones with the client certificate parameter the README stores', () => {
+  it('packages every function, the refund ones with the client certificate parameter docs/go-live.md stores', () => {
     const resources = packaged(stage).template.Resources;
     for (const name of ['CreateOrder', 'QueryOrder', 'Notify', 'RecoverOrders', 'PutProduct', 'ListProducts', 'CreateMerchantOrder', 'GetMerchantOrder', 'CreateRefund', 'GetRefund', 'RefundNotify']) {
       expect(resources[`${name}LambdaFunction`]?.Type, name).toBe('AWS::Lambda::Function');

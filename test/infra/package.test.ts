@@ -1,17 +1,19 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { TEST_MERCHANT } from '../../emulator/test-merchant';
 import { LOCAL_SESSION_KEY } from '../../local/session-key';
 import { FUNCTIONS, type FunctionName } from '../support/functions';
 import { localAppSettings } from '../support/stack';
 import {
   DEV,
+  PROD_APPS,
+  PROD_FROM_ENVIRONMENT,
   ROOT,
+  SCRUBBED,
   SHELL_API_KEY,
   cliEnv,
-  packageStage,
   serverless,
   sharedPackage,
   type Packaged,
@@ -109,16 +111,9 @@ const IDENTITY_FUNCTIONS: readonly string[] = ['miniProgramLogin', 'officialAcco
 /** Those that issue or check session tokens, and so read the session key. */
 const SESSION_KEY_FUNCTIONS: readonly string[] = ['createOrder', 'miniProgramLogin', 'officialAccountLogin'];
 
-/** prod's apps, as the deploying environment sets them. */
-const PROD_APPS = [
-  { appId: 'wx0000000000000001', kind: 'officialaccount', secretParam: '/payments/prod/official-account-secret' },
-  { appId: 'wx0000000000000002', kind: 'miniprogram', secretParam: '/payments/prod/mini-program-secret' },
-  { appId: 'wx0000000000000003', kind: 'app' },
-];
-
 const BUS = { 'Fn::GetAtt': ['EventBus', 'Arn'] };
 /**
- * The functions that make order transitions, and so publish their events (README: Events): the
+ * The functions that make order transitions, and so publish their events (docs/reference/events.md): the
  * refund functions, and reconciliation, which records payments through the same transition.
  */
 const PUBLISHING: readonly string[] = [
@@ -147,25 +142,10 @@ describe('serverless package', () => {
       FUNCTIONS.filter((name) => !existsSync(join(ROOT, 'functions', `${name}.ts`))),
       'handlers missing',
     ).toEqual([]);
-    // dev is shared with the other infra tests; this prod is set through the deploying environment.
+    // Shared with the other infra tests and the least-privilege check; this prod is set through the deploying environment.
     dev = await sharedPackage(DEV);
-    prod = await packageStage({
-      stage: 'prod',
-      env: {
-        WECHATPAY_APPID: 'wx0000000000000001',
-        WECHATPAY_MCHID: '1900000001',
-        WECHATPAY_NOTIFY_URL: 'https://pay.example.com/wechatpay/notify',
-        WECHATPAY_API_KEY_PARAM: '/payments/prod/wechatpay-key',
-        ORDER_EXPIRE_MINUTES: '15',
-        WECHAT_APPS: JSON.stringify(PROD_APPS),
-        SESSION_KEY_PARAM: '/payments/prod/session-key',
-      },
-    });
+    prod = await sharedPackage(PROD_FROM_ENVIRONMENT);
   }, 300_000);
-
-  afterAll(() => {
-    if (prod) rmSync(prod.dir, { recursive: true, force: true });
-  });
 
   describe('orders table', () => {
     const table = (packaged: Packaged) => packaged.template.Resources.OrdersTable!.Properties;
@@ -264,13 +244,16 @@ describe('serverless package', () => {
       const apiKey = ['putProduct', 'listProducts', 'getReconciliation', 'clearOutbox', ...IDENTITY_FUNCTIONS].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
       const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
       const cert = REFUND_SENDERS.includes(name) ? [apiKeyParameter('/wechatpay/dev/client-cert')] : [];
-      const appSecrets = IDENTITY_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/app-secret')] : [];
+      // dev's one app is an official account: the mini-program login reads no AppSecret there.
+      const appSecrets = IDENTITY_FUNCTIONS.includes(name) && name !== 'miniProgramLogin' ? [apiKeyParameter('/wechatpay/dev/app-secret')] : [];
       const sessionKey = SESSION_KEY_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/session-key')] : [];
       const ssm = [...apiKey, ...tokens, ...cert, ...appSecrets, ...sessionKey];
-      // Whatever may touch the orders table, but the JS-SDK config, is denied the token cache's items.
+      // Whatever may touch the orders table, but the JS-SDK config, is denied the token cache's items;
+      // the mini-program login, every AppSecret (dev has no mini-program: it serves none).
       const onOrdersTable = JSON.stringify(TABLE_ACTIONS[name]).includes('OrdersTable');
+      const noAppSecret = { Effect: 'Deny', Action: ['ssm:GetParameter'], Resource: [apiKeyParameter('/wechatpay/dev/app-secret')] };
       expect(roleStatements(dev.template, roleId).filter((statement) => statement.Effect !== 'Allow')).toEqual(
-        onOrdersTable && name !== 'jssdkConfig' ? [DENY_TOKEN_CACHE] : [],
+        onOrdersTable && name !== 'jssdkConfig' ? [DENY_TOKEN_CACHE] : name === 'miniProgramLogin' ? [noAppSecret] : [],
       );
       expect(grants(dev.template, roleId)).toEqual({
         ...TABLE_ACTIONS[name],
@@ -291,13 +274,15 @@ describe('serverless package', () => {
       // The other direction, on prod too: test/infra/token-cache-iam.test.ts.
     });
 
-    it("grants each app's secretParam, and the session key, exactly as the functions are told to read them", () => {
+    it("grants each app's secretParam to the functions that serve its kind, and the session key, exactly as the functions are told to read them", () => {
       const secretsOf = (name: FunctionName) => grants(prod.template, lambda(prod.template, name).Role['Fn::GetAtt'][0])['ssm:GetParameter'];
       const appSecrets = [apiKeyParameter('/payments/prod/official-account-secret'), apiKeyParameter('/payments/prod/mini-program-secret')];
       const sessionKey = apiKeyParameter('/payments/prod/session-key');
-      expect(secretsOf('miniProgramLogin')).toEqual([...appSecrets, sessionKey]);
-      expect(secretsOf('officialAccountLogin')).toEqual([...appSecrets, sessionKey]);
-      expect(secretsOf('jssdkConfig')).toEqual(appSecrets);
+      // Each reads the AppSecrets of the apps of the kind it serves, and no other.
+      const [officialAccount, miniProgram] = appSecrets;
+      expect(secretsOf('miniProgramLogin')).toEqual([miniProgram, sessionKey]);
+      expect(secretsOf('officialAccountLogin')).toEqual([officialAccount, sessionKey]);
+      expect(secretsOf('jssdkConfig')).toEqual([officialAccount]);
       expect(secretsOf('createOrder')).toEqual([apiKeyParameter('/payments/prod/wechatpay-key'), sessionKey]);
       for (const name of FUNCTIONS) {
         const variables = lambda(prod.template, name).Environment.Variables;
@@ -537,6 +522,14 @@ describe('serverless package', () => {
       expect(bundle).not.toContain('signedNotification:');
       expect(bundle).not.toContain('wechatpay-emulator');
     });
+  });
+});
+
+describe('the packagings of the tests', () => {
+  it("take no setting from the environment of the test that asks for them: every ${env:...} of serverless.yml is scrubbed", () => {
+    const read = [...new Set([...readFileSync(join(ROOT, 'serverless.yml'), 'utf8').matchAll(/\$\{env:([A-Z_]+)/g)].map((match) => match[1]!))];
+    // ESBUILD_WORK_FOLDER: each packaging sets its own.
+    expect(read.filter((name) => name !== 'ESBUILD_WORK_FOLDER' && !SCRUBBED.includes(name))).toEqual([]);
   });
 });
 

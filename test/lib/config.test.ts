@@ -12,7 +12,7 @@ const valid = {
 };
 
 describe('configuration', () => {
-  it('reads the defaults of the README\'s configuration table', async () => {
+  it('reads the defaults of the configuration table (docs/reference/configuration.md)', async () => {
     const config = await loadConfig(valid);
     expect(config).toMatchObject({
       signType: 'HMAC-SHA256',

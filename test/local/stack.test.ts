@@ -3,17 +3,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { localStackPorts } from '../support/processes';
 import { eventually } from '../support/eventually';
+import { readDoc } from '../support/markdown';
+import { answerProblems, commandToRun, readTour, runTourCommand } from '../support/readme-tour';
 
 /** The real local stack, as `npm start` runs it, on free ports. */
 let stack: ChildProcess;
 let urls: { api: string; emulator: string; dynamodb: string; ordersTable: string; events: string; demo: string };
 let output = '';
+/** The ports it listens on, by the variable that set each. */
+let ports: Record<string, string>;
 
 beforeAll(async () => {
-  const env = {
-    ...process.env,
-    ...(await localStackPorts()),
-  };
+  ports = await localStackPorts();
+  const env = { ...process.env, ...ports };
   stack = spawn('node_modules/.bin/tsx', ['local/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   stack.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   urls = await new Promise((resolve, reject) => {
@@ -73,6 +75,19 @@ describe('the local stack (npm start)', () => {
       return answer.status === 'PAID' ? answer : undefined;
     }, 10_000);
     expect(order.transactionId).toBe(paid.body.transaction_id);
+  }, 30_000);
+
+  it("runs the README's tour as written: each curl in a shell, answering as the README shows", async () => {
+    const tour = readTour(readDoc('README.md'));
+    const answers: unknown[] = [];
+    for (const step of tour.steps) {
+      // Only what the README tells the reader to change: a placeholder, a port moved by its variable.
+      const command = commandToRun(step.command, tour, answers, ports);
+      const answer: unknown = JSON.parse(await runTourCommand(command));
+      expect(answerProblems(step.expected ?? '', answer), `${command}\n→ ${JSON.stringify(answer)}`).toEqual([]);
+      answers.push(answer);
+    }
+    expect(answers).toHaveLength(3);
   }, 30_000);
 
   it('publishes the payment to the local bus: GET /events lists it, the demo server shows what the page needs of it, clearOutbox confirms it', async () => {

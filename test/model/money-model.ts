@@ -18,7 +18,7 @@ import { faultPutEvents } from '../support/events';
 import type { CallbackCapture } from './capture';
 
 /**
- * A model of the money (README: Testing, the model): fast-check draws sequences of everything that
+ * A model of the money (docs/internals/guarantees.md: The model of the money): fast-check draws sequences of everything that
  * can happen to orders, runs them against the real handlers, dynalite and the WeChat Pay emulator,
  * and checks after every command, and once more when the run has settled, what must always hold.
  */

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { inject } from 'vitest';
 
 /**
  * `serverless package` for the tests that read what the framework writes (test/infra).
@@ -22,10 +21,11 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const SERVERLESS = join(ROOT, 'node_modules/.bin/serverless');
 
 /** Design §2 settings and AWS credentials: none may leak in from the shell running the tests. */
-const SCRUBBED = [
+export const SCRUBBED = [
   'WECHATPAY_APPID', 'WECHATPAY_MCHID', 'WECHATPAY_API_KEY', 'WECHATPAY_API_KEY_PARAM', 'WECHATPAY_SIGN_TYPE',
   'WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'ORDERS_TABLE', 'CATALOG_TABLE', 'MERCHANT_API_TOKENS_PARAM', 'MERCHANT_API_TOKEN', 'DYNAMODB_ENDPOINT', 'ORDER_EXPIRE_MINUTES',
   'WECHAT_APPS', 'WECHAT_APP_SECRETS', 'WECHAT_API_BASE_URL', 'SESSION_KEY_PARAM', 'SESSION_KEY', 'CORS_ORIGINS', 'EVENT_BUS_NAME', 'EVENTBRIDGE_ENDPOINT',
+  'WECHATPAY_CERT_PARAM', 'WECHATPAY_CLIENT_CERT_PEM', 'WECHATPAY_SECAPI_BASE_URL', 'WECHATPAY_SECAPI_CA_PEM', 'WECHATPAY_REFUND_NOTIFY_URL',
   'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE',
 ];
 
@@ -72,13 +72,34 @@ export interface Packaged {
 export const SHELL_API_KEY = 'shellApiKeyThatMustNotBeDeployed0';
 
 /**
- * `dev` as the README deploys it (`npx serverless deploy`, no param), from a shell that happens to
+ * `dev` as docs/go-live.md deploys it (`npx serverless deploy`, no param), from a shell that happens to
  * hold an API key in WECHATPAY_API_KEY, which must not reach the template.
  */
 export const DEV: PackageRequest = { stage: 'dev', env: { WECHATPAY_API_KEY: SHELL_API_KEY } };
 
-/** prod as the README deploys it: `npx serverless deploy --stage prod --param "appId=wx..." --param "mchId=..."`. */
+/** prod as docs/go-live.md deploys it: `npx serverless deploy --stage prod --param "appId=wx..." --param "mchId=..."`. */
 export const PROD: PackageRequest = { stage: 'prod', params: { appId: 'wx2421b1c4370ec43b', mchId: '1230000109' } };
+
+/** prod's apps, as the deploying environment of PROD_FROM_ENVIRONMENT sets them: two that log payers in, one that does not. */
+export const PROD_APPS = [
+  { appId: 'wx0000000000000001', kind: 'officialaccount', secretParam: '/payments/prod/official-account-secret' },
+  { appId: 'wx0000000000000002', kind: 'miniprogram', secretParam: '/payments/prod/mini-program-secret' },
+  { appId: 'wx0000000000000003', kind: 'app' },
+];
+
+/** prod set through the deploying environment: its own parameter names, several apps. */
+export const PROD_FROM_ENVIRONMENT: PackageRequest = {
+  stage: 'prod',
+  env: {
+    WECHATPAY_APPID: 'wx0000000000000001',
+    WECHATPAY_MCHID: '1900000001',
+    WECHATPAY_NOTIFY_URL: 'https://pay.example.com/wechatpay/notify',
+    WECHATPAY_API_KEY_PARAM: '/payments/prod/wechatpay-key',
+    ORDER_EXPIRE_MINUTES: '15',
+    WECHAT_APPS: JSON.stringify(PROD_APPS),
+    SESSION_KEY_PARAM: '/payments/prod/session-key',
+  },
+};
 
 const TEMPLATE = 'cloudformation-template-update-stack.json';
 const CREATE_TEMPLATE = 'cloudformation-template-create-stack.json';
@@ -164,7 +185,9 @@ declare module 'vitest' {
 
 let processCache: string | undefined;
 
-function cacheDir(): string {
+async function cacheDir(): Promise<string> {
+  // Loaded here, not at the top: scripts (npm run iam:table) package stages outside vitest.
+  const { inject } = await import('vitest');
   const provided = inject('packagingCache');
   if (provided) return provided;
   // Run without the global setup: share within this process only, and clean up on exit.
@@ -182,7 +205,7 @@ function cacheDir(): string {
  */
 export async function sharedPackage(request: PackageRequest): Promise<Packaged> {
   const key = createHash('sha256').update(JSON.stringify([request.stage, request.params ?? {}, request.env ?? {}])).digest('hex');
-  const dir = join(cacheDir(), `${request.stage}-${key.slice(0, 16)}`);
+  const dir = join(await cacheDir(), `${request.stage}-${key.slice(0, 16)}`);
   const done = join(dir, '.complete');
   await alone(async () => {
     if (existsSync(done)) return;

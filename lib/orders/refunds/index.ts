@@ -1,5 +1,5 @@
 /**
- * Refunds (README: Refunds), one file per job, as payments are: the merchant's request
+ * Refunds (docs/reference/http-api.md: Refunds), one file per job, as payments are: the merchant's request
  * (`request.ts`), WeChat Pay's callback (`notify.ts`), recovery of the PROCESSING ones
  * (`recovery.ts`), the bill's repairs (`bill.ts`); what they share is recording how a refund ended
  * (`settle.ts`) and its numbers (`numbers.ts`).

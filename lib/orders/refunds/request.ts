@@ -1,6 +1,6 @@
 /**
  * A refund request of the merchant's server: checked, claimed, reserved on its order, then sent to
- * WeChat Pay (README: Refunds). One request is one refund whatever fails: its number is claimed
+ * WeChat Pay (docs/reference/http-api.md: Refunds). One request is one refund whatever fails: its number is claimed
  * before anything else is written, its amount reserved in one conditional write before WeChat Pay
  * hears of it, and every call after that resends the same out_refund_no.
  */

@@ -110,8 +110,8 @@ describe('outbox entries', () => {
 });
 
 /**
- * The `detail` schema, pinned: what consumers read. Changing it breaks them; the README documents
- * every field (README: Events, "The detail of every event").
+ * The `detail` schema, pinned: what consumers read. Changing it breaks them; docs/reference/events.md
+ * documents every field (docs/reference/events.md: The detail of every event).
  */
 describe('the detail of every event', () => {
   const common = {
