@@ -83,7 +83,7 @@ abstract class Guarded {
   protected async guarded<T>(what: string, call: () => Promise<T>): Promise<T | undefined> {
     const result = await this.table.conditional(what, call);
     if (result === undefined) {
-      logger.debug('conditional write refused', { table: this.table.name, request: what, key: this.key, conditions: this.#conditions.map((part) => part.name) });
+      logger.debug('guarded write not applied', { table: this.table.name, request: what, key: this.key, conditions: this.#conditions.map((part) => part.name) });
     }
     return result;
   }

@@ -65,7 +65,7 @@ export function useRefusals(): () => string[][] {
   });
   return () =>
     debug.mock.calls
-      .filter((call) => call[0] === 'conditional write refused')
+      .filter((call) => call[0] === 'guarded write not applied')
       .map((call) => (call[1] as { conditions: string[] }).conditions);
 }
 
