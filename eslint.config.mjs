@@ -13,7 +13,7 @@ export default tseslint.config(
   },
   {
     // Command-line tools, the local stack and benchmarks talk to a person on the terminal.
-    files: ['tools/**', 'local/**', 'bench/**', 'bin/**', 'test/**', 'emulator/**', 'scripts/**'],
+    files: ['tools/**', 'dev/**', 'bench/**', 'bin/**', 'test/**', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
   {

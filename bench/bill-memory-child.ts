@@ -7,10 +7,10 @@
 import { createServer } from 'node:http';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { listen, readBody } from '../emulator/http-server';
-import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { listen, readBody } from '../dev/emulator/http-server';
+import { TEST_MERCHANT } from '../dev/emulator/test-merchant';
 import type { BillRow } from '../lib/wechatpay/bill';
-import { billLines, paymentRow } from '../lib/wechatpay/bill-testing';
+import { billLines, paymentRow } from '../dev/wechatpay-documents/bill';
 import { openBill } from '../lib/wechatpay/download-bill';
 
 const rows = Number(process.argv[2]);

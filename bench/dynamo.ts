@@ -3,8 +3,8 @@
  * the real handlers running against dynalite and the WeChat Pay emulator; and recovery's reads as the
  * table of settled orders grows.
  */
-import { TEST_MERCHANT } from '../emulator/test-merchant';
-import { signedNotification } from '../lib/wechatpay/testing';
+import { TEST_MERCHANT } from '../dev/emulator/test-merchant';
+import { signedNotification } from '../dev/wechatpay-documents/payment-notification';
 import { ordersContext } from '../lib/runtime';
 import { PENDING_SHARDS } from '../lib/orders/store';
 import { handler as createOrder } from '../functions/createOrder';

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchGetCommand } from '@aws-sdk/lib-dynamodb';
-import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { TEST_MERCHANT } from '../dev/emulator/test-merchant';
 import { batchWrite, seedClient } from '../test/support/seed';
 import type { TestStack } from '../test/support/stack';
 import type { Bundle } from './bundles';

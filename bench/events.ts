@@ -7,12 +7,12 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { TEST_MERCHANT } from '../dev/emulator/test-merchant';
 import type { OrdersContext } from '../lib/orders/context';
 import { handlePaymentNotification } from '../lib/gateways/wechatpay-v2/notify';
 import { OrderStore } from '../lib/orders/store';
 import { ordersContext } from '../lib/runtime';
-import { signedNotification } from '../lib/wechatpay/testing';
+import { signedNotification } from '../dev/wechatpay-documents/payment-notification';
 import { esbuildOptions, median, OUT, ROOT } from './bundles';
 import { createOne } from './dynamo';
 

@@ -7,9 +7,9 @@
 import { createHmac, createSecretKey } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { XMLParser } from 'fast-xml-parser';
-import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { TEST_MERCHANT } from '../dev/emulator/test-merchant';
 import { notificationReply, parseNotification, verifyNotification } from '../lib/wechatpay/notification';
-import { signedNotification } from '../lib/wechatpay/testing';
+import { signedNotification } from '../dev/wechatpay-documents/payment-notification';
 import { stringToSign } from '../lib/wechatpay/sign';
 import { XML_PARSER_OPTIONS } from '../lib/wechatpay/xml';
 import { median } from './bundles';

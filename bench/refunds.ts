@@ -6,11 +6,11 @@
  * refund callbacks are delivered here, as the emulator would send them.
  */
 import { randomUUID } from 'node:crypto';
-import { TEST_MERCHANT } from '../emulator/test-merchant';
+import { TEST_MERCHANT } from '../dev/emulator/test-merchant';
 import { handler as notify } from '../functions/notify';
 import { nextRefundCheck, recoverRefunds } from '../lib/orders/refunds';
 import { ordersContext } from '../lib/runtime';
-import { encryptedRefundNotification } from '../lib/wechatpay/refund-testing';
+import { encryptedRefundNotification } from '../dev/wechatpay-documents/refund-notification';
 import { create, getRefund, refund, refundCallback } from '../test/support/api';
 import { eventually } from '../test/support/eventually';
 import type { SimRefund, TestStack } from '../test/support/stack';

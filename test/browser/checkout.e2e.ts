@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
-import { DEMO_PRODUCTS } from '../../local/demo-products';
+import { DEMO_PRODUCTS } from '../../dev/local/demo-products';
 import { startLocalStack, type LocalStack } from './local-stack';
 
 /**
@@ -32,7 +32,7 @@ const SIZES = {
   desktop: { viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1, isMobile: false, hasTouch: false },
 } as const;
 
-/** The local stack's mini-program (emulator/test-apps.ts), the one the page logs its payers in to. */
+/** The local stack's mini-program (dev/emulator/test-apps.ts), the one the page logs its payers in to. */
 const MINI_PROGRAM = 'wx00000000000000a2';
 
 /** The demo products as the page lists them: in the catalog's order, by sku. */

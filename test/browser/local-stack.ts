@@ -41,7 +41,7 @@ function demoLine(output: string): string | undefined {
   return /Demo checkout\s+(http:\/\/\S+)/.exec(output)?.[1];
 }
 
-/** Starts `tsx local/start.ts` on free ports and waits until it prints its URLs. */
+/** Starts `tsx dev/local/start.ts` on free ports and waits until it prints its URLs. */
 export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> {
   // A token of this run's own, so that finding it anywhere it must not be cannot be a coincidence.
   const merchantToken = `browser-test-merchant-${randomBytes(12).toString('hex')}`;
@@ -56,7 +56,7 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
   for (const name of ['WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'DYNAMODB_ENDPOINT', 'EVENTBRIDGE_ENDPOINT', 'ORDERS_TABLE', 'CATALOG_TABLE']) delete env[name];
 
   // Its own process group: if it will not stop, the group (serverless offline included) is killed.
-  const child = spawn(TSX, ['local/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(TSX, ['dev/local/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));

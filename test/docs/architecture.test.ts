@@ -11,13 +11,15 @@ import { readDoc, ROOT, section } from '../support/markdown';
 
 const DOC = 'docs/internals/architecture.md';
 /** The folders whose code the table covers; test/ may import anything. */
-const FOLDERS = ['functions', 'lib', 'emulator', 'tools', 'bin', 'demo', 'local', 'bench', 'deploy', 'scripts', 'examples'];
+const FOLDERS = ['functions', 'lib', 'dev', 'tools', 'bin', 'bench', 'deploy', 'scripts', 'examples'];
 /** Static imports and re-exports, dynamic imports, requires, and tsx's tsImport (bin/). */
 const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|\btsImport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
 
 /** The node a path belongs to: `lib/<module>` for a folder of lib/, `lib/<file>.ts` for a file at its root, else its top folder. */
 function folderOf(path: string): string {
   const parts = path.split('/');
+  // dev/ holds several tools, each a node of its own: dev/emulator, dev/local, dev/demo, ...
+  if (parts[0] === 'dev') return parts.slice(0, 2).join('/');
   if (parts[0] !== 'lib') return parts[0] as string;
   const second = (parts[1] as string).replace(/\.[cm]?[jt]s$/, '');
   // `../log` and `../log.js` name lib/log.ts; `../config` names the folder lib/config.
@@ -61,7 +63,7 @@ function table(): Row[] {
   return rows.map(([, layer = '', folder = '', , allowed = '']) => ({
     layer,
     folder: folder.replace(/`/g, ''),
-    allowed: [...allowed.matchAll(/`([^`]+)`/g)].map((match) => match[1] as string).filter((name) => /^(lib\/[\w.-]+|[a-z]+)$/.test(name) && !/^[\w-]+\.ts$/.test(name)),
+    allowed: [...allowed.matchAll(/`([^`]+)`/g)].map((match) => match[1] as string).filter((name) => /^((lib|dev)\/[\w.-]+|[a-z]+)$/.test(name) && !/^[\w-]+\.ts$/.test(name)),
   }));
 }
 

@@ -3,7 +3,7 @@ import { readDoc } from '../support/markdown';
 import { answerProblems, commandToRun, readTour } from '../support/readme-tour';
 
 /**
- * The README's tour as test/local/stack.test.ts runs it against the local stack: here, that it reads
+ * The README's tour as test/dev/local/stack.test.ts runs it against the local stack: here, that it reads
  * as a tour (its commands, their answers, its ports and placeholders), and that the reading is right.
  */
 describe("the README's tour", () => {

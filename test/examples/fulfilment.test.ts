@@ -9,7 +9,7 @@ import { OUTBOX_GRACE_MS } from '../../lib/events/outbox';
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { ordersContext } from '../../lib/runtime';
-import { tableInput, type TableResource } from '../../local/tables';
+import { tableInput, type TableResource } from '../../dev/local/tables';
 import { callback, create } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { validateTemplate } from '../support/cfn-validate';

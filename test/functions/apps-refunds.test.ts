@@ -4,11 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
+import { TEST_MINIPROGRAM } from '../../dev/emulator/test-apps';
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
-import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
+import { encryptedRefundNotification } from '../../dev/wechatpay-documents/refund-notification';
 import { callback, create, getRefund, refund, refundCallback } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { eventually } from '../support/eventually';

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
+import { TEST_MINIPROGRAM } from '../../dev/emulator/test-apps';
 import { recoverOrders } from '../../lib/orders/recovery';
 import type { OrdersContext } from '../../lib/orders/context';
 import { verifySignature } from '../../lib/wechatpay/sign';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { handler as createMerchantOrder } from '../../functions/createMerchantOrder';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { apiEvent, callback, create, get, MERCHANT_AUTHORIZATION } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { eventually } from '../support/eventually';

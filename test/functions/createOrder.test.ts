@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { MAX_ORDER_FEN } from '../../lib/catalog/product';
 import { ordersContext } from '../../lib/runtime';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { order, putProduct } from '../support/api';
 import { bearer, sessionToken } from '../support/identity';
 import type { TestStack } from '../support/stack';

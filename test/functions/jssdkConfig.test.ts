@@ -6,8 +6,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
+import { TEST_MINIPROGRAM } from '../../dev/emulator/test-apps';
 import type { ApiEvent } from '../../lib/http/event';
 import { TokenStore } from '../../lib/identity/token-store';
 import { createDocumentClient } from '../../lib/store/dynamo';

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { TEST_MINIPROGRAM } from '../../emulator/test-apps';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
+import { TEST_MINIPROGRAM } from '../../dev/emulator/test-apps';
 import type { OrdersContext } from '../../lib/orders/context';
 import { order, putProduct } from '../support/api';
 import { bearer, login, sessionToken, simLogin } from '../support/identity';

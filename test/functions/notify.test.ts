@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { handler as notify } from '../../functions/notify';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { signedNotification } from '../../lib/wechatpay/testing';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
+import { signedNotification } from '../../dev/wechatpay-documents/payment-notification';
 import { parseXml } from '../../lib/wechatpay/xml';
 import { apiEvent, callback, create, get } from '../support/api';
 import { paidCallback } from '../support/callbacks';

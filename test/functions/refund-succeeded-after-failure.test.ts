@@ -6,11 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { eventId } from '../../lib/orders/events';
 import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
-import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
+import { encryptedRefundNotification } from '../../dev/wechatpay-documents/refund-notification';
 import { callback, create, getMerchantOrder, getRefund, refund, refundCallback } from '../support/api';
 import { paidCallback } from '../support/callbacks';
 import { deliveriesById, eventsOf } from '../support/events';

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiEvent } from '../../lib/http/event';
 import { parseXml } from '../../lib/wechatpay/xml';
-import { DEMO_PRODUCTS } from '../../local/demo-products';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { DEMO_PRODUCTS } from '../../dev/local/demo-products';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { putProduct } from '../support/api';
 import { startTestStack, type TestStack } from '../support/stack';
 

@@ -11,7 +11,7 @@ import { handler as notify } from '../../functions/notify';
 import { createWechatPayClient } from '../../lib/wechatpay/client';
 import { stringToSign } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { apiEvent, create as createMerchantOrder, order, putProduct } from '../support/api';
 import { eventually } from '../support/eventually';
 import { bearer, sessionToken } from '../support/identity';

@@ -18,20 +18,21 @@ function imports(file: string): string[] {
 }
 
 describe('what the Lambda bundles may import', () => {
-  // node-forge (certificate conversion, the emulator's certificates) is for tools/, emulator/ and
-  // local/ only; lib/ and functions/ are what every function bundle is made of.
+  // node-forge (certificate conversion, the emulator's certificates) is for tools/ and dev/ only;
+  // lib/ and functions/ are what every function bundle is made of, and they never import dev
+  // tooling (the emulator, the local stack, the demo, the WeChat Pay document writers).
   const bundled = [...sources('lib'), ...sources('functions')];
 
   it('finds the product code', () => {
     expect(bundled).toContain(join('lib', 'wechatpay', 'refund-notification.ts'));
   });
 
-  it.each(bundled)('%s imports neither node-forge nor tools/ or local/ code', (file) => {
+  it.each(bundled)('%s imports neither node-forge nor tools/, dev/ or test/ code', (file) => {
     for (const specifier of imports(file)) {
       expect(specifier, `${file} imports ${specifier}`).not.toMatch(/^node-forge(\/|$)/);
       if (specifier.startsWith('.')) {
         const target = relative(ROOT, resolve(ROOT, dirname(file), specifier));
-        expect(target, `${file} imports ${specifier}`).not.toMatch(/^(tools|local|test)(\/|$)/);
+        expect(target, `${file} imports ${specifier}`).not.toMatch(/^(tools|dev|test)(\/|$)/);
       }
     }
   });
@@ -40,7 +41,7 @@ describe('what the Lambda bundles may import', () => {
 describe('the AGPL-licensed IAM simulator (@cloud-copilot/iam-simulate and its iam-policy, iam-utils)', () => {
   const AGPL = /^@cloud-copilot\/iam-(simulate|policy|utils)(\/|$)/;
   // Everything but the tests: what is bundled, deployed, run locally or handed to merchants.
-  const outsideTests = ['lib', 'functions', 'deploy', 'bin', 'tools', 'local', 'emulator', 'scripts', 'bench', 'demo', 'examples'].flatMap(sources);
+  const outsideTests = ['lib', 'functions', 'deploy', 'bin', 'tools', 'dev', 'scripts', 'bench', 'examples'].flatMap(sources);
 
   it.each(outsideTests)('%s does not import it: only tests do', (file) => {
     for (const specifier of imports(file)) expect(specifier, `${file} imports ${specifier}`).not.toMatch(AGPL);
@@ -56,7 +57,7 @@ describe('the AGPL-licensed IAM simulator (@cloud-copilot/iam-simulate and its i
 describe('import cycles', () => {
   // Every import counts, type-only ones too: a circle of types still means two modules that can be
   // neither read nor moved apart.
-  const FOLDERS = ['lib', 'functions', 'tools', 'emulator', 'local', 'demo', 'bench'];
+  const FOLDERS = ['lib', 'functions', 'tools', 'dev', 'bench'];
   const modules = FOLDERS.flatMap(sources).filter((file) => /\.[cm]?ts$/.test(file) && !file.endsWith('.d.ts'));
   const known = new Set(modules);
 
@@ -149,7 +150,7 @@ describe('import cycles', () => {
     // lib/<module>/… is one node, a file at the root of lib/ one of its own; elsewhere a top-level folder is.
     const folderOf = (file: string) => {
       const parts = file.split('/');
-      return parts[0] === 'lib' ? parts.slice(0, 2).join('/') : (parts[0] as string);
+      return parts[0] === 'lib' || parts[0] === 'dev' ? parts.slice(0, 2).join('/') : (parts[0] as string);
     };
     const folders = new Map<string, string[]>();
     for (const [file, targets] of graph) {
@@ -157,7 +158,7 @@ describe('import cycles', () => {
       const to = targets.map(folderOf).filter((folder) => folder !== from);
       folders.set(from, [...new Set([...(folders.get(from) ?? []), ...to])]);
     }
-    expect(folders.get('local')).toContain('emulator');
+    expect(folders.get('dev/local')).toContain('dev/emulator');
     expect(cycles(folders)).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { accepts, freePort } from '../../emulator/http-server';
+import { accepts, freePort } from '../../dev/emulator/http-server';
 import { groupAlive } from '../support/processes';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -19,7 +19,7 @@ describe('local stack (npm start) shutdown', () => {
       EVENTS_PORT: await freePort(),
     };
     const env = { ...process.env, ...Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, String(port)])) };
-    const stack = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['local/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stack = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['dev/local/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     stack.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => stack.once('exit', (code) => resolve(code)));

@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { LOCAL_SESSION_KEY } from '../../local/session-key';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
+import { LOCAL_SESSION_KEY } from '../../dev/local/session-key';
 import { FUNCTIONS, type FunctionName } from '../support/functions';
 import { localAppSettings } from '../support/stack';
 import {
@@ -518,7 +518,7 @@ describe('serverless package', () => {
 
     it.each(FUNCTIONS)('carries no test code in %s: neither the test signing helpers nor the emulator', (name) => {
       const bundle = readZip(join(dev.dir, `${name}.zip`)).get(`functions/${name}.js`)!.toString('utf8');
-      // Messages of lib/wechatpay/testing.ts and of the emulator survive minification; their names do not.
+      // Messages of dev/wechatpay-documents/payment-notification.ts and of the emulator survive minification; their names do not.
       expect(bundle).not.toContain('signedNotification:');
       expect(bundle).not.toContain('wechatpay-emulator');
     });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeTableCommand, DynamoDBClient, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tableInput } from '../../local/tables';
+import { tableInput } from '../../dev/local/tables';
 import { createOrdersTable, startDynalite } from '../support/dynalite';
 
 describe('orders table created from serverless.yml on dynalite', () => {

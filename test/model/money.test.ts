@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { ordersContext } from '../../lib/runtime';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { putProduct } from '../support/api';
 import { startTestStack, type TestStack } from '../support/stack';
 import { startCallbackCapture, type CallbackCapture } from './capture';
+import { firstDeployment, startSecondDeployment, type SecondDeployment } from './deployment';
 import { MODEL_CATALOG, runMoneyModel, systemOf, type System } from './money-model';
 
 /**
@@ -17,6 +17,7 @@ const rounded = (record: Record<string, number>) => Object.fromEntries(Object.en
 
 let stack: TestStack;
 let capture: CallbackCapture;
+let second: SecondDeployment;
 let system: System;
 
 beforeAll(async () => {
@@ -24,20 +25,27 @@ beforeAll(async () => {
   // WeChat Pay's clock rules (5 minutes before a close, a minute between refunds) at a ten-thousandth.
   stack = await startTestStack({ refunds: true, timeScale: 0.0001, env: { WECHATPAY_NOTIFY_URL: capture.notifyUrl, WECHATPAY_REFUND_NOTIFY_URL: capture.refundNotifyUrl } });
   for (const [sku, priceFen] of Object.entries(MODEL_CATALOG)) await putProduct(sku, { name: sku, priceFen });
-  system = systemOf(stack, await ordersContext(), capture);
+  const first = await firstDeployment();
+  // B: another deployment of the product on the same merchant, with its own tables, notify URLs and bus.
+  second = await startSecondDeployment(stack, MODEL_CATALOG);
+  system = systemOf(stack, {
+    a: { product: first, capture, events: stack.events, table: stack.table },
+    b: { product: second.product, capture: second.capture, events: second.events, table: second.table },
+  });
 });
 
 afterAll(async () => {
+  await second?.close();
   await stack?.close();
   await capture?.close();
 });
 
-it('keeps every money invariant through random interleavings of orders, payments, callbacks, refunds, recovery, reconciliation and faults', async () => {
+it('keeps every money invariant through random interleavings of orders, payments, callbacks, refunds, recovery, reconciliation and faults, in two deployments sharing the merchant', async () => {
   const started = Date.now();
   const seed = process.env.MODEL_SEED === undefined ? undefined : Number(process.env.MODEL_SEED);
   const { figures, seeds, failure } = await runMoneyModel(system, {
     commands: COMMANDS,
-    maxCommands: 60,
+    maxCommands: 100,
     seed,
     path: process.env.MODEL_PATH,
     progress: (f) => {
@@ -45,7 +53,7 @@ it('keeps every money invariant through random interleavings of orders, payments
     },
   });
   console.log(
-    `[model] ${JSON.stringify({ commands: figures.commands, runs: figures.runs, invariantChecks: figures.invariantChecks, violations: figures.violations.length, faultsInjected: figures.faultsInjected, faultsFired: figures.faultsFired, seconds: Math.round((Date.now() - started) / 1000), firstSeed: seeds[0], byCommand: figures.byCommand, msByCommand: rounded(figures.msByCommand), msChecking: Math.round(figures.msChecking), msSettling: Math.round(figures.msSettling) })}`,
+    `[model] ${JSON.stringify({ commands: figures.commands, runs: figures.runs, invariantChecks: figures.invariantChecks, violations: figures.violations.length, shared: figures.shared, faultsInjected: figures.faultsInjected, faultsFired: figures.faultsFired, seconds: Math.round((Date.now() - started) / 1000), firstSeed: seeds[0], byCommand: figures.byCommand, msByCommand: rounded(figures.msByCommand), msChecking: Math.round(figures.msChecking), msSettling: Math.round(figures.msSettling) })}`,
   );
   if (failure) console.log(`[model] FAILED\n${failure}`);
   expect(failure).toBeUndefined();

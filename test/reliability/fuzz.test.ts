@@ -6,7 +6,7 @@ import { XmlFormatError } from '../../lib/wechatpay/errors';
 import { parseNotification, verifyNotification } from '../../lib/wechatpay/notification';
 import { sign, signFields, verifySignature, type Fields } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { reportFigures, scale } from './support';
 
 const RUNS = scale(300, 3_000);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { encryptedRefundNotification, encryptReqInfo, refundNotificationFields } from '../../lib/wechatpay/refund-testing';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
+import { encryptedRefundNotification, encryptReqInfo, refundNotificationFields } from '../../dev/wechatpay-documents/refund-notification';
 import { buildXml } from '../../lib/wechatpay/xml';
 import { startTestStack, type TestStack } from '../support/stack';
 import { callback, create, refund, refundCallback } from '../support/api';

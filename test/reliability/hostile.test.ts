@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { sign } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
 import { startTestStack, type TestStack } from '../support/stack';

@@ -7,9 +7,9 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'false';
 });
 
-const { TEST_MERCHANT } = await import('../../emulator/test-merchant');
-const { TEST_APP_SECRET, TEST_MINIPROGRAM } = await import('../../emulator/test-apps');
-const { LOCAL_SESSION_KEY } = await import('../../local/session-key');
+const { TEST_MERCHANT } = await import('../../dev/emulator/test-merchant');
+const { TEST_APP_SECRET, TEST_MINIPROGRAM } = await import('../../dev/emulator/test-apps');
+const { LOCAL_SESSION_KEY } = await import('../../dev/local/session-key');
 const { identityContext } = await import('../../lib/identity-runtime');
 const { putProduct, order, MERCHANT_AUTHORIZATION, TEST_MERCHANT_TOKEN } = await import('../support/api');
 const { bearer, jssdkConfigRequest, jssdkQuery, login, sessionToken, simLogin } = await import('../support/identity');

@@ -6,11 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { reconcileDay } from '../../lib/orders/reconcile';
 import type { OrdersContext } from '../../lib/orders/context';
 import { requestRefund } from '../../lib/orders/refunds';
-import { encryptedRefundNotification } from '../../lib/wechatpay/refund-testing';
+import { encryptedRefundNotification } from '../../dev/wechatpay-documents/refund-notification';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';
 import { create, refundCallback } from '../support/api';
 import { eventually } from '../support/eventually';

@@ -4,7 +4,7 @@ import type { OrdersContext } from '../../lib/orders/context';
 import { recoverOrders } from '../../lib/orders/recovery';
 import { outRefundNoFor, refundClaimFor, requestRefund, parseRefundRequest } from '../../lib/orders/refunds';
 import { ordersContext } from '../../lib/runtime';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { refund } from '../support/api';
 import { paidOrder } from '../support/orders';
 import { localCertificates, splitPem } from '../support/emulator';

@@ -1,6 +1,6 @@
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import type { SignType } from '../../lib/wechatpay/sign';
-import { signedNotification } from '../../lib/wechatpay/testing';
+import { signedNotification } from '../../dev/wechatpay-documents/payment-notification';
 
 /** A payment callback as WeChat Pay sends it, signed with the test merchant's key. */
 export function paidCallback(

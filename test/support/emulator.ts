@@ -2,14 +2,14 @@ import { createServer } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { nonceStr } from '../../lib/wechatpay/ids';
 import { signFields } from '../../lib/wechatpay/sign';
 import type { Fields, SignableFields, SignType } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
-import { listen, readBody } from '../../emulator/http-server';
-import { startEmulator } from '../../emulator/server';
-import type { EmulatorOptions, RunningEmulator } from '../../emulator/server';
+import { listen, readBody } from '../../dev/emulator/http-server';
+import { startEmulator } from '../../dev/emulator/server';
+import type { EmulatorOptions, RunningEmulator } from '../../dev/emulator/server';
 
 export const MERCHANT = TEST_MERCHANT;
 
@@ -142,7 +142,7 @@ export function paidJsapiFields(outTradeNo: string, openid: string, attach: stri
 }
 
 /** The local certificates, once per test process (three RSA keys: about a second). */
-export { localCertificates } from '../../emulator/certs';
+export { localCertificates } from '../../dev/emulator/certs';
 
 export interface TlsIdentity {
   /** The CA the client trusts the server by. */

@@ -1,5 +1,5 @@
 import type { OrdersContext } from '../../lib/orders/context';
-import type { StoredEvent } from '../../local/eventbridge';
+import type { StoredEvent } from '../../dev/local/eventbridge';
 import type { TestStack } from './stack';
 
 /** The events of the test stack's bus, and faults injected at the product's EventBridge client. */

@@ -1,7 +1,7 @@
 import type { ApiEvent } from '../../lib/http/event';
 import { createSessionTokens } from '../../lib/identity/session-token';
 import { apiEvent } from './api';
-import { LOCAL_SESSION_KEY } from '../../local/session-key';
+import { LOCAL_SESSION_KEY } from '../../dev/local/session-key';
 
 /** Payers' identity in tests: the emulator's stand-in for `wx.login()`, and session tokens. */
 

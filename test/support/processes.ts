@@ -1,4 +1,4 @@
-import { freePort } from '../../emulator/http-server';
+import { freePort } from '../../dev/emulator/http-server';
 
 /** The local stacks (`npm start`) the tests start: their ports, and their process groups, seen and stopped by group id. */
 

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import { listen, readBody, type Listening } from '../../emulator/http-server';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
+import { listen, readBody, type Listening } from '../../dev/emulator/http-server';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
 import { signFields, type Fields, type SignType } from '../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../lib/wechatpay/xml';
 

@@ -5,7 +5,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { createOrder, payOrder } from '../../emulator/orders';
+import { createOrder, payOrder } from '../../dev/emulator/orders';
 import { dayShard } from '../../lib/orders/store';
 import { newOutTradeNo } from '../../lib/wechatpay/ids';
 import { fromBeijingTimestamp, toBeijingTimestamp } from '../../lib/wechatpay/time';

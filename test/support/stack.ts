@@ -1,15 +1,15 @@
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { listen, readBody } from '../../emulator/http-server';
-import { startEmulator, type RunningEmulator } from '../../emulator/server';
-import { TEST_MERCHANT } from '../../emulator/test-merchant';
-import { localStackApps } from '../../local/apps';
-import { LOCAL_SESSION_KEY } from '../../local/session-key';
+import { listen, readBody } from '../../dev/emulator/http-server';
+import { startEmulator, type RunningEmulator } from '../../dev/emulator/server';
+import { TEST_MERCHANT } from '../../dev/emulator/test-merchant';
+import { localStackApps } from '../../dev/local/apps';
+import { LOCAL_SESSION_KEY } from '../../dev/local/session-key';
 import { handler as notify } from '../../functions/notify';
 import { handler as clearOutbox } from '../../functions/clearOutbox';
-import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '../../local/eventbridge';
+import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '../../dev/local/eventbridge';
 import { handler as refundNotify } from '../../functions/refundNotify';
-import { localCertificates } from '../../emulator/certs';
+import { localCertificates } from '../../dev/emulator/certs';
 import { apiEvent, TEST_MERCHANT_TOKEN } from './api';
 import { createCatalogTable, createOrdersTable, startDynalite } from './dynalite';
 

@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadClientCertificate, loadConfig, SECRET_MAX_AGE_SECONDS, secureParameter } from '../../../lib/config';
 import { loadMerchantTokens } from '../../../lib/http/merchant-auth';
 import { identitySecrets } from '../../../lib/identity/settings';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
 
 /** SSM as Powertools Parameters answers it: each parameter's value, or a failure. */
 const { getParameter } = vi.hoisted(() => ({ getParameter: vi.fn<(name: string, options: unknown) => Promise<string | undefined>>() }));

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type RunningEmulator } from '../../../emulator/server';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
-import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../../emulator/test-apps';
+import { startEmulator, type RunningEmulator } from '../../../dev/emulator/server';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
+import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../../dev/emulator/test-apps';
 import { createDocumentClient } from '../../../lib/store/dynamo';
 import { TokenCache, TokenCacheError, type TokenCacheOptions } from '../../../lib/identity/token-cache';
 import { TokenStore, TokenStoreError } from '../../../lib/identity/token-store';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type RunningEmulator } from '../../../emulator/server';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
-import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../../emulator/test-apps';
+import { startEmulator, type RunningEmulator } from '../../../dev/emulator/server';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
+import { TEST_APP_SECRET, TEST_MINIPROGRAM } from '../../../dev/emulator/test-apps';
 import { isBadCodeError, isStaleTokenError, WechatApiError } from '../../../lib/wechat/errors';
 import { createPlatformClient, type AppCredentials, type PlatformClient } from '../../../lib/wechat/platform-client';
 

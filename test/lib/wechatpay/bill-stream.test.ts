@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_BILL_LINE_CHARS, readBillAnswer, type BillFailure, type BillOutline, type BillResult, type BillRow } from '../../../lib/wechatpay/bill';
 import { LineSplitter, streamBillAnswer } from '../../../lib/wechatpay/bill-stream';
-import { paymentRow, refundRow, writeBill } from '../../../lib/wechatpay/bill-testing';
+import { paymentRow, refundRow, writeBill } from '../../../dev/wechatpay-documents/bill';
 
 /** `bytes` cut at `cuts` (any positions, in any order, repeated or not), as a stream hands them on. */
 function pieces(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {

@@ -13,10 +13,10 @@ import {
   type BillResult,
   type BillRow,
 } from '../../../lib/wechatpay/bill';
-import { paymentRow, refundRow, summarize, wechatPayFeeFen, writeBill } from '../../../lib/wechatpay/bill-testing';
+import { paymentRow, refundRow, summarize, wechatPayFeeFen, writeBill } from '../../../dev/wechatpay-documents/bill';
 import { downloadBill } from '../../../lib/wechatpay/download-bill';
 import { toBeijingTimestamp } from '../../../lib/wechatpay/time';
-import type { RunningEmulator } from '../../../emulator/server';
+import type { RunningEmulator } from '../../../dev/emulator/server';
 import { call, control, MERCHANT, orderFields, startTestEmulator } from '../../support/emulator';
 
 /**

@@ -12,7 +12,7 @@ import {
 } from '../../../lib/wechatpay/errors';
 import { verifySignature } from '../../../lib/wechatpay/sign';
 import { buildXml } from '../../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
 import { answer, businessError, ScriptedWechatPay } from '../../support/scripted-wechatpay';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;

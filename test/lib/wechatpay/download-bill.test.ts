@@ -7,14 +7,14 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RETRYABLE_BILL_FAILURES } from '../../../lib/wechatpay/bill';
 import type { BillResult } from '../../../lib/wechatpay/bill';
-import { paymentRow, refundRow, writeBill } from '../../../lib/wechatpay/bill-testing';
+import { paymentRow, refundRow, writeBill } from '../../../dev/wechatpay-documents/bill';
 import { downloadBill, openBill } from '../../../lib/wechatpay/download-bill';
 import type { DownloadBillOptions } from '../../../lib/wechatpay/download-bill';
 import { WechatPayConfigError } from '../../../lib/wechatpay/errors';
 import { verifySignature } from '../../../lib/wechatpay/sign';
 import { toBeijingTimestamp } from '../../../lib/wechatpay/time';
 import { parseXml } from '../../../lib/wechatpay/xml';
-import type { RunningEmulator } from '../../../emulator/server';
+import type { RunningEmulator } from '../../../dev/emulator/server';
 import { call, control, MERCHANT, orderFields, startTestEmulator } from '../../support/emulator';
 
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -8,7 +8,7 @@ import {
 } from '../../../lib/wechatpay/notification';
 import { sign, type Fields } from '../../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
 import { SAMPLE_OUT_TRADE_NO, sampleCallback } from '../../support/callbacks';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;

@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { appPayParams, jsapiPayParams } from '../../../lib/wechatpay/pay-params';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;
 const now = new Date('2024-01-01T00:00:00.999Z');

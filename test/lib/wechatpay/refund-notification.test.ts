@@ -13,9 +13,9 @@ import {
   encryptedRefundNotification,
   encryptReqInfo,
   refundNotificationFields,
-} from '../../../lib/wechatpay/refund-testing';
+} from '../../../dev/wechatpay-documents/refund-notification';
 import { buildXml, parseXml } from '../../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
 
 /*
  * WeChat Pay's refund callback test vector, from wechatpy: `tests/test_crypto.py`,

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWechatPayClient } from '../../../lib/wechatpay/client';
 import { readClientCertificatePem } from '../../../lib/wechatpay/client-certificate';
 import { WechatPayBusinessError, WechatPayCommunicationError, WechatPayConfigError, WechatPayNetworkError } from '../../../lib/wechatpay/errors';
-import type { RunningEmulator } from '../../../emulator/server';
-import { makeLocalCertificates } from '../../../emulator/certs';
+import type { RunningEmulator } from '../../../dev/emulator/server';
+import { makeLocalCertificates } from '../../../dev/emulator/certs';
 import { call, control, localCertificates, MERCHANT, orderFields, splitPem, startTestEmulator } from '../../support/emulator';
 
 let emulator: RunningEmulator;

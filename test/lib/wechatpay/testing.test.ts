@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { verifySignature } from '../../../lib/wechatpay/sign';
-import { randomDigits, signedNotification } from '../../../lib/wechatpay/testing';
+import { randomDigits, signedNotification } from '../../../dev/wechatpay-documents/payment-notification';
 import { parseXml } from '../../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
 import { SAMPLE_OUT_TRADE_NO, sampleCallback } from '../../support/callbacks';
 
 const { appId, mchId, apiKey } = TEST_MERCHANT;

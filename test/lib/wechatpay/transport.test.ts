@@ -5,7 +5,7 @@ import { WechatPayCommunicationError, WechatPayConfigError } from '../../../lib/
 import { createTransport, signedXml, type AnswerReader, type Endpoint } from '../../../lib/wechatpay/transport';
 import { verifySignature } from '../../../lib/wechatpay/sign';
 import { buildXml, parseXml } from '../../../lib/wechatpay/xml';
-import { TEST_MERCHANT } from '../../../emulator/test-merchant';
+import { TEST_MERCHANT } from '../../../dev/emulator/test-merchant';
 import { answer, ScriptedWechatPay } from '../../support/scripted-wechatpay';
 
 let wechat: ScriptedWechatPay;
