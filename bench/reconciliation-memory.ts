@@ -19,7 +19,7 @@ import { listen, readBody } from '../dev/emulator/http-server';
 import { TEST_MERCHANT } from '../dev/emulator/test-merchant';
 import { handler as getReconciliation } from '../functions/getReconciliation';
 import { reconcileDay } from '../lib/orders/reconcile';
-import { orderStore, ordersContext } from '../lib/runtime';
+import { ordersContext, reportStore } from '../lib/runtime';
 import type { BillRow } from '../lib/wechatpay/bill';
 import { billLines, paymentRow } from '../dev/wechatpay-documents/bill';
 import { toBeijingTimestamp } from '../lib/wechatpay/time';
@@ -166,8 +166,8 @@ export async function reconciliationRequests(counter: Counter, rows: number): Pr
   const out: RequestCounts = {};
   const reads: Record<string, number> = {};
   const readsName = 'bench-report-reads';
-  // The GET route reads through a store of its own (lib/runtime.ts orderStore).
-  orderStore().db.middlewareStack.add(
+  // The GET route reads through a store of its own (lib/runtime.ts reportStore).
+  reportStore().db.middlewareStack.add(
     (next, context) => async (args) => {
       const name = String(context.commandName).replace(/Command$/, '');
       reads[name] = (reads[name] ?? 0) + 1;
@@ -207,7 +207,7 @@ export async function reconciliationRequests(counter: Counter, rows: number): Pr
     });
     if (read !== rows) throw new Error(`read ${read} items of ${rows}`);
   } finally {
-    orderStore().db.middlewareStack.remove(readsName);
+    reportStore().db.middlewareStack.remove(readsName);
   }
   return { counts: out, answers };
 }

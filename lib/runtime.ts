@@ -5,7 +5,7 @@ import { wechatPayV2Bills } from './gateways/wechatpay-v2/bills';
 import { wechatPayV2Gateways } from './gateways/wechatpay-v2/gateway';
 import { createOrdersContext, type OrdersContext } from './orders/context';
 import { ORDER_EVENTS } from './orders/events';
-import { OrderStore } from './orders/store';
+import { ReportStore } from './orders/store';
 import { createDocumentClient } from './store/dynamo';
 
 let context: Promise<OrdersContext> | undefined;
@@ -38,8 +38,8 @@ function storeOf<Store>(setting: string, build: (db: ReturnType<typeof createDoc
 /** The catalog store, for the functions that only edit or list the catalog. */
 export const catalogStore = storeOf('CATALOG_TABLE', (db, table) => new CatalogStore(db, table));
 
-/** The orders store alone, for functions that only read stored records. */
-export const orderStore = storeOf('ORDERS_TABLE', (db, table) => new OrderStore(db, table));
+/** The reconciliation reports alone, for the function that reads them (getReconciliation). */
+export const reportStore = storeOf('ORDERS_TABLE', (db, table) => new ReportStore(db, table));
 
 /**
  * The outbox store, for the function that confirms published events (clearOutbox): it needs the

@@ -1,40 +1,33 @@
-import { BatchGetCommand, PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { StoreError, Table } from '../store/table';
 import type { Product } from './product';
 
 /** A DynamoDB call failed: the caller answers so that the request is retried. */
-export class CatalogStoreError extends Error {
-  constructor(message: string, cause: unknown) {
-    super(message, { cause });
-    this.name = 'CatalogStoreError';
-  }
+export class CatalogStoreError extends StoreError {
+  override readonly name = 'CatalogStoreError';
 }
 
-/** BatchGetItem reads at most 100 keys; an order has at most 20 lines. */
-const MAX_BATCH = 100;
-const UNPROCESSED_RETRIES = 5;
+/** How a batch read of products asks again for the keys DynamoDB left unprocessed (an order has at most 20 lines). */
+const BATCH_RETRY = { retries: 5, baseMs: 20, maxMs: 1_000 };
 
 /**
  * The catalog table (key `sku`), apart from the orders: reading the whole catalog reads products
  * only, and only the functions that need prices may read it.
  */
 export class CatalogStore {
+  readonly #table: Table;
+
   constructor(
     /** Public so that tests and benchmarks can add SDK middleware (request counts, injected faults). */
     readonly db: DynamoDBDocumentClient,
-    private readonly table: string,
-  ) {}
-
-  private async send<T>(what: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      throw new CatalogStoreError(`DynamoDB ${what} failed`, error);
-    }
+    table: string,
+  ) {
+    this.#table = new Table(db, table, CatalogStoreError);
   }
 
   /** Creates or replaces a product. */
   async put(product: Product): Promise<void> {
-    await this.send('PutItem', () => this.db.send(new PutCommand({ TableName: this.table, Item: product })));
+    await this.#table.send('PutItem', (db) => db.send(new PutCommand({ TableName: this.#table.name, Item: product })));
   }
 
   /** Every product, in pages of DynamoDB's size. */
@@ -42,9 +35,8 @@ export class CatalogStore {
     const products: Product[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
-      const page = await this.send('Scan', () =>
-        this.db.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: startKey, ConsistentRead: true })),
-      );
+      const from = startKey;
+      const page = await this.#table.send('Scan', (db) => db.send(new ScanCommand({ TableName: this.#table.name, ExclusiveStartKey: from, ConsistentRead: true })));
       products.push(...((page.Items ?? []) as Product[]));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
@@ -54,22 +46,11 @@ export class CatalogStore {
   /**
    * The products of these skus as they are now (strongly consistent reads in one request, so an
    * order is priced from the catalog as written, each line from one read of its product); a sku
-   * with no product is absent from the map.
+   * with no product is absent from the map. At most BATCH_GET_MAX_KEYS skus.
    */
   async getMany(skus: readonly string[]): Promise<Map<string, Product>> {
-    if (skus.length > MAX_BATCH) throw new RangeError(`getMany: at most ${MAX_BATCH} skus`);
     const found = new Map<string, Product>();
-    let keys: Record<string, unknown>[] = skus.map((sku) => ({ sku }));
-    for (let attempt = 0; keys.length > 0; attempt++) {
-      if (attempt > UNPROCESSED_RETRIES) throw new CatalogStoreError('DynamoDB BatchGetItem kept leaving keys unprocessed', undefined);
-      // Unprocessed keys mean throttling: back off before asking for them again.
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
-      const result = await this.send('BatchGetItem', () =>
-        this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } })),
-      );
-      for (const item of (result.Responses?.[this.table] ?? []) as Product[]) found.set(item.sku, item);
-      keys = (result.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
-    }
+    for (const product of await this.#table.getMany<Product>(skus.map((sku) => ({ sku })), BATCH_RETRY)) found.set(product.sku, product);
     return found;
   }
 }

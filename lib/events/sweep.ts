@@ -1,6 +1,7 @@
 import { logger } from '../log';
 import { countMetric } from '../metrics';
-import { entryDue, OUTBOX_GRACE_MS, OUTBOX_SHARDS, type OutboxEntry, type OutboxItem } from './outbox';
+import { walkUntil } from '../store/sharded-index';
+import { entryDue, OUTBOX_GRACE_MS, type OutboxEntry, type OutboxItem } from './outbox';
 import type { OutboxStore } from './outbox-store';
 import type { EventPublisher, PendingEvent } from './publisher';
 
@@ -116,19 +117,11 @@ export async function sweepOutbox<Item extends OutboxItem>(ctx: SweepContext<Ite
   const concurrency = options.concurrency ?? 8;
   const now = ctx.now().getTime();
   try {
-    for (let shard = 0; shard < OUTBOX_SHARDS; shard += 1) {
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        if (Date.now() >= options.deadline) {
-          summary.stoppedEarly = true;
-          return summary;
-        }
-        const page = await ctx.outbox.due(shard, now, pageSize, startKey);
-        startKey = page.nextKey;
-        summary.orders += page.items.length;
-        await sweepPage(page.items, ctx, now, concurrency, summary);
-      } while (startKey);
-    }
+    summary.stoppedEarly = await walkUntil(ctx.outbox.due(now, pageSize), options.deadline, async (items) => {
+      summary.orders += items.length;
+      await sweepPage(items, ctx, now, concurrency, summary);
+      return false;
+    });
     return summary;
   } finally {
     if (summary.republished > 0) countMetric('EventsRepublished', summary.republished);

@@ -1,5 +1,6 @@
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailure } from '../store/dynamo';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GuardedDelete, GuardedPut, GuardedUpdate } from '../store/guarded-update';
+import { StoreError, Table } from '../store/table';
 
 /**
  * Where WeChat's access_token and jsapi_ticket are kept for every container: items of the orders
@@ -28,11 +29,8 @@ export interface StoredToken {
 }
 
 /** A DynamoDB call failed for a reason other than a condition. */
-export class TokenStoreError extends Error {
-  constructor(message: string, cause: unknown) {
-    super(message, { cause });
-    this.name = 'TokenStoreError';
-  }
+export class TokenStoreError extends StoreError {
+  override readonly name = 'TokenStoreError';
 }
 
 const FORGET_AFTER_SECONDS = 24 * 60 * 60;
@@ -46,31 +44,18 @@ export function leaseKey(kind: TokenKind, appId: string): string {
 }
 
 export class TokenStore {
+  readonly #table: Table;
+
   constructor(
     /** Public so that tests can add SDK middleware (request counts, injected faults). */
     readonly db: DynamoDBDocumentClient,
-    private readonly table: string,
-  ) {}
-
-  /** Runs a call; true when done, false when its condition did not hold. */
-  private async conditional(what: string, call: () => Promise<unknown>): Promise<boolean> {
-    try {
-      await call();
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw new TokenStoreError(`DynamoDB ${what} failed`, error);
-    }
+    table: string,
+  ) {
+    this.#table = new Table(db, table, TokenStoreError);
   }
 
   async read(kind: TokenKind, appId: string): Promise<StoredToken | undefined> {
-    let item: Record<string, unknown> | undefined;
-    try {
-      const result = await this.db.send(new GetCommand({ TableName: this.table, Key: { pk: tokenKey(kind, appId) }, ConsistentRead: true }));
-      item = result.Item;
-    } catch (error) {
-      throw new TokenStoreError('DynamoDB GetItem failed', error);
-    }
+    const item = await this.#table.get({ pk: tokenKey(kind, appId) });
     if (!item || typeof item.value !== 'string' || typeof item.version !== 'string') return undefined;
     return {
       value: item.value,
@@ -87,39 +72,19 @@ export class TokenStore {
    * outlived its lease must not put back an older value). False when it was not stored.
    */
   save(kind: TokenKind, appId: string, token: Omit<StoredToken, 'stale'>): Promise<boolean> {
-    return this.conditional('PutItem', () =>
-      this.db.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: {
-            pk: tokenKey(kind, appId),
-            ...token,
-            stale: false,
-            ttl: Math.floor(token.expiresAt / 1000) + FORGET_AFTER_SECONDS,
-          },
-          ConditionExpression: 'attribute_not_exists(pk) OR #fetchedAt < :fetchedAt',
-          ExpressionAttributeNames: { '#fetchedAt': 'fetchedAt' },
-          ExpressionAttributeValues: { ':fetchedAt': token.fetchedAt },
-        }),
-      ),
-    );
+    const item = { ...token, stale: false, ttl: Math.floor(token.expiresAt / 1000) + FORGET_AFTER_SECONDS };
+    return new GuardedPut(this.#table, { pk: tokenKey(kind, appId) }, item)
+      .when('noLaterFetch', 'attribute_not_exists(pk) OR #fetchedAt < :fetchedAt', { ':fetchedAt': token.fetchedAt }, { '#fetchedAt': 'fetchedAt' })
+      .run();
   }
 
   /** Marks one version stale; false when another version is stored by now (already refreshed). */
   markStale(kind: TokenKind, appId: string, version: string): Promise<boolean> {
-    return this.conditional('UpdateItem', () =>
-      this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: tokenKey(kind, appId) },
-          // Attribute names through placeholders: DynamoDB reserves many words.
-          UpdateExpression: 'SET #stale = :true',
-          ConditionExpression: '#version = :version',
-          ExpressionAttributeNames: { '#stale': 'stale', '#version': 'version' },
-          ExpressionAttributeValues: { ':true': true, ':version': version },
-        }),
-      ),
-    );
+    // Attribute names through placeholders: DynamoDB reserves many words.
+    return new GuardedUpdate(this.#table, { pk: tokenKey(kind, appId) })
+      .when('versionAsSeen', '#version = :version', { ':version': version }, { '#version': 'version' })
+      .set('#stale = :true', { ':true': true }, { '#stale': 'stale' })
+      .applied();
   }
 
   /**
@@ -127,31 +92,13 @@ export class TokenStore {
    * ended (a container that died holding it blocks nobody past that).
    */
   takeLease(kind: TokenKind, appId: string, holder: string, now: number, leaseUntil: number): Promise<boolean> {
-    return this.conditional('PutItem', () =>
-      this.db.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: { pk: leaseKey(kind, appId), holder, leaseUntil, ttl: Math.floor(leaseUntil / 1000) + FORGET_AFTER_SECONDS },
-          ConditionExpression: 'attribute_not_exists(pk) OR #leaseUntil < :now',
-          ExpressionAttributeNames: { '#leaseUntil': 'leaseUntil' },
-          ExpressionAttributeValues: { ':now': now },
-        }),
-      ),
-    );
+    return new GuardedPut(this.#table, { pk: leaseKey(kind, appId) }, { holder, leaseUntil, ttl: Math.floor(leaseUntil / 1000) + FORGET_AFTER_SECONDS })
+      .when('leaseIsFree', 'attribute_not_exists(pk) OR #leaseUntil < :now', { ':now': now }, { '#leaseUntil': 'leaseUntil' })
+      .run();
   }
 
   /** Gives the lease back, if this holder still has it. */
   async releaseLease(kind: TokenKind, appId: string, holder: string): Promise<void> {
-    await this.conditional('DeleteItem', () =>
-      this.db.send(
-        new DeleteCommand({
-          TableName: this.table,
-          Key: { pk: leaseKey(kind, appId) },
-          ConditionExpression: '#holder = :holder',
-          ExpressionAttributeNames: { '#holder': 'holder' },
-          ExpressionAttributeValues: { ':holder': holder },
-        }),
-      ),
-    );
+    await new GuardedDelete(this.#table, { pk: leaseKey(kind, appId) }).when('leaseIsHeld', '#holder = :holder', { ':holder': holder }, { '#holder': 'holder' }).run();
   }
 }

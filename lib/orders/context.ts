@@ -4,15 +4,22 @@ import { CatalogStore } from '../catalog/store';
 import { OutboxStore } from '../events/outbox-store';
 import { createEventPublisher, type EventPublisher } from '../events/publisher';
 import { createDocumentClient } from '../store/dynamo';
-import { ORDER_EVENTS } from './events';
+import { ORDER_EVENTS, type TransitionListener } from './events';
 import type { BillSource, GatewayOrder, PaymentGateway } from './gateway';
 import type { Order } from './model';
-import { OrderStore } from './store';
+import { ClaimStore, OrderStore, RefundStore, ReportStore } from './store';
 
 /** What the order operations need; built once per container, replaced in tests. */
 export interface OrdersContext {
   config: AppConfig;
+  /** The orders (lib/orders/store/: each record of the orders table has its store, all over one client). */
   store: OrderStore;
+  /** The refunds on orders, and the open-refunds index. */
+  refunds: RefundStore;
+  /** The idempotency keys of order and refund requests. */
+  claims: ClaimStore;
+  /** The reconciliation reports. */
+  reports: ReportStore;
   /**
    * WeChat Pay for an order: under the app it was made with (the default app for orders made before
    * apps were recorded), signed as it was made. lib/orders/gateway.ts is the port; each protocol
@@ -34,12 +41,16 @@ export function createOrdersContext(config: AppConfig, gateways: { gatewayFor: (
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
   const events = createEventPublisher(ORDER_EVENTS, { busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });
+  // Each transition's events are published as soon as its write succeeded (docs/internals/architecture.md: The outbox).
+  const publish: TransitionListener = async (order, entries) => {
+    await events.publish(entries.map((entry) => ({ item: order, entry })));
+  };
   return {
     config,
-    // Each transition's events are published as soon as its write succeeded (docs/internals/architecture.md: The outbox).
-    store: new OrderStore(db, config.ordersTable, async (order, entries) => {
-      await events.publish(entries.map((entry) => ({ item: order, entry })));
-    }),
+    store: new OrderStore(db, config.ordersTable, publish),
+    refunds: new RefundStore(db, config.ordersTable, publish),
+    claims: new ClaimStore(db, config.ordersTable),
+    reports: new ReportStore(db, config.ordersTable),
     events,
     outbox: new OutboxStore(db, config.ordersTable, ORDER_EVENTS),
     catalog: () => {

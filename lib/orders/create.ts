@@ -208,7 +208,7 @@ export async function createOrder(request: CreateOrderRequest, ctx: OrdersContex
   if (request.idempotencyKey) {
     const scopedKey = `${request.idempotencyScope}#${request.idempotencyKey}`;
     const requested = fingerprint(request, appId, ctx);
-    const claim = await ctx.store.claimIdempotencyKey(scopedKey, outTradeNo, requested, ctx.now().toISOString());
+    const claim = await ctx.claims.idempotencyKey(scopedKey, { outTradeNo, fingerprint: requested, createdAt: ctx.now().toISOString() });
     if (!claim.ok) {
       if (claim.fingerprint !== requested) {
         throw new OrderConflictError(

@@ -1,4 +1,5 @@
 import { CodedError } from '../errors';
+import { StoreError } from '../store/table';
 
 /**
  * What can go wrong with an order, as the callers of lib/orders see it. lib/http maps each class to
@@ -41,12 +42,9 @@ export class PaymentProviderError extends OrderError {
   }
 }
 
-/** A DynamoDB call failed for a reason other than a condition: the caller answers so it is retried. */
-export class OrderStoreError extends Error {
-  constructor(message: string, cause: unknown) {
-    super(message, { cause });
-    this.name = 'OrderStoreError';
-  }
+/** A DynamoDB call of the orders table failed for a reason other than a condition: the caller answers so it is retried. */
+export class OrderStoreError extends StoreError {
+  override readonly name = 'OrderStoreError';
 }
 
 export class RefundNotFoundError extends OrderNotFoundError {

@@ -6,7 +6,7 @@ import { openidOf, type Order, type OrderLine, type PaymentSource, type ReviewFl
 /**
  * Order events for fulfilment (docs/reference/events.md): the event types, their ids, the facts of each
  * transition and the `detail` every consumer reads. The store adds each transition's outbox entry in
- * the transition's own write (lib/orders/store.ts); lib/events publishes, sweeps and clears them,
+ * the transition's own write (lib/orders/store/order-item.ts); lib/events publishes, sweeps and clears them,
  * told of orders by `ORDER_EVENTS`.
  */
 
@@ -137,7 +137,7 @@ function factsOf(transition: Transition): Record<string, unknown> {
 
 /**
  * The entry point for every transition's event: given its facts, the outbox entry to add in the
- * same conditional write as the transition (lib/orders/store.ts adds it with `outboxUpdate`).
+ * same conditional write as the transition (lib/orders/store/order-item.ts adds it with `outboxUpdate`).
  */
 export function outboxEntry(transition: Transition, at: Date): OutboxEntry<OrderEventType> {
   return {

@@ -167,17 +167,15 @@ export interface OrderView {
   refundedFee?: number;
 }
 
+/** `view` with those of `optional`'s fields that are set (an empty string is not), in their order. */
+function withOptional<View extends object>(view: View, optional: Partial<View>): View {
+  for (const [name, value] of Object.entries(optional)) if (value) (view as Record<string, unknown>)[name] = value;
+  return view;
+}
+
 export function toView(order: Order): OrderView {
-  const view: OrderView = {
-    outTradeNo: order.outTradeNo,
-    status: order.status,
-    totalFee: order.totalFee,
-    tradeType: order.tradeType,
-    createdAt: order.createdAt,
-    expiresAt: order.expiresAt,
-  };
-  if (order.paidAt) view.paidAt = order.paidAt;
-  if (order.transactionId) view.transactionId = order.transactionId;
+  const { outTradeNo, status, totalFee, tradeType, createdAt, expiresAt } = order;
+  const view = withOptional<OrderView>({ outTradeNo, status, totalFee, tradeType, createdAt, expiresAt }, { paidAt: order.paidAt, transactionId: order.transactionId });
   if (order.status === 'PAID' || order.status === 'REFUNDED') view.refundedFee = order.refundedFee ?? 0;
   return view;
 }
@@ -269,21 +267,11 @@ export function reviewFlagOf(order: Pick<Order, 'review'> | undefined, key: stri
 }
 
 export function toRefundView(order: Pick<Order, 'outTradeNo'>, refund: OrderRefund): RefundView {
-  const view: RefundView = {
-    outRefundNo: refund.outRefundNo,
-    outTradeNo: order.outTradeNo,
-    refundFee: refund.refundFee,
-    status: refund.status,
-    createdAt: refund.createdAt,
-    origin: refund.origin,
-  };
-  if (refund.reason) view.reason = refund.reason;
-  if (refund.refundId) view.refundId = refund.refundId;
-  if (refund.settledAt) view.settledAt = refund.settledAt;
-  if (refund.succeededAt) view.succeededAt = refund.succeededAt;
-  if (refund.failureCode) view.code = refund.failureCode;
-  if (refund.failureMessage) view.message = refund.failureMessage;
-  return view;
+  const { outRefundNo, refundFee, status, createdAt, origin } = refund;
+  return withOptional<RefundView>(
+    { outRefundNo, outTradeNo: order.outTradeNo, refundFee, status, createdAt, origin },
+    { reason: refund.reason, refundId: refund.refundId, settledAt: refund.settledAt, succeededAt: refund.succeededAt, code: refund.failureCode, message: refund.failureMessage },
+  );
 }
 
 /** The order's payer (JSAPI orders), wherever the order kept it. */

@@ -18,8 +18,7 @@ import { recordBilledRefund, refundNumbersOfClaim } from './refunds';
 import { readReport, ReportWriter, type ReconciliationItem, type ReconciliationItemKind, type ReconciliationReport } from './reconciliation-report';
 export type { ReconciliationItem, ReconciliationItemKind, ReconciliationReport } from './reconciliation-report';
 import { PAID_STATES, recordPayment } from './settle';
-import { BATCH_GET_MAX_KEYS } from './store';
-import type { OrderStore } from './store';
+import { BATCH_GET_MAX_KEYS, type OrderStore, type ReportStore } from './store';
 
 /** WeChat Pay keeps bills for three months; today's is made after 09:00 tomorrow. */
 const BILL_DAYS_KEPT = 92;
@@ -257,12 +256,12 @@ async function reconcileBill(billDate: string, bill: TradeBill | 'NO_BILL', ctx:
   }
   // A claim's refund has one of two numbers (refundNumbersOfClaim): either, on its order, is that refund in the bill.
   const claims = new Map<string, { outTradeNo: string; outRefundNos: readonly string[]; billed: boolean }>();
-  for (const claim of await ctx.store.refundsRequestedOnDay(billDate)) {
+  for (const claim of await ctx.claims.refundsRequestedOnDay(billDate)) {
     const entry = { outTradeNo: claim.outTradeNo, outRefundNos: refundNumbersOfClaim(claim), billed: false };
     for (const outRefundNo of entry.outRefundNos) claims.set(claimKey(claim.outTradeNo, outRefundNo), entry);
   }
   const found: Findings = { counts: { billRows: 0, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 }, unattributed: 0 };
-  const pages = new ReportWriter(billDate, ctx.store);
+  const pages = new ReportWriter(billDate, ctx.reports);
   const report = (item: ReconciliationItem) => {
     if (REPORTED_BESIDE_COUNTS.has(item.kind)) found.unattributed++;
     return pages.add(item);
@@ -356,7 +355,7 @@ async function reconcileBill(billDate: string, bill: TradeBill | 'NO_BILL', ctx:
 /**
  * The refunds requested here on the bill date that are recorded SUCCESS but absent from its bill
  * (`unbilled`: their claims). The bill lists every refund WeChat Pay accepted that day, whatever its
- * status then, and a refund is sent the moment it is requested (store.ts REFUND_DAY_INDEX says why
+ * status then, and a refund is sent the moment it is requested (store/schema.ts REFUND_DAY_INDEX says why
  * the day is the request's). Only the orders of refunds the bill lacks are read, in batches, to see
  * how each refund is recorded.
  */
@@ -391,6 +390,6 @@ async function refundsMissingFromBill(unbilled: ReadonlyArray<{ outTradeNo: stri
  * The stored report of a bill date, or undefined when that day was never reconciled: its head and
  * the items from `cursor`, at most `limit` (see readReport).
  */
-export function reconciliationReport(billDate: string, store: OrderStore, query: { cursor?: string; limit?: string } = {}): Promise<ReconciliationReport | undefined> {
+export function reconciliationReport(billDate: string, store: ReportStore, query: { cursor?: string; limit?: string } = {}): Promise<ReconciliationReport | undefined> {
   return readReport(billDate, store, query);
 }

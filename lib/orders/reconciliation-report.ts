@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { logger } from '../log';
 import { InvalidRequestError } from '../validation';
 import { OrderConflictError } from './errors';
-import type { OrderStore } from './store';
+import type { ReportStore } from './store';
 
 /** What the daily reconciliation (reconcile.ts) found about one payment or refund. */
 export type ReconciliationItemKind =
@@ -83,8 +83,6 @@ export const MAX_ITEMS = 1000;
 /** Most bytes of items in one answer (at least one item): far inside Lambda's 6 MB answer. */
 export const ANSWER_BYTES = 1024 * 1024;
 
-const headKey = (billDate: string) => `reconciliation#${billDate}`;
-const pageKey = (billDate: string, runId: string, page: number) => `reconciliation#${billDate}#${runId}#${page}`;
 /** The run id of a report stored whole, before pages. */
 const WHOLE = 'whole';
 
@@ -157,7 +155,7 @@ export class ReportWriter {
 
   constructor(
     private readonly billDate: string,
-    private readonly store: OrderStore,
+    private readonly store: ReportStore,
   ) {}
 
   async add(item: ReconciliationItem): Promise<void> {
@@ -181,14 +179,13 @@ export class ReportWriter {
       await this.#discard();
       return { stored: false, reason: this.#failure };
     }
-    const key = headKey(this.billDate);
-    let outcome: Awaited<ReturnType<OrderStore['replaceRecordUnlessLater']>>;
+    let outcome: Awaited<ReturnType<ReportStore['replaceHead']>>;
     try {
-      outcome = await this.store.replaceRecordUnlessLater(key, { ...head, runId: this.runId, pages: this.#pages, itemCount: this.itemCount });
+      outcome = await this.store.replaceHead(this.billDate, { ...head, runId: this.runId, pages: this.#pages, itemCount: this.itemCount });
     } catch (error) {
       logger.error('reconciliation report head not written', { billDate: this.billDate, runId: this.runId, error });
       // The write may have been applied and its answer lost: the pages go only once the head is known not to be this run's.
-      const current = await this.store.getRecord(key).then(
+      const current = await this.store.head(this.billDate).then(
         (record) => ({ read: true, runId: record?.runId }),
         () => ({ read: false, runId: undefined }),
       );
@@ -217,7 +214,7 @@ export class ReportWriter {
     this.#pageBytes = 0;
     if (this.#failure) return;
     try {
-      if (!(await this.store.putNewRecord(pageKey(this.billDate, this.runId, page), { runId: this.runId, page, items }))) {
+      if (!(await this.store.putPage(this.billDate, this.runId, page, items))) {
         throw new Error(`page ${page} of run ${this.runId} exists already`);
       }
       this.#written++;
@@ -236,7 +233,7 @@ export class ReportWriter {
   async #deletePages(runId: string, pages: number): Promise<void> {
     for (let page = 0; page < pages; page++) {
       try {
-        await this.store.deleteRunRecord(pageKey(this.billDate, runId, page), runId);
+        await this.store.deletePage(this.billDate, runId, page);
       } catch (error) {
         logger.warn('reconciliation report page left behind', { billDate: this.billDate, runId, page, error });
       }
@@ -249,8 +246,8 @@ function describe(error: unknown): string {
 }
 
 /** The stored head of a day, or undefined. A report stored whole reads as one page of its items. */
-async function readHead(billDate: string, store: OrderStore): Promise<(Head & { whole?: ReconciliationItem[] }) | undefined> {
-  const record = await store.getRecord(headKey(billDate));
+async function readHead(billDate: string, store: ReportStore): Promise<(Head & { whole?: ReconciliationItem[] }) | undefined> {
+  const record = await store.head(billDate);
   if (!record) return undefined;
   const { status, counts, ranAt } = record as unknown as Head;
   if (typeof record.runId === 'string') return { billDate, status, counts, ranAt, runId: record.runId, pages: record.pages as number, itemCount: record.itemCount as number };
@@ -265,7 +262,7 @@ async function readHead(billDate: string, store: OrderStore): Promise<(Head & { 
  * cursor or limit is an InvalidRequestError naming it; a cursor of a run that a later run replaced
  * is an OrderConflictError (read again from the start).
  */
-export async function readReport(billDate: string, store: OrderStore, query: { cursor?: string; limit?: string } = {}): Promise<ReconciliationReport | undefined> {
+export async function readReport(billDate: string, store: ReportStore, query: { cursor?: string; limit?: string } = {}): Promise<ReconciliationReport | undefined> {
   const limit = readLimit(query.limit);
   const from = query.cursor === undefined ? undefined : readCursor(query.cursor, billDate);
   // A run that replaces the report between reading its head and its pages has deleted them: read again.
@@ -289,12 +286,12 @@ export async function readReport(billDate: string, store: OrderStore, query: { c
 }
 
 /** Up to `limit` items from `at`, and where the next one is; undefined when a page of the run is gone. */
-async function readItems(billDate: string, store: OrderStore, head: Head & { whole?: ReconciliationItem[] }, at: Position, limit: number): Promise<{ items: ReconciliationItem[]; next?: Position } | undefined> {
+async function readItems(billDate: string, store: ReportStore, head: Head & { whole?: ReconciliationItem[] }, at: Position, limit: number): Promise<{ items: ReconciliationItem[]; next?: Position } | undefined> {
   const items: ReconciliationItem[] = [];
   let bytes = 0;
   for (let page = at.page, offset = at.offset; page < head.pages; page++, offset = 0) {
     if (items.length >= limit) return { items, next: { runId: head.runId, page, offset } };
-    const pageItems = head.whole ?? ((await store.getRecord(pageKey(billDate, head.runId, page)))?.items as ReconciliationItem[] | undefined);
+    const pageItems = head.whole ?? (await store.page<ReconciliationItem>(billDate, head.runId, page));
     if (!pageItems) return undefined;
     if (offset >= pageItems.length) throw malformedCursor();
     for (; offset < pageItems.length; offset++) {

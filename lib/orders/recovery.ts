@@ -1,12 +1,11 @@
 import { sweepOutbox, type SweepSummary } from '../events/sweep';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
+import { walkDue } from '../store/sharded-index';
 import type { OrdersContext } from './context';
 import type { Order } from './model';
 import { recoverRefunds, type RefundRecoverySummary } from './refunds';
 import { settleWithWechatPay, type Settlement } from './settle';
-import { walkDueShards } from './due-walk';
-import { PENDING_SHARDS } from './store';
 import { GatewayError } from './gateway';
 
 /**
@@ -99,11 +98,9 @@ async function recoverPendingOrders(ctx: OrdersContext, options: RecoveryOptions
   const pageSize = options.pageSize ?? 100;
   const summary: RecoverySummary = { examined: 0, repaired: 0, closed: 0, left: 0, skipped: 0, errors: 0, stoppedEarly: false };
   const now = ctx.now().getTime();
-  summary.stoppedEarly = await walkDueShards({
-    shards: PENDING_SHARDS,
+  summary.stoppedEarly = await walkDue(ctx.store.duePending(now, pageSize), {
     deadline: options.deadline,
     concurrency,
-    page: (shard, startKey) => ctx.store.duePending(shard, now, pageSize, startKey),
     handle: async (order) => {
       const verdict = await recoverOne(order, ctx);
       if (verdict !== 'skipped') summary.examined += 1;

@@ -156,7 +156,7 @@ describe('a refund recorded FAILED that WeChat Pay reports SUCCESS', () => {
             ...gateway,
             queryRefund: async (number) => {
               const queried = await gateway.queryRefund(number);
-              await ctx.store.settleRefund(processing, outRefundNo, { status: 'FAILED', at: new Date().toISOString(), failureCode: 'NOTENOUGH', failureMessage: 'injected' });
+              await ctx.refunds.settle(processing, outRefundNo, { status: 'FAILED', at: new Date().toISOString(), failureCode: 'NOTENOUGH', failureMessage: 'injected' });
               return queried;
             },
           };

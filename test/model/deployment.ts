@@ -98,7 +98,7 @@ export async function startSecondDeployment(stack: TestStack, catalog: Record<st
     const { runtime, ...modules } = await loadProduct();
     product = { ...modules, ctx: await runtime.ordersContext() };
     // The stores of one table each are built on first use too: built now, for B's tables.
-    runtime.orderStore();
+    runtime.reportStore();
     runtime.outboxStore();
     runtime.catalogStore();
     clearOutbox = (await import('../../functions/clearOutbox')).handler;

@@ -124,7 +124,7 @@ async function recordExternal(
   let current = order;
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
     if (refundOf(current, notice.outRefundNo)) return accepted('ALREADY_RECORDED');
-    const after = await ctx.store.recordExternalRefund(current, refund, flag);
+    const after = await ctx.refunds.recordExternal(current, refund, flag);
     if (after) {
       logger.error('refund made outside this backend recorded; needs review', { ...context, refundFee: notice.refundFee, requestedVia: notice.requestedVia });
       countMetric('PaymentsFlagged');

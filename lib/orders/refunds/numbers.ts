@@ -19,7 +19,7 @@ export function refundClaimFor(idempotencyKey: string): string {
  * system) whose merchants reuse their keys: a number of the key alone would name another
  * deployment's refund of another order. Within `[0-9A-Za-z_-|*@]{1,64}`; the same for every retry.
  * It is made from the claim (not the key) so that the day's claims, which hold only their claim and
- * order (store.ts REFUND_DAY_INDEX), still name their refund (refundNumbersOfClaim).
+ * order (store/schema.ts REFUND_DAY_INDEX), still name their refund (refundNumbersOfClaim).
  */
 export function outRefundNoFor(outTradeNo: string, idempotencyKey: string): string {
   return outRefundNoOfClaim(outTradeNo, refundClaimFor(idempotencyKey));

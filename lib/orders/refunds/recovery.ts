@@ -2,10 +2,10 @@
 import { logger } from '../../log';
 import { countMetric } from '../../metrics';
 import type { OrdersContext } from '../context';
-import { walkDueShards } from '../due-walk';
 import { GatewayError, type QueriedRefund } from '../gateway';
 import type { Order, OrderRefund } from '../model';
-import { PENDING_SHARDS, type RefundSettlement } from '../store';
+import { walkDue } from '../../store/sharded-index';
+import type { RefundSettlement } from '../store';
 import { sendRefund } from './request';
 import { nextRefundCheck } from './schedule';
 import { isAboutOrder, recordReportedEnd, refuseAnswerAboutAnotherOrder } from './settle';
@@ -63,7 +63,7 @@ async function recoverOrderRefunds(order: Order, ctx: OrdersContext, summary: Re
   const now = ctx.now().getTime();
   const checkCount = (order.refundCheckCount ?? 0) + 1;
   // The lease, as for pending orders: of two runs, one moves the check; a run that dies leaves it due later.
-  if (!(await ctx.store.scheduleRefundCheck(order.outTradeNo, order.refundCheckAt as number, nextRefundCheck(checkCount, now), checkCount))) return;
+  if (!(await ctx.refunds.scheduleCheck(order.outTradeNo, order.refundCheckAt as number, nextRefundCheck(checkCount, now), checkCount))) return;
   summary.refundOrders += 1;
   for (const refund of Object.values(order.refunds ?? {})) {
     if (refund.status !== 'PROCESSING') continue;
@@ -92,11 +92,9 @@ export async function recoverRefunds(
 ): Promise<RefundRecoverySummary & { stoppedEarly: boolean }> {
   const summary = { refundOrders: 0, refundsSettled: 0, refundsResent: 0, refundErrors: 0, stoppedEarly: false };
   const now = ctx.now().getTime();
-  summary.stoppedEarly = await walkDueShards({
-    shards: PENDING_SHARDS,
+  summary.stoppedEarly = await walkDue(ctx.refunds.due(now, options.pageSize ?? 100), {
     deadline: options.deadline,
     concurrency: options.concurrency ?? 4,
-    page: (shard, startKey) => ctx.store.dueRefunds(shard, now, options.pageSize ?? 100, startKey),
     handle: async (order) => {
       try {
         await recoverOrderRefunds(order, ctx, summary);

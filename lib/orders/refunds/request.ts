@@ -72,7 +72,7 @@ export async function requestRefund(request: RefundRequest, ctx: OrdersContext):
   let order = await ctx.store.get(request.outTradeNo);
   if (!order) throw new OrderNotFoundError(request.outTradeNo);
   const createdAt = ctx.now().toISOString();
-  const claim = await ctx.store.claimRefund(claimKey, { outRefundNo: outRefundNoFor(request.outTradeNo, request.idempotencyKey), outTradeNo: request.outTradeNo, fingerprint, createdAt });
+  const claim = await ctx.claims.refund(claimKey, { outRefundNo: outRefundNoFor(request.outTradeNo, request.idempotencyKey), outTradeNo: request.outTradeNo, fingerprint, createdAt });
   if (!claim.ok && (claim.outTradeNo !== request.outTradeNo || claim.fingerprint !== fingerprint)) {
     throw new OrderConflictError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey was used for another refund request (refund ${claim.outRefundNo} of order ${claim.outTradeNo})`);
   }
@@ -95,7 +95,7 @@ export async function requestRefund(request: RefundRequest, ctx: OrdersContext):
       return sendRefund(order, existing, 'api', ctx);
     }
     refuseUnrefundable(order, request.refundFee);
-    const reserved = await ctx.store.reserveRefund(order, refund, ctx.now().getTime() + FIRST_REFUND_CHECK_MS);
+    const reserved = await ctx.refunds.reserve(order, refund, ctx.now().getTime() + FIRST_REFUND_CHECK_MS);
     if (reserved) {
       logger.info('refund reserved', { outTradeNo: order.outTradeNo, outRefundNo, refundFee: refund.refundFee, refundHeldFee: reserved.refundHeldFee });
       countMetric('RefundsRequested');
@@ -151,7 +151,7 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
       return toRefundView(order, refund);
     }
     const at = ctx.now().toISOString();
-    await ctx.store.markRefundAccepted(order.outTradeNo, refund.outRefundNo, { refundId: accepted.refundId, at });
+    await ctx.refunds.markAccepted(order.outTradeNo, refund.outRefundNo, { refundId: accepted.refundId, at });
     logger.info('refund accepted by WeChat Pay', { ...context, refundId: accepted.refundId });
     return toRefundView(order, { ...refund, refundId: accepted.refundId, acceptedAt: refund.acceptedAt ?? at });
   } catch (error) {

@@ -75,7 +75,7 @@ export async function settle(outTradeNo: string, outRefundNo: string, settlement
     const refund = refundOf(order, outRefundNo);
     if (!refund) return undefined;
     if (refund.status !== 'PROCESSING') return refund;
-    const after = await ctx.store.settleRefund(order, outRefundNo, settlement);
+    const after = await ctx.refunds.settle(order, outRefundNo, settlement);
     if (after) {
       const transition = `PROCESSING->${settlement.status}`;
       logger.info('refund ended', { outTradeNo, outRefundNo, transition, refundedFee: after.refundedFee ?? 0, orderStatus: after.status });
@@ -129,7 +129,7 @@ async function recordSuccessAfterFailure(
       refundFee: refund.refundFee,
       ...(refund.failureCode ? { failureCode: refund.failureCode } : {}),
     };
-    const after = await ctx.store.recordRefundSuccessAfterFailure(order, outRefundNo, settlement, flag);
+    const after = await ctx.refunds.recordSuccessAfterFailure(order, outRefundNo, settlement, flag);
     if (after) {
       logger.error('a refund recorded FAILED succeeded at WeChat Pay: recorded SUCCESS, needs review', {
         outTradeNo,

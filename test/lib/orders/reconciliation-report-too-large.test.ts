@@ -284,7 +284,7 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
   it('a run that started earlier but finishes later leaves the later run\'s report, and its own pages are removed', async () => {
     const day = beijingDay(7);
     const later = await reconcileAgainst(day, await gzipBill(foreignPayments(day, 5)));
-    const pages = new ReportWriter(day, ctx.store);
+    const pages = new ReportWriter(day, ctx.reports);
     for (const row of foreignPayments(day, 300)) await pages.add({ kind: 'UNKNOWN_ORDER', outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: 100, note: 'earlier' });
     const stored = await pages.finish({ billDate: day, status: 'MISMATCHED', counts: { billRows: 300, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 }, ranAt: new Date(Date.parse(later.ranAt) - 60_000).toISOString() });
     expect(stored).toEqual({ stored: false, reason: "a later run of the same day stored its report first" });
@@ -296,7 +296,7 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
     const day = beijingDay(8);
     // A bill line is at most 16 KiB: values of thousands of 3-byte characters, in a field and again in the note.
     const long = '退'.repeat(8_000);
-    const pages = new ReportWriter(day, ctx.store);
+    const pages = new ReportWriter(day, ctx.reports);
     const kb: number[] = [];
     const observe = 'long-page-capacity';
     ctx.store.db.middlewareStack.add(

@@ -86,7 +86,7 @@ describe('refund numbers', () => {
     const mine = await paidOrder(stack.sim, 30, 'refunded by an earlier version');
     // What an earlier version wrote before asking WeChat Pay (then it stopped): the claim, under the key's own number.
     const fingerprint = createHash('sha256').update(JSON.stringify([mine, 30, null])).digest('base64url');
-    const claimed = await ctx.store.claimRefund(refundClaimFor(key), { outRefundNo: refundClaimFor(key), outTradeNo: mine, fingerprint, createdAt: new Date().toISOString() });
+    const claimed = await ctx.claims.refund(refundClaimFor(key), { outRefundNo: refundClaimFor(key), outTradeNo: mine, fingerprint, createdAt: new Date().toISOString() });
     expect(claimed.ok).toBe(true);
     const again = await refund(mine, { refundFee: 30, idempotencyKey: key });
     expect(again.status, again.raw).toBe(202);
