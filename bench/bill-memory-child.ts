@@ -67,7 +67,10 @@ async function main() {
   const sampling = setInterval(sample, 2);
   const started = performance.now();
   const { appId, mchId, apiKey } = TEST_MERCHANT;
-  const opened = await openBill({ appId, mchId, apiKey, baseUrl: listening.origin, maxBytes, timeoutMs: 600_000 }, { billDate: '20261130', gzip: true });
+  const opened = await openBill(
+    { appId, mchId, apiKey, baseUrl: listening.origin, maxBytes, timeoutMs: 600_000 },
+    { billDate: '20261130', gzip: true },
+  );
   if (!opened.ok) throw new Error(`${opened.reason}: ${opened.message}`);
   const checkedMs = performance.now() - started;
   let read = 0;
@@ -81,7 +84,9 @@ async function main() {
   sample();
   await listening.close();
   if (read !== rows) throw new Error(`read ${read} rows of ${rows}`);
-  process.stdout.write(JSON.stringify({ rows, textBytes, gzipBytes: bill.length, checkedMs, rowsMs, base: { rss: base.rss, heapUsed: base.heapUsed }, peak }));
+  process.stdout.write(
+    JSON.stringify({ rows, textBytes, gzipBytes: bill.length, checkedMs, rowsMs, base: { rss: base.rss, heapUsed: base.heapUsed }, peak }),
+  );
 }
 
 main().catch((error: unknown) => {

@@ -25,9 +25,26 @@ function readServerless(): Serverless {
 export function esbuildOptions(): BuildOptions {
   // serverless-esbuild's own settings (its README); everything else is handed to esbuild as it is.
   const pluginOnly = new Set([
-    'exclude', 'packager', 'packagerOptions', 'installExtraArgs', 'watch', 'config', 'concurrency', 'zipConcurrency',
-    'outputWorkFolder', 'outputBuildFolder', 'outputFileExtension', 'nativeZip', 'keepOutputDirectory', 'packagePath',
-    'disableIncremental', 'skipBuild', 'skipRebuild', 'skipBuildExcludeFns', 'stripEntryResolveExtensions', 'disposeContext',
+    'exclude',
+    'packager',
+    'packagerOptions',
+    'installExtraArgs',
+    'watch',
+    'config',
+    'concurrency',
+    'zipConcurrency',
+    'outputWorkFolder',
+    'outputBuildFolder',
+    'outputFileExtension',
+    'nativeZip',
+    'keepOutputDirectory',
+    'packagePath',
+    'disableIncremental',
+    'skipBuild',
+    'skipRebuild',
+    'skipBuildExcludeFns',
+    'stripEntryResolveExtensions',
+    'disposeContext',
   ]);
   const options = Object.fromEntries(Object.entries(readServerless().custom?.esbuild ?? {}).filter(([key]) => !pluginOnly.has(key)));
   return { bundle: true, platform: 'node', ...(options as BuildOptions) };
@@ -56,7 +73,8 @@ function packagesOf(metafile: Metafile): Record<string, number> {
 }
 
 /** Stands in for any export of a dependency left out of a bundle: callable, constructible, every property itself. */
-const STAND_IN = 'const stand = new Proxy(function () {}, { get: (_, key) => (key === Symbol.toPrimitive ? () => "" : stand), apply: () => stand, construct: () => stand });';
+const STAND_IN =
+  'const stand = new Proxy(function () {}, { get: (_, key) => (key === Symbol.toPrimitive ? () => "" : stand), apply: () => stand, construct: () => stand });';
 
 /**
  * An esbuild plugin that replaces `packages` (and their subpaths) by modules exporting the same
@@ -68,12 +86,20 @@ function without(packages: readonly string[]): Plugin {
     name: 'without',
     setup(b) {
       for (const pkg of packages) {
-        b.onResolve({ filter: new RegExp(`^${pkg.replace(/[/.]/g, '\\$&')}(/.*)?$`) }, (args) => ({ path: args.path, namespace: 'without' }));
+        b.onResolve({ filter: new RegExp(`^${pkg.replace(/[/.]/g, '\\$&')}(/.*)?$`) }, (args) => ({
+          path: args.path,
+          namespace: 'without',
+        }));
       }
       b.onLoad({ filter: /.*/, namespace: 'without' }, async (args) => {
-        const names = Object.keys((await import(args.path)) as object).filter((name) => name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name));
+        const names = Object.keys((await import(args.path)) as object).filter(
+          (name) => name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name),
+        );
         // `export { stand as enum }`: an export name may be a reserved word, a declared name may not.
-        return { contents: `${STAND_IN}\nexport { ${names.map((name) => `stand as ${name}`).join(', ')} };\nexport default stand;`, loader: 'js' };
+        return {
+          contents: `${STAND_IN}\nexport { ${names.map((name) => `stand as ${name}`).join(', ')} };\nexport default stand;`,
+          loader: 'js',
+        };
       });
     },
   };
@@ -91,11 +117,20 @@ async function buildOne(name: string, entry: string, leaveOut: readonly string[]
     plugins: leaveOut.length > 0 ? [without(leaveOut)] : [],
   });
   const code = readFileSync(file);
-  return { name, file, bytes: statSync(file).size, zipBytes: deflateRawSync(code, { level: 9 }).length, packages: packagesOf(result.metafile) };
+  return {
+    name,
+    file,
+    bytes: statSync(file).size,
+    zipBytes: deflateRawSync(code, { level: 9 }).length,
+    packages: packagesOf(result.metafile),
+  };
 }
 
 function functionEntries(): Array<[string, string]> {
-  return Object.entries(readServerless().functions).map(([name, fn]) => [name, join(ROOT, `${fn.handler.slice(0, fn.handler.lastIndexOf('.'))}.ts`)]);
+  return Object.entries(readServerless().functions).map(([name, fn]) => [
+    name,
+    join(ROOT, `${fn.handler.slice(0, fn.handler.lastIndexOf('.'))}.ts`),
+  ]);
 }
 
 /** Every function of serverless.yml, built as it packages them, and the floor. */
@@ -134,7 +169,12 @@ const REQUIRE_PROBE = `const c=process.cpuUsage();const t=process.hrtime.bigint(
 
 /** One bundle required in a fresh node process. */
 function requireOnce(file: string): { wall: number; cpu: number } {
-  const [wall, cpu] = JSON.parse(execFileSync(process.execPath, ['-e', REQUIRE_PROBE, file], { encoding: 'utf8', env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' } })) as [number, number];
+  const [wall, cpu] = JSON.parse(
+    execFileSync(process.execPath, ['-e', REQUIRE_PROBE, file], {
+      encoding: 'utf8',
+      env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    }),
+  ) as [number, number];
   return { wall, cpu };
 }
 

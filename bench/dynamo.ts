@@ -90,7 +90,10 @@ export function callbackEvent(outTradeNo: string, totalFee: number, transactionI
       total_fee: String(totalFee),
       ...(transactionId ? { transaction_id: transactionId } : {}),
     },
-    coupons: [{ id: '10000', fee: 100 }, { id: '10001', fee: 50, type: 'CASH' }],
+    coupons: [
+      { id: '10000', fee: 100 },
+      { id: '10001', fee: 50, type: 'CASH' },
+    ],
   });
   return apiEvent({ method: 'POST', path: '/wechatpay/notify', body: xml, base64: true, contentType: 'text/xml' });
 }
@@ -101,7 +104,12 @@ export function merchantCreateEvent(n = 0) {
 }
 
 export function merchantGetEvent(outTradeNo: string) {
-  return apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, authorization: MERCHANT_AUTHORIZATION });
+  return apiEvent({
+    method: 'GET',
+    path: `/merchant/orders/${outTradeNo}`,
+    pathParameters: { outTradeNo },
+    authorization: MERCHANT_AUTHORIZATION,
+  });
 }
 
 export function getEvent(outTradeNo: string) {
@@ -228,12 +236,20 @@ export async function recoveryReads(stack: TestStack, counter: Counter, sizes: n
   let seeded = seededSoFar.get(stack) ?? 0;
   for (const size of sizes) {
     const started = performance.now();
-    await batchWrite(db, stack.table, Array.from({ length: Math.max(0, size - seeded) }, (_, k) => settledItem(seeded + k)));
+    await batchWrite(
+      db,
+      stack.table,
+      Array.from({ length: Math.max(0, size - seeded) }, (_, k) => settledItem(seeded + k)),
+    );
     const seedSeconds = (performance.now() - started) / 1000;
     seeded = Math.max(seeded, size);
     seededSoFar.set(stack, seeded);
     const now = Date.now();
-    await batchWrite(db, stack.table, Array.from({ length: pending }, (_, i) => pendingItem(i, now)));
+    await batchWrite(
+      db,
+      stack.table,
+      Array.from({ length: pending }, (_, i) => pendingItem(i, now)),
+    );
     counter.reset();
     const run = performance.now();
     const summary = (await recoverOrders({} as never)) as { examined: number };

@@ -72,9 +72,16 @@ function pendingOrder(outTradeNo: string, totalFee: number, now: number) {
 export async function firstCallbacks(stack: TestStack, notify: Bundle, floor: Bundle, count = 1_000, warmup = 20): Promise<FirstCallbacks> {
   const now = Date.now();
   const runId = now.toString(36);
-  const orders = Array.from({ length: warmup + count }, (_, i) => ({ outTradeNo: `e2e${runId}${String(i).padStart(6, '0')}`, totalFee: 1_000 + (i % 9_000) }));
+  const orders = Array.from({ length: warmup + count }, (_, i) => ({
+    outTradeNo: `e2e${runId}${String(i).padStart(6, '0')}`,
+    totalFee: 1_000 + (i % 9_000),
+  }));
   const db = seedClient(stack);
-  await batchWrite(db, stack.table, orders.map((o) => pendingOrder(o.outTradeNo, o.totalFee, now)));
+  await batchWrite(
+    db,
+    stack.table,
+    orders.map((o) => pendingOrder(o.outTradeNo, o.totalFee, now)),
+  );
   const pairs = orders.map((o, i) => ({
     notify: callbackEvent(o.outTradeNo, o.totalFee, `4201${String(now % 1e8).padStart(8, '0')}${String(i).padStart(16, '0')}`),
     floor: { pk: `floor-${runId}-${i}` },
@@ -97,7 +104,10 @@ export async function firstCallbacks(stack: TestStack, notify: Bundle, floor: Bu
   };
   const jobFile = join(OUT, 'e2e.job.json');
   const outFile = join(OUT, 'e2e.out.json');
-  writeFileSync(jobFile, JSON.stringify({ notify: notify.file, floor: floor.file, env, warmup: pairs.slice(0, warmup), pairs: pairs.slice(warmup) }));
+  writeFileSync(
+    jobFile,
+    JSON.stringify({ notify: notify.file, floor: floor.file, env, warmup: pairs.slice(0, warmup), pairs: pairs.slice(warmup) }),
+  );
   await runDiscardingStdout(['--no-warnings', join(ROOT, 'bench/e2e-child.mjs'), jobFile, outFile]);
   const result = JSON.parse(readFileSync(outFile, 'utf8')) as { notifyMs: number[]; floorMs: number[]; answers: string[] };
   const success = result.answers.filter((body) => body.includes('<return_code><![CDATA[SUCCESS]]></return_code>')).length;
@@ -105,7 +115,9 @@ export async function firstCallbacks(stack: TestStack, notify: Bundle, floor: Bu
   const timed = orders.slice(warmup);
   for (let i = 0; i < timed.length; i += 100) {
     const keys = timed.slice(i, i + 100).map((o) => ({ pk: o.outTradeNo }));
-    let request: Record<string, { Keys: Array<Record<string, unknown>>; ConsistentRead?: boolean }> | undefined = { [stack.table]: { Keys: keys, ConsistentRead: true } };
+    let request: Record<string, { Keys: Array<Record<string, unknown>>; ConsistentRead?: boolean }> | undefined = {
+      [stack.table]: { Keys: keys, ConsistentRead: true },
+    };
     while (request && Object.keys(request).length > 0) {
       const read = await db.send(new BatchGetCommand({ RequestItems: request }));
       paid += (read.Responses?.[stack.table] ?? []).filter((item) => item.status === 'PAID' && item.paidVia === 'notify').length;

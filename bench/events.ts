@@ -30,7 +30,8 @@ export interface EventsBench {
   clientLoadMs: number;
 }
 
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
+const percentile = (values: number[], p: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
 const figures = (values: number[]): LatencyFigures => ({ medianMs: median(values), p95Ms: percentile(values, 0.95) });
 
 let transaction = 0;
@@ -92,8 +93,14 @@ export async function eventsBench(runs = 150, coldRuns = 15): Promise<EventsBenc
   // Requests of one first callback and one duplicate, with publishing.
   const counts = { dynamodb: 0, putEvents: 0 };
   const events = await ctx.events.client();
-  ctx.store.db.middlewareStack.add((next) => async (args) => ((counts.dynamodb += 1), next(args)), { step: 'initialize', name: 'benchEventsDynamo' });
-  events.middlewareStack.add((next) => async (args) => ((counts.putEvents += 1), next(args)), { step: 'initialize', name: 'benchEventsPut' });
+  ctx.store.db.middlewareStack.add((next) => async (args) => ((counts.dynamodb += 1), next(args)), {
+    step: 'initialize',
+    name: 'benchEventsDynamo',
+  });
+  events.middlewareStack.add((next) => async (args) => ((counts.putEvents += 1), next(args)), {
+    step: 'initialize',
+    name: 'benchEventsPut',
+  });
   const requests = {} as EventsBench['requests'];
   try {
     const last = bodies[2 * runs + 20]!;
@@ -108,13 +115,23 @@ export async function eventsBench(runs = 150, coldRuns = 15): Promise<EventsBenc
     events.middlewareStack.remove('benchEventsPut');
   }
 
-  await build({ ...esbuildOptions(), entryPoints: [join(ROOT, 'bench/eventbridge-load.ts')], outfile: join(OUT, 'eventbridge-load.js'), logLevel: 'error', absWorkingDir: ROOT });
+  await build({
+    ...esbuildOptions(),
+    entryPoints: [join(ROOT, 'bench/eventbridge-load.ts')],
+    outfile: join(OUT, 'eventbridge-load.js'),
+    logLevel: 'error',
+    absWorkingDir: ROOT,
+  });
   const loadMs = clientLoad(coldRuns);
   const withFigures = figures(withPublishing);
   const withoutFigures = figures(withoutPublishing);
   return {
     callbacks: runs,
-    firstCallback: { withPublishing: withFigures, withoutPublishing: withoutFigures, addedMedianMs: withFigures.medianMs - withoutFigures.medianMs },
+    firstCallback: {
+      withPublishing: withFigures,
+      withoutPublishing: withoutFigures,
+      addedMedianMs: withFigures.medianMs - withoutFigures.medianMs,
+    },
     requests,
     clientLoadMs: loadMs,
   };

@@ -22,7 +22,14 @@ export function sampleCallback(): string {
   return signedNotification({
     apiKey,
     signType: 'HMAC-SHA256',
-    fields: { appid: appId, mch_id: mchId, out_trade_no: 'bench1234567890abcdefABCDEF', total_fee: '10000', attach: '支付测试 订单额外描述', device_info: 'WEB' },
+    fields: {
+      appid: appId,
+      mch_id: mchId,
+      out_trade_no: 'bench1234567890abcdefABCDEF',
+      total_fee: '10000',
+      attach: '支付测试 订单额外描述',
+      device_info: 'WEB',
+    },
     coupons: [
       { id: '10000', fee: 300, type: 'NO_CASH' },
       { id: '10001', fee: 200, type: 'CASH' },
@@ -64,7 +71,10 @@ function candidates(xml: string): Candidate[] {
   // result codes, sign by its length, constant-time compare); appid/mch_id checked here as it leaves them to the caller.
   const { Transformer } = require('wechatpay-axios-plugin');
   const transformer = new Transformer(mchId, apiKey);
-  const [toObject, verifier] = transformer.response as [(this: object, x: string) => Record<string, string>, (this: object, d: unknown) => unknown];
+  const [toObject, verifier] = transformer.response as [
+    (this: object, x: string) => Record<string, string>,
+    (this: object, d: unknown) => unknown,
+  ];
   const request = { url: '/wechatpay/notify' };
   const axiosRun: Candidate = {
     name: 'wechatpay-axios-plugin',

@@ -98,11 +98,29 @@ export interface BillReading {
 /** Reads a bill of each size of foreign payments, each in a process of its own; `maxBytes` the limit used. */
 export async function billReadingMemory(sizes: number[], maxBytes: number): Promise<BillReading[]> {
   const child = join(OUT, 'bill-memory-child.mjs');
-  await build({ entryPoints: [join(ROOT, 'bench/bill-memory-child.ts')], bundle: true, platform: 'node', format: 'esm', outfile: child, logLevel: 'error', banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" } });
+  await build({
+    entryPoints: [join(ROOT, 'bench/bill-memory-child.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    outfile: child,
+    logLevel: 'error',
+    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+  });
   const readings: BillReading[] = [];
   for (const rows of sizes) {
-    const { stdout } = await run(process.execPath, ['--expose-gc', '--no-warnings', child, String(rows), String(maxBytes)], { maxBuffer: 1024 * 1024, env: { PATH: process.env.PATH ?? '' } });
-    const r = JSON.parse(stdout) as { textBytes: number; gzipBytes: number; checkedMs: number; rowsMs: number; base: { rss: number; heapUsed: number }; peak: { rss: number; heapUsed: number } };
+    const { stdout } = await run(process.execPath, ['--expose-gc', '--no-warnings', child, String(rows), String(maxBytes)], {
+      maxBuffer: 1024 * 1024,
+      env: { PATH: process.env.PATH ?? '' },
+    });
+    const r = JSON.parse(stdout) as {
+      textBytes: number;
+      gzipBytes: number;
+      checkedMs: number;
+      rowsMs: number;
+      base: { rss: number; heapUsed: number };
+      peak: { rss: number; heapUsed: number };
+    };
     readings.push({
       rows,
       textMB: r.textBytes / MB,
@@ -136,7 +154,14 @@ export async function reconcilingFunctionMemory(bundle: Bundle, sizes: number[])
     const billDate = toBeijingTimestamp(new Date(Date.now() - (40 + k) * DAY_MS)).slice(0, 8);
     const bill = await foreignBill(rows, billDate);
     const saved = process.env.WECHATPAY_BASE_URL;
-    const events = [apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate }), authorization: MERCHANT_AUTHORIZATION })];
+    const events = [
+      apiEvent({
+        method: 'POST',
+        path: '/merchant/reconciliations',
+        body: JSON.stringify({ billDate }),
+        authorization: MERCHANT_AUTHORIZATION,
+      }),
+    ];
     const [memory, smallHeap] = await servingBill(bill, async (baseUrl) => {
       process.env.WECHATPAY_BASE_URL = baseUrl;
       try {
@@ -182,11 +207,21 @@ export async function reconciliationRequests(counter: Counter, rows: number): Pr
       for (const which of ['reconcile', 'reconcile again (replaces the report)'] as const) {
         counter.reset();
         const report = await reconcileDay(billDate, withBill);
-        if (report.itemCount !== rows || report.stored === false) throw new Error(`reconciled ${report.itemCount} items of ${rows}, stored ${report.stored ?? true}`);
+        if (report.itemCount !== rows || report.stored === false)
+          throw new Error(`reconciled ${report.itemCount} items of ${rows}, stored ${report.stored ?? true}`);
         out[`${which}: ${rows.toLocaleString('en')} foreign payments`] = { requests: counter.total(), detail: { ...counter.requests } };
       }
     });
-    const get = (query: string) => getReconciliation(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${billDate}`, pathParameters: { billDate }, authorization: MERCHANT_AUTHORIZATION, query }));
+    const get = (query: string) =>
+      getReconciliation(
+        apiEvent({
+          method: 'GET',
+          path: `/merchant/reconciliations/${billDate}`,
+          pathParameters: { billDate },
+          authorization: MERCHANT_AUTHORIZATION,
+          query,
+        }),
+      );
     const measure = async (name: string, work: () => Promise<void>) => {
       for (const key of Object.keys(reads)) delete reads[key];
       await work();
@@ -199,7 +234,10 @@ export async function reconciliationRequests(counter: Counter, rows: number): Pr
     await measure(`GET every item, 1,000 at a time through the cursor (${Math.ceil(rows / 1000)} answers)`, async () => {
       let cursor: string | undefined;
       do {
-        const answer = JSON.parse((await get(`limit=1000${cursor ? `&cursor=${cursor}` : ''}`)).body as string) as { items: unknown[]; nextCursor?: string };
+        const answer = JSON.parse((await get(`limit=1000${cursor ? `&cursor=${cursor}` : ''}`)).body as string) as {
+          items: unknown[];
+          nextCursor?: string;
+        };
         read += answer.items.length;
         cursor = answer.nextCursor;
         answers++;

@@ -60,7 +60,12 @@ async function reconcileOnce(billDate: string, counter: Counter): Promise<Reconc
   counter.reset();
   const started = performance.now();
   const answer = await runReconciliation(
-    apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate }), authorization: MERCHANT_AUTHORIZATION }),
+    apiEvent({
+      method: 'POST',
+      path: '/merchant/reconciliations',
+      body: JSON.stringify({ billDate }),
+      authorization: MERCHANT_AUTHORIZATION,
+    }),
   );
   const runMs = performance.now() - started;
   if (answer.statusCode !== 200) throw new Error(`runReconciliation answered ${answer.statusCode}: ${answer.body}`);
@@ -87,10 +92,18 @@ export async function reconciliationAtSize(stack: TestStack, counter: Counter, s
     const seedSeconds = (performance.now() - seedStarted) / 1000;
     const first = await reconcileOnce(billDate, counter);
     const again = await reconcileOnce(billDate, counter);
-    const expected = { billRows: orders, matched: orders - lostCallbacks, repaired: lostCallbacks, missingFromBill: 0, amountMismatches: 0 };
+    const expected = {
+      billRows: orders,
+      matched: orders - lostCallbacks,
+      repaired: lostCallbacks,
+      missingFromBill: 0,
+      amountMismatches: 0,
+    };
     const expectedAgain = { ...expected, matched: orders, repaired: 0 };
     if (!isDeepStrictEqual(first.counts, expected) || !isDeepStrictEqual(again.counts, expectedAgain)) {
-      throw new Error(`reconciliation of ${orders} orders counted ${JSON.stringify(first.counts)} then ${JSON.stringify(again.counts)}; expected ${JSON.stringify(expected)} then ${JSON.stringify(expectedAgain)}`);
+      throw new Error(
+        `reconciliation of ${orders} orders counted ${JSON.stringify(first.counts)} then ${JSON.stringify(again.counts)}; expected ${JSON.stringify(expected)} then ${JSON.stringify(expectedAgain)}`,
+      );
     }
     const bill = await billSize(billDate);
     levels.push({ billDate, orders, lostCallbacks, seedSeconds, billGzipBytes: bill.gzip, billTextBytes: bill.text, first, again });

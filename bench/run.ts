@@ -37,11 +37,22 @@ const RECONCILIATION_SIZES = [1_000, 10_000];
 const BILL_MEMORY_SIZES = [100_000, 500_000];
 const BILL_MEMORY_LIMIT = 200 * 1024 * 1024;
 /** Such payments in the days the runReconciliation function reconciles end to end, and in the day its requests are counted at. */
-const RECONCILING_SIZES = (process.env.BENCH_RECONCILING ?? "10000,100000").split(",").map(Number);
+const RECONCILING_SIZES = (process.env.BENCH_RECONCILING ?? '10000,100000').split(',').map(Number);
 const RECONCILIATION_REQUEST_ROWS = 50_000;
 
 /** The sections, in the order they run; `--only` picks some. */
-const SECTIONS = ['cold', 'cpu', 'recovery', 'requests', 'refunds', 'reconciliation', 'reconciliation-memory', 'events', 'e2e', 'memory'] as const;
+const SECTIONS = [
+  'cold',
+  'cpu',
+  'recovery',
+  'requests',
+  'refunds',
+  'reconciliation',
+  'reconciliation-memory',
+  'events',
+  'e2e',
+  'memory',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The sections `--only a,b` names, or every one. */
@@ -51,7 +62,9 @@ function selectedSections(argv: readonly string[]): ReadonlySet<Section> {
   const names = (argv[at + 1] ?? '').split(',').filter(Boolean);
   const unknown = names.filter((name) => !(SECTIONS as readonly string[]).includes(name));
   if (names.length === 0 || unknown.length > 0) {
-    throw new Error(`--only takes a comma-separated list of sections: ${SECTIONS.join(', ')}${unknown.length > 0 ? ` (not ${unknown.join(', ')})` : ''}`);
+    throw new Error(
+      `--only takes a comma-separated list of sections: ${SECTIONS.join(', ')}${unknown.length > 0 ? ` (not ${unknown.join(', ')})` : ''}`,
+    );
   }
   return new Set(names as Section[]);
 }
@@ -61,7 +74,11 @@ const LEFT_OUT: Record<string, readonly string[]> = {
   'Powertools Logger': ['@aws-lambda-powertools/logger'],
   'fast-xml-parser': ['fast-xml-parser'],
   valibot: ['valibot'],
-  'code loaded on first use (Metrics, Parameters, qrcode)': ['@aws-lambda-powertools/metrics', '@aws-lambda-powertools/parameters', 'qrcode'],
+  'code loaded on first use (Metrics, Parameters, qrcode)': [
+    '@aws-lambda-powertools/metrics',
+    '@aws-lambda-powertools/parameters',
+    'qrcode',
+  ],
 };
 
 const f0 = (n: number) => n.toFixed(0);
@@ -112,22 +129,70 @@ async function main() {
     const coldMedian = Object.fromEntries(Object.entries(cold.ms).map(([k, v]) => [k, median(v)]));
     const xFloor = Object.fromEntries(Object.entries(cold.xFloor).map(([k, v]) => [k, spread(v)]));
     const xFloorCpu = Object.fromEntries(Object.entries(cold.xFloorCpu).map(([k, v]) => [k, spread(v)]));
-    const notable = ['qrcode', 'pngjs', 'fast-xml-parser', '@aws-sdk/client-ssm', '@aws-sdk/client-eventbridge', '@aws-lambda-powertools/parameters', '@aws-lambda-powertools/metrics', 'valibot', '@aws-lambda-powertools/logger'];
+    const notable = [
+      'qrcode',
+      'pngjs',
+      'fast-xml-parser',
+      '@aws-sdk/client-ssm',
+      '@aws-sdk/client-eventbridge',
+      '@aws-lambda-powertools/parameters',
+      '@aws-lambda-powertools/metrics',
+      'valibot',
+      '@aws-lambda-powertools/logger',
+    ];
     out.push(
       table(
         `Cold require and size (median ms of fresh \`node\` processes; x floor: each require over the floor's beside it, min – median – max of ${COLD_ROUNDS} rounds, in wall time and in CPU time)`,
-        ['bundle', 'require ms', 'x floor', 'x floor in CPU time', 'size', 'x floor', 'zipped', 'heavy packages inside', `verdict (median <= ${f2(TARGET.coldRequire)}x)`],
+        [
+          'bundle',
+          'require ms',
+          'x floor',
+          'x floor in CPU time',
+          'size',
+          'x floor',
+          'zipped',
+          'heavy packages inside',
+          `verdict (median <= ${f2(TARGET.coldRequire)}x)`,
+        ],
         [...functions, floor].map((b) => {
           const ratio = xFloor[b.name];
-          const inside = notable.filter((p) => b.packages[p]).map((p) => `${p} ${kb(b.packages[p]!)}`).join(', ') || '-';
-          if (ratio) verdicts.push({ target: `${b.name} cold require <= ${TARGET.coldRequire}x floor`, ok: ratio.median <= TARGET.coldRequire, detail: `${f2(ratio.median)}x (${range(ratio)}; CPU time ${f2(xFloorCpu[b.name]!.median)}x)` });
-          return [b.name, f1(coldMedian[b.name]!), ratio ? range(ratio) : '1', ratio ? range(xFloorCpu[b.name]!) : '1', kb(b.bytes), f2(b.bytes / floor.bytes), kb(b.zipBytes), inside, ratio ? verdict(ratio.median <= TARGET.coldRequire) : '(floor)'];
+          const inside =
+            notable
+              .filter((p) => b.packages[p])
+              .map((p) => `${p} ${kb(b.packages[p]!)}`)
+              .join(', ') || '-';
+          if (ratio)
+            verdicts.push({
+              target: `${b.name} cold require <= ${TARGET.coldRequire}x floor`,
+              ok: ratio.median <= TARGET.coldRequire,
+              detail: `${f2(ratio.median)}x (${range(ratio)}; CPU time ${f2(xFloorCpu[b.name]!.median)}x)`,
+            });
+          return [
+            b.name,
+            f1(coldMedian[b.name]!),
+            ratio ? range(ratio) : '1',
+            ratio ? range(xFloorCpu[b.name]!) : '1',
+            kb(b.bytes),
+            f2(b.bytes / floor.bytes),
+            kb(b.zipBytes),
+            inside,
+            ratio ? verdict(ratio.median <= TARGET.coldRequire) : '(floor)',
+          ];
         }),
       ),
     );
     // Only the functions that make orders draw QR codes (for NATIVE orders), and only on first use.
-    const qrOnlyInCreate = functions.every((b) => Boolean(b.packages.qrcode) === (b.name === 'createOrder' || b.name === 'createMerchantOrder'));
-    verdicts.push({ target: 'qrcode only in the functions that make orders (createOrder, createMerchantOrder)', ok: qrOnlyInCreate, detail: functions.filter((b) => b.packages.qrcode).map((b) => b.name).join(', ') });
+    const qrOnlyInCreate = functions.every(
+      (b) => Boolean(b.packages.qrcode) === (b.name === 'createOrder' || b.name === 'createMerchantOrder'),
+    );
+    verdicts.push({
+      target: 'qrcode only in the functions that make orders (createOrder, createMerchantOrder)',
+      ok: qrOnlyInCreate,
+      detail: functions
+        .filter((b) => b.packages.qrcode)
+        .map((b) => b.name)
+        .join(', '),
+    });
 
     const variants = await buildVariants(bundles, LEFT_OUT);
     // A pair of requires takes about twice the mean require, plus node's own start (about 40 ms here).
@@ -152,8 +217,26 @@ async function main() {
         ]),
       ),
     );
-    results.bundles = bundles.map((b) => ({ name: b.name, bytes: b.bytes, zipBytes: b.zipBytes, requireMsMedian: coldMedian[b.name], requireMsRuns: cold.ms[b.name], xFloor: xFloor[b.name] ?? null, xFloorRounds: cold.xFloor[b.name] ?? null, xFloorCpu: xFloorCpu[b.name] ?? null, xFloorCpuRounds: cold.xFloorCpu[b.name] ?? null, packages: b.packages }));
-    results.withoutDependency = variants.map((v) => ({ function: v.of, without: v.leftOut, bytes: v.bytes, xFloorCpuMedian: variantX[v.name], xFloorCpuRounds: variantCold.xFloorCpu[v.name], xFloorRounds: variantCold.xFloor[v.name] }));
+    results.bundles = bundles.map((b) => ({
+      name: b.name,
+      bytes: b.bytes,
+      zipBytes: b.zipBytes,
+      requireMsMedian: coldMedian[b.name],
+      requireMsRuns: cold.ms[b.name],
+      xFloor: xFloor[b.name] ?? null,
+      xFloorRounds: cold.xFloor[b.name] ?? null,
+      xFloorCpu: xFloorCpu[b.name] ?? null,
+      xFloorCpuRounds: cold.xFloorCpu[b.name] ?? null,
+      packages: b.packages,
+    }));
+    results.withoutDependency = variants.map((v) => ({
+      function: v.of,
+      without: v.leftOut,
+      bytes: v.bytes,
+      xFloorCpuMedian: variantX[v.name],
+      xFloorCpuRounds: variantCold.xFloorCpu[v.name],
+      xFloorRounds: variantCold.xFloor[v.name],
+    }));
   }
 
   // 2. Notify CPU path, in interleaved rounds.
@@ -165,14 +248,24 @@ async function main() {
       table(
         `Notify CPU path: parse + verify + reply of a ${cpu.inputBytes}-byte HMAC-SHA256 callback with coupons (ops per second of CPU time, min – median – max of ${CPU_ROUNDS} interleaved rounds of ${cpu.msPerRound} ms each)`,
         ['implementation', 'ops/s', 'median', 'this project / it (median)'],
-        names.map((name) => [name, range(cpu.opsPerSecond[name]!, f0), f0(cpu.opsPerSecond[name]!.median), f2(cpu.opsPerSecond[OURS]!.median / cpu.opsPerSecond[name]!.median)]),
+        names.map((name) => [
+          name,
+          range(cpu.opsPerSecond[name]!, f0),
+          f0(cpu.opsPerSecond[name]!.median),
+          f2(cpu.opsPerSecond[OURS]!.median / cpu.opsPerSecond[name]!.median),
+        ]),
       ),
     );
     out.push(
       table(
         'Notify CPU path, round by round (ops per second of CPU time; each ratio within its round)',
         ['round', ...names, 'this project / best peer', 'limit / this project'],
-        cpu.rounds.map((round, i) => [i + 1, ...names.map((name) => f0(round.opsPerSecond[name]!)), f2(round.overBestPeer), f2(round.limitOverOurs)]),
+        cpu.rounds.map((round, i) => [
+          i + 1,
+          ...names.map((name) => f0(round.opsPerSecond[name]!)),
+          f2(round.overBestPeer),
+          f2(round.limitOverOurs),
+        ]),
       ),
     );
     verdicts.push({
@@ -220,11 +313,24 @@ async function main() {
       table(
         `Recovery reads with ${base.pending} due pending orders beside settled ones (${recovery.length} sizes${top < 100_000 ? `; 100,000 scaled down to ${top.toLocaleString('en')} to fit the time budget` : ''})`,
         ['settled orders', 'Query requests', 'items read', 'consumed RCU', 'x smallest', 'orders examined', 'run ms', 'seed s'],
-        recovery.map((l) => [l.settled.toLocaleString('en'), l.queries, l.itemsRead, l.capacity, f2(l.itemsRead / base.itemsRead), l.examined, Math.round(l.runMs), f1(l.seedSeconds)]),
+        recovery.map((l) => [
+          l.settled.toLocaleString('en'),
+          l.queries,
+          l.itemsRead,
+          l.capacity,
+          f2(l.itemsRead / base.itemsRead),
+          l.examined,
+          Math.round(l.runMs),
+          f1(l.seedSeconds),
+        ]),
       ),
     );
     const flat = recovery.every((l) => l.queries === base.queries && l.itemsRead === base.itemsRead && l.capacity === base.capacity);
-    verdicts.push({ target: 'recovery reads flat across table sizes', ok: flat, detail: recovery.map((l) => `${l.settled}:${l.queries}q/${l.itemsRead}i/${l.capacity}rcu`).join(' ') });
+    verdicts.push({
+      target: 'recovery reads flat across table sizes',
+      ok: flat,
+      detail: recovery.map((l) => `${l.settled}:${l.queries}q/${l.itemsRead}i/${l.capacity}rcu`).join(' '),
+    });
     results.recovery = recovery;
   }
 
@@ -236,7 +342,13 @@ async function main() {
       table(
         'DynamoDB requests per operation (SDK middleware count, real handlers on dynalite + the emulator)',
         ['operation', 'requests', 'which'],
-        Object.entries(counts).map(([op, c]) => [op, c.requests, Object.entries(c.detail).map(([k, v]) => `${k} ${v}`).join(', ')]),
+        Object.entries(counts).map(([op, c]) => [
+          op,
+          c.requests,
+          Object.entries(c.detail)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+        ]),
       ),
     );
     for (const op of ['first callback', 'GET settled order']) {
@@ -251,13 +363,25 @@ async function main() {
     const refunds = await refundRequests(stack, counter);
     out.push(
       table(
-        'Refunds: DynamoDB requests per operation (SDK middleware count; createRefund, getRefund and refundNotify handlers, recovery\'s refund pass; the refund sent to the emulator over mutual TLS)',
+        "Refunds: DynamoDB requests per operation (SDK middleware count; createRefund, getRefund and refundNotify handlers, recovery's refund pass; the refund sent to the emulator over mutual TLS)",
         ['operation', 'requests', 'which'],
-        Object.entries(refunds).map(([op, c]) => [op, c.requests, Object.entries(c.detail).map(([k, v]) => `${k} ${v}`).join(', ')]),
+        Object.entries(refunds).map(([op, c]) => [
+          op,
+          c.requests,
+          Object.entries(c.detail)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+        ]),
       ),
     );
     const duplicate = refunds['duplicate refund callback']!;
-    verdicts.push({ target: 'a duplicate refund callback writes nothing', ok: Object.keys(duplicate.detail).every((command) => command === 'GetItem'), detail: Object.entries(duplicate.detail).map(([k, v]) => `${k} ${v}`).join(', ') });
+    verdicts.push({
+      target: 'a duplicate refund callback writes nothing',
+      ok: Object.keys(duplicate.detail).every((command) => command === 'GetItem'),
+      detail: Object.entries(duplicate.detail)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    });
     results.refunds = refunds;
   }
 
@@ -265,11 +389,27 @@ async function main() {
   if (runs('reconciliation')) {
     log(`reconciliation: ${RECONCILIATION_SIZES.map((n) => n.toLocaleString('en')).join(' and ')} orders a day`);
     const reconciliation = await reconciliationAtSize(stack, counter, RECONCILIATION_SIZES);
-    const requests = (detail: Record<string, number>) => Object.entries(detail).map(([k, v]) => `${k} ${v}`).join(', ');
+    const requests = (detail: Record<string, number>) =>
+      Object.entries(detail)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
     out.push(
       table(
-        'Daily reconciliation (runReconciliation handler on dynalite + the emulator\'s bill; 1% of the day\'s callbacks lost, then the same day again; index: what the paid-by-day Query returned / read / consumed)',
-        ['orders that day', 'run', 'ms', 'repaired', 'DynamoDB requests', 'which', 'index items', 'index scanned', 'index RCU', 'bill gzip', 'bill text', 'seed s'],
+        "Daily reconciliation (runReconciliation handler on dynalite + the emulator's bill; 1% of the day's callbacks lost, then the same day again; index: what the paid-by-day Query returned / read / consumed)",
+        [
+          'orders that day',
+          'run',
+          'ms',
+          'repaired',
+          'DynamoDB requests',
+          'which',
+          'index items',
+          'index scanned',
+          'index RCU',
+          'bill gzip',
+          'bill text',
+          'seed s',
+        ],
         reconciliation.flatMap((l) =>
           (['first', 'again'] as const).map((which) => {
             const run = l[which];
@@ -292,7 +432,9 @@ async function main() {
       ),
     );
     // The index gives back that day's recorded payments and nothing else, whatever else the table holds.
-    const onlyItsDay = reconciliation.every((l) => !l.first.detail.Scan && l.first.queryScanned === l.orders - l.lostCallbacks && l.again.queryScanned === l.orders);
+    const onlyItsDay = reconciliation.every(
+      (l) => !l.first.detail.Scan && l.first.queryScanned === l.orders - l.lostCallbacks && l.again.queryScanned === l.orders,
+    );
     verdicts.push({
       target: "reconciliation reads only its day's payments (no Scan)",
       ok: onlyItsDay,
@@ -303,28 +445,83 @@ async function main() {
 
   // 4c. Reconciliation against bills full of another system's payments: memory as they grow, and requests.
   if (runs('reconciliation-memory')) {
-    log(`reconciliation memory: bills of ${BILL_MEMORY_SIZES.map((n) => n.toLocaleString('en')).join(' and ')} payments of another system read, each in its own process`);
+    log(
+      `reconciliation memory: bills of ${BILL_MEMORY_SIZES.map((n) => n.toLocaleString('en')).join(' and ')} payments of another system read, each in its own process`,
+    );
     const reading = await billReadingMemory(BILL_MEMORY_SIZES, BILL_MEMORY_LIMIT);
     out.push(
       table(
         'Reading a bill of payments of another system on the merchant id (openBill: downloaded and checked whole as it arrives, its gzip copied to /tmp; then its rows read again from the copy), each size in a process of its own; peak memory sampled every 2 ms and every 5,000 rows, over the collected heap before',
-        ['payments in the bill', 'bill text', 'bill gzip', 'download + check ms', 'rows again ms', 'peak RSS growth', 'peak heap growth', 'RSS before'],
-        reading.map((r) => [r.rows.toLocaleString('en'), `${f1(r.textMB)} MB`, `${f1(r.gzipMB)} MB`, Math.round(r.checkedMs), Math.round(r.rowsMs), `${f1(r.rssGrowthMB)} MB`, `${f1(r.heapGrowthMB)} MB`, `${f1(r.baseRssMB)} MB`]),
+        [
+          'payments in the bill',
+          'bill text',
+          'bill gzip',
+          'download + check ms',
+          'rows again ms',
+          'peak RSS growth',
+          'peak heap growth',
+          'RSS before',
+        ],
+        reading.map((r) => [
+          r.rows.toLocaleString('en'),
+          `${f1(r.textMB)} MB`,
+          `${f1(r.gzipMB)} MB`,
+          Math.round(r.checkedMs),
+          Math.round(r.rowsMs),
+          `${f1(r.rssGrowthMB)} MB`,
+          `${f1(r.heapGrowthMB)} MB`,
+          `${f1(r.baseRssMB)} MB`,
+        ]),
       ),
     );
     const [small, large] = [reading[0]!, reading[reading.length - 1]!];
     // Flat: a bill five times the size grows the peak by less than a megabyte per 100,000 more rows (holding its rows took about 8 KB each).
     const flat = large.rssGrowthMB - small.rssGrowthMB < ((large.rows - small.rows) / 100_000) * 1;
-    verdicts.push({ target: 'memory reading a bill flat in its rows (RSS growth up by < 1 MB per 100,000 more rows)', ok: flat, detail: reading.map((r) => `${r.rows}: +${f1(r.rssGrowthMB)} MB RSS, +${f1(r.heapGrowthMB)} MB heap`).join('; ') });
+    verdicts.push({
+      target: 'memory reading a bill flat in its rows (RSS growth up by < 1 MB per 100,000 more rows)',
+      ok: flat,
+      detail: reading.map((r) => `${r.rows}: +${f1(r.rssGrowthMB)} MB RSS, +${f1(r.heapGrowthMB)} MB heap`).join('; '),
+    });
 
-    log(`reconciliation memory: the runReconciliation bundle reconciling days of ${RECONCILING_SIZES.map((n) => n.toLocaleString('en')).join(' and ')} payments of another system`);
-    Object.assign(process.env, { AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
-    const reconciling = await reconcilingFunctionMemory(bundles.find((b) => b.name === 'runReconciliation')!, RECONCILING_SIZES);
+    log(
+      `reconciliation memory: the runReconciliation bundle reconciling days of ${RECONCILING_SIZES.map((n) => n.toLocaleString('en')).join(' and ')} payments of another system`,
+    );
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint,
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+    });
+    const reconciling = await reconcilingFunctionMemory(
+      bundles.find((b) => b.name === 'runReconciliation')!,
+      RECONCILING_SIZES,
+    );
     out.push(
       table(
         `The runReconciliation function (its bundle, own process) reconciling a day whose bill is payments of another system, each an UNKNOWN_ORDER item of the report, stored in pages: as V8 runs it, then again with its old space held to ${SMALL_HEAP_MB} MB (what is live)`,
-        ['payments in the bill', 'answers', 'RSS after require MB', 'RSS peak MB', 'heap peak MB', `answers, old space ${SMALL_HEAP_MB} MB`, `RSS peak MB, old space ${SMALL_HEAP_MB} MB`, `heap peak MB, old space ${SMALL_HEAP_MB} MB`],
-        reconciling.map((m) => [m.rows.toLocaleString('en'), Object.entries(m.statuses).map(([k, v]) => `${k}x${v}`).join(' '), m.rssAfterRequireMB, m.rssPeakMB, m.heapPeakMB, Object.entries(m.smallHeap.statuses).map(([k, v]) => `${k}x${v}`).join(' '), m.smallHeap.rssPeakMB, m.smallHeap.heapPeakMB]),
+        [
+          'payments in the bill',
+          'answers',
+          'RSS after require MB',
+          'RSS peak MB',
+          'heap peak MB',
+          `answers, old space ${SMALL_HEAP_MB} MB`,
+          `RSS peak MB, old space ${SMALL_HEAP_MB} MB`,
+          `heap peak MB, old space ${SMALL_HEAP_MB} MB`,
+        ],
+        reconciling.map((m) => [
+          m.rows.toLocaleString('en'),
+          Object.entries(m.statuses)
+            .map(([k, v]) => `${k}x${v}`)
+            .join(' '),
+          m.rssAfterRequireMB,
+          m.rssPeakMB,
+          m.heapPeakMB,
+          Object.entries(m.smallHeap.statuses)
+            .map(([k, v]) => `${k}x${v}`)
+            .join(' '),
+          m.smallHeap.rssPeakMB,
+          m.smallHeap.heapPeakMB,
+        ]),
       ),
     );
     verdicts.push({
@@ -333,13 +530,21 @@ async function main() {
       detail: reconciling.map((m) => `${m.rows}: ${JSON.stringify(m.statuses)}, held: ${JSON.stringify(m.smallHeap.statuses)}`).join('; '),
     });
 
-    log(`reconciliation requests: a day of ${RECONCILIATION_REQUEST_ROWS.toLocaleString('en')} payments of another system, twice, and its report read back`);
+    log(
+      `reconciliation requests: a day of ${RECONCILIATION_REQUEST_ROWS.toLocaleString('en')} payments of another system, twice, and its report read back`,
+    );
     const requests = await reconciliationRequests(counter, RECONCILIATION_REQUEST_ROWS);
     out.push(
       table(
         `Reconciliation: DynamoDB requests per operation (SDK middleware count; reconcileDay against a bill of ${RECONCILIATION_REQUEST_ROWS.toLocaleString('en')} payments of another system, nothing recorded that day; the report read through the getReconciliation handler)`,
         ['operation', 'requests', 'which'],
-        Object.entries(requests.counts).map(([op, c]) => [op, c.requests, Object.entries(c.detail).map(([k, v]) => `${k} ${v}`).join(', ')]),
+        Object.entries(requests.counts).map(([op, c]) => [
+          op,
+          c.requests,
+          Object.entries(c.detail)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+        ]),
       ),
     );
     results.reconciliationMemory = { reading, billMemoryLimit: BILL_MEMORY_LIMIT, reconciling, requests };
@@ -354,31 +559,72 @@ async function main() {
         `Events on the notify path: ${events.callbacks} first callbacks each way, interleaved (handlePaymentNotification on dynalite; PutEvents to the local EventBridge)`,
         ['first callback', 'median ms', 'p95 ms', 'DynamoDB requests', 'PutEvents requests'],
         [
-          ['without publishing', f2(events.firstCallback.withoutPublishing.medianMs), f2(events.firstCallback.withoutPublishing.p95Ms), events.requests['first callback'].dynamodb, 0],
-          ['with publishing', f2(events.firstCallback.withPublishing.medianMs), f2(events.firstCallback.withPublishing.p95Ms), events.requests['first callback'].dynamodb, events.requests['first callback'].putEvents],
+          [
+            'without publishing',
+            f2(events.firstCallback.withoutPublishing.medianMs),
+            f2(events.firstCallback.withoutPublishing.p95Ms),
+            events.requests['first callback'].dynamodb,
+            0,
+          ],
+          [
+            'with publishing',
+            f2(events.firstCallback.withPublishing.medianMs),
+            f2(events.firstCallback.withPublishing.p95Ms),
+            events.requests['first callback'].dynamodb,
+            events.requests['first callback'].putEvents,
+          ],
           ['added by publishing', f2(events.firstCallback.addedMedianMs), '', 0, events.requests['first callback'].putEvents],
-          ['duplicate callback (with)', '', '', events.requests['duplicate callback'].dynamodb, events.requests['duplicate callback'].putEvents],
+          [
+            'duplicate callback (with)',
+            '',
+            '',
+            events.requests['duplicate callback'].dynamodb,
+            events.requests['duplicate callback'].putEvents,
+          ],
           ['first publish of a container: EventBridge client load', f1(events.clientLoadMs), '', '', ''],
         ],
       ),
     );
-    verdicts.push({ target: 'publishing adds no DynamoDB request to a first callback', ok: events.requests['first callback'].dynamodb === 1, detail: `${events.requests['first callback'].dynamodb} DynamoDB, ${events.requests['first callback'].putEvents} PutEvents` });
-    verdicts.push({ target: 'a duplicate callback publishes nothing', ok: events.requests['duplicate callback'].putEvents === 0, detail: `${events.requests['duplicate callback'].putEvents} PutEvents` });
+    verdicts.push({
+      target: 'publishing adds no DynamoDB request to a first callback',
+      ok: events.requests['first callback'].dynamodb === 1,
+      detail: `${events.requests['first callback'].dynamodb} DynamoDB, ${events.requests['first callback'].putEvents} PutEvents`,
+    });
+    verdicts.push({
+      target: 'a duplicate callback publishes nothing',
+      ok: events.requests['duplicate callback'].putEvents === 0,
+      detail: `${events.requests['duplicate callback'].putEvents} PutEvents`,
+    });
     results.events = events;
   }
 
   // 5. A first callback end to end: the notify bundle against the floor bundle, alternately.
   if (runs('e2e')) {
     log(`first callbacks end to end: ${CALLBACKS.toLocaleString('en')} pending orders, the notify bundle and the floor alternately`);
-    const e2e = await firstCallbacks(stack, bundles.find((b) => b.name === 'notify')!, floor, CALLBACKS);
+    const e2e = await firstCallbacks(
+      stack,
+      bundles.find((b) => b.name === 'notify')!,
+      floor,
+      CALLBACKS,
+    );
     out.push(
       table(
         `A first callback end to end (ms): ${e2e.callbacks.toLocaleString('en')} callbacks through the notify bundle, each the first of its own pending order, on dynalite; the floor bundle's one UpdateItem alternately`,
         ['', 'p50', 'p99', 'mean'],
         [
-          ['notify (parse, verify, one conditional UpdateItem, one log line, answer)', f2(e2e.notifyMs.p50), f2(e2e.notifyMs.p99), f2(e2e.notifyMs.mean)],
+          [
+            'notify (parse, verify, one conditional UpdateItem, one log line, answer)',
+            f2(e2e.notifyMs.p50),
+            f2(e2e.notifyMs.p99),
+            f2(e2e.notifyMs.mean),
+          ],
           ['floor (one UpdateItem)', f2(e2e.floorMs.p50), f2(e2e.floorMs.p99), f2(e2e.floorMs.mean)],
-          ['notify / floor', f2(e2e.notifyMs.p50 / e2e.floorMs.p50), f2(e2e.notifyMs.p99 / e2e.floorMs.p99), f2(e2e.notifyMs.mean / e2e.floorMs.mean)],
+          [
+            'notify / floor',
+            f2(e2e.notifyMs.p50 / e2e.floorMs.p50),
+            f2(e2e.notifyMs.p99 / e2e.floorMs.p99),
+            f2(e2e.notifyMs.mean / e2e.floorMs.mean),
+          ],
         ],
       ),
     );
@@ -393,13 +639,22 @@ async function main() {
   // 6. Peak memory per function bundle, each in its own process serving this bench's requests.
   if (runs('memory')) {
     log('peak memory per function bundle');
-    Object.assign(process.env, { AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint,
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+    });
     const types = ['JSAPI', 'NATIVE', 'MWEB', 'APP'] as const;
     const createEvents = Array.from({ length: 40 }, (_, i) => dynamo.createEvent(types[i % 4]!, i));
     const made = [];
     for (let i = 0; i < 40; i += 1) made.push(await dynamo.createOne(types[i % 4]!, 100 + i));
-    const notifyEvents = [...made.slice(0, 30), ...made.slice(0, 10)].map((o, i) => dynamo.callbackEvent(o.outTradeNo, o.totalFee, `4200${String(i % 30).padStart(24, '9')}`));
-    const queryEvents = [...made.slice(0, 20), ...made.slice(30, 40)].flatMap((o) => [dynamo.getEvent(o.outTradeNo), dynamo.getEvent(o.outTradeNo)]);
+    const notifyEvents = [...made.slice(0, 30), ...made.slice(0, 10)].map((o, i) =>
+      dynamo.callbackEvent(o.outTradeNo, o.totalFee, `4200${String(i % 30).padStart(24, '9')}`),
+    );
+    const queryEvents = [...made.slice(0, 20), ...made.slice(30, 40)].flatMap((o) => [
+      dynamo.getEvent(o.outTradeNo),
+      dynamo.getEvent(o.outTradeNo),
+    ]);
     const floorEvents = made.map((_, i) => ({ pk: `floor-memory-${i}` }));
     const memory: Record<string, Awaited<ReturnType<typeof peakMemory>>> = {};
     const plan: Record<string, { events: unknown[]; context?: boolean }> = {
@@ -411,7 +666,12 @@ async function main() {
       createMerchantOrder: { events: Array.from({ length: 10 }, (_, i) => dynamo.merchantCreateEvent(200 + i)) },
       getMerchantOrder: { events: made.slice(0, 10).map((o) => dynamo.merchantGetEvent(o.outTradeNo)) },
       // The events this bench published, handed back as the bus's rule hands them.
-      clearOutbox: { events: stack.events.events().slice(0, 40).map((event) => ({ version: '0', account: '000000000000', region: 'local', resources: [], ...event })) },
+      clearOutbox: {
+        events: stack.events
+          .events()
+          .slice(0, 40)
+          .map((event) => ({ version: '0', account: '000000000000', region: 'local', resources: [], ...event })),
+      },
     };
     for (const b of bundles) {
       if (b.name === 'recoverOrders') await dynamo.recoveryReads(stack, counter, [top]); // due pending orders again
@@ -421,10 +681,30 @@ async function main() {
     out.push(
       table(
         'Peak memory per function bundle (own process, serving the bench requests)',
-        ['bundle', 'requests', 'answers', 'RSS after require MB', 'RSS peak MB', 'heap peak MB', 'x floor (RSS peak)', '1.5x RSS peak, in 64 MB steps'],
+        [
+          'bundle',
+          'requests',
+          'answers',
+          'RSS after require MB',
+          'RSS peak MB',
+          'heap peak MB',
+          'x floor (RSS peak)',
+          '1.5x RSS peak, in 64 MB steps',
+        ],
         bundles.map((b) => {
           const m = memory[b.name]!;
-          return [b.name, m.requests, Object.entries(m.statuses).map(([k, v]) => `${k}x${v}`).join(' '), m.rssAfterRequireMB, m.rssPeakMB, m.heapPeakMB, f2(m.rssPeakMB / memory.floor!.rssPeakMB), b.name === 'floor' ? '-' : suggest(m.rssPeakMB)];
+          return [
+            b.name,
+            m.requests,
+            Object.entries(m.statuses)
+              .map(([k, v]) => `${k}x${v}`)
+              .join(' '),
+            m.rssAfterRequireMB,
+            m.rssPeakMB,
+            m.heapPeakMB,
+            f2(m.rssPeakMB / memory.floor!.rssPeakMB),
+            b.name === 'floor' ? '-' : suggest(m.rssPeakMB),
+          ];
         }),
       ),
     );
@@ -432,11 +712,21 @@ async function main() {
   }
   await stack.close();
 
-  out.push(table('Verdicts', ['target', 'measured', 'verdict'], verdicts.map((v) => [v.target, v.detail, verdict(v.ok)])));
+  out.push(
+    table(
+      'Verdicts',
+      ['target', 'measured', 'verdict'],
+      verdicts.map((v) => [v.target, v.detail, verdict(v.ok)]),
+    ),
+  );
   const seconds = (performance.now() - started) / 1000;
   out.push(`\nNode ${process.version}, ${process.platform}/${process.arch}; bench took ${f1(seconds)} s.`);
   process.stdout.write(`${out.join('\n')}\n`);
-  if (whole) writeFileSync(join(ROOT, 'bench/results.json'), `${JSON.stringify({ node: process.version, seconds: Math.round(seconds), ...results, verdicts }, null, 2)}\n`);
+  if (whole)
+    writeFileSync(
+      join(ROOT, 'bench/results.json'),
+      `${JSON.stringify({ node: process.version, seconds: Math.round(seconds), ...results, verdicts }, null, 2)}\n`,
+    );
   else log('bench/results.json left as it is: it holds whole runs only');
 }
 

@@ -32,11 +32,16 @@ const timer = setInterval(sample, 2);
   }
   clearInterval(timer);
   sample();
-  process.stdout.write(JSON.stringify({
-    rssPeak, heapPeak, rssBefore: before, rssAfterRequire: afterRequire,
-    statuses,
-  }));
+  process.stdout.write(
+    JSON.stringify({
+      rssPeak,
+      heapPeak,
+      rssBefore: before,
+      rssAfterRequire: afterRequire,
+      statuses,
+    }),
+  );
 })().catch((error) => {
-  process.stderr.write(String(error && error.stack || error));
+  process.stderr.write(String((error && error.stack) || error));
   process.exit(1);
 });

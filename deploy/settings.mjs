@@ -24,7 +24,9 @@ function appsOf(value) {
     try {
       apps = JSON.parse(value);
     } catch {
-      fail('wechatApps (WECHAT_APPS) is not valid JSON: it must be a list like [{"appId": "wx...", "kind": "officialaccount", "secretParam": "/..."}]');
+      fail(
+        'wechatApps (WECHAT_APPS) is not valid JSON: it must be a list like [{"appId": "wx...", "kind": "officialaccount", "secretParam": "/..."}]',
+      );
     }
   }
   if (!Array.isArray(apps) || apps.length === 0) fail('wechatApps (WECHAT_APPS) must be a list of at least one app');
@@ -33,7 +35,8 @@ function appsOf(value) {
     if (app.secretParam !== undefined && (typeof app.secretParam !== 'string' || !PARAMETER_NAME.test(app.secretParam))) {
       fail(`wechatApps app ${i + 1}: secretParam must be the name of an SSM parameter, starting with "/"`);
     }
-    if ('secret' in app || 'appSecret' in app) fail(`wechatApps app ${i + 1}: an AppSecret never goes here; store it in SSM and name the parameter in secretParam`);
+    if ('secret' in app || 'appSecret' in app)
+      fail(`wechatApps app ${i + 1}: an AppSecret never goes here; store it in SSM and name the parameter in secretParam`);
   });
   return apps;
 }
@@ -50,14 +53,19 @@ async function resolve(name, resolveVariable) {
       // an official account's login and the JS-SDK the official accounts'. None of another kind.
       const kind = name.slice('readAppSecrets.'.length);
       const apps = appsOf(await resolveVariable('self:custom.wechatApps'));
-      const arns = (list) => [...new Set(list.map((app) => app.secretParam).filter(Boolean))].map((parameter) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameter}` }));
+      const arns = (list) =>
+        [...new Set(list.map((app) => app.secretParam).filter(Boolean))].map((parameter) => ({
+          'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameter}`,
+        }));
       const own = arns(apps.filter((app) => app.kind === kind));
       if (own.length > 0) return { Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: own };
       const every = arns(apps);
       // IAM refuses a statement without resources. Only the local stack, never deployed, reads the
       // AppSecrets from its own settings instead.
       if (every.length === 0 && (await resolveVariable('sls:stage')) !== 'local') {
-        fail('no app of wechatApps (WECHAT_APPS) names a secretParam: the login and JS-SDK functions need the AppSecret of at least one app');
+        fail(
+          'no app of wechatApps (WECHAT_APPS) names a secretParam: the login and JS-SDK functions need the AppSecret of at least one app',
+        );
       }
       // No app of this kind: the function serves none and reads no AppSecret. A statement is still
       // needed where the role lists one (a list item cannot be left out): it denies every AppSecret.
@@ -66,7 +74,13 @@ async function resolve(name, resolveVariable) {
     case 'corsOrigins': {
       // A list in serverless.yml; a comma-separated string from `--param "corsOrigins=..."`.
       const value = (await resolveVariable('param:corsOrigins')) ?? [];
-      const origins = typeof value === 'string' ? value.split(',').map((origin) => origin.trim()).filter(Boolean) : value;
+      const origins =
+        typeof value === 'string'
+          ? value
+              .split(',')
+              .map((origin) => origin.trim())
+              .filter(Boolean)
+          : value;
       if (!Array.isArray(origins) || !origins.every((origin) => typeof origin === 'string' && origin !== '' && !origin.includes(','))) {
         fail('corsOrigins must be a list of origins');
       }

@@ -10,6 +10,7 @@ import { outboxStore } from '../lib/runtime';
  */
 export const handler = lambdaHandler(async (event: DeliveredEvent) => {
   const outcome = await clearDelivered(event, outboxStore());
-  if (outcome === 'ignored') logger.warn('not an order event of this stage; nothing cleared', { source: event.source, detailType: event['detail-type'] });
+  if (outcome === 'ignored')
+    logger.warn('not an order event of this stage; nothing cleared', { source: event.source, detailType: event['detail-type'] });
   return outcome;
 });

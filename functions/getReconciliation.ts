@@ -8,5 +8,9 @@ import { reportStore } from '../lib/runtime';
 export const handler = merchantRoute(async (event) => {
   const billDate = checkBillDate(event.pathParameters?.billDate, new Date());
   const report = await reconciliationReport(billDate, reportStore(), queryParameters(event, ['cursor', 'limit']));
-  return report ? json(200, report) : json(404, { error: { code: 'NOT_RECONCILED', message: `${billDate} has not been reconciled yet; POST /merchant/reconciliations runs it` } });
+  return report
+    ? json(200, report)
+    : json(404, {
+        error: { code: 'NOT_RECONCILED', message: `${billDate} has not been reconciled yet; POST /merchant/reconciliations runs it` },
+      });
 });

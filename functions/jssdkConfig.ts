@@ -5,4 +5,6 @@ import { jssdkConfigFor } from '../lib/identity/jssdk-config';
 import { identityContext } from '../lib/identity-runtime';
 
 /** GET /auth/jssdk-config?url=&appId=: what `wx.config` needs on a page of the stage's own origins. */
-export const handler = apiRoute(async (event) => privateJson(200, await jssdkConfigFor(queryParameters(event, ['url', 'appId']), identityContext())));
+export const handler = apiRoute(async (event) =>
+  privateJson(200, await jssdkConfigFor(queryParameters(event, ['url', 'appId']), identityContext())),
+);

@@ -9,6 +9,8 @@ let identity: IdentityContext | undefined;
  */
 export function identityContext(env: Record<string, string | undefined> = process.env): IdentityContext {
   // The DynamoDB SDK is loaded only by the JS-SDK config's token cache: logins never load it.
-  identity ??= createIdentityContext(env, { documentClient: async (endpoint) => (await import('./store/dynamo')).createDocumentClient(endpoint) });
+  identity ??= createIdentityContext(env, {
+    documentClient: async (endpoint) => (await import('./store/dynamo')).createDocumentClient(endpoint),
+  });
   return identity;
 }

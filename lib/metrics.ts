@@ -127,7 +127,12 @@ const INFO_LEVEL = 12;
  * line would not be written (the log level is above INFO) or metrics are off, the metric is counted
  * as usual and flushed with the others.
  */
-export function logAndCount(message: string, fields: Record<string, unknown>, name: MetricName, dimensions: Readonly<Record<string, string>> = {}): void {
+export function logAndCount(
+  message: string,
+  fields: Record<string, unknown>,
+  name: MetricName,
+  dimensions: Readonly<Record<string, string>> = {},
+): void {
   if (logger.level > INFO_LEVEL || !metricsEnabled()) {
     logger.info(message, fields);
     metrics.addMetric(name, 1, Object.keys(dimensions).length > 0 ? dimensions : undefined);
@@ -137,7 +142,9 @@ export function logAndCount(message: string, fields: Record<string, unknown>, na
     ...fields,
     _aws: {
       Timestamp: Date.now(),
-      CloudWatchMetrics: [{ Namespace: METRICS_NAMESPACE, Dimensions: [['service', ...Object.keys(dimensions)]], Metrics: [{ Name: name, Unit: 'Count' }] }],
+      CloudWatchMetrics: [
+        { Namespace: METRICS_NAMESPACE, Dimensions: [['service', ...Object.keys(dimensions)]], Metrics: [{ Name: name, Unit: 'Count' }] },
+      ],
     },
     // The logger writes `service` itself, with the same value (lib/log.ts).
     ...dimensions,

@@ -15,7 +15,9 @@ let context: Promise<OrdersContext> | undefined;
  * short). A failure is not cached: the next request tries again, e.g. once SSM answers.
  */
 export function ordersContext(): Promise<OrdersContext> {
-  context ??= loadConfig().then((config) => createOrdersContext(config, { gatewayFor: wechatPayV2Gateways(config), bills: wechatPayV2Bills(config) }));
+  context ??= loadConfig().then((config) =>
+    createOrdersContext(config, { gatewayFor: wechatPayV2Gateways(config), bills: wechatPayV2Bills(config) }),
+  );
   context.catch(() => {
     context = undefined;
   });

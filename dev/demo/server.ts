@@ -162,7 +162,9 @@ export async function serveDemo(options: DemoOptions): Promise<RunningDemo> {
 async function sendEvents(request: IncomingMessage, response: ServerResponse, eventsUrl: string | undefined): Promise<void> {
   const outTradeNo = new URL(request.url ?? '/', 'http://demo').searchParams.get('outTradeNo') ?? '';
   if (!OUT_TRADE_NO.test(outTradeNo)) {
-    sendJson(response, 400, { error: { code: 'INVALID_REQUEST', message: 'outTradeNo must be 1 to 64 characters of [0-9A-Za-z_-]', field: 'outTradeNo' } });
+    sendJson(response, 400, {
+      error: { code: 'INVALID_REQUEST', message: 'outTradeNo must be 1 to 64 characters of [0-9A-Za-z_-]', field: 'outTradeNo' },
+    });
     return;
   }
   if (!eventsUrl) {
@@ -180,7 +182,12 @@ async function sendEvents(request: IncomingMessage, response: ServerResponse, ev
   }
   const events = answer.status === 200 ? eventsShown(await answer.json().catch(() => undefined)) : undefined;
   if (!events) {
-    sendJson(response, 502, { error: { code: 'EVENTS_UNAVAILABLE', message: `the events service answered ${answer.status === 200 ? 'something that is not an event list' : `HTTP ${answer.status}`}` } });
+    sendJson(response, 502, {
+      error: {
+        code: 'EVENTS_UNAVAILABLE',
+        message: `the events service answered ${answer.status === 200 ? 'something that is not an event list' : `HTTP ${answer.status}`}`,
+      },
+    });
     return;
   }
   sendJson(response, 200, { events });
@@ -248,7 +255,12 @@ export function productsOnSale(body: unknown): ProductOnSale[] | undefined {
  * Passes one call on to the API (or the emulator) and its answer (status, JSON body) back, unchanged.
  * The browser's Authorization header goes with it only when `authorization` says the route takes it.
  */
-async function forward(request: IncomingMessage, response: ServerResponse, target: string, options: { authorization?: boolean } = {}): Promise<void> {
+async function forward(
+  request: IncomingMessage,
+  response: ServerResponse,
+  target: string,
+  options: { authorization?: boolean } = {},
+): Promise<void> {
   let body: Buffer | undefined;
   if (request.method === 'POST') {
     body = await readBody(request, MAX_BODY_BYTES);

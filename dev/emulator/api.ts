@@ -170,7 +170,11 @@ const HANDLERS: Record<EndpointName, Handler> = {
   },
 
   refund(ctx, fields, _signType, now) {
-    return answerRefund({ state: ctx.state, timeScale: ctx.timeScale, accepted: (refund, order) => ctx.refundAccepted?.(refund, order) }, fields, now);
+    return answerRefund(
+      { state: ctx.state, timeScale: ctx.timeScale, accepted: (refund, order) => ctx.refundAccepted?.(refund, order) },
+      fields,
+      now,
+    );
   },
 
   refundquery(ctx, fields) {

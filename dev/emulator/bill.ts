@@ -45,8 +45,7 @@ export interface BillRefundRecord {
 }
 
 function refundsOf(state: EmulatorState): BillRefundRecord[] {
-  const refunds = (state as EmulatorState & { refunds?: Iterable<BillRefundRecord> | Map<string, BillRefundRecord> })
-    .refunds;
+  const refunds = (state as EmulatorState & { refunds?: Iterable<BillRefundRecord> | Map<string, BillRefundRecord> }).refunds;
   if (refunds === undefined) return [];
   return refunds instanceof Map ? [...refunds.values()] : [...refunds];
 }
@@ -145,12 +144,7 @@ export function answerDownloadBill(ctx: ApiContext, method: string, body: Buffer
   return answer;
 }
 
-function evaluate(
-  ctx: ApiContext,
-  method: string,
-  body: Buffer,
-  now: Date,
-): { answer: BillAnswer; outcome: Record<string, unknown> } {
+function evaluate(ctx: ApiContext, method: string, body: Buffer, now: Date): { answer: BillAnswer; outcome: Record<string, unknown> } {
   if (method !== 'POST') return refusal('require POST method');
   if (body.toString('utf8').trim() === '') return refusal('empty post data');
   let fields: Fields;

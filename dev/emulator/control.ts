@@ -28,12 +28,7 @@ function error(status: number, code: string, message: string, extra: Record<stri
 const ORDER_PATH = /^\/__sim\/orders\/([^/]+)$/;
 
 /** Routes `/__sim/...`; undefined when the path is not a control path. */
-export function answerControlCall(
-  ctx: ControlContext,
-  method: string,
-  path: string,
-  body: string,
-): ControlAnswer | undefined {
+export function answerControlCall(ctx: ControlContext, method: string, path: string, body: string): ControlAnswer | undefined {
   const orderMatch = ORDER_PATH.exec(path);
   const route = orderMatch ? 'orders' : path;
   const expected = route === 'orders' ? 'GET' : 'POST';
@@ -57,9 +52,7 @@ export function answerControlCall(
 function parseJson(body: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(body === '' ? '{}' : body);
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
@@ -104,7 +97,13 @@ function pay(ctx: ControlContext, input: Record<string, unknown>): ControlAnswer
  * ends and is called back (to `notify_url`, the refund notify URL set in the platform) like any.
  */
 function refundByHand(ctx: ControlContext, input: Record<string, unknown>): ControlAnswer {
-  const { out_trade_no: outTradeNo, refund_fee: refundFee, out_refund_no: outRefundNo, notify_url: notifyUrl, refund_time: refundTime } = input;
+  const {
+    out_trade_no: outTradeNo,
+    refund_fee: refundFee,
+    out_refund_no: outRefundNo,
+    notify_url: notifyUrl,
+    refund_time: refundTime,
+  } = input;
   const order = typeof outTradeNo === 'string' ? ctx.state.orders.get(outTradeNo) : undefined;
   if (!order) return error(404, 'ORDER_NOT_FOUND', `no order ${String(outTradeNo)}`);
   if (order.state !== 'SUCCESS') return error(409, 'ORDER_NOT_PAID', `order ${order.outTradeNo} is not paid`);
@@ -112,15 +111,23 @@ function refundByHand(ctx: ControlContext, input: Record<string, unknown>): Cont
   if (outRefundNo !== undefined && (typeof outRefundNo !== 'string' || !/^[0-9A-Za-z_\-|*@]{1,64}$/.test(outRefundNo))) {
     return error(400, 'INVALID_REQUEST', 'out_refund_no must be 1 to 64 of [0-9A-Za-z_-|*@]');
   }
-  if (notifyUrl !== undefined && (typeof notifyUrl !== 'string' || !/^https?:\/\//.test(notifyUrl))) return error(400, 'INVALID_REQUEST', 'notify_url must be an http(s) URL');
+  if (notifyUrl !== undefined && (typeof notifyUrl !== 'string' || !/^https?:\/\//.test(notifyUrl)))
+    return error(400, 'INVALID_REQUEST', 'notify_url must be an http(s) URL');
   // A refund made on an earlier day (`yyyyMMddHHmmss`, Beijing), so a test can find it in that day's bill.
   const at = refundTime === undefined ? new Date() : paidAtOf(refundTime);
   if (!at) return error(400, 'INVALID_REQUEST', 'refund_time must be yyyyMMddHHmmss, Beijing time, not in the future');
   const no = (outRefundNo as string | undefined) ?? `platform${Date.now()}${Math.floor(Math.random() * 1e6)}`;
   if (ctx.state.refunds.has(no)) return error(409, 'REFUND_EXISTS', `refund ${no} exists`);
-  const held = refundsOf(ctx.state, order.outTradeNo).filter((r) => r.status !== 'REFUNDCLOSE').reduce((sum, r) => sum + r.refundFee, 0);
+  const held = refundsOf(ctx.state, order.outTradeNo)
+    .filter((r) => r.status !== 'REFUNDCLOSE')
+    .reduce((sum, r) => sum + r.refundFee, 0);
   if (held + refundFee > order.totalFee) return error(409, 'NOTENOUGH', `only ${order.totalFee - held} fen left to refund`);
-  const refund = createRefund(ctx.state, order, { outRefundNo: no, refundFee, source: 'VENDOR_PLATFORM', ...(notifyUrl ? { notifyUrl: notifyUrl as string } : {}) }, at);
+  const refund = createRefund(
+    ctx.state,
+    order,
+    { outRefundNo: no, refundFee, source: 'VENDOR_PLATFORM', ...(notifyUrl ? { notifyUrl: notifyUrl as string } : {}) },
+    at,
+  );
   ctx.refundAccepted?.(refund, order);
   return { status: 200, body: refundView(refund) };
 }

@@ -7,9 +7,9 @@ import { paymentFields } from './orders';
 import type { EmulatorState, NotificationRecord, Order, Refund } from './state';
 
 /** WeChat Pay's gaps between callback attempts while none is answered SUCCESS (about 24h4m in all). */
-export const NOTIFY_RETRY_DELAYS_MS = [
-  15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10_800, 10_800, 10_800, 21_600, 21_600,
-].map((seconds) => seconds * 1000);
+export const NOTIFY_RETRY_DELAYS_MS = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10_800, 10_800, 10_800, 21_600, 21_600].map(
+  (seconds) => seconds * 1000,
+);
 
 /**
  * How long a merchant's server has to answer one callback. Real time, not scaled: it bounds a real
@@ -46,7 +46,12 @@ export class Notifier {
   /** Starts the callbacks of a just-paid order: the first at once, then on the retry schedule. */
   start(order: Order): void {
     this.schedule(
-      { ids: { out_trade_no: order.outTradeNo }, notifyUrl: order.notifyUrl, notifications: order.notifications, document: () => this.callback(order) },
+      {
+        ids: { out_trade_no: order.outTradeNo },
+        notifyUrl: order.notifyUrl,
+        notifications: order.notifications,
+        document: () => this.callback(order),
+      },
       0,
       0,
     );
@@ -104,9 +109,7 @@ export class Notifier {
     } else {
       const document = target.document();
       const copies = Math.max(1, faults.duplicateNotifies);
-      const results = await Promise.all(
-        Array.from({ length: copies }, () => this.deliver(target, attempt, document, signal)),
-      );
+      const results = await Promise.all(Array.from({ length: copies }, () => this.deliver(target, attempt, document, signal)));
       acknowledged = results.includes(true);
     }
     if (signal.aborted || acknowledged) return;

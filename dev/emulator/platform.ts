@@ -431,7 +431,10 @@ export class PlatformEmulator {
     if (!app) {
       return controlError(404, 'APP_NOT_FOUND', `no app ${appId}; the emulator knows ${[...this.state.apps.keys()].join(', ')}`);
     }
-    for (const [name, value] of [['openid', openid], ['unionid', unionid]] as const) {
+    for (const [name, value] of [
+      ['openid', openid],
+      ['unionid', unionid],
+    ] as const) {
       if (value !== undefined && (typeof value !== 'string' || !OPENID.test(value))) {
         return controlError(400, 'INVALID_REQUEST', `${name} must be 1 to 64 of [A-Za-z0-9_-]`);
       }

@@ -80,9 +80,11 @@ export function answerRefund(ctx: RefundContext, fields: Fields, now: Date): { f
   if (!OUT_REFUND_NO.test(outRefundNo)) return { refusal: paramError('out_refund_no参数错误: 1-64位数字、大小写字母或_-|*@') };
   if (!FEN.test(fields.total_fee as string)) return { refusal: paramError('total_fee参数错误: 须为正整数(分)') };
   if (!FEN.test(fields.refund_fee as string)) return { refusal: paramError('refund_fee参数错误: 须为正整数(分)') };
-  if (fields.refund_fee_type !== undefined && fields.refund_fee_type !== 'CNY') return { refusal: paramError('refund_fee_type参数错误: 仅支持CNY') };
+  if (fields.refund_fee_type !== undefined && fields.refund_fee_type !== 'CNY')
+    return { refusal: paramError('refund_fee_type参数错误: 仅支持CNY') };
   const desc = fields.refund_desc;
-  if (desc !== undefined && (desc.length > 80 || FOUR_BYTE_UTF8.test(desc))) return { refusal: paramError('refund_desc参数错误: 不能超过80个字符, 不能含4字节UTF-8字符') };
+  if (desc !== undefined && (desc.length > 80 || FOUR_BYTE_UTF8.test(desc)))
+    return { refusal: paramError('refund_desc参数错误: 不能超过80个字符, 不能含4字节UTF-8字符') };
   const notifyUrl = fields.notify_url;
   if (notifyUrl !== undefined && !/^https?:\/\/[^?\s]{1,248}$/.test(notifyUrl)) return { refusal: paramError('notify_url参数格式错误') };
 
@@ -171,7 +173,8 @@ export function answerRefundQuery(state: EmulatorState, fields: Fields): { field
     return { refusal: lackParams('out_refund_no、out_trade_no、transaction_id或refund_id') };
   }
   // An order's refunds belong to its app: asked under another of the merchant's apps, there are none.
-  if (!order || refunds.length === 0 || order.appId !== fields.appid) return { refusal: { errCode: 'REFUNDNOTEXIST', errCodeDes: '退款订单查询失败' } };
+  if (!order || refunds.length === 0 || order.appId !== fields.appid)
+    return { refusal: { errCode: 'REFUNDNOTEXIST', errCodeDes: '退款订单查询失败' } };
   const offset = fields.offset === undefined || fields.offset === '' ? 0 : Number(fields.offset);
   if (!Number.isInteger(offset) || offset < 0 || (offset > 0 && offset >= refunds.length)) return { refusal: paramError('offset参数错误') };
   const page = refunds.slice(offset, offset + PAGE);

@@ -19,14 +19,7 @@ export const WECHAT_OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
 // Characters outside the Basic Multilingual Plane take 4 bytes in UTF-8, which WeChat Pay refuses.
 const FOUR_BYTE_UTF8 = /[\u{10000}-\u{10FFFF}]/u;
 
-const UNIFIEDORDER_REQUIRED = [
-  'body',
-  'out_trade_no',
-  'total_fee',
-  'spbill_create_ip',
-  'notify_url',
-  'trade_type',
-] as const;
+const UNIFIEDORDER_REQUIRED = ['body', 'out_trade_no', 'total_fee', 'spbill_create_ip', 'notify_url', 'trade_type'] as const;
 
 export function lackParams(name: string): Refusal {
   return { errCode: 'LACK_PARAMS', errCodeDes: `缺少参数${name}` };

@@ -31,12 +31,20 @@ export function answerScanPage(ctx: ScanPageContext, method: string, url: string
   const codeUrl = parsed.searchParams.get('code_url');
   const outTradeNo = parsed.searchParams.get('out_trade_no');
   if (!codeUrl && !outTradeNo) {
-    return page(400, 'Nothing to scan', '<p class="note">Open this page with <code>?code_url=weixin://wxpay/bizpayurl?pr=…</code> or <code>?out_trade_no=…</code>.</p>');
+    return page(
+      400,
+      'Nothing to scan',
+      '<p class="note">Open this page with <code>?code_url=weixin://wxpay/bizpayurl?pr=…</code> or <code>?out_trade_no=…</code>.</p>',
+    );
   }
   const order = codeUrl ? findByCodeUrl(ctx.state, codeUrl) : ctx.state.orders.get(outTradeNo ?? '');
   if (!order) {
     const what = codeUrl ? `QR code <code>${escapeHtml(codeUrl)}</code>` : `order <code>${escapeHtml(outTradeNo ?? '')}</code>`;
-    return page(404, 'Order not found', `<div class="icon bad" aria-hidden="true">!</div><h1>Order not found</h1><p class="note">The emulator knows no ${what}.</p>`);
+    return page(
+      404,
+      'Order not found',
+      `<div class="icon bad" aria-hidden="true">!</div><h1>Order not found</h1><p class="note">The emulator knows no ${what}.</p>`,
+    );
   }
   return page(200, 'WeChat Pay', orderSheet(ctx.merchant, order));
 }

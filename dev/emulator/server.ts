@@ -174,7 +174,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     }
     // The handshake already required a certificate signed by the CA; WeChat Pay also requires it to be this merchant's.
     const peer = (request.socket as TLSSocket).getPeerCertificate();
-    const xml = peer?.subject?.CN === mchId ? answerApiCall(api, endpoint, request.method ?? 'GET', body) : refuseWithoutCertificate(api, endpoint, body);
+    const xml =
+      peer?.subject?.CN === mchId
+        ? answerApiCall(api, endpoint, request.method ?? 'GET', body)
+        : refuseWithoutCertificate(api, endpoint, body);
     if (state.faults.delayMs > 0) await sleep(state.faults.delayMs);
     response.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' }).end(xml);
   }

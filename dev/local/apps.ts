@@ -7,7 +7,10 @@ import { localApps, type LocalApp } from '../emulator/test-apps';
  * merchant's app (an official account) and the local mini-program; else the apps WECHAT_APPS names,
  * each with its AppSecret from WECHAT_APP_SECRETS (the local apps' own secrets are known).
  */
-export function localStackApps(merchantAppId: string, env: Record<string, string | undefined> = process.env): { apps: LocalApp[]; settings: { WECHAT_APPS: string; WECHAT_APP_SECRETS: string } } {
+export function localStackApps(
+  merchantAppId: string,
+  env: Record<string, string | undefined> = process.env,
+): { apps: LocalApp[]; settings: { WECHAT_APPS: string; WECHAT_APP_SECRETS: string } } {
   const known = new Map(localApps(merchantAppId).map((app) => [app.appId, app]));
   let apps: LocalApp[];
   if (env.WECHAT_APPS?.trim()) {

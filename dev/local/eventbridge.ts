@@ -101,7 +101,17 @@ export async function startEventBridge(options: EventBridgeOptions): Promise<Run
     for (const target of options.targets ?? []) {
       const delivery = Promise.resolve()
         .then(() => target(delivered))
-        .catch((error: unknown) => log(JSON.stringify({ time: new Date().toISOString(), source: 'eventbridge', event: 'delivery_failed', id: event.id, message: String(error) })))
+        .catch((error: unknown) =>
+          log(
+            JSON.stringify({
+              time: new Date().toISOString(),
+              source: 'eventbridge',
+              event: 'delivery_failed',
+              id: event.id,
+              message: String(error),
+            }),
+          ),
+        )
         .finally(() => deliveries.delete(delivery));
       deliveries.add(delivery);
       started.push(delivery);
@@ -121,18 +131,44 @@ export async function startEventBridge(options: EventBridgeOptions): Promise<Run
     } catch {
       detail = undefined;
     }
-    if (!detail || typeof detail !== 'object' || Array.isArray(detail)) return { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' };
+    if (!detail || typeof detail !== 'object' || Array.isArray(detail))
+      return { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' };
     const id = randomUUID();
     const bus = busOf(entry.EventBusName);
     if (bus !== options.busName) {
       // EventBridge accepts an event for a bus that does not exist, and drops it: say so here.
-      log(JSON.stringify({ time: new Date().toISOString(), source: 'eventbridge', event: 'dropped', id, bus, reason: `no event bus ${bus}; this stand-in has ${options.busName}` }));
+      log(
+        JSON.stringify({
+          time: new Date().toISOString(),
+          source: 'eventbridge',
+          event: 'dropped',
+          id,
+          bus,
+          reason: `no event bus ${bus}; this stand-in has ${options.busName}`,
+        }),
+      );
       return { EventId: id };
     }
-    const event: StoredEvent = { id, 'detail-type': entry.DetailType as string, source: entry.Source as string, time: eventTime(entry.Time), detail: detail as Record<string, unknown> };
+    const event: StoredEvent = {
+      id,
+      'detail-type': entry.DetailType as string,
+      source: entry.Source as string,
+      time: eventTime(entry.Time),
+      detail: detail as Record<string, unknown>,
+    };
     stored.push(event);
     const { outTradeNo, status, eventId } = event.detail;
-    log(JSON.stringify({ time: new Date().toISOString(), source: 'eventbridge', event: event['detail-type'], outTradeNo, status, eventId, id }));
+    log(
+      JSON.stringify({
+        time: new Date().toISOString(),
+        source: 'eventbridge',
+        event: event['detail-type'],
+        outTradeNo,
+        status,
+        eventId,
+        id,
+      }),
+    );
     started.push(...deliver(event));
     return { EventId: id };
   }
@@ -163,7 +199,12 @@ export async function startEventBridge(options: EventBridgeOptions): Promise<Run
     const body = await readBody(request, MAX_REQUEST_BYTES + 64 * 1024);
     const target = request.headers['x-amz-target'];
     if (target !== 'AWSEvents.PutEvents') {
-      awsError(response, 400, 'UnknownOperationException', `this local EventBridge answers AWSEvents.PutEvents only, not ${String(target)}`);
+      awsError(
+        response,
+        400,
+        'UnknownOperationException',
+        `this local EventBridge answers AWSEvents.PutEvents only, not ${String(target)}`,
+      );
       return;
     }
     if (body === undefined || body.length > MAX_REQUEST_BYTES) {
@@ -179,7 +220,12 @@ export async function startEventBridge(options: EventBridgeOptions): Promise<Run
     }
     const entries = input?.Entries;
     if (!Array.isArray(entries) || entries.length < 1 || entries.length > MAX_ENTRIES) {
-      awsError(response, 400, 'ValidationException', `1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and ${MAX_ENTRIES}`);
+      awsError(
+        response,
+        400,
+        'ValidationException',
+        `1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and ${MAX_ENTRIES}`,
+      );
       return;
     }
     const started: Array<Promise<unknown>> = [];

@@ -146,7 +146,11 @@ const API_REQUESTS: Record<string, SampleRequest> = {
   miniProgramLogin: {
     ...PAYER,
     route: 'POST /auth/miniprogram',
-    headers: { accept: 'application/json', 'content-type': 'application/json', referer: 'https://servicewechat.com/wx00000000000000a2/1/page-frame.html' },
+    headers: {
+      accept: 'application/json',
+      'content-type': 'application/json',
+      referer: 'https://servicewechat.com/wx00000000000000a2/1/page-frame.html',
+    },
     requestId: 'YbJ8aPa1SQ0EMtA=',
     traceId: '9e0f1a2b3c4d5e6f7a8b9c0d',
     body: JSON.stringify({ code: '0a3Xk2Ga1Vbq2K0p4oHa1Zb9bL1Xk2Gs', appId: 'wx00000000000000a2' }),
@@ -188,7 +192,12 @@ const API_REQUESTS: Record<string, SampleRequest> = {
     route: 'POST /merchant/orders',
     requestId: 'YbJ7cMe4SQ0EMry=',
     traceId: '7c8d9e0f1a2b3c4d5e6f7a8b',
-    body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 9900, description: 'Annual membership', idempotencyKey: 'membership-renewal-2026-000123' }),
+    body: JSON.stringify({
+      tradeType: 'NATIVE',
+      totalFee: 9900,
+      description: 'Annual membership',
+      idempotencyKey: 'membership-renewal-2026-000123',
+    }),
   },
   getMerchantOrder: {
     ...MERCHANT_SERVER,
@@ -239,7 +248,13 @@ function refundNotifyEvent(merchant: { appId: string; mchId: string; apiKey: str
     route: 'POST /wechatpay/refund-notify',
     requestId: 'YbJ6_iG9SQ0EMwR=',
     traceId: '1a2b3c4d5e6f7a8b9c0d1e2f',
-    body: buildXml({ return_code: 'SUCCESS', appid: merchant.appId, mch_id: merchant.mchId, nonce_str: 'TeqClE3i0mvn3DrK', req_info: reqInfo }),
+    body: buildXml({
+      return_code: 'SUCCESS',
+      appid: merchant.appId,
+      mch_id: merchant.mchId,
+      nonce_str: 'TeqClE3i0mvn3DrK',
+      req_info: reqInfo,
+    }),
   });
 }
 
@@ -267,7 +282,13 @@ function notifyEvent(merchant: { appId: string; mchId: string; apiKey: string },
     transaction_id: '4200002615202601151234567890',
   };
   if (couponFee > 0) {
-    Object.assign(fields, { coupon_count: '1', coupon_fee: String(couponFee), coupon_fee_0: String(couponFee), coupon_id_0: '10000', coupon_type_0: 'CASH' });
+    Object.assign(fields, {
+      coupon_count: '1',
+      coupon_fee: String(couponFee),
+      coupon_fee_0: String(couponFee),
+      coupon_id_0: '10000',
+      coupon_type_0: 'CASH',
+    });
   }
   const signed = signFields(fields, merchant.apiKey, 'HMAC-SHA256', { declareSignType: false });
   return httpApiEvent({
@@ -305,7 +326,13 @@ function orderPaidEvent() {
     openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
   } as Order;
   const entry = outboxEntry(
-    { type: 'Order Paid', outTradeNo: SAMPLE_OUT_TRADE_NO, transactionId: '4200002615202601151234567890', paidAt: '2026-01-15T08:31:12.000Z', paidVia: 'notify' },
+    {
+      type: 'Order Paid',
+      outTradeNo: SAMPLE_OUT_TRADE_NO,
+      transactionId: '4200002615202601151234567890',
+      paidAt: '2026-01-15T08:31:12.000Z',
+      paidVia: 'notify',
+    },
     new Date('2026-01-15T08:31:13.042Z'),
   );
   return {

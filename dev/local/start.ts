@@ -188,7 +188,14 @@ async function main(): Promise<void> {
     // Refunds: the emulator serves /secapi/ over mutual TLS with a local CA made for this run; the API
     // presents the merchant certificate it signed, and trusts that CA for the emulator only.
     const certs = localCertificates(merchant.mchId);
-    emulator = await startEmulator({ ...merchant, apps, port: emulatorPort, host: HOST, timeScale, tls: { ...certs, port: emulatorTlsPort } });
+    emulator = await startEmulator({
+      ...merchant,
+      apps,
+      port: emulatorPort,
+      host: HOST,
+      timeScale,
+      tls: { ...certs, port: emulatorTlsPort },
+    });
     if (stopping) return undefined;
 
     // Serverless offline's Lambda API: the local bus hands each event to clearOutbox through it.
@@ -208,7 +215,15 @@ async function main(): Promise<void> {
     // The demo page's server is the merchant's web server: it lists the products with the merchant's token.
     // Its mini-program mode logs payers in to the stack's first mini-program.
     const miniProgramAppId = apps.find((app) => app.kind === 'miniprogram')?.appId;
-    demo = await serveDemo({ port: demoPort, host: HOST, apiUrl, emulatorUrl: emulator.url, merchantToken, eventsUrl: events.url, miniProgramAppId });
+    demo = await serveDemo({
+      port: demoPort,
+      host: HOST,
+      apiUrl,
+      emulatorUrl: emulator.url,
+      merchantToken,
+      eventsUrl: events.url,
+      miniProgramAppId,
+    });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       SLS_TELEMETRY_DISABLED: '1',
@@ -239,7 +254,16 @@ async function main(): Promise<void> {
     const child = spawn(SERVERLESS, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
     offline = child;
     child.once('exit', (code) => void stop(`serverless offline exited with code ${code}`, code === 0 ? 0 : 1));
-    return { apiUrl, env, dynamoEndpoint, emulatorUrl: emulator.url, secapiUrl: emulator.secapiUrl, demoUrl: demo.url, eventsUrl: events.url, apiProcessGroup: child.pid };
+    return {
+      apiUrl,
+      env,
+      dynamoEndpoint,
+      emulatorUrl: emulator.url,
+      secapiUrl: emulator.secapiUrl,
+      demoUrl: demo.url,
+      eventsUrl: events.url,
+      apiProcessGroup: child.pid,
+    };
   };
 
   try {

@@ -1,11 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import {
-  CreateTableCommand,
-  DynamoDBClient,
-  waitUntilTableExists,
-  type CreateTableCommandInput,
-} from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, waitUntilTableExists, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { parse, type Tags } from 'yaml';
 
 /**
@@ -36,8 +31,23 @@ const UNSUPPORTED_LOCALLY = new Set(['PointInTimeRecoverySpecification', 'Deleti
 
 // CloudFormation's short forms (`!Sub`, `!GetAtt`, ...), so the file parses whichever form it uses.
 const INTRINSICS = [
-  'Base64', 'Cidr', 'Condition', 'Equals', 'FindInMap', 'GetAtt', 'GetAZs', 'If', 'ImportValue',
-  'Join', 'Not', 'And', 'Or', 'Ref', 'Select', 'Split', 'Sub',
+  'Base64',
+  'Cidr',
+  'Condition',
+  'Equals',
+  'FindInMap',
+  'GetAtt',
+  'GetAZs',
+  'If',
+  'ImportValue',
+  'Join',
+  'Not',
+  'And',
+  'Or',
+  'Ref',
+  'Select',
+  'Split',
+  'Sub',
 ];
 
 function intrinsicKey(name: string): string {
@@ -77,7 +87,11 @@ export function readTableProperties(resourceName: TableResource, serverlessYml: 
  * Refuses properties it does not know how to carry over, and values that still hold a Serverless
  * variable or a CloudFormation function, rather than create a table that differs silently.
  */
-export function tableInput(resourceName: TableResource, tableName: string, serverlessYml: string = SERVERLESS_YML): CreateTableCommandInput {
+export function tableInput(
+  resourceName: TableResource,
+  tableName: string,
+  serverlessYml: string = SERVERLESS_YML,
+): CreateTableCommandInput {
   const properties = readTableProperties(resourceName, serverlessYml);
   const input: Record<string, unknown> = { TableName: tableName };
   for (const [name, value] of Object.entries(properties)) {

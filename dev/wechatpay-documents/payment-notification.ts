@@ -15,10 +15,7 @@ export interface SignedNotificationOptions {
    * Overrides and additions to the callback's fields; `appid`, `mch_id`, `out_trade_no` and
    * `total_fee` are required. An `undefined` value removes a default field.
    */
-  fields: { appid: string; mch_id: string; out_trade_no: string; total_fee: string } & Record<
-    string,
-    string | undefined
-  >;
+  fields: { appid: string; mch_id: string; out_trade_no: string; total_fee: string } & Record<string, string | undefined>;
   /** Coupons used for the payment; adds coupon_fee, coupon_count and coupon_*_$n, and lowers cash_fee. */
   coupons?: ReadonlyArray<{ id: string; fee: number; type?: 'CASH' | 'NO_CASH' }>;
   /** WeChat Pay usually sends no sign_type (it signs with the order's); set true to send one. */
@@ -48,7 +45,7 @@ export function signedNotification({
   const totalFee = Number(fields.total_fee);
   const couponTotal = coupons.reduce((sum, coupon) => sum + coupon.fee, 0);
   if (!Number.isSafeInteger(totalFee) || couponTotal > totalFee) {
-    throw new RangeError('signedNotification: total_fee must be whole fen, at least the coupons\' total');
+    throw new RangeError("signedNotification: total_fee must be whole fen, at least the coupons' total");
   }
   const couponFields: Record<string, string> = {};
   if (coupons.length > 0) {

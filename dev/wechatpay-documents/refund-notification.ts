@@ -52,10 +52,7 @@ export interface EncryptedRefundNotificationOptions {
    * `out_refund_no`, `total_fee` and `refund_fee` are required. An `undefined` value removes a
    * default field. `success_time` is set only for a SUCCESS refund unless given.
    */
-  fields: { out_trade_no: string; out_refund_no: string; total_fee: string; refund_fee: string } & Record<
-    string,
-    string | undefined
-  >;
+  fields: { out_trade_no: string; out_refund_no: string; total_fee: string; refund_fee: string } & Record<string, string | undefined>;
   /** Overrides and additions to the outer document (e.g. a forged `req_info`); `undefined` removes. */
   outer?: Record<string, string | undefined>;
   now?: Date;
@@ -86,7 +83,14 @@ export function refundNotificationFields({
 }
 
 /** A refund callback as WeChat Pay sends it: no sign, the refund's details encrypted in `req_info`. */
-export function encryptedRefundNotification({ apiKey, appid, mch_id, fields, outer = {}, now }: EncryptedRefundNotificationOptions): string {
+export function encryptedRefundNotification({
+  apiKey,
+  appid,
+  mch_id,
+  fields,
+  outer = {},
+  now,
+}: EncryptedRefundNotificationOptions): string {
   const document: Record<string, string | undefined> = {
     return_code: 'SUCCESS',
     appid,

@@ -36,7 +36,9 @@ export class CatalogStore {
     let startKey: Record<string, unknown> | undefined;
     do {
       const from = startKey;
-      const page = await this.#table.send('Scan', (db) => db.send(new ScanCommand({ TableName: this.#table.name, ExclusiveStartKey: from, ConsistentRead: true })));
+      const page = await this.#table.send('Scan', (db) =>
+        db.send(new ScanCommand({ TableName: this.#table.name, ExclusiveStartKey: from, ConsistentRead: true })),
+      );
       products.push(...((page.Items ?? []) as Product[]));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
@@ -50,7 +52,11 @@ export class CatalogStore {
    */
   async getMany(skus: readonly string[]): Promise<Map<string, Product>> {
     const found = new Map<string, Product>();
-    for (const product of await this.#table.getMany<Product>(skus.map((sku) => ({ sku })), BATCH_RETRY)) found.set(product.sku, product);
+    for (const product of await this.#table.getMany<Product>(
+      skus.map((sku) => ({ sku })),
+      BATCH_RETRY,
+    ))
+      found.set(product.sku, product);
     return found;
   }
 }

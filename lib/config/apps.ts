@@ -20,7 +20,8 @@ const APP_FIELDS = new Set(['appId', 'kind', 'secretParam']);
 
 function readApp(value: unknown, position: number): WechatApp {
   const where = `WECHAT_APPS app ${position}`;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where} is not an object {"appId", "kind", "secretParam"?}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ConfigError(`${where} is not an object {"appId", "kind", "secretParam"?}`);
   for (const key of Object.keys(value)) {
     if (!APP_FIELDS.has(key)) {
       const hint = /secret/i.test(key) ? ' (an AppSecret never goes here: store it in SSM and name the parameter in secretParam)' : '';
@@ -30,7 +31,9 @@ function readApp(value: unknown, position: number): WechatApp {
   const { appId, kind, secretParam } = value as Record<string, unknown>;
   if (appId === '') throw new ConfigError(`${where} has an empty appId (on a deployed stage: set the appId param, or WECHAT_APPS)`);
   if (typeof appId !== 'string' || !APP_ID.test(appId)) {
-    throw new ConfigError(`${where}: appId must be the app's id, 1 to 32 of [A-Za-z0-9_-] (e.g. "wx..."), got ${JSON.stringify(appId ?? null).slice(0, 40)}`);
+    throw new ConfigError(
+      `${where}: appId must be the app's id, 1 to 32 of [A-Za-z0-9_-] (e.g. "wx..."), got ${JSON.stringify(appId ?? null).slice(0, 40)}`,
+    );
   }
   if (typeof kind !== 'string' || !(APP_KINDS as readonly string[]).includes(kind)) {
     throw new ConfigError(`${where} (${appId}): kind must be one of ${APP_KINDS.join(', ')}`);
@@ -57,7 +60,9 @@ export function readApps(env: Env): WechatApp[] {
   try {
     list = JSON.parse(text);
   } catch {
-    throw new ConfigError('WECHAT_APPS is not valid JSON: it must be a list like [{"appId": "wx...", "kind": "officialaccount", "secretParam": "/..."}]');
+    throw new ConfigError(
+      'WECHAT_APPS is not valid JSON: it must be a list like [{"appId": "wx...", "kind": "officialaccount", "secretParam": "/..."}]',
+    );
   }
   if (!Array.isArray(list) || list.length === 0) throw new ConfigError('WECHAT_APPS must be a JSON list of at least one app');
   const apps = list.map((value, i) => readApp(value, i + 1));
@@ -67,7 +72,9 @@ export function readApps(env: Env): WechatApp[] {
     seen.add(app.appId);
   }
   if (single && !seen.has(single)) {
-    throw new ConfigError(`WECHATPAY_APPID ${single.slice(0, 40)} is not one of WECHAT_APPS (${[...seen].join(', ')}); the first of WECHAT_APPS is the default app`);
+    throw new ConfigError(
+      `WECHATPAY_APPID ${single.slice(0, 40)} is not one of WECHAT_APPS (${[...seen].join(', ')}); the first of WECHAT_APPS is the default app`,
+    );
   }
   return apps;
 }

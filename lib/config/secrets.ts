@@ -19,7 +19,11 @@ export const SECRET_MAX_AGE_SECONDS = 300;
  * seconds. `what` names it in errors (`the API key`); a failure to read it is a ConfigError with
  * the SDK's error as its `cause`, and an empty value is one too.
  */
-export async function secureParameter(parameterName: string, what: string, { maxAge = SECRET_MAX_AGE_SECONDS }: { maxAge?: number } = {}): Promise<string> {
+export async function secureParameter(
+  parameterName: string,
+  what: string,
+  { maxAge = SECRET_MAX_AGE_SECONDS }: { maxAge?: number } = {},
+): Promise<string> {
   // Imported on first use: only deployed stages read SSM, and the SDK client is costly to load.
   const { getParameter } = await import('@aws-lambda-powertools/parameters/ssm');
   let value: string | undefined;
@@ -68,7 +72,8 @@ export async function loadClientCertificate(config: ClientCertificateSettings): 
     pem = await secureParameter(config.clientCertParam, 'the client certificate');
   } else {
     source = 'WECHATPAY_CLIENT_CERT_PEM';
-    if (!config.clientCertPem) throw new ConfigError('refunds need the merchant API client certificate: set WECHATPAY_CERT_PARAM (docs/go-live.md, step 2)');
+    if (!config.clientCertPem)
+      throw new ConfigError('refunds need the merchant API client certificate: set WECHATPAY_CERT_PARAM (docs/go-live.md, step 2)');
     pem = config.clientCertPem;
   }
   try {

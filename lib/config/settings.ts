@@ -70,7 +70,9 @@ export function readSettings(env: Env): Omit<AppConfig, 'apiKey'> & { apiKeyPara
   if (eventBusName !== undefined && !/^[A-Za-z0-9._\-/:]{1,1600}$/.test(eventBusName)) {
     throw new ConfigError(`EVENT_BUS_NAME is not an EventBridge bus name or ARN: "${eventBusName}"`);
   }
-  const eventBridgeEndpoint = env.EVENTBRIDGE_ENDPOINT?.trim() ? checkUrl('EVENTBRIDGE_ENDPOINT', env.EVENTBRIDGE_ENDPOINT.trim()) : undefined;
+  const eventBridgeEndpoint = env.EVENTBRIDGE_ENDPOINT?.trim()
+    ? checkUrl('EVENTBRIDGE_ENDPOINT', env.EVENTBRIDGE_ENDPOINT.trim())
+    : undefined;
   const refundNotifyUrl = readRefundNotifyUrl(env, notifyUrl);
   const expire = env.ORDER_EXPIRE_MINUTES?.trim() || '30';
   // WeChat Pay cannot close an order younger than 5 minutes, and time_expire must lie in the future.

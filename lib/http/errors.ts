@@ -4,7 +4,14 @@ import { WechatPayConfigError } from '../wechatpay/errors';
 import { logger } from '../log';
 import { countMetric } from '../metrics';
 import { CatalogStoreError } from '../catalog/store';
-import { InvalidOrderRequestError, OrderConflictError, OrderError, OrderNotFoundError, OrderStoreError, PaymentProviderError } from '../orders/errors';
+import {
+  InvalidOrderRequestError,
+  OrderConflictError,
+  OrderError,
+  OrderNotFoundError,
+  OrderStoreError,
+  PaymentProviderError,
+} from '../orders/errors';
 import { InvalidRequestError } from '../validation';
 import {
   IdentityError,
@@ -44,7 +51,8 @@ function apiError(statusCode: number, code: string, message: string, details: { 
 function identityErrorResponse(error: IdentityError): APIGatewayProxyStructuredResultV2 {
   if (error instanceof SessionRefusedError) {
     const answer = apiError(401, error.code, error.message);
-    const challenge = error.reason === 'NOT_BEARER' ? 'Bearer realm="payer", error="invalid_request"' : 'Bearer realm="payer", error="invalid_token"';
+    const challenge =
+      error.reason === 'NOT_BEARER' ? 'Bearer realm="payer", error="invalid_request"' : 'Bearer realm="payer", error="invalid_token"';
     return { ...answer, headers: { ...answer.headers, 'www-authenticate': challenge } };
   }
   if (error instanceof LoginCodeRefusedError) return apiError(401, error.code, error.message);
@@ -52,7 +60,8 @@ function identityErrorResponse(error: IdentityError): APIGatewayProxyStructuredR
   if (error instanceof TooManyLoginsError) return apiError(429, error.code, error.message);
   if (error instanceof WechatPlatformError) {
     // A refusal that is not the payer's doing (a wrong AppSecret, an IP not whitelisted) needs the merchant.
-    if (error.code === 'WECHAT_REFUSED') logger.error('WeChat refused a platform call', { code: error.code, errcode: error.errcode, message: error.message });
+    if (error.code === 'WECHAT_REFUSED')
+      logger.error('WeChat refused a platform call', { code: error.code, errcode: error.errcode, message: error.message });
     else logger.warn('WeChat platform call failed', { code: error.code, errcode: error.errcode, message: error.message });
     return apiError(502, error.code, error.message);
   }

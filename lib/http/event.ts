@@ -77,7 +77,10 @@ export function queryParameters<Name extends string>(event: ApiEvent, allowed: r
   const found: Partial<Record<Name, string>> = {};
   for (const [name, value] of params) {
     if (!(allowed as readonly string[]).includes(name)) {
-      throw new InvalidRequestError(`unknown query parameter "${name.slice(0, 40)}" (this route takes ${allowed.join(', ')}; encode a URL parameter with encodeURIComponent)`, name.slice(0, 40));
+      throw new InvalidRequestError(
+        `unknown query parameter "${name.slice(0, 40)}" (this route takes ${allowed.join(', ')}; encode a URL parameter with encodeURIComponent)`,
+        name.slice(0, 40),
+      );
     }
     if (found[name as Name] !== undefined) throw new InvalidRequestError(`query parameter ${name} is given twice`, name);
     found[name as Name] = value;

@@ -25,7 +25,8 @@ function digest(text: string): Buffer {
 export function authenticateMerchant(event: ApiEvent, tokens: readonly string[]): void {
   const sent = bearer(event, MAX_AUTHORIZATION_CHARS);
   if (!sent.ok) {
-    if (sent.reason === 'ABSENT') throw new MerchantUnauthorizedError('send the merchant API token as "Authorization: Bearer <token>"', false);
+    if (sent.reason === 'ABSENT')
+      throw new MerchantUnauthorizedError('send the merchant API token as "Authorization: Bearer <token>"', false);
     if (sent.reason === 'TOO_LONG') throw new MerchantUnauthorizedError('the Authorization header is too long', true);
     throw new MerchantUnauthorizedError('the Authorization header must be "Bearer <token>"', true);
   }
@@ -38,7 +39,10 @@ export function authenticateMerchant(event: ApiEvent, tokens: readonly string[])
 const MERCHANT_TOKEN = /^[\x21-\x2B\x2D-\x7E]{16,256}$/;
 
 function checkMerchantTokens(text: string, source: string): string[] {
-  const tokens = text.split(',').map((token) => token.trim()).filter((token) => token !== '');
+  const tokens = text
+    .split(',')
+    .map((token) => token.trim())
+    .filter((token) => token !== '');
   if (tokens.length === 0) throw new ConfigError(`${source} holds no merchant API token`);
   // Never quote a token: name its position only.
   tokens.forEach((token, i) => {

@@ -24,6 +24,7 @@ export function appOfKind(apps: readonly WechatApp[], appId: string | undefined,
   }
   const app = apps.find((candidate) => candidate.appId === appId);
   if (!app) throw new InvalidRequestError(`appId ${appId} is not one of this merchant's apps`, 'appId');
-  if (!kinds.includes(app.kind)) throw new InvalidRequestError(`app ${appId} is ${KIND_NAMES[app.kind]}; ${purpose} needs ${wanted}`, 'appId');
+  if (!kinds.includes(app.kind))
+    throw new InvalidRequestError(`app ${appId} is ${KIND_NAMES[app.kind]}; ${purpose} needs ${wanted}`, 'appId');
   return app;
 }

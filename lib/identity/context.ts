@@ -33,7 +33,10 @@ const TOKEN_WAIT_MS = 8_000;
  * `documentClient` makes the DynamoDB client of the token cache; it is asked for (and may load the
  * SDK) only when the cache is first used, so that logins never load DynamoDB.
  */
-export function createIdentityContext(env: Env, deps: { documentClient(endpoint?: string): DynamoDBDocumentClient | Promise<DynamoDBDocumentClient> }): IdentityContext {
+export function createIdentityContext(
+  env: Env,
+  deps: { documentClient(endpoint?: string): DynamoDBDocumentClient | Promise<DynamoDBDocumentClient> },
+): IdentityContext {
   const { apps, wechatApiBaseUrl } = readIdentitySettings(env);
   const secrets = identitySecrets(env, apps);
   const platform = createPlatformClient({ baseUrl: wechatApiBaseUrl, timeoutMs: PLATFORM_TIMEOUT_MS });

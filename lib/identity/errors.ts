@@ -81,14 +81,24 @@ export function identityErrorFrom(error: unknown, doing: string): unknown {
   const said = error.errcode === undefined ? '' : ` (errcode ${error.errcode}${error.errmsg ? `: ${error.errmsg}` : ''})`;
   // Checked on the value as unknown: the guard would otherwise narrow `error` away on its false branch.
   if (isBadCodeError(error as unknown)) {
-    return new LoginCodeRefusedError(`WeChat refused the login code${said}: it is invalid, used or expired; get a new code and log in again`, error.errcode as number);
+    return new LoginCodeRefusedError(
+      `WeChat refused the login code${said}: it is invalid, used or expired; get a new code and log in again`,
+      error.errcode as number,
+    );
   }
   if (error.errcode === HIGH_RISK_USER) return new PayerNotEligibleError('HIGH_RISK_USER', `WeChat blocks this user${said}`);
-  if (error.errcode === LOGIN_RATE_LIMIT) return new TooManyLoginsError('TOO_MANY_LOGINS', `WeChat limits this user's logins${said}; try again in a minute`);
+  if (error.errcode === LOGIN_RATE_LIMIT)
+    return new TooManyLoginsError('TOO_MANY_LOGINS', `WeChat limits this user's logins${said}; try again in a minute`);
   if (error.code === 'INVALID_ARGUMENT') return new ConfigError(`${doing}: ${error.message}`, { cause: error });
   if (error.code === 'ERRCODE' && !error.retryable) {
     return new WechatPlatformError('WECHAT_REFUSED', `WeChat refused ${doing}${said}`, false, error.errcode, error);
   }
   // No answer, an HTTP error, an unreadable answer, or "system busy" (-1).
-  return new WechatPlatformError('WECHAT_UNAVAILABLE', `${doing} failed: ${error.message}; try again`, error.retryable, error.errcode, error);
+  return new WechatPlatformError(
+    'WECHAT_UNAVAILABLE',
+    `${doing} failed: ${error.message}; try again`,
+    error.retryable,
+    error.errcode,
+    error,
+  );
 }

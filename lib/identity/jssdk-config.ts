@@ -35,7 +35,8 @@ function pageOrigin(url: string | undefined): string {
 }
 
 export async function jssdkConfigFor(request: JssdkConfigRequest, ctx: IdentityContext): Promise<JssdkConfig> {
-  if (request.appId !== undefined && !APP_ID.test(request.appId)) throw new InvalidRequestError('appId must be an app id (1 to 32 of [A-Za-z0-9_-])', 'appId');
+  if (request.appId !== undefined && !APP_ID.test(request.appId))
+    throw new InvalidRequestError('appId must be an app id (1 to 32 of [A-Za-z0-9_-])', 'appId');
   const origin = pageOrigin(request.url);
   const allowed = ctx.pageOrigins();
   if (!allowed.any && !allowed.origins.includes(origin)) {
@@ -50,8 +51,10 @@ export async function jssdkConfigFor(request: JssdkConfigRequest, ctx: IdentityC
   try {
     ticket = await (await ctx.tokens()).jsapiTicket(app.appId);
   } catch (error) {
-    if (error instanceof TokenStoreError) throw new IdentityUnavailableError('STORAGE_UNAVAILABLE', 'the token cache is unavailable; try again', { cause: error });
-    if (error instanceof TokenCacheError) throw new IdentityUnavailableError('TRY_AGAIN', 'WeChat credentials are being refreshed; try again', { cause: error });
+    if (error instanceof TokenStoreError)
+      throw new IdentityUnavailableError('STORAGE_UNAVAILABLE', 'the token cache is unavailable; try again', { cause: error });
+    if (error instanceof TokenCacheError)
+      throw new IdentityUnavailableError('TRY_AGAIN', 'WeChat credentials are being refreshed; try again', { cause: error });
     throw identityErrorFrom(error, `getting the jsapi_ticket of ${app.appId}`);
   }
   return jssdkConfig({ appId: app.appId, jsapiTicket: ticket.value, url: request.url as string, now: ctx.now() });

@@ -17,7 +17,10 @@ export type LoginKind = 'miniprogram' | 'officialaccount';
 
 const LoginBody = v.strictObject(
   {
-    code: v.pipe(v.string('must be the code WeChat gave the page'), v.regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be the code WeChat gave the page (1 to 128 of [A-Za-z0-9_-])')),
+    code: v.pipe(
+      v.string('must be the code WeChat gave the page'),
+      v.regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be the code WeChat gave the page (1 to 128 of [A-Za-z0-9_-])'),
+    ),
     appId: v.optional(v.pipe(v.string(), v.regex(APP_ID, 'must be an app id (1 to 32 of [A-Za-z0-9_-])'))),
   },
   'is not a field of a login (code, appId)',

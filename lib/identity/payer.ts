@@ -13,7 +13,11 @@ export interface Payer {
  * apps. Anything but a genuine, current token of that app (tampered, expired, signed with another
  * key, of another app, `alg: none`, cut short) is a SessionRefusedError saying why.
  */
-export async function verifyPayer(token: string, appId: string | undefined, ctx: Pick<IdentityContext, 'apps' | 'sessions'>): Promise<Payer> {
+export async function verifyPayer(
+  token: string,
+  appId: string | undefined,
+  ctx: Pick<IdentityContext, 'apps' | 'sessions'>,
+): Promise<Payer> {
   const expected = appId ?? ctx.apps.map((app) => app.appId);
   const check = await (await ctx.sessions()).verify(token, { appId: expected });
   if (!check.ok) {

@@ -49,8 +49,7 @@ export type SessionRefusal =
   | 'INVALID_CLAIMS';
 
 export type SessionCheck =
-  | { ok: true; appId: string; openid: string; expiresAt: string }
-  | { ok: false; reason: SessionRefusal; message: string };
+  { ok: true; appId: string; openid: string; expiresAt: string } | { ok: false; reason: SessionRefusal; message: string };
 
 export interface SessionTokens {
   issue(subject: SessionSubject): Promise<IssuedSession>;
@@ -137,7 +136,9 @@ export function createSessionTokens(options: SessionTokenOptions): SessionTokens
       const decipher = createDecipheriv('aes-256-gcm', openidKey, bytes.subarray(0, IV_BYTES));
       decipher.setAAD(Buffer.from(appId, 'utf8'));
       decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
-      const openid = Buffer.concat([decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+      const openid = Buffer.concat([decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]).toString(
+        'utf8',
+      );
       return OPENID.test(openid) ? openid : undefined;
     } catch {
       return undefined;

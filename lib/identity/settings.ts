@@ -23,7 +23,10 @@ export function readWechatApiBaseUrl(env: Env): string {
  * (`https://shop.example.com`, no path); `*` for any (the local stack); unset or empty for none.
  */
 export function readPageOrigins(env: Env): PageOrigins {
-  const entries = (env.CORS_ORIGINS ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const entries = (env.CORS_ORIGINS ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
   if (entries.includes('*')) return { any: true };
   for (const entry of entries) {
     let origin: string | undefined;
@@ -33,7 +36,10 @@ export function readPageOrigins(env: Env): PageOrigins {
     } catch {
       origin = undefined;
     }
-    if (origin !== entry) throw new ConfigError(`CORS_ORIGINS: "${entry.slice(0, 100)}" is not an origin like https://shop.example.com (scheme and host, no path or trailing slash)`);
+    if (origin !== entry)
+      throw new ConfigError(
+        `CORS_ORIGINS: "${entry.slice(0, 100)}" is not an origin like https://shop.example.com (scheme and host, no path or trailing slash)`,
+      );
   }
   return { any: false, origins: entries };
 }
@@ -49,7 +55,12 @@ function readLocalAppSecrets(env: Env): Record<string, string> {
     // Never quote the text: it holds secrets.
     throw new ConfigError('WECHAT_APP_SECRETS is not valid JSON: it must be an object {"<appId>": "<AppSecret>"}');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((secret) => typeof secret === 'string')) {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    !Object.values(value).every((secret) => typeof secret === 'string')
+  ) {
     throw new ConfigError('WECHAT_APP_SECRETS must be a JSON object {"<appId>": "<AppSecret>"}');
   }
   return value as Record<string, string>;
@@ -74,15 +85,18 @@ export function identitySecrets(env: Env, apps: readonly WechatApp[]): IdentityS
       if (app.secretParam) return secureParameter(app.secretParam, `the AppSecret of ${appId}`);
       local ??= readLocalAppSecrets(env);
       const secret = local[appId];
-      if (!secret) throw new ConfigError(`no AppSecret for ${appId}: give it a secretParam in WECHAT_APPS (the SSM parameter holding its AppSecret)`);
+      if (!secret)
+        throw new ConfigError(`no AppSecret for ${appId}: give it a secretParam in WECHAT_APPS (the SSM parameter holding its AppSecret)`);
       return secret;
     },
     async sessionKey() {
       const parameterName = env.SESSION_KEY_PARAM?.trim();
       const key = parameterName ? await secureParameter(parameterName, 'the session key') : env.SESSION_KEY;
-      if (!key) throw new ConfigError('SESSION_KEY_PARAM is not set (the SSM parameter holding the key of payers\' session tokens)');
+      if (!key) throw new ConfigError("SESSION_KEY_PARAM is not set (the SSM parameter holding the key of payers' session tokens)");
       if (Buffer.byteLength(key, 'utf8') < MIN_SESSION_KEY_BYTES) {
-        throw new ConfigError(`the session key from ${parameterName ? `parameter ${parameterName}` : 'SESSION_KEY'} is shorter than ${MIN_SESSION_KEY_BYTES} bytes`);
+        throw new ConfigError(
+          `the session key from ${parameterName ? `parameter ${parameterName}` : 'SESSION_KEY'} is shorter than ${MIN_SESSION_KEY_BYTES} bytes`,
+        );
       }
       return key;
     },

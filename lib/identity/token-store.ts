@@ -74,7 +74,12 @@ export class TokenStore {
   save(kind: TokenKind, appId: string, token: Omit<StoredToken, 'stale'>): Promise<boolean> {
     const item = { ...token, stale: false, ttl: Math.floor(token.expiresAt / 1000) + FORGET_AFTER_SECONDS };
     return new GuardedPut(this.#table, { pk: tokenKey(kind, appId) }, item)
-      .when('noLaterFetch', 'attribute_not_exists(pk) OR #fetchedAt < :fetchedAt', { ':fetchedAt': token.fetchedAt }, { '#fetchedAt': 'fetchedAt' })
+      .when(
+        'noLaterFetch',
+        'attribute_not_exists(pk) OR #fetchedAt < :fetchedAt',
+        { ':fetchedAt': token.fetchedAt },
+        { '#fetchedAt': 'fetchedAt' },
+      )
       .run();
   }
 
@@ -92,13 +97,19 @@ export class TokenStore {
    * ended (a container that died holding it blocks nobody past that).
    */
   takeLease(kind: TokenKind, appId: string, holder: string, now: number, leaseUntil: number): Promise<boolean> {
-    return new GuardedPut(this.#table, { pk: leaseKey(kind, appId) }, { holder, leaseUntil, ttl: Math.floor(leaseUntil / 1000) + FORGET_AFTER_SECONDS })
+    return new GuardedPut(
+      this.#table,
+      { pk: leaseKey(kind, appId) },
+      { holder, leaseUntil, ttl: Math.floor(leaseUntil / 1000) + FORGET_AFTER_SECONDS },
+    )
       .when('leaseIsFree', 'attribute_not_exists(pk) OR #leaseUntil < :now', { ':now': now }, { '#leaseUntil': 'leaseUntil' })
       .run();
   }
 
   /** Gives the lease back, if this holder still has it. */
   async releaseLease(kind: TokenKind, appId: string, holder: string): Promise<void> {
-    await new GuardedDelete(this.#table, { pk: leaseKey(kind, appId) }).when('leaseIsHeld', '#holder = :holder', { ':holder': holder }, { '#holder': 'holder' }).run();
+    await new GuardedDelete(this.#table, { pk: leaseKey(kind, appId) })
+      .when('leaseIsHeld', '#holder = :holder', { ':holder': holder }, { '#holder': 'holder' })
+      .run();
   }
 }

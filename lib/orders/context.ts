@@ -37,7 +37,10 @@ export interface OrdersContext {
   now: () => Date;
 }
 
-export function createOrdersContext(config: AppConfig, gateways: { gatewayFor: (order: GatewayOrder) => PaymentGateway; bills: BillSource }): OrdersContext {
+export function createOrdersContext(
+  config: AppConfig,
+  gateways: { gatewayFor: (order: GatewayOrder) => PaymentGateway; bills: BillSource },
+): OrdersContext {
   const db = createDocumentClient(config.dynamoEndpoint);
   const catalog = config.catalogTable ? new CatalogStore(db, config.catalogTable) : undefined;
   const events = createEventPublisher(ORDER_EVENTS, { busName: config.eventBusName, endpoint: config.eventBridgeEndpoint });

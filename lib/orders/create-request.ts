@@ -63,7 +63,10 @@ const COMMON_FIELDS = {
     v.pipe(
       wechatText(127),
       v.check((s) => Buffer.byteLength(s, 'utf8') <= 127, 'must be at most 127 bytes of UTF-8'),
-      v.check((s) => !FIELD_BOUNDARY.test(s), 'must not contain "&" or "=" (WeChat Pay echoes it back in signed callbacks, where they would forge a field boundary)'),
+      v.check(
+        (s) => !FIELD_BOUNDARY.test(s),
+        'must not contain "&" or "=" (WeChat Pay echoes it back in signed callbacks, where they would forge a field boundary)',
+      ),
     ),
   ),
   sceneInfo: v.optional(sceneInfo),

@@ -57,7 +57,10 @@ function orderAppId(request: CreateOrderRequest, ctx: OrdersContext): string {
   const app = ctx.config.apps.find((candidate) => candidate.appId === appId);
   if (!app) throw new InvalidOrderRequestError(`appId ${appId} is not one of this merchant's apps`, 'appId');
   if (request.tradeType === 'JSAPI' && !JSAPI_KINDS.has(app.kind)) {
-    throw new InvalidOrderRequestError(`app ${appId} is of kind ${app.kind}: JSAPI payments are made in a mini-program or on an official account's page`, 'appId');
+    throw new InvalidOrderRequestError(
+      `app ${appId} is of kind ${app.kind}: JSAPI payments are made in a mini-program or on an official account's page`,
+      'appId',
+    );
   }
   return appId;
 }
@@ -143,7 +146,12 @@ async function requestPrepay(order: Order, ctx: OrdersContext): Promise<Order> {
 
 /** What the frontend pays with: the gateway's, under the order's own app and signing, and for NATIVE the QR code's picture. */
 async function payObjectOf(order: Order, ctx: OrdersContext): Promise<PayObject> {
-  const payable = { tradeType: order.tradeType, prepayId: order.prepayId as string, ...(order.codeUrl ? { codeUrl: order.codeUrl } : {}), ...(order.mwebUrl ? { mwebUrl: order.mwebUrl } : {}) };
+  const payable = {
+    tradeType: order.tradeType,
+    prepayId: order.prepayId as string,
+    ...(order.codeUrl ? { codeUrl: order.codeUrl } : {}),
+    ...(order.mwebUrl ? { mwebUrl: order.mwebUrl } : {}),
+  };
   const pay = await ctx.gatewayFor(order).payObject(payable, ctx.now());
   if (!('codeUrl' in pay)) return pay;
   // Loaded here, so that only the bundles that make orders carry the QR library.
@@ -176,13 +184,28 @@ async function settleExpired(order: Order, ctx: OrdersContext): Promise<Order> {
     settled = await settleWithWechatPay(order, 'query', ctx);
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
-    throw new PaymentProviderError(error.code, `WeChat Pay could not confirm whether order ${order.outTradeNo} was paid: ${error.message}`, true, order.outTradeNo, error);
+    throw new PaymentProviderError(
+      error.code,
+      `WeChat Pay could not confirm whether order ${order.outTradeNo} was paid: ${error.message}`,
+      true,
+      order.outTradeNo,
+      error,
+    );
   }
   if (settled.order.status === 'CLOSED') {
-    throw new OrderConflictError('ORDER_EXPIRED', `order ${order.outTradeNo} has expired unpaid (WeChat Pay confirms it was not paid); create a new order with a new idempotencyKey`);
+    throw new OrderConflictError(
+      'ORDER_EXPIRED',
+      `order ${order.outTradeNo} has expired unpaid (WeChat Pay confirms it was not paid); create a new order with a new idempotencyKey`,
+    );
   }
   if (settled.order.status === 'PENDING') {
-    throw new PaymentProviderError('NOT_CONFIRMED', `WeChat Pay has not yet confirmed whether order ${order.outTradeNo} was paid`, true, order.outTradeNo, undefined);
+    throw new PaymentProviderError(
+      'NOT_CONFIRMED',
+      `WeChat Pay has not yet confirmed whether order ${order.outTradeNo} was paid`,
+      true,
+      order.outTradeNo,
+      undefined,
+    );
   }
   return settled.order;
 }

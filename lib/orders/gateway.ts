@@ -130,7 +130,8 @@ export interface PaymentGateway {
  * - UNREACHABLE: no readable answer (network, timeout, an HTTP error): always retryable;
  * - UNTRUSTED: an answer that cannot be trusted (unsigned, wrongly signed, about another merchant).
  */
-export type GatewayFailure = 'ORDER_NOT_FOUND' | 'REFUND_NOT_FOUND' | 'ORDER_PAID' | 'ORDER_CLOSED' | 'REFUSED' | 'REJECTED' | 'UNREACHABLE' | 'UNTRUSTED';
+export type GatewayFailure =
+  'ORDER_NOT_FOUND' | 'REFUND_NOT_FOUND' | 'ORDER_PAID' | 'ORDER_CLOSED' | 'REFUSED' | 'REJECTED' | 'UNREACHABLE' | 'UNTRUSTED';
 
 export class GatewayError extends Error {
   /** WeChat Pay's own words for a refusal (v2's err_code_des), when it gave some. */

@@ -175,7 +175,10 @@ function withOptional<View extends object>(view: View, optional: Partial<View>):
 
 export function toView(order: Order): OrderView {
   const { outTradeNo, status, totalFee, tradeType, createdAt, expiresAt } = order;
-  const view = withOptional<OrderView>({ outTradeNo, status, totalFee, tradeType, createdAt, expiresAt }, { paidAt: order.paidAt, transactionId: order.transactionId });
+  const view = withOptional<OrderView>(
+    { outTradeNo, status, totalFee, tradeType, createdAt, expiresAt },
+    { paidAt: order.paidAt, transactionId: order.transactionId },
+  );
   if (order.status === 'PAID' || order.status === 'REFUNDED') view.refundedFee = order.refundedFee ?? 0;
   return view;
 }
@@ -270,7 +273,14 @@ export function toRefundView(order: Pick<Order, 'outTradeNo'>, refund: OrderRefu
   const { outRefundNo, refundFee, status, createdAt, origin } = refund;
   return withOptional<RefundView>(
     { outRefundNo, outTradeNo: order.outTradeNo, refundFee, status, createdAt, origin },
-    { reason: refund.reason, refundId: refund.refundId, settledAt: refund.settledAt, succeededAt: refund.succeededAt, code: refund.failureCode, message: refund.failureMessage },
+    {
+      reason: refund.reason,
+      refundId: refund.refundId,
+      settledAt: refund.settledAt,
+      succeededAt: refund.succeededAt,
+      code: refund.failureCode,
+      message: refund.failureMessage,
+    },
   );
 }
 

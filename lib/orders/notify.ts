@@ -79,9 +79,17 @@ export async function recordNotifiedPayment(payment: NotifiedPayment, ctx: Order
     case 'AMOUNT_MISMATCH':
       return refusePaymentNotification('AMOUNT_MISMATCH', `total_fee ${payment.totalFee} does not match the order's amount`, outTradeNo);
     case 'SIGN_TYPE_MISMATCH':
-      return refusePaymentNotification('SIGN_TYPE_MISMATCH', `signed with ${payment.signType}, but the order was made with ${result.order.signType}`, outTradeNo);
+      return refusePaymentNotification(
+        'SIGN_TYPE_MISMATCH',
+        `signed with ${payment.signType}, but the order was made with ${result.order.signType}`,
+        outTradeNo,
+      );
     case 'APP_MISMATCH':
-      return refusePaymentNotification('APP_MISMATCH', `sent under appid ${payment.appId}, but the order was made under ${result.order.appId ?? ctx.config.appId}`, outTradeNo);
+      return refusePaymentNotification(
+        'APP_MISMATCH',
+        `sent under appid ${payment.appId}, but the order was made under ${result.order.appId ?? ctx.config.appId}`,
+        outTradeNo,
+      );
     case 'UNKNOWN_ORDER':
       return refusePaymentNotification('UNKNOWN_ORDER', `no order ${outTradeNo}`, outTradeNo);
   }

@@ -15,7 +15,13 @@ import { PaymentProviderError } from './errors';
 import { GatewayError, type BillLine, type PaymentState, type TradeBill } from './gateway';
 import { refundOf, reviewFlagOf, type Order, type ReviewFlag } from './model';
 import { recordBilledRefund, refundNumbersOfClaim } from './refunds';
-import { readReport, ReportWriter, type ReconciliationItem, type ReconciliationItemKind, type ReconciliationReport } from './reconciliation-report';
+import {
+  readReport,
+  ReportWriter,
+  type ReconciliationItem,
+  type ReconciliationItemKind,
+  type ReconciliationReport,
+} from './reconciliation-report';
 export type { ReconciliationItem, ReconciliationItemKind, ReconciliationReport } from './reconciliation-report';
 import { PAID_STATES, recordPayment } from './settle';
 import { BATCH_GET_MAX_KEYS, type OrderStore, type ReportStore } from './store';
@@ -29,7 +35,7 @@ export function checkBillDate(billDate: unknown, now: Date): string {
   const day = typeof billDate === 'string' && /^\d{8}$/.test(billDate) ? fromBeijingTimestamp(`${billDate}000000`) : undefined;
   if (!day) throw new InvalidRequestError('billDate must be a day written yyyyMMdd, e.g. 20261129', 'billDate');
   const today = toBeijingTimestamp(now).slice(0, 8);
-  if (billDate as string >= today) {
+  if ((billDate as string) >= today) {
     throw new InvalidRequestError(`billDate ${billDate} has no bill yet: WeChat Pay makes a day's bill the next morning`, 'billDate');
   }
   if (now.getTime() - day.getTime() > BILL_DAYS_KEPT * DAY_MS) {
@@ -78,15 +84,26 @@ function refusedPayment(row: BillLine, order: Order, reason: string): Reconcilia
  * WeChat Pay's signed orderquery must show the same payment of this order (paid, its transaction id,
  * its amount). Answers when it was paid, or the item that reports why it was not recorded.
  */
-async function confirmBillPayment(row: BillLine, order: Order, ctx: OrdersContext): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
+async function confirmBillPayment(
+  row: BillLine,
+  order: Order,
+  ctx: OrdersContext,
+): Promise<string | Pick<ReconciliationItem, 'kind' | 'note'>> {
   let answer: PaymentState;
   try {
     answer = await ctx.gatewayFor(order).queryPayment(order.outTradeNo);
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
     if (error.failure !== 'ORDER_NOT_FOUND') {
-      logger.warn('a payment of the bill could not be confirmed with orderquery; left for the next run', { outTradeNo: order.outTradeNo, transactionId: row.transactionId, code: error.code });
-      return { kind: 'UNCONFIRMED', note: `WeChat Pay could not be asked to confirm this payment (${error.code}): not recorded yet; run this day's reconciliation again` };
+      logger.warn('a payment of the bill could not be confirmed with orderquery; left for the next run', {
+        outTradeNo: order.outTradeNo,
+        transactionId: row.transactionId,
+        code: error.code,
+      });
+      return {
+        kind: 'UNCONFIRMED',
+        note: `WeChat Pay could not be asked to confirm this payment (${error.code}): not recorded yet; run this day's reconciliation again`,
+      };
     }
     answer = { tradeState: 'ORDERNOTEXIST' };
   }
@@ -99,7 +116,8 @@ async function confirmBillPayment(row: BillLine, order: Order, ctx: OrdersContex
     tradeState: answer.tradeState,
     queriedTransactionId: answer.transactionId,
   });
-  const otherTransaction = answer.transactionId && answer.transactionId !== row.transactionId ? `, transaction ${answer.transactionId}` : '';
+  const otherTransaction =
+    answer.transactionId && answer.transactionId !== row.transactionId ? `, transaction ${answer.transactionId}` : '';
   return {
     kind: 'NOT_CONFIRMED',
     note: `the bill shows this payment, but WeChat Pay's signed orderquery does not (trade_state ${answer.tradeState}${otherTransaction}): not recorded; check the transaction in the merchant platform`,
@@ -109,7 +127,12 @@ async function confirmBillPayment(row: BillLine, order: Order, ctx: OrdersContex
 /** One payment of the bill that the day's index did not show as recorded; `order`, its order as just read (none: not ours). */
 async function settleBillPayment(row: BillLine, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
   const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: row.totalFeeFen };
-  if (!order) return { ...base, kind: 'UNKNOWN_ORDER', note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform' };
+  if (!order)
+    return {
+      ...base,
+      kind: 'UNKNOWN_ORDER',
+      note: 'paid at WeChat Pay for an order this backend never made: find it in the merchant platform',
+    };
   // Already recorded under this transaction (paid on another day by our clock, or recorded and flagged): nothing to do.
   if (order.transactionId === row.transactionId) return 'matched';
   const flagged = reviewFlagOf(order, row.transactionId);
@@ -136,14 +159,33 @@ async function settleBillPayment(row: BillLine, order: Order | undefined, ctx: O
   );
   if (outcome.outcome === 'PAID' || outcome.outcome === 'FLAGGED') {
     const flaggedNow = outcome.outcome === 'FLAGGED' ? ` and flagged for review (${outcome.flag.reason})` : '';
-    return { ...base, recordedFen: order.totalFee, kind: 'REPAIRED', note: `recorded from the bill, confirmed by WeChat Pay's orderquery${flaggedNow}: its callback never arrived` };
+    return {
+      ...base,
+      recordedFen: order.totalFee,
+      kind: 'REPAIRED',
+      note: `recorded from the bill, confirmed by WeChat Pay's orderquery${flaggedNow}: its callback never arrived`,
+    };
   }
   if (outcome.outcome === 'ALREADY_PAID') return 'matched';
   if (outcome.outcome === 'APP_MISMATCH') {
     // Money moved under this out_trade_no, but not for this order: flagged, so a person sees it on the order.
-    const flag: ReviewFlag = { reason: 'APP_MISMATCH', at: ctx.now().toISOString(), source: 'reconciliation', transactionId: row.transactionId, totalFee: row.totalFeeFen, appId: row.appId };
+    const flag: ReviewFlag = {
+      reason: 'APP_MISMATCH',
+      at: ctx.now().toISOString(),
+      source: 'reconciliation',
+      transactionId: row.transactionId,
+      totalFee: row.totalFeeFen,
+      appId: row.appId,
+    };
     await ctx.store.addReviewFlag(outcome.order, flag);
-    logger.error('payment needs review', { outTradeNo: row.outTradeNo, source: 'reconciliation', outcome: outcome.outcome, review: flag.reason, billAppId: row.appId, orderAppId: order.appId });
+    logger.error('payment needs review', {
+      outTradeNo: row.outTradeNo,
+      source: 'reconciliation',
+      outcome: outcome.outcome,
+      review: flag.reason,
+      billAppId: row.appId,
+      orderAppId: order.appId,
+    });
     countMetric('PaymentsFlagged');
     return refusedPayment(row, order, 'APP_MISMATCH');
   }
@@ -155,29 +197,41 @@ async function settleBillPayment(row: BillLine, order: Order | undefined, ctx: O
  * its callback would be. `order`, its order as just read (none: not ours, nothing to record).
  */
 async function settleBillRefund(row: BillLine, order: Order | undefined, ctx: OrdersContext): Promise<ReconciliationItem | 'matched'> {
-  const base = { outTradeNo: row.outTradeNo, transactionId: row.transactionId, outRefundNo: row.outRefundNo, billFen: row.appliedRefundFeeFen };
+  const base = {
+    outTradeNo: row.outTradeNo,
+    transactionId: row.transactionId,
+    outRefundNo: row.outRefundNo,
+    billFen: row.appliedRefundFeeFen,
+  };
   const recorded = refundOf(order, row.outRefundNo);
   if (recorded?.status === 'SUCCESS' && recorded.refundFee === row.appliedRefundFeeFen) return 'matched';
-  const outcome = !order ? 'UNKNOWN_ORDER' : await recordBilledRefund(
-    {
-      transactionId: row.transactionId,
-      outTradeNo: row.outTradeNo,
-      refundId: row.refundId,
-      outRefundNo: row.outRefundNo,
-      refundFee: row.appliedRefundFeeFen,
-      settlementRefundFee: row.refundFeeFen,
-    },
-    ctx,
-  );
+  const outcome = !order
+    ? 'UNKNOWN_ORDER'
+    : await recordBilledRefund(
+        {
+          transactionId: row.transactionId,
+          outTradeNo: row.outTradeNo,
+          refundId: row.refundId,
+          outRefundNo: row.outRefundNo,
+          refundFee: row.appliedRefundFeeFen,
+          settlementRefundFee: row.refundFeeFen,
+        },
+        ctx,
+      );
   const flagged: Record<string, string> = {
     REFUND_SUCCESS: '',
     EXTERNAL_REFUND_FLAGGED: ' and flagged for review: it was made outside this backend',
-    REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED: ' and flagged for review: it was recorded FAILED (WeChat Pay had refused it), yet WeChat Pay made it; check whether the payer was refunded by other means too',
+    REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED:
+      ' and flagged for review: it was recorded FAILED (WeChat Pay had refused it), yet WeChat Pay made it; check whether the payer was refunded by other means too',
   };
   if (Object.hasOwn(flagged, outcome)) {
     return { ...base, kind: 'REFUND_REPAIRED', note: `refund ${row.outRefundNo} recorded from the bill${flagged[outcome]}` };
   }
-  return { ...base, kind: 'REFUND_MISMATCH', note: `refund ${row.outRefundNo} is in the bill as SUCCESS but is recorded otherwise here (${outcome}): check it in the merchant platform` };
+  return {
+    ...base,
+    kind: 'REFUND_MISMATCH',
+    note: `refund ${row.outRefundNo} is in the bill as SUCCESS but is recorded otherwise here (${outcome}): check it in the merchant platform`,
+  };
 }
 
 /** A refund requested here on the bill date (its claim), told apart by its order and out_refund_no together. */
@@ -222,7 +276,12 @@ interface Findings {
 }
 
 /** Items that are mismatches without a count of their own. */
-const REPORTED_BESIDE_COUNTS: ReadonlySet<ReconciliationItemKind> = new Set(['UNKNOWN_ORDER', 'APP_MISMATCH', 'NOT_CONFIRMED', 'UNCONFIRMED']);
+const REPORTED_BESIDE_COUNTS: ReadonlySet<ReconciliationItemKind> = new Set([
+  'UNKNOWN_ORDER',
+  'APP_MISMATCH',
+  'NOT_CONFIRMED',
+  'UNCONFIRMED',
+]);
 
 /**
  * Reconciles one Beijing day: downloads the `ALL` bill (gzip), reads the day's payments here through
@@ -252,7 +311,8 @@ async function reconcileBill(billDate: string, bill: TradeBill | 'NO_BILL', ctx:
   const ranAt = ctx.now().toISOString();
   const recorded = new Map<string, { outTradeNo: string; totalFee: number; billed: boolean }>();
   for await (const payment of ctx.store.paymentsOnDay(billDate)) {
-    if (payment.transactionId) recorded.set(payment.transactionId, { outTradeNo: payment.outTradeNo, totalFee: payment.totalFee, billed: false });
+    if (payment.transactionId)
+      recorded.set(payment.transactionId, { outTradeNo: payment.outTradeNo, totalFee: payment.totalFee, billed: false });
   }
   // A claim's refund has one of two numbers (refundNumbersOfClaim): either, on its order, is that refund in the bill.
   const claims = new Map<string, { outTradeNo: string; outRefundNos: readonly string[]; billed: boolean }>();
@@ -331,15 +391,19 @@ async function reconcileBill(billDate: string, bill: TradeBill | 'NO_BILL', ctx:
       outTradeNo: payment.outTradeNo,
       transactionId,
       recordedFen: payment.totalFee,
-      note: 'recorded as paid here but not in WeChat Pay\'s bill: check the transaction in the merchant platform before fulfilling',
+      note: "recorded as paid here but not in WeChat Pay's bill: check the transaction in the merchant platform before fulfilling",
     });
   }
-  for (const item of await refundsMissingFromBill([...new Set(claims.values())].filter((claim) => !claim.billed), ctx.store)) {
+  for (const item of await refundsMissingFromBill(
+    [...new Set(claims.values())].filter((claim) => !claim.billed),
+    ctx.store,
+  )) {
     found.counts.missingFromBill++;
     await report(item);
   }
   const mismatches = found.counts.missingFromBill + found.counts.amountMismatches + found.unattributed;
-  const status: ReconciliationReport['status'] = mismatches > 0 ? 'MISMATCHED' : bill === 'NO_BILL' && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
+  const status: ReconciliationReport['status'] =
+    mismatches > 0 ? 'MISMATCHED' : bill === 'NO_BILL' && recorded.size === 0 ? 'NO_BILL' : 'MATCHED';
   // Counted and logged before the report is stored: a report that cannot be stored still raises its alarm.
   if (mismatches > 0) countMetric('ReconciliationMismatches', mismatches);
   logger.info('reconciliation', { billDate, status, ...found.counts, itemCount: pages.itemCount, runId: pages.runId });
@@ -359,7 +423,10 @@ async function reconcileBill(billDate: string, bill: TradeBill | 'NO_BILL', ctx:
  * the day is the request's). Only the orders of refunds the bill lacks are read, in batches, to see
  * how each refund is recorded.
  */
-async function refundsMissingFromBill(unbilled: ReadonlyArray<{ outTradeNo: string; outRefundNos: readonly string[] }>, store: OrderStore): Promise<ReconciliationItem[]> {
+async function refundsMissingFromBill(
+  unbilled: ReadonlyArray<{ outTradeNo: string; outRefundNos: readonly string[] }>,
+  store: OrderStore,
+): Promise<ReconciliationItem[]> {
   const refundsOf = new Map<string, string[]>();
   for (const claim of unbilled) refundsOf.set(claim.outTradeNo, [...(refundsOf.get(claim.outTradeNo) ?? []), ...claim.outRefundNos]);
   const outTradeNos = [...refundsOf.keys()];
@@ -378,7 +445,7 @@ async function refundsMissingFromBill(unbilled: ReadonlyArray<{ outTradeNo: stri
           recordedFen: refund.refundFee,
           note:
             `refund ${refund.outRefundNo} is recorded here as refunded (SUCCESS) but is not in WeChat Pay's bill of the day it was requested: ` +
-            'check it in the merchant platform: the payer may not have been refunded (a refund requested moments before midnight, or first received by WeChat Pay when it was sent again later, is on a later day\'s bill)',
+            "check it in the merchant platform: the payer may not have been refunded (a refund requested moments before midnight, or first received by WeChat Pay when it was sent again later, is on a later day's bill)",
         });
       }
     }
@@ -390,6 +457,10 @@ async function refundsMissingFromBill(unbilled: ReadonlyArray<{ outTradeNo: stri
  * The stored report of a bill date, or undefined when that day was never reconciled: its head and
  * the items from `cursor`, at most `limit` (see readReport).
  */
-export function reconciliationReport(billDate: string, store: ReportStore, query: { cursor?: string; limit?: string } = {}): Promise<ReconciliationReport | undefined> {
+export function reconciliationReport(
+  billDate: string,
+  store: ReportStore,
+  query: { cursor?: string; limit?: string } = {},
+): Promise<ReconciliationReport | undefined> {
   return readReport(billDate, store, query);
 }

@@ -107,25 +107,30 @@ interface Head {
 const itemBytes = (item: ReconciliationItem) => Buffer.byteLength(JSON.stringify(item));
 
 /** Whether an answer holding `count` items of `bytes` takes one more of `more` bytes. */
-const answerTakes = (count: number, bytes: number, more: number, limit: number) => count < limit && (count === 0 || bytes + more <= ANSWER_BYTES);
+const answerTakes = (count: number, bytes: number, more: number, limit: number) =>
+  count < limit && (count === 0 || bytes + more <= ANSWER_BYTES);
 
 /** The opaque cursor of a position: base64url of `<billDate>:<runId>:<page>:<offset>`. */
 function cursorOf(billDate: string, at: Position): string {
   return Buffer.from(`${billDate}:${at.runId}:${at.page}:${at.offset}`).toString('base64url');
 }
 
-const malformedCursor = () => new InvalidRequestError('cursor must be the nextCursor of an answer about this day, as it was given', 'cursor');
+const malformedCursor = () =>
+  new InvalidRequestError('cursor must be the nextCursor of an answer about this day, as it was given', 'cursor');
 
 function readCursor(cursor: string, billDate: string): Position {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) throw malformedCursor();
-  const match = /^(\d{8}):([0-9a-f]{12}|whole):(0|[1-9]\d{0,8}):(0|[1-9]\d{0,8})$/.exec(Buffer.from(cursor, 'base64url').toString('latin1'));
+  const match = /^(\d{8}):([0-9a-f]{12}|whole):(0|[1-9]\d{0,8}):(0|[1-9]\d{0,8})$/.exec(
+    Buffer.from(cursor, 'base64url').toString('latin1'),
+  );
   if (!match || match[1] !== billDate) throw malformedCursor();
   return { runId: match[2] as string, page: Number(match[3]), offset: Number(match[4]) };
 }
 
 function readLimit(limit: string | undefined): number {
   if (limit === undefined) return DEFAULT_ITEMS;
-  if (!/^[1-9]\d{0,3}$/.test(limit) || Number(limit) > MAX_ITEMS) throw new InvalidRequestError(`limit must be a whole number from 1 to ${MAX_ITEMS}`, 'limit');
+  if (!/^[1-9]\d{0,3}$/.test(limit) || Number(limit) > MAX_ITEMS)
+    throw new InvalidRequestError(`limit must be a whole number from 1 to ${MAX_ITEMS}`, 'limit');
   return Number(limit);
 }
 
@@ -250,7 +255,8 @@ async function readHead(billDate: string, store: ReportStore): Promise<(Head & {
   const record = await store.head(billDate);
   if (!record) return undefined;
   const { status, counts, ranAt } = record as unknown as Head;
-  if (typeof record.runId === 'string') return { billDate, status, counts, ranAt, runId: record.runId, pages: record.pages as number, itemCount: record.itemCount as number };
+  if (typeof record.runId === 'string')
+    return { billDate, status, counts, ranAt, runId: record.runId, pages: record.pages as number, itemCount: record.itemCount as number };
   const items = (record.items ?? []) as ReconciliationItem[];
   return { billDate, status, counts, ranAt, runId: WHOLE, pages: items.length > 0 ? 1 : 0, itemCount: items.length, whole: items };
 }
@@ -262,31 +268,56 @@ async function readHead(billDate: string, store: ReportStore): Promise<(Head & {
  * cursor or limit is an InvalidRequestError naming it; a cursor of a run that a later run replaced
  * is an OrderConflictError (read again from the start).
  */
-export async function readReport(billDate: string, store: ReportStore, query: { cursor?: string; limit?: string } = {}): Promise<ReconciliationReport | undefined> {
+export async function readReport(
+  billDate: string,
+  store: ReportStore,
+  query: { cursor?: string; limit?: string } = {},
+): Promise<ReconciliationReport | undefined> {
   const limit = readLimit(query.limit);
   const from = query.cursor === undefined ? undefined : readCursor(query.cursor, billDate);
   // A run that replaces the report between reading its head and its pages has deleted them: read again.
   for (let attempt = 0; ; attempt++) {
     const head = await readHead(billDate, store);
     if (!head) {
-      if (from) throw new OrderConflictError('REPORT_REPLACED', `the report of ${billDate} the cursor was given for is gone; read it again without a cursor`);
+      if (from)
+        throw new OrderConflictError(
+          'REPORT_REPLACED',
+          `the report of ${billDate} the cursor was given for is gone; read it again without a cursor`,
+        );
       return undefined;
     }
     if (from && from.runId !== head.runId) {
-      throw new OrderConflictError('REPORT_REPLACED', `a later run of ${billDate} (at ${head.ranAt}) replaced the report the cursor was given for; read it again without a cursor`);
+      throw new OrderConflictError(
+        'REPORT_REPLACED',
+        `a later run of ${billDate} (at ${head.ranAt}) replaced the report the cursor was given for; read it again without a cursor`,
+      );
     }
     if (from && from.page >= head.pages) throw malformedCursor();
     const items = await readItems(billDate, store, head, from ?? { runId: head.runId, page: 0, offset: 0 }, limit);
     if (items) {
       const { status, counts, ranAt, itemCount } = head;
-      return { billDate, status, counts, ranAt, itemCount, items: items.items, ...(items.next ? { nextCursor: cursorOf(billDate, items.next) } : {}) };
+      return {
+        billDate,
+        status,
+        counts,
+        ranAt,
+        itemCount,
+        items: items.items,
+        ...(items.next ? { nextCursor: cursorOf(billDate, items.next) } : {}),
+      };
     }
     if (attempt >= 2) throw new Error(`the report of ${billDate} kept changing while it was read`);
   }
 }
 
 /** Up to `limit` items from `at`, and where the next one is; undefined when a page of the run is gone. */
-async function readItems(billDate: string, store: ReportStore, head: Head & { whole?: ReconciliationItem[] }, at: Position, limit: number): Promise<{ items: ReconciliationItem[]; next?: Position } | undefined> {
+async function readItems(
+  billDate: string,
+  store: ReportStore,
+  head: Head & { whole?: ReconciliationItem[] },
+  at: Position,
+  limit: number,
+): Promise<{ items: ReconciliationItem[]; next?: Position } | undefined> {
   const items: ReconciliationItem[] = [];
   let bytes = 0;
   for (let page = at.page, offset = at.offset; page < head.pages; page++, offset = 0) {

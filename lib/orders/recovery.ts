@@ -62,7 +62,12 @@ async function recoverOne(order: Order, ctx: OrdersContext): Promise<Verdict | '
   const checkCount = (order.checkCount ?? 0) + 1;
   // Moving the next check first is the lease: of two runs that read the same due order, only one
   // moves it, and a run that dies mid-way leaves the order due again at the new time.
-  const taken = await ctx.store.scheduleNextCheck(order.outTradeNo, order.nextCheckAt as number, nextCheckTime(order, checkCount, now), checkCount);
+  const taken = await ctx.store.scheduleNextCheck(
+    order.outTradeNo,
+    order.nextCheckAt as number,
+    nextCheckTime(order, checkCount, now),
+    checkCount,
+  );
   if (!taken) return 'skipped';
   try {
     return (await settleWithWechatPay(order, 'recovery', ctx)).settlement;

@@ -23,7 +23,8 @@ async function explainRefusedPayment(report: PaymentReport, store: OrderStore, a
   const order = await store.get(report.outTradeNo);
   if (!order) return { outcome: 'UNKNOWN_ORDER' };
   if (report.signType && order.signType !== report.signType) return { outcome: 'SIGN_TYPE_MISMATCH', order };
-  if (report.appId && (order.appId ?? (report.defaultApp ? report.appId : undefined)) !== report.appId) return { outcome: 'APP_MISMATCH', order };
+  if (report.appId && (order.appId ?? (report.defaultApp ? report.appId : undefined)) !== report.appId)
+    return { outcome: 'APP_MISMATCH', order };
   // A refunded order was paid by this transaction too.
   const paid = order.status === 'PAID' || order.status === 'REFUNDED';
   if (paid && order.transactionId === report.transactionId) {
@@ -61,14 +62,21 @@ export async function recordPayment(report: PaymentReport, ctx: OrdersContext): 
   switch (result.outcome) {
     case 'PAID':
       // The one line of a payment recorded: the log entry and the PaymentsRecorded metric.
-      logAndCount('order paid', { ...context, transition: 'PENDING->PAID', totalFee: report.totalFee }, 'PaymentsRecorded', { path: report.source });
+      logAndCount('order paid', { ...context, transition: 'PENDING->PAID', totalFee: report.totalFee }, 'PaymentsRecorded', {
+        path: report.source,
+      });
       break;
     case 'ALREADY_PAID':
       logger.info('payment already recorded', context);
       break;
     case 'FLAGGED':
     case 'AMOUNT_MISMATCH':
-      logger.error('payment needs review', { ...context, review: result.flag.reason, totalFee: report.totalFee, orderTotalFee: result.order.totalFee });
+      logger.error('payment needs review', {
+        ...context,
+        review: result.flag.reason,
+        totalFee: report.totalFee,
+        orderTotalFee: result.order.totalFee,
+      });
       countMetric(result.outcome === 'AMOUNT_MISMATCH' ? 'AmountMismatches' : 'PaymentsFlagged');
       break;
     default:
@@ -89,12 +97,7 @@ export function isSettlingTradeState(tradeState: string): boolean {
  * Applies what orderquery said of a pending order: a payment is recorded through the same
  * transition as a callback; CLOSED/REVOKED close it. Answers the order as it now stands.
  */
-export async function applyQueryResult(
-  order: Order,
-  result: PaymentState,
-  source: PaymentSource,
-  ctx: OrdersContext,
-): Promise<Order> {
+export async function applyQueryResult(order: Order, result: PaymentState, source: PaymentSource, ctx: OrdersContext): Promise<Order> {
   if (PAID_STATES.has(result.tradeState) && result.transactionId && result.totalFee !== undefined) {
     const outcome = await recordPayment(
       {
@@ -127,7 +130,12 @@ export type Settlement =
   /** Still pending (not expired yet, or another path settled it first): `order` says which. */
   | 'left';
 
-async function closeExpired(order: Order, source: PaymentSource, reason: string, ctx: OrdersContext): Promise<{ settlement: Settlement; order: Order }> {
+async function closeExpired(
+  order: Order,
+  source: PaymentSource,
+  reason: string,
+  ctx: OrdersContext,
+): Promise<{ settlement: Settlement; order: Order }> {
   const at = ctx.now().toISOString();
   if (await ctx.store.markClosed(order.outTradeNo, { reason, at })) {
     logger.info('order closed', { outTradeNo: order.outTradeNo, transition: 'PENDING->CLOSED', source, reason });
@@ -162,7 +170,11 @@ async function settleFromQuery(order: Order, result: PaymentState, source: Payme
  * order is only ever called expired once WeChat Pay confirms it was not paid. WeChat Pay errors
  * are thrown: the order stays pending and is asked about again later.
  */
-export async function settleWithWechatPay(order: Order, source: PaymentSource, ctx: OrdersContext): Promise<{ settlement: Settlement; order: Order }> {
+export async function settleWithWechatPay(
+  order: Order,
+  source: PaymentSource,
+  ctx: OrdersContext,
+): Promise<{ settlement: Settlement; order: Order }> {
   const expired = ctx.now().getTime() >= Date.parse(order.expiresAt);
   const result = await queryOrNotExist(order, ctx);
   if (result === 'ORDER_NOT_FOUND') {

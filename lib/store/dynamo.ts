@@ -16,8 +16,5 @@ export function createDocumentClient(endpoint?: string): DynamoDBDocumentClient 
 
 /** Whether a write was refused because its condition did not hold (not a failure). */
 export function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error instanceof Error && error.name === 'ConditionalCheckFailedException')
-  );
+  return error instanceof ConditionalCheckFailedException || (error instanceof Error && error.name === 'ConditionalCheckFailedException');
 }

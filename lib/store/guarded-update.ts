@@ -83,7 +83,12 @@ abstract class Guarded {
   protected async guarded<T>(what: string, call: () => Promise<T>): Promise<T | undefined> {
     const result = await this.table.conditional(what, call);
     if (result === undefined) {
-      logger.debug('guarded write not applied', { table: this.table.name, request: what, key: this.key, conditions: this.#conditions.map((part) => part.name) });
+      logger.debug('guarded write not applied', {
+        table: this.table.name,
+        request: what,
+        key: this.key,
+        conditions: this.#conditions.map((part) => part.name),
+      });
     }
     return result;
   }
@@ -131,7 +136,13 @@ export class GuardedUpdate extends Guarded {
   run(): Promise<Item | undefined> {
     return this.guarded('UpdateItem', async () => {
       const result = await this.table.db.send(
-        new UpdateCommand({ TableName: this.table.name, Key: this.key, UpdateExpression: this.expression, ...this.joined(), ReturnValues: 'ALL_NEW' }),
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: this.key,
+          UpdateExpression: this.expression,
+          ...this.joined(),
+          ReturnValues: 'ALL_NEW',
+        }),
       );
       return result.Attributes ?? {};
     });
@@ -140,7 +151,9 @@ export class GuardedUpdate extends Guarded {
   /** Runs it without reading the item back: whether it held. */
   async applied(): Promise<boolean> {
     const done = await this.guarded('UpdateItem', async () => {
-      await this.table.db.send(new UpdateCommand({ TableName: this.table.name, Key: this.key, UpdateExpression: this.expression, ...this.joined() }));
+      await this.table.db.send(
+        new UpdateCommand({ TableName: this.table.name, Key: this.key, UpdateExpression: this.expression, ...this.joined() }),
+      );
       return true;
     });
     return done === true;

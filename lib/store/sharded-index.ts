@@ -73,7 +73,11 @@ export async function* shardPages<Item = Record<string, unknown>>(
 }
 
 /** Every item of a walk, page after page (for reads that take every page: the by-day indexes). */
-export async function* shardItems<Item = Record<string, unknown>>(table: Table, query: ShardedQuery, itemOf?: (item: Record<string, unknown>) => Item): AsyncGenerator<Item> {
+export async function* shardItems<Item = Record<string, unknown>>(
+  table: Table,
+  query: ShardedQuery,
+  itemOf?: (item: Record<string, unknown>) => Item,
+): AsyncGenerator<Item> {
   for await (const page of shardPages(table, query, itemOf)) yield* page.items;
 }
 
@@ -82,7 +86,11 @@ export async function* shardItems<Item = Record<string, unknown>>(table: Table, 
  * read once it has, and what is left stays due for the next run. `handle` gets each page's items and
  * answers true when it stopped early itself. True when the walk stopped early.
  */
-export async function walkUntil<Item>(pages: AsyncGenerator<ShardPage<Item>>, deadline: number, handle: (items: Item[]) => Promise<boolean>): Promise<boolean> {
+export async function walkUntil<Item>(
+  pages: AsyncGenerator<ShardPage<Item>>,
+  deadline: number,
+  handle: (items: Item[]) => Promise<boolean>,
+): Promise<boolean> {
   try {
     for (;;) {
       if (Date.now() >= deadline) return true;
@@ -101,7 +109,10 @@ export async function walkUntil<Item>(pages: AsyncGenerator<ShardPage<Item>>, de
  * page's items `concurrency` at a time and taking none up once `deadline` has passed. True when it
  * stopped early.
  */
-export function walkDue<Item>(pages: AsyncGenerator<ShardPage<Item>>, options: { deadline: number; concurrency: number; handle: (item: Item) => Promise<void> }): Promise<boolean> {
+export function walkDue<Item>(
+  pages: AsyncGenerator<ShardPage<Item>>,
+  options: { deadline: number; concurrency: number; handle: (item: Item) => Promise<void> },
+): Promise<boolean> {
   const pastDeadline = () => Date.now() >= options.deadline;
   return walkUntil(pages, options.deadline, async (items) => {
     let stoppedEarly = false;

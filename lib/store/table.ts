@@ -85,7 +85,8 @@ export class Table {
     let request = [...keys];
     for (let attempt = 0; request.length > 0; attempt++) {
       if (attempt > 0) {
-        if (attempt > retry.retries) throw this.error(`DynamoDB BatchGetItem left ${request.length} keys unprocessed after ${attempt} requests`);
+        if (attempt > retry.retries)
+          throw this.error(`DynamoDB BatchGetItem left ${request.length} keys unprocessed after ${attempt} requests`);
         await sleep(Math.min(retry.baseMs * 2 ** attempt, retry.maxMs));
       }
       const keysNow = request;

@@ -58,7 +58,8 @@ export function jssdkSignature(input: JssdkSignatureInput): string {
   if (typeof jsapiTicket !== 'string' || jsapiTicket === '' || hasSpaceOrControl(jsapiTicket)) {
     throw new TypeError('jssdkSignature: jsapiTicket is required');
   }
-  if (typeof nonceStr !== 'string' || !NONCE.test(nonceStr)) throw new TypeError('jssdkSignature: nonceStr must be 1 to 32 letters or digits');
+  if (typeof nonceStr !== 'string' || !NONCE.test(nonceStr))
+    throw new TypeError('jssdkSignature: nonceStr must be 1 to 32 letters or digits');
   if (!TIMESTAMP.test(timestamp)) throw new TypeError('jssdkSignature: timestamp must be whole seconds');
   const problem = checkPageUrl(url);
   if (problem) throw new TypeError(`jssdkSignature: ${problem}`);

@@ -213,12 +213,14 @@ export function createPlatformClient(options: PlatformClientOptions = {}): Platf
 
   function seconds(call: Call, fields: Answer): number {
     const value = fields.expires_in;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) fail(call, 'INVALID_RESPONSE', 'answered without a valid expires_in');
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)
+      fail(call, 'INVALID_RESPONSE', 'answered without a valid expires_in');
     return value;
   }
 
   function checkCode(call: Call, code: string): void {
-    if (typeof code !== 'string' || !CODE.test(code)) fail(call, 'INVALID_ARGUMENT', 'was not called: the code must be 1 to 128 of [A-Za-z0-9_-]');
+    if (typeof code !== 'string' || !CODE.test(code))
+      fail(call, 'INVALID_ARGUMENT', 'was not called: the code must be 1 to 128 of [A-Za-z0-9_-]');
   }
 
   function unionid(call: Call, fields: Answer): { unionid?: string } {

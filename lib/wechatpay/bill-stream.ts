@@ -64,7 +64,8 @@ async function* limited(chunks: AsyncIterable<Uint8Array>, maxBytes: number): As
   let size = 0;
   for await (const chunk of chunks) {
     size += chunk.byteLength;
-    if (size > maxBytes) throw new StreamFailure({ ok: false, reason: 'TOO_LARGE', message: `the answer is over the ${maxBytes}-byte limit` });
+    if (size > maxBytes)
+      throw new StreamFailure({ ok: false, reason: 'TOO_LARGE', message: `the answer is over the ${maxBytes}-byte limit` });
     yield chunk;
   }
 }
@@ -134,7 +135,10 @@ async function* lines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<string>
  * rows already yielded are then not a bill). Stopping early stops reading `chunks`. Throws only
  * what `chunks` throws (a network failure).
  */
-export async function* streamBillAnswer(chunks: AsyncIterable<Uint8Array>, options: ReadBillOptions = {}): AsyncGenerator<BillRow, BillOutline | BillFailure, undefined> {
+export async function* streamBillAnswer(
+  chunks: AsyncIterable<Uint8Array>,
+  options: ReadBillOptions = {},
+): AsyncGenerator<BillRow, BillOutline | BillFailure, undefined> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BILL_BYTES;
   const reader = new BillTextReader();
   try {

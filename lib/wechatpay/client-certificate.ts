@@ -29,7 +29,8 @@ export function readClientCertificatePem(pem: string, source: string, now: Date 
   if (certs.length === 0) throw new WechatPayConfigError(`${source} holds no certificate (expected the PEM that "wxpay cert" writes)`);
   if (keys.length !== 1) throw new WechatPayConfigError(`${source} must hold exactly one private key, found ${keys.length}`);
   const key = keys[0] as string;
-  if (key.includes('ENCRYPTED')) throw new WechatPayConfigError(`${source} holds an encrypted private key; store it unencrypted in a SecureString`);
+  if (key.includes('ENCRYPTED'))
+    throw new WechatPayConfigError(`${source} holds an encrypted private key; store it unencrypted in a SecureString`);
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(certs[0] as string);
@@ -44,8 +45,11 @@ export function readClientCertificatePem(pem: string, source: string, now: Date 
   }
   if (!matches) throw new WechatPayConfigError(`${source}: the private key does not belong to the certificate`);
   if (Date.parse(certificate.validTo) < now.getTime()) {
-    throw new WechatPayConfigError(`${source}: the certificate expired on ${certificate.validTo}; download a new one from the merchant platform`);
+    throw new WechatPayConfigError(
+      `${source}: the certificate expired on ${certificate.validTo}; download a new one from the merchant platform`,
+    );
   }
-  if (Date.parse(certificate.validFrom) > now.getTime()) throw new WechatPayConfigError(`${source}: the certificate is not valid before ${certificate.validFrom}`);
+  if (Date.parse(certificate.validFrom) > now.getTime())
+    throw new WechatPayConfigError(`${source}: the certificate is not valid before ${certificate.validFrom}`);
   return { cert: certs.join('\n'), key };
 }

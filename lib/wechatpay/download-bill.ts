@@ -102,7 +102,8 @@ function checkRequest(request: DownloadBillRequest): DownloadBillType {
     throw new TypeError(`downloadBill: billDate must be a real day written yyyyMMdd, got ${JSON.stringify(billDate)}`);
   }
   const billType = request.billType ?? 'ALL';
-  if (typeof billType !== 'string' || !Object.hasOwn(LAYOUTS_OF, billType)) throw new TypeError('downloadBill: billType must be ALL, SUCCESS or REFUND');
+  if (typeof billType !== 'string' || !Object.hasOwn(LAYOUTS_OF, billType))
+    throw new TypeError('downloadBill: billType must be ALL, SUCCESS or REFUND');
   return billType;
 }
 
@@ -125,7 +126,10 @@ async function openSpool(): Promise<Spool> {
   const dir = await mkdtemp(join(tmpdir(), 'wechatpay-bill-'));
   const file = await open(join(dir, 'answer'), 'w+', 0o600);
   // Unnamed now: the space is freed when the handle closes, even if the process dies first.
-  const removed = await rm(dir, { recursive: true, force: true }).then(() => true, () => false);
+  const removed = await rm(dir, { recursive: true, force: true }).then(
+    () => true,
+    () => false,
+  );
   return {
     file,
     close: async () => {
@@ -158,7 +162,12 @@ export interface OpenedBill extends BillOutline {
  * Reads the answer as it streams in, to the end: the bill's outline, or the first failure. Every
  * row must carry `mchId`, and the bill must be of one of `layouts`.
  */
-async function readThrough(body: AsyncIterable<Uint8Array>, maxBytes: number, mchId: string, billType: DownloadBillType): Promise<BillOutline | BillFailure> {
+async function readThrough(
+  body: AsyncIterable<Uint8Array>,
+  maxBytes: number,
+  mchId: string,
+  billType: DownloadBillType,
+): Promise<BillOutline | BillFailure> {
   const reading = streamBillAnswer(body, { maxBytes });
   for (;;) {
     const next = await reading.next();
@@ -170,7 +179,10 @@ async function readThrough(body: AsyncIterable<Uint8Array>, maxBytes: number, mc
       return outline;
     }
     if (next.value.mchId !== mchId) {
-      const foreign = failure('FOREIGN_BILL', `the bill has a line of merchant ${JSON.stringify(next.value.mchId.slice(0, 32))}, not ${mchId}`);
+      const foreign = failure(
+        'FOREIGN_BILL',
+        `the bill has a line of merchant ${JSON.stringify(next.value.mchId.slice(0, 32))}, not ${mchId}`,
+      );
       // Nothing more of it is read.
       await reading.return(foreign);
       return foreign;

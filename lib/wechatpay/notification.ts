@@ -118,12 +118,21 @@ export function verifyNotification(
     return failure('BAD_TOTAL_FEE', `callback total_fee "${totalFee.slice(0, 20)}" is not a whole number of fen`);
   }
   if (fields.result_code === 'SUCCESS') {
-    const document = checkPaymentDocument(fields, 'successful callback', { readFromSourceWithoutBoundary: notification.readFromSourceWithoutBoundary === true });
+    const document = checkPaymentDocument(fields, 'successful callback', {
+      readFromSourceWithoutBoundary: notification.readFromSourceWithoutBoundary === true,
+    });
     if (!document.ok) return document;
     // The document check requires transaction_id, total_fee and time_end.
     return {
       ok: true,
-      payment: { resultCode: 'SUCCESS', outTradeNo, transactionId: fields.transaction_id as string, totalFee: totalFee as string, timeEnd: fields.time_end as string, fields },
+      payment: {
+        resultCode: 'SUCCESS',
+        outTradeNo,
+        transactionId: fields.transaction_id as string,
+        totalFee: totalFee as string,
+        timeEnd: fields.time_end as string,
+        fields,
+      },
     };
   }
   const timeEnd = fields.time_end ? { timeEnd: fields.time_end } : {};

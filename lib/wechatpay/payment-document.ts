@@ -54,7 +54,11 @@ export interface CheckPaymentDocumentOptions {
  * `what` names the document in messages ("callback", "orderquery answer"). Checks every value for
  * a field boundary, then the fields every successful payment carries.
  */
-export function checkPaymentDocument(fields: Fields, what: string, options: CheckPaymentDocumentOptions = {}): { ok: true } | PaymentDocumentFailure {
+export function checkPaymentDocument(
+  fields: Fields,
+  what: string,
+  options: CheckPaymentDocumentOptions = {},
+): { ok: true } | PaymentDocumentFailure {
   const names = options.readFromSourceWithoutBoundary ? [] : Object.keys(fields);
   for (let i = 0; i < names.length; i += 1) {
     const name = names[i] as string;

@@ -143,10 +143,7 @@ export function decryptReqInfo(reqInfo: string, apiKey: string): { ok: true; fie
     return failure('BAD_CIPHERTEXT', 'req_info decrypts to bytes that are not UTF-8 (another key, or changed)');
   }
   if (plain.length > MAX_REQ_INFO_PLAINTEXT_BYTES) {
-    return failure(
-      'BAD_PLAINTEXT',
-      `req_info decrypts to ${plain.length} bytes, over the ${MAX_REQ_INFO_PLAINTEXT_BYTES}-byte limit`,
-    );
+    return failure('BAD_PLAINTEXT', `req_info decrypts to ${plain.length} bytes, over the ${MAX_REQ_INFO_PLAINTEXT_BYTES}-byte limit`);
   }
   try {
     return { ok: true, fields: parseXml(text, { rootName: 'root', maxBytes: MAX_REQ_INFO_PLAINTEXT_BYTES }) };
@@ -197,10 +194,7 @@ export function readRefundNotification(
   }
   if (outer.return_code !== 'SUCCESS') {
     const returnMsg = outer.return_msg ? `: ${shown(outer.return_msg)}` : '';
-    return failure(
-      'RETURN_CODE_NOT_SUCCESS',
-      `refund callback return_code is ${shown(outer.return_code ?? '')}, not SUCCESS${returnMsg}`,
-    );
+    return failure('RETURN_CODE_NOT_SUCCESS', `refund callback return_code is ${shown(outer.return_code ?? '')}, not SUCCESS${returnMsg}`);
   }
   for (const name of ['appid', 'mch_id', 'req_info']) {
     if (!outer[name]) return failure('MISSING_FIELD', `refund callback has no ${name}`);

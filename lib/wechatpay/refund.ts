@@ -43,9 +43,14 @@ export interface RefundAccepted {
 }
 
 function checkRefund(request: RefundRequest): void {
-  if (!WECHAT_OUT_TRADE_NO.test(request.outTradeNo)) throw new TypeError('refund: outTradeNo must be 6 to 32 characters of [0-9A-Za-z_-|*]');
-  if (!WECHAT_OUT_REFUND_NO.test(request.outRefundNo)) throw new TypeError('refund: outRefundNo must be 1 to 64 characters of [0-9A-Za-z_-|*@]');
-  for (const [name, fee] of [['totalFee', request.totalFee], ['refundFee', request.refundFee]] as const) {
+  if (!WECHAT_OUT_TRADE_NO.test(request.outTradeNo))
+    throw new TypeError('refund: outTradeNo must be 6 to 32 characters of [0-9A-Za-z_-|*]');
+  if (!WECHAT_OUT_REFUND_NO.test(request.outRefundNo))
+    throw new TypeError('refund: outRefundNo must be 1 to 64 characters of [0-9A-Za-z_-|*@]');
+  for (const [name, fee] of [
+    ['totalFee', request.totalFee],
+    ['refundFee', request.refundFee],
+  ] as const) {
     if (!Number.isSafeInteger(fee) || !FEN.test(String(fee))) throw new TypeError(`refund: ${name} must be a whole number of fen >= 1`);
   }
   if (request.refundFee > request.totalFee) throw new TypeError('refund: refundFee is over totalFee');
@@ -74,13 +79,18 @@ export const REFUND: Endpoint<RefundRequest, RefundAccepted> = {
   check: checkRefund,
   answer: signedXml((fields, request): RefundAccepted => {
     if (fields.out_refund_no !== request.outRefundNo) {
-      throw new WechatPayResponseError(`WeChat Pay refund answered about out_refund_no "${(fields.out_refund_no ?? '').slice(0, 64)}", not ${request.outRefundNo}`);
+      throw new WechatPayResponseError(
+        `WeChat Pay refund answered about out_refund_no "${(fields.out_refund_no ?? '').slice(0, 64)}", not ${request.outRefundNo}`,
+      );
     }
     if (fields.refund_fee !== String(request.refundFee)) {
-      throw new WechatPayResponseError(`WeChat Pay refund answered refund_fee "${(fields.refund_fee ?? '').slice(0, 12)}", not ${request.refundFee}`);
+      throw new WechatPayResponseError(
+        `WeChat Pay refund answered refund_fee "${(fields.refund_fee ?? '').slice(0, 12)}", not ${request.refundFee}`,
+      );
     }
     if (!fields.refund_id) throw new WechatPayResponseError('WeChat Pay refund succeeded without a refund_id');
-    if (!fields.out_trade_no || !fields.transaction_id) throw new WechatPayResponseError('WeChat Pay refund answered without naming its order (out_trade_no, transaction_id)');
+    if (!fields.out_trade_no || !fields.transaction_id)
+      throw new WechatPayResponseError('WeChat Pay refund answered without naming its order (out_trade_no, transaction_id)');
     return {
       outTradeNo: fields.out_trade_no,
       transactionId: fields.transaction_id,
@@ -147,7 +157,7 @@ export const REFUND_QUERY: Endpoint<RefundQuery, RefundQueryResult> = {
   fields: (query) => ('outRefundNo' in query ? { out_refund_no: query.outRefundNo } : { out_trade_no: query.outTradeNo }),
   check: (query) => {
     if ('outRefundNo' in query ? !WECHAT_OUT_REFUND_NO.test(query.outRefundNo) : !WECHAT_OUT_TRADE_NO.test(query.outTradeNo)) {
-      throw new TypeError('refundQuery: name one refund (outRefundNo) or one order (outTradeNo) in WeChat Pay\'s characters');
+      throw new TypeError("refundQuery: name one refund (outRefundNo) or one order (outTradeNo) in WeChat Pay's characters");
     }
   },
   answer: signedXml((fields, query): RefundQueryResult => {
@@ -158,7 +168,8 @@ export const REFUND_QUERY: Endpoint<RefundQuery, RefundQueryResult> = {
     if ('outTradeNo' in query && fields.out_trade_no !== query.outTradeNo) {
       throw new WechatPayResponseError(`WeChat Pay refundquery answered about another order`);
     }
-    if (!fields.out_trade_no || !fields.transaction_id) throw new WechatPayResponseError('WeChat Pay refundquery answered without naming its order (out_trade_no, transaction_id)');
+    if (!fields.out_trade_no || !fields.transaction_id)
+      throw new WechatPayResponseError('WeChat Pay refundquery answered without naming its order (out_trade_no, transaction_id)');
     const totalFee = fields.total_fee && FEN.test(fields.total_fee) ? Number(fields.total_fee) : undefined;
     return {
       outTradeNo: fields.out_trade_no,

@@ -53,7 +53,9 @@ function signingOrder(names: string[]): SigningOrder {
   let order = signingOrders.get(names);
   if (order === undefined) {
     // Field names are ASCII, where UTF-16 order is byte order.
-    const positions = names.flatMap((name, position) => (name === 'sign' ? [] : [position])).sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
+    const positions = names
+      .flatMap((name, position) => (name === 'sign' ? [] : [position]))
+      .sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
     order = { positions, prefixes: positions.map((position) => `${names[position]}=`) };
     signingOrders.remember(names, order);
   }
@@ -127,9 +129,7 @@ export function signFields(
 /** Why a signature does not hold. */
 export type SignatureFailureReason = 'UNKNOWN_SIGN_TYPE' | 'NO_SIGN' | 'SIGN_LENGTH' | 'SIGN_MISMATCH';
 
-export type SignatureCheck =
-  | { ok: true; signType: SignType }
-  | (Failure<SignatureFailureReason> & { signType?: SignType });
+export type SignatureCheck = { ok: true; signType: SignType } | (Failure<SignatureFailureReason> & { signType?: SignType });
 
 /**
  * The sign type a document was signed with: its own `sign_type` when it has one, else the caller's
@@ -152,11 +152,7 @@ export function resolveSignType(
  * Checks the `sign` of a received document over every field it carries (including ones this code
  * does not know), in constant time. The reason names the likely mistake without revealing the key.
  */
-export function verifySignature(
-  fields: SignableFields,
-  apiKey: string,
-  fallbackSignType?: SignType,
-): SignatureCheck {
+export function verifySignature(fields: SignableFields, apiKey: string, fallbackSignType?: SignType): SignatureCheck {
   const resolved = resolveSignType(fields, fallbackSignType);
   if (!resolved.ok) return resolved;
   const { signType } = resolved;
@@ -180,10 +176,7 @@ export function verifySignature(
   }
   if (Buffer.byteLength(received.toUpperCase(), 'utf8') !== hexLength) {
     const other: SignType = signType === 'MD5' ? 'HMAC-SHA256' : 'MD5';
-    const hint =
-      received.length === (other === 'MD5' ? 32 : 64)
-        ? ` (its length fits ${other}: was it signed with ${other}?)`
-        : '';
+    const hint = received.length === (other === 'MD5' ? 32 : 64) ? ` (its length fits ${other}: was it signed with ${other}?)` : '';
     return {
       ...failure('SIGN_LENGTH', `sign has ${received.length} characters, a ${signType} signature has ${hexLength}${hint}`),
       signType,

@@ -36,12 +36,21 @@ export function isBeijingTimestamp(value: string): boolean {
   const h = digits(value, 8, 10);
   const mi = digits(value, 10, 12);
   const s = digits(value, 12, 14);
-  return y >= 100 && mo >= 1 && mo <= 12 && d >= 1 && d <= daysInMonth(y, mo) && h >= 0 && h <= 23 && mi >= 0 && mi <= 59 && s >= 0 && s <= 59;
+  return (
+    y >= 100 && mo >= 1 && mo <= 12 && d >= 1 && d <= daysInMonth(y, mo) && h >= 0 && h <= 23 && mi >= 0 && mi <= 59 && s >= 0 && s <= 59
+  );
 }
 
 /** Reads a `yyyyMMddHHmmss` Beijing-time value; undefined when it is not one (`isBeijingTimestamp`). */
 export function fromBeijingTimestamp(value: string): Date | undefined {
   if (!isBeijingTimestamp(value)) return undefined;
-  const utc = Date.UTC(digits(value, 0, 4), digits(value, 4, 6) - 1, digits(value, 6, 8), digits(value, 8, 10), digits(value, 10, 12), digits(value, 12, 14));
+  const utc = Date.UTC(
+    digits(value, 0, 4),
+    digits(value, 4, 6) - 1,
+    digits(value, 6, 8),
+    digits(value, 8, 10),
+    digits(value, 10, 12),
+    digits(value, 12, 14),
+  );
   return new Date(utc - BEIJING_OFFSET_MS);
 }

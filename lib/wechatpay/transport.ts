@@ -1,7 +1,15 @@
 import type { Agent } from 'node:https';
 import type { ClientCertificate } from './client-certificate';
 import type { ClientSettings } from './client-options';
-import { WechatPayBusinessError, WechatPayCommunicationError, WechatPayConfigError, WechatPayError, WechatPayNetworkError, WechatPayResponseError, XmlFormatError } from './errors';
+import {
+  WechatPayBusinessError,
+  WechatPayCommunicationError,
+  WechatPayConfigError,
+  WechatPayError,
+  WechatPayNetworkError,
+  WechatPayResponseError,
+  XmlFormatError,
+} from './errors';
 import { nonceStr } from './ids';
 import { signFields, verifySignature, type Fields, type SignableFields, type SignType } from './sign';
 import { buildXml, parseXml } from './xml';
@@ -109,10 +117,7 @@ function verifiedFields(bytes: Uint8Array, { endpoint, signType, settings }: Ans
   }
   const check = verifySignature(fields, settings.apiKey, signType);
   if (!check.ok) {
-    throw new WechatPayResponseError(
-      `WeChat Pay ${endpoint} answer failed signature verification: ${check.message}`,
-      'INVALID_SIGNATURE',
-    );
+    throw new WechatPayResponseError(`WeChat Pay ${endpoint} answer failed signature verification: ${check.message}`, 'INVALID_SIGNATURE');
   }
   if (fields.appid !== undefined && fields.appid !== settings.appId) {
     throw new WechatPayResponseError(
@@ -176,11 +181,18 @@ export function createTransport(settings: ClientSettings): Transport {
   function clientCertAgent(endpointName: string): Promise<Agent> {
     const load = settings.clientCertificate;
     if (!load) {
-      return Promise.reject(new WechatPayConfigError(`WeChat Pay ${endpointName} needs the merchant's API client certificate, which this client was not given`));
+      return Promise.reject(
+        new WechatPayConfigError(`WeChat Pay ${endpointName} needs the merchant's API client certificate, which this client was not given`),
+      );
     }
     tlsAgent ??= Promise.all([load(), import('node:https')]).then(
       ([certificate, https]: [ClientCertificate, typeof import('node:https')]) =>
-        new https.Agent({ cert: certificate.cert, key: certificate.key, ...(certificate.ca ? { ca: certificate.ca } : {}), keepAlive: true }),
+        new https.Agent({
+          cert: certificate.cert,
+          key: certificate.key,
+          ...(certificate.ca ? { ca: certificate.ca } : {}),
+          keepAlive: true,
+        }),
     );
     tlsAgent.catch(() => {
       tlsAgent = undefined;
@@ -188,7 +200,11 @@ export function createTransport(settings: ClientSettings): Transport {
     return tlsAgent;
   }
 
-  async function attempt(endpoint: Pick<Endpoint<never, unknown>, 'name' | 'path' | 'needsClientCert'>, body: string, agent?: Agent): Promise<RawAnswer> {
+  async function attempt(
+    endpoint: Pick<Endpoint<never, unknown>, 'name' | 'path' | 'needsClientCert'>,
+    body: string,
+    agent?: Agent,
+  ): Promise<RawAnswer> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
     const base = endpoint.needsClientCert ? settings.secapiBaseUrl : settings.baseUrl;
@@ -216,10 +232,9 @@ export function createTransport(settings: ClientSettings): Transport {
           cause: error,
         });
       }
-      throw new WechatPayNetworkError(
-        `WeChat Pay ${endpoint.name} could not be reached at ${base} (${describeNetworkCause(error)})`,
-        { cause: error },
-      );
+      throw new WechatPayNetworkError(`WeChat Pay ${endpoint.name} could not be reached at ${base} (${describeNetworkCause(error)})`, {
+        cause: error,
+      });
     } finally {
       clearTimeout(timer);
     }

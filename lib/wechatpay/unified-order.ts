@@ -73,7 +73,7 @@ function checkUnifiedOrderParams(params: UnifiedOrderParams): void {
     throw new TypeError(`unifiedOrder: trade_type must be one of ${TRADE_TYPES.join(', ')}`);
   }
   if (params.trade_type === 'JSAPI' && !params.openid) {
-    throw new TypeError('unifiedOrder: a JSAPI order needs the payer\'s openid (under this appid)');
+    throw new TypeError("unifiedOrder: a JSAPI order needs the payer's openid (under this appid)");
   }
   if (params.trade_type === 'NATIVE' && !params.product_id) {
     throw new TypeError('unifiedOrder: a NATIVE order needs a product_id');

@@ -112,7 +112,12 @@ async function openCheckout(context: BrowserContext): Promise<Checkout> {
     if (message.type() === 'error') errors.push(`${message.text()} (${message.location().url})`);
   });
   page.on('response', (response: Response) => {
-    received.push(response.text().then((body) => `${response.url()}: ${JSON.stringify(response.headers())} ${body}`, () => ''));
+    received.push(
+      response.text().then(
+        (body) => `${response.url()}: ${JSON.stringify(response.headers())} ${body}`,
+        () => '',
+      ),
+    );
   });
   await page.goto(stack.demoUrl);
   await page.locator('#cart .product').first().waitFor({ state: 'visible' });
@@ -162,12 +167,13 @@ async function pay(page: Page): Promise<{ sent: Record<string, unknown>; order: 
 async function listedEvents(page: Page): Promise<ListedEvent[]> {
   return page.locator('#events .event').evaluateAll(
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    (rows: any[]) => rows.map((r) => ({
-      id: r.dataset.id,
-      detailType: r.dataset.detailType,
-      text: r.querySelector('.event-type').textContent,
-      time: r.querySelector('time').getAttribute('datetime'),
-    })),
+    (rows: any[]) =>
+      rows.map((r) => ({
+        id: r.dataset.id,
+        detailType: r.dataset.detailType,
+        text: r.querySelector('.event-type').textContent,
+        time: r.querySelector('time').getAttribute('datetime'),
+      })),
   );
 }
 
@@ -213,7 +219,7 @@ async function merchant(method: string, path: string, body?: unknown): Promise<g
 }
 
 describe.each(Object.entries(SIZES))('demo checkout on a %s-sized screen', (size, device) => {
-  it('sells the demo products: a cart priced by the server, paid through the emulator\'s scan page', async () => {
+  it("sells the demo products: a cart priced by the server, paid through the emulator's scan page", async () => {
     const context = await browser.newContext(device);
     try {
       const checkout = await openCheckout(context);
@@ -223,12 +229,13 @@ describe.each(Object.entries(SIZES))('demo checkout on a %s-sized screen', (size
       const listed = await page.locator('#cart .product').evaluateAll(
         // The tests compile without the DOM's types: the browser side is given loosely typed.
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        (rows: any[]) => rows.map((r) => ({
-          sku: r.dataset.sku,
-          name: r.querySelector('.product-name').textContent,
-          price: r.querySelector('.product-price').textContent,
-          quantity: r.querySelector('input').value,
-        })),
+        (rows: any[]) =>
+          rows.map((r) => ({
+            sku: r.dataset.sku,
+            name: r.querySelector('.product-name').textContent,
+            price: r.querySelector('.product-price').textContent,
+            quantity: r.querySelector('input').value,
+          })),
       );
       expect(listed).toEqual(PRODUCTS.map((p) => ({ sku: p.sku, name: p.name, price: yuan(p.priceFen), quantity: '0' })));
       expect(await page.locator('#pay-button').isDisabled()).toBe(true);
@@ -236,13 +243,17 @@ describe.each(Object.entries(SIZES))('demo checkout on a %s-sized screen', (size
       expect(await page.getByLabel('Quantity of Latte (large)').inputValue()).toBe('0');
       await page.screenshot({ path: `${SHOTS}${size}-1-checkout.png`, fullPage: true });
 
-      const cart = { 'croissant': 3, 'latte-large': 2, 'matcha-cake': 12 };
+      const cart = { croissant: 3, 'latte-large': 2, 'matcha-cake': 12 };
       for (const [sku, quantity] of Object.entries(cart)) await setQuantity(page, sku, quantity);
       // The stepper stays within 0 to 999.
       await row(page, 'latte-large').locator('input').fill('5000');
       await row(page, 'latte-large').locator('input').blur();
       expect(await row(page, 'latte-large').locator('input').inputValue()).toBe('999');
-      expect(await row(page, 'latte-large').getByRole('button', { name: /^One more / }).isDisabled()).toBe(true);
+      expect(
+        await row(page, 'latte-large')
+          .getByRole('button', { name: /^One more / })
+          .isDisabled(),
+      ).toBe(true);
       await setQuantity(page, 'latte-large', 2);
       const expected = demoTotal(cart);
       expect(expected).toBe(1200 * 3 + 2800 * 2 + 3200 * 12);
@@ -350,9 +361,7 @@ describe('demo checkout, the other trade types', () => {
           expect(shown).toEqual(order.pay);
           expect(shown.package).toBe('Sign=WXPay');
         }
-        expect(await page.locator('#simulate-link').getAttribute('href')).toContain(
-          `out_trade_no=${encodeURIComponent(order.outTradeNo)}`,
-        );
+        expect(await page.locator('#simulate-link').getAttribute('href')).toContain(`out_trade_no=${encodeURIComponent(order.outTradeNo)}`);
         await page.screenshot({ path: `${SHOTS}phone-${tradeType.toLowerCase()}.png`, fullPage: true });
       }
       expect(errors).toEqual([]);
@@ -384,7 +393,9 @@ describe('demo checkout, the other trade types', () => {
     try {
       const page = await context.newPage();
       const failing = { code: 'CATALOG_UNAVAILABLE', message: "the API's catalog answered HTTP 503" };
-      await page.route('**/products', (route) => route.fulfill({ status: 502, contentType: 'application/json', body: JSON.stringify({ error: failing }) }));
+      await page.route('**/products', (route) =>
+        route.fulfill({ status: 502, contentType: 'application/json', body: JSON.stringify({ error: failing }) }),
+      );
       await page.goto(stack.demoUrl);
       await page.locator('#products-error').waitFor({ state: 'visible' });
       expect(await page.locator('#products-error-text').textContent()).toBe(`Could not load the products: ${failing.message}`);
@@ -433,12 +444,16 @@ describe('demo checkout, the other trade types', () => {
     const cake = PRODUCTS.find((product) => product.sku === 'matcha-cake')!;
     const croissant = PRODUCTS.find((product) => product.sku === 'croissant')!;
     try {
-      expect((await merchant('PUT', `/merchant/products/${cake.sku}`, { name: cake.name, priceFen: cake.priceFen, active: false })).status).toBe(200);
+      expect(
+        (await merchant('PUT', `/merchant/products/${cake.sku}`, { name: cake.name, priceFen: cake.priceFen, active: false })).status,
+      ).toBe(200);
       const { page, errors } = await openCheckout(context);
-      expect(await page.locator('#cart .product').evaluateAll(
-        // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        (rows: any[]) => rows.map((r) => r.dataset.sku),
-      )).toEqual(PRODUCTS.filter((p) => p !== cake).map((p) => p.sku));
+      expect(
+        await page.locator('#cart .product').evaluateAll(
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any
+          (rows: any[]) => rows.map((r) => r.dataset.sku),
+        ),
+      ).toEqual(PRODUCTS.filter((p) => p !== cake).map((p) => p.sku));
 
       // The page estimates with the price it loaded; the server charges the price of the moment.
       await setQuantity(page, croissant.sku, 2);
@@ -461,7 +476,6 @@ describe('demo checkout, the other trade types', () => {
   });
 });
 
-
 /** The session token with its expiry pushed a day later and its signature left as it was. */
 function tampered(token: string): string {
   const [header, payload, signature] = token.split('.');
@@ -471,12 +485,12 @@ function tampered(token: string): string {
 }
 
 describe('demo checkout as a mini-program payer', () => {
-  it('logs in with a simulated wx.login(), orders JSAPI with the session token, is paid in the emulator and lists the order\'s events', async () => {
+  it("logs in with a simulated wx.login(), orders JSAPI with the session token, is paid in the emulator and lists the order's events", async () => {
     const context = await browser.newContext(SIZES.phone);
     try {
       const checkout = await openCheckout(context);
       const { page, errors, logged } = checkout;
-      const cart = { 'croissant': 2, 'latte-large': 1 };
+      const cart = { croissant: 2, 'latte-large': 1 };
       for (const [sku, quantity] of Object.entries(cart)) await setQuantity(page, sku, quantity);
       await page.locator('input[name="tradeType"][value="MINIPROGRAM"]').check();
       expect(await page.locator('#miniprogram-field').isVisible()).toBe(true);
@@ -513,7 +527,11 @@ describe('demo checkout as a mini-program payer', () => {
       expect(shown).toEqual(order.pay);
       expect(shown.appId).toBe(MINI_PROGRAM);
       // The API made the order under the mini-program, for the payer the token proves.
-      const made = (await (await merchant('GET', `/merchant/orders/${order.outTradeNo}`)).json()) as { appId: string; openid: string; tradeType: string };
+      const made = (await (await merchant('GET', `/merchant/orders/${order.outTradeNo}`)).json()) as {
+        appId: string;
+        openid: string;
+        tradeType: string;
+      };
       expect(made).toMatchObject({ appId: MINI_PROGRAM, openid: login.openid, tradeType: 'JSAPI' });
       expect(await page.locator('#events-status').textContent()).toMatch(/^None yet/);
       await page.screenshot({ path: `${SHOTS}phone-miniprogram-2-jsapi.png`, fullPage: true });
@@ -599,7 +617,11 @@ describe('demo checkout as a mini-program payer', () => {
       expect(logins).toBe(2);
       const second = (await again.json()) as Created;
       expect(second.outTradeNo).not.toBe(first.outTradeNo);
-      const [one, two] = await Promise.all([first, second].map(async (o) => (await (await merchant('GET', `/merchant/orders/${o.outTradeNo}`)).json()) as { appId: string; openid: string }));
+      const [one, two] = await Promise.all(
+        [first, second].map(
+          async (o) => (await (await merchant('GET', `/merchant/orders/${o.outTradeNo}`)).json()) as { appId: string; openid: string },
+        ),
+      );
       expect(two).toMatchObject({ appId: MINI_PROGRAM, openid: one?.openid });
       for (const token of genuine) expect(logged.join('\n')).not.toContain(token);
     } finally {

@@ -53,7 +53,15 @@ export async function startLocalStack(timeoutMs = 150_000): Promise<LocalStack> 
     SLS_NOTIFICATIONS_MODE: 'off',
   };
   // Whatever the caller's shell says, the stack must use its own local defaults.
-  for (const name of ['WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'DYNAMODB_ENDPOINT', 'EVENTBRIDGE_ENDPOINT', 'ORDERS_TABLE', 'CATALOG_TABLE']) delete env[name];
+  for (const name of [
+    'WECHATPAY_BASE_URL',
+    'WECHATPAY_NOTIFY_URL',
+    'DYNAMODB_ENDPOINT',
+    'EVENTBRIDGE_ENDPOINT',
+    'ORDERS_TABLE',
+    'CATALOG_TABLE',
+  ])
+    delete env[name];
 
   // Its own process group: if it will not stop, the group (serverless offline included) is killed.
   const child = spawn(TSX, ['dev/local/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });

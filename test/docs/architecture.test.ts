@@ -63,7 +63,9 @@ function table(): Row[] {
   return rows.map(([, layer = '', folder = '', , allowed = '']) => ({
     layer,
     folder: folder.replace(/`/g, ''),
-    allowed: [...allowed.matchAll(/`([^`]+)`/g)].map((match) => match[1] as string).filter((name) => /^((lib|dev)\/[\w.-]+|[a-z]+)$/.test(name) && !/^[\w-]+\.ts$/.test(name)),
+    allowed: [...allowed.matchAll(/`([^`]+)`/g)]
+      .map((match) => match[1] as string)
+      .filter((name) => /^((lib|dev)\/[\w.-]+|[a-z]+)$/.test(name) && !/^[\w-]+\.ts$/.test(name)),
   }));
 }
 
@@ -93,7 +95,8 @@ describe(`${DOC}: what each folder may import`, () => {
     for (const row of rows.filter((candidate) => candidate.layer !== 'dev')) {
       for (const target of row.allowed) {
         const layer = byFolder.get(target)?.layer;
-        if (layer === undefined || layer === 'dev' || Number(layer) < Number(row.layer)) backwards.push(`${row.folder} (${row.layer}) → ${target} (${layer ?? 'no row'})`);
+        if (layer === undefined || layer === 'dev' || Number(layer) < Number(row.layer))
+          backwards.push(`${row.folder} (${row.layer}) → ${target} (${layer ?? 'no row'})`);
       }
     }
     expect(backwards).toEqual([]);

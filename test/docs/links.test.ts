@@ -70,8 +70,12 @@ describe('the link check itself', () => {
     expect(githubSlug('`POST /orders`')).toBe('post-orders');
     expect(githubSlug('Refunds: `POST /merchant/orders/{outTradeNo}/refunds`')).toBe('refunds-post-merchantordersouttradenorefunds');
     expect(githubSlug("Payers' login and the JS-SDK: `/auth/...`")).toBe('payers-login-and-the-js-sdk-auth');
-    expect(githubSlug("WeChat's platform API (login, access_token, jsapi_ticket)")).toBe('wechats-platform-api-login-access_token-jsapi_ticket');
-    expect(githubSlug('`wxpay cert`: the API certificate, from `.p12` to PEM to SSM')).toBe('wxpay-cert-the-api-certificate-from-p12-to-pem-to-ssm');
+    expect(githubSlug("WeChat's platform API (login, access_token, jsapi_ticket)")).toBe(
+      'wechats-platform-api-login-access_token-jsapi_ticket',
+    );
+    expect(githubSlug('`wxpay cert`: the API certificate, from `.p12` to PEM to SSM')).toBe(
+      'wxpay-cert-the-api-certificate-from-p12-to-pem-to-ssm',
+    );
     expect(githubSlug('See [the guide](guide.md) first')).toBe('see-the-guide-first');
     expect(githubSlug('502: WeChat Pay or WeChat')).toBe('502-wechat-pay-or-wechat');
   });

@@ -17,28 +17,40 @@ function topLevelKeys(body: string): string[] {
     else if (']})'.includes(char)) depth--;
     else if (depth === 0) flat += char;
   }
-  return flat.split(',').map((entry) => (entry.split(':')[0] as string).trim()).filter((key) => key !== '');
+  return flat
+    .split(',')
+    .map((entry) => (entry.split(':')[0] as string).trim())
+    .filter((key) => key !== '');
 }
 
 describe('the Mermaid diagrams of the docs', () => {
-  it('include the architecture page\'s layers, request flow and payment sequence', () => {
+  it("include the architecture page's layers, request flow and payment sequence", () => {
     expect(diagrams.filter(({ name }) => name.startsWith('docs/internals/architecture.md')).length).toBeGreaterThanOrEqual(3);
   });
 
   it("send POST /orders only the fields the API takes, as the reference's table of POST /orders lists them", () => {
-    const taken = new Set([...section(readDoc('docs/reference/http-api.md'), '`POST /orders`').matchAll(/^\| `(\w+)` \|/gm)].map((match) => match[1]));
+    const taken = new Set(
+      [...section(readDoc('docs/reference/http-api.md'), '`POST /orders`').matchAll(/^\| `(\w+)` \|/gm)].map((match) => match[1]),
+    );
     expect([...taken]).toEqual(expect.arrayContaining(['tradeType', 'items']));
     expect(taken.has('totalFee')).toBe(false);
     const sent = diagrams.flatMap(({ name, text }) =>
       [...text.matchAll(/:\s*POST \/orders \{(.*)\}\s*$/gm)].map((match) => ({ name, fields: topLevelKeys(match[1] as string) })),
     );
     expect(sent.length).toBeGreaterThan(0);
-    for (const { name, fields } of sent) expect(fields.filter((field) => !taken.has(field)), name).toEqual([]);
+    for (const { name, fields } of sent)
+      expect(
+        fields.filter((field) => !taken.has(field)),
+        name,
+      ).toEqual([]);
   });
 
-  it.each(diagrams)('$name keeps to the house style: unique node ids, quoted labels, subgraphs closed, declared participants', ({ text }) => {
-    expect(mermaidProblems(text)).toEqual([]);
-  });
+  it.each(diagrams)(
+    '$name keeps to the house style: unique node ids, quoted labels, subgraphs closed, declared participants',
+    ({ text }) => {
+      expect(mermaidProblems(text)).toEqual([]);
+    },
+  );
 });
 
 describe('the diagram check', () => {
@@ -76,14 +88,17 @@ describe('the diagram check', () => {
       expect.stringMatching(/line 4: an edge label is not quoted: imports/),
       expect.stringMatching(/line 5: c is used but never defined/),
     ]);
-    expect(mermaidProblems('sequenceDiagram\n  participant F as Frontend\n  participant F as Again\n  F->>C: POST /orders {items}')).toEqual([
+    expect(
+      mermaidProblems('sequenceDiagram\n  participant F as Frontend\n  participant F as Again\n  F->>C: POST /orders {items}'),
+    ).toEqual([
       expect.stringMatching(/line 3: participant F is declared twice/),
       expect.stringMatching(/line 4: C is not a declared participant/),
     ]);
   });
 
   it('passes a diagram in the house style', () => {
-    const good = 'flowchart LR\n  subgraph fns ["functions/"]\n    a["createOrder<br/>POST /orders"]\n  end\n  db[("DynamoDB")]\n  a & b -- "PutItem (only if new)" --> db\n  b["notify"]';
+    const good =
+      'flowchart LR\n  subgraph fns ["functions/"]\n    a["createOrder<br/>POST /orders"]\n  end\n  db[("DynamoDB")]\n  a & b -- "PutItem (only if new)" --> db\n  b["notify"]';
     expect(mermaidProblems(good)).toEqual([]);
   });
 });

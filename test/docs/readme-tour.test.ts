@@ -36,7 +36,9 @@ describe("the README's tour", () => {
 describe('an answer as the README shows it', () => {
   it('matches with "..." for any text in a string, and for any other members where it stands as one', () => {
     const shown = '{"outTradeNo":"...","status":"PAID","totalFee":2800,...,"transactionId":"42000..."}';
-    expect(answerProblems(shown, { outTradeNo: 'x', status: 'PAID', totalFee: 2800, tradeType: 'NATIVE', transactionId: '4200012320260101' })).toEqual([]);
+    expect(
+      answerProblems(shown, { outTradeNo: 'x', status: 'PAID', totalFee: 2800, tradeType: 'NATIVE', transactionId: '4200012320260101' }),
+    ).toEqual([]);
     expect(answerProblems(shown, { outTradeNo: 'x', status: 'PENDING', totalFee: 2800 })).toEqual([
       '$.status: "PENDING" is not "PAID"',
       '$.transactionId: missing',
@@ -47,7 +49,12 @@ describe('an answer as the README shows it', () => {
     expect(answerProblems('{"pay":{"codeUrl":"weixin://..."}}', { pay: { codeUrl: 'weixin://a', qrCode: 'data:' } })).toEqual([
       '$.pay.qrCode: there, but the README shows no "..." for it',
     ]);
-    expect(answerProblems('{"events":[{"detail-type":"Order Paid",...}]}', { events: [{ 'detail-type': 'Order Paid', id: '1' }] })).toEqual([]);
-    expect(answerProblems('{"events":[{"detail-type":"Order Paid",...}]}', { events: [] })).toEqual(['$.events: 0 items', '$.events[0]: not an object']);
+    expect(answerProblems('{"events":[{"detail-type":"Order Paid",...}]}', { events: [{ 'detail-type': 'Order Paid', id: '1' }] })).toEqual(
+      [],
+    );
+    expect(answerProblems('{"events":[{"detail-type":"Order Paid",...}]}', { events: [] })).toEqual([
+      '$.events: 0 items',
+      '$.events[0]: not an object',
+    ]);
   });
 });

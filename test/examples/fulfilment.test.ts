@@ -28,7 +28,10 @@ import { startTestStack, type TestStack } from '../support/stack';
 const EXAMPLE = join(ROOT, 'examples/fulfilment');
 // Plain JavaScript (the Lambda runtime's SDK, no build step): imported by path.
 const HANDLER = join(EXAMPLE, 'handler.mjs');
-type Fulfil = (event: unknown, options?: { db?: DynamoDBClient; table?: string; work?: (detail: Record<string, unknown>) => Promise<void>; now?: () => number }) => Promise<'fulfilled' | 'duplicate'>;
+type Fulfil = (
+  event: unknown,
+  options?: { db?: DynamoDBClient; table?: string; work?: (detail: Record<string, unknown>) => Promise<void>; now?: () => number },
+) => Promise<'fulfilled' | 'duplicate'>;
 
 let fulfil: Fulfil;
 let stack: TestStack;
@@ -51,7 +54,11 @@ beforeAll(async () => {
   });
   ctx = await ordersContext();
   await stack.sim.faults({ dropNotifies: 1_000_000_000 });
-  db = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  db = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   // The example's own table, as its serverless.yml defines it.
   await db.send(new CreateTableCommand(tableInput('ProcessedEventsTable' as TableResource, TABLE, join(EXAMPLE, 'serverless.yml'))));
 });
@@ -70,24 +77,31 @@ const event = (eventId: string, outTradeNo = '20261123example0001') => ({
 });
 
 describe('the sample consumer', () => {
-  it('subscribes to Order Paid on the backend\'s bus, imported from its stack, with retries and a dead-letter queue', () => {
+  it("subscribes to Order Paid on the backend's bus, imported from its stack, with retries and a dead-letter queue", () => {
     const config = readFileSync(join(EXAMPLE, 'serverless.yml'), 'utf8');
     expect(config).toContain("'Fn::ImportValue': '${param:backendService}-${sls:stage}-EventBusName'");
     expect(config).toMatch(/source: \[wechatpay\.orders\]\n\s+detail-type: \[Order Paid\]/);
   });
 
-  it('packages, and its template passes the checks the backend\'s does (resources, references, IAM)', async () => {
+  it("packages, and its template passes the checks the backend's does (resources, references, IAM)", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fulfilment-'));
     try {
       await promisify(execFile)(SERVERLESS, ['package', '--stage', 'dev', '--package', dir], { cwd: EXAMPLE, env: cliEnv() });
       const template = JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8'));
       expect(validateTemplate(template)).toEqual([]);
       expect(await validateIam(template)).toEqual([]);
-      const rule = Object.values(template.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).find((resource) => resource.Type === 'AWS::Events::Rule')!;
+      const rule = Object.values(template.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).find(
+        (resource) => resource.Type === 'AWS::Events::Rule',
+      )!;
       expect(rule.Properties).toMatchObject({
         EventBusName: { 'Fn::ImportValue': 'wechatpay-dev-EventBusName' },
         EventPattern: { source: ['wechatpay.orders'], 'detail-type': ['Order Paid'] },
-        Targets: [{ RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 185 }, DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] } } }],
+        Targets: [
+          {
+            RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 185 },
+            DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] } },
+          },
+        ],
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -116,7 +130,9 @@ describe('the sample consumer', () => {
   });
 
   it('a failed fulfilment releases its claim, and the retry fulfils', async () => {
-    await expect(fulfil(event('c1'), { db, table: TABLE, work: async () => Promise.reject(new Error('warehouse down')) })).rejects.toThrow('warehouse down');
+    await expect(fulfil(event('c1'), { db, table: TABLE, work: async () => Promise.reject(new Error('warehouse down')) })).rejects.toThrow(
+      'warehouse down',
+    );
     expect(await fulfil(event('c1'), { db, table: TABLE, work: async () => undefined })).toBe('fulfilled');
   });
 

@@ -33,7 +33,7 @@ async function paidMiniProgramOrder(totalFee = 100): Promise<{ id: string; trans
 }
 
 describe("refunds of the second app's orders", () => {
-  it('are sent under the order\'s app and recorded from its callback', async () => {
+  it("are sent under the order's app and recorded from its callback", async () => {
     const { id } = await paidMiniProgramOrder(100);
     const answer = await refund(id, { refundFee: 40, idempotencyKey: randomUUID() });
     expect(answer.status, answer.raw).toBe(202);
@@ -66,10 +66,20 @@ describe("refunds of the second app's orders", () => {
 
   it("refuse a refund callback carrying the first app's appid, and record the order's own", async () => {
     const { id, transactionId } = await paidMiniProgramOrder(100);
-    const fields = { out_trade_no: id, transaction_id: transactionId, out_refund_no: `external-${randomUUID().slice(0, 8)}`, total_fee: '100', refund_fee: '10' };
-    const document = (appid: string) => encryptedRefundNotification({ apiKey: TEST_MERCHANT.apiKey, appid, mch_id: TEST_MERCHANT.mchId, fields });
+    const fields = {
+      out_trade_no: id,
+      transaction_id: transactionId,
+      out_refund_no: `external-${randomUUID().slice(0, 8)}`,
+      total_fee: '100',
+      refund_fee: '10',
+    };
+    const document = (appid: string) =>
+      encryptedRefundNotification({ apiKey: TEST_MERCHANT.apiKey, appid, mch_id: TEST_MERCHANT.mchId, fields });
     const refused = await refundCallback(document(TEST_MERCHANT.appId));
-    expect(refused).toMatchObject({ returnCode: 'FAIL', returnMsg: `sent under appid ${TEST_MERCHANT.appId}, but the order was made under ${MINI}` });
+    expect(refused).toMatchObject({
+      returnCode: 'FAIL',
+      returnMsg: `sent under appid ${TEST_MERCHANT.appId}, but the order was made under ${MINI}`,
+    });
     expect((await ctx.store.get(id))?.refunds?.[fields.out_refund_no]).toBeUndefined();
     expect((await refundCallback(document(MINI))).returnCode).toBe('SUCCESS');
     expect((await ctx.store.get(id))?.refunds?.[fields.out_refund_no]).toMatchObject({ refundFee: 10, status: 'SUCCESS' });

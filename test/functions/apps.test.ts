@@ -24,7 +24,14 @@ let ctx: OrdersContext;
 useTestStack((started) => ({ stack, ctx } = started), { reset: true });
 
 async function miniProgramOrder(totalFee = 250, extra: Record<string, unknown> = {}) {
-  const created = await create({ tradeType: 'JSAPI', appId: MINI, openid: 'oMiniProgramPayer01', totalFee, description: 'second app', ...extra });
+  const created = await create({
+    tradeType: 'JSAPI',
+    appId: MINI,
+    openid: 'oMiniProgramPayer01',
+    totalFee,
+    description: 'second app',
+    ...extra,
+  });
   expect(created.status, created.raw).toBe(201);
   return created;
 }
@@ -72,13 +79,13 @@ describe("an order of the merchant's second app", () => {
     expect((await callback(paidCallback(id, 120))).returnCode).toBe('SUCCESS');
   });
 
-  it('a callback for an app that is not the merchant\'s is refused before any order is read', async () => {
+  it("a callback for an app that is not the merchant's is refused before any order is read", async () => {
     const id = (await miniProgramOrder()).body.outTradeNo;
     const reply = await callback(paidCallback(id, 250, { appid: 'wx0000000000000bad' }));
     expect(reply).toMatchObject({ returnCode: 'FAIL', returnMsg: 'callback is for appid "wx0000000000000bad", not ours' });
   });
 
-  it('a lost callback: GET asks WeChat Pay under the order\'s app and records the payment', async () => {
+  it("a lost callback: GET asks WeChat Pay under the order's app and records the payment", async () => {
     await stack.sim.faults({ dropNotifies: 100 });
     const id = (await miniProgramOrder()).body.outTradeNo;
     await stack.sim.pay(id);
@@ -105,15 +112,28 @@ describe("an order of the merchant's second app", () => {
 
   it('an idempotent repeat names the same app; the same key for another app is another request (409)', async () => {
     const first = await miniProgramOrder(250, { idempotencyKey: 'apps-key-1' });
-    const repeat = await create({ tradeType: 'JSAPI', appId: MINI, openid: 'oMiniProgramPayer01', totalFee: 250, description: 'second app', idempotencyKey: 'apps-key-1' });
+    const repeat = await create({
+      tradeType: 'JSAPI',
+      appId: MINI,
+      openid: 'oMiniProgramPayer01',
+      totalFee: 250,
+      description: 'second app',
+      idempotencyKey: 'apps-key-1',
+    });
     expect(repeat.status).toBe(200);
     expect(repeat.body).toMatchObject({ outTradeNo: first.body.outTradeNo, pay: { appId: MINI } });
-    const otherApp = await create({ tradeType: 'JSAPI', openid: 'oMiniProgramPayer01', totalFee: 250, description: 'second app', idempotencyKey: 'apps-key-1' });
+    const otherApp = await create({
+      tradeType: 'JSAPI',
+      openid: 'oMiniProgramPayer01',
+      totalFee: 250,
+      description: 'second app',
+      idempotencyKey: 'apps-key-1',
+    });
     expect(otherApp.status).toBe(409);
     expect(otherApp.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
   });
 
-  it('an app that is not the merchant\'s is refused with a 400 naming appId, and nothing is stored', async () => {
+  it("an app that is not the merchant's is refused with a 400 naming appId, and nothing is stored", async () => {
     const refused = await create({ tradeType: 'NATIVE', appId: 'wx0000000000000bad', totalFee: 100, description: 'unknown app' });
     expect(refused.status).toBe(400);
     expect(refused.body.error).toMatchObject({ field: 'appId', message: "appId wx0000000000000bad is not one of this merchant's apps" });
@@ -127,7 +147,9 @@ describe("an order of the merchant's second app", () => {
       return id;
     };
     const refused = await legacy();
-    expect((await callback(paidCallback(refused, 130, { appid: MINI }))).returnMsg).toBe(`sent under appid ${MINI}, but the order was made under ${DEFAULT_APP}`);
+    expect((await callback(paidCallback(refused, 130, { appid: MINI }))).returnMsg).toBe(
+      `sent under appid ${MINI}, but the order was made under ${DEFAULT_APP}`,
+    );
     const paid = await legacy();
     expect((await callback(paidCallback(paid, 130))).returnCode).toBe('SUCCESS');
     expect((await ctx.store.get(paid))?.status).toBe('PAID');

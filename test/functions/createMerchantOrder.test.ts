@@ -14,13 +14,23 @@ let stack: TestStack;
 useTestStack((started) => ({ stack } = started), { reset: true });
 
 function signString(fields: Record<string, string>, signType: string): string {
-  const text = Object.keys(fields).filter((k) => k !== 'paySign' && k !== 'sign' && fields[k] !== '').sort().map((k) => `${k}=${fields[k]}`).join('&') + `&key=${TEST_MERCHANT.apiKey}`;
-  const hash = signType === 'MD5' ? createHash('md5').update(text, 'utf8') : createHmac('sha256', TEST_MERCHANT.apiKey).update(text, 'utf8');
+  const text =
+    Object.keys(fields)
+      .filter((k) => k !== 'paySign' && k !== 'sign' && fields[k] !== '')
+      .sort()
+      .map((k) => `${k}=${fields[k]}`)
+      .join('&') + `&key=${TEST_MERCHANT.apiKey}`;
+  const hash =
+    signType === 'MD5' ? createHash('md5').update(text, 'utf8') : createHmac('sha256', TEST_MERCHANT.apiKey).update(text, 'utf8');
   return hash.digest('hex').toUpperCase();
 }
 
 async function itemCount(): Promise<number> {
-  const db = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const db = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  });
   return (await db.send(new ScanCommand({ TableName: stack.table, Select: 'COUNT' }))).Count ?? 0;
 }
 
@@ -81,7 +91,9 @@ describe('every trade type from create to PAID', () => {
       vi.resetModules();
       const fresh = (await import('../../functions/createMerchantOrder')).handler;
       const body0 = JSON.stringify({ tradeType: 'JSAPI', totalFee: 5, description: 'md5', openid: 'o-md5' });
-      const result = await fresh(apiEvent({ method: 'POST', path: '/merchant/orders', body: body0, authorization: MERCHANT_AUTHORIZATION }));
+      const result = await fresh(
+        apiEvent({ method: 'POST', path: '/merchant/orders', body: body0, authorization: MERCHANT_AUTHORIZATION }),
+      );
       const body = JSON.parse(result.body as string);
       expect(body.pay.signType).toBe('MD5');
       expect(body.pay.paySign).toBe(signString(body.pay, 'MD5'));
@@ -105,13 +117,17 @@ describe('creating orders', () => {
     expect(again.body.pay.codeUrl).toBe(first.body.pay.codeUrl);
     const conflict = await create({ ...request, totalFee: 501 });
     expect(conflict.status).toBe(409);
-    expect(conflict.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');    // The key's record is forgotten by DynamoDB's TTL a day after the longest possible order expiry.
+    expect(conflict.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED'); // The key's record is forgotten by DynamoDB's TTL a day after the longest possible order expiry.
     const { ordersContext } = await import('../../lib/runtime');
-    const record = await (await ordersContext()).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: 'idempotency#merchant#checkout-7f3a' } }));
+    const record = await (
+      await ordersContext()
+    ).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: 'idempotency#merchant#checkout-7f3a' } }));
     const eightDays = 8 * 24 * 3600;
     expect(record.Item?.ttl).toBeGreaterThan(Date.now() / 1000 + eightDays - 60);
     expect(record.Item?.ttl).toBeLessThan(Date.now() / 1000 + eightDays + 60);
-    const order = await (await ordersContext()).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: first.body.outTradeNo } }));
+    const order = await (
+      await ordersContext()
+    ).store.db.send(new GetCommand({ TableName: stack.table, Key: { pk: first.body.outTradeNo } }));
     expect(order.Item).not.toHaveProperty('ttl');
   });
 
@@ -123,7 +139,10 @@ describe('creating orders', () => {
   });
 
   it('the client IP comes from the request context, never from the body', async () => {
-    const created = await create({ tradeType: 'JSAPI', totalFee: 1, description: 'ip', openid: 'o-from-body' }, { sourceIp: '198.51.100.23' });
+    const created = await create(
+      { tradeType: 'JSAPI', totalFee: 1, description: 'ip', openid: 'o-from-body' },
+      { sourceIp: '198.51.100.23' },
+    );
     expect(created.status).toBe(201);
     const { ordersContext } = await import('../../lib/runtime');
     const stored = await (await ordersContext()).store.get(created.body.outTradeNo);
@@ -138,7 +157,7 @@ describe('creating orders', () => {
     expect(created.body.error.code).toBe('SYSTEMERROR');
   });
 
-  it('a refusal for good (PARAM_ERROR) marks the order FAILED and answers 502 with WeChat Pay\'s code', async () => {
+  it("a refusal for good (PARAM_ERROR) marks the order FAILED and answers 502 with WeChat Pay's code", async () => {
     // WeChat Pay checks spbill_create_ip; a request context without a real IP cannot be paid.
     const refused = await create({ tradeType: 'NATIVE', totalFee: 1, description: 'refused' }, { sourceIp: 'not-an-ip' });
     expect(refused.status).toBe(502);
@@ -165,7 +184,11 @@ describe('creating orders', () => {
     ['JSAPI without openid', { tradeType: 'JSAPI', totalFee: 1, description: 'x' }, 'openid'],
     ['attach over 127 bytes', { tradeType: 'NATIVE', totalFee: 1, description: 'x', attach: '中'.repeat(43) }, 'attach'],
     ['unknown field', { tradeType: 'NATIVE', totalFee: 1, description: 'x', total_fee: 1 }, 'total_fee'],
-    ['spbill_create_ip in the body', { tradeType: 'NATIVE', totalFee: 1, description: 'x', spbill_create_ip: '1.2.3.4' }, 'spbill_create_ip'],
+    [
+      'spbill_create_ip in the body',
+      { tradeType: 'NATIVE', totalFee: 1, description: 'x', spbill_create_ip: '1.2.3.4' },
+      'spbill_create_ip',
+    ],
     ['idempotencyKey too long', { tradeType: 'NATIVE', totalFee: 1, description: 'x', idempotencyKey: 'k'.repeat(65) }, 'idempotencyKey'],
     ['an array', [], undefined],
     ['null', null, undefined],
@@ -183,7 +206,9 @@ describe('creating orders', () => {
   });
 
   it('a body that is not JSON gets a 400', async () => {
-    const result = await createMerchantOrder(apiEvent({ method: 'POST', path: '/merchant/orders', body: '{"tradeType":', authorization: MERCHANT_AUTHORIZATION }));
+    const result = await createMerchantOrder(
+      apiEvent({ method: 'POST', path: '/merchant/orders', body: '{"tradeType":', authorization: MERCHANT_AUTHORIZATION }),
+    );
     expect(result.statusCode).toBe(400);
     expect(JSON.parse(result.body as string).error.message).toContain('JSON');
   });

@@ -32,7 +32,13 @@ describe('a frontend orders by items; the catalog sets the amount', () => {
   it('the amount and description come from the catalog, and the order keeps its lines at their prices', async () => {
     await putProduct('fe-latte', { name: 'Latte', priceFen: 2800 });
     await putProduct('fe-bun', { name: 'Bun', priceFen: 650 });
-    const created = await order({ tradeType: 'NATIVE', items: [{ sku: 'fe-latte', quantity: 2 }, { sku: 'fe-bun', quantity: 1 }] });
+    const created = await order({
+      tradeType: 'NATIVE',
+      items: [
+        { sku: 'fe-latte', quantity: 2 },
+        { sku: 'fe-bun', quantity: 1 },
+      ],
+    });
     expect(created.status, created.raw).toBe(201);
     expect(created.body).toMatchObject({ totalFee: 2 * 2800 + 650, description: 'Latte ×2, Bun', status: 'PENDING' });
     const order0 = await stored(created.body.outTradeNo);
@@ -48,7 +54,11 @@ describe('a frontend orders by items; the catalog sets the amount', () => {
   it.each(['totalFee', 'description'])('a frontend that sends %s is refused with a 400 naming it, and nothing is stored', async (field) => {
     await putProduct('fe-any', { name: 'Any', priceFen: 100 });
     const before = await ordersTableItems();
-    const answer = await order({ tradeType: 'NATIVE', items: [{ sku: 'fe-any', quantity: 1 }], [field]: field === 'totalFee' ? 1 : 'cheap' });
+    const answer = await order({
+      tradeType: 'NATIVE',
+      items: [{ sku: 'fe-any', quantity: 1 }],
+      [field]: field === 'totalFee' ? 1 : 'cheap',
+    });
     expect(answer.status).toBe(400);
     expect(answer.body.error.field).toBe(field);
     expect(answer.body.error.message).toMatch(/POST \/merchant\/orders/);
@@ -135,18 +145,52 @@ describe(`hostile item bodies: a 400 naming the field, nothing stored, never a 5
     ['sku a number', { tradeType: 'NATIVE', items: [{ sku: 42, quantity: 1 }] }, 'items.0.sku'],
     ['unknown sku', { tradeType: 'NATIVE', items: [{ sku: 'fe-nowhere', quantity: 1 }] }, 'items.0.sku'],
     ['inactive sku', { tradeType: 'NATIVE', items: [{ sku: 'fe-h-off', quantity: 1 }] }, 'items.0.sku'],
-    ['second line unknown', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }, { sku: 'fe-nowhere', quantity: 1 }] }, 'items.1.sku'],
-    ['sku twice', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }, { sku: 'fe-h', quantity: 2 }] }, 'items.1.sku'],
+    [
+      'second line unknown',
+      {
+        tradeType: 'NATIVE',
+        items: [
+          { sku: 'fe-h', quantity: 1 },
+          { sku: 'fe-nowhere', quantity: 1 },
+        ],
+      },
+      'items.1.sku',
+    ],
+    [
+      'sku twice',
+      {
+        tradeType: 'NATIVE',
+        items: [
+          { sku: 'fe-h', quantity: 1 },
+          { sku: 'fe-h', quantity: 2 },
+        ],
+      },
+      'items.1.sku',
+    ],
     ['a price in an item', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1, priceFen: 1 }] }, 'items.0.priceFen'],
     ['a unit price in an item', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1, unitPriceFen: 1 }] }, 'items.0.unitPriceFen'],
     ['a name in an item', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1, name: 'free' }] }, 'items.0.name'],
     ['totalFee beside items', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }], totalFee: 1 }, 'totalFee'],
     ['description beside items', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }], description: 'x' }, 'description'],
-    ['a total past the maximum', { tradeType: 'NATIVE', items: [{ sku: 'fe-h-dear', quantity: 999 }, { sku: 'fe-h-dear2', quantity: 999 }] }, 'items'],
+    [
+      'a total past the maximum',
+      {
+        tradeType: 'NATIVE',
+        items: [
+          { sku: 'fe-h-dear', quantity: 999 },
+          { sku: 'fe-h-dear2', quantity: 999 },
+        ],
+      },
+      'items',
+    ],
     ['an item that is a string', { tradeType: 'NATIVE', items: ['fe-h'] }, 'items.0'],
     ['an item that is null', { tradeType: 'NATIVE', items: [null] }, 'items.0'],
     ['JSAPI without openid', { tradeType: 'JSAPI', items: [{ sku: 'fe-h', quantity: 1 }] }, 'openid'],
-    ['an attach forging a field boundary', { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }], attach: 'a&total_fee=1' }, 'attach'],
+    [
+      'an attach forging a field boundary',
+      { tradeType: 'NATIVE', items: [{ sku: 'fe-h', quantity: 1 }], attach: 'a&total_fee=1' },
+      'attach',
+    ],
   ];
 
   it('has at least 30 cases', () => expect(cases.length).toBeGreaterThanOrEqual(30));

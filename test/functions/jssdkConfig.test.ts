@@ -94,7 +94,13 @@ describe('GET /auth/jssdk-config', () => {
     // The route, with that ticket in the shared cache, signs what WeChat's rule gives for its own nonce and time.
     const store = new TokenStore(createDocumentClient(stack.dynamoEndpoint), process.env.ORDERS_TABLE as string);
     const now = Date.now();
-    await store.save('jsapi_ticket', OFFICIAL, { value: official.jsapiTicket, version: 'official', fetchedAt: now, expiresAt: now + 7_200_000, refreshAt: now + 6_900_000 });
+    await store.save('jsapi_ticket', OFFICIAL, {
+      value: official.jsapiTicket,
+      version: 'official',
+      fetchedAt: now,
+      expiresAt: now + 7_200_000,
+      refreshAt: now + 6_900_000,
+    });
     process.env.CORS_ORIGINS = 'http://mp.weixin.qq.com';
     const answer = await jssdkConfigRequest(jssdkQuery(official.url), await container());
     expect(answer.status, answer.raw).toBe(200);
@@ -112,7 +118,14 @@ describe('GET /auth/jssdk-config', () => {
     const view = await platform();
     expect(view).toMatchObject({ accessTokensIssued: 1, ticketsIssued: 1, calls: { token: 0, stable_token: 1, getticket: 1 } });
     for (const [i, { body }] of answers.entries()) {
-      expect(body.signature).toBe(jssdkSignature({ jsapiTicket: view.jsapiTicket as string, nonceStr: body.nonceStr as string, timestamp: body.timestamp as number, url: `${PAGE}&i=${i}` }));
+      expect(body.signature).toBe(
+        jssdkSignature({
+          jsapiTicket: view.jsapiTicket as string,
+          nonceStr: body.nonceStr as string,
+          timestamp: body.timestamp as number,
+          url: `${PAGE}&i=${i}`,
+        }),
+      );
     }
     // And later requests, in any container, are served from memory or DynamoDB.
     await Promise.all(five.map((handler) => jssdkConfigRequest(jssdkQuery(PAGE), handler)));
@@ -129,22 +142,61 @@ describe('GET /auth/jssdk-config', () => {
     expect((await platform()).ticketsIssued).toBe(1);
   });
 
-  it('takes an official account named by appId, and refuses a mini-program or an app not the merchant\'s (400 naming appId)', async () => {
+  it("takes an official account named by appId, and refuses a mini-program or an app not the merchant's (400 naming appId)", async () => {
     const handler = await container();
     expect((await jssdkConfigRequest(jssdkQuery(PAGE, OFFICIAL), handler)).body.appId).toBe(OFFICIAL);
     const mini = await jssdkConfigRequest(jssdkQuery(PAGE, TEST_MINIPROGRAM.appId), handler);
     expect(mini.status).toBe(400);
-    expect(mini.body.error).toMatchObject({ field: 'appId', message: `app ${TEST_MINIPROGRAM.appId} is a mini-program; the JS-SDK (wx.config) needs an official account` });
+    expect(mini.body.error).toMatchObject({
+      field: 'appId',
+      message: `app ${TEST_MINIPROGRAM.appId} is a mini-program; the JS-SDK (wx.config) needs an official account`,
+    });
     expect((await jssdkConfigRequest(jssdkQuery(PAGE, 'wx0000000000000bad'), handler)).status).toBe(400);
   });
 
   it.each([
-    ['a page of another origin', jssdkQuery('https://evil.example/pay'), 403, 'PAGE_NOT_ALLOWED', "the page's origin https://evil.example is not one of this stage's corsOrigins"],
-    ['the allowed host on another scheme', jssdkQuery(`http://${new URL(TEST_PAGE_ORIGIN).host}/pay`), 403, 'PAGE_NOT_ALLOWED', 'http://shop.example.com'],
-    ['the allowed host on another port', jssdkQuery(`${TEST_PAGE_ORIGIN}:8443/pay`), 403, 'PAGE_NOT_ALLOWED', 'https://shop.example.com:8443'],
-    ['a look-alike host', jssdkQuery(`${TEST_PAGE_ORIGIN}.evil.example/pay`), 403, 'PAGE_NOT_ALLOWED', 'https://shop.example.com.evil.example'],
-    ['credentials that hide the host', jssdkQuery(`https://shop.example.com@evil.example/pay`), 400, 'INVALID_REQUEST', 'user name or password'],
-    ['a javascript: URL', jssdkQuery('javascript:alert(document.domain)//https://shop.example.com/'), 400, 'INVALID_REQUEST', 'absolute http(s) URL'],
+    [
+      'a page of another origin',
+      jssdkQuery('https://evil.example/pay'),
+      403,
+      'PAGE_NOT_ALLOWED',
+      "the page's origin https://evil.example is not one of this stage's corsOrigins",
+    ],
+    [
+      'the allowed host on another scheme',
+      jssdkQuery(`http://${new URL(TEST_PAGE_ORIGIN).host}/pay`),
+      403,
+      'PAGE_NOT_ALLOWED',
+      'http://shop.example.com',
+    ],
+    [
+      'the allowed host on another port',
+      jssdkQuery(`${TEST_PAGE_ORIGIN}:8443/pay`),
+      403,
+      'PAGE_NOT_ALLOWED',
+      'https://shop.example.com:8443',
+    ],
+    [
+      'a look-alike host',
+      jssdkQuery(`${TEST_PAGE_ORIGIN}.evil.example/pay`),
+      403,
+      'PAGE_NOT_ALLOWED',
+      'https://shop.example.com.evil.example',
+    ],
+    [
+      'credentials that hide the host',
+      jssdkQuery(`https://shop.example.com@evil.example/pay`),
+      400,
+      'INVALID_REQUEST',
+      'user name or password',
+    ],
+    [
+      'a javascript: URL',
+      jssdkQuery('javascript:alert(document.domain)//https://shop.example.com/'),
+      400,
+      'INVALID_REQUEST',
+      'absolute http(s) URL',
+    ],
     ['a data: URL', jssdkQuery('data:text/html,<script>alert(1)</script>'), 400, 'INVALID_REQUEST', 'absolute http(s) URL'],
     ['a relative URL', jssdkQuery('/checkout'), 400, 'INVALID_REQUEST', 'absolute http(s) URL'],
     ['no url', '', 400, 'INVALID_REQUEST', 'the page URL is required'],
@@ -163,7 +215,9 @@ describe('GET /auth/jssdk-config', () => {
     process.env.CORS_ORIGINS = '';
     const answer = await jssdkConfigRequest(jssdkQuery(PAGE), await container());
     expect(answer.status).toBe(403);
-    expect(answer.body.error?.message).toBe(`the page's origin ${TEST_PAGE_ORIGIN} is not allowed: this stage lists no page origins (corsOrigins)`);
+    expect(answer.body.error?.message).toBe(
+      `the page's origin ${TEST_PAGE_ORIGIN} is not allowed: this stage lists no page origins (corsOrigins)`,
+    );
   });
 
   it('on the local stack (corsOrigins *) any http(s) page is signed', async () => {

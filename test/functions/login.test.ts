@@ -24,7 +24,9 @@ useTestStack((started) => ({ stack, ctx } = started), { reset: true });
 const item = (sku = 'login-coffee') => ({ items: [{ sku, quantity: 1 }] });
 
 async function platformCalls(appId: string): Promise<Record<string, number>> {
-  const view = (await (await fetch(`${stack.emulator.url}/__sim/platform`)).json()) as { apps: Record<string, { calls: Record<string, number> }> };
+  const view = (await (await fetch(`${stack.emulator.url}/__sim/platform`)).json()) as {
+    apps: Record<string, { calls: Record<string, number> }>;
+  };
   return view.apps[appId]!.calls;
 }
 
@@ -48,12 +50,15 @@ describe('POST /auth/miniprogram', () => {
     expect(await platformCalls(MINI)).toMatchObject({ jscode2session: 1 });
   });
 
-  it('takes the app from the body, and refuses an app of another kind or not the merchant\'s (400 naming appId)', async () => {
+  it("takes the app from the body, and refuses an app of another kind or not the merchant's (400 naming appId)", async () => {
     const user = await simLogin(stack.emulator.url, { appId: MINI });
     expect((await login('miniprogram', { code: user.code, appId: MINI })).status).toBe(200);
     const official = await login('miniprogram', { code: user.code, appId: OFFICIAL });
     expect(official.status).toBe(400);
-    expect(official.body.error).toMatchObject({ field: 'appId', message: `app ${OFFICIAL} is an official account; POST /auth/miniprogram (wx.login()) needs a mini-program` });
+    expect(official.body.error).toMatchObject({
+      field: 'appId',
+      message: `app ${OFFICIAL} is an official account; POST /auth/miniprogram (wx.login()) needs a mini-program`,
+    });
     expect((await login('miniprogram', { code: user.code, appId: 'wx0000000000000bad' })).body.error).toMatchObject({ field: 'appId' });
   });
 
@@ -69,7 +74,7 @@ describe('POST /auth/miniprogram', () => {
     expect(await platformCalls(MINI)).toMatchObject({ jscode2session: 0 });
   });
 
-  it('a used code is a 401 carrying WeChat\'s errcode 40163', async () => {
+  it("a used code is a 401 carrying WeChat's errcode 40163", async () => {
     const { code } = await simLogin(stack.emulator.url, { appId: MINI });
     expect((await login('miniprogram', { code })).status).toBe(200);
     const again = await login('miniprogram', { code });
@@ -145,7 +150,7 @@ describe('POST /auth/officialaccount', () => {
     expect(answer.body.token).toBeUndefined();
   });
 
-  it('an expired web authorization code is a 401 with errcode 42003; a mini-program\'s app id a 400', async () => {
+  it("an expired web authorization code is a 401 with errcode 42003; a mini-program's app id a 400", async () => {
     const user = await simLogin(stack.emulator.url, { appId: OFFICIAL });
     await sleep(350);
     const answer = await login('officialaccount', { code: user.code });
@@ -166,7 +171,10 @@ describe('POST /orders with a session token', () => {
     expect(created.raw).not.toContain(user.openid);
     const stored = await ctx.store.get(created.body.outTradeNo);
     expect(stored).toMatchObject({ appId: MINI, unifiedOrder: { openid: user.openid, trade_type: 'JSAPI' } });
-    expect((await stack.sim.order(created.body.outTradeNo)) as unknown as { appid: string }).toMatchObject({ appid: MINI, openid: user.openid });
+    expect((await stack.sim.order(created.body.outTradeNo)) as unknown as { appid: string }).toMatchObject({
+      appid: MINI,
+      openid: user.openid,
+    });
   });
 
   it("an official account's payer gets pay parameters of the official account", async () => {
@@ -189,7 +197,7 @@ describe('POST /orders with a session token', () => {
     expect(foreign.body.error).toMatchObject({ code: 'INVALID_SESSION', message: 'the session token belongs to another app' });
   });
 
-  it('idempotency keys are the payer\'s own: the same key from another payer, or anonymously, is another order', async () => {
+  it("idempotency keys are the payer's own: the same key from another payer, or anonymously, is another order", async () => {
     await putProduct('login-coffee', { name: 'Coffee', priceFen: 1500 });
     const body = { tradeType: 'JSAPI', openid: 'oAnonymousBody', idempotencyKey: 'login-key-1', ...item() };
     const one = { authorization: bearer(await sessionToken(MINI, 'oPayerA')) };
@@ -210,9 +218,12 @@ describe('POST /orders with a session token', () => {
     expect(await ctx.store.get(created.body.outTradeNo)).toMatchObject({ appId: MINI, unifiedOrder: { openid: 'oFromTheBody' } });
   });
 
-  it('a NATIVE order with a token is made under the token\'s app, without the openid', async () => {
+  it("a NATIVE order with a token is made under the token's app, without the openid", async () => {
     await putProduct('login-coffee', { name: 'Coffee', priceFen: 1500 });
-    const created = await order({ tradeType: 'NATIVE', ...item() }, { authorization: bearer(await sessionToken(OFFICIAL, 'oNativePayer')) });
+    const created = await order(
+      { tradeType: 'NATIVE', ...item() },
+      { authorization: bearer(await sessionToken(OFFICIAL, 'oNativePayer')) },
+    );
     expect(created.status).toBe(201);
     const stored = await ctx.store.get(created.body.outTradeNo);
     expect(stored?.appId).toBe(OFFICIAL);

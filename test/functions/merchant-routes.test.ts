@@ -35,10 +35,50 @@ function withAuth(event: ApiEvent, authorization: string | undefined): ApiEvent 
 }
 
 const ROUTES: Route[] = [
-  ['PUT /merchant/products/{sku}', (auth) => putProduct(withAuth(apiEvent({ method: 'PUT', path: '/merchant/products/auth-sku', pathParameters: { sku: 'auth-sku' }, body: JSON.stringify({ name: 'Sneaky', priceFen: 1 }) }), auth))],
+  [
+    'PUT /merchant/products/{sku}',
+    (auth) =>
+      putProduct(
+        withAuth(
+          apiEvent({
+            method: 'PUT',
+            path: '/merchant/products/auth-sku',
+            pathParameters: { sku: 'auth-sku' },
+            body: JSON.stringify({ name: 'Sneaky', priceFen: 1 }),
+          }),
+          auth,
+        ),
+      ),
+  ],
   ['GET /merchant/products', (auth) => listProducts(withAuth(apiEvent({ method: 'GET', path: '/merchant/products' }), auth))],
-  ['POST /merchant/orders', (auth) => createMerchantOrder(withAuth(apiEvent({ method: 'POST', path: '/merchant/orders', body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 1, description: 'sneaky' }) }), auth))],
-  ['GET /merchant/orders/{outTradeNo}', (auth) => getMerchantOrder(withAuth(apiEvent({ method: 'GET', path: '/merchant/orders/20261130abcdefghijABCDEFGHIJ', pathParameters: { outTradeNo: '20261130abcdefghijABCDEFGHIJ' } }), auth))],
+  [
+    'POST /merchant/orders',
+    (auth) =>
+      createMerchantOrder(
+        withAuth(
+          apiEvent({
+            method: 'POST',
+            path: '/merchant/orders',
+            body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 1, description: 'sneaky' }),
+          }),
+          auth,
+        ),
+      ),
+  ],
+  [
+    'GET /merchant/orders/{outTradeNo}',
+    (auth) =>
+      getMerchantOrder(
+        withAuth(
+          apiEvent({
+            method: 'GET',
+            path: '/merchant/orders/20261130abcdefghijABCDEFGHIJ',
+            pathParameters: { outTradeNo: '20261130abcdefghijABCDEFGHIJ' },
+          }),
+          auth,
+        ),
+      ),
+  ],
 ];
 
 const BAD_AUTHORIZATION: Array<[string, string | undefined]> = [
@@ -60,7 +100,8 @@ const BAD_AUTHORIZATION: Array<[string, string | undefined]> = [
 ];
 
 describe('merchant routes answer 401 to any request without the merchant token, and change nothing', () => {
-  it(`has at least 10 bad Authorization values (${BAD_AUTHORIZATION.length})`, () => expect(BAD_AUTHORIZATION.length).toBeGreaterThanOrEqual(10));
+  it(`has at least 10 bad Authorization values (${BAD_AUTHORIZATION.length})`, () =>
+    expect(BAD_AUTHORIZATION.length).toBeGreaterThanOrEqual(10));
 
   for (const [route, call] of ROUTES) {
     it.each(BAD_AUTHORIZATION)(`${route}: %s`, async (_name, authorization) => {
@@ -126,7 +167,9 @@ describe('the catalog', () => {
     expect(created.status).toBe(200);
     expect(created.body).toMatchObject({ sku: 'cat-tea', name: 'Tea', priceFen: 900, active: true });
     await put('cat-tea', { name: 'Green tea', priceFen: 950, active: false });
-    const listed = JSON.parse((await listProducts(apiEvent({ method: 'GET', path: '/merchant/products', authorization: MERCHANT_AUTHORIZATION }))).body as string);
+    const listed = JSON.parse(
+      (await listProducts(apiEvent({ method: 'GET', path: '/merchant/products', authorization: MERCHANT_AUTHORIZATION }))).body as string,
+    );
     const tea = listed.products.find((product: { sku: string }) => product.sku === 'cat-tea');
     expect(tea).toMatchObject({ sku: 'cat-tea', name: 'Green tea', priceFen: 950, active: false });
     expect(Date.parse(tea.updatedAt)).toBeGreaterThan(Date.now() - 60_000);
@@ -170,21 +213,44 @@ describe('the catalog', () => {
 describe("the merchant's view of an order", () => {
   it('has everything the frontend view has, plus the description, app, openid, items and review flags', async () => {
     await put('view-cake', { name: 'Cake', priceFen: 3300 });
-    const created = await order({ tradeType: 'JSAPI', openid: 'oViewOpenid', attach: 'table 7', items: [{ sku: 'view-cake', quantity: 2 }] });
+    const created = await order({
+      tradeType: 'JSAPI',
+      openid: 'oViewOpenid',
+      attach: 'table 7',
+      items: [{ sku: 'view-cake', quantity: 2 }],
+    });
     expect(created.status, created.raw).toBe(201);
     const { outTradeNo } = created.body;
     // A second payment of the same order: recorded and flagged for a person to look at.
     await stack.sim.pay(outTradeNo);
     const paid = await (async () => {
       for (let i = 0; i < 100; i++) {
-        const view = JSON.parse((await getMerchantOrder(apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, authorization: MERCHANT_AUTHORIZATION }))).body as string);
+        const view = JSON.parse(
+          (
+            await getMerchantOrder(
+              apiEvent({
+                method: 'GET',
+                path: `/merchant/orders/${outTradeNo}`,
+                pathParameters: { outTradeNo },
+                authorization: MERCHANT_AUTHORIZATION,
+              }),
+            )
+          ).body as string,
+        );
         if (view.status === 'PAID') return view;
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       throw new Error('never paid');
     })();
     await callback(paidCallback(outTradeNo, 6600, { transaction_id: '4200000000000000000000000042' }));
-    const result = await getMerchantOrder(apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, authorization: MERCHANT_AUTHORIZATION }));
+    const result = await getMerchantOrder(
+      apiEvent({
+        method: 'GET',
+        path: `/merchant/orders/${outTradeNo}`,
+        pathParameters: { outTradeNo },
+        authorization: MERCHANT_AUTHORIZATION,
+      }),
+    );
     const view = JSON.parse(result.body as string);
     expect(view).toMatchObject({
       outTradeNo,
@@ -206,7 +272,15 @@ describe("the merchant's view of an order", () => {
   });
 
   it('an unknown order is a 404, a malformed number a 400', async () => {
-    const get = (outTradeNo: string) => getMerchantOrder(apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, authorization: MERCHANT_AUTHORIZATION }));
+    const get = (outTradeNo: string) =>
+      getMerchantOrder(
+        apiEvent({
+          method: 'GET',
+          path: `/merchant/orders/${outTradeNo}`,
+          pathParameters: { outTradeNo },
+          authorization: MERCHANT_AUTHORIZATION,
+        }),
+      );
     expect((await get('20990101unknownOrder000000')).statusCode).toBe(404);
     expect((await get('bad no')).statusCode).toBe(400);
   });

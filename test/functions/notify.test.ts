@@ -83,7 +83,9 @@ describe('payment callbacks', () => {
 
   it('a base64-encoded body (as API Gateway sends binary) is read', async () => {
     const outTradeNo = await pendingOrder();
-    const result = await notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: paidCallback(outTradeNo, 300), base64: true, contentType: 'text/xml' }));
+    const result = await notify(
+      apiEvent({ method: 'POST', path: '/wechatpay/notify', body: paidCallback(outTradeNo, 300), base64: true, contentType: 'text/xml' }),
+    );
     expect(parseXml(result.body as string).return_code).toBe('SUCCESS');
     expect((await get(outTradeNo)).body.status).toBe('PAID');
   });

@@ -40,7 +40,10 @@ async function paidOrder(): Promise<{ id: string; transactionId: string }> {
  * refunded in the merchant platform first, their callback not (yet) here, so 50 more are NOTENOUGH.
  */
 async function refusedRefund(id: string): Promise<string> {
-  const platform = await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', body: JSON.stringify({ out_trade_no: id, refund_fee: 80, out_refund_no: `P${id}` }) });
+  const platform = await fetch(`${stack.emulator.url}/__sim/refund`, {
+    method: 'POST',
+    body: JSON.stringify({ out_trade_no: id, refund_fee: 80, out_refund_no: `P${id}` }),
+  });
   expect(platform.status).toBe(200);
   // Refunds of one order are a scaled minute apart at the emulator.
   await sleep(70);
@@ -57,7 +60,15 @@ function successCallback(id: string, transactionId: string, outRefundNo: string,
     apiKey,
     appid: appId,
     mch_id: mchId,
-    fields: { transaction_id: transactionId, out_trade_no: id, out_refund_no: outRefundNo, refund_id: refundId, total_fee: '100', refund_fee: String(refundFee), refund_status: 'SUCCESS' },
+    fields: {
+      transaction_id: transactionId,
+      out_trade_no: id,
+      out_refund_no: outRefundNo,
+      refund_id: refundId,
+      total_fee: '100',
+      refund_fee: String(refundFee),
+      refund_status: 'SUCCESS',
+    },
   });
 }
 
@@ -81,7 +92,15 @@ describe('a refund recorded FAILED that WeChat Pay reports SUCCESS', () => {
     expect(stored?.refunds?.[outRefundNo]).toMatchObject({ status: 'SUCCESS', refundFee: 50, refundId, origin: 'api' });
     expect(stored?.refunds?.[outRefundNo]).not.toHaveProperty('failureCode');
     expect(stored?.review).toEqual({
-      [`refund:${outRefundNo}`]: expect.objectContaining({ reason: 'REFUND_SUCCEEDED_AFTER_FAILURE', source: 'refund-notify', transactionId, outRefundNo, refundFee: 50, failureCode: 'NOTENOUGH', totalFee: 100 }),
+      [`refund:${outRefundNo}`]: expect.objectContaining({
+        reason: 'REFUND_SUCCEEDED_AFTER_FAILURE',
+        source: 'refund-notify',
+        transactionId,
+        outRefundNo,
+        refundFee: 50,
+        failureCode: 'NOTENOUGH',
+        totalFee: 100,
+      }),
     });
     expect((await getRefund(id, outRefundNo)).body).toMatchObject({ status: 'SUCCESS', refundId, succeededAt: expect.any(String) });
     expect((await getRefund(id, outRefundNo)).body).not.toHaveProperty('code');
@@ -90,7 +109,12 @@ describe('a refund recorded FAILED that WeChat Pay reports SUCCESS', () => {
     expect(view.review).toEqual([expect.objectContaining({ reason: 'REFUND_SUCCEEDED_AFTER_FAILURE', outRefundNo })]);
 
     const events = eventsOf(stack, id);
-    expect(events.map((event) => event['detail-type'])).toEqual(['Order Paid', 'Refund Failed', 'Refund Succeeded', 'Payment Needs Review']);
+    expect(events.map((event) => event['detail-type'])).toEqual([
+      'Order Paid',
+      'Refund Failed',
+      'Refund Succeeded',
+      'Payment Needs Review',
+    ]);
     expect([...deliveriesById(events)]).toEqual([
       [eventId(id, 'Order Paid', transactionId), 1],
       [eventId(id, 'Refund Failed', outRefundNo), 1],
@@ -99,7 +123,10 @@ describe('a refund recorded FAILED that WeChat Pay reports SUCCESS', () => {
     ]);
     expect(events[2]!.detail).toMatchObject({ status: 'PAID', refund: { outRefundNo, refundFee: 50, status: 'SUCCESS', refundId } });
     expect(events[2]!.detail.refund).not.toHaveProperty('code');
-    expect(events[3]!.detail).toMatchObject({ status: 'PAID', review: { reason: 'REFUND_SUCCEEDED_AFTER_FAILURE', outRefundNo, failureCode: 'NOTENOUGH' } });
+    expect(events[3]!.detail).toMatchObject({
+      status: 'PAID',
+      review: { reason: 'REFUND_SUCCEEDED_AFTER_FAILURE', outRefundNo, failureCode: 'NOTENOUGH' },
+    });
 
     // WeChat Pay repeats its callback: acknowledged, nothing written, nothing published.
     const again = await refundCallback(successCallback(id, transactionId, outRefundNo, 50, refundId));
@@ -121,9 +148,19 @@ describe('a refund recorded FAILED that WeChat Pay reports SUCCESS', () => {
     const refundId = `503${'8'.repeat(26)}`;
     expect((await refundCallback(successCallback(id, transactionId, outRefundNo, 50, refundId))).returnCode).toBe('SUCCESS');
     const stored = await settledOrder(id);
-    expect(stored).toMatchObject({ status: 'REFUNDED', refundedFee: 130, refundHeldFee: 130, refundCount: 2, refundedAt: expect.any(String) });
+    expect(stored).toMatchObject({
+      status: 'REFUNDED',
+      refundedFee: 130,
+      refundHeldFee: 130,
+      refundCount: 2,
+      refundedAt: expect.any(String),
+    });
     expect(stored?.refunds?.[outRefundNo]).toMatchObject({ status: 'SUCCESS', refundFee: 50 });
-    expect(Object.values(stored?.review ?? {}).map((flag) => flag.reason).sort()).toEqual(['REFUND_NOT_REQUESTED', 'REFUND_SUCCEEDED_AFTER_FAILURE']);
+    expect(
+      Object.values(stored?.review ?? {})
+        .map((flag) => flag.reason)
+        .sort(),
+    ).toEqual(['REFUND_NOT_REQUESTED', 'REFUND_SUCCEEDED_AFTER_FAILURE']);
 
     const events = eventsOf(stack, id);
     const types = events.map((event) => event['detail-type']);
@@ -156,7 +193,12 @@ describe('a refund recorded FAILED that WeChat Pay reports SUCCESS', () => {
             ...gateway,
             queryRefund: async (number) => {
               const queried = await gateway.queryRefund(number);
-              await ctx.refunds.settle(processing, outRefundNo, { status: 'FAILED', at: new Date().toISOString(), failureCode: 'NOTENOUGH', failureMessage: 'injected' });
+              await ctx.refunds.settle(processing, outRefundNo, {
+                status: 'FAILED',
+                at: new Date().toISOString(),
+                failureCode: 'NOTENOUGH',
+                failureMessage: 'injected',
+              });
               return queried;
             },
           };
@@ -168,8 +210,17 @@ describe('a refund recorded FAILED that WeChat Pay reports SUCCESS', () => {
       const stored = await settledOrder(id);
       expect(stored?.refunds?.[outRefundNo]).toMatchObject({ status: 'SUCCESS' });
       expect(stored).toMatchObject({ refundedFee: 30, refundHeldFee: 30, refundCount: 1 });
-      expect(stored?.review[`refund:${outRefundNo}`]).toMatchObject({ reason: 'REFUND_SUCCEEDED_AFTER_FAILURE', source: 'recovery', failureCode: 'NOTENOUGH' });
-      expect(eventsOf(stack, id).map((event) => event['detail-type'])).toEqual(['Order Paid', 'Refund Failed', 'Refund Succeeded', 'Payment Needs Review']);
+      expect(stored?.review[`refund:${outRefundNo}`]).toMatchObject({
+        reason: 'REFUND_SUCCEEDED_AFTER_FAILURE',
+        source: 'recovery',
+        failureCode: 'NOTENOUGH',
+      });
+      expect(eventsOf(stack, id).map((event) => event['detail-type'])).toEqual([
+        'Order Paid',
+        'Refund Failed',
+        'Refund Succeeded',
+        'Payment Needs Review',
+      ]);
     } finally {
       await stack.sim.faults({ dropNotifies: 0 });
     }

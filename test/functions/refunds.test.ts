@@ -37,14 +37,24 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
     const key = randomUUID();
     const answer = await refund(id, { refundFee: 30, reason: '退货 return', idempotencyKey: key });
     expect(answer.status, answer.raw).toBe(202);
-    expect(answer.body).toMatchObject({ outRefundNo: outRefundNoFor(id, key), outTradeNo: id, refundFee: 30, status: 'PROCESSING', reason: '退货 return' });
+    expect(answer.body).toMatchObject({
+      outRefundNo: outRefundNoFor(id, key),
+      outTradeNo: id,
+      refundFee: 30,
+      status: 'PROCESSING',
+      reason: '退货 return',
+    });
     expect(answer.body.createdAt).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(answer.body.outRefundNo).toMatch(/^[0-9A-Za-z_\-|*@]{1,64}$/);
     const settled = await settledView(id, answer.body.outRefundNo as string);
     expect(settled.body.refundId).toMatch(/^503/);
     expect(settled.body.succeededAt).toBeTruthy();
     const merchantView = await getMerchantOrder(id);
-    expect(merchantView.body).toMatchObject({ status: 'PAID', refundedFee: 30, refunds: [expect.objectContaining({ outRefundNo: outRefundNoFor(id, key), status: 'SUCCESS', refundFee: 30 })] });
+    expect(merchantView.body).toMatchObject({
+      status: 'PAID',
+      refundedFee: 30,
+      refunds: [expect.objectContaining({ outRefundNo: outRefundNoFor(id, key), status: 'SUCCESS', refundFee: 30 })],
+    });
     expect((await get(id)).body).toMatchObject({ status: 'PAID', refundedFee: 30 });
     // The refund is visible as soon as it is written, a moment before its callback is answered
     // (answering also publishes its event).
@@ -133,7 +143,14 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
 
   it('at most 50 refunds per order: 409', async () => {
     const id = await paidOrder(stack.sim, 100);
-    await ctx.store.db.send(new UpdateCommand({ TableName: stack.table, Key: { pk: id }, UpdateExpression: 'SET refundCount = :n', ExpressionAttributeValues: { ':n': 50 } }));
+    await ctx.store.db.send(
+      new UpdateCommand({
+        TableName: stack.table,
+        Key: { pk: id },
+        UpdateExpression: 'SET refundCount = :n',
+        ExpressionAttributeValues: { ':n': 50 },
+      }),
+    );
     const answer = await refund(id, { refundFee: 1, idempotencyKey: randomUUID() });
     expect(answer.status).toBe(409);
     expect(answer.body.error.code).toBe('TOO_MANY_REFUNDS');
@@ -143,7 +160,10 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
     const id = await paidOrder(stack.sim, 100);
     // 80 fen refunded in the merchant platform, outside this backend, its callback not (yet) here:
     // only 20 are left at WeChat Pay.
-    const platform = await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', body: JSON.stringify({ out_trade_no: id, refund_fee: 80, out_refund_no: `P${id}` }) });
+    const platform = await fetch(`${stack.emulator.url}/__sim/refund`, {
+      method: 'POST',
+      body: JSON.stringify({ out_trade_no: id, refund_fee: 80, out_refund_no: `P${id}` }),
+    });
     expect(platform.status).toBe(200);
     await spacing();
     const failing = { refundFee: 50, idempotencyKey: randomUUID() };
@@ -156,24 +176,30 @@ describe('POST /merchant/orders/{outTradeNo}/refunds', () => {
     expect(stored?.refundShard).toBeUndefined();
     expect((await getRefund(id, answer.body.outRefundNo as string)).body).toMatchObject({ status: 'FAILED', code: 'NOTENOUGH' });
     // The same request again answers the same FAILED refund; nothing is sent.
-
   });
 
-  it("a refund made in the merchant platform reaches us by its callback: recorded on its order, flagged for review", async () => {
+  it('a refund made in the merchant platform reaches us by its callback: recorded on its order, flagged for review', async () => {
     const id = await paidOrder(stack.sim, 100);
     expect((await stack.sim.platformRefund(id, 80)).status).toBe(200);
     const view = await eventually(async () => {
       const order = await getMerchantOrder(id);
       return (order.body.refunds as unknown[]).length === 1 ? order : undefined;
     });
-    expect(view.body).toMatchObject({ refundedFee: 80, refunds: [expect.objectContaining({ origin: 'external', refundFee: 80, status: 'SUCCESS' })] });
-    expect(view.body.review).toContainEqual(expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', source: 'refund-notify', refundFee: 80 }));
+    expect(view.body).toMatchObject({
+      refundedFee: 80,
+      refunds: [expect.objectContaining({ origin: 'external', refundFee: 80, status: 'SUCCESS' })],
+    });
+    expect(view.body.review).toContainEqual(
+      expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', source: 'refund-notify', refundFee: 80 }),
+    );
     // The flag is announced like every other (the money model found it went unannounced).
     const reviews = await eventually(async () => {
       const published = eventsOf(stack, id).filter((event) => event['detail-type'] === 'Payment Needs Review');
       return published.length > 0 ? published : undefined;
     });
-    expect(reviews.map((event) => event.detail.review)).toEqual([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', refundFee: 80 })]);
+    expect(reviews.map((event) => event.detail.review)).toEqual([
+      expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', refundFee: 80 }),
+    ]);
     expect((await ctx.store.get(id))?.refundHeldFee).toBe(80);
     const tooMuch = await refund(id, { refundFee: 21, idempotencyKey: randomUUID() });
     expect(tooMuch.body.error.code).toBe('REFUND_EXCEEDS_AMOUNT');

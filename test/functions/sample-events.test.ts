@@ -39,8 +39,10 @@ describe('sample events', () => {
     // The sample refunds an order that is not here.
     ['createRefund', 404],
     ['getRefund', 404],
-  ])('%s: the sample request of the merchant\'s server is accepted (%i)', async (name, status) => {
-    const { handler } = (await import(`../../functions/${name}.ts`)) as { handler: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }> };
+  ])("%s: the sample request of the merchant's server is accepted (%i)", async (name, status) => {
+    const { handler } = (await import(`../../functions/${name}.ts`)) as {
+      handler: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }>;
+    };
     const result = await handler(sample(name));
     expect(result.statusCode, String(result.body)).toBe(status);
   });
@@ -57,18 +59,26 @@ describe('sample events', () => {
     expect(['MATCHED', 'NO_BILL']).toContain(report.status);
   });
 
-  it.each(['miniProgramLogin', 'officialAccountLogin'])('%s: the sample login reaches WeChat, which refuses its sample code (401, errcode 40029)', async (name) => {
-    const { handler } = (await import(`../../functions/${name}.ts`)) as { handler: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }> };
-    const result = await handler(sample(name));
-    expect(result.statusCode, String(result.body)).toBe(401);
-    expect(JSON.parse(result.body as string).error.message).toMatch(/errcode 40029/);
-  });
+  it.each(['miniProgramLogin', 'officialAccountLogin'])(
+    '%s: the sample login reaches WeChat, which refuses its sample code (401, errcode 40029)',
+    async (name) => {
+      const { handler } = (await import(`../../functions/${name}.ts`)) as {
+        handler: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }>;
+      };
+      const result = await handler(sample(name));
+      expect(result.statusCode, String(result.body)).toBe(401);
+      expect(JSON.parse(result.body as string).error.message).toMatch(/errcode 40029/);
+    },
+  );
 
   it("jssdkConfig: the sample page of the shop's origin gets its wx.config", async () => {
     const { handler } = await import('../../functions/jssdkConfig');
     const result = await handler(sample('jssdkConfig'));
     expect(result.statusCode, String(result.body)).toBe(200);
-    expect(JSON.parse(result.body as string)).toMatchObject({ appId: TEST_MERCHANT.appId, signature: expect.stringMatching(/^[0-9a-f]{40}$/) });
+    expect(JSON.parse(result.body as string)).toMatchObject({
+      appId: TEST_MERCHANT.appId,
+      signature: expect.stringMatching(/^[0-9a-f]{40}$/),
+    });
   });
 
   it('queryOrder: the sample asks for an order that does not exist here: 404', async () => {

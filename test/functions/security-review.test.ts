@@ -78,7 +78,11 @@ function regroup(genuine: Record<string, string>, injected: string): Record<stri
   const swallowFrom = signed.indexOf(injected) + injected.length;
   const swallowTo = signed.indexOf('&transaction_id=', swallowFrom);
   const forged: Record<string, string> = { appid: genuine.appid as string, attach: 'x', sign: genuine.sign as string };
-  const pairs = [...injected.slice(1, -'&tr='.length).split('&'), `tr=${signed.slice(swallowFrom, swallowTo)}`, signed.slice(swallowTo + 1)];
+  const pairs = [
+    ...injected.slice(1, -'&tr='.length).split('&'),
+    `tr=${signed.slice(swallowFrom, swallowTo)}`,
+    signed.slice(swallowTo + 1),
+  ];
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     forged[pair.slice(0, at)] = pair.slice(at + 1);
@@ -120,8 +124,11 @@ describe('finding 1: a genuine callback re-split into a callback for another ord
       const genuine = parseXml(await eventually(async () => catcher.bodies[0]));
 
       const reply = parseXml(
-        (await notify(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: buildXml(regroup(genuine, injected)), contentType: 'text/xml' })))
-          .body as string,
+        (
+          await notify(
+            apiEvent({ method: 'POST', path: '/wechatpay/notify', body: buildXml(regroup(genuine, injected)), contentType: 'text/xml' }),
+          )
+        ).body as string,
       );
       expect(reply.return_code).toBe('FAIL');
       expect(reply.return_msg).toMatch(/"&" or "="/);
@@ -146,12 +153,17 @@ describe('finding 1: a genuine callback re-split into a callback for another ord
 
 describe('finding 2: a retried create after expiry said "expired unpaid" without asking WeChat Pay', () => {
   async function expire(outTradeNo: string) {
-    await (await db()).send(
+    await (
+      await db()
+    ).send(
       new UpdateCommand({
         TableName: stack.table,
         Key: { pk: outTradeNo },
         UpdateExpression: 'SET expiresAt = :past, createdAt = :created',
-        ExpressionAttributeValues: { ':past': new Date(Date.now() - 1_000).toISOString(), ':created': new Date(Date.now() - 3_600_000).toISOString() },
+        ExpressionAttributeValues: {
+          ':past': new Date(Date.now() - 1_000).toISOString(),
+          ':created': new Date(Date.now() - 3_600_000).toISOString(),
+        },
       }),
     );
   }
@@ -206,7 +218,11 @@ describe('finding 3: bad requests passed validation and failed after the order w
     ['an emoji in wap_name', mweb({ ...wap, wap_name: 'Shop 🛒' }), 'sceneInfo.h5_info.wap_name'],
     ['an extra key in h5_info', mweb({ ...wap, extra: 'x' }), 'sceneInfo.h5_info.extra'],
     ['a wap_url of 1 KB', mweb({ ...wap, wap_url: `https://shop.example.com/${'a'.repeat(1024)}` }), 'sceneInfo.h5_info.wap_url'],
-    ['a scene_info over 256 bytes', mweb({ ...wap, wap_url: `https://${'a'.repeat(150)}.example.com`, wap_name: '商'.repeat(40) }), 'sceneInfo'],
+    [
+      'a scene_info over 256 bytes',
+      mweb({ ...wap, wap_url: `https://${'a'.repeat(150)}.example.com`, wap_name: '商'.repeat(40) }),
+      'sceneInfo',
+    ],
     ['an IOS h5_info without bundle_id', mweb({ type: 'IOS', app_name: 'App' }), 'sceneInfo.h5_info.bundle_id'],
     ['U+FFFE in the description', { tradeType: 'NATIVE', totalFee: 1, description: 'a\uFFFEb' }, 'description'],
     ['U+FFFF in the description', { tradeType: 'NATIVE', totalFee: 1, description: 'a\uFFFFb' }, 'description'],
@@ -228,7 +244,11 @@ describe('finding 3: bad requests passed validation and failed after the order w
   });
 
   it('a complete, valid h5_info of each type still makes an MWEB order', async () => {
-    for (const h5Info of [wap, { type: 'IOS', app_name: '王者荣耀', bundle_id: 'com.tencent.wzryIOS' }, { type: 'Android', app_name: 'App', package_name: 'com.example.app' }]) {
+    for (const h5Info of [
+      wap,
+      { type: 'IOS', app_name: '王者荣耀', bundle_id: 'com.tencent.wzryIOS' },
+      { type: 'Android', app_name: 'App', package_name: 'com.example.app' },
+    ]) {
       const answer = await create(mweb(h5Info));
       expect(answer.status, JSON.stringify(answer.body)).toBe(201);
       expect(JSON.parse((await storedOrder(answer.body.outTradeNo))?.unifiedOrder.scene_info)).toEqual({ h5_info: h5Info });

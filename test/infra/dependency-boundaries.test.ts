@@ -48,7 +48,10 @@ describe('the AGPL-licensed IAM simulator (@cloud-copilot/iam-simulate and its i
   });
 
   it('is a devDependency pinned to one version, never a dependency', () => {
-    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
     expect(Object.keys(manifest.dependencies).filter((name) => AGPL.test(name))).toEqual([]);
     expect(manifest.devDependencies['@cloud-copilot/iam-simulate']).toMatch(/^\d+\.\d+\.\d+$/);
   });
@@ -65,11 +68,19 @@ describe('import cycles', () => {
   function resolveModule(from: string, specifier: string): string | undefined {
     if (!specifier.startsWith('.')) return undefined;
     const target = relative(ROOT, resolve(ROOT, dirname(from), specifier));
-    const candidates = [target, `${target}.ts`, `${target}.mts`, target.replace(/\.[cm]?js$/, (ext) => ext.replace('js', 'ts')), join(target, 'index.ts')];
+    const candidates = [
+      target,
+      `${target}.ts`,
+      `${target}.mts`,
+      target.replace(/\.[cm]?js$/, (ext) => ext.replace('js', 'ts')),
+      join(target, 'index.ts'),
+    ];
     return candidates.find((candidate) => known.has(candidate));
   }
 
-  const graph = new Map(modules.map((file) => [file, [...new Set(imports(file).flatMap((specifier) => resolveModule(file, specifier) ?? []))]]));
+  const graph = new Map(
+    modules.map((file) => [file, [...new Set(imports(file).flatMap((specifier) => resolveModule(file, specifier) ?? []))]]),
+  );
 
   /** The groups of nodes that reach one another (Tarjan), each as one cycle through all it can: a → b → … → a. */
   function cycles(edges: Map<string, string[]>): string[] {

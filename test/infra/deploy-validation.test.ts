@@ -4,16 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import { LIMITS, checkLimits, templateFigures, validateTemplate } from '../support/cfn-validate';
 import { validateIam } from '../support/iam-validate';
-import {
-  DEV,
-  PROD,
-  ROOT,
-  cliEnv,
-  serverless,
-  sharedPackage,
-  type Packaged,
-  type Template,
-} from '../support/packaging';
+import { DEV, PROD, ROOT, cliEnv, serverless, sharedPackage, type Packaged, type Template } from '../support/packaging';
 
 /**
  * Deploy readiness, offline: nobody here can run `serverless deploy`, so each stage docs/go-live.md
@@ -37,16 +28,30 @@ const number = (value: number) => value.toLocaleString('en-US');
 
 describe.each(STAGES)('the %s stage would deploy', (stage) => {
   it('packages with the values it was given', () => {
-    const variables = (packaged(stage).template.Resources.CreateOrderLambdaFunction!.Properties.Environment as {
-      Variables: Record<string, unknown>;
-    }).Variables;
+    const variables = (
+      packaged(stage).template.Resources.CreateOrderLambdaFunction!.Properties.Environment as {
+        Variables: Record<string, unknown>;
+      }
+    ).Variables;
     expect(variables.WECHATPAY_API_KEY_PARAM).toBe(`/wechatpay/${stage}/api-key`);
     if (stage === 'prod') expect(variables).toMatchObject({ WECHATPAY_APPID: PROD.params!.appId, WECHATPAY_MCHID: PROD.params!.mchId });
   });
 
   it('packages every function, the refund ones with the client certificate parameter docs/go-live.md stores', () => {
     const resources = packaged(stage).template.Resources;
-    for (const name of ['CreateOrder', 'QueryOrder', 'Notify', 'RecoverOrders', 'PutProduct', 'ListProducts', 'CreateMerchantOrder', 'GetMerchantOrder', 'CreateRefund', 'GetRefund', 'RefundNotify']) {
+    for (const name of [
+      'CreateOrder',
+      'QueryOrder',
+      'Notify',
+      'RecoverOrders',
+      'PutProduct',
+      'ListProducts',
+      'CreateMerchantOrder',
+      'GetMerchantOrder',
+      'CreateRefund',
+      'GetRefund',
+      'RefundNotify',
+    ]) {
       expect(resources[`${name}LambdaFunction`]?.Type, name).toBe('AWS::Lambda::Function');
     }
     for (const name of ['CreateRefund', 'RecoverOrders']) {
@@ -66,7 +71,7 @@ describe.each(STAGES)('the %s stage would deploy', (stage) => {
     expect(await validateIam(packaged(stage).createTemplate)).toEqual([]);
   });
 
-  it('stays within CloudFormation\'s template limits', () => {
+  it("stays within CloudFormation's template limits", () => {
     const { template, createTemplate } = packaged(stage);
     expect(checkLimits(template)).toEqual([]);
     expect(checkLimits(createTemplate, { direct: true })).toEqual([]);
@@ -89,9 +94,9 @@ describe('the framework', () => {
     const name = `serverless.misspelled-${process.pid}.yml`;
     writeFileSync(join(ROOT, name), config.toString());
     try {
-      await expect(
-        serverless(['print', '--config', name, '--stage', 'dev', '--path', 'provider.runtime'], cliEnv()),
-      ).rejects.toThrow(/unrecognized property 'memorySise'/);
+      await expect(serverless(['print', '--config', name, '--stage', 'dev', '--path', 'provider.runtime'], cliEnv())).rejects.toThrow(
+        /unrecognized property 'memorySise'/,
+      );
     } finally {
       rmSync(join(ROOT, name), { force: true });
     }
@@ -112,9 +117,7 @@ describe('the checks catch a mistake planted in the template', () => {
 
   it('an unknown property', () => {
     const template = planted((r) => (r.OrdersTable!.Properties.BilingMode = 'PAY_PER_REQUEST'));
-    expect(validateTemplate(template)).toEqual([
-      'Resources.OrdersTable.Properties.BilingMode: unknown property of AWS::DynamoDB::Table',
-    ]);
+    expect(validateTemplate(template)).toEqual(['Resources.OrdersTable.Properties.BilingMode: unknown property of AWS::DynamoDB::Table']);
   });
 
   it('an unknown property of a nested property type', () => {
@@ -145,12 +148,14 @@ describe('the checks catch a mistake planted in the template', () => {
       r.NotifyLambdaFunction!.Properties.Timeout = 'fifteen';
       r.NotifyLambdaFunction!.Properties.Code = 'notify.zip';
     });
-    expect(validateTemplate(template)).toEqual([
-      'Resources.NotifyLambdaFunction.Properties.Code: expected a Code object, found "notify.zip"',
-      'Resources.NotifyLambdaFunction.Properties.Timeout: expected an integer, found "fifteen"',
-      'Resources.CreateOrderLambdaFunction.Properties.Environment.Variables: expected a map, found a list',
-      'Resources.OrdersTable.Properties.GlobalSecondaryIndexes: expected a list, found an object',
-    ].sort(byResourceOrder(template)));
+    expect(validateTemplate(template)).toEqual(
+      [
+        'Resources.NotifyLambdaFunction.Properties.Code: expected a Code object, found "notify.zip"',
+        'Resources.NotifyLambdaFunction.Properties.Timeout: expected an integer, found "fifteen"',
+        'Resources.CreateOrderLambdaFunction.Properties.Environment.Variables: expected a map, found a list',
+        'Resources.OrdersTable.Properties.GlobalSecondaryIndexes: expected a list, found an object',
+      ].sort(byResourceOrder(template)),
+    );
   });
 
   it('a value the spec does not allow', () => {
@@ -168,14 +173,21 @@ describe('the checks catch a mistake planted in the template', () => {
   });
 
   it('a wrong GetAtt attribute', () => {
-    const template = planted((r) => (r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[0].Resource = [{ 'Fn::GetAtt': ['OrdersTable', 'TableArn'] }]));
+    const template = planted(
+      (r) => (r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[0].Resource = [{ 'Fn::GetAtt': ['OrdersTable', 'TableArn'] }]),
+    );
     expect(validateTemplate(template)).toEqual([
       'Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[0].Resource[0].Fn::GetAtt: AWS::DynamoDB::Table has no attribute TableArn (it has Arn, StreamArn)',
     ]);
   });
 
   it('a wrong attribute in an Fn::Sub variable', () => {
-    const template = planted((r) => (r.RecoverOrdersRole!.Properties.Policies[0].PolicyDocument.Statement[0].Resource = [{ 'Fn::Sub': '${OrdersTable.TableArn}/index/pendingByShard' }]));
+    const template = planted(
+      (r) =>
+        (r.RecoverOrdersRole!.Properties.Policies[0].PolicyDocument.Statement[0].Resource = [
+          { 'Fn::Sub': '${OrdersTable.TableArn}/index/pendingByShard' },
+        ]),
+    );
     expect(validateTemplate(template)).toEqual([
       'Resources.RecoverOrdersRole.Properties.Policies[0].PolicyDocument.Statement[0].Resource[0].Fn::Sub ${OrdersTable.TableArn}: AWS::DynamoDB::Table has no attribute TableArn (it has Arn, StreamArn)',
     ]);
@@ -189,7 +201,12 @@ describe('the checks catch a mistake planted in the template', () => {
   });
 
   it('a dangling Fn::Sub variable', () => {
-    const template = planted((r) => (r.RecoverOrdersRole!.Properties.Policies[0].PolicyDocument.Statement[2].Resource = [{ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::Account}:parameter/wechatpay/dev/api-key' }]));
+    const template = planted(
+      (r) =>
+        (r.RecoverOrdersRole!.Properties.Policies[0].PolicyDocument.Statement[2].Resource = [
+          { 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::Account}:parameter/wechatpay/dev/api-key' },
+        ]),
+    );
     expect(validateTemplate(template)).toEqual([
       'Resources.RecoverOrdersRole.Properties.Policies[0].PolicyDocument.Statement[2].Resource[0].Fn::Sub ${AWS::Account}: Ref to AWS::Account, which is no resource, parameter or pseudo parameter',
     ]);
@@ -197,7 +214,9 @@ describe('the checks catch a mistake planted in the template', () => {
 
   it('a dangling DependsOn', () => {
     const template = planted((r) => (r.NotifyLambdaFunction!.DependsOn = ['NotifyLogGroup', 'NotifyRoles']));
-    expect(validateTemplate(template)).toEqual(['Resources.NotifyLambdaFunction.DependsOn: "NotifyRoles" is no other resource of the template']);
+    expect(validateTemplate(template)).toEqual([
+      'Resources.NotifyLambdaFunction.DependsOn: "NotifyRoles" is no other resource of the template',
+    ]);
   });
 
   it('two logical ids that differ only in case', () => {
@@ -208,12 +227,16 @@ describe('the checks catch a mistake planted in the template', () => {
   it('resources that depend on each other in a circle', () => {
     const template = planted((r) => (r.OrdersTable!.DependsOn = 'CreateOrderLambdaFunction'));
     expect(validateTemplate(template)).toEqual([
-      expect.stringMatching(/circular dependency .*OrdersTable -> CreateOrderLambdaFunction -> CreateOrderRole -> OrdersTable|circular dependency .*CreateOrderLambdaFunction -> CreateOrderRole -> OrdersTable -> CreateOrderLambdaFunction/),
+      expect.stringMatching(
+        /circular dependency .*OrdersTable -> CreateOrderLambdaFunction -> CreateOrderRole -> OrdersTable|circular dependency .*CreateOrderLambdaFunction -> CreateOrderRole -> OrdersTable -> CreateOrderLambdaFunction/,
+      ),
     ]);
   });
 
   it('an IAM action that does not exist', async () => {
-    const template = planted((r) => (r.QueryOrderRole!.Properties.Policies[0].PolicyDocument.Statement[0].Action = ['dynamodb:GetItems', 'dynamodb:UpdateItem']));
+    const template = planted(
+      (r) => (r.QueryOrderRole!.Properties.Policies[0].PolicyDocument.Statement[0].Action = ['dynamodb:GetItems', 'dynamodb:UpdateItem']),
+    );
     expect(await validateIam(template)).toEqual([
       'Resources.QueryOrderRole.Properties.Policies[0].PolicyDocument.Statement[0].Action[0]: "dynamodb:GetItems" is not an action of dynamodb',
     ]);
@@ -233,7 +256,9 @@ describe('the checks catch a mistake planted in the template', () => {
 
   it('a statement without resources (a stage whose apps name no AppSecret parameter)', async () => {
     const template = planted((r) => (r.JssdkConfigRole!.Properties.Policies[0].PolicyDocument.Statement[1].Resource = []));
-    expect(await validateIam(template)).toEqual(['Resources.JssdkConfigRole.Properties.Policies[0].PolicyDocument.Statement[1].Resource: an empty list']);
+    expect(await validateIam(template)).toEqual([
+      'Resources.JssdkConfigRole.Properties.Policies[0].PolicyDocument.Statement[1].Resource: an empty list',
+    ]);
   });
 
   it('a wildcard resource', async () => {
@@ -246,23 +271,32 @@ describe('the checks catch a mistake planted in the template', () => {
   /** Where notify's statement of these actions is, in its role's policy. */
   const notifyStatement = (action: string) => {
     const policies = packaged('dev').template.Resources.NotifyRole!.Properties.Policies as Planted[];
-    const index = (policies[0]!.PolicyDocument.Statement as Planted[]).findIndex((statement) => JSON.stringify(statement.Action) === JSON.stringify([action]));
+    const index = (policies[0]!.PolicyDocument.Statement as Planted[]).findIndex(
+      (statement) => JSON.stringify(statement.Action) === JSON.stringify([action]),
+    );
     expect(index).toBeGreaterThanOrEqual(0);
     return index;
   };
 
   it('a wildcard resource name in an ARN', async () => {
     const at = notifyStatement('ssm:GetParameter');
-    const template = planted((r) => (r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[at].Resource = [{ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*' }]));
+    const template = planted(
+      (r) =>
+        (r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[at].Resource = [
+          { 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*' },
+        ]),
+    );
     expect(await validateIam(template)).toEqual([
       `Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[${at}].Resource[0]: "arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/*" for actions that can be limited to resources: ssm:GetParameter (parameter)`,
     ]);
   });
 
-  it('PutEvents on every bus rather than the stage\'s own', async () => {
+  it("PutEvents on every bus rather than the stage's own", async () => {
     const at = notifyStatement('events:PutEvents');
     const template = planted((r) => {
-      r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[at].Resource = [{ 'Fn::Sub': 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*' }];
+      r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement[at].Resource = [
+        { 'Fn::Sub': 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*' },
+      ];
     });
     expect(await validateIam(template)).toEqual([
       `Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[${at}].Resource[0]: "arn:\${AWS::Partition}:events:\${AWS::Region}:\${AWS::AccountId}:event-bus/*" for actions that can be limited to resources: events:PutEvents (event-bus, event-busv2)`,
@@ -270,22 +304,25 @@ describe('the checks catch a mistake planted in the template', () => {
   });
 
   it('grants "*" only to actions without resource-level permissions', async () => {
-    const template = planted((r) => r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement.push({
-      Effect: 'Allow',
-      Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
-      Resource: '*',
-    }));
+    const template = planted((r) =>
+      r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement.push({
+        Effect: 'Allow',
+        Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+        Resource: '*',
+      }),
+    );
     expect(await validateIam(template)).toEqual([]);
   });
 
   it('an Allow with NotAction or NotResource', async () => {
     let at = 0;
     const template = planted((r) => {
-      at = r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement.push({
-        Effect: 'Allow',
-        NotAction: ['iam:*'],
-        NotResource: { 'Fn::GetAtt': ['NotifyRole', 'Arn'] },
-      }) - 1;
+      at =
+        r.NotifyRole!.Properties.Policies[0].PolicyDocument.Statement.push({
+          Effect: 'Allow',
+          NotAction: ['iam:*'],
+          NotResource: { 'Fn::GetAtt': ['NotifyRole', 'Arn'] },
+        }) - 1;
     });
     expect(await validateIam(template)).toEqual([
       `Resources.NotifyRole.Properties.Policies[0].PolicyDocument.Statement[${at}].NotAction: an Allow with NotAction grants every action it does not name`,
@@ -293,7 +330,7 @@ describe('the checks catch a mistake planted in the template', () => {
     ]);
   });
 
-  it('a template over CloudFormation\'s limits', () => {
+  it("a template over CloudFormation's limits", () => {
     let resources = 0;
     const template = planted((r) => {
       for (let i = 0; i < 500; i += 1) r[`ExtraTopic${i}`] = { Type: 'AWS::SNS::Topic', Properties: { TopicName: 'x'.repeat(2_000) } };

@@ -70,7 +70,15 @@ const TABLE = { 'Fn::GetAtt': ['OrdersTable', 'Arn'] };
 const TOKEN_CACHE_KEYS = ['wechat-token#*', 'lease#*'];
 const DENY_TOKEN_CACHE = {
   Effect: 'Deny',
-  Action: expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query']),
+  Action: expect.arrayContaining([
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:BatchGetItem',
+    'dynamodb:BatchWriteItem',
+    'dynamodb:Query',
+  ]),
   Resource: [TABLE],
   Condition: { 'ForAnyValue:StringLike': { 'dynamodb:LeadingKeys': TOKEN_CACHE_KEYS } },
 };
@@ -85,14 +93,33 @@ const CATALOG = { 'Fn::GetAtt': ['CatalogTable', 'Arn'] };
 const PAID_DAY_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/paidByDay' };
 const REFUND_DAY_INDEX = { 'Fn::Sub': '${OrdersTable.Arn}/index/refundsByRequestDay' };
 const TABLE_ACTIONS: Record<FunctionName, Record<string, unknown[]>> = {
-  createOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:BatchGetItem': [CATALOG] },
+  createOrder: {
+    'dynamodb:PutItem': [TABLE],
+    'dynamodb:GetItem': [TABLE],
+    'dynamodb:UpdateItem': [TABLE],
+    'dynamodb:BatchGetItem': [CATALOG],
+  },
   createMerchantOrder: { 'dynamodb:PutItem': [TABLE], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   getMerchantOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   putProduct: { 'dynamodb:PutItem': [CATALOG] },
   listProducts: { 'dynamodb:Scan': [CATALOG] },
-  runReconciliation: { 'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:BatchGetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE], 'dynamodb:DeleteItem': [TABLE] },
+  runReconciliation: {
+    'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX],
+    'dynamodb:GetItem': [TABLE],
+    'dynamodb:BatchGetItem': [TABLE],
+    'dynamodb:UpdateItem': [TABLE],
+    'dynamodb:PutItem': [TABLE],
+    'dynamodb:DeleteItem': [TABLE],
+  },
   getReconciliation: { 'dynamodb:GetItem': [TABLE] },
-  reconcile: { 'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:BatchGetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE], 'dynamodb:PutItem': [TABLE], 'dynamodb:DeleteItem': [TABLE] },
+  reconcile: {
+    'dynamodb:Query': [PAID_DAY_INDEX, REFUND_DAY_INDEX],
+    'dynamodb:GetItem': [TABLE],
+    'dynamodb:BatchGetItem': [TABLE],
+    'dynamodb:UpdateItem': [TABLE],
+    'dynamodb:PutItem': [TABLE],
+    'dynamodb:DeleteItem': [TABLE],
+  },
   queryOrder: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   notify: { 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
   recoverOrders: { 'dynamodb:Query': [INDEX, OUTBOX_INDEX, REFUNDS_INDEX], 'dynamodb:GetItem': [TABLE], 'dynamodb:UpdateItem': [TABLE] },
@@ -129,7 +156,16 @@ const PUBLISHING: readonly string[] = [
   'refundNotify',
 ];
 
-const MERCHANT_FUNCTIONS: readonly string[] = ['putProduct', 'listProducts', 'createMerchantOrder', 'getMerchantOrder', 'runReconciliation', 'getReconciliation', 'createRefund', 'getRefund'];
+const MERCHANT_FUNCTIONS: readonly string[] = [
+  'putProduct',
+  'listProducts',
+  'createMerchantOrder',
+  'getMerchantOrder',
+  'runReconciliation',
+  'getReconciliation',
+  'createRefund',
+  'getRefund',
+];
 /** The functions that send refunds: they alone read the client certificate. */
 const REFUND_SENDERS: readonly string[] = ['createRefund', 'recoverOrders'];
 
@@ -241,11 +277,14 @@ describe('serverless package', () => {
       // the client certificate for whatever sends refunds; the apps' AppSecrets for logins and the
       // JS-SDK; the session key for session tokens; PutEvents on the stage's bus for whatever makes
       // order transitions.
-      const apiKey = ['putProduct', 'listProducts', 'getReconciliation', 'clearOutbox', ...IDENTITY_FUNCTIONS].includes(name) ? [] : [apiKeyParameter('/wechatpay/dev/api-key')];
+      const apiKey = ['putProduct', 'listProducts', 'getReconciliation', 'clearOutbox', ...IDENTITY_FUNCTIONS].includes(name)
+        ? []
+        : [apiKeyParameter('/wechatpay/dev/api-key')];
       const tokens = MERCHANT_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/merchant-tokens')] : [];
       const cert = REFUND_SENDERS.includes(name) ? [apiKeyParameter('/wechatpay/dev/client-cert')] : [];
       // dev's one app is an official account: the mini-program login reads no AppSecret there.
-      const appSecrets = IDENTITY_FUNCTIONS.includes(name) && name !== 'miniProgramLogin' ? [apiKeyParameter('/wechatpay/dev/app-secret')] : [];
+      const appSecrets =
+        IDENTITY_FUNCTIONS.includes(name) && name !== 'miniProgramLogin' ? [apiKeyParameter('/wechatpay/dev/app-secret')] : [];
       const sessionKey = SESSION_KEY_FUNCTIONS.includes(name) ? [apiKeyParameter('/wechatpay/dev/session-key')] : [];
       const ssm = [...apiKey, ...tokens, ...cert, ...appSecrets, ...sessionKey];
       // Whatever may touch the orders table, but the JS-SDK config, is denied the token cache's items;
@@ -266,7 +305,9 @@ describe('serverless package', () => {
 
     it("lets the JS-SDK config touch only the token cache's items of the table (wechat-token#..., lease#...), which every other role is denied", () => {
       const roleId = lambda(dev.template, 'jssdkConfig').Role['Fn::GetAtt'][0];
-      const dynamo = roleStatements(dev.template, roleId).filter((statement) => [statement.Action].flat().some((action) => action.startsWith('dynamodb:')));
+      const dynamo = roleStatements(dev.template, roleId).filter((statement) =>
+        [statement.Action].flat().some((action) => action.startsWith('dynamodb:')),
+      );
       expect(dynamo).toHaveLength(1);
       expect((dynamo[0] as Statement & { Condition?: unknown }).Condition).toEqual({
         'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': TOKEN_CACHE_KEYS },
@@ -275,7 +316,8 @@ describe('serverless package', () => {
     });
 
     it("grants each app's secretParam to the functions that serve its kind, and the session key, exactly as the functions are told to read them", () => {
-      const secretsOf = (name: FunctionName) => grants(prod.template, lambda(prod.template, name).Role['Fn::GetAtt'][0])['ssm:GetParameter'];
+      const secretsOf = (name: FunctionName) =>
+        grants(prod.template, lambda(prod.template, name).Role['Fn::GetAtt'][0])['ssm:GetParameter'];
       const appSecrets = [apiKeyParameter('/payments/prod/official-account-secret'), apiKeyParameter('/payments/prod/mini-program-secret')];
       const sessionKey = apiKeyParameter('/payments/prod/session-key');
       // Each reads the AppSecrets of the apps of the kind it serves, and no other.
@@ -293,12 +335,8 @@ describe('serverless package', () => {
 
     it('grants the key parameter the functions are told to read', () => {
       const roleId = lambda(prod.template, 'notify').Role['Fn::GetAtt'][0];
-      expect(grants(prod.template, roleId)['ssm:GetParameter']).toEqual([
-        apiKeyParameter('/payments/prod/wechatpay-key'),
-      ]);
-      expect(lambda(prod.template, 'notify').Environment.Variables.WECHATPAY_API_KEY_PARAM).toBe(
-        '/payments/prod/wechatpay-key',
-      );
+      expect(grants(prod.template, roleId)['ssm:GetParameter']).toEqual([apiKeyParameter('/payments/prod/wechatpay-key')]);
+      expect(lambda(prod.template, 'notify').Environment.Variables.WECHATPAY_API_KEY_PARAM).toBe('/payments/prod/wechatpay-key');
     });
   });
 
@@ -366,7 +404,7 @@ describe('serverless package', () => {
       });
     });
 
-    it('keeps API functions under the API Gateway limit, above the WeChat Pay client\'s worst case, and gives recovery a minute', () => {
+    it("keeps API functions under the API Gateway limit, above the WeChat Pay client's worst case, and gives recovery a minute", () => {
       for (const name of ['createOrder', 'queryOrder', 'notify', 'miniProgramLogin', 'officialAccountLogin', 'jssdkConfig'] as const) {
         expect(lambda(dev.template, name).Timeout).toBeLessThan(29);
         // Three WeChat Pay attempts of 3 s with backoff (lib/orders/context.ts).
@@ -397,8 +435,15 @@ describe('serverless package', () => {
         'POST /wechatpay/refund-notify',
         'PUT /merchant/products/{sku}',
       ]);
-      const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule' && resource.Properties.ScheduleExpression);
-      const schedules = Object.fromEntries(rules.map((rule) => [JSON.stringify(rule.Properties.Targets).match(/(\w+)LambdaFunction/)?.[1], rule.Properties.ScheduleExpression]));
+      const rules = Object.values(dev.template.Resources).filter(
+        (resource) => resource.Type === 'AWS::Events::Rule' && resource.Properties.ScheduleExpression,
+      );
+      const schedules = Object.fromEntries(
+        rules.map((rule) => [
+          JSON.stringify(rule.Properties.Targets).match(/(\w+)LambdaFunction/)?.[1],
+          rule.Properties.ScheduleExpression,
+        ]),
+      );
       // Recovery every minute; reconciliation at 10:00 Beijing, once WeChat Pay has made the day's bill.
       expect(schedules).toEqual({ RecoverOrders: 'rate(1 minute)', Reconcile: 'cron(0 2 * * ? *)' });
     });
@@ -415,15 +460,19 @@ describe('serverless package', () => {
   });
 
   describe('events', () => {
-    it('creates the stage\'s bus, <service>-<stage>, and tells every function its name', () => {
-      for (const [packaged, stage] of [[dev, 'dev'], [prod, 'prod']] as const) {
+    it("creates the stage's bus, <service>-<stage>, and tells every function its name", () => {
+      for (const [packaged, stage] of [
+        [dev, 'dev'],
+        [prod, 'prod'],
+      ] as const) {
         expect(packaged.template.Resources.EventBus).toEqual({ Type: 'AWS::Events::EventBus', Properties: { Name: `wechatpay-${stage}` } });
-        for (const name of FUNCTIONS) expect(lambda(packaged.template, name).Environment.Variables.EVENT_BUS_NAME).toBe(`wechatpay-${stage}`);
+        for (const name of FUNCTIONS)
+          expect(lambda(packaged.template, name).Environment.Variables.EVENT_BUS_NAME).toBe(`wechatpay-${stage}`);
       }
       expect(lambda(dev.template, 'notify').Environment.Variables).not.toHaveProperty('EVENTBRIDGE_ENDPOINT');
     });
 
-    it('puts the bus\'s name and ARN in the stack\'s outputs, exported for the merchant\'s stacks', () => {
+    it("puts the bus's name and ARN in the stack's outputs, exported for the merchant's stacks", () => {
       expect(dev.template.Outputs).toMatchObject({
         EventBusName: { Value: { Ref: 'EventBus' }, Export: { Name: 'wechatpay-dev-EventBusName' } },
         EventBusArn: { Value: { 'Fn::GetAtt': ['EventBus', 'Arn'] }, Export: { Name: 'wechatpay-dev-EventBusArn' } },
@@ -431,14 +480,24 @@ describe('serverless package', () => {
     });
 
     it('hands every event of the bus back to clearOutbox, which confirms it', () => {
-      const rules = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule' && !resource.Properties.ScheduleExpression);
-      expect(rules).toHaveLength(1);
-      expect(rules[0]!.Properties).toMatchObject({ EventBusName: { Ref: 'EventBus' }, EventPattern: { source: ['wechatpay.orders'] }, State: 'ENABLED' });
-      expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('ClearOutboxLambdaFunction');
-      const permissions = Object.values(dev.template.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Permission' && resource.Properties.Principal === 'events.amazonaws.com');
-      expect(permissions.map((permission) => JSON.stringify(permission.Properties.FunctionName)).sort()).toEqual(
-        [expect.stringContaining('ClearOutboxLambdaFunction'), expect.stringContaining('ReconcileLambdaFunction'), expect.stringContaining('RecoverOrdersLambdaFunction')],
+      const rules = Object.values(dev.template.Resources).filter(
+        (resource) => resource.Type === 'AWS::Events::Rule' && !resource.Properties.ScheduleExpression,
       );
+      expect(rules).toHaveLength(1);
+      expect(rules[0]!.Properties).toMatchObject({
+        EventBusName: { Ref: 'EventBus' },
+        EventPattern: { source: ['wechatpay.orders'] },
+        State: 'ENABLED',
+      });
+      expect(JSON.stringify(rules[0]!.Properties.Targets)).toContain('ClearOutboxLambdaFunction');
+      const permissions = Object.values(dev.template.Resources).filter(
+        (resource) => resource.Type === 'AWS::Lambda::Permission' && resource.Properties.Principal === 'events.amazonaws.com',
+      );
+      expect(permissions.map((permission) => JSON.stringify(permission.Properties.FunctionName)).sort()).toEqual([
+        expect.stringContaining('ClearOutboxLambdaFunction'),
+        expect.stringContaining('ReconcileLambdaFunction'),
+        expect.stringContaining('RecoverOrdersLambdaFunction'),
+      ]);
     });
   });
 
@@ -451,8 +510,14 @@ describe('serverless package', () => {
       );
 
     it("watches the product's own metrics, each alarm publishing to the stage's payment alarms topic", () => {
-      for (const [packaged, stage] of [[dev, 'dev'], [prod, 'prod']] as const) {
-        expect(packaged.template.Resources.PaymentAlarmsTopic).toEqual({ Type: 'AWS::SNS::Topic', Properties: { TopicName: `wechatpay-${stage}-payment-alarms` } });
+      for (const [packaged, stage] of [
+        [dev, 'dev'],
+        [prod, 'prod'],
+      ] as const) {
+        expect(packaged.template.Resources.PaymentAlarmsTopic).toEqual({
+          Type: 'AWS::SNS::Topic',
+          Properties: { TopicName: `wechatpay-${stage}-payment-alarms` },
+        });
         const byId = alarms(packaged);
         expect(Object.fromEntries(Object.entries(byId).map(([id, alarm]) => [id, alarm.MetricName]))).toEqual({
           AmountMismatchAlarm: 'AmountMismatches',
@@ -462,7 +527,11 @@ describe('serverless package', () => {
           RefundAnswerRefusedAlarm: 'RefundAnswersRefused',
         });
         for (const alarm of Object.values(byId)) {
-          expect(alarm).toMatchObject({ Namespace: 'WechatPay', Dimensions: [{ Name: 'service', Value: 'wechatpay' }], AlarmActions: [{ Ref: 'PaymentAlarmsTopic' }] });
+          expect(alarm).toMatchObject({
+            Namespace: 'WechatPay',
+            Dimensions: [{ Name: 'service', Value: 'wechatpay' }],
+            AlarmActions: [{ Ref: 'PaymentAlarmsTopic' }],
+          });
           expect(alarm.AlarmName).toMatch(new RegExp(`^wechatpay-${stage}-`));
         }
       }
@@ -487,7 +556,9 @@ describe('serverless package', () => {
         const stage = packaged.template.Resources.HttpApiStage as Resource & { DependsOn?: string[] };
         expect(stage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 });
         const routes = Object.entries(packaged.template.Resources).filter(([, resource]) => resource.Type === 'AWS::ApiGatewayV2::Route');
-        expect(Object.keys(stage.Properties.RouteSettings as object).sort()).toEqual(routes.map(([, route]) => route.Properties.RouteKey).sort());
+        expect(Object.keys(stage.Properties.RouteSettings as object).sort()).toEqual(
+          routes.map(([, route]) => route.Properties.RouteKey).sort(),
+        );
         // Route settings name routes that CloudFormation must have made first.
         expect([...(stage.DependsOn ?? [])].sort()).toEqual(routes.map(([id]) => id).sort());
         for (const setting of Object.values(stage.Properties.RouteSettings as Record<string, Record<string, number>>)) {
@@ -517,7 +588,9 @@ describe('serverless package', () => {
     });
 
     it.each(FUNCTIONS)('carries no test code in %s: neither the test signing helpers nor the emulator', (name) => {
-      const bundle = readZip(join(dev.dir, `${name}.zip`)).get(`functions/${name}.js`)!.toString('utf8');
+      const bundle = readZip(join(dev.dir, `${name}.zip`))
+        .get(`functions/${name}.js`)!
+        .toString('utf8');
       // Messages of dev/wechatpay-documents/payment-notification.ts and of the emulator survive minification; their names do not.
       expect(bundle).not.toContain('signedNotification:');
       expect(bundle).not.toContain('wechatpay-emulator');
@@ -526,8 +599,10 @@ describe('serverless package', () => {
 });
 
 describe('the packagings of the tests', () => {
-  it("take no setting from the environment of the test that asks for them: every ${env:...} of serverless.yml is scrubbed", () => {
-    const read = [...new Set([...readFileSync(join(ROOT, 'serverless.yml'), 'utf8').matchAll(/\$\{env:([A-Z_]+)/g)].map((match) => match[1]!))];
+  it('take no setting from the environment of the test that asks for them: every ${env:...} of serverless.yml is scrubbed', () => {
+    const read = [
+      ...new Set([...readFileSync(join(ROOT, 'serverless.yml'), 'utf8').matchAll(/\$\{env:([A-Z_]+)/g)].map((match) => match[1]!)),
+    ];
     // ESBUILD_WORK_FOLDER: each packaging sets its own.
     expect(read.filter((name) => name !== 'ESBUILD_WORK_FOLDER' && !SCRUBBED.includes(name))).toEqual([]);
   });
@@ -535,10 +610,7 @@ describe('the packagings of the tests', () => {
 
 describe('serverless print --stage local', () => {
   it('defaults to the test merchant, the emulator and local DynamoDB', async () => {
-    const printed = await serverless(
-      ['print', '--stage', 'local', '--path', 'provider.environment', '--format', 'json'],
-      cliEnv(),
-    );
+    const printed = await serverless(['print', '--stage', 'local', '--path', 'provider.environment', '--format', 'json'], cliEnv());
     expect(JSON.parse(printed)).toEqual({
       WECHATPAY_APPID: TEST_MERCHANT.appId,
       WECHATPAY_MCHID: TEST_MERCHANT.mchId,
@@ -564,22 +636,40 @@ describe('serverless print --stage local', () => {
   }, 60_000);
 
   it('gives the JS-SDK config every origin (corsOrigins *)', async () => {
-    const printed = await serverless(['print', '--stage', 'local', '--path', 'functions.jssdkConfig.environment', '--format', 'json'], cliEnv());
+    const printed = await serverless(
+      ['print', '--stage', 'local', '--path', 'functions.jssdkConfig.environment', '--format', 'json'],
+      cliEnv(),
+    );
     expect(JSON.parse(printed)).toEqual({ CORS_ORIGINS: '*' });
   }, 60_000);
 });
 
 describe('the apps of a stage, checked when it is packaged', () => {
   const print = (wechatApps: string) =>
-    serverless(['print', '--stage', 'prod', '--path', 'resources.Resources.JssdkConfigRole', '--format', 'json'], cliEnv({ WECHAT_APPS: wechatApps }));
+    serverless(
+      ['print', '--stage', 'prod', '--path', 'resources.Resources.JssdkConfigRole', '--format', 'json'],
+      cliEnv({ WECHAT_APPS: wechatApps }),
+    );
 
   it.each([
     ['not JSON', '[{"appId":', 'is not valid JSON'],
     ['no app', '[]', 'at least one app'],
-    ['an AppSecret in the list', '[{"appId":"wx0000000000000001","kind":"officialaccount","secret":"abc"}]', 'an AppSecret never goes here'],
-    ['a secretParam that is no parameter path', '[{"appId":"wx0000000000000001","kind":"officialaccount","secretParam":"app-secret"}]', 'starting with "/"'],
+    [
+      'an AppSecret in the list',
+      '[{"appId":"wx0000000000000001","kind":"officialaccount","secret":"abc"}]',
+      'an AppSecret never goes here',
+    ],
+    [
+      'a secretParam that is no parameter path',
+      '[{"appId":"wx0000000000000001","kind":"officialaccount","secretParam":"app-secret"}]',
+      'starting with "/"',
+    ],
     ['no app with a secretParam', '[{"appId":"wx0000000000000001","kind":"officialaccount"}]', 'need the AppSecret of at least one app'],
-  ])('%s stops the package, naming it', async (_name, wechatApps, message) => {
-    await expect(print(wechatApps)).rejects.toThrow(message);
-  }, 60_000);
+  ])(
+    '%s stops the package, naming it',
+    async (_name, wechatApps, message) => {
+      await expect(print(wechatApps)).rejects.toThrow(message);
+    },
+    60_000,
+  );
 });

@@ -10,6 +10,8 @@ import { committedTable, renderPermissionsTable } from '../support/permissions-t
 describe('the permissions table in docs/reference/permissions.md', () => {
   it('is the one generated from the packaged dev template (npm run iam:table writes it)', async () => {
     const { template } = await sharedPackage(DEV);
-    expect(committedTable(), 'docs/reference/permissions.md is out of date: run `npm run iam:table`').toBe(renderPermissionsTable(template));
+    expect(committedTable(), 'docs/reference/permissions.md is out of date: run `npm run iam:table`').toBe(
+      renderPermissionsTable(template),
+    );
   }, 300_000);
 });

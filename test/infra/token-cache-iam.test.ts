@@ -22,39 +22,56 @@ import { DEV, PROD, sharedPackage, type Packaged } from '../support/packaging';
  */
 
 type Statement = { Effect: string; Action: string[] | string; Resource: unknown; Condition?: Record<string, Record<string, unknown>> };
-type Resources = Record<string, { Type: string; Properties: { Policies?: Array<{ PolicyDocument: { Statement: Array<Statement | string> } }> } }>;
+type Resources = Record<
+  string,
+  { Type: string; Properties: { Policies?: Array<{ PolicyDocument: { Statement: Array<Statement | string> } }> } }
+>;
 const template = parse(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as {
   resources: { Resources: Resources };
 };
 const touchesOrdersTable = (statement: Statement) =>
-  JSON.stringify(statement.Resource).includes('"OrdersTable","Arn"') && [statement.Action].flat().some((action) => /^dynamodb:(GetItem|PutItem|UpdateItem|DeleteItem)$/.test(action));
+  JSON.stringify(statement.Resource).includes('"OrdersTable","Arn"') &&
+  [statement.Action].flat().some((action) => /^dynamodb:(GetItem|PutItem|UpdateItem|DeleteItem)$/.test(action));
 function keptOffTokenCache(statements: Array<Statement | string>): boolean {
   const list = statements.filter((s): s is Statement => typeof s === 'object');
   const denied = list.some((s) => s.Effect === 'Deny' && /wechat-token#/.test(JSON.stringify(s.Condition ?? {})));
   const allows = list.filter((s) => s.Effect === 'Allow' && touchesOrdersTable(s));
-  return denied || allows.every((s) => s.Condition !== undefined && !/wechat-token#/.test(JSON.stringify(s.Condition)) && /LeadingKeys/.test(JSON.stringify(s.Condition)));
+  return (
+    denied ||
+    allows.every(
+      (s) =>
+        s.Condition !== undefined && !/wechat-token#/.test(JSON.stringify(s.Condition)) && /LeadingKeys/.test(JSON.stringify(s.Condition)),
+    )
+  );
 }
 /** The repro's check (its test body), over the resources of serverless.yml or of a packaged template. */
 function exposedRoles(resources: Resources): string[] {
   return Object.entries(resources)
     .filter(([name, resource]) => resource.Type === 'AWS::IAM::Role' && name !== 'JssdkConfigRole')
-    .filter(([, resource]) => (resource.Properties.Policies ?? []).some((policy) => policy.PolicyDocument.Statement.some((s) => typeof s === 'object' && touchesOrdersTable(s))))
+    .filter(([, resource]) =>
+      (resource.Properties.Policies ?? []).some((policy) =>
+        policy.PolicyDocument.Statement.some((s) => typeof s === 'object' && touchesOrdersTable(s)),
+      ),
+    )
     .filter(([, resource]) => !(resource.Properties.Policies ?? []).every((policy) => keptOffTokenCache(policy.PolicyDocument.Statement)))
     .map(([name]) => name);
 }
 
 describe('the access_token / jsapi_ticket cache in the orders table', () => {
-  it('is out of reach of every role but the JS-SDK config\'s', () => {
+  it("is out of reach of every role but the JS-SDK config's", () => {
     expect(exposedRoles(template.resources.Resources)).toEqual([]);
   });
 });
 
 const TABLE_ARN = JSON.stringify({ 'Fn::GetAtt': ['OrdersTable', 'Arn'] });
 const statementsOf = (resources: Resources, role: string) =>
-  (resources[role]!.Properties.Policies ?? []).flatMap((policy) => policy.PolicyDocument.Statement).filter((s): s is Statement => typeof s === 'object');
+  (resources[role]!.Properties.Policies ?? [])
+    .flatMap((policy) => policy.PolicyDocument.Statement)
+    .filter((s): s is Statement => typeof s === 'object');
 const dynamoActions = (statement: Statement) => [statement.Action].flat().filter((action) => action.startsWith('dynamodb:'));
 /** Statement resources that are the orders table itself or one of its indexes. */
-const onOrdersTable = (statement: Statement) => [statement.Resource].flat().some((resource) => JSON.stringify(resource).includes('OrdersTable'));
+const onOrdersTable = (statement: Statement) =>
+  [statement.Resource].flat().some((resource) => JSON.stringify(resource).includes('OrdersTable'));
 /** The roles allowed any DynamoDB action on the orders table or its indexes. */
 const ordersTableRoles = (resources: Resources) =>
   Object.entries(resources)
@@ -72,8 +89,19 @@ function jssdkKeys(resources: Resources): unknown {
 
 /** The roles, besides the JS-SDK config's, that the orders table's functions run as: the finding's 13. */
 const DENIED_ROLES = [
-  'ClearOutboxRole', 'CreateMerchantOrderRole', 'CreateOrderRole', 'CreateRefundRole', 'GetMerchantOrderRole', 'GetReconciliationRole', 'GetRefundRole',
-  'NotifyRole', 'QueryOrderRole', 'ReconcileRole', 'RecoverOrdersRole', 'RefundNotifyRole', 'RunReconciliationRole',
+  'ClearOutboxRole',
+  'CreateMerchantOrderRole',
+  'CreateOrderRole',
+  'CreateRefundRole',
+  'GetMerchantOrderRole',
+  'GetReconciliationRole',
+  'GetRefundRole',
+  'NotifyRole',
+  'QueryOrderRole',
+  'ReconcileRole',
+  'RecoverOrdersRole',
+  'RefundNotifyRole',
+  'RunReconciliationRole',
 ];
 
 describe.each(['dev', 'prod'])('the packaged %s template', (stage) => {
@@ -84,11 +112,11 @@ describe.each(['dev', 'prod'])('the packaged %s template', (stage) => {
   }, 300_000);
   const resources = () => packaged.template.Resources as unknown as Resources;
 
-  it('passes the review\'s repro', () => {
+  it("passes the review's repro", () => {
     expect(exposedRoles(resources())).toEqual([]);
   });
 
-  it('denies the token cache\'s keys to every role on the orders table but the JS-SDK config\'s, the keys it alone is limited to', () => {
+  it("denies the token cache's keys to every role on the orders table but the JS-SDK config's, the keys it alone is limited to", () => {
     expect(ordersTableRoles(resources())).toEqual([...DENIED_ROLES, 'JssdkConfigRole'].sort());
     const keys = jssdkKeys(resources());
     expect(keys).toEqual(['wechat-token#*', 'lease#*']);
@@ -125,7 +153,10 @@ describe.each(['dev', 'prod'])('the packaged %s template', (stage) => {
           if (!text.includes('OrdersTable')) continue;
           if (text === TABLE_ARN) {
             // BatchGetItem names its keys too (dynamodb:LeadingKeys), so the deny sees it.
-            expect(dynamoActions(statement).filter((action) => !/^dynamodb:((Get|Put|Update|Delete)Item|BatchGetItem)$/.test(action)), role).toEqual([]);
+            expect(
+              dynamoActions(statement).filter((action) => !/^dynamodb:((Get|Put|Update|Delete)Item|BatchGetItem)$/.test(action)),
+              role,
+            ).toEqual([]);
           } else {
             // An index by its name: `${OrdersTable.Arn}/index/<name>`, no wildcard.
             expect(text, role).toMatch(/^\{"Fn::Sub":"\$\{OrdersTable\.Arn\}\/index\/[A-Za-z0-9_.-]+"\}$/);
@@ -144,7 +175,11 @@ describe("the token cache's items", () => {
 
   beforeAll(async () => {
     dynamo = await startDynalite();
-    client = new DynamoDBClient({ endpoint: dynamo.endpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    client = new DynamoDBClient({
+      endpoint: dynamo.endpoint,
+      region: 'local',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     await createOrdersTable(dynamo.endpoint, tableName);
   });
   afterAll(async () => {
@@ -152,7 +187,7 @@ describe("the token cache's items", () => {
     await dynamo?.close();
   });
 
-  it('are keyed as the deny and the JS-SDK config\'s condition name them, and no order can be', () => {
+  it("are keyed as the deny and the JS-SDK config's condition name them, and no order can be", () => {
     const matches = (pk: string) => /^(wechat-token|lease)#/.test(pk);
     for (const kind of ['access_token', 'jsapi_ticket'] as const) {
       expect(matches(tokenKey(kind, TEST_MERCHANT.appId))).toBe(true);
@@ -162,12 +197,20 @@ describe("the token cache's items", () => {
     expect(OUT_TRADE_NO_PATTERN.test('lease#x')).toBe(false);
   });
 
-  it('are in none of the orders table\'s indexes: Query, which the deny does not limit on an index, cannot return one', async () => {
+  it("are in none of the orders table's indexes: Query, which the deny does not limit on an index, cannot return one", async () => {
     const store = new TokenStore(DynamoDBDocumentClient.from(client), tableName);
     const now = Date.now();
     // Every write the cache makes: a value saved, marked stale, a lease taken (and one left behind).
     for (const kind of ['access_token', 'jsapi_ticket'] as const) {
-      expect(await store.save(kind, TEST_MERCHANT.appId, { value: 'token-value', version: 'v1', fetchedAt: now, expiresAt: now + 7_200_000, refreshAt: now + 6_900_000 })).toBe(true);
+      expect(
+        await store.save(kind, TEST_MERCHANT.appId, {
+          value: 'token-value',
+          version: 'v1',
+          fetchedAt: now,
+          expiresAt: now + 7_200_000,
+          refreshAt: now + 6_900_000,
+        }),
+      ).toBe(true);
       expect(await store.markStale(kind, TEST_MERCHANT.appId, 'v1')).toBe(true);
       expect(await store.takeLease(kind, TEST_MERCHANT.appId, 'holder', now, now + 15_000)).toBe(true);
     }
@@ -178,11 +221,18 @@ describe("the token cache's items", () => {
       'wechat-token#access_token#' + TEST_MERCHANT.appId,
       'wechat-token#jsapi_ticket#' + TEST_MERCHANT.appId,
     ]);
-    const indexes = (readTableProperties('OrdersTable').GlobalSecondaryIndexes as Array<{ IndexName: string; KeySchema: Array<{ AttributeName: string }> }>);
+    const indexes = readTableProperties('OrdersTable').GlobalSecondaryIndexes as Array<{
+      IndexName: string;
+      KeySchema: Array<{ AttributeName: string }>;
+    }>;
     expect(indexes.length).toBeGreaterThan(0);
     for (const { IndexName, KeySchema } of indexes) {
       // An item is in a global secondary index only if it carries every one of the index's keys.
-      for (const item of items) expect(KeySchema.every(({ AttributeName }) => AttributeName in item), `${item.pk?.S} in ${IndexName}`).toBe(false);
+      for (const item of items)
+        expect(
+          KeySchema.every(({ AttributeName }) => AttributeName in item),
+          `${item.pk?.S} in ${IndexName}`,
+        ).toBe(false);
       expect((await client.send(new ScanCommand({ TableName: tableName, IndexName }))).Items ?? [], IndexName).toEqual([]);
     }
   });

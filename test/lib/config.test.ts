@@ -51,7 +51,7 @@ describe('configuration', () => {
   });
 });
 
-describe('the merchant\'s apps (WECHAT_APPS)', () => {
+describe("the merchant's apps (WECHAT_APPS)", () => {
   const MINI = 'wx00000000000000a2';
   const apps = (list: unknown) => ({ ...valid, WECHAT_APPS: typeof list === 'string' ? list : JSON.stringify(list) });
 
@@ -83,8 +83,19 @@ describe('the merchant\'s apps (WECHAT_APPS)', () => {
     ['an unknown kind', [{ appId: MINI, kind: 'miniapp' }], 'kind must be one of miniprogram, officialaccount, app, web'],
     ['a secretParam that is no parameter path', [{ appId: MINI, kind: 'miniprogram', secretParam: 'app-secret' }], 'starting with "/"'],
     ['an AppSecret in the list', [{ appId: MINI, kind: 'miniprogram', secret: 'abc' }], 'store it in SSM'],
-    ['an app listed twice', [{ appId: MINI, kind: 'miniprogram' }, { appId: MINI, kind: 'officialaccount' }], `lists ${MINI} twice`],
-    ['WECHATPAY_APPID not among them', [{ appId: MINI, kind: 'miniprogram' }], `WECHATPAY_APPID ${TEST_MERCHANT.appId} is not one of WECHAT_APPS`],
+    [
+      'an app listed twice',
+      [
+        { appId: MINI, kind: 'miniprogram' },
+        { appId: MINI, kind: 'officialaccount' },
+      ],
+      `lists ${MINI} twice`,
+    ],
+    [
+      'WECHATPAY_APPID not among them',
+      [{ appId: MINI, kind: 'miniprogram' }],
+      `WECHATPAY_APPID ${TEST_MERCHANT.appId} is not one of WECHAT_APPS`,
+    ],
   ])('%s is a ConfigError naming it', async (_name, list, message) => {
     await expect(loadConfig(apps(list))).rejects.toThrow(message);
   });
@@ -106,12 +117,14 @@ describe('a misconfigured deployment', () => {
     vi.stubEnv('ORDERS_TABLE', 'orders');
     vi.resetModules();
     const { handler } = await import('../../functions/createOrder');
-    const result = await handler(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', items: [{ sku: 'x', quantity: 1 }] }) }));
+    const result = await handler(
+      apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', items: [{ sku: 'x', quantity: 1 }] }) }),
+    );
     expect(result.statusCode).toBe(503);
     expect(JSON.parse(result.body as string).error.code).toBe('NOT_CONFIGURED');
   });
 
-  it('answers WeChat Pay\'s callback FAIL in XML, so that it calls again once the deployment is fixed', async () => {
+  it("answers WeChat Pay's callback FAIL in XML, so that it calls again once the deployment is fixed", async () => {
     vi.stubEnv('WECHATPAY_MCHID', '');
     vi.stubEnv('ORDERS_TABLE', 'orders');
     vi.resetModules();

@@ -18,7 +18,11 @@ describe('lambdaHandler', () => {
     const entries = await writtenLines('INFO', () => handler({}, context));
     expect(entries.map((entry) => entry.message)).toEqual(['first', 'second']);
     for (const entry of entries) {
-      expect(entry).toMatchObject({ function_request_id: context.awsRequestId, function_name: context.functionName, cold_start: expect.any(Boolean) });
+      expect(entry).toMatchObject({
+        function_request_id: context.awsRequestId,
+        function_name: context.functionName,
+        cold_start: expect.any(Boolean),
+      });
     }
   });
 
@@ -39,7 +43,7 @@ describe('lambdaHandler', () => {
     expect(publish).toHaveBeenCalledTimes(2);
   });
 
-  it('answers a failure through the route\'s own error answer, and throws without one', async () => {
+  it("answers a failure through the route's own error answer, and throws without one", async () => {
     const work = async (): Promise<string> => {
       throw new Error('broken');
     };
@@ -49,7 +53,7 @@ describe('lambdaHandler', () => {
 });
 
 describe('workDeadline', () => {
-  it('stops the margin before Lambda\'s deadline, or after the default budget without a Lambda context', () => {
+  it("stops the margin before Lambda's deadline, or after the default budget without a Lambda context", () => {
     const now = Date.now();
     expect(workDeadline(context, 15_000, 45_000) - now).toBeGreaterThanOrEqual(45_000);
     expect(workDeadline(context, 15_000, 45_000) - now).toBeLessThan(45_100);

@@ -4,7 +4,10 @@ import { countMetric, logAndCount, metrics, METRICS_NAMESPACE, METRICS_SERVICE }
 import { LAMBDA_CONTEXT as context, writtenLines } from '../support/lambda';
 
 type Line = Record<string, unknown> & {
-  _aws?: { Timestamp: number; CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }> };
+  _aws?: {
+    Timestamp: number;
+    CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }>;
+  };
 };
 
 /** The metric values an EMF line declares, by name, as CloudWatch would extract them. */

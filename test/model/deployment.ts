@@ -112,7 +112,8 @@ export async function startSecondDeployment(stack: TestStack, catalog: Record<st
       else process.env[name] = value;
     }
   }
-  if (product.ctx.config.ordersTable !== table || product.ctx.config.notifyUrl !== capture.notifyUrl) throw new Error('the second deployment was not built with its own settings');
+  if (product.ctx.config.ordersTable !== table || product.ctx.config.notifyUrl !== capture.notifyUrl)
+    throw new Error('the second deployment was not built with its own settings');
   return {
     product,
     capture,

@@ -134,7 +134,19 @@ export interface DeploymentParts {
 }
 
 export function newFigures(): Figures {
-  return { runs: 0, commands: 0, byCommand: {}, faultsInjected: 0, faultsFired: 0, invariantChecks: 0, violations: [], shared: { keysTaken: 0, leftToRecovery: 0, platformUnderTheirNumber: 0, answersAboutAnotherOrder: 0 }, msByCommand: {}, msChecking: 0, msSettling: 0 };
+  return {
+    runs: 0,
+    commands: 0,
+    byCommand: {},
+    faultsInjected: 0,
+    faultsFired: 0,
+    invariantChecks: 0,
+    violations: [],
+    shared: { keysTaken: 0, leftToRecovery: 0, platformUnderTheirNumber: 0, answersAboutAnotherOrder: 0 },
+    msByCommand: {},
+    msChecking: 0,
+    msSettling: 0,
+  };
 }
 
 /** Points both deployments' clocks at `system.clock` and counts every PAID write DynamoDB accepted. */
@@ -176,10 +188,29 @@ const faultArb: fc.Arbitrary<Fault | undefined> = fc.oneof(
   { weight: 85, arbitrary: fc.constant(undefined) },
   {
     weight: 10,
-    arbitrary: fc.record({ on: fc.constant('dynamodb' as const), kind: fc.constantFrom(...FAULT_KINDS), timing: fc.constantFrom('before' as const, 'after' as const), nth: fc.integer({ min: 1, max: 4 }) }),
+    arbitrary: fc.record({
+      on: fc.constant('dynamodb' as const),
+      kind: fc.constantFrom(...FAULT_KINDS),
+      timing: fc.constantFrom('before' as const, 'after' as const),
+      nth: fc.integer({ min: 1, max: 4 }),
+    }),
   },
-  { weight: 5, arbitrary: fc.record({ on: fc.constant('wechatpay' as const), endpoint: fc.constantFrom(...WECHAT_ENDPOINTS), count: fc.integer({ min: 1, max: 3 }) }) },
-  { weight: 5, arbitrary: fc.record({ on: fc.constant('eventbridge' as const), kind: fc.constantFrom(...PUT_EVENTS_FAULTS), times: fc.integer({ min: 1, max: 2 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      on: fc.constant('wechatpay' as const),
+      endpoint: fc.constantFrom(...WECHAT_ENDPOINTS),
+      count: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      on: fc.constant('eventbridge' as const),
+      kind: fc.constantFrom(...PUT_EVENTS_FAULTS),
+      times: fc.integer({ min: 1, max: 2 }),
+    }),
+  },
 );
 
 const NO_SYSTEM_ERRORS = Object.fromEntries(WECHAT_ENDPOINTS.map((endpoint) => [endpoint, 0]));
@@ -201,7 +232,12 @@ async function arm(fault: Fault | undefined, system: System, d: Deployment): Pro
       timing: fault.timing,
       nth: fault.nth,
       // An order's item is keyed by its out_trade_no alone; the other items' keys have a `kind#` prefix.
-      ...(fault.orderUpdate ? { matches: (action: string, input: Parameters<typeof requestPk>[0]) => action === 'UpdateItem' && !(requestPk(input) ?? '#').includes('#') } : {}),
+      ...(fault.orderUpdate
+        ? {
+            matches: (action: string, input: Parameters<typeof requestPk>[0]) =>
+              action === 'UpdateItem' && !(requestPk(input) ?? '#').includes('#'),
+          }
+        : {}),
     });
     return {
       excuses5xx: () => injected.state.fired,
@@ -336,10 +372,16 @@ class CreateOrder extends AnyTimeCommand {
   protected async act(model: Model, system: System, faulted: () => boolean): Promise<Touched> {
     // B sends the same order keys as A (its own table: each deployment binds them to its own orders).
     const key = this.key === undefined ? undefined : `model${model.run}-${this.from}-${this.key}`;
-    const common = { tradeType: this.tradeType, ...(this.tradeType === 'JSAPI' ? { openid: OPENID } : {}), ...(this.attach === undefined ? {} : { attach: this.attach }), ...(key ? { idempotencyKey: key } : {}) };
+    const common = {
+      tradeType: this.tradeType,
+      ...(this.tradeType === 'JSAPI' ? { openid: OPENID } : {}),
+      ...(this.attach === undefined ? {} : { attach: this.attach }),
+      ...(key ? { idempotencyKey: key } : {}),
+    };
     const items = this.lines.map((line) => ({ sku: SKUS[line.sku]!, quantity: line.quantity }));
     const body = this.from === 'frontend' ? { ...common, items } : { ...common, totalFee: this.totalFee, description: 'Model order' };
-    const expectedFee = this.from === 'frontend' ? this.lines.reduce((sum, line) => sum + MODEL_CATALOG[SKUS[line.sku]!]! * line.quantity, 0) : this.totalFee;
+    const expectedFee =
+      this.from === 'frontend' ? this.lines.reduce((sum, line) => sum + MODEL_CATALOG[SKUS[line.sku]!]! * line.quantity, 0) : this.totalFee;
     const { api } = system[this.on].product;
     const result = this.from === 'frontend' ? await api.order(body) : await api.create(body);
     const mine = model[this.on];
@@ -359,14 +401,17 @@ class CreateOrder extends AnyTimeCommand {
       // The failed first request never bound its key: this one did.
       mine.orderKeys.delete(key!);
     } else if (earlier && earlier.request !== request) {
-      if (result.status !== 409) violated(system, `idempotency key ${key} reused for another order was answered ${result.status}: ${result.raw}`);
+      if (result.status !== 409)
+        violated(system, `idempotency key ${key} reused for another order was answered ${result.status}: ${result.raw}`);
       return [];
     }
     if (earlier && result.status === 409) return []; // a repeat of an order that expired unpaid
-    if (result.status !== 201 && result.status !== 200) violated(system, `create ${this.detail()} answered ${result.status}: ${result.raw}`);
+    if (result.status !== 201 && result.status !== 200)
+      violated(system, `create ${this.detail()} answered ${result.status}: ${result.raw}`);
     const { outTradeNo, totalFee } = result.body;
     if (totalFee !== expectedFee) violated(system, `order ${outTradeNo} costs ${totalFee} fen, the model priced it ${expectedFee}`);
-    if (earlier?.outTradeNo && earlier.outTradeNo !== outTradeNo) violated(system, `idempotency key ${key} answered order ${outTradeNo}, first ${earlier.outTradeNo}`);
+    if (earlier?.outTradeNo && earlier.outTradeNo !== outTradeNo)
+      violated(system, `idempotency key ${key} answered order ${outTradeNo}, first ${earlier.outTradeNo}`);
     if (key && !mine.orderKeys.get(key)?.outTradeNo) mine.orderKeys.set(key, { request, outTradeNo });
     let known = mine.orders.find((o) => o.outTradeNo === outTradeNo);
     if (!known) {
@@ -439,7 +484,12 @@ class DeliverCallbacks extends MoneyCommand {
   protected async act(model: Model, system: System, faulted: () => boolean): Promise<Touched> {
     // Three in four deliver callbacks of an order WeChat Pay called back about, when there is one.
     const { capture } = system[this.on];
-    const calledBack = this.index % 4 === 0 ? [] : model[this.on].orders.filter((candidate) => (this.of === 'payment' ? capture.payments : capture.refunds)(candidate.outTradeNo).length > 0);
+    const calledBack =
+      this.index % 4 === 0
+        ? []
+        : model[this.on].orders.filter(
+            (candidate) => (this.of === 'payment' ? capture.payments : capture.refunds)(candidate.outTradeNo).length > 0,
+          );
     const order = pick(calledBack.length > 0 ? calledBack : model[this.on].orders, this.index);
     await (this.of === 'payment' ? deliverPayment : deliverRefundCallbacks)(system, order, this.copies, faulted);
     return [order];
@@ -454,7 +504,8 @@ async function deliverPayment(system: System, order: ModelOrder, copies: number,
   const results = await Promise.all(Array.from({ length: copies }, () => d.product.api.callback(document)));
   for (const result of results) {
     answered(system, `callback of ${order.outTradeNo}`, result.status, faulted, result.raw);
-    if (!faulted() && result.returnCode !== 'SUCCESS') violated(system, `a genuine callback of ${order.outTradeNo} was answered ${result.raw}`);
+    if (!faulted() && result.returnCode !== 'SUCCESS')
+      violated(system, `a genuine callback of ${order.outTradeNo} was answered ${result.raw}`);
   }
 }
 
@@ -479,7 +530,12 @@ class ForgedPayment extends MoneyCommand {
     const forgedSigned = signedNotification({
       apiKey: OTHER_KEY,
       signType: 'HMAC-SHA256',
-      fields: { appid: TEST_MERCHANT.appId, mch_id: TEST_MERCHANT.mchId, out_trade_no: order.outTradeNo, total_fee: String(order.totalFee) },
+      fields: {
+        appid: TEST_MERCHANT.appId,
+        mch_id: TEST_MERCHANT.mchId,
+        out_trade_no: order.outTradeNo,
+        total_fee: String(order.totalFee),
+      },
     });
     const base = genuine ?? forgedSigned;
     switch (this.forgery) {
@@ -506,10 +562,12 @@ class ForgedPayment extends MoneyCommand {
     const victims = this.forgery === 'other-order' ? [order, pick(model.a.orders, this.other)] : [order];
     const before = await Promise.all(victims.map((victim) => system.a.reader.get(victim.outTradeNo)));
     const result = await system.a.product.api.callback(this.forge(model, system, order));
-    if (result.status >= 500 || result.returnCode === 'SUCCESS') violated(system, `a forged callback (${this.forgery}) of ${order.outTradeNo} was answered ${result.status} ${result.raw}`);
+    if (result.status >= 500 || result.returnCode === 'SUCCESS')
+      violated(system, `a forged callback (${this.forgery}) of ${order.outTradeNo} was answered ${result.status} ${result.raw}`);
     const after = await Promise.all(victims.map((victim) => system.a.reader.get(victim.outTradeNo)));
     victims.forEach((victim, i) => {
-      if (!isDeepStrictEqual(before[i], after[i])) violated(system, `a forged callback (${this.forgery}) changed order ${victim.outTradeNo}`);
+      if (!isDeepStrictEqual(before[i], after[i]))
+        violated(system, `a forged callback (${this.forgery}) changed order ${victim.outTradeNo}`);
     });
     return victims;
   }
@@ -537,7 +595,12 @@ class ForgedRefundCallback extends MoneyCommand {
         apiKey,
         appid: TEST_MERCHANT.appId,
         mch_id: TEST_MERCHANT.mchId,
-        fields: { out_trade_no: order.outTradeNo, out_refund_no: `forged${order.outTradeNo.slice(-8)}`, total_fee: String(order.totalFee), refund_fee: String(order.totalFee) },
+        fields: {
+          out_trade_no: order.outTradeNo,
+          out_refund_no: `forged${order.outTradeNo.slice(-8)}`,
+          total_fee: String(order.totalFee),
+          refund_fee: String(order.totalFee),
+        },
       });
     switch (this.forgery) {
       case 'wrong-key':
@@ -557,8 +620,10 @@ class ForgedRefundCallback extends MoneyCommand {
     const order = pick(model.a.orders, this.index);
     const before = await system.a.reader.get(order.outTradeNo);
     const result = await system.a.product.api.refundCallback(this.forge(system, order));
-    if (result.status >= 500 || result.returnCode === 'SUCCESS') violated(system, `a forged refund callback (${this.forgery}) of ${order.outTradeNo} was answered ${result.status} ${result.raw}`);
-    if (!isDeepStrictEqual(before, await system.a.reader.get(order.outTradeNo))) violated(system, `a forged refund callback (${this.forgery}) changed order ${order.outTradeNo}`);
+    if (result.status >= 500 || result.returnCode === 'SUCCESS')
+      violated(system, `a forged refund callback (${this.forgery}) of ${order.outTradeNo} was answered ${result.status} ${result.raw}`);
+    if (!isDeepStrictEqual(before, await system.a.reader.get(order.outTradeNo)))
+      violated(system, `a forged refund callback (${this.forgery}) changed order ${order.outTradeNo}`);
     return [order];
   }
 }
@@ -579,7 +644,8 @@ class Poll extends MoneyCommand {
     const order = pick(model[this.on].orders, this.index);
     const result = await system[this.on].product.api.get(order.outTradeNo);
     answered(system, `poll of ${order.outTradeNo}`, result.status, faulted, result.raw);
-    if (result.status < 500 && result.status !== 200) violated(system, `poll of ${order.outTradeNo} answered ${result.status}: ${result.raw}`);
+    if (result.status < 500 && result.status !== 200)
+      violated(system, `poll of ${order.outTradeNo} answered ${result.status}: ${result.raw}`);
     return [order];
   }
 }
@@ -703,23 +769,36 @@ class Refund extends MoneyCommand {
       answered(system, `refund ${JSON.stringify(request)}`, result.status, faulted, result.raw);
       if (result.status < 300 && theirs.refundKeys.get(request.idempotencyKey)?.atWechatPay) {
         system.figures.shared.keysTaken += 1;
-        if (this.fault?.on === 'wechatpay' && this.fault.endpoint === 'refund' && this.fault.count >= 3) system.figures.shared.leftToRecovery += 1;
+        if (this.fault?.on === 'wechatpay' && this.fault.endpoint === 'refund' && this.fault.count >= 3)
+          system.figures.shared.leftToRecovery += 1;
       }
-      if (result.status >= 500 && this.fault?.on === 'dynamodb' && this.fault.orderUpdate && theirs.refundKeys.get(request.idempotencyKey)?.atWechatPay) {
+      if (
+        result.status >= 500 &&
+        this.fault?.on === 'dynamodb' &&
+        this.fault.orderUpdate &&
+        theirs.refundKeys.get(request.idempotencyKey)?.atWechatPay
+      ) {
         system.figures.shared.keysTaken += 1;
         system.figures.shared.leftToRecovery += 1;
       }
       const earlier = mine.refundKeys.get(request.idempotencyKey);
       // A key sent for two orders: the order is part of the request.
       const sent = JSON.stringify({ outTradeNo: order.outTradeNo, ...request });
-      if (result.status < 300 && request.refundFee > order.totalFee) violated(system, `a refund of ${request.refundFee} fen of a ${order.totalFee}-fen order was accepted`);
-      if (result.status < 300 && earlier && earlier.sent !== sent && !earlier.unsure) violated(system, `idempotency key ${request.idempotencyKey} reused for another refund was accepted`);
-      if (result.status < 500 && result.status >= 300 && result.status !== 400 && result.status !== 409) violated(system, `refund answered ${result.status}: ${result.raw}`);
+      if (result.status < 300 && request.refundFee > order.totalFee)
+        violated(system, `a refund of ${request.refundFee} fen of a ${order.totalFee}-fen order was accepted`);
+      if (result.status < 300 && earlier && earlier.sent !== sent && !earlier.unsure)
+        violated(system, `idempotency key ${request.idempotencyKey} reused for another refund was accepted`);
+      if (result.status < 500 && result.status >= 300 && result.status !== 400 && result.status !== 409)
+        violated(system, `refund answered ${result.status}: ${result.raw}`);
       // A request that failed may or may not have bound its key; one that was answered did.
       if (result.status < 300 || (result.status === 409 && !earlier)) {
         const atWechatPay = result.status < 300 && result.body.refundId !== undefined;
-        mine.refundKeys.set(request.idempotencyKey, earlier && result.status >= 300 ? earlier : { sent, refundFee: request.refundFee, atWechatPay });
-      } else if (result.status >= 500 && !earlier) mine.refundKeys.set(request.idempotencyKey, { sent, refundFee: request.refundFee, unsure: true });
+        mine.refundKeys.set(
+          request.idempotencyKey,
+          earlier && result.status >= 300 ? earlier : { sent, refundFee: request.refundFee, atWechatPay },
+        );
+      } else if (result.status >= 500 && !earlier)
+        mine.refundKeys.set(request.idempotencyKey, { sent, refundFee: request.refundFee, unsure: true });
     });
     return [order];
   }
@@ -734,7 +813,8 @@ async function deliverRefundCallbacks(system: System, order: ModelOrder, copies:
       if (faulted() || result.returnCode === 'SUCCESS') continue;
       // Before the payment is recorded here, FAIL asks WeChat Pay to call again (recovery records it meanwhile).
       const stored = await d.reader.get(order.outTradeNo);
-      if (PAID.has(stored?.status ?? '')) violated(system, `a genuine refund callback of ${captured.outRefundNo} (${captured.refundStatus}) was answered ${result.raw}`);
+      if (PAID.has(stored?.status ?? ''))
+        violated(system, `a genuine refund callback of ${captured.outRefundNo} (${captured.refundStatus}) was answered ${result.raw}`);
     }
   }
 }
@@ -786,7 +866,8 @@ class PlatformRefund extends MoneyCommand {
         ...(this.on === 'b' && order.billDate ? { refund_time: `${order.billDate}130000` } : {}),
       }),
     });
-    if (response.status !== 200 && response.status !== 409) violated(system, `the emulator's platform refund answered ${response.status}: ${await response.text()}`);
+    if (response.status !== 200 && response.status !== 409)
+      violated(system, `the emulator's platform refund answered ${response.status}: ${await response.text()}`);
     if (response.status === 200 && outRefundNo) system.figures.shared.platformUnderTheirNumber += 1;
     return [order];
   }
@@ -824,7 +905,12 @@ class Reconcile extends AnyTimeCommand {
   protected readonly name = 'reconcile';
   protected async act(model: Model, system: System, faulted: () => boolean): Promise<Touched> {
     const d = system[this.on];
-    const event = apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: model.billDate }), authorization: MERCHANT_AUTHORIZATION });
+    const event = apiEvent({
+      method: 'POST',
+      path: '/merchant/reconciliations',
+      body: JSON.stringify({ billDate: model.billDate }),
+      authorization: MERCHANT_AUTHORIZATION,
+    });
     const result = await d.product.runReconciliation(event);
     const raw = String(result.body);
     const what = `${this.on.toUpperCase()}'s reconciliation of ${model.billDate}`;
@@ -834,9 +920,12 @@ class Reconcile extends AnyTimeCommand {
     type Item = { kind: string; outTradeNo: string; outRefundNo?: string };
     const report = JSON.parse(raw) as { items: Item[]; nextCursor?: string };
     // The answer has the report's first page: the rest are read from GET /merchant/reconciliations/{billDate}.
-    for (let cursor = report.nextCursor; cursor !== undefined; ) {
+    for (let cursor = report.nextCursor; cursor !== undefined;) {
       const path = `/merchant/reconciliations/${model.billDate}`;
-      const page = await d.product.getReconciliation({ ...apiEvent({ method: 'GET', path, pathParameters: { billDate: model.billDate }, authorization: MERCHANT_AUTHORIZATION }), rawQueryString: `cursor=${encodeURIComponent(cursor)}&limit=1000` });
+      const page = await d.product.getReconciliation({
+        ...apiEvent({ method: 'GET', path, pathParameters: { billDate: model.billDate }, authorization: MERCHANT_AUTHORIZATION }),
+        rawQueryString: `cursor=${encodeURIComponent(cursor)}&limit=1000`,
+      });
       if (page.statusCode !== 200) violated(system, `${what}: its report's next page answered ${page.statusCode}: ${String(page.body)}`);
       const next = JSON.parse(String(page.body)) as { items: Item[]; nextCursor?: string };
       report.items.push(...next.items);
@@ -847,15 +936,20 @@ class Reconcile extends AnyTimeCommand {
     // A payment orderquery could not confirm (an injected fault) is left for the next run.
     const unconfirmed = new Set(report.items.filter((item) => item.kind === 'UNCONFIRMED' && faulted()).map((item) => item.outTradeNo));
     for (const item of report.items) {
-      if (ours.has(item.outTradeNo) && !RECORDED_FROM_BILL.has(item.kind) && !unconfirmed.has(item.outTradeNo)) violated(system, `${what} reported ${item.kind} for ${item.outTradeNo}`);
+      if (ours.has(item.outTradeNo) && !RECORDED_FROM_BILL.has(item.kind) && !unconfirmed.has(item.outTradeNo))
+        violated(system, `${what} reported ${item.kind} for ${item.outTradeNo}`);
       if (theirs.has(item.outTradeNo) && RECORDED_FROM_BILL.has(item.kind)) {
-        violated(system, `${what} recorded the other deployment's ${item.outRefundNo ? `refund ${item.outRefundNo}` : 'payment'} of ${item.outTradeNo} (${item.kind})`);
+        violated(
+          system,
+          `${what} recorded the other deployment's ${item.outRefundNo ? `refund ${item.outRefundNo}` : 'payment'} of ${item.outTradeNo} (${item.kind})`,
+        );
       }
     }
     for (const order of model[this.on].orders) {
       if (order.billDate !== model.billDate || unconfirmed.has(order.outTradeNo)) continue;
       const stored = await d.reader.get(order.outTradeNo);
-      if (stored?.status !== 'PAID' && stored?.status !== 'REFUNDED') violated(system, `${what} left ${order.outTradeNo}, in the bill, ${stored?.status}`);
+      if (stored?.status !== 'PAID' && stored?.status !== 'REFUNDED')
+        violated(system, `${what} left ${order.outTradeNo}, in the bill, ${stored?.status}`);
     }
     for (const order of model[otherThan(this.on)].orders) {
       if (order.billDate !== model.billDate) continue;
@@ -887,11 +981,22 @@ class CrossCallback extends MoneyCommand {
     const order = pick(model[this.on].orders, this.index);
     const from = system[this.on];
     const to = system[otherThan(this.on)];
-    const documents = this.of === 'payment' ? from.capture.payments(order.outTradeNo).slice(-1) : from.capture.refunds(order.outTradeNo).map((captured) => captured.body);
+    const documents =
+      this.of === 'payment'
+        ? from.capture.payments(order.outTradeNo).slice(-1)
+        : from.capture.refunds(order.outTradeNo).map((captured) => captured.body);
     for (const document of documents) {
       const result = await (this.of === 'payment' ? to.product.api.callback(document) : to.product.api.refundCallback(document));
-      if (result.status >= 500) violated(system, `${to.name.toUpperCase()} answered ${result.status} to a ${this.of} callback of ${order.outTradeNo}: ${result.raw}`);
-      if (await to.reader.get(order.outTradeNo)) violated(system, `${to.name.toUpperCase()} recorded a ${this.of} callback of ${order.outTradeNo}, an order of ${from.name.toUpperCase()}`);
+      if (result.status >= 500)
+        violated(
+          system,
+          `${to.name.toUpperCase()} answered ${result.status} to a ${this.of} callback of ${order.outTradeNo}: ${result.raw}`,
+        );
+      if (await to.reader.get(order.outTradeNo))
+        violated(
+          system,
+          `${to.name.toUpperCase()} recorded a ${this.of} callback of ${order.outTradeNo}, an order of ${from.name.toUpperCase()}`,
+        );
     }
     return [order];
   }
@@ -906,18 +1011,33 @@ const createArb = fc
   .tuple(
     fc.constantFrom('frontend' as const, 'merchant' as const),
     fc.constantFrom('NATIVE' as const, 'JSAPI' as const),
-    fc.uniqueArray(fc.record({ sku: fc.nat({ max: SKUS.length - 1 }), quantity: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 2, selector: (line) => line.sku }),
+    fc.uniqueArray(fc.record({ sku: fc.nat({ max: SKUS.length - 1 }), quantity: fc.integer({ min: 1, max: 3 }) }), {
+      minLength: 1,
+      maxLength: 2,
+      selector: (line) => line.sku,
+    }),
     fc.constantFrom(1, 2, 100, 2_599, 99_999),
     fc.option(fc.nat({ max: 2 }), { freq: 2 }),
-    fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('gift', 'a&out_trade_no=1', 'total_fee=1') }),
+    fc.oneof(
+      { weight: 9, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.constantFrom('gift', 'a&out_trade_no=1', 'total_fee=1') },
+    ),
     faultArb,
   )
-  .map(([from, tradeType, lines, fee, key, attach, fault]) => new CreateOrder(from, tradeType, lines, fee, key ?? undefined, attach, fault));
+  .map(
+    ([from, tradeType, lines, fee, key, attach, fault]) => new CreateOrder(from, tradeType, lines, fee, key ?? undefined, attach, fault),
+  );
 
 const refundArb = (fault: fc.Arbitrary<Fault | undefined>) =>
-  fc
-    .tuple(index, fc.array(fc.tuple(fc.constantFrom(...REFUND_SIZES), fc.nat({ max: 3 })), { minLength: 1, maxLength: 2 }), fault)
-    .map(([i, asks, fault]) => new Refund(i, asks.map(([size]) => size), asks.map(([, key]) => key), fault));
+  fc.tuple(index, fc.array(fc.tuple(fc.constantFrom(...REFUND_SIZES), fc.nat({ max: 3 })), { minLength: 1, maxLength: 2 }), fault).map(
+    ([i, asks, fault]) =>
+      new Refund(
+        i,
+        asks.map(([size]) => size),
+        asks.map(([, key]) => key),
+        fault,
+      ),
+  );
 
 /**
  * A refund under one of the other deployment's keys, of its amount often (`mirror`); two times in
@@ -933,7 +1053,12 @@ const crossKeyRefundArb = fc
     index,
     fc.oneof(
       { weight: 1, arbitrary: fc.constant<Fault>({ on: 'wechatpay', endpoint: 'refund', count: 3 }) },
-      { weight: 1, arbitrary: fc.constantFrom(...FAULT_KINDS).map((kind): Fault => ({ on: 'dynamodb', kind, timing: 'after', nth: 1, orderUpdate: true })) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom(...FAULT_KINDS)
+          .map((kind): Fault => ({ on: 'dynamodb', kind, timing: 'after', nth: 1, orderUpdate: true })),
+      },
       { weight: 1, arbitrary: faultArb },
     ),
   )
@@ -943,17 +1068,36 @@ const crossKeyRefundArb = fc
 const A_COMMANDS: Array<fc.WeightedArbitrary<fc.AsyncCommand<Model, System>>> = [
   { weight: 6, arbitrary: createArb },
   { weight: 5, arbitrary: fc.tuple(index, fc.boolean(), fc.boolean()).map(([i, earlier, calledBack]) => new Pay(i, earlier, calledBack)) },
-  { weight: 5, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 3 }), faultArb).map(([i, copies, fault]) => new DeliverCallbacks('payment', i, copies, fault)) },
-  { weight: 2, arbitrary: fc.tuple(index, index, fc.constantFrom(...FORGERIES)).map(([i, other, forgery]) => new ForgedPayment(i, other, forgery)) },
-  { weight: 1, arbitrary: fc.tuple(index, fc.constantFrom(...REFUND_FORGERIES)).map(([i, forgery]) => new ForgedRefundCallback(i, forgery)) },
+  {
+    weight: 5,
+    arbitrary: fc
+      .tuple(index, fc.integer({ min: 1, max: 3 }), faultArb)
+      .map(([i, copies, fault]) => new DeliverCallbacks('payment', i, copies, fault)),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(index, index, fc.constantFrom(...FORGERIES)).map(([i, other, forgery]) => new ForgedPayment(i, other, forgery)),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(index, fc.constantFrom(...REFUND_FORGERIES)).map(([i, forgery]) => new ForgedRefundCallback(i, forgery)),
+  },
   { weight: 3, arbitrary: fc.tuple(index, faultArb).map(([i, fault]) => new Poll(i, fault)) },
   { weight: 2, arbitrary: faultArb.map((fault) => new Recover(fault)) },
   { weight: 2, arbitrary: fc.constantFrom(6_000, 61_000, 31 * 60_000).map((ms) => new PassTime(ms)) },
   { weight: 1, arbitrary: faultArb.map((fault) => new CloseExpired(fault)) },
   { weight: 5, arbitrary: refundArb(faultArb) },
-  { weight: 3, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 2 }), faultArb).map(([i, copies, fault]) => new DeliverCallbacks('refunds', i, copies, fault)) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(index, fc.integer({ min: 1, max: 2 }), faultArb)
+      .map(([i, copies, fault]) => new DeliverCallbacks('refunds', i, copies, fault)),
+  },
   { weight: 1, arbitrary: fc.tuple(index, fc.constantFrom(...REFUND_SIZES)).map(([i, size]) => new PlatformRefund(i, size)) },
-  { weight: 1, arbitrary: fc.constantFrom('SUCCESS' as const, 'CHANGE' as const, 'REFUNDCLOSE' as const).map((outcome) => new RefundOutcome(outcome)) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('SUCCESS' as const, 'CHANGE' as const, 'REFUNDCLOSE' as const).map((outcome) => new RefundOutcome(outcome)),
+  },
   { weight: 1, arbitrary: faultArb.map((fault) => new Reconcile(fault)) },
 ];
 
@@ -965,14 +1109,29 @@ const A_COMMANDS: Array<fc.WeightedArbitrary<fc.AsyncCommand<Model, System>>> = 
  */
 const B_COMMANDS: Array<fc.WeightedArbitrary<fc.AsyncCommand<Model, System>>> = [
   { weight: 3, arbitrary: createArb.map((command) => command.by('b')) },
-  { weight: 3, arbitrary: fc.tuple(index, fc.boolean(), fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) })).map(([i, earlier, calledBack]) => new Pay(i, earlier, calledBack).by('b')) },
-  { weight: 2, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 2 }), faultArb).map(([i, copies, fault]) => new DeliverCallbacks('payment', i, copies, fault).by('b')) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(index, fc.boolean(), fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }))
+      .map(([i, earlier, calledBack]) => new Pay(i, earlier, calledBack).by('b')),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(index, fc.integer({ min: 1, max: 2 }), faultArb)
+      .map(([i, copies, fault]) => new DeliverCallbacks('payment', i, copies, fault).by('b')),
+  },
   { weight: 1, arbitrary: fc.tuple(index, faultArb).map(([i, fault]) => new Poll(i, fault).by('b')) },
   { weight: 3, arbitrary: refundArb(faultArb).map((command) => command.by('b')) },
   // Each deployment's server sends the other's refund keys, with SYSTEMERROR often: recovery then asks refundquery.
   { weight: 4, arbitrary: crossKeyRefundArb.map((command) => command.by('b')) },
   { weight: 3, arbitrary: crossKeyRefundArb },
-  { weight: 2, arbitrary: fc.tuple(index, fc.integer({ min: 1, max: 2 }), faultArb).map(([i, copies, fault]) => new DeliverCallbacks('refunds', i, copies, fault).by('b')) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(index, fc.integer({ min: 1, max: 2 }), faultArb)
+      .map(([i, copies, fault]) => new DeliverCallbacks('refunds', i, copies, fault).by('b')),
+  },
   { weight: 2, arbitrary: faultArb.map((fault) => new Recover(fault).by('b')) },
   {
     weight: 1,
@@ -1019,9 +1178,11 @@ async function checkOrder(model: ModelOrder, system: System, phase: 'step' | 'fi
   if (model.paid !== wechatPaid) fail(`the emulator says ${wechat?.trade_state}, the model ${model.paid ? 'paid' : 'unpaid'}`);
   const flagged = Object.keys(stored.review ?? {}).length > 0;
   // Money is recorded only where WeChat Pay holds it, and exactly once.
-  if (PAID.has(stored.status) && (!wechatPaid || stored.transactionId !== wechat?.transaction_id)) fail(`${stored.status} here, ${wechat?.trade_state} ${wechat?.transaction_id} at WeChat Pay`);
+  if (PAID.has(stored.status) && (!wechatPaid || stored.transactionId !== wechat?.transaction_id))
+    fail(`${stored.status} here, ${wechat?.trade_state} ${wechat?.transaction_id} at WeChat Pay`);
   if ((d.paidWrites.get(no) ?? 0) > 1) fail(`recorded PAID ${d.paidWrites.get(no)} times`);
-  if (wechatPaid && (stored.status === 'CLOSED' || stored.status === 'FAILED') && !flagged) fail(`paid at WeChat Pay but ${stored.status} here with no review flag`);
+  if (wechatPaid && (stored.status === 'CLOSED' || stored.status === 'FAILED') && !flagged)
+    fail(`paid at WeChat Pay but ${stored.status} here with no review flag`);
   if (stored.status === 'CLOSED' && wechat?.trade_state !== 'CLOSED') fail(`CLOSED here, ${wechat?.trade_state} at WeChat Pay`);
   // Refunds never exceed the amount, here or at WeChat Pay, and the two agree.
   const refunds = Object.values(stored.refunds ?? {});
@@ -1039,33 +1200,44 @@ async function checkOrder(model: ModelOrder, system: System, phase: 'step' | 'fi
   const answeredForAnother = answeredForAnotherOrder(stored);
   for (const flag of Object.values(stored.review ?? {}).filter((candidate) => candidate.reason === 'REFUND_ANSWER_FOR_ANOTHER_ORDER')) {
     if (flag.answeredOutTradeNo === no) fail(`flagged ${flag.reason} for refund ${flag.outRefundNo}, naming this very order`);
-    if ((wechat?.refunds ?? []).some((r) => r.out_refund_no === flag.outRefundNo)) fail(`flagged ${flag.reason} for refund ${flag.outRefundNo}, which WeChat Pay has of this order`);
+    if ((wechat?.refunds ?? []).some((r) => r.out_refund_no === flag.outRefundNo))
+      fail(`flagged ${flag.reason} for refund ${flag.outRefundNo}, which WeChat Pay has of this order`);
   }
   if (held > stored.totalFee && !refundFlagged) fail(`refunds hold ${held} of ${stored.totalFee}`);
-  if (PAID.has(stored.status) && (stored.status === 'REFUNDED') !== refunded >= stored.totalFee) fail(`${stored.status} with ${refunded} of ${stored.totalFee} refunded`);
+  if (PAID.has(stored.status) && (stored.status === 'REFUNDED') !== refunded >= stored.totalFee)
+    fail(`${stored.status} with ${refunded} of ${stored.totalFee} refunded`);
   const atWechat = wechat?.refunds ?? [];
   const wechatHeld = atWechat.filter((r) => r.refund_status !== 'REFUNDCLOSE').reduce((sum, r) => sum + r.refund_fee, 0);
   if (wechatHeld > Number(wechat?.total_fee ?? 0)) fail(`WeChat Pay holds refunds of ${wechatHeld} of ${wechat?.total_fee}`);
   for (const here of refunds) {
     // Only this order's refunds at WeChat Pay: one of another order (the other deployment's) under the same out_refund_no is not this one.
     const there = atWechat.find((r) => r.out_refund_no === here.outRefundNo);
-    if (['SUCCESS', 'CHANGE', 'REFUNDCLOSE'].includes(here.status) && there?.refund_status !== here.status) fail(`refund ${here.outRefundNo} is ${here.status} here, ${there?.refund_status ?? 'no refund of this order'} at WeChat Pay`);
-    if (here.refundId !== undefined && there?.refund_id !== here.refundId) fail(`refund ${here.outRefundNo} carries refund_id ${here.refundId}, WeChat Pay's refund of this order under that number is ${there?.refund_id ?? 'none'}`);
-    if (here.status === 'SUCCESS' && there && there.refund_fee !== here.refundFee) fail(`refund ${here.outRefundNo} of ${here.refundFee} fen is SUCCESS here, ${there.refund_fee} fen at WeChat Pay`);
-    if (here.status === 'FAILED' && there && there.refund_status !== 'REFUNDCLOSE') fail(`refund ${here.outRefundNo} is FAILED here, ${there.refund_status} at WeChat Pay`);
-    if (phase === 'final' && here.status === 'PROCESSING' && !answeredForAnother.has(here.outRefundNo)) fail(`refund ${here.outRefundNo} still PROCESSING after recovery`);
+    if (['SUCCESS', 'CHANGE', 'REFUNDCLOSE'].includes(here.status) && there?.refund_status !== here.status)
+      fail(`refund ${here.outRefundNo} is ${here.status} here, ${there?.refund_status ?? 'no refund of this order'} at WeChat Pay`);
+    if (here.refundId !== undefined && there?.refund_id !== here.refundId)
+      fail(
+        `refund ${here.outRefundNo} carries refund_id ${here.refundId}, WeChat Pay's refund of this order under that number is ${there?.refund_id ?? 'none'}`,
+      );
+    if (here.status === 'SUCCESS' && there && there.refund_fee !== here.refundFee)
+      fail(`refund ${here.outRefundNo} of ${here.refundFee} fen is SUCCESS here, ${there.refund_fee} fen at WeChat Pay`);
+    if (here.status === 'FAILED' && there && there.refund_status !== 'REFUNDCLOSE')
+      fail(`refund ${here.outRefundNo} is FAILED here, ${there.refund_status} at WeChat Pay`);
+    if (phase === 'final' && here.status === 'PROCESSING' && !answeredForAnother.has(here.outRefundNo))
+      fail(`refund ${here.outRefundNo} still PROCESSING after recovery`);
   }
   if (phase === 'final') {
     if (answeredForAnother.size > 0) system.figures.shared.answersAboutAnotherOrder += 1;
     for (const there of atWechat) {
       const here = stored.refunds?.[there.out_refund_no];
-      if (!here || here.status !== there.refund_status) fail(`refund ${there.out_refund_no} is ${there.refund_status} at WeChat Pay, ${here?.status ?? 'unknown'} here`);
+      if (!here || here.status !== there.refund_status)
+        fail(`refund ${there.out_refund_no} is ${there.refund_status} at WeChat Pay, ${here?.status ?? 'unknown'} here`);
     }
     const wechatRefunded = atWechat.filter((r) => r.refund_status === 'SUCCESS').reduce((sum, r) => sum + r.refund_fee, 0);
     if (refunded !== wechatRefunded) fail(`refunded ${refunded} here, WeChat Pay refunded ${wechatRefunded} of this order`);
     if (stored.status === 'PENDING') fail('still PENDING after expiry and recovery');
     if (wechatPaid && !PAID.has(stored.status) && !flagged) fail(`paid at WeChat Pay, ${stored.status} here`);
-    if (wechatPaid && d.paidWrites.get(no) !== 1 && !flagged) fail(`paid once at WeChat Pay, recorded PAID ${d.paidWrites.get(no) ?? 0} times`);
+    if (wechatPaid && d.paidWrites.get(no) !== 1 && !flagged)
+      fail(`paid once at WeChat Pay, recorded PAID ${d.paidWrites.get(no) ?? 0} times`);
     if ((stored.outbox ?? []).length > 0) fail(`${stored.outbox?.length} events never confirmed published`);
     // Nothing about it reached the other deployment's table.
     if (await system[otherThan(model.deployment)].reader.get(no)) fail(`recorded by the other deployment too`);
@@ -1075,7 +1247,11 @@ async function checkOrder(model: ModelOrder, system: System, phase: 'step' | 'fi
 
 /** The refunds of an order WeChat Pay answered about with another order's refund (flagged, left as they were). */
 function answeredForAnotherOrder(stored: Order): Set<string> {
-  return new Set(Object.values(stored.review ?? {}).flatMap((flag) => (flag.reason === 'REFUND_ANSWER_FOR_ANOTHER_ORDER' && flag.outRefundNo ? [flag.outRefundNo] : [])));
+  return new Set(
+    Object.values(stored.review ?? {}).flatMap((flag) =>
+      flag.reason === 'REFUND_ANSWER_FOR_ANOTHER_ORDER' && flag.outRefundNo ? [flag.outRefundNo] : [],
+    ),
+  );
 }
 
 /** One event id per transition, none for a transition that did not happen; every one present at the end. */
@@ -1083,17 +1259,22 @@ function checkEvents(stored: Order, d: Deployment, phase: 'step' | 'final', fail
   // Each deployment publishes on its own bus.
   const events = d.events.events({ outTradeNo: stored.outTradeNo });
   // EventBridge gives every delivery its own id; the transition's id is detail.eventId.
-  const ids = (type: string) => new Set(events.filter((event) => event['detail-type'] === type).map((event) => (event.detail as { eventId: string }).eventId));
+  const ids = (type: string) =>
+    new Set(events.filter((event) => event['detail-type'] === type).map((event) => (event.detail as { eventId: string }).eventId));
   const paid = ids('Order Paid').size;
   const closed = ids('Order Closed').size;
   const wholly = ids('Order Refunded').size;
   if (paid > 1 || closed > 1 || wholly > 1) fail(`event ids: ${paid} Order Paid, ${closed} Order Closed, ${wholly} Order Refunded`);
   const succeeded = new Set(
-    events.filter((event) => event['detail-type'] === 'Refund Succeeded').map((event) => (event.detail as { refund?: { outRefundNo?: string } }).refund?.outRefundNo),
+    events
+      .filter((event) => event['detail-type'] === 'Refund Succeeded')
+      .map((event) => (event.detail as { refund?: { outRefundNo?: string } }).refund?.outRefundNo),
   );
-  for (const no of succeeded) if (stored.refunds?.[no ?? '']?.status !== 'SUCCESS') fail(`Refund Succeeded published for ${no}, which is not SUCCESS here`);
+  for (const no of succeeded)
+    if (stored.refunds?.[no ?? '']?.status !== 'SUCCESS') fail(`Refund Succeeded published for ${no}, which is not SUCCESS here`);
   if (paid === 1 && !stored.transactionId) fail('Order Paid published for an order with no payment');
-  if (closed === 1 && stored.status !== 'CLOSED' && Object.keys(stored.review ?? {}).length === 0) fail(`Order Closed published, ${stored.status} here, no review flag`);
+  if (closed === 1 && stored.status !== 'CLOSED' && Object.keys(stored.review ?? {}).length === 0)
+    fail(`Order Closed published, ${stored.status} here, no review flag`);
   if (phase === 'final') {
     const wantPaid = PAID.has(stored.status) ? 1 : 0;
     if (paid !== wantPaid && !(stored.transactionId && paid === 1)) fail(`${paid} Order Paid events for a ${stored.status} order`);
@@ -1102,7 +1283,8 @@ function checkEvents(stored: Order, d: Deployment, phase: 'step' | 'final', fail
     const successes = Object.values(stored.refunds ?? {}).filter((r) => r.status === 'SUCCESS');
     if (successes.length !== succeeded.size) fail(`${successes.length} SUCCESS refunds, ${succeeded.size} Refund Succeeded events`);
     const flags = Object.keys(stored.review ?? {}).length;
-    if (ids('Payment Needs Review').size !== flags) fail(`${flags} review flags, ${ids('Payment Needs Review').size} Payment Needs Review events`);
+    if (ids('Payment Needs Review').size !== flags)
+      fail(`${flags} review flags, ${ids('Payment Needs Review').size} Payment Needs Review events`);
   }
 }
 
@@ -1135,7 +1317,10 @@ async function settled(model: Model, system: System): Promise<boolean> {
     if (!stored || stored.status === 'PENDING' || (stored.outbox ?? []).length > 0) return false;
     const leftForReview = answeredForAnotherOrder(stored);
     if (Object.values(stored.refunds ?? {}).some((r) => r.status === 'PROCESSING' && !leftForReview.has(r.outRefundNo))) return false;
-    if ((wechat?.refunds ?? []).some((r) => r.refund_status === 'PROCESSING' || stored.refunds?.[r.out_refund_no]?.status !== r.refund_status)) return false;
+    if (
+      (wechat?.refunds ?? []).some((r) => r.refund_status === 'PROCESSING' || stored.refunds?.[r.out_refund_no]?.status !== r.refund_status)
+    )
+      return false;
   }
   return true;
 }
@@ -1160,7 +1345,10 @@ export interface ModelRunOptions {
 }
 
 /** Runs batches of model runs until `commands` have run or one fails; answers the figures and the failure. */
-export async function runMoneyModel(system: System, options: ModelRunOptions): Promise<{ figures: Figures; seeds: number[]; failure?: string }> {
+export async function runMoneyModel(
+  system: System,
+  options: ModelRunOptions,
+): Promise<{ figures: Figures; seeds: number[]; failure?: string }> {
   const { figures } = system;
   const seeds: number[] = [];
   let seed = options.seed ?? Date.now() ^ (Math.random() * 0x7fffffff);

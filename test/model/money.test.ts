@@ -23,7 +23,11 @@ let system: System;
 beforeAll(async () => {
   capture = await startCallbackCapture(TEST_MERCHANT.apiKey);
   // WeChat Pay's clock rules (5 minutes before a close, a minute between refunds) at a ten-thousandth.
-  stack = await startTestStack({ refunds: true, timeScale: 0.0001, env: { WECHATPAY_NOTIFY_URL: capture.notifyUrl, WECHATPAY_REFUND_NOTIFY_URL: capture.refundNotifyUrl } });
+  stack = await startTestStack({
+    refunds: true,
+    timeScale: 0.0001,
+    env: { WECHATPAY_NOTIFY_URL: capture.notifyUrl, WECHATPAY_REFUND_NOTIFY_URL: capture.refundNotifyUrl },
+  });
   for (const [sku, priceFen] of Object.entries(MODEL_CATALOG)) await putProduct(sku, { name: sku, priceFen });
   const first = await firstDeployment();
   // B: another deployment of the product on the same merchant, with its own tables, notify URLs and bus.
@@ -40,22 +44,29 @@ afterAll(async () => {
   await capture?.close();
 });
 
-it('keeps every money invariant through random interleavings of orders, payments, callbacks, refunds, recovery, reconciliation and faults, in two deployments sharing the merchant', async () => {
-  const started = Date.now();
-  const seed = process.env.MODEL_SEED === undefined ? undefined : Number(process.env.MODEL_SEED);
-  const { figures, seeds, failure } = await runMoneyModel(system, {
-    commands: COMMANDS,
-    maxCommands: 100,
-    seed,
-    path: process.env.MODEL_PATH,
-    progress: (f) => {
-      if (FULL) console.log(`[model] ${f.commands} commands, ${f.runs} runs, ${f.invariantChecks} invariant checks, ${Math.round((Date.now() - started) / 1000)} s`);
-    },
-  });
-  console.log(
-    `[model] ${JSON.stringify({ commands: figures.commands, runs: figures.runs, invariantChecks: figures.invariantChecks, violations: figures.violations.length, shared: figures.shared, faultsInjected: figures.faultsInjected, faultsFired: figures.faultsFired, seconds: Math.round((Date.now() - started) / 1000), firstSeed: seeds[0], byCommand: figures.byCommand, msByCommand: rounded(figures.msByCommand), msChecking: Math.round(figures.msChecking), msSettling: Math.round(figures.msSettling) })}`,
-  );
-  if (failure) console.log(`[model] FAILED\n${failure}`);
-  expect(failure).toBeUndefined();
-  expect(figures.violations).toEqual([]);
-}, FULL ? 6 * 3_600_000 : 120_000);
+it(
+  'keeps every money invariant through random interleavings of orders, payments, callbacks, refunds, recovery, reconciliation and faults, in two deployments sharing the merchant',
+  async () => {
+    const started = Date.now();
+    const seed = process.env.MODEL_SEED === undefined ? undefined : Number(process.env.MODEL_SEED);
+    const { figures, seeds, failure } = await runMoneyModel(system, {
+      commands: COMMANDS,
+      maxCommands: 100,
+      seed,
+      path: process.env.MODEL_PATH,
+      progress: (f) => {
+        if (FULL)
+          console.log(
+            `[model] ${f.commands} commands, ${f.runs} runs, ${f.invariantChecks} invariant checks, ${Math.round((Date.now() - started) / 1000)} s`,
+          );
+      },
+    });
+    console.log(
+      `[model] ${JSON.stringify({ commands: figures.commands, runs: figures.runs, invariantChecks: figures.invariantChecks, violations: figures.violations.length, shared: figures.shared, faultsInjected: figures.faultsInjected, faultsFired: figures.faultsFired, seconds: Math.round((Date.now() - started) / 1000), firstSeed: seeds[0], byCommand: figures.byCommand, msByCommand: rounded(figures.msByCommand), msChecking: Math.round(figures.msChecking), msSettling: Math.round(figures.msSettling) })}`,
+    );
+    if (failure) console.log(`[model] FAILED\n${failure}`);
+    expect(failure).toBeUndefined();
+    expect(figures.violations).toEqual([]);
+  },
+  FULL ? 6 * 3_600_000 : 120_000,
+);

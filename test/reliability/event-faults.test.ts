@@ -173,7 +173,8 @@ describe('a crash between the write and the publish', () => {
       kind,
       timing: 'after',
       nth: 1,
-      matches: (action, input) => action === 'UpdateItem' && requestPk(input) === id && /#status = :paid/.test(input.UpdateExpression ?? ''),
+      matches: (action, input) =>
+        action === 'UpdateItem' && requestPk(input) === id && /#status = :paid/.test(input.UpdateExpression ?? ''),
     });
   };
 

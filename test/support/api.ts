@@ -33,7 +33,10 @@ export function apiEvent(options: {
     routeKey: `${options.method} ${options.path}`,
     rawPath: options.path,
     rawQueryString: options.query ?? '',
-    headers: { 'content-type': options.contentType ?? 'application/json', ...(options.authorization === undefined ? {} : { authorization: options.authorization }) },
+    headers: {
+      'content-type': options.contentType ?? 'application/json',
+      ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
+    },
     pathParameters: options.pathParameters,
     isBase64Encoded: options.base64 ?? false,
     body,
@@ -47,7 +50,13 @@ export function apiEvent(options: {
       stage: '$default',
       time: new Date().toISOString(),
       timeEpoch: Date.now(),
-      http: { method: options.method, path: options.path, protocol: 'HTTP/1.1', sourceIp: options.sourceIp ?? '203.0.113.7', userAgent: 'test' },
+      http: {
+        method: options.method,
+        path: options.path,
+        protocol: 'HTTP/1.1',
+        sourceIp: options.sourceIp ?? '203.0.113.7',
+        userAgent: 'test',
+      },
     },
   } as ApiEvent;
 }
@@ -84,7 +93,11 @@ const text = (body: unknown) => (typeof body === 'string' ? body : JSON.stringif
 
 /** POST /merchant/orders: an order of any amount, as the merchant's server makes it. */
 export async function create(body: unknown, extra: EventOptions = {}): Promise<HttpResult> {
-  return read(await createMerchantOrderHandler(apiEvent({ method: 'POST', path: '/merchant/orders', body: text(body), authorization: MERCHANT_AUTHORIZATION, ...extra })));
+  return read(
+    await createMerchantOrderHandler(
+      apiEvent({ method: 'POST', path: '/merchant/orders', body: text(body), authorization: MERCHANT_AUTHORIZATION, ...extra }),
+    ),
+  );
 }
 
 /** POST /orders: a frontend's order of catalog items. */
@@ -94,7 +107,14 @@ export async function order(body: unknown, extra: EventOptions = {}): Promise<Ht
 
 /** PUT /merchant/products/{sku}, as the merchant's server sets a price. */
 export async function putProduct(sku: string, body: unknown, extra: EventOptions = {}): Promise<HttpResult> {
-  const event = apiEvent({ method: 'PUT', path: `/merchant/products/${sku}`, pathParameters: { sku }, body: text(body), authorization: MERCHANT_AUTHORIZATION, ...extra });
+  const event = apiEvent({
+    method: 'PUT',
+    path: `/merchant/products/${sku}`,
+    pathParameters: { sku },
+    body: text(body),
+    authorization: MERCHANT_AUTHORIZATION,
+    ...extra,
+  });
   return read(await putProductHandler(event));
 }
 
@@ -114,7 +134,11 @@ async function deliver(handler: typeof notifyHandler, path: string, body: string
   const event =
     typeof body === 'string'
       ? apiEvent({ method: 'POST', path, body, contentType: 'text/xml' })
-      : { ...apiEvent({ method: 'POST', path, contentType: 'text/xml' }), body: Buffer.from(body).toString('base64'), isBase64Encoded: true };
+      : {
+          ...apiEvent({ method: 'POST', path, contentType: 'text/xml' }),
+          body: Buffer.from(body).toString('base64'),
+          isBase64Encoded: true,
+        };
   const result = await handler(event);
   const raw = result.body as string;
   const reply = parseXml(raw);
@@ -126,22 +150,39 @@ export async function callback(body: string | Uint8Array): Promise<CallbackResul
   return deliver(notifyHandler, '/wechatpay/notify', body);
 }
 
-
 /** POST /merchant/orders/{outTradeNo}/refunds, as the merchant's server asks for a refund. */
 export async function refund(outTradeNo: string, body: unknown, extra: EventOptions = {}): Promise<HttpResult> {
-  const event = apiEvent({ method: 'POST', path: `/merchant/orders/${outTradeNo}/refunds`, pathParameters: { outTradeNo }, body: text(body), authorization: MERCHANT_AUTHORIZATION, ...extra });
+  const event = apiEvent({
+    method: 'POST',
+    path: `/merchant/orders/${outTradeNo}/refunds`,
+    pathParameters: { outTradeNo },
+    body: text(body),
+    authorization: MERCHANT_AUTHORIZATION,
+    ...extra,
+  });
   return read(await createRefundHandler(event));
 }
 
 /** GET /merchant/orders/{outTradeNo}/refunds/{outRefundNo}. */
 export async function getRefund(outTradeNo: string, outRefundNo: string, extra: EventOptions = {}): Promise<HttpResult> {
-  const event = apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}/refunds/${outRefundNo}`, pathParameters: { outTradeNo, outRefundNo }, authorization: MERCHANT_AUTHORIZATION, ...extra });
+  const event = apiEvent({
+    method: 'GET',
+    path: `/merchant/orders/${outTradeNo}/refunds/${outRefundNo}`,
+    pathParameters: { outTradeNo, outRefundNo },
+    authorization: MERCHANT_AUTHORIZATION,
+    ...extra,
+  });
   return read(await getRefundHandler(event));
 }
 
 /** GET /merchant/orders/{outTradeNo}: the whole order, refunds included. */
 export async function getMerchantOrder(outTradeNo: string): Promise<HttpResult> {
-  const event = apiEvent({ method: 'GET', path: `/merchant/orders/${outTradeNo}`, pathParameters: { outTradeNo }, authorization: MERCHANT_AUTHORIZATION });
+  const event = apiEvent({
+    method: 'GET',
+    path: `/merchant/orders/${outTradeNo}`,
+    pathParameters: { outTradeNo },
+    authorization: MERCHANT_AUTHORIZATION,
+  });
   return read(await getMerchantOrderHandler(event));
 }
 

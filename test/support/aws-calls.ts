@@ -15,9 +15,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export type AwsService = 'dynamodb' | 'ssm' | 'events';
 
 export type CallTarget =
-  | { kind: 'table'; table: string; index?: string }
-  | { kind: 'parameter'; name: string }
-  | { kind: 'bus'; name: string };
+  { kind: 'table'; table: string; index?: string } | { kind: 'parameter'; name: string } | { kind: 'bus'; name: string };
 
 export interface RecordedCall {
   /** The function whose work made it. */
@@ -87,7 +85,9 @@ function keyOf(item: unknown, table: string, index?: string): string {
   const attribute = recorder().hashKeyOf(table, index);
   const value = attribute ? plain((item as Input | undefined)?.[attribute]) : undefined;
   if (typeof value !== 'string' && typeof value !== 'number') {
-    throw new Error(`aws-calls: no partition key (${attribute ?? 'unknown attribute'}) in a request on ${table}${index ? `/index/${index}` : ''}`);
+    throw new Error(
+      `aws-calls: no partition key (${attribute ?? 'unknown attribute'}) in a request on ${table}${index ? `/index/${index}` : ''}`,
+    );
   }
   return String(value);
 }
@@ -103,10 +103,21 @@ function queriedKey(input: Input, table: string, index?: string): string {
     const name = names[match[1]!] ?? match[1];
     if (name === attribute) return String(plain(values[match[2]!]));
   }
-  throw new Error(`aws-calls: a Query on ${table}${index ? `/index/${index}` : ''} whose KeyConditionExpression names no ${attribute} = :value`);
+  throw new Error(
+    `aws-calls: a Query on ${table}${index ? `/index/${index}` : ''} whose KeyConditionExpression names no ${attribute} = :value`,
+  );
 }
 
-const DOCUMENT_ACTIONS: Record<string, string> = { Get: 'GetItem', Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem', BatchGet: 'BatchGetItem', BatchWrite: 'BatchWriteItem', TransactGet: 'TransactGetItems', TransactWrite: 'TransactWriteItems' };
+const DOCUMENT_ACTIONS: Record<string, string> = {
+  Get: 'GetItem',
+  Put: 'PutItem',
+  Update: 'UpdateItem',
+  Delete: 'DeleteItem',
+  BatchGet: 'BatchGetItem',
+  BatchWrite: 'BatchWriteItem',
+  TransactGet: 'TransactGetItems',
+  TransactWrite: 'TransactWriteItems',
+};
 
 /** The IAM action of a DynamoDB command, from the document or the low-level client. */
 export function dynamoAction(commandName: string): string {
@@ -138,10 +149,20 @@ function dynamoCalls(commandName: string, input: Input): Call[] {
     case 'Scan':
       return [on(table, undefined, index)];
     case 'BatchGetItem':
-      return Object.entries(input.RequestItems as Record<string, { Keys: unknown[] }>).map(([name, { Keys }]) => on(name, Keys.map((key) => keyOf(key, name))));
+      return Object.entries(input.RequestItems as Record<string, { Keys: unknown[] }>).map(([name, { Keys }]) =>
+        on(
+          name,
+          Keys.map((key) => keyOf(key, name)),
+        ),
+      );
     case 'BatchWriteItem':
-      return Object.entries(input.RequestItems as Record<string, Array<{ PutRequest?: { Item: unknown }; DeleteRequest?: { Key: unknown } }>>).map(([name, requests]) =>
-        on(name, requests.map((request) => keyOf(request.PutRequest?.Item ?? request.DeleteRequest?.Key, name))),
+      return Object.entries(
+        input.RequestItems as Record<string, Array<{ PutRequest?: { Item: unknown }; DeleteRequest?: { Key: unknown } }>>,
+      ).map(([name, requests]) =>
+        on(
+          name,
+          requests.map((request) => keyOf(request.PutRequest?.Item ?? request.DeleteRequest?.Key, name)),
+        ),
       );
     case 'TransactGetItems':
     case 'TransactWriteItems': {
@@ -149,7 +170,12 @@ function dynamoCalls(commandName: string, input: Input): Call[] {
       const items = input.TransactItems as Array<Record<string, Input>>;
       return items.flatMap((item) =>
         Object.entries(item).map(([kind, request]) => {
-          const itemAction = ({ Get: 'GetItem', Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem', ConditionCheck: 'ConditionCheckItem' } as Record<string, string>)[kind];
+          const itemAction = (
+            { Get: 'GetItem', Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem', ConditionCheck: 'ConditionCheckItem' } as Record<
+              string,
+              string
+            >
+          )[kind];
           if (!itemAction) throw new Error(`aws-calls: a transaction item of kind ${kind}`);
           const name = request.TableName as string;
           return {
@@ -169,7 +195,8 @@ function ssmCalls(commandName: string, input: Input): Call[] {
   const action = `ssm:${commandName.replace(/Command$/, '')}`;
   if (action === 'ssm:GetParameter') return [{ action, target: { kind: 'parameter', name: input.Name as string }, context: {} }];
   // IAM authorizes GetParameters on each parameter it names.
-  if (action === 'ssm:GetParameters') return (input.Names as string[]).map((name) => ({ action, target: { kind: 'parameter', name }, context: {} }));
+  if (action === 'ssm:GetParameters')
+    return (input.Names as string[]).map((name) => ({ action, target: { kind: 'parameter', name }, context: {} }));
   throw new Error(`aws-calls: the recorder does not know SSM's ${commandName}; teach it which parameters it names`);
 }
 
@@ -179,15 +206,28 @@ function eventsCalls(commandName: string, input: Input): Call[] {
   return (input.Entries as Array<{ EventBusName?: string; Source?: string; DetailType?: string }>).map((entry) => ({
     action: 'events:PutEvents',
     target: { kind: 'bus', name: entry.EventBusName ?? 'default' },
-    context: { ...(entry.Source ? { 'events:source': entry.Source } : {}), ...(entry.DetailType ? { 'events:detail-type': entry.DetailType } : {}) },
+    context: {
+      ...(entry.Source ? { 'events:source': entry.Source } : {}),
+      ...(entry.DetailType ? { 'events:detail-type': entry.DetailType } : {}),
+    },
   }));
 }
 
-const DESCRIBE: Record<AwsService, (commandName: string, input: Input) => Call[]> = { dynamodb: dynamoCalls, ssm: ssmCalls, events: eventsCalls };
+const DESCRIBE: Record<AwsService, (commandName: string, input: Input) => Call[]> = {
+  dynamodb: dynamoCalls,
+  ssm: ssmCalls,
+  events: eventsCalls,
+};
 
 interface MiddlewareClient {
   middlewareStack: {
-    add(middleware: (next: (args: { input: unknown }) => Promise<unknown>, context: { commandName?: string }) => (args: { input: unknown }) => Promise<unknown>, options: { step: 'initialize'; name: string; priority?: 'high' }): void;
+    add(
+      middleware: (
+        next: (args: { input: unknown }) => Promise<unknown>,
+        context: { commandName?: string },
+      ) => (args: { input: unknown }) => Promise<unknown>,
+      options: { step: 'initialize'; name: string; priority?: 'high' },
+    ): void;
   };
 }
 

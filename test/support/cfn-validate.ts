@@ -31,19 +31,40 @@ export function awsSpec(): Spec {
 
 // https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-anatomy.html
 const SECTIONS = new Set([
-  'AWSTemplateFormatVersion', 'Description', 'Metadata', 'Parameters', 'Rules', 'Mappings', 'Conditions',
-  'Transform', 'Resources', 'Outputs',
+  'AWSTemplateFormatVersion',
+  'Description',
+  'Metadata',
+  'Parameters',
+  'Rules',
+  'Mappings',
+  'Conditions',
+  'Transform',
+  'Resources',
+  'Outputs',
 ]);
 // https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-product-attribute-reference.html
 const RESOURCE_KEYS = new Set([
-  'Type', 'Properties', 'DependsOn', 'Condition', 'DeletionPolicy', 'UpdateReplacePolicy', 'UpdatePolicy',
-  'CreationPolicy', 'Metadata',
+  'Type',
+  'Properties',
+  'DependsOn',
+  'Condition',
+  'DeletionPolicy',
+  'UpdateReplacePolicy',
+  'UpdatePolicy',
+  'CreationPolicy',
+  'Metadata',
 ]);
 const DELETION_POLICIES = new Set(['Delete', 'Retain', 'RetainExceptOnCreate', 'Snapshot']);
 // https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/pseudo-parameter-reference.html
 export const PSEUDO_PARAMETERS = new Set([
-  'AWS::AccountId', 'AWS::NotificationARNs', 'AWS::NoValue', 'AWS::Partition', 'AWS::Region', 'AWS::StackId',
-  'AWS::StackName', 'AWS::URLSuffix',
+  'AWS::AccountId',
+  'AWS::NotificationARNs',
+  'AWS::NoValue',
+  'AWS::Partition',
+  'AWS::Region',
+  'AWS::StackId',
+  'AWS::StackName',
+  'AWS::URLSuffix',
 ]);
 
 /**
@@ -157,7 +178,9 @@ function checkResource(spec: Spec, at: string, resource: unknown): string[] {
   if (!isObject(properties)) return [...findings, `${at}.Properties: not an object`];
   // A custom resource takes any property its provider wants; CloudFormation needs only the provider.
   if (isCustomResource(type)) {
-    return properties.ServiceToken === undefined ? [...findings, `${at}.Properties.ServiceToken: missing required property of ${type}`] : findings;
+    return properties.ServiceToken === undefined
+      ? [...findings, `${at}.Properties.ServiceToken: missing required property of ${type}`]
+      : findings;
   }
   const definition = specResource(spec, type);
   if (!definition) return [...findings, `${at}.Type: ${type} is not a resource type in the AWS resource specification`];
@@ -186,7 +209,9 @@ function checkShape(spec: Spec, value: unknown, types: PropertyType[], at: strin
   });
   // The spec widens a few properties to "any JSON" beside their structure (a DynamoDB table's
   // KeySchema); a list or an object is held to the structure when the spec gives one of that shape.
-  const structured = candidates.filter((type) => (Array.isArray(value) ? type.type === 'array' : isObject(value) && ['map', 'ref', 'tag'].includes(type.type)));
+  const structured = candidates.filter((type) =>
+    Array.isArray(value) ? type.type === 'array' : isObject(value) && ['map', 'ref', 'tag'].includes(type.type),
+  );
   if (structured.length > 0 && !isIntrinsic(value)) candidates = structured;
   let closest: string[] | undefined;
   for (const type of candidates) {
@@ -214,7 +239,8 @@ function checkType(spec: Spec, value: unknown, type: PropertyType, at: string): 
     case 'date-time': {
       if (!scalar) return [`${at}: expected a string, found ${shown(value)}`];
       const allowed = type.type === 'string' ? type.allowedValues : undefined;
-      if (allowed?.length && !allowed.includes(String(value))) return [`${at}: ${JSON.stringify(value)} is not one of ${allowed.join(', ')}`];
+      if (allowed?.length && !allowed.includes(String(value)))
+        return [`${at}: ${JSON.stringify(value)} is not one of ${allowed.join(', ')}`];
       return [];
     }
     case 'number':
@@ -228,7 +254,9 @@ function checkType(spec: Spec, value: unknown, type: PropertyType, at: string): 
       return [];
     }
     case 'boolean':
-      return typeof value === 'boolean' || value === 'true' || value === 'false' ? [] : [`${at}: expected true or false, found ${shown(value)}`];
+      return typeof value === 'boolean' || value === 'true' || value === 'false'
+        ? []
+        : [`${at}: expected true or false, found ${shown(value)}`];
     case 'json':
       return value === undefined ? [`${at}: expected a JSON value`] : [];
     case 'null':
@@ -262,7 +290,12 @@ interface Names {
 
 function names(template: Json): Names {
   const section = (name: string) => (isObject(template[name]) ? (template[name] as Json) : {});
-  return { resources: section('Resources'), parameters: section('Parameters'), conditions: section('Conditions'), mappings: section('Mappings') };
+  return {
+    resources: section('Resources'),
+    parameters: section('Parameters'),
+    conditions: section('Conditions'),
+    mappings: section('Mappings'),
+  };
 }
 
 /** The `${Name}` and `${Resource.Attribute}` variables of an `Fn::Sub` string (`${!Literal}` is no variable). */
@@ -317,7 +350,8 @@ function checkReferences(spec: Spec, template: Json): string[] {
       }
       if (fn === 'Fn::Sub') {
         const [text, variables] = Array.isArray(argument) ? argument : [argument, {}];
-        if (typeof text !== 'string' || !isObject(variables)) return void findings.push(`${where}: expected a string or [string, variables]`);
+        if (typeof text !== 'string' || !isObject(variables))
+          return void findings.push(`${where}: expected a string or [string, variables]`);
         for (const name of subVariables(text)) {
           if (name in variables) continue;
           if (PSEUDO_PARAMETERS.has(name) || !name.includes('.')) checkRef(name, `${where} \${${name}}`);

@@ -148,9 +148,11 @@ export class ResolvedTemplate {
   }
 }
 
-export const tableArn = (name: string, index?: string) => `arn:${PARTITION}:dynamodb:${REGION}:${ACCOUNT}:table/${name}${index ? `/index/${index}` : ''}`;
+export const tableArn = (name: string, index?: string) =>
+  `arn:${PARTITION}:dynamodb:${REGION}:${ACCOUNT}:table/${name}${index ? `/index/${index}` : ''}`;
 export const busArn = (name: string) => `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:event-bus/${name}`;
-export const parameterArn = (name: string) => `arn:${PARTITION}:ssm:${REGION}:${ACCOUNT}:parameter${name.startsWith('/') ? name : `/${name}`}`;
+export const parameterArn = (name: string) =>
+  `arn:${PARTITION}:ssm:${REGION}:${ACCOUNT}:parameter${name.startsWith('/') ? name : `/${name}`}`;
 export const logGroupArn = (name: string) => `arn:${PARTITION}:logs:${REGION}:${ACCOUNT}:log-group:${name}`;
 
 /** One function as a stage deploys it: its name, environment, role and log group. */
@@ -172,12 +174,22 @@ export function logicalId(name: string): string {
 export function deployedFunction(stage: ResolvedTemplate, name: string): DeployedFunction {
   const lambda = stage.resources[`${logicalId(name)}LambdaFunction`];
   if (lambda?.Type !== 'AWS::Lambda::Function') throw new Error(`${stage.stage}: no Lambda function for ${name}`);
-  const properties = lambda.Properties as { FunctionName: unknown; Role: unknown; Environment?: { Variables?: Record<string, unknown> }; LoggingConfig?: { LogGroup?: unknown } };
+  const properties = lambda.Properties as {
+    FunctionName: unknown;
+    Role: unknown;
+    Environment?: { Variables?: Record<string, unknown> };
+    LoggingConfig?: { LogGroup?: unknown };
+  };
   const role = properties.Role as { 'Fn::GetAtt'?: [string, string] };
   const roleId = role['Fn::GetAtt']?.[0];
-  if (!roleId || stage.resources[roleId]?.Type !== 'AWS::IAM::Role') throw new Error(`${stage.stage}: ${name}'s role is not a role of the template`);
-  const roleProperties = stage.resources[roleId]!.Properties as { Policies?: Array<{ PolicyName: string; PolicyDocument: unknown }>; ManagedPolicyArns?: unknown };
-  if (roleProperties.ManagedPolicyArns !== undefined) throw new Error(`${stage.stage}: ${roleId} has managed policies, which this check does not read`);
+  if (!roleId || stage.resources[roleId]?.Type !== 'AWS::IAM::Role')
+    throw new Error(`${stage.stage}: ${name}'s role is not a role of the template`);
+  const roleProperties = stage.resources[roleId]!.Properties as {
+    Policies?: Array<{ PolicyName: string; PolicyDocument: unknown }>;
+    ManagedPolicyArns?: unknown;
+  };
+  if (roleProperties.ManagedPolicyArns !== undefined)
+    throw new Error(`${stage.stage}: ${roleId} has managed policies, which this check does not read`);
   const functionName = stage.resolve(properties.FunctionName) as string;
   return {
     name,
@@ -190,7 +202,10 @@ export function deployedFunction(stage: ResolvedTemplate, name: string): Deploye
       return { name: policy.PolicyName, policy: { ...document, Statement: [document.Statement].flat() } };
     }),
     // Lambda writes to /aws/lambda/<function name> unless its logging config names another group.
-    logGroup: properties.LoggingConfig?.LogGroup === undefined ? `/aws/lambda/${functionName}` : (stage.resolve(properties.LoggingConfig.LogGroup) as string),
+    logGroup:
+      properties.LoggingConfig?.LogGroup === undefined
+        ? `/aws/lambda/${functionName}`
+        : (stage.resolve(properties.LoggingConfig.LogGroup) as string),
   };
 }
 
@@ -204,7 +219,13 @@ export interface Grant {
 export function grantsOf(fn: DeployedFunction): Grant[] {
   return fn.policies.flatMap(({ policy }) =>
     policy.Statement.filter((statement) => statement.Effect === 'Allow').flatMap((statement) =>
-      [statement.Action].flat().flatMap((action) => [statement.Resource].flat().map((resource) => ({ action, resource, ...(statement.Condition ? { condition: statement.Condition } : {}) }))),
+      [statement.Action]
+        .flat()
+        .flatMap((action) =>
+          [statement.Resource]
+            .flat()
+            .map((resource) => ({ action, resource, ...(statement.Condition ? { condition: statement.Condition } : {}) })),
+        ),
     ),
   );
 }
@@ -212,4 +233,3 @@ export function grantsOf(fn: DeployedFunction): Grant[] {
 export function describeGrant(grant: Grant): string {
   return `${grant.action} on ${grant.resource.replace(/^arn:aws:[^:]+:[^:]*:\d*:/, '')}${grant.condition ? ` if ${JSON.stringify(grant.condition)}` : ''}`;
 }
-

@@ -46,12 +46,7 @@ export interface ApiReply {
 }
 
 /** Posts a raw body to a WeChat Pay endpoint of the emulator and reads its XML answer. */
-export async function postRaw(
-  emulator: RunningEmulator,
-  path: string,
-  body: string | undefined,
-  method = 'POST',
-): Promise<ApiReply> {
+export async function postRaw(emulator: RunningEmulator, path: string, body: string | undefined, method = 'POST'): Promise<ApiReply> {
   const response = await fetch(`${emulator.url}${path}`, { method, body, headers: { 'content-type': 'text/xml' } });
   const text = await response.text();
   return { status: response.status, text, fields: parseXml(text) };
@@ -194,6 +189,11 @@ export function postTls(url: string, body: string, identity: TlsIdentity): Promi
 }
 
 /** A signed `/secapi/pay/refund` over mutual TLS to the emulator's TLS port. */
-export function refundCall(emulator: RunningEmulator, fields: SignableFields, identity: TlsIdentity, signType: SignType = 'MD5'): Promise<ApiReply> {
+export function refundCall(
+  emulator: RunningEmulator,
+  fields: SignableFields,
+  identity: TlsIdentity,
+  signType: SignType = 'MD5',
+): Promise<ApiReply> {
   return postTls(`${emulator.secapiUrl}/secapi/pay/refund`, buildXml(signFields(fields, MERCHANT.apiKey, signType)), identity);
 }

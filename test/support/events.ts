@@ -56,7 +56,11 @@ export async function faultPutEvents(ctx: OrdersContext, kind: PutEventsFault, t
           throw sdkError('InternalException');
         case 'refused': {
           const entries = (args.input as { Entries?: unknown[] }).Entries ?? [];
-          const output = { FailedEntryCount: entries.length, Entries: entries.map(() => ({ ErrorCode: 'InternalFailure', ErrorMessage: 'injected' })), $metadata: {} };
+          const output = {
+            FailedEntryCount: entries.length,
+            Entries: entries.map(() => ({ ErrorCode: 'InternalFailure', ErrorMessage: 'injected' })),
+            $metadata: {},
+          };
           return { output } as never;
         }
         case 'lost answer':

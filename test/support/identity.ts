@@ -13,8 +13,15 @@ export interface SimLogin {
 }
 
 /** `POST /__sim/login`: the code `wx.login()` (or a web authorization) would give this user now. */
-export async function simLogin(emulatorUrl: string, body: { appId?: string; openid?: string; snapshotUser?: boolean } = {}): Promise<SimLogin> {
-  const response = await fetch(`${emulatorUrl}/__sim/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+export async function simLogin(
+  emulatorUrl: string,
+  body: { appId?: string; openid?: string; snapshotUser?: boolean } = {},
+): Promise<SimLogin> {
+  const response = await fetch(`${emulatorUrl}/__sim/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   if (response.status !== 200) throw new Error(`__sim/login answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as SimLogin;
 }
@@ -30,22 +37,41 @@ export const bearer = (token: string): string => `Bearer ${token}`;
 export interface AuthResult {
   status: number;
   headers: Record<string, unknown>;
-  body: { token?: string; expiresAt?: string; appId?: string; timestamp?: number; nonceStr?: string; signature?: string; error?: { code: string; message: string; field?: string } };
+  body: {
+    token?: string;
+    expiresAt?: string;
+    appId?: string;
+    timestamp?: number;
+    nonceStr?: string;
+    signature?: string;
+    error?: { code: string; message: string; field?: string };
+  };
   raw: string;
 }
 
 function read(result: { statusCode?: number; body?: string; headers?: Record<string, unknown> }): AuthResult {
-  return { status: result.statusCode ?? 0, headers: result.headers ?? {}, body: JSON.parse(result.body as string), raw: result.body as string };
+  return {
+    status: result.statusCode ?? 0,
+    headers: result.headers ?? {},
+    body: JSON.parse(result.body as string),
+    raw: result.body as string,
+  };
 }
 
 /** POST /auth/miniprogram or /auth/officialaccount through the real handler. */
 export async function login(kind: 'miniprogram' | 'officialaccount', body: unknown): Promise<AuthResult> {
-  const { handler } = kind === 'miniprogram' ? await import('../../functions/miniProgramLogin') : await import('../../functions/officialAccountLogin');
-  return read(await handler(apiEvent({ method: 'POST', path: `/auth/${kind}`, body: typeof body === 'string' ? body : JSON.stringify(body) })));
+  const { handler } =
+    kind === 'miniprogram' ? await import('../../functions/miniProgramLogin') : await import('../../functions/officialAccountLogin');
+  return read(
+    await handler(apiEvent({ method: 'POST', path: `/auth/${kind}`, body: typeof body === 'string' ? body : JSON.stringify(body) })),
+  );
 }
 
 /** GET /auth/jssdk-config with this raw query string, through the real handler (or another's). */
-export async function jssdkConfigRequest(rawQueryString: string, handler?: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }>): Promise<AuthResult> {
+export async function jssdkConfigRequest(
+  rawQueryString: string,
+  handler?: (event: ApiEvent) => Promise<{ statusCode?: number; body?: string }>,
+): Promise<AuthResult> {
   const run = handler ?? (await import('../../functions/jssdkConfig')).handler;
   return read(await run({ ...apiEvent({ method: 'GET', path: '/auth/jssdk-config' }), rawQueryString }));
 }

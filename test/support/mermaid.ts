@@ -11,7 +11,19 @@
  */
 
 const NODE = /([A-Za-z][\w-]*)\s*(\(\[|\[\(|\[\[|\(\(|\[\/|\[\\|\[|\(|\{\{|\{|>)/y;
-const CLOSERS: Record<string, string> = { '([': '])', '[(': ')]', '[[': ']]', '((': '))', '[/': '/]', '[\\': '\\]', '[': ']', '(': ')', '{{': '}}', '{': '}', '>': ']' };
+const CLOSERS: Record<string, string> = {
+  '([': '])',
+  '[(': ')]',
+  '[[': ']]',
+  '((': '))',
+  '[/': '/]',
+  '[\\': '\\]',
+  '[': ']',
+  '(': ')',
+  '{{': '}}',
+  '{': '}',
+  '>': ']',
+};
 
 /** The problems of one flowchart, each naming its line within the diagram. */
 function flowchartProblems(lines: string[]): string[] {
@@ -39,8 +51,10 @@ function flowchartProblems(lines: string[]): string[] {
       return;
     }
     // Edge labels: `-- "text" -->`, `-. "text" .->`, `== "text" ==>`, or `-->|"text"|`; then set aside.
-    for (const label of line.matchAll(/(?:--|==|-\.)\s+([^">|-][^>]*?)\s+(?:-->|==>|\.->|---)/g)) problems.push(`${at}: an edge label is not quoted: ${label[1]}`);
-    for (const label of line.matchAll(/\|([^|]*)\|/g)) if (!/^"[^"]*"$/.test(label[1] as string)) problems.push(`${at}: an edge label is not quoted: ${label[1]}`);
+    for (const label of line.matchAll(/(?:--|==|-\.)\s+([^">|-][^>]*?)\s+(?:-->|==>|\.->|---)/g))
+      problems.push(`${at}: an edge label is not quoted: ${label[1]}`);
+    for (const label of line.matchAll(/\|([^|]*)\|/g))
+      if (!/^"[^"]*"$/.test(label[1] as string)) problems.push(`${at}: an edge label is not quoted: ${label[1]}`);
     const rest = line
       .replace(/(?:--|==|-\.)\s*(?:"[^"]*"|[^">|-][^>]*?)\s*(-->|==>|\.->|---)/g, ' $1 ')
       .replace(/\|[^|]*\|/g, ' ')
@@ -66,7 +80,8 @@ function flowchartProblems(lines: string[]): string[] {
       if (!label.endsWith(closer) || !/^"[^"]*"$/.test(label.slice(0, label.length - closer.length))) {
         problems.push(`${at}: node ${id}'s label is not one quoted string in ${opener}${closer}`);
       }
-      if (labels.has(id) || subgraphs.has(id)) problems.push(`${at}: node id ${id} is defined twice (first on line ${labels.get(id) ?? '?'})`);
+      if (labels.has(id) || subgraphs.has(id))
+        problems.push(`${at}: node id ${id} is defined twice (first on line ${labels.get(id) ?? '?'})`);
       labels.set(id, index + 1);
     }
   });
@@ -84,7 +99,13 @@ function sequenceProblems(lines: string[]): string[] {
   lines.forEach((raw, index) => {
     const line = raw.trim();
     const at = `line ${index + 1}`;
-    if (index === 0 || line === '' || line.startsWith('%%') || /^(autonumber|note|loop|alt|else|opt|par|and|end|rect|critical|break|activate|deactivate)\b/i.test(line)) return;
+    if (
+      index === 0 ||
+      line === '' ||
+      line.startsWith('%%') ||
+      /^(autonumber|note|loop|alt|else|opt|par|and|end|rect|critical|break|activate|deactivate)\b/i.test(line)
+    )
+      return;
     const declared = /^(participant|actor)\s+(\w+)(\s+as\s+.+)?$/.exec(line);
     if (declared) {
       const id = declared[2] as string;

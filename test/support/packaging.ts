@@ -22,11 +22,36 @@ export const SERVERLESS = join(ROOT, 'node_modules/.bin/serverless');
 
 /** Design §2 settings and AWS credentials: none may leak in from the shell running the tests. */
 export const SCRUBBED = [
-  'WECHATPAY_APPID', 'WECHATPAY_MCHID', 'WECHATPAY_API_KEY', 'WECHATPAY_API_KEY_PARAM', 'WECHATPAY_SIGN_TYPE',
-  'WECHATPAY_BASE_URL', 'WECHATPAY_NOTIFY_URL', 'ORDERS_TABLE', 'CATALOG_TABLE', 'MERCHANT_API_TOKENS_PARAM', 'MERCHANT_API_TOKEN', 'DYNAMODB_ENDPOINT', 'ORDER_EXPIRE_MINUTES',
-  'WECHAT_APPS', 'WECHAT_APP_SECRETS', 'WECHAT_API_BASE_URL', 'SESSION_KEY_PARAM', 'SESSION_KEY', 'CORS_ORIGINS', 'EVENT_BUS_NAME', 'EVENTBRIDGE_ENDPOINT',
-  'WECHATPAY_CERT_PARAM', 'WECHATPAY_CLIENT_CERT_PEM', 'WECHATPAY_SECAPI_BASE_URL', 'WECHATPAY_SECAPI_CA_PEM', 'WECHATPAY_REFUND_NOTIFY_URL',
-  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE',
+  'WECHATPAY_APPID',
+  'WECHATPAY_MCHID',
+  'WECHATPAY_API_KEY',
+  'WECHATPAY_API_KEY_PARAM',
+  'WECHATPAY_SIGN_TYPE',
+  'WECHATPAY_BASE_URL',
+  'WECHATPAY_NOTIFY_URL',
+  'ORDERS_TABLE',
+  'CATALOG_TABLE',
+  'MERCHANT_API_TOKENS_PARAM',
+  'MERCHANT_API_TOKEN',
+  'DYNAMODB_ENDPOINT',
+  'ORDER_EXPIRE_MINUTES',
+  'WECHAT_APPS',
+  'WECHAT_APP_SECRETS',
+  'WECHAT_API_BASE_URL',
+  'SESSION_KEY_PARAM',
+  'SESSION_KEY',
+  'CORS_ORIGINS',
+  'EVENT_BUS_NAME',
+  'EVENTBRIDGE_ENDPOINT',
+  'WECHATPAY_CERT_PARAM',
+  'WECHATPAY_CLIENT_CERT_PEM',
+  'WECHATPAY_SECAPI_BASE_URL',
+  'WECHATPAY_SECAPI_CA_PEM',
+  'WECHATPAY_REFUND_NOTIFY_URL',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_PROFILE',
 ];
 
 export function cliEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -204,7 +229,9 @@ async function cacheDir(): Promise<string> {
  * the same directory. Read-only: it is removed when the run ends, not by the caller.
  */
 export async function sharedPackage(request: PackageRequest): Promise<Packaged> {
-  const key = createHash('sha256').update(JSON.stringify([request.stage, request.params ?? {}, request.env ?? {}])).digest('hex');
+  const key = createHash('sha256')
+    .update(JSON.stringify([request.stage, request.params ?? {}, request.env ?? {}]))
+    .digest('hex');
   const dir = join(await cacheDir(), `${request.stage}-${key.slice(0, 16)}`);
   const done = join(dir, '.complete');
   await alone(async () => {

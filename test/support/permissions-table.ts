@@ -18,7 +18,8 @@ const code = (text: string) => `\`${text}\``;
 const local = (arn: string) => arn.replace(/^arn:aws:[^:]+:[^:]*:\d*:/, '');
 
 function resource(arn: string, fn: DeployedFunction): string {
-  if (arn === `arn:aws:logs:${arn.split(':')[3]}:${arn.split(':')[4]}:log-group:${fn.logGroup}:*`) return `its log group ${code(fn.logGroup)}`;
+  if (arn === `arn:aws:logs:${arn.split(':')[3]}:${arn.split(':')[4]}:log-group:${fn.logGroup}:*`)
+    return `its log group ${code(fn.logGroup)}`;
   return code(local(arn));
 }
 
@@ -51,8 +52,13 @@ export function renderPermissionsTable(template: Template, stage = 'dev'): strin
     const fn = deployedFunction(resolved, name);
     for (const { policy } of fn.policies) {
       for (const statement of policy.Statement) {
-        const on = [statement.Resource].flat().map((arn) => resource(arn, fn)).join(', ');
-        rows.push(`| ${code(name)} | ${statement.Effect === 'Deny' ? '**Deny**' : 'Allow'} | ${actions(statement)} | ${on} | ${condition(statement)} |`);
+        const on = [statement.Resource]
+          .flat()
+          .map((arn) => resource(arn, fn))
+          .join(', ');
+        rows.push(
+          `| ${code(name)} | ${statement.Effect === 'Deny' ? '**Deny**' : 'Allow'} | ${actions(statement)} | ${on} | ${condition(statement)} |`,
+        );
       }
     }
   }

@@ -56,7 +56,8 @@ export function readTour(readme: string): Tour {
   }
   const words = prose.join('\n');
   const ports: Record<string, string> = {};
-  for (const match of words.matchAll(/`http:\/\/127\.0\.0\.1:(\d+)`[^`]*`([A-Z][A-Z0-9_]*)`/g)) ports[match[1] as string] = match[2] as string;
+  for (const match of words.matchAll(/`http:\/\/127\.0\.0\.1:(\d+)`[^`]*`([A-Z][A-Z0-9_]*)`/g))
+    ports[match[1] as string] = match[2] as string;
   const placeholders = [...words.matchAll(/replac\w*\s+`<(\w+)>`/g)].map((match) => match[1] as string);
   return { steps, ports, placeholders };
 }
@@ -215,18 +216,25 @@ function compare(pattern: Pattern, actual: unknown, path: string, problems: stri
       }
       if (!pattern.open) {
         const shown = new Set(pattern.members.map(([key]) => key));
-        for (const key of Object.keys(record)) if (!shown.has(key)) problems.push(`${path}.${key}: there, but the README shows no "..." for it`);
+        for (const key of Object.keys(record))
+          if (!shown.has(key)) problems.push(`${path}.${key}: there, but the README shows no "..." for it`);
       }
       return;
     }
     case 'array': {
       if (!Array.isArray(actual)) return void problems.push(`${path}: not an array`);
-      if (pattern.open ? actual.length < pattern.items.length : actual.length !== pattern.items.length) problems.push(`${path}: ${actual.length} items`);
+      if (pattern.open ? actual.length < pattern.items.length : actual.length !== pattern.items.length)
+        problems.push(`${path}: ${actual.length} items`);
       pattern.items.forEach((item, index) => compare(item, actual[index], `${path}[${index}]`, problems));
       return;
     }
     case 'string': {
-      const glob = new RegExp(`^${pattern.glob.split('...').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[\\s\\S]*')}$`);
+      const glob = new RegExp(
+        `^${pattern.glob
+          .split('...')
+          .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+          .join('[\\s\\S]*')}$`,
+      );
       if (typeof actual !== 'string' || !glob.test(actual)) problems.push(`${path}: ${JSON.stringify(actual)} is not "${pattern.glob}"`);
       return;
     }

@@ -16,7 +16,11 @@ import type { TestStack } from './stack';
 /** A document client of its own on the stack's dynalite, so that seeding shows in no request count. */
 export function seedClient(stack: TestStack): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: stack.dynamoEndpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+    new DynamoDBClient({
+      endpoint: stack.dynamoEndpoint,
+      region: 'local',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    }),
   );
 }
 
@@ -55,7 +59,8 @@ async function storedItem(db: DynamoDBDocumentClient, stack: TestStack, outTrade
  * createOrder and payOrder, in the table the template's item with those fields changed.
  */
 export async function seedPaidDay(stack: TestStack, { day, orders, lost }: { day: string; orders: number; lost: number }): Promise<void> {
-  if (orders < 2 || lost < 0 || lost >= orders) throw new Error(`seedPaidDay needs at least 2 orders and 0 <= lost < orders (${orders}, ${lost})`);
+  if (orders < 2 || lost < 0 || lost >= orders)
+    throw new Error(`seedPaidDay needs at least 2 orders and 0 <= lost < orders (${orders}, ${lost})`);
   const dayStart = fromBeijingTimestamp(`${day}000000`);
   if (!dayStart) throw new Error(`not a day: ${day}`);
   // Spread over the day, to the second (time_end's resolution).
@@ -94,7 +99,12 @@ export async function seedPaidDay(stack: TestStack, { day, orders, lost }: { day
       const outTradeNo = newOutTradeNo(paidAtOf(i));
       const totalFee = amountOf(i);
       const atEmulator = state.orders.get(template.outTradeNo as string)!;
-      const copy = createOrder(state, { ...atEmulator.params, out_trade_no: outTradeNo, total_fee: String(totalFee) }, atEmulator.signType, paidAtOf(i));
+      const copy = createOrder(
+        state,
+        { ...atEmulator.params, out_trade_no: outTradeNo, total_fee: String(totalFee) },
+        atEmulator.signType,
+        paidAtOf(i),
+      );
       payOrder(state, copy, paidAtOf(i));
       const paidAt = fromBeijingTimestamp(copy.timeEnd!)!.toISOString();
       items.push({

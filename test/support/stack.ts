@@ -94,7 +94,13 @@ export async function startTestStack(
   await createCatalogTable(db.endpoint, catalogTable);
   // Refunds need the emulator's mutual-TLS port and the merchant's client certificate (about a second to make).
   const certs = options.refunds ? localCertificates(TEST_MERCHANT.mchId) : undefined;
-  const emulator = await startEmulator({ ...TEST_MERCHANT, port: 0, timeScale: options.timeScale ?? 0.001, log: () => {}, ...(certs ? { tls: certs } : {}) });
+  const emulator = await startEmulator({
+    ...TEST_MERCHANT,
+    port: 0,
+    timeScale: options.timeScale ?? 0.001,
+    log: () => {},
+    ...(certs ? { tls: certs } : {}),
+  });
   // Callbacks being handled: closing waits for them, so none meets a closed DynamoDB.
   const handling = new Set<Promise<void>>();
   const notifyServer = createServer((req, res) => {
@@ -102,7 +108,9 @@ export async function startTestStack(
       const body = (await readBody(req)) as Buffer;
       const refund = req.url === '/wechatpay/refund-notify';
       const path = refund ? '/wechatpay/refund-notify' : '/wechatpay/notify';
-      const result = await (refund ? refundNotify : notify)(apiEvent({ method: 'POST', path, body: body.toString('utf8'), base64: true, contentType: 'text/xml' }));
+      const result = await (refund ? refundNotify : notify)(
+        apiEvent({ method: 'POST', path, body: body.toString('utf8'), base64: true, contentType: 'text/xml' }),
+      );
       res.writeHead(result.statusCode ?? 200, { 'content-type': 'text/xml' });
       res.end(result.body);
     })().finally(() => handling.delete(done));
@@ -132,7 +140,9 @@ export async function startTestStack(
     EVENT_BUS_NAME: TEST_EVENT_BUS,
     EVENTBRIDGE_ENDPOINT: events.url,
     WECHATPAY_REFUND_NOTIFY_URL: refundNotifyUrl,
-    ...(certs ? { WECHATPAY_SECAPI_BASE_URL: emulator.secapiUrl, WECHATPAY_CLIENT_CERT_PEM: certs.clientPem, WECHATPAY_SECAPI_CA_PEM: certs.caPem } : {}),
+    ...(certs
+      ? { WECHATPAY_SECAPI_BASE_URL: emulator.secapiUrl, WECHATPAY_CLIENT_CERT_PEM: certs.clientPem, WECHATPAY_SECAPI_CA_PEM: certs.caPem }
+      : {}),
     ...localAppSettings(),
     WECHAT_API_BASE_URL: emulator.url,
     SESSION_KEY: LOCAL_SESSION_KEY,
@@ -143,7 +153,10 @@ export async function startTestStack(
   delete process.env.WECHATPAY_CERT_PARAM;
   delete process.env.SESSION_KEY_PARAM;
   const control = async (path: string, body?: unknown) =>
-    fetch(`${emulator.url}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(
+      `${emulator.url}${path}`,
+      body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+    );
   return {
     emulator,
     events,
@@ -158,7 +171,12 @@ export async function startTestStack(
     sim: {
       pay: (outTradeNo) => control('/__sim/pay', { out_trade_no: outTradeNo }),
       platformRefund: (outTradeNo, refundFee, outRefundNo) =>
-        control('/__sim/refund', { out_trade_no: outTradeNo, refund_fee: refundFee, notify_url: refundNotifyUrl, ...(outRefundNo ? { out_refund_no: outRefundNo } : {}) }),
+        control('/__sim/refund', {
+          out_trade_no: outTradeNo,
+          refund_fee: refundFee,
+          notify_url: refundNotifyUrl,
+          ...(outRefundNo ? { out_refund_no: outRefundNo } : {}),
+        }),
       faults: async (faults) => (await control('/__sim/faults', faults)).json(),
       order: async (outTradeNo) => (await control(`/__sim/orders/${outTradeNo}`)).json() as Promise<SimOrder>,
       reset: async () => {

@@ -12,7 +12,10 @@ export interface WxpayRun {
 /** Runs the wxpay command as `npm run wxpay` does (node bin/wxpay.mjs), with `stdin` piped in if given. */
 export function runWxpay(args: string[], options: { stdin?: string | Buffer; cwd?: string } = {}): Promise<WxpayRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd,
+      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -20,11 +20,19 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 type Asn1 = forge.asn1.Asn1;
 const { Class, Type } = forge.asn1;
 // forge's PKCS#12 key derivation (RFC 7292, appendix B), which its type definitions leave out.
-const pbe = (forge.pki as unknown as {
-  pbe: {
-    generatePkcs12Key(password: string, salt: forge.util.ByteStringBuffer, id: number, iterations: number, length: number): forge.util.ByteStringBuffer;
-  };
-}).pbe;
+const pbe = (
+  forge.pki as unknown as {
+    pbe: {
+      generatePkcs12Key(
+        password: string,
+        salt: forge.util.ByteStringBuffer,
+        id: number,
+        iterations: number,
+        length: number,
+      ): forge.util.ByteStringBuffer;
+    };
+  }
+).pbe;
 
 interface Merchant {
   key: forge.pki.rsa.PrivateKey;
@@ -94,8 +102,7 @@ function p12WithRc2(key: forge.pki.rsa.PrivateKey, cert: forge.pki.Certificate, 
 
   const salt = forge.random.getBytesSync(8);
   const count = 2048;
-  const derive = (id: number, length: number) =>
-    pbe.generatePkcs12Key(password, forge.util.createBuffer(salt), id, count, length);
+  const derive = (id: number, length: number) => pbe.generatePkcs12Key(password, forge.util.createBuffer(salt), id, count, length);
   const cipher = forge.rc2.createEncryptionCipher(derive(1, 5), 40);
   cipher.start(derive(2, 8));
   cipher.update(forge.util.createBuffer(certSafeContents));
@@ -154,7 +161,7 @@ const legacy = file('apiclient_cert.p12', p12WithRc2(merchant.key, merchant.cert
 const tripleDes = file('3des.p12', p12With3des(merchant.key, merchant.cert, MCH_ID));
 
 describe('the test .p12 files', () => {
-  it('the RC2-40 one is refused by Node (OpenSSL 3), like WeChat Pay\'s; forge reads it', () => {
+  it("the RC2-40 one is refused by Node (OpenSSL 3), like WeChat Pay's; forge reads it", () => {
     expect(() => createSecureContext({ pfx: readFileSync(legacy), passphrase: MCH_ID })).toThrow(/unsupported/i);
     const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(readFileSync(legacy).toString('binary')), MCH_ID);
     expect(p12.safeContents.map((contents) => contents.encrypted)).toEqual([true, false]);
@@ -176,7 +183,9 @@ describe.concurrent('wxpay cert', () => {
 
     expect(statSync(out).mode & 0o777).toBe(0o600);
     const pem = readFileSync(out, 'utf8');
-    expect(pem).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n[\s\S]+-----END PRIVATE KEY-----\n$/);
+    expect(pem).toMatch(
+      /^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n[\s\S]+-----END PRIVATE KEY-----\n$/,
+    );
     const certificate = new X509Certificate(pem);
     const privateKey = createPrivateKey(pem);
     expect(certificate.serialNumber).toBe(serial);
@@ -196,23 +205,19 @@ describe.concurrent('wxpay cert', () => {
 
   it('the PEM is a working TLS client certificate and key, one file for both', async () => {
     const pem = (await wxpay(['cert', '--p12', legacy, '--mch-id', MCH_ID, '--out', '-'])).stdout;
-    const server = createServer(
-      { ...serverIdentity, ca: merchant.certPem, requestCert: true, rejectUnauthorized: true },
-      (_req, res) => res.end('accepted'),
+    const server = createServer({ ...serverIdentity, ca: merchant.certPem, requestCert: true, rejectUnauthorized: true }, (_req, res) =>
+      res.end('accepted'),
     );
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     try {
       const { port } = server.address() as AddressInfo;
       const body = await new Promise<string>((resolve, reject) => {
-        const req = request(
-          { host: '127.0.0.1', port, agent: false, cert: pem, key: pem, rejectUnauthorized: false },
-          (res) => {
-            let text = '';
-            res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-            res.on('end', () => resolve(text));
-          },
-        );
+        const req = request({ host: '127.0.0.1', port, agent: false, cert: pem, key: pem, rejectUnauthorized: false }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve(text));
+        });
         req.on('error', reject);
         req.end();
       });
@@ -225,7 +230,10 @@ describe.concurrent('wxpay cert', () => {
 
   it('prints the aws ssm put-parameter line for --put-ssm, without running it', async () => {
     const cwd = mkdtempSync(join(dir, 'ssm-'));
-    const result = await wxpay(['cert', '--p12', legacy, '--mch-id', MCH_ID, '--out', 'client.pem', '--put-ssm', '/wechatpay/prod/client-cert'], cwd);
+    const result = await wxpay(
+      ['cert', '--p12', legacy, '--mch-id', MCH_ID, '--out', 'client.pem', '--put-ssm', '/wechatpay/prod/client-cert'],
+      cwd,
+    );
     expect(result.code).toBe(0);
     expect(result.stdout.split('\n')).toContain(
       'aws ssm put-parameter --type SecureString --name /wechatpay/prod/client-cert --value file://client.pem',
@@ -242,7 +250,7 @@ describe.concurrent('wxpay cert', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('refuses a .p12 whose key is not its certificate\'s, exit 1, writing nothing', async () => {
+  it("refuses a .p12 whose key is not its certificate's, exit 1, writing nothing", async () => {
     const other = merchantCertificate(365);
     const mismatched = file('mismatched.p12', p12WithRc2(other.key, merchant.cert, MCH_ID));
     const out = join(dir, 'mismatched.pem');
@@ -264,13 +272,29 @@ describe.concurrent('wxpay cert', () => {
 
   it('warns about a certificate that expires within 30 days, and one that has expired', async () => {
     const soon = merchantCertificate(10);
-    const soonResult = await wxpay(['cert', '--p12', file('soon.p12', p12WithRc2(soon.key, soon.cert, MCH_ID)), '--mch-id', MCH_ID, '--out', join(dir, 'soon.pem')]);
+    const soonResult = await wxpay([
+      'cert',
+      '--p12',
+      file('soon.p12', p12WithRc2(soon.key, soon.cert, MCH_ID)),
+      '--mch-id',
+      MCH_ID,
+      '--out',
+      join(dir, 'soon.pem'),
+    ]);
     expect(soonResult.code).toBe(0);
     expect(soonResult.stdout).toMatch(/expires: .* \(in (9|10) days\)/);
     expect(soonResult.stderr).toMatch(/^warning: the certificate expires in (9|10) days .*renew it/m);
 
     const expired = merchantCertificate(-2);
-    const expiredResult = await wxpay(['cert', '--p12', file('expired.p12', p12WithRc2(expired.key, expired.cert, MCH_ID)), '--mch-id', MCH_ID, '--out', join(dir, 'expired.pem')]);
+    const expiredResult = await wxpay([
+      'cert',
+      '--p12',
+      file('expired.p12', p12WithRc2(expired.key, expired.cert, MCH_ID)),
+      '--mch-id',
+      MCH_ID,
+      '--out',
+      join(dir, 'expired.pem'),
+    ]);
     expect(expiredResult.code).toBe(0);
     expect(expiredResult.stdout).toMatch(/expires: .* \((2|3) days ago\)/);
     expect(expiredResult.stderr).toMatch(/^warning: the certificate EXPIRED on .*WeChat Pay refuses it/m);
@@ -305,9 +329,19 @@ describe('wxpay cert usage errors (exit 2)', () => {
     ['no --mch-id', ['--p12', legacy], piped, /--mch-id MCH_ID is required/],
     ['a .p12 that does not exist', ['--p12', join(dir, 'missing.p12'), '--mch-id', MCH_ID], piped, /does not exist/],
     ['--put-ssm without --out', ['--p12', legacy, '--mch-id', MCH_ID, '--put-ssm', '/a/b'], piped, /--put-ssm needs --out FILE/],
-    ['--put-ssm with a name SSM refuses', ['--p12', legacy, '--mch-id', MCH_ID, '--out', join(dir, 'x.pem'), '--put-ssm', '/a b; rm -rf ~'], piped, /is not an SSM parameter name/],
+    [
+      '--put-ssm with a name SSM refuses',
+      ['--p12', legacy, '--mch-id', MCH_ID, '--out', join(dir, 'x.pem'), '--put-ssm', '/a b; rm -rf ~'],
+      piped,
+      /is not an SSM parameter name/,
+    ],
     ['an unknown option', ['--p12', legacy, '--mch-id', MCH_ID, '--password', 'x'], piped, /Unknown option '--password'/],
-    ['the private key to a terminal, not asked for', ['--p12', legacy, '--mch-id', MCH_ID], tty, /the PEM holds the private key: give --out FILE/],
+    [
+      'the private key to a terminal, not asked for',
+      ['--p12', legacy, '--mch-id', MCH_ID],
+      tty,
+      /the PEM holds the private key: give --out FILE/,
+    ],
   ] as const)('%s', (_label, args, environment, message) => {
     const result = runCert([...args], environment);
     expect(result.exitCode).toBe(2);

@@ -5,7 +5,8 @@ import { runWxpay } from './run-wxpay';
 const KEY = '192006250b4c09247ec02edce69f6a2d';
 const MD5 = '9A0A8659F005D6984697E2CA0A9CF3B7';
 const HMAC = '6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6';
-const FIELDS = '<appid>wxd930ea5d5a258f4f</appid><mch_id>10000100</mch_id><device_info>1000</device_info><body>test</body><nonce_str>ibuaiVcKdpRxkhJA</nonce_str>';
+const FIELDS =
+  '<appid>wxd930ea5d5a258f4f</appid><mch_id>10000100</mch_id><device_info>1000</device_info><body>test</body><nonce_str>ibuaiVcKdpRxkhJA</nonce_str>';
 const SIGNED = `<xml>${FIELDS}<sign>${MD5}</sign></xml>`;
 
 const wxpay = (args: string[], stdin: string | Buffer) => runWxpay(args, { stdin });
@@ -36,7 +37,13 @@ describe.concurrent('wxpay verify', () => {
 describe.concurrent('wxpay sign', () => {
   it('signs an XML document (ignoring its sign) and a JSON object', async () => {
     expect(await wxpay(['sign', '--key', KEY], `<xml>${FIELDS}<sign>WRONG</sign></xml>`)).toMatchObject({ code: 0, stdout: `${MD5}\n` });
-    const json = JSON.stringify({ appid: 'wxd930ea5d5a258f4f', mch_id: '10000100', device_info: '1000', body: 'test', nonce_str: 'ibuaiVcKdpRxkhJA' });
+    const json = JSON.stringify({
+      appid: 'wxd930ea5d5a258f4f',
+      mch_id: '10000100',
+      device_info: '1000',
+      body: 'test',
+      nonce_str: 'ibuaiVcKdpRxkhJA',
+    });
     expect(await wxpay(['sign', '--key', KEY, '--sign-type', 'HMAC-SHA256'], json)).toMatchObject({ code: 0, stdout: `${HMAC}\n` });
   });
 
@@ -44,7 +51,9 @@ describe.concurrent('wxpay sign', () => {
     // The key also pasted into a field by mistake: still never printed.
     const result = await wxpay(['sign', '--key', KEY, '--explain'], `<xml>${FIELDS}<attach>${KEY}</attach></xml>`);
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('string to sign: appid=wxd930ea5d5a258f4f&attach=********&body=test&device_info=1000&mch_id=10000100&nonce_str=ibuaiVcKdpRxkhJA&key=********');
+    expect(result.stdout).toContain(
+      'string to sign: appid=wxd930ea5d5a258f4f&attach=********&body=test&device_info=1000&mch_id=10000100&nonce_str=ibuaiVcKdpRxkhJA&key=********',
+    );
     expect(result.stdout + result.stderr).not.toContain(KEY);
     const verify = await wxpay(['verify', '--explain', '--key', KEY], SIGNED);
     expect(verify.stdout).toContain('&key=********');
@@ -63,7 +72,12 @@ describe.concurrent('wxpay usage errors (exit 2)', () => {
     ['empty input', ['sign', '--key', KEY], '', /no document on standard input/],
     ['JSON number', ['sign', '--key', KEY], '{"total_fee": 1}', /field total_fee is a number; write it as a string/],
     ['truncated XML', ['sign', '--key', KEY], '<xml><a>1</a>', /cannot read the XML document: XML is malformed/],
-    ['conflicting sign types', ['sign', '--key', KEY, '--sign-type', 'MD5'], '<xml><sign_type>HMAC-SHA256</sign_type></xml>', /declares sign_type=HMAC-SHA256 but --sign-type is MD5/],
+    [
+      'conflicting sign types',
+      ['sign', '--key', KEY, '--sign-type', 'MD5'],
+      '<xml><sign_type>HMAC-SHA256</sign_type></xml>',
+      /declares sign_type=HMAC-SHA256 but --sign-type is MD5/,
+    ],
   ] as const)('%s', async (_label, args, stdin, message) => {
     const result = await wxpay([...args], stdin);
     expect(result.code).toBe(2);

@@ -155,13 +155,11 @@ export function runCert(argv: readonly string[], environment: CertEnvironment): 
     const p12Path = values.p12;
     if (!p12Path) throw new UsageError('--p12 FILE is required (apiclient_cert.p12, from the merchant platform)');
     const mchId = values['mch-id'];
-    if (!mchId) throw new UsageError('--mch-id MCH_ID is required: the merchant id is the .p12\'s password');
+    if (!mchId) throw new UsageError("--mch-id MCH_ID is required: the merchant id is the .p12's password");
     const out = values.out;
     const toStdout = out === undefined || out === '-';
     if (out === undefined && environment.stdoutIsTTY) {
-      throw new UsageError(
-        'the PEM holds the private key: give --out FILE (or redirect standard output, or say --out - to print it here)',
-      );
+      throw new UsageError('the PEM holds the private key: give --out FILE (or redirect standard output, or say --out - to print it here)');
     }
     const ssmName = values['put-ssm'];
     if (ssmName !== undefined) {
@@ -192,7 +190,9 @@ export function runCert(argv: readonly string[], environment: CertEnvironment): 
         `warning: the certificate EXPIRED on ${utc(validTo)}: WeChat Pay refuses it; download a new one from the merchant platform (API security)`,
       );
     } else if (daysLeft < WARN_DAYS) {
-      warnings.push(`warning: the certificate expires in ${daysLeft} days (${utc(validTo)}): renew it in the merchant platform (API security)`);
+      warnings.push(
+        `warning: the certificate expires in ${daysLeft} days (${utc(validTo)}): renew it in the merchant platform (API security)`,
+      );
     }
     if (validFrom.getTime() > environment.now.getTime()) {
       warnings.push(`warning: the certificate is not valid before ${utc(validFrom)} (is this machine's clock right?)`);

@@ -22,7 +22,9 @@
   var MAX_QUANTITY = 999;
   var MAX_LINES = 20;
 
-  var $ = function (id) { return document.getElementById(id); };
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
   var form = $('order-form');
   var cart = $('cart');
   var payButton = $('pay-button');
@@ -173,9 +175,15 @@
       quantities[product.sku] = toQuantity(input.value);
       if (Number(input.value) > MAX_QUANTITY) input.value = String(MAX_QUANTITY);
     });
-    input.addEventListener('change', function () { setQuantity(product.sku, input.value, input); });
-    input.addEventListener('blur', function () { setQuantity(product.sku, input.value, input); });
-    input.addEventListener('focus', function () { input.select(); });
+    input.addEventListener('change', function () {
+      setQuantity(product.sku, input.value, input);
+    });
+    input.addEventListener('blur', function () {
+      setQuantity(product.sku, input.value, input);
+    });
+    input.addEventListener('focus', function () {
+      input.select();
+    });
 
     row.append(info, stepper);
     return row;
@@ -200,7 +208,9 @@
       if (!data || !Array.isArray(data.products)) throw new Error('unexpected answer');
       products = data.products;
       var onSale = {};
-      products.forEach(function (product) { onSale[product.sku] = quantities[product.sku] || 0; });
+      products.forEach(function (product) {
+        onSale[product.sku] = quantities[product.sku] || 0;
+      });
       // A product no longer on sale leaves the cart.
       quantities = onSale;
       renderCart();
@@ -212,7 +222,9 @@
   }
 
   function emptyCart() {
-    Object.keys(quantities).forEach(function (sku) { quantities[sku] = 0; });
+    Object.keys(quantities).forEach(function (sku) {
+      quantities[sku] = 0;
+    });
     refreshForm();
   }
 
@@ -223,9 +235,11 @@
 
   function simulatorUrl(params) {
     if (!config.emulatorUrl) return null;
-    var query = Object.keys(params).map(function (key) {
-      return encodeURIComponent(key) + '=' + encodeURIComponent(params[key]);
-    }).join('&');
+    var query = Object.keys(params)
+      .map(function (key) {
+        return encodeURIComponent(key) + '=' + encodeURIComponent(params[key]);
+      })
+      .join('&');
     return config.emulatorUrl + '/__sim/scan?' + query;
   }
 
@@ -320,9 +334,7 @@
     result.dataset.status = status;
     var ended = status === 'CLOSED' || status === 'FAILED';
     $('ended-banner').hidden = !ended;
-    $('ended-banner').textContent = status === 'CLOSED'
-      ? 'This order expired unpaid and is closed.'
-      : 'WeChat Pay refused this order.';
+    $('ended-banner').textContent = status === 'CLOSED' ? 'This order expired unpaid and is closed.' : 'WeChat Pay refused this order.';
     if (paid && result.dataset.paidOrder !== order.outTradeNo) {
       // Bought: the cart starts again empty. An unpaid order leaves it as it was, to try again.
       result.dataset.paidOrder = order.outTradeNo;
@@ -330,7 +342,9 @@
     }
     if (TERMINAL[status]) {
       // Nothing left to pay: the QR code and the payment parameters go.
-      ['NATIVE', 'JSAPI', 'MWEB', 'APP'].forEach(function (type) { $('pay-' + type).hidden = true; });
+      ['NATIVE', 'JSAPI', 'MWEB', 'APP'].forEach(function (type) {
+        $('pay-' + type).hidden = true;
+      });
       $('simulate').hidden = true;
     }
   }
@@ -347,7 +361,9 @@
     $('result-amount').textContent = yuan(order.totalFee);
     $('result-description').textContent = order.description || '';
     $('price-note').hidden = order.totalFee === estimate;
-    $('price-note').textContent = 'The catalog\'s prices changed since the cart was filled (estimate ' + yuan(estimate) +
+    $('price-note').textContent =
+      "The catalog's prices changed since the cart was filled (estimate " +
+      yuan(estimate) +
       '); the amount above is what this order costs.';
     $('expires-at').textContent = localTime(order.expiresAt);
     var pay = order.pay;
@@ -408,7 +424,11 @@
     var list = $('events');
     setEventsStatus(events.length === 0 ? 'None yet: an event is published when the order is paid, closed or fails.' : '');
     list.hidden = events.length === 0;
-    var ids = events.map(function (event) { return event.id; }).join(' ');
+    var ids = events
+      .map(function (event) {
+        return event.id;
+      })
+      .join(' ');
     if (list.dataset.ids === ids) return;
     list.dataset.ids = ids;
     list.replaceChildren.apply(list, events.map(eventRow));
@@ -421,7 +441,9 @@
       if (!data || !Array.isArray(data.events)) throw new Error('unexpected answer');
       if (state.stopped) return null;
       showEvents(data.events);
-      return data.events.map(function (event) { return event['detail-type']; });
+      return data.events.map(function (event) {
+        return event['detail-type'];
+      });
     } catch (error) {
       if (state.stopped) return null;
       setEventsStatus('Could not load the events (' + error.message + ').');
@@ -516,7 +538,7 @@
       if (payer && error.status === 401) {
         // The API refused the session: it is of no more use, and the next Pay logs in again.
         forgetSession();
-        showError('The payer\'s session was refused (HTTP 401): ' + error.message + '. Press Pay to log in again.');
+        showError("The payer's session was refused (HTTP 401): " + error.message + '. Press Pay to log in again.');
         return;
       }
       showError('Could not create the order: ' + error.message);

@@ -16,7 +16,12 @@ export function wechatPayV2Bills(config: Pick<AppConfig, 'appId' | 'mchId' | 'ap
       if (bill.reason === 'NO_BILL') return 'NO_BILL';
       // REFUSED: WeChat Pay refused the request itself; anything else may pass on a later run.
       const refused = bill.reason === 'REFUSED';
-      throw new GatewayError(`WeChat Pay's bill for ${billDate} could not be read: ${bill.message}`, refused ? 'REFUSED' : 'UNREACHABLE', bill.reason, !refused);
+      throw new GatewayError(
+        `WeChat Pay's bill for ${billDate} could not be read: ${bill.message}`,
+        refused ? 'REFUSED' : 'UNREACHABLE',
+        bill.reason,
+        !refused,
+      );
     },
   };
 }

@@ -114,7 +114,8 @@ export function wechatPayV2Gateways(
   return (order) => {
     const appId = order.appId ?? config.appId;
     const wechatPay = clientFor(appId);
-    if (!isSignType(order.signType)) throw new TypeError(`an order's sign type must be MD5 or HMAC-SHA256, got ${JSON.stringify(order.signType)}`);
+    if (!isSignType(order.signType))
+      throw new TypeError(`an order's sign type must be MD5 or HMAC-SHA256, got ${JSON.stringify(order.signType)}`);
     const options = { signType: order.signType as SignType };
     return {
       paymentRequest: (payment) => unifiedOrderParams(payment) as PaymentRequest,
@@ -145,7 +146,13 @@ export function wechatPayV2Gateways(
             transactionId: answer.transactionId,
             refunds: answer.refunds.map((refund) => {
               const succeededAt = isoOfDashed(refund.successTime);
-              return { outRefundNo: refund.outRefundNo, refundId: refund.refundId, refundFee: refund.refundFee, status: refund.status, ...(succeededAt ? { succeededAt } : {}) };
+              return {
+                outRefundNo: refund.outRefundNo,
+                refundId: refund.refundId,
+                refundFee: refund.refundFee,
+                status: refund.status,
+                ...(succeededAt ? { succeededAt } : {}),
+              };
             }),
           };
         }),

@@ -23,7 +23,10 @@ export interface NotificationReply {
 }
 
 function replyTo(outcome: NotificationOutcome): NotificationReply {
-  return { reply: outcome.accepted ? notificationReply('SUCCESS') : notificationReply('FAIL', outcome.reason ?? outcome.outcome), outcome: outcome.outcome };
+  return {
+    reply: outcome.accepted ? notificationReply('SUCCESS') : notificationReply('FAIL', outcome.reason ?? outcome.outcome),
+    outcome: outcome.outcome,
+  };
 }
 
 /** A callback's signature length tells its sign type when it carries no sign_type. */
@@ -82,7 +85,11 @@ function isoOfDashed(successTime: string | undefined): string | undefined {
  */
 export async function handleRefundNotification(body: string | Uint8Array, ctx: OrdersContext): Promise<NotificationReply> {
   // Any of the merchant's apps here; the refund's order must then be of that app.
-  const read = readRefundNotification(body, { apiKey: ctx.config.apiKey, appIds: ctx.config.apps.map((app) => app.appId), mchId: ctx.config.mchId });
+  const read = readRefundNotification(body, {
+    apiKey: ctx.config.apiKey,
+    appIds: ctx.config.apps.map((app) => app.appId),
+    mchId: ctx.config.mchId,
+  });
   if (!read.ok) {
     if (read.reason === 'RETURN_CODE_NOT_SUCCESS') {
       logger.info('refund callback with return_code FAIL acknowledged', { message: read.message });
@@ -128,6 +135,9 @@ function callbackFailed(error: unknown): Answer {
  * A v2 callback door: the raw body handed to `handle` with the orders context; its XML reply
  * answered; any failure it lets through answered FAIL in XML (never a 5xx).
  */
-export function v2NotifyDoor(handle: (body: Uint8Array, ctx: OrdersContext) => Promise<NotificationReply>, context: () => Promise<OrdersContext>) {
+export function v2NotifyDoor(
+  handle: (body: Uint8Array, ctx: OrdersContext) => Promise<NotificationReply>,
+  context: () => Promise<OrdersContext>,
+) {
   return lambdaHandler(async (event: ApiEvent) => xml((await handle(rawBodyBytes(event), await context())).reply), callbackFailed);
 }

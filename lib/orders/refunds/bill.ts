@@ -10,7 +10,14 @@ import { recordRefundNotice, type NotifiedRefund } from './notify';
  * was refused).
  */
 export async function recordBilledRefund(
-  billed: { transactionId: string; outTradeNo: string; refundId: string; outRefundNo: string; refundFee: number; settlementRefundFee: number },
+  billed: {
+    transactionId: string;
+    outTradeNo: string;
+    refundId: string;
+    outRefundNo: string;
+    refundFee: number;
+    settlementRefundFee: number;
+  },
   ctx: OrdersContext,
 ): Promise<string> {
   const order = await ctx.store.get(billed.outTradeNo);

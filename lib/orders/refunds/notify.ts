@@ -57,13 +57,20 @@ export async function recordNotifiedRefund(notice: NotifiedRefund, ctx: OrdersCo
   }
 }
 
-export async function recordRefundNotice(notice: NotifiedRefund, source: ReviewFlag['source'], context: Record<string, unknown>, ctx: OrdersContext): Promise<NotificationOutcome> {
+export async function recordRefundNotice(
+  notice: NotifiedRefund,
+  source: ReviewFlag['source'],
+  context: Record<string, unknown>,
+  ctx: OrdersContext,
+): Promise<NotificationOutcome> {
   const order = await ctx.store.get(notice.outTradeNo);
   if (!order) return refuse('UNKNOWN_ORDER', `no order ${notice.outTradeNo}`, context);
   // Orders made before apps were recorded were made under the default app.
   const orderApp = order.appId ?? ctx.config.appId;
-  if (notice.appId !== orderApp) return refuse('APP_MISMATCH', `sent under appid ${notice.appId}, but the order was made under ${orderApp}`, context);
-  if (notice.totalFee !== order.totalFee) return refuse('AMOUNT_MISMATCH', `total_fee ${notice.totalFee} is not the order's amount`, context);
+  if (notice.appId !== orderApp)
+    return refuse('APP_MISMATCH', `sent under appid ${notice.appId}, but the order was made under ${orderApp}`, context);
+  if (notice.totalFee !== order.totalFee)
+    return refuse('AMOUNT_MISMATCH', `total_fee ${notice.totalFee} is not the order's amount`, context);
   if (!order.transactionId || notice.transactionId !== order.transactionId) {
     return refuse('TRANSACTION_MISMATCH', `transaction_id does not match order ${order.outTradeNo}'s payment`, context);
   }
@@ -76,18 +83,23 @@ export async function recordRefundNotice(notice: NotifiedRefund, source: ReviewF
   };
   const stored = refundOf(order, notice.outRefundNo);
   if (!stored) return recordExternal(order, notice, settlement, source, context, ctx);
-  if (stored.refundFee !== notice.refundFee) return refuse('REFUND_AMOUNT_MISMATCH', `refund_fee ${notice.refundFee} is not refund ${notice.outRefundNo}'s amount`, context);
-  if (stored.refundId && stored.refundId !== notice.refundId) return refuse('REFUND_ID_MISMATCH', `refund_id does not match refund ${notice.outRefundNo}`, context);
+  if (stored.refundFee !== notice.refundFee)
+    return refuse('REFUND_AMOUNT_MISMATCH', `refund_fee ${notice.refundFee} is not refund ${notice.outRefundNo}'s amount`, context);
+  if (stored.refundId && stored.refundId !== notice.refundId)
+    return refuse('REFUND_ID_MISMATCH', `refund_id does not match refund ${notice.outRefundNo}`, context);
   // A refund recorded FAILED that WeChat Pay made after all is recorded (recordSuccessAfterFailure).
   const succeededAfterFailure = stored.status === 'FAILED' && notice.status === 'SUCCESS';
   if (stored.status !== 'PROCESSING' && !succeededAfterFailure) {
-    if (stored.status !== notice.status) logger.warn('refund callback disagrees with the refund as recorded; kept as recorded', { ...context, recorded: stored.status });
+    if (stored.status !== notice.status)
+      logger.warn('refund callback disagrees with the refund as recorded; kept as recorded', { ...context, recorded: stored.status });
     countMetric('DuplicateCallbacks');
     return accepted('ALREADY_RECORDED');
   }
   const after = await recordReportedEnd(order.outTradeNo, notice.outRefundNo, settlement, source, ctx);
-  if (after?.status !== notice.status) logger.warn('refund callback found the refund ended otherwise', { ...context, recorded: after?.status });
-  const outcome = succeededAfterFailure && after?.status === 'SUCCESS' ? 'REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED' : `REFUND_${notice.status}`;
+  if (after?.status !== notice.status)
+    logger.warn('refund callback found the refund ended otherwise', { ...context, recorded: after?.status });
+  const outcome =
+    succeededAfterFailure && after?.status === 'SUCCESS' ? 'REFUND_SUCCEEDED_AFTER_FAILURE_FLAGGED' : `REFUND_${notice.status}`;
   return accepted(outcome);
 }
 
@@ -100,7 +112,8 @@ async function recordExternal(
   context: Record<string, unknown>,
   ctx: OrdersContext,
 ): Promise<NotificationOutcome> {
-  if (order.status !== 'PAID' && order.status !== 'REFUNDED') return refuse('ORDER_NOT_PAID', `order ${order.outTradeNo} is ${order.status}: it has no payment to refund`, context);
+  if (order.status !== 'PAID' && order.status !== 'REFUNDED')
+    return refuse('ORDER_NOT_PAID', `order ${order.outTradeNo} is ${order.status}: it has no payment to refund`, context);
   const refund: OrderRefund = {
     outRefundNo: notice.outRefundNo,
     refundFee: notice.refundFee,
@@ -126,7 +139,11 @@ async function recordExternal(
     if (refundOf(current, notice.outRefundNo)) return accepted('ALREADY_RECORDED');
     const after = await ctx.refunds.recordExternal(current, refund, flag);
     if (after) {
-      logger.error('refund made outside this backend recorded; needs review', { ...context, refundFee: notice.refundFee, requestedVia: notice.requestedVia });
+      logger.error('refund made outside this backend recorded; needs review', {
+        ...context,
+        refundFee: notice.refundFee,
+        requestedVia: notice.requestedVia,
+      });
       countMetric('PaymentsFlagged');
       return accepted('EXTERNAL_REFUND_FLAGGED');
     }

@@ -1,7 +1,6 @@
 /** The numbers of a refund: its idempotency claim and its out_refund_no. */
 import { createHash } from 'node:crypto';
 
-
 /**
  * The claim of an idempotency key: `R` and 31 characters of the base64url SHA-256 of the key (186
  * bits). One claim per key in this deployment, so the same key sent for another order, amount or

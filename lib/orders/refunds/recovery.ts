@@ -45,17 +45,27 @@ async function recoverRefund(order: Order, refund: OrderRefund, ctx: OrdersConte
   }
   if (!queried || !FINAL_REFUND_STATUSES.has(queried.status)) return;
   if (queried.refundFee !== refund.refundFee) {
-    logger.error('refundquery reports another amount for a refund; left for review', { outTradeNo: order.outTradeNo, outRefundNo: refund.outRefundNo, refundFee: queried.refundFee });
+    logger.error('refundquery reports another amount for a refund; left for review', {
+      outTradeNo: order.outTradeNo,
+      outRefundNo: refund.outRefundNo,
+      refundFee: queried.refundFee,
+    });
     summary.refundErrors += 1;
     return;
   }
   const at = ctx.now().toISOString();
-  await recordReportedEnd(order.outTradeNo, refund.outRefundNo, {
-    status: queried.status as RefundSettlement['status'],
-    at,
-    refundId: queried.refundId,
-    ...(queried.status === 'SUCCESS' ? { succeededAt: queried.succeededAt ?? at } : {}),
-  }, 'recovery', ctx);
+  await recordReportedEnd(
+    order.outTradeNo,
+    refund.outRefundNo,
+    {
+      status: queried.status as RefundSettlement['status'],
+      at,
+      refundId: queried.refundId,
+      ...(queried.status === 'SUCCESS' ? { succeededAt: queried.succeededAt ?? at } : {}),
+    },
+    'recovery',
+    ctx,
+  );
   summary.refundsSettled += 1;
 }
 
@@ -63,7 +73,8 @@ async function recoverOrderRefunds(order: Order, ctx: OrdersContext, summary: Re
   const now = ctx.now().getTime();
   const checkCount = (order.refundCheckCount ?? 0) + 1;
   // The lease, as for pending orders: of two runs, one moves the check; a run that dies leaves it due later.
-  if (!(await ctx.refunds.scheduleCheck(order.outTradeNo, order.refundCheckAt as number, nextRefundCheck(checkCount, now), checkCount))) return;
+  if (!(await ctx.refunds.scheduleCheck(order.outTradeNo, order.refundCheckAt as number, nextRefundCheck(checkCount, now), checkCount)))
+    return;
   summary.refundOrders += 1;
   for (const refund of Object.values(order.refunds ?? {})) {
     if (refund.status !== 'PROCESSING') continue;
@@ -100,7 +111,7 @@ export async function recoverRefunds(
         await recoverOrderRefunds(order, ctx, summary);
       } catch (error) {
         summary.refundErrors += 1;
-        logger.warn('recovery could not take up an order\'s refunds; checked again later', { outTradeNo: order.outTradeNo, error });
+        logger.warn("recovery could not take up an order's refunds; checked again later", { outTradeNo: order.outTradeNo, error });
       }
     },
   });

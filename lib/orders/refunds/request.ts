@@ -53,13 +53,12 @@ export function parseRefundRequest(outTradeNo: string, body: unknown): RefundReq
   return { outTradeNo, ...parsed };
 }
 
-
 /** What makes two requests with one key the same request. */
 function fingerprintOf(request: RefundRequest): string {
-  return createHash('sha256').update(JSON.stringify([request.outTradeNo, request.refundFee, request.reason ?? null])).digest('base64url');
+  return createHash('sha256')
+    .update(JSON.stringify([request.outTradeNo, request.refundFee, request.reason ?? null]))
+    .digest('base64url');
 }
-
-
 
 /**
  * Makes (or answers again) the refund of a request: claims its out_refund_no, reserves its amount on
@@ -72,9 +71,17 @@ export async function requestRefund(request: RefundRequest, ctx: OrdersContext):
   let order = await ctx.store.get(request.outTradeNo);
   if (!order) throw new OrderNotFoundError(request.outTradeNo);
   const createdAt = ctx.now().toISOString();
-  const claim = await ctx.claims.refund(claimKey, { outRefundNo: outRefundNoFor(request.outTradeNo, request.idempotencyKey), outTradeNo: request.outTradeNo, fingerprint, createdAt });
+  const claim = await ctx.claims.refund(claimKey, {
+    outRefundNo: outRefundNoFor(request.outTradeNo, request.idempotencyKey),
+    outTradeNo: request.outTradeNo,
+    fingerprint,
+    createdAt,
+  });
   if (!claim.ok && (claim.outTradeNo !== request.outTradeNo || claim.fingerprint !== fingerprint)) {
-    throw new OrderConflictError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey was used for another refund request (refund ${claim.outRefundNo} of order ${claim.outTradeNo})`);
+    throw new OrderConflictError(
+      'IDEMPOTENCY_KEY_REUSED',
+      `idempotencyKey was used for another refund request (refund ${claim.outRefundNo} of order ${claim.outTradeNo})`,
+    );
   }
   // A repeat keeps the number its claim was made with (a refund requested before numbers named their order has the claim's).
   const outRefundNo = claim.outRefundNo;
@@ -90,19 +97,26 @@ export async function requestRefund(request: RefundRequest, ctx: OrdersContext):
   for (let attempt = 0; ; attempt += 1) {
     const existing = refundOf(order, outRefundNo);
     if (existing) {
-      if (existing.fingerprint !== fingerprint) throw new OrderConflictError('IDEMPOTENCY_KEY_REUSED', 'idempotencyKey was used for another refund request');
+      if (existing.fingerprint !== fingerprint)
+        throw new OrderConflictError('IDEMPOTENCY_KEY_REUSED', 'idempotencyKey was used for another refund request');
       if (existing.status !== 'PROCESSING') return toRefundView(order, existing);
       return sendRefund(order, existing, 'api', ctx);
     }
     refuseUnrefundable(order, request.refundFee);
     const reserved = await ctx.refunds.reserve(order, refund, ctx.now().getTime() + FIRST_REFUND_CHECK_MS);
     if (reserved) {
-      logger.info('refund reserved', { outTradeNo: order.outTradeNo, outRefundNo, refundFee: refund.refundFee, refundHeldFee: reserved.refundHeldFee });
+      logger.info('refund reserved', {
+        outTradeNo: order.outTradeNo,
+        outRefundNo,
+        refundFee: refund.refundFee,
+        refundHeldFee: reserved.refundHeldFee,
+      });
       countMetric('RefundsRequested');
       return sendRefund(reserved, refund, 'api', ctx);
     }
     // Another refund changed the order first (or this very one, by a concurrent repeat): look again.
-    if (attempt >= MAX_WRITE_ATTEMPTS) throw new OrderStoreError(`order ${order.outTradeNo} kept changing while reserving a refund`, undefined);
+    if (attempt >= MAX_WRITE_ATTEMPTS)
+      throw new OrderStoreError(`order ${order.outTradeNo} kept changing while reserving a refund`, undefined);
     order = await reread(order.outTradeNo, ctx);
   }
 }
@@ -157,7 +171,12 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
     if (error.final) {
-      const settled = await settle(order.outTradeNo, refund.outRefundNo, { status: 'FAILED', at: ctx.now().toISOString(), failureCode: error.code, failureMessage: error.description || error.message }, ctx);
+      const settled = await settle(
+        order.outTradeNo,
+        refund.outRefundNo,
+        { status: 'FAILED', at: ctx.now().toISOString(), failureCode: error.code, failureMessage: error.description || error.message },
+        ctx,
+      );
       logger.warn('refund refused by WeChat Pay', { ...context, code: error.code });
       countMetric('RefundsFailed');
       return toRefundView(order, settled ?? { ...refund, status: 'FAILED', failureCode: error.code });
@@ -166,7 +185,17 @@ export async function sendRefund(order: Order, refund: OrderRefund, via: 'api' |
       logger.warn('refund left PROCESSING: WeChat Pay did not answer for good; recovery asks again', { ...context, code: error.code });
       return toRefundView(order, refund);
     }
-    logger.error('refund call failed; it stays PROCESSING and recovery sends it again', { ...context, code: error.code, message: error.message });
-    throw new PaymentProviderError(error.code, `refund ${refund.outRefundNo} is PROCESSING, not yet accepted: ${error.message}`, true, order.outTradeNo, error);
+    logger.error('refund call failed; it stays PROCESSING and recovery sends it again', {
+      ...context,
+      code: error.code,
+      message: error.message,
+    });
+    throw new PaymentProviderError(
+      error.code,
+      `refund ${refund.outRefundNo} is PROCESSING, not yet accepted: ${error.message}`,
+      true,
+      order.outTradeNo,
+      error,
+    );
   }
 }

@@ -23,7 +23,6 @@ export async function reread(outTradeNo: string, ctx: OrdersContext): Promise<Or
 
 export const MAX_WRITE_ATTEMPTS = 60;
 
-
 /** An answer of WeChat Pay about a refund is about this order: its out_trade_no and its payment's transaction_id. */
 export function isAboutOrder(order: Order, answer: { outTradeNo: string; transactionId: string }): boolean {
   return answer.outTradeNo === order.outTradeNo && answer.transactionId === order.transactionId;
@@ -43,7 +42,7 @@ export async function refuseAnswerAboutAnotherOrder(
   source: ReviewFlag['source'],
   ctx: OrdersContext,
 ): Promise<void> {
-  logger.error('WeChat Pay answered about another order\'s refund under this refund\'s out_refund_no: not recorded, flagged for review', {
+  logger.error("WeChat Pay answered about another order's refund under this refund's out_refund_no: not recorded, flagged for review", {
     outTradeNo: order.outTradeNo,
     outRefundNo: refund.outRefundNo,
     answeredOutTradeNo: answer.outTradeNo,
@@ -69,7 +68,12 @@ export async function refuseAnswerAboutAnotherOrder(
  * Ends a PROCESSING refund (conditional write; read again and retried while the order's totals
  * move). Answers the refund as it now stands, or undefined when the order has no such refund.
  */
-export async function settle(outTradeNo: string, outRefundNo: string, settlement: RefundSettlement, ctx: OrdersContext): Promise<OrderRefund | undefined> {
+export async function settle(
+  outTradeNo: string,
+  outRefundNo: string,
+  settlement: RefundSettlement,
+  ctx: OrdersContext,
+): Promise<OrderRefund | undefined> {
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
     const order = await reread(outTradeNo, ctx);
     const refund = refundOf(order, outRefundNo);
@@ -79,7 +83,8 @@ export async function settle(outTradeNo: string, outRefundNo: string, settlement
     if (after) {
       const transition = `PROCESSING->${settlement.status}`;
       logger.info('refund ended', { outTradeNo, outRefundNo, transition, refundedFee: after.refundedFee ?? 0, orderStatus: after.status });
-      if (after.status === 'REFUNDED' && order.status !== 'REFUNDED') logger.info('order refunded', { outTradeNo, transition: 'PAID->REFUNDED' });
+      if (after.status === 'REFUNDED' && order.status !== 'REFUNDED')
+        logger.info('order refunded', { outTradeNo, transition: 'PAID->REFUNDED' });
       if (settlement.status === 'CHANGE') {
         logger.error('refund could not reach the payer (CHANGE): a person must refund by other means', { outTradeNo, outRefundNo });
         countMetric('RefundsNeedAction');
@@ -95,7 +100,13 @@ export async function settle(outTradeNo: string, outRefundNo: string, settlement
  * refund ends so; a refund recorded FAILED that WeChat Pay reports SUCCESS went back after all, and
  * is recorded SUCCESS and flagged (`source` says who reported it). Answers the refund as it now stands.
  */
-export async function recordReportedEnd(outTradeNo: string, outRefundNo: string, settlement: RefundSettlement, source: ReviewFlag['source'], ctx: OrdersContext): Promise<OrderRefund | undefined> {
+export async function recordReportedEnd(
+  outTradeNo: string,
+  outRefundNo: string,
+  settlement: RefundSettlement,
+  source: ReviewFlag['source'],
+  ctx: OrdersContext,
+): Promise<OrderRefund | undefined> {
   const ended = await settle(outTradeNo, outRefundNo, settlement, ctx);
   if (ended?.status !== 'FAILED' || settlement.status !== 'SUCCESS') return ended;
   return recordSuccessAfterFailure(outTradeNo, outRefundNo, { ...settlement, status: 'SUCCESS' }, source, ctx);
@@ -147,6 +158,8 @@ async function recordSuccessAfterFailure(
       return refundOf(after, outRefundNo);
     }
   }
-  throw new OrderStoreError(`order ${outTradeNo} kept changing while recording refund ${outRefundNo}'s success after its failure`, undefined);
+  throw new OrderStoreError(
+    `order ${outTradeNo} kept changing while recording refund ${outRefundNo}'s success after its failure`,
+    undefined,
+  );
 }
-

@@ -49,7 +49,10 @@ export class ClaimStore {
    * reach into another's scope) for a new order. When the key is taken (reason `KEY_TAKEN`), answers
    * the order it names and the fingerprint of the request that took it.
    */
-  async idempotencyKey(key: string, claim: { outTradeNo: string; fingerprint: string; createdAt: string }): Promise<{ ok: true } | Taken<{ outTradeNo: string; fingerprint: string }>> {
+  async idempotencyKey(
+    key: string,
+    claim: { outTradeNo: string; fingerprint: string; createdAt: string },
+  ): Promise<{ ok: true } | Taken<{ outTradeNo: string; fingerprint: string }>> {
     const ttl = Math.floor(Date.parse(claim.createdAt) / 1000) + IDEMPOTENCY_TTL_SECONDS;
     const claimed = await this.claim(`idempotency#${key}`, { ...claim, ttl });
     if (claimed.claimed) return { ok: true };
@@ -79,7 +82,11 @@ export class ClaimStore {
    */
   async refundsRequestedOnDay(day: string): Promise<Array<{ claim: string; outTradeNo: string }>> {
     const claims: Array<{ claim: string; outTradeNo: string }> = [];
-    for await (const claim of shardItems(this.#table, { index: REFUND_DAY_INDEX, shards: DAY_SHARDS, partition: dayPartition('requestedDayShard', day) })) {
+    for await (const claim of shardItems(this.#table, {
+      index: REFUND_DAY_INDEX,
+      shards: DAY_SHARDS,
+      partition: dayPartition('requestedDayShard', day),
+    })) {
       claims.push({ claim: (claim.pk as string).slice('refund#'.length), outTradeNo: claim.outTradeNo as string });
     }
     return claims;

@@ -49,7 +49,10 @@ export class OrderStore {
    */
   async getMany(outTradeNos: readonly string[]): Promise<Map<string, Order>> {
     const found = new Map<string, Order>();
-    for (const item of await this.#table.getMany(outTradeNos.map((pk) => ({ pk })), BATCH_RETRY)) {
+    for (const item of await this.#table.getMany(
+      outTradeNos.map((pk) => ({ pk })),
+      BATCH_RETRY,
+    )) {
       if (item.status) found.set(item.pk as string, orderOf(item));
     }
     return found;
@@ -57,14 +60,20 @@ export class OrderStore {
 
   /** Stores a new PENDING order, in the pending index from `firstCheckAt`; false when the out_trade_no already exists. */
   createPending(order: Order, firstCheckAt: number): Promise<boolean> {
-    return new GuardedPut(this.#table, { pk: order.outTradeNo }, { ...order, pendingShard: randomShard(), nextCheckAt: firstCheckAt, checkCount: 0 })
+    return new GuardedPut(
+      this.#table,
+      { pk: order.outTradeNo },
+      { ...order, pendingShard: randomShard(), nextCheckAt: firstCheckAt, checkCount: 0 },
+    )
       .when('orderIsNew', 'attribute_not_exists(pk)')
       .run();
   }
 
   /** Notes the prepay WeChat Pay issued; false when the order is no longer PENDING. */
   recordPrepay(outTradeNo: string, prepay: { prepayId: string; codeUrl?: string; mwebUrl?: string; issuedAt: string }): Promise<boolean> {
-    const update = this.#items.whileStatus(outTradeNo, 'PENDING').set('prepayId = :prepayId, prepayIssuedAt = :issuedAt', { ':prepayId': prepay.prepayId, ':issuedAt': prepay.issuedAt });
+    const update = this.#items
+      .whileStatus(outTradeNo, 'PENDING')
+      .set('prepayId = :prepayId, prepayIssuedAt = :issuedAt', { ':prepayId': prepay.prepayId, ':issuedAt': prepay.issuedAt });
     if (prepay.codeUrl) update.set('codeUrl = :codeUrl', { ':codeUrl': prepay.codeUrl });
     if (prepay.mwebUrl) update.set('mwebUrl = :mwebUrl', { ':mwebUrl': prepay.mwebUrl });
     return update.applied();
@@ -74,9 +83,19 @@ export class OrderStore {
   async markFailed(outTradeNo: string, failure: { code: string; message: string; at: string }): Promise<boolean> {
     const update = this.#items
       .whileStatus(outTradeNo, 'PENDING')
-      .set('#status = :failed, failedAt = :at, failureCode = :code, failureMessage = :message', { ':failed': 'FAILED', ':at': failure.at, ':code': failure.code, ':message': failure.message }, STATUS)
+      .set(
+        '#status = :failed, failedAt = :at, failureCode = :code, failureMessage = :message',
+        { ':failed': 'FAILED', ':at': failure.at, ':code': failure.code, ':message': failure.message },
+        STATUS,
+      )
       .remove(...LEAVE_PENDING);
-    const event: Transition = { type: 'Order Failed', outTradeNo, failedAt: failure.at, failureCode: failure.code, failureMessage: failure.message };
+    const event: Transition = {
+      type: 'Order Failed',
+      outTradeNo,
+      failedAt: failure.at,
+      failureCode: failure.code,
+      failureMessage: failure.message,
+    };
     return (await this.#items.transition(update, [event])) !== undefined;
   }
 
@@ -84,7 +103,11 @@ export class OrderStore {
   async markClosed(outTradeNo: string, close: { reason: string; at: string }): Promise<boolean> {
     const update = this.#items
       .whileStatus(outTradeNo, 'PENDING')
-      .set('#status = :closed, closedAt = :at, closeReason = :reason', { ':closed': 'CLOSED', ':at': close.at, ':reason': close.reason }, STATUS)
+      .set(
+        '#status = :closed, closedAt = :at, closeReason = :reason',
+        { ':closed': 'CLOSED', ':at': close.at, ':reason': close.reason },
+        STATUS,
+      )
       .remove(...LEAVE_PENDING);
     const event: Transition = { type: 'Order Closed', outTradeNo, closedAt: close.at, closeReason: close.reason };
     return (await this.#items.transition(update, [event])) !== undefined;
@@ -117,7 +140,13 @@ export class OrderStore {
     if (flag) update.set('review.#flag = :flag', { ':flag': flag }, { '#flag': flag.transactionId });
     const event: Transition = flag
       ? { type: 'Payment Needs Review', outTradeNo: report.outTradeNo, status: 'PAID', review: flag }
-      : { type: 'Order Paid', outTradeNo: report.outTradeNo, transactionId: report.transactionId, paidAt: report.paidAt, paidVia: report.source };
+      : {
+          type: 'Order Paid',
+          outTradeNo: report.outTradeNo,
+          transactionId: report.transactionId,
+          paidAt: report.paidAt,
+          paidVia: report.source,
+        };
     return this.#items.transition(update, [event]);
   }
 
@@ -131,7 +160,9 @@ export class OrderStore {
       .update(order.outTradeNo)
       .when('flagIsNew', 'attribute_not_exists(review.#flag)', undefined, { '#flag': key })
       .set('review.#flag = :flag', { ':flag': flag });
-    const flagged = await this.#items.transition(update, [{ type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status: order.status, review: flag }]);
+    const flagged = await this.#items.transition(update, [
+      { type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status: order.status, review: flag },
+    ]);
     return flagged ?? { ...order, review: { ...order.review, [key]: reviewFlagOf(order, key) ?? flag } };
   }
 
@@ -158,20 +189,36 @@ export class OrderStore {
 
   /** The pending orders whose next check is due at `now`, shard by shard (pages of `pageSize`), oldest first in each. */
   duePending(now: number, pageSize: number): AsyncGenerator<ShardPage<Order>> {
-    const query = { index: PENDING_INDEX, shards: PENDING_SHARDS, partition: { attribute: 'pendingShard', valueIn: String }, atMost: { attribute: 'nextCheckAt', value: now }, pageSize };
+    const query = {
+      index: PENDING_INDEX,
+      shards: PENDING_SHARDS,
+      partition: { attribute: 'pendingShard', valueIn: String },
+      atMost: { attribute: 'nextCheckAt', value: now },
+      pageSize,
+    };
     return shardPages(this.#table, query, orderOf);
   }
 
   /** The orders paid on one Beijing day (`yyyyMMdd`), every shard of the paid-by-day index. */
   async paidOnDay(day: string): Promise<Order[]> {
     const orders: Order[] = [];
-    for await (const order of shardItems(this.#table, { index: PAID_DAY_INDEX, shards: DAY_SHARDS, partition: dayPartition('paidDayShard', day) }, orderOf)) orders.push(order);
+    for await (const order of shardItems(
+      this.#table,
+      { index: PAID_DAY_INDEX, shards: DAY_SHARDS, partition: dayPartition('paidDayShard', day) },
+      orderOf,
+    ))
+      orders.push(order);
     return orders;
   }
 
   /** The payments of one Beijing day, as each page of the paid-by-day index comes: only what reconciliation compares. */
   paymentsOnDay(day: string): AsyncGenerator<PaymentOfDay> {
-    const query = { index: PAID_DAY_INDEX, shards: DAY_SHARDS, partition: dayPartition('paidDayShard', day), projection: 'outTradeNo, transactionId, totalFee' };
+    const query = {
+      index: PAID_DAY_INDEX,
+      shards: DAY_SHARDS,
+      partition: dayPartition('paidDayShard', day),
+      projection: 'outTradeNo, transactionId, totalFee',
+    };
     return shardItems(this.#table, query, (item) => item as PaymentOfDay);
   }
 }

@@ -35,7 +35,9 @@ type Whole = { fee: number; at: string };
  */
 function addRefund(update: GuardedUpdate, order: Order, refund: OrderRefund): void {
   if (order.refunds !== undefined) {
-    update.set('refunds.#no = :refund', { ':refund': refund }, { '#no': refund.outRefundNo }).when('refundIsNew', 'attribute_not_exists(refunds.#no)');
+    update
+      .set('refunds.#no = :refund', { ':refund': refund }, { '#no': refund.outRefundNo })
+      .when('refundIsNew', 'attribute_not_exists(refunds.#no)');
   } else {
     update.set('refunds = :refunds', { ':refunds': { [refund.outRefundNo]: refund } }).when('refundIsNew', 'attribute_not_exists(refunds)');
   }
@@ -75,11 +77,17 @@ function refundTransitions(outTradeNo: string, refund: OrderRefund, status: Orde
     refundFee: refund.refundFee,
     status: refund.status,
     ...(refund.refundId !== undefined ? { refundId: refund.refundId } : {}),
-    ...(refund.failureMessage !== undefined ? { reason: refund.failureMessage } : refund.reason !== undefined ? { reason: refund.reason } : {}),
+    ...(refund.failureMessage !== undefined
+      ? { reason: refund.failureMessage }
+      : refund.reason !== undefined
+        ? { reason: refund.reason }
+        : {}),
     ...(refund.failureCode !== undefined ? { code: refund.failureCode } : {}),
     ...(refund.succeededAt !== undefined ? { succeededAt: refund.succeededAt } : {}),
   };
-  const events: Transition[] = [{ type: refund.status === 'SUCCESS' ? 'Refund Succeeded' : 'Refund Failed', outTradeNo, status, refund: facts }];
+  const events: Transition[] = [
+    { type: refund.status === 'SUCCESS' ? 'Refund Succeeded' : 'Refund Failed', outTradeNo, status, refund: facts },
+  ];
   if (whole) events.push({ type: 'Order Refunded', outTradeNo, refundedFee: whole.fee, refundedAt: whole.at });
   return events;
 }
@@ -124,8 +132,14 @@ export class RefundStore {
       .when('orderIsPaid', '#status = :paid', { ':paid': 'PAID' }, STATUS)
       .when('withinAmount', 'attribute_not_exists(refundHeldFee) OR refundHeldFee <= :room', { ':room': order.totalFee - refund.refundFee })
       .when('underMaxRefunds', 'attribute_not_exists(refundCount) OR refundCount < :max', { ':max': MAX_REFUNDS_PER_ORDER })
-      .set('refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee, refundCount = if_not_exists(refundCount, :zero) + :one', { ':zero': 0, ':one': 1, ':fee': refund.refundFee })
-      .set('openRefunds = if_not_exists(openRefunds, :zero) + :one, refundShard = if_not_exists(refundShard, :shard)', { ':shard': randomShard() })
+      .set('refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee, refundCount = if_not_exists(refundCount, :zero) + :one', {
+        ':zero': 0,
+        ':one': 1,
+        ':fee': refund.refundFee,
+      })
+      .set('openRefunds = if_not_exists(openRefunds, :zero) + :one, refundShard = if_not_exists(refundShard, :shard)', {
+        ':shard': randomShard(),
+      })
       .set('refundCheckAt = :checkAt, refundCheckCount = :zero', { ':checkAt': checkAt });
     addRefund(update, order, refund);
     return this.#items.write(update);
@@ -136,7 +150,10 @@ export class RefundStore {
     return this.#items
       .update(outTradeNo)
       .when('refundIsProcessing', 'refunds.#no.#refundStatus = :processing', { ':processing': 'PROCESSING' }, REFUND(outRefundNo))
-      .set('refunds.#no.refundId = :refundId, refunds.#no.acceptedAt = if_not_exists(refunds.#no.acceptedAt, :at)', { ':refundId': accepted.refundId, ':at': accepted.at })
+      .set('refunds.#no.refundId = :refundId, refunds.#no.acceptedAt = if_not_exists(refunds.#no.acceptedAt, :at)', {
+        ':refundId': accepted.refundId,
+        ':at': accepted.at,
+      })
       .applied();
   }
 
@@ -154,10 +171,15 @@ export class RefundStore {
       .whileStatus(order.outTradeNo, order.status)
       .when('refundIsProcessing', 'refunds.#no.#refundStatus = :processing', { ':processing': 'PROCESSING' }, REFUND(outRefundNo))
       .when('openRefundsAsSeen', 'openRefunds = :seenOpen', { ':seenOpen': order.openRefunds ?? 0 })
-      .set('refunds.#no.#refundStatus = :final, refunds.#no.settledAt = :at, openRefunds = openRefunds - :one', { ':final': settlement.status, ':at': settlement.at, ':one': 1 });
+      .set('refunds.#no.#refundStatus = :final, refunds.#no.settledAt = :at, openRefunds = openRefunds - :one', {
+        ':final': settlement.status,
+        ':at': settlement.at,
+        ':one': 1,
+      });
     addSettlementFacts(update, settlement);
     const whole = settlement.status === 'SUCCESS' ? addSucceeded(update, order, refund.refundFee, settlement.at) : undefined;
-    if (settlement.status === 'REFUNDCLOSE' || settlement.status === 'FAILED') update.set('refundHeldFee = refundHeldFee - :fee', { ':fee': refund.refundFee });
+    if (settlement.status === 'REFUNDCLOSE' || settlement.status === 'FAILED')
+      update.set('refundHeldFee = refundHeldFee - :fee', { ':fee': refund.refundFee });
     if (settlement.status === 'FAILED') update.set('refundCount = refundCount - :one');
     if ((order.openRefunds ?? 0) <= 1) update.remove(...LEAVE_OPEN_REFUNDS);
     const settled: OrderRefund = { ...refund, ...settlement, settledAt: settlement.at };
@@ -175,14 +197,23 @@ export class RefundStore {
       // lib-dynamodb writes a map by assigning its entries, which makes a `__proto__` entry the
       // map's prototype and loses it: the map is made empty first, and the caller, reading the
       // order again, writes the refund by its path.
-      await this.#items.update(order.outTradeNo).when('noRefundsYet', 'attribute_not_exists(refunds)').set('refunds = :empty', { ':empty': {} }).applied();
+      await this.#items
+        .update(order.outTradeNo)
+        .when('noRefundsYet', 'attribute_not_exists(refunds)')
+        .set('refunds = :empty', { ':empty': {} })
+        .applied();
       return undefined;
     }
     const update = this.#items
       .whileStatus(order.outTradeNo, order.status)
-      .set('review.#flag = :flag, refundCount = if_not_exists(refundCount, :zero) + :one', { ':flag': flag, ':zero': 0, ':one': 1 }, { '#flag': `refund:${refund.outRefundNo}` });
+      .set(
+        'review.#flag = :flag, refundCount = if_not_exists(refundCount, :zero) + :one',
+        { ':flag': flag, ':zero': 0, ':one': 1 },
+        { '#flag': `refund:${refund.outRefundNo}` },
+      );
     addRefund(update, order, refund);
-    if (refund.status !== 'REFUNDCLOSE' && refund.status !== 'FAILED') update.set('refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee', { ':fee': refund.refundFee });
+    if (refund.status !== 'REFUNDCLOSE' && refund.status !== 'FAILED')
+      update.set('refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee', { ':fee': refund.refundFee });
     const whole = refund.status === 'SUCCESS' ? addSucceeded(update, order, refund.refundFee, refund.settledAt ?? flag.at) : undefined;
     const status = whole ? 'REFUNDED' : order.status;
     // The review flag is written now, so its event goes with it, as every other flag's does.
@@ -205,13 +236,22 @@ export class RefundStore {
    * Succeeded, Order Refunded when whole, and Payment Needs Review. The order as it now is, or
    * undefined when a condition did not hold (read again, then retry).
    */
-  recordSuccessAfterFailure(order: Order, outRefundNo: string, settlement: RefundSettlement & { status: 'SUCCESS' }, flag: ReviewFlag): Promise<Order | undefined> {
+  recordSuccessAfterFailure(
+    order: Order,
+    outRefundNo: string,
+    settlement: RefundSettlement & { status: 'SUCCESS' },
+    flag: ReviewFlag,
+  ): Promise<Order | undefined> {
     const refund = refundOfRead(order, outRefundNo);
     const update = this.#items
       .whileStatus(order.outTradeNo, order.status)
       .when('refundIsFailed', 'refunds.#no.#refundStatus = :failed', { ':failed': 'FAILED' }, REFUND(outRefundNo))
       .set('refunds.#no.#refundStatus = :final, refunds.#no.settledAt = :at', { ':final': 'SUCCESS', ':at': settlement.at })
-      .set('refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee, refundCount = if_not_exists(refundCount, :zero) + :one', { ':fee': refund.refundFee, ':zero': 0, ':one': 1 })
+      .set('refundHeldFee = if_not_exists(refundHeldFee, :zero) + :fee, refundCount = if_not_exists(refundCount, :zero) + :one', {
+        ':fee': refund.refundFee,
+        ':zero': 0,
+        ':one': 1,
+      })
       .set('review.#flag = :flag', { ':flag': flag }, { '#flag': `refund:${outRefundNo}` })
       .remove('refunds.#no.failureCode', 'refunds.#no.failureMessage');
     addSettlementFacts(update, settlement);
@@ -220,7 +260,10 @@ export class RefundStore {
     delete settled.failureCode;
     delete settled.failureMessage;
     const status = whole ? 'REFUNDED' : order.status;
-    const events: Transition[] = [...refundTransitions(order.outTradeNo, settled, status, whole), { type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status, review: flag }];
+    const events: Transition[] = [
+      ...refundTransitions(order.outTradeNo, settled, status, whole),
+      { type: 'Payment Needs Review', outTradeNo: order.outTradeNo, status, review: flag },
+    ];
     return this.#items.transition(update, events);
   }
 
@@ -235,7 +278,13 @@ export class RefundStore {
 
   /** The orders with PROCESSING refunds whose next check is due at `now`, shard by shard (pages of `pageSize`). */
   due(now: number, pageSize: number): AsyncGenerator<ShardPage<Order>> {
-    const query = { index: OPEN_REFUNDS_INDEX, shards: PENDING_SHARDS, partition: { attribute: 'refundShard', valueIn: String }, atMost: { attribute: 'refundCheckAt', value: now }, pageSize };
+    const query = {
+      index: OPEN_REFUNDS_INDEX,
+      shards: PENDING_SHARDS,
+      partition: { attribute: 'refundShard', valueIn: String },
+      atMost: { attribute: 'refundCheckAt', value: now },
+      pageSize,
+    };
     return shardPages(this.#items.table, query, orderOf);
   }
 }

@@ -37,7 +37,9 @@ export class ReportStore {
 
   /** Writes a page of a run; false when the run wrote that page already (its key names the run). */
   putPage<Item>(billDate: string, runId: string, page: number, items: Item[]): Promise<boolean> {
-    return new GuardedPut(this.#table, { pk: pageKey(billDate, runId, page) }, { runId, page, items }).when('pageIsNew', 'attribute_not_exists(pk)').run();
+    return new GuardedPut(this.#table, { pk: pageKey(billDate, runId, page) }, { runId, page, items })
+      .when('pageIsNew', 'attribute_not_exists(pk)')
+      .run();
   }
 
   /**
@@ -53,6 +55,8 @@ export class ReportStore {
 
   /** Deletes a page that still belongs to `runId` (a replaced report's); false when it is gone already. */
   deletePage(billDate: string, runId: string, page: number): Promise<boolean> {
-    return new GuardedDelete(this.#table, { pk: pageKey(billDate, runId, page) }).when('pageOfRun', 'runId = :runId', { ':runId': runId }).run();
+    return new GuardedDelete(this.#table, { pk: pageKey(billDate, runId, page) })
+      .when('pageOfRun', 'runId = :runId', { ':runId': runId })
+      .run();
   }
 }

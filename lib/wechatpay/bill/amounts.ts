@@ -4,7 +4,6 @@
  * summary's count (`45.0` in some bills).
  */
 
-
 /** Yuan with at most two decimals, no sign, no exponent, no leading zeros; at most 12 integer digits. */
 const YUAN = /^(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,2}))?$/;
 /**

@@ -37,6 +37,9 @@ export function readBillAnswer(body: Uint8Array | string, options: ReadBillOptio
 }
 
 /** The failures of reading an answer's bytes, the same whether read whole or as they arrive. */
-export const inflatedTooLarge = (maxBytes: number) => failure<BillFailureReason>('TOO_LARGE', `the gzip answer inflates to over ${maxBytes} bytes (a gzip bomb?)`);
-export const corruptGzip = (error: unknown) => failure<BillFailureReason>('MALFORMED_BILL', `the gzip answer is corrupt or cut short (${describe(error)})`);
-export const notUtf8 = () => failure<BillFailureReason>('MALFORMED_BILL', 'the answer is not valid UTF-8 (gzip bytes read as text, or another encoding?)');
+export const inflatedTooLarge = (maxBytes: number) =>
+  failure<BillFailureReason>('TOO_LARGE', `the gzip answer inflates to over ${maxBytes} bytes (a gzip bomb?)`);
+export const corruptGzip = (error: unknown) =>
+  failure<BillFailureReason>('MALFORMED_BILL', `the gzip answer is corrupt or cut short (${describe(error)})`);
+export const notUtf8 = () =>
+  failure<BillFailureReason>('MALFORMED_BILL', 'the answer is not valid UTF-8 (gzip bytes read as text, or another encoding?)');

@@ -2,7 +2,6 @@ import type { BillLayoutName, BillSummary } from './model';
 
 /** The bills' columns and summaries, one table a layout, and the names WeChat Pay has used for each column. */
 
-
 type TextField =
   | 'tradeTime'
   | 'appId'
@@ -26,13 +25,7 @@ type TextField =
   | 'rateRemark'
   | 'refundRequestTime'
   | 'refundSuccessTime';
-type AmountField =
-  | 'settlementTotalFeeFen'
-  | 'couponFeeFen'
-  | 'refundFeeFen'
-  | 'couponRefundFeeFen'
-  | 'totalFeeFen'
-  | 'appliedRefundFeeFen';
+type AmountField = 'settlementTotalFeeFen' | 'couponFeeFen' | 'refundFeeFen' | 'couponRefundFeeFen' | 'totalFeeFen' | 'appliedRefundFeeFen';
 
 /** A column: its header (and the other names WeChat Pay has used for it) and how it is read. */
 export type BillColumn =
@@ -83,18 +76,10 @@ const REFUND_COLUMNS: readonly BillColumn[] = [
 ];
 
 // After the trade columns of every current layout (the pre-2018 ALL bill had neither).
-const SETTLEMENT_COLUMNS: readonly BillColumn[] = [
-  amount('settlementTotalFeeFen', '应结订单金额'),
-  amount('couponFeeFen', '代金券金额'),
-];
+const SETTLEMENT_COLUMNS: readonly BillColumn[] = [amount('settlementTotalFeeFen', '应结订单金额'), amount('couponFeeFen', '代金券金额')];
 
 // What was sold and WeChat Pay's fee on it: the same four columns in every layout.
-const PRODUCT_COLUMNS: readonly BillColumn[] = [
-  text('productName', '商品名称'),
-  text('attach', '商户数据包'),
-  FEE,
-  text('rate', '费率'),
-];
+const PRODUCT_COLUMNS: readonly BillColumn[] = [text('productName', '商品名称'), text('attach', '商户数据包'), FEE, text('rate', '费率')];
 
 // From the refund columns to the end, as the current ALL and REFUND bills write them.
 const REFUNDS_TO_END: readonly BillColumn[] = [

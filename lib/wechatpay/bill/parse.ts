@@ -13,7 +13,6 @@ import { readRefusal } from './refusal';
 /** Longest refusal read: WeChat Pay's XML refusals are a few hundred bytes. */
 const MAX_REFUSAL_CHARS = 64 * 1024;
 
-
 const TRADE_TIME = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
 
 /**
@@ -145,7 +144,15 @@ export const SUMMED_FIELDS: ReadonlyArray<Exclude<keyof BillSummary, 'tradeCount
 
 /** The summary of no rows: every field 0. */
 export function emptySummary(): BillSummary {
-  return { tradeCount: 0, settlementTotalFeeFen: 0, refundFeeFen: 0, couponRefundFeeFen: 0, feeFen: 0, totalFeeFen: 0, appliedRefundFeeFen: 0 };
+  return {
+    tradeCount: 0,
+    settlementTotalFeeFen: 0,
+    refundFeeFen: 0,
+    couponRefundFeeFen: 0,
+    feeFen: 0,
+    totalFeeFen: 0,
+    appliedRefundFeeFen: 0,
+  };
 }
 
 function readSummary(layout: BillLayout, line: string, lineNo: number): BillSummary | BillFailure {
@@ -177,18 +184,12 @@ function readSummary(layout: BillLayout, line: string, lineNo: number): BillSumm
 /** The summary must describe exactly the rows above it: a bill that lost lines is not read. */
 function checkSummary(rowCount: number, sums: readonly bigint[], summary: BillSummary): BillFailure | undefined {
   if (summary.tradeCount !== rowCount) {
-    return failure(
-      'MALFORMED_BILL',
-      `the summary counts ${summary.tradeCount} trades but the bill has ${rowCount} lines (cut short?)`,
-    );
+    return failure('MALFORMED_BILL', `the summary counts ${summary.tradeCount} trades but the bill has ${rowCount} lines (cut short?)`);
   }
   for (const [i, field] of SUMMED_FIELDS.entries()) {
     const sum = sums[i] as bigint;
     if (sum !== BigInt(summary[field])) {
-      return failure(
-        'MALFORMED_BILL',
-        `the summary's ${field} is ${fenToYuan(summary[field])} yuan but the lines add up to ${sum} fen`,
-      );
+      return failure('MALFORMED_BILL', `the summary's ${field} is ${fenToYuan(summary[field])} yuan but the lines add up to ${sum} fen`);
     }
   }
   return undefined;
@@ -220,7 +221,8 @@ export class BillTextReader {
     if (this.#failure) return this.#failure;
     this.#lineNo += 1;
     const line = this.#lineNo === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text;
-    if (line.length > MAX_BILL_LINE_CHARS) return this.#fail(failure('MALFORMED_BILL', `line ${this.#lineNo} is over ${MAX_BILL_LINE_CHARS} characters: no bill line is`));
+    if (line.length > MAX_BILL_LINE_CHARS)
+      return this.#fail(failure('MALFORMED_BILL', `line ${this.#lineNo} is over ${MAX_BILL_LINE_CHARS} characters: no bill line is`));
     if (this.#state === 'refusal') return this.#refusalLine(line);
     if (line.trim() === '') return undefined;
     switch (this.#state) {
@@ -241,7 +243,8 @@ export class BillTextReader {
         if (line.startsWith('`')) return this.#row(line);
         return this.#summaryHeader(line);
       case 'summaryHeader':
-        if (!line.startsWith('`')) return this.#fail(failure('MALFORMED_BILL', 'the bill ends after its summary header without the summary (cut short?)'));
+        if (!line.startsWith('`'))
+          return this.#fail(failure('MALFORMED_BILL', 'the bill ends after its summary header without the summary (cut short?)'));
         this.#summary = { line, no: this.#lineNo };
         this.#state = 'summary';
         return undefined;
@@ -282,7 +285,10 @@ export class BillTextReader {
   #refusalLine(line: string): BillFailure | undefined {
     this.#state = 'refusal';
     this.#refusalChars += line.length + 1;
-    if (this.#refusalChars > MAX_REFUSAL_CHARS) return this.#fail(failure('MALFORMED_BILL', `the answer starts like XML but is over ${MAX_REFUSAL_CHARS} characters: not a WeChat Pay refusal`));
+    if (this.#refusalChars > MAX_REFUSAL_CHARS)
+      return this.#fail(
+        failure('MALFORMED_BILL', `the answer starts like XML but is over ${MAX_REFUSAL_CHARS} characters: not a WeChat Pay refusal`),
+      );
     this.#refusal.push(line);
     return undefined;
   }
@@ -292,7 +298,9 @@ export class BillTextReader {
     const names = line.split(',');
     this.#layout = Object.values(BILL_LAYOUTS).find((candidate) => headerMatches(names, candidate.columns));
     if (!this.#layout) {
-      return this.#fail(failure('MALFORMED_BILL', `unknown bill header of ${names.length} columns starting ${quote(names.slice(0, 3).join(','))}`));
+      return this.#fail(
+        failure('MALFORMED_BILL', `unknown bill header of ${names.length} columns starting ${quote(names.slice(0, 3).join(','))}`),
+      );
     }
     this.#state = 'rows';
     return undefined;

@@ -20,10 +20,7 @@ export function readRefusal(xml: string): BillFailure {
     return failure('MALFORMED_BILL', `the answer starts like XML but is not a WeChat Pay document: ${why}`);
   }
   if (fields.return_code !== 'FAIL') {
-    return failure(
-      'MALFORMED_BILL',
-      `the answer is XML with return_code ${quote(fields.return_code ?? '')}, neither a bill nor a refusal`,
-    );
+    return failure('MALFORMED_BILL', `the answer is XML with return_code ${quote(fields.return_code ?? '')}, neither a bill nor a refusal`);
   }
   const returnMsg = fields.return_msg ?? '';
   const codes = [returnMsg, fields.error_code, fields.err_code].map((value) => (value ?? '').trim().toLowerCase());

@@ -19,8 +19,8 @@ afterAll(async () => {
   await demo?.close();
 });
 
-describe('the demo server\'s GET /events', () => {
-  it('never hands a browser the payer\'s openid, nor anything of the event\'s detail but the status', async () => {
+describe("the demo server's GET /events", () => {
+  it("never hands a browser the payer's openid, nor anything of the event's detail but the status", async () => {
     const openid = 'oAuditPayerOpenid000000000001';
     const made = await create({ tradeType: 'JSAPI', totalFee: 100, description: 'demo leak', openid, attach: 'merchant-only note' });
     expect(made.status, made.raw).toBe(201);
@@ -28,7 +28,12 @@ describe('the demo server\'s GET /events', () => {
     await stack.sim.pay(id);
     const { transaction_id } = await stack.sim.order(id);
     expect((await callback(paidCallback(id, 100, { transaction_id }))).returnCode).toBe('SUCCESS');
-    demo = await serveDemo({ apiUrl: 'http://127.0.0.1:9', emulatorUrl: 'http://127.0.0.1:9', eventsUrl: stack.events.url, merchantToken: 'demo-audit-token-0123456789' });
+    demo = await serveDemo({
+      apiUrl: 'http://127.0.0.1:9',
+      emulatorUrl: 'http://127.0.0.1:9',
+      eventsUrl: stack.events.url,
+      merchantToken: 'demo-audit-token-0123456789',
+    });
     const text = await eventually(async () => {
       const body = await (await fetch(new URL(`/events?outTradeNo=${id}`, demo!.url))).text();
       return body.includes('Order Paid') ? body : undefined;

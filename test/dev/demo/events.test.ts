@@ -16,17 +16,30 @@ let withoutEvents: RunningDemo;
 
 beforeAll(async () => {
   bridge = await startEventBridge({ busName: 'wechatpay-local', log: () => {} });
-  const client = new EventBridgeClient({ endpoint: bridge.url, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = new EventBridgeClient({
+    endpoint: bridge.url,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   const entry = (outTradeNo: string, type: string) => ({
     Source: 'wechatpay.orders',
     DetailType: type,
     Detail: JSON.stringify({ eventId: `${outTradeNo}-${type}`, outTradeNo, status: 'PAID' }),
     EventBusName: 'wechatpay-local',
   });
-  await client.send(new PutEventsCommand({ Entries: [entry('20261123demoA', 'Order Paid'), entry('20261123demoB', 'Order Paid'), entry('20261123demoA', 'Payment Needs Review')] }));
+  await client.send(
+    new PutEventsCommand({
+      Entries: [entry('20261123demoA', 'Order Paid'), entry('20261123demoB', 'Order Paid'), entry('20261123demoA', 'Payment Needs Review')],
+    }),
+  );
   client.destroy();
   // Options built apart from the call: the demo server's options grow on other branches too.
-  const options = { apiUrl: 'http://127.0.0.1:9', emulatorUrl: 'http://127.0.0.1:9', eventsUrl: `${bridge.url}/`, merchantToken: 'demo-events-test-token' };
+  const options = {
+    apiUrl: 'http://127.0.0.1:9',
+    emulatorUrl: 'http://127.0.0.1:9',
+    eventsUrl: `${bridge.url}/`,
+    merchantToken: 'demo-events-test-token',
+  };
   demo = await serveDemo(options);
   const noEvents = { apiUrl: 'http://127.0.0.1:9', emulatorUrl: 'http://127.0.0.1:9', merchantToken: 'demo-events-test-token' };
   withoutEvents = await serveDemo(noEvents);
@@ -51,7 +64,7 @@ describe('GET /events on the demo server', () => {
     expect((await (await at(demo, '/events?outTradeNo=20261123none')).json()) as unknown).toEqual({ events: [] });
   });
 
-  it('never answers every order\'s events: an outTradeNo is required, and checked', async () => {
+  it("never answers every order's events: an outTradeNo is required, and checked", async () => {
     for (const query of ['', '?outTradeNo=', '?outTradeNo=a%26b', `?outTradeNo=${'x'.repeat(65)}`]) {
       const response = await at(demo, `/events${query}`);
       expect(response.status, query).toBe(400);
@@ -68,7 +81,10 @@ describe('GET /events on the demo server', () => {
     expect(none.status).toBe(503);
     expect(await none.json()).toMatchObject({ error: { code: 'EVENTS_UNAVAILABLE' } });
     const port = await freePort();
-    const unreachable = await serveDemo({ ...{ apiUrl: 'http://127.0.0.1:9', emulatorUrl: 'http://127.0.0.1:9', merchantToken: 'demo-events-test-token' }, eventsUrl: `http://127.0.0.1:${port}` });
+    const unreachable = await serveDemo({
+      ...{ apiUrl: 'http://127.0.0.1:9', emulatorUrl: 'http://127.0.0.1:9', merchantToken: 'demo-events-test-token' },
+      eventsUrl: `http://127.0.0.1:${port}`,
+    });
     try {
       const response = await at(unreachable, '/events?outTradeNo=20261123demoA');
       expect(response.status).toBe(502);

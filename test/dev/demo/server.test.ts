@@ -73,9 +73,17 @@ function answerAsTheApi(path: string, request: IncomingMessage): Answer {
 
 beforeAll(async () => {
   api = await standIn('api', answerAsTheApi);
-  emulator = await standIn('emulator', (path) => (path === '/__sim/login' ? { status: 200, body: JSON.stringify(LOGIN) } : { status: 404, body: '{}' }));
+  emulator = await standIn('emulator', (path) =>
+    path === '/__sim/login' ? { status: 200, body: JSON.stringify(LOGIN) } : { status: 404, body: '{}' },
+  );
   events = await standIn('events', () => ({ status: 200, body: JSON.stringify({ events: [] }) }));
-  demo = await serveDemo({ apiUrl: api.origin, emulatorUrl: emulator.origin, eventsUrl: events.origin, merchantToken: TOKEN, miniProgramAppId: MINI_PROGRAM });
+  demo = await serveDemo({
+    apiUrl: api.origin,
+    emulatorUrl: emulator.origin,
+    eventsUrl: events.origin,
+    merchantToken: TOKEN,
+    miniProgramAppId: MINI_PROGRAM,
+  });
 });
 
 afterAll(async () => {
@@ -94,7 +102,7 @@ function demoUrl(path: string): string {
   return new URL(path, demo.url).href;
 }
 
-describe('the demo server (the merchant\'s web server)', () => {
+describe("the demo server (the merchant's web server)", () => {
   it('answers GET /products with the active products only, read with the merchant token', async () => {
     const response = await fetch(demoUrl('/products'));
     expect(response.status).toBe(200);
@@ -119,7 +127,7 @@ describe('the demo server (the merchant\'s web server)', () => {
     }
   });
 
-  it('answers a catalog the API will not give with a 502 that repeats nothing of the API\'s answer', async () => {
+  it("answers a catalog the API will not give with a 502 that repeats nothing of the API's answer", async () => {
     catalogAnswer = { status: 401, body: JSON.stringify({ error: { code: 'UNAUTHORIZED', message: `secret ${TOKEN}` } }) };
     const refused = await fetch(demoUrl('/products'));
     expect(refused.status).toBe(502);
@@ -127,7 +135,11 @@ describe('the demo server (the merchant\'s web server)', () => {
     expect(JSON.parse(text)).toEqual({ error: { code: 'CATALOG_UNAVAILABLE', message: "the API's catalog answered HTTP 401" } });
     expect(text).not.toContain(TOKEN);
 
-    for (const body of ['not json', '{"products":"none"}', JSON.stringify({ products: [{ sku: 'x', name: 'X', priceFen: 1.5, active: true }] })]) {
+    for (const body of [
+      'not json',
+      '{"products":"none"}',
+      JSON.stringify({ products: [{ sku: 'x', name: 'X', priceFen: 1.5, active: true }] }),
+    ]) {
       catalogAnswer = { status: 200, body };
       const malformed = await fetch(demoUrl('/products'));
       expect(malformed.status, body).toBe(502);
@@ -154,7 +166,7 @@ describe('the demo server (the merchant\'s web server)', () => {
     expect((await fetch(demoUrl('/products'), { method: 'HEAD' })).status).toBe(200);
   });
 
-  it('forwards POST /orders with the browser\'s Authorization (a payer\'s session token), and no other', async () => {
+  it("forwards POST /orders with the browser's Authorization (a payer's session token), and no other", async () => {
     const order = { tradeType: 'JSAPI', items: [{ sku: 'latte-large', quantity: 1 }] };
     const created = await fetch(demoUrl('/orders'), {
       method: 'POST',
@@ -194,7 +206,10 @@ describe('the demo server (the merchant\'s web server)', () => {
     expect(session.status).toBe(200);
     expect(session.headers.get('cache-control')).toBe('no-store');
     expect(await session.json()).toEqual(SESSION);
-    expect(seen.map((call) => `${call.server} ${call.method} ${call.path}`)).toEqual(['emulator POST /__sim/login', 'api POST /auth/miniprogram']);
+    expect(seen.map((call) => `${call.server} ${call.method} ${call.path}`)).toEqual([
+      'emulator POST /__sim/login',
+      'api POST /auth/miniprogram',
+    ]);
     expect(JSON.parse(seen[0]?.body ?? '')).toEqual({ appId: MINI_PROGRAM });
     expect(JSON.parse(seen[1]?.body ?? '')).toEqual({ code: LOGIN.code, appId: MINI_PROGRAM });
 
@@ -211,7 +226,7 @@ describe('the demo server (the merchant\'s web server)', () => {
     expect(seen).toHaveLength(2);
   });
 
-  it('keeps the browser\'s Authorization to POST /orders: no other forwarded route gets it', async () => {
+  it("keeps the browser's Authorization to POST /orders: no other forwarded route gets it", async () => {
     const authorization = `Bearer ${SESSION.token}`;
     const json = { authorization, 'content-type': 'application/json' };
     await fetch(demoUrl('/__sim/login'), { method: 'POST', headers: json, body: JSON.stringify({ appId: MINI_PROGRAM }) });
@@ -243,20 +258,31 @@ describe('the demo server (the merchant\'s web server)', () => {
   });
 
   it('forwards nothing under /merchant/ and never the payment callback', async () => {
-    for (const [method, path] of [['GET', '/merchant/products'], ['POST', '/merchant/orders'], ['PUT', '/merchant/products/croissant'], ['POST', '/wechatpay/notify']]) {
-      const response = await fetch(demoUrl(path as string), { method, headers: { authorization: `Bearer ${TOKEN}` }, body: method === 'GET' ? undefined : '{}' });
+    for (const [method, path] of [
+      ['GET', '/merchant/products'],
+      ['POST', '/merchant/orders'],
+      ['PUT', '/merchant/products/croissant'],
+      ['POST', '/wechatpay/notify'],
+    ]) {
+      const response = await fetch(demoUrl(path as string), {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: method === 'GET' ? undefined : '{}',
+      });
       expect(response.status, `${method} ${path}`).toBe(404);
     }
     expect(seen).toEqual([]);
   });
 
   it('will not start without the merchant token', async () => {
-    await expect(serveDemo({ apiUrl: api.origin, emulatorUrl: 'http://127.0.0.1:3010', merchantToken: '' })).rejects.toThrow(/merchant API token/);
+    await expect(serveDemo({ apiUrl: api.origin, emulatorUrl: 'http://127.0.0.1:3010', merchantToken: '' })).rejects.toThrow(
+      /merchant API token/,
+    );
   });
 });
 
 describe('productsOnSale', () => {
-  it('keeps the active products\' sku, name and price, and refuses a list it cannot read', () => {
+  it("keeps the active products' sku, name and price, and refuses a list it cannot read", () => {
     expect(productsOnSale(CATALOG)).toEqual([
       { sku: 'croissant', name: 'Croissant', priceFen: 1200 },
       { sku: 'latte-large', name: 'Latte (large)', priceFen: 2800 },

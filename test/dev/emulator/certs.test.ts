@@ -104,7 +104,9 @@ describe('local certificates', () => {
   });
 
   it('is itself refused by a client that does not trust the local CA', async () => {
-    await expect(get({ cert: certs.clientPem, key: certs.clientPem })).rejects.toThrow(/self[- ]signed|unable to verify|unable to get local issuer/i);
+    await expect(get({ cert: certs.clientPem, key: certs.clientPem })).rejects.toThrow(
+      /self[- ]signed|unable to verify|unable to get local issuer/i,
+    );
     await expect(get({ ca: strangers.caPem, cert: certs.clientPem, key: certs.clientPem })).rejects.toThrow(
       /unable to verify|unable to get local issuer|self[- ]signed/i,
     );

@@ -113,7 +113,7 @@ describe('POST /__sim/pay with time_end', () => {
 });
 
 describe('/pay/downloadbill', () => {
-  it('answers yesterday\'s paid orders as WeChat Pay\'s ALL bill: BOM, CRLF, one SUCCESS line each, the summary', async () => {
+  it("answers yesterday's paid orders as WeChat Pay's ALL bill: BOM, CRLF, one SUCCESS line each, the summary", async () => {
     const a = await paidOrder(`${beijingDay(1)}090807`, { total_fee: '101', attach: 'shop=1', body: '咖啡, 大杯' });
     const b = await paidOrder(`${beijingDay(1)}000000`, {
       trade_type: 'JSAPI',
@@ -213,7 +213,11 @@ describe('/pay/downloadbill', () => {
     expect(success.layout).toBe('SUCCESS');
     expect(success.rows).toEqual([expect.objectContaining({ kind: 'payment', transactionId: paid.transaction_id, totalFeeFen: 101 })]);
     for (const billType of ['REFUND', 'RECHARGE_REFUND']) {
-      expect(refusalOf(await downloadBill({ bill_type: billType }))).toEqual({ return_code: 'FAIL', return_msg: 'No Bill Exist', error_code: '20002' });
+      expect(refusalOf(await downloadBill({ bill_type: billType }))).toEqual({
+        return_code: 'FAIL',
+        return_msg: 'No Bill Exist',
+        error_code: '20002',
+      });
     }
   });
 
@@ -246,7 +250,11 @@ describe('/pay/downloadbill', () => {
     ['another app', () => buildXml(signFields(billRequest({ appid: 'wx0000000000000000' }), MERCHANT.apiKey, 'MD5')), 'invalid appid'],
     ['no bill_date', () => buildXml(signFields(billRequest({ bill_date: undefined }), MERCHANT.apiKey, 'MD5')), 'missing parameter'],
     ['bill_type FOO', () => buildXml(signFields(billRequest({ bill_type: 'FOO' }), MERCHANT.apiKey, 'MD5')), 'invalid bill_type'],
-    ['tar_type ZIP', () => buildXml(signFields(billRequest({ tar_type: 'ZIP' }), MERCHANT.apiKey, 'MD5')), 'invalid tar_type, Only GZIP supported'],
+    [
+      'tar_type ZIP',
+      () => buildXml(signFields(billRequest({ tar_type: 'ZIP' }), MERCHANT.apiKey, 'MD5')),
+      'invalid tar_type, Only GZIP supported',
+    ],
     ['a long nonce', () => buildXml(signFields(billRequest({ nonce_str: 'n'.repeat(33) }), MERCHANT.apiKey, 'MD5')), 'nonce_str too long'],
     ['a bad sign_type', () => buildXml({ ...signFields(billRequest(), MERCHANT.apiKey, 'MD5'), sign_type: 'SHA1' }), 'sign error'],
     ['not XML', () => 'bill_date=20261130', 'data format error'],
@@ -269,7 +277,7 @@ describe('/pay/downloadbill', () => {
   });
 });
 
-describe('the bill\'s days', () => {
+describe("the bill's days", () => {
   const now = new Date('2026-05-31T04:00:00Z'); // 12:00 on 31 May in Beijing
   it.each([
     ['20260530', true],
@@ -289,16 +297,38 @@ describe('the bill\'s days', () => {
   });
 });
 
-describe('refund lines (the extension point for the emulator\'s refunds)', () => {
+describe("refund lines (the extension point for the emulator's refunds)", () => {
   function stateWithRefunds() {
     const state = emptyState();
     const fields = orderFields({ total_fee: '1000' });
     const order = createOrder(state, buildXmlFields(fields), 'MD5', new Date());
     payOrder(state, order, new Date('2026-05-29T04:00:00Z')); // 12:00 Beijing, 29 May
     const refunds: BillRefundRecord[] = [
-      { outTradeNo: order.outTradeNo, outRefundNo: 'R1', refundId: '50300000000000000000000000001', refundFee: 400, requestedAt: '20260530100000', status: 'SUCCESS', succeededAt: '20260530100005' },
-      { outTradeNo: order.outTradeNo, outRefundNo: 'R2', refundId: '50300000000000000000000000002', refundFee: 100, requestedAt: '20260530110000', status: 'PROCESSING' },
-      { outTradeNo: 'unknown-order', outRefundNo: 'R3', refundId: '50300000000000000000000000003', refundFee: 1, requestedAt: '20260530110000', status: 'SUCCESS' },
+      {
+        outTradeNo: order.outTradeNo,
+        outRefundNo: 'R1',
+        refundId: '50300000000000000000000000001',
+        refundFee: 400,
+        requestedAt: '20260530100000',
+        status: 'SUCCESS',
+        succeededAt: '20260530100005',
+      },
+      {
+        outTradeNo: order.outTradeNo,
+        outRefundNo: 'R2',
+        refundId: '50300000000000000000000000002',
+        refundFee: 100,
+        requestedAt: '20260530110000',
+        status: 'PROCESSING',
+      },
+      {
+        outTradeNo: 'unknown-order',
+        outRefundNo: 'R3',
+        refundId: '50300000000000000000000000003',
+        refundFee: 1,
+        requestedAt: '20260530110000',
+        status: 'SUCCESS',
+      },
     ];
     Object.assign(state, { refunds: new Map(refunds.map((refund) => [refund.outRefundNo, refund])) });
     return { state, order };
@@ -315,7 +345,13 @@ describe('refund lines (the extension point for the emulator\'s refunds)', () =>
       ['refund', '2026-05-30 10:00:00', 'R1', 400, -2, 'SUCCESS'],
       ['refund', '2026-05-30 11:00:00', 'R2', 100, -1, 'PROCESSING'],
     ]);
-    expect(all[0]).toMatchObject({ transactionId: order.transactionId, outTradeNo: order.outTradeNo, tradeState: 'REFUND', appliedRefundFeeFen: 400, totalFeeFen: 0 });
+    expect(all[0]).toMatchObject({
+      transactionId: order.transactionId,
+      outTradeNo: order.outTradeNo,
+      tradeState: 'REFUND',
+      appliedRefundFeeFen: 400,
+      totalFeeFen: 0,
+    });
     expect(billRows(state, MERCHANT, '20260530', 'SUCCESS')).toEqual([]);
     expect(billRows(state, MERCHANT, '20260529', 'ALL').map((row) => row.kind)).toEqual(['payment']);
 

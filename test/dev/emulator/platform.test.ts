@@ -61,7 +61,9 @@ const stableToken = async (app: EmulatorApp = OA, extra: Json = {}) =>
 
 const getticket = (accessToken: string, type = 'jsapi') => get('/cgi-bin/ticket/getticket', { access_token: accessToken, type });
 
-async function platformView(): Promise<{ apps: Record<string, { accessTokensIssued: number; ticketsIssued: number; jsapiTicket: string | null; calls: Record<string, number> }> }> {
+async function platformView(): Promise<{
+  apps: Record<string, { accessTokensIssued: number; ticketsIssued: number; jsapiTicket: string | null; calls: Record<string, number> }>;
+}> {
   const response = await fetch(`${emulator.url}/__sim/platform`);
   expect(response.status).toBe(200);
   return (await response.json()) as never;
@@ -119,9 +121,16 @@ describe('mini-program login: GET /sns/jscode2session', () => {
     const other: EmulatorApp = { ...MP, appId: 'wx00000000000000c4', secret: 'other-mini-program-secret-000004' };
     const separate = await startEmulator({ ...TEST_MERCHANT, apps: [MP, other], log: () => {} });
     try {
-      const issued = await (await fetch(`${separate.url}/__sim/login`, { method: 'POST', body: JSON.stringify({ appId: MP.appId }) })).json() as Json;
-      const query = new URLSearchParams({ appid: other.appId, secret: other.secret, js_code: String(issued.code), grant_type: 'authorization_code' });
-      expectErrcode(await (await fetch(`${separate.url}/sns/jscode2session?${query}`)).json() as Json, 40029);
+      const issued = (await (
+        await fetch(`${separate.url}/__sim/login`, { method: 'POST', body: JSON.stringify({ appId: MP.appId }) })
+      ).json()) as Json;
+      const query = new URLSearchParams({
+        appid: other.appId,
+        secret: other.secret,
+        js_code: String(issued.code),
+        grant_type: 'authorization_code',
+      });
+      expectErrcode((await (await fetch(`${separate.url}/sns/jscode2session?${query}`)).json()) as Json, 40029);
     } finally {
       await separate.close();
     }
@@ -265,7 +274,7 @@ describe('stable access_token: POST /cgi-bin/stable_token', () => {
 });
 
 describe('jsapi_ticket: GET /cgi-bin/ticket/getticket', () => {
-  it('issues a ticket for the access_token\'s app, visible on GET /__sim/platform', async () => {
+  it("issues a ticket for the access_token's app, visible on GET /__sim/platform", async () => {
     const token = String((await stableToken(MP)).access_token);
     const answer = await getticket(token);
     expect(answer).toEqual({ errcode: 0, errmsg: 'ok', ticket: expect.stringMatching(/^[A-Za-z0-9_-]{80,}$/), expires_in: 7200 });
@@ -294,7 +303,9 @@ describe('jsapi_ticket: GET /cgi-bin/ticket/getticket', () => {
     try {
       const query = (path: string, params: Record<string, string>) =>
         fetch(`${fast.url}${path}?${new URLSearchParams(params)}`).then((response) => response.json() as Promise<Json>);
-      const token = String((await query('/cgi-bin/token', { grant_type: 'client_credential', appid: OA.appId, secret: OA.secret })).access_token);
+      const token = String(
+        (await query('/cgi-bin/token', { grant_type: 'client_credential', appid: OA.appId, secret: OA.secret })).access_token,
+      );
       expect(await query('/cgi-bin/ticket/getticket', { access_token: token, type: 'jsapi' })).toMatchObject({ errcode: 0 });
       await sleep(800);
       expectErrcode(await query('/cgi-bin/ticket/getticket', { access_token: token, type: 'jsapi' }), 42001);
@@ -307,7 +318,12 @@ describe('jsapi_ticket: GET /cgi-bin/ticket/getticket', () => {
 describe('control: POST /__sim/login', () => {
   it('defaults to the first app and a fresh openid, and takes a given openid', async () => {
     const first = await post('/__sim/login', {});
-    expect(first.json).toEqual({ code: expect.stringMatching(/^[A-Za-z0-9]{32}$/), openid: expect.any(String), appId: OA.appId, kind: 'officialaccount' });
+    expect(first.json).toEqual({
+      code: expect.stringMatching(/^[A-Za-z0-9]{32}$/),
+      openid: expect.any(String),
+      appId: OA.appId,
+      kind: 'officialaccount',
+    });
     expect((await login()).openid).not.toBe(first.json.openid);
     const chosen = await login({ openid: 'oChosen_payer_0000000000001' });
     expect(chosen.openid).toBe('oChosen_payer_0000000000001');
@@ -426,15 +442,12 @@ describe('apps given to the emulator', () => {
     }
   });
 
-  it.each([
-    [[]],
-    [[OA, OA]],
-    [[{ ...OA, kind: 'desktop' }]],
-    [[{ ...OA, secret: '' }]],
-    [[{ ...OA, appId: 'wx has spaces' }]],
-  ])('refuses %j', async (apps) => {
-    await expect(startEmulator({ ...TEST_MERCHANT, apps: apps as EmulatorApp[], log: () => {} })).rejects.toThrow(/apps/);
-  });
+  it.each([[[]], [[OA, OA]], [[{ ...OA, kind: 'desktop' }]], [[{ ...OA, secret: '' }]], [[{ ...OA, appId: 'wx has spaces' }]]])(
+    'refuses %j',
+    async (apps) => {
+      await expect(startEmulator({ ...TEST_MERCHANT, apps: apps as EmulatorApp[], log: () => {} })).rejects.toThrow(/apps/);
+    },
+  );
 });
 
 describe('clock rules, on a controlled clock', () => {

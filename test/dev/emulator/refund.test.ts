@@ -44,7 +44,10 @@ afterAll(async () => {
 async function paidOrder(totalFee = 100, timeEnd?: string): Promise<string> {
   const fields = orderFields({ total_fee: String(totalFee) });
   expect((await call(emulator, 'unifiedorder', fields)).fields.result_code).toBe('SUCCESS');
-  const paid = await control(emulator, 'POST', '/__sim/pay', { out_trade_no: fields.out_trade_no, ...(timeEnd ? { time_end: timeEnd } : {}) });
+  const paid = await control(emulator, 'POST', '/__sim/pay', {
+    out_trade_no: fields.out_trade_no,
+    ...(timeEnd ? { time_end: timeEnd } : {}),
+  });
   expect(paid.status).toBe(200);
   return fields.out_trade_no as string;
 }
@@ -64,7 +67,8 @@ function refundFields(outTradeNo: string, refundFee: number, totalFee = 100, ext
 }
 
 const refund = (fields: SignableFields, signType: 'MD5' | 'HMAC-SHA256' = 'MD5') => refundCall(emulator, fields, merchantTls, signType);
-const refundQuery = (fields: SignableFields) => call(emulator, 'refundquery', { appid: MERCHANT.appId, mch_id: MERCHANT.mchId, nonce_str: nonceStr(), ...fields });
+const refundQuery = (fields: SignableFields) =>
+  call(emulator, 'refundquery', { appid: MERCHANT.appId, mch_id: MERCHANT.mchId, nonce_str: nonceStr(), ...fields });
 
 describe('/secapi/pay/refund needs the merchant client certificate', () => {
   it('the plain HTTP port answers an error and refunds nothing', async () => {
@@ -89,7 +93,9 @@ describe('/secapi/pay/refund needs the merchant client certificate', () => {
     const stranger = makeLocalCertificates({ mchId: MERCHANT.mchId, days: 1 });
     const outTradeNo = await paidOrder();
     const body = buildXml(signFields(refundFields(outTradeNo, 10), MERCHANT.apiKey, 'MD5'));
-    await expect(postTls(`${emulator.secapiUrl}/secapi/pay/refund`, body, { ca: merchantTls.ca, clientPem: stranger.clientPem })).rejects.toThrow();
+    await expect(
+      postTls(`${emulator.secapiUrl}/secapi/pay/refund`, body, { ca: merchantTls.ca, clientPem: stranger.clientPem }),
+    ).rejects.toThrow();
     expect((await control(emulator, 'GET', `/__sim/orders/${outTradeNo}`)).json.refunds).toEqual([]);
   });
 
@@ -102,7 +108,10 @@ describe('/secapi/pay/refund needs the merchant client certificate', () => {
       const fields = orderFields({ total_fee: '100' });
       await call(secondEmulator, 'unifiedorder', fields);
       await control(secondEmulator, 'POST', '/__sim/pay', { out_trade_no: fields.out_trade_no });
-      const reply = await refundCall(secondEmulator, refundFields(fields.out_trade_no as string, 10), { ca: other.caPem, clientPem: other.clientPem });
+      const reply = await refundCall(secondEmulator, refundFields(fields.out_trade_no as string, 10), {
+        ca: other.caPem,
+        clientPem: other.clientPem,
+      });
       expect(reply.fields.return_code).toBe('FAIL');
       expect((await control(secondEmulator, 'GET', `/__sim/orders/${fields.out_trade_no}`)).json.refunds).toEqual([]);
     } finally {
@@ -123,11 +132,20 @@ describe('/secapi/pay/refund', () => {
     const fields = refundFields(outTradeNo, 30, 100, { refund_desc: '退货' });
     const reply = await refund(fields, 'HMAC-SHA256');
     expect(verifySignature(reply.fields, MERCHANT.apiKey, 'HMAC-SHA256').ok).toBe(true);
-    expect(reply.fields).toMatchObject({ return_code: 'SUCCESS', result_code: 'SUCCESS', out_trade_no: outTradeNo, out_refund_no: fields.out_refund_no, refund_fee: '30', total_fee: '100' });
+    expect(reply.fields).toMatchObject({
+      return_code: 'SUCCESS',
+      result_code: 'SUCCESS',
+      out_trade_no: outTradeNo,
+      out_refund_no: fields.out_refund_no,
+      refund_fee: '30',
+      total_fee: '100',
+    });
     expect(reply.fields.refund_id).toMatch(/^503\d{26}$/);
     expect(reply.fields.transaction_id).toMatch(/^4200\d{24}$/);
     const view = await control(emulator, 'GET', `/__sim/orders/${outTradeNo}`);
-    expect(view.json.refunds).toEqual([expect.objectContaining({ out_refund_no: fields.out_refund_no, refund_fee: 30, refund_desc: '退货' })]);
+    expect(view.json.refunds).toEqual([
+      expect.objectContaining({ out_refund_no: fields.out_refund_no, refund_fee: 30, refund_desc: '退货' }),
+    ]);
     await eventually(async () => {
       const refunds = (await control(emulator, 'GET', `/__sim/orders/${outTradeNo}`)).json.refunds as Array<{ refund_status: string }>;
       return refunds[0]?.refund_status === 'SUCCESS' ? true : undefined;
@@ -181,13 +199,19 @@ describe('/secapi/pay/refund', () => {
       expect((await control(emulator, 'POST', '/__sim/refund', { out_trade_no: outTradeNo, refund_fee: 1 })).status).toBe(200);
     }
     await sleep(SPACING_MS);
-    expect((await refund(refundFields(outTradeNo, 1, 1000))).fields).toMatchObject({ result_code: 'FAIL', err_code: 'INVALID_REQ_TOO_MUCH' });
+    expect((await refund(refundFields(outTradeNo, 1, 1000))).fields).toMatchObject({
+      result_code: 'FAIL',
+      err_code: 'INVALID_REQ_TOO_MUCH',
+    });
   });
 
-  it('only paid orders; the total_fee must be the order\'s; unknown orders; past a year: TRADE_OVERDUE', async () => {
+  it("only paid orders; the total_fee must be the order's; unknown orders; past a year: TRADE_OVERDUE", async () => {
     const unpaid = orderFields({ total_fee: '100' });
     await call(emulator, 'unifiedorder', unpaid);
-    expect((await refund(refundFields(unpaid.out_trade_no as string, 10))).fields).toMatchObject({ result_code: 'FAIL', err_code: 'ERROR' });
+    expect((await refund(refundFields(unpaid.out_trade_no as string, 10))).fields).toMatchObject({
+      result_code: 'FAIL',
+      err_code: 'ERROR',
+    });
     const outTradeNo = await paidOrder();
     expect((await refund(refundFields(outTradeNo, 10, 99))).fields).toMatchObject({ result_code: 'FAIL', err_code: 'PARAM_ERROR' });
     expect((await refund(refundFields('T-never-ordered', 10))).fields).toMatchObject({ result_code: 'FAIL', err_code: 'ORDERNOTEXIST' });
@@ -227,12 +251,28 @@ describe('/pay/refundquery', () => {
     await refund(second);
     const one = await refundQuery({ out_refund_no: second.out_refund_no });
     expect(verifySignature(one.fields, MERCHANT.apiKey, 'MD5').ok).toBe(true);
-    expect(one.fields).toMatchObject({ result_code: 'SUCCESS', out_trade_no: outTradeNo, total_fee: '100', refund_count: '1', out_refund_no_0: second.out_refund_no, refund_fee_0: '20' });
+    expect(one.fields).toMatchObject({
+      result_code: 'SUCCESS',
+      out_trade_no: outTradeNo,
+      total_fee: '100',
+      refund_count: '1',
+      out_refund_no_0: second.out_refund_no,
+      refund_fee_0: '20',
+    });
     expect(one.fields.refund_id_0).toMatch(/^503/);
     expect(['PROCESSING', 'SUCCESS']).toContain(one.fields.refund_status_0);
-    await eventually(async () => ((await refundQuery({ out_trade_no: outTradeNo })).fields.refund_status_1 === 'SUCCESS' ? true : undefined));
+    await eventually(async () =>
+      (await refundQuery({ out_trade_no: outTradeNo })).fields.refund_status_1 === 'SUCCESS' ? true : undefined,
+    );
     const all = await refundQuery({ out_trade_no: outTradeNo });
-    expect(all.fields).toMatchObject({ refund_count: '2', out_refund_no_0: first.out_refund_no, refund_fee_0: '10', refund_status_0: 'SUCCESS', out_refund_no_1: second.out_refund_no, refund_fee_1: '20' });
+    expect(all.fields).toMatchObject({
+      refund_count: '2',
+      out_refund_no_0: first.out_refund_no,
+      refund_fee_0: '10',
+      refund_status_0: 'SUCCESS',
+      out_refund_no_1: second.out_refund_no,
+      refund_fee_1: '20',
+    });
     expect(all.fields.refund_success_time_0).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
   });
 
@@ -250,7 +290,9 @@ describe('/pay/refundquery', () => {
       await control(emulator, 'POST', '/__sim/faults', { refundOutcome: outcome });
       const fields = refundFields(outTradeNo, 10);
       await refund(fields);
-      await eventually(async () => ((await refundQuery({ out_refund_no: fields.out_refund_no })).fields.refund_status_0 === outcome ? true : undefined));
+      await eventually(async () =>
+        (await refundQuery({ out_refund_no: fields.out_refund_no })).fields.refund_status_0 === outcome ? true : undefined,
+      );
     }
     await control(emulator, 'POST', '/__sim/faults', { refundOutcome: 'SUCCESS' });
     expect((await control(emulator, 'POST', '/__sim/faults', { refundOutcome: 'FAIL' })).status).toBe(400);
@@ -269,11 +311,15 @@ describe('refund callbacks', () => {
       expect(failingTwice.received).toHaveLength(3);
       const { fields: outer } = failingTwice.received[2]!;
       expect(outer.sign).toBeUndefined();
-      const read = readRefundNotification(
-        buildXml(outer),
-        { apiKey: MERCHANT.apiKey, appIds: [MERCHANT.appId], mchId: MERCHANT.mchId },
-      );
-      expect(read.ok && read.refund).toMatchObject({ outTradeNo, outRefundNo: fields.out_refund_no, refundFee: 25, totalFee: 100, refundStatus: 'SUCCESS', refundRequestSource: 'API' });
+      const read = readRefundNotification(buildXml(outer), { apiKey: MERCHANT.apiKey, appIds: [MERCHANT.appId], mchId: MERCHANT.mchId });
+      expect(read.ok && read.refund).toMatchObject({
+        outTradeNo,
+        outRefundNo: fields.out_refund_no,
+        refundFee: 25,
+        totalFee: 100,
+        refundStatus: 'SUCCESS',
+        refundRequestSource: 'API',
+      });
       const view = await control(emulator, 'GET', `/__sim/orders/${outTradeNo}`);
       const [seen] = view.json.refunds as Array<{ notifications: Array<{ return_code: string }> }>;
       expect(seen!.notifications.map((n) => n.return_code)).toEqual(['FAIL', 'FAIL', 'SUCCESS']);
@@ -288,7 +334,11 @@ describe('refund callbacks', () => {
     const made = await control(emulator, 'POST', '/__sim/refund', { out_trade_no: outTradeNo, refund_fee: 5, notify_url: receiver.url });
     expect(made.status).toBe(200);
     await eventually(async () => (receiver.received.length > before ? true : undefined));
-    const read = readRefundNotification(buildXml(receiver.received.at(-1)!.fields), { apiKey: MERCHANT.apiKey, appIds: [MERCHANT.appId], mchId: MERCHANT.mchId });
+    const read = readRefundNotification(buildXml(receiver.received.at(-1)!.fields), {
+      apiKey: MERCHANT.apiKey,
+      appIds: [MERCHANT.appId],
+      mchId: MERCHANT.mchId,
+    });
     expect(read.ok && read.refund).toMatchObject({ outTradeNo, refundFee: 5, refundRequestSource: 'VENDOR_PLATFORM' });
   });
 });
@@ -307,6 +357,8 @@ describe('the trade bill', () => {
     const day = toBeijingTimestamp(yesterday).slice(0, 8);
     const rows = billRows(state, MERCHANT, day, 'ALL');
     expect(rows.map((row) => row.tradeState)).toEqual(['SUCCESS', 'REFUND']);
-    expect(billRows(state, MERCHANT, day, 'REFUND')).toEqual([expect.objectContaining({ outRefundNo: 'Rbill1', tradeState: 'REFUND', refundFeeFen: 30 })]);
+    expect(billRows(state, MERCHANT, day, 'REFUND')).toEqual([
+      expect.objectContaining({ outRefundNo: 'Rbill1', tradeState: 'REFUND', refundFeeFen: 30 }),
+    ]);
   });
 });

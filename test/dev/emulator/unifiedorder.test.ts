@@ -132,7 +132,12 @@ describe('parameters', () => {
 
 describe('orders by trade type', () => {
   it('JSAPI: a prepay_id of WeChat Pay shape', async () => {
-    const reply = await call(emulator, 'unifiedorder', orderFields({ trade_type: 'JSAPI', openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', product_id: undefined }), 'HMAC-SHA256');
+    const reply = await call(
+      emulator,
+      'unifiedorder',
+      orderFields({ trade_type: 'JSAPI', openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', product_id: undefined }),
+      'HMAC-SHA256',
+    );
     expect(reply.fields).toMatchObject({ result_code: 'SUCCESS', trade_type: 'JSAPI' });
     expect(reply.fields.prepay_id).toMatch(/^wx\d{14}[0-9a-f]{20}$/);
     expect(reply.fields.code_url).toBeUndefined();

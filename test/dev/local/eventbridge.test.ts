@@ -25,7 +25,12 @@ beforeAll(async () => {
       },
     ],
   });
-  client = new EventBridgeClient({ endpoint: bridge.url, region: 'ap-southeast-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 });
+  client = new EventBridgeClient({
+    endpoint: bridge.url,
+    region: 'ap-southeast-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
 });
 afterAll(async () => {
   client?.destroy();
@@ -68,7 +73,10 @@ describe('PutEvents (AWSEvents.PutEvents, x-amz-json-1.1)', () => {
   });
 
   it('takes the bus by name or by ARN, and the event time from the entry', async () => {
-    const byArn = entry({}, { EventBusName: 'arn:aws:events:ap-southeast-1:123456789012:event-bus/wechatpay-local', Time: new Date('2026-11-23T01:02:03.456Z') });
+    const byArn = entry(
+      {},
+      { EventBusName: 'arn:aws:events:ap-southeast-1:123456789012:event-bus/wechatpay-local', Time: new Date('2026-11-23T01:02:03.456Z') },
+    );
     const answer = await client.send(new PutEventsCommand({ Entries: [byArn] }));
     const event = bridge.events().find((e) => e.id === answer.Entries?.[0]?.EventId);
     expect(event?.time).toBe('2026-11-23T01:02:03Z');
@@ -77,16 +85,30 @@ describe('PutEvents (AWSEvents.PutEvents, x-amz-json-1.1)', () => {
   it('refuses an entry without Source, DetailType or a JSON object Detail, entry by entry, as EventBridge does', async () => {
     const answer = await client.send(
       new PutEventsCommand({
-        Entries: [entry(), { ...entry(), Source: undefined }, { ...entry(), DetailType: undefined }, { ...entry(), Detail: 'not json' }, { ...entry(), Detail: '[1]' }],
+        Entries: [
+          entry(),
+          { ...entry(), Source: undefined },
+          { ...entry(), DetailType: undefined },
+          { ...entry(), Detail: 'not json' },
+          { ...entry(), Detail: '[1]' },
+        ],
       }),
     );
     expect(answer.FailedEntryCount).toBe(4);
-    expect(answer.Entries?.map((result) => result.ErrorCode ?? 'ok')).toEqual(['ok', 'InvalidArgument', 'InvalidArgument', 'MalformedDetail', 'MalformedDetail']);
+    expect(answer.Entries?.map((result) => result.ErrorCode ?? 'ok')).toEqual([
+      'ok',
+      'InvalidArgument',
+      'InvalidArgument',
+      'MalformedDetail',
+      'MalformedDetail',
+    ]);
     expect(answer.Entries?.[1]?.ErrorMessage).toBe('Parameter Source is not valid. Reason: Source is a required argument.');
   });
 
   it('refuses a request of more than 10 entries, or none, as a whole', async () => {
-    await expect(client.send(new PutEventsCommand({ Entries: Array.from({ length: 11 }, () => entry()) }))).rejects.toMatchObject({ name: 'ValidationException' });
+    await expect(client.send(new PutEventsCommand({ Entries: Array.from({ length: 11 }, () => entry()) }))).rejects.toMatchObject({
+      name: 'ValidationException',
+    });
     await expect(client.send(new PutEventsCommand({ Entries: [] }))).rejects.toMatchObject({ name: 'ValidationException' });
   });
 
@@ -95,11 +117,17 @@ describe('PutEvents (AWSEvents.PutEvents, x-amz-json-1.1)', () => {
     const answer = await client.send(new PutEventsCommand({ Entries: [entry({}, { EventBusName: 'wechatpay-prod' })] }));
     expect(answer.FailedEntryCount).toBe(0);
     expect(bridge.events()).toHaveLength(before);
-    expect(lines.some((line) => JSON.parse(line).event === 'dropped' && /no event bus wechatpay-prod/.test(JSON.parse(line).reason))).toBe(true);
+    expect(lines.some((line) => JSON.parse(line).event === 'dropped' && /no event bus wechatpay-prod/.test(JSON.parse(line).reason))).toBe(
+      true,
+    );
   });
 
   it('answers other operations UnknownOperationException', async () => {
-    const response = await fetch(bridge.url, { method: 'POST', headers: { 'x-amz-target': 'AWSEvents.ListRules', 'content-type': 'application/x-amz-json-1.1' }, body: '{}' });
+    const response = await fetch(bridge.url, {
+      method: 'POST',
+      headers: { 'x-amz-target': 'AWSEvents.ListRules', 'content-type': 'application/x-amz-json-1.1' },
+      body: '{}',
+    });
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ __type: 'UnknownOperationException' });
   });
@@ -118,14 +146,23 @@ describe('GET /events', () => {
   });
 
   it('filters by ?outTradeNo=', async () => {
-    await client.send(new PutEventsCommand({ Entries: [entry({ outTradeNo: 'only-this' }, { DetailType: 'Order Paid' }), entry({ outTradeNo: 'only-this' }, { DetailType: 'Payment Needs Review' })] }));
+    await client.send(
+      new PutEventsCommand({
+        Entries: [
+          entry({ outTradeNo: 'only-this' }, { DetailType: 'Order Paid' }),
+          entry({ outTradeNo: 'only-this' }, { DetailType: 'Payment Needs Review' }),
+        ],
+      }),
+    );
     const { body } = await list('?outTradeNo=only-this');
     expect(body.events.map((event) => event['detail-type'])).toEqual(['Order Paid', 'Payment Needs Review']);
     expect((await list('?outTradeNo=none-such')).body.events).toEqual([]);
   });
 
   it('prints one line per event', async () => {
-    await client.send(new PutEventsCommand({ Entries: [entry({ outTradeNo: 'printed', eventId: 'abc' }), entry({ outTradeNo: 'printed' })] }));
+    await client.send(
+      new PutEventsCommand({ Entries: [entry({ outTradeNo: 'printed', eventId: 'abc' }), entry({ outTradeNo: 'printed' })] }),
+    );
     const printed = lines.map((line) => JSON.parse(line)).filter((line) => line.outTradeNo === 'printed');
     expect(printed).toHaveLength(2);
     expect(printed[0]).toMatchObject({ source: 'eventbridge', event: 'Order Paid', outTradeNo: 'printed', status: 'PAID', eventId: 'abc' });
@@ -137,7 +174,15 @@ describe('targets', () => {
     const answer = await client.send(new PutEventsCommand({ Entries: [entry({ outTradeNo: 'to-target' })] }));
     await bridge.settled();
     expect(delivered).toEqual([
-      expect.objectContaining({ version: '0', id: answer.Entries?.[0]?.EventId, 'detail-type': 'Order Paid', source: 'wechatpay.orders', account: '000000000000', region: 'ap-southeast-1', resources: [] }),
+      expect.objectContaining({
+        version: '0',
+        id: answer.Entries?.[0]?.EventId,
+        'detail-type': 'Order Paid',
+        source: 'wechatpay.orders',
+        account: '000000000000',
+        region: 'ap-southeast-1',
+        resources: [],
+      }),
     ]);
   });
 
@@ -147,12 +192,18 @@ describe('targets', () => {
       busName: 'wechatpay-local',
       log: () => {},
       awaitTargets: true,
-      targets: [async () => {
-        await new Promise((resolve) => setTimeout(resolve, 30));
-        order.push('target');
-      }],
+      targets: [
+        async () => {
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          order.push('target');
+        },
+      ],
     });
-    const waitingClient = new EventBridgeClient({ endpoint: waiting.url, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const waitingClient = new EventBridgeClient({
+      endpoint: waiting.url,
+      region: 'local',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     try {
       await waitingClient.send(new PutEventsCommand({ Entries: [entry({}, { EventBusName: 'wechatpay-local' })] }));
       order.push('answer');

@@ -46,7 +46,11 @@ interface Answer {
 }
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, body: (await response.json()) as Answer };
 }
 
@@ -59,7 +63,11 @@ describe('the local stack (npm start)', () => {
     expect(listed.status).toBe(200);
     const { products } = (await listed.json()) as { products: Array<{ sku: string }> };
     expect(products.map((product) => product.sku).sort()).toEqual(['croissant', 'latte-large', 'matcha-cake']);
-    const created = await post(`${urls.api}/merchant/orders`, { tradeType: 'NATIVE', totalFee: 9900, description: 'Membership' }, { authorization: 'Bearer local-merchant-token' });
+    const created = await post(
+      `${urls.api}/merchant/orders`,
+      { tradeType: 'NATIVE', totalFee: 9900, description: 'Membership' },
+      { authorization: 'Bearer local-merchant-token' },
+    );
     expect(created.status).toBe(201);
   }, 30_000);
 
@@ -100,13 +108,23 @@ describe('the local stack (npm start)', () => {
       return answer.events.length > 0 ? answer : undefined;
     }, 10_000);
     expect(listed.events).toHaveLength(1);
-    expect(listed.events[0]).toMatchObject({ 'detail-type': 'Order Paid', source: 'wechatpay.orders', detail: { outTradeNo: id, status: 'PAID', totalFee: 1200 } });
+    expect(listed.events[0]).toMatchObject({
+      'detail-type': 'Order Paid',
+      source: 'wechatpay.orders',
+      detail: { outTradeNo: id, status: 'PAID', totalFee: 1200 },
+    });
     expect(output).toContain(`"event":"Order Paid","outTradeNo":"${id}"`);
     // The demo server hands the page only what it shows: never the detail with the payer's openid.
     const viaDemo = (await (await fetch(new URL(`/events?outTradeNo=${id}`, urls.demo))).json()) as { events: unknown[] };
-    expect(viaDemo.events).toEqual(listed.events.map((event) => ({ id: event.id, 'detail-type': event['detail-type'], time: event.time, status: event.detail.status })));
+    expect(viaDemo.events).toEqual(
+      listed.events.map((event) => ({ id: event.id, 'detail-type': event['detail-type'], time: event.time, status: event.detail.status })),
+    );
     // EventBridge hands it to clearOutbox (through serverless offline's Lambda API), which empties the outbox.
-    const db = new DynamoDBClient({ endpoint: urls.dynamodb, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const db = new DynamoDBClient({
+      endpoint: urls.dynamodb,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     await eventually(async () => {
       const { Item } = await db.send(new GetItemCommand({ TableName: urls.ordersTable, Key: { pk: { S: id } } }));
       return Item && !Item.outboxShard && Item.outbox?.L?.length === 0 ? true : undefined;
@@ -121,31 +139,57 @@ describe('the local stack (npm start)', () => {
       const answer = (await (await fetch(`${urls.api}/orders/${created.body.outTradeNo}`)).json()) as Answer;
       return answer.status === 'PAID' ? true : undefined;
     }, 10_000);
-    const refund = await post(`${urls.api}/merchant/orders/${created.body.outTradeNo}/refunds`, { refundFee: 200, idempotencyKey: `local-${Date.now()}` }, merchant);
+    const refund = await post(
+      `${urls.api}/merchant/orders/${created.body.outTradeNo}/refunds`,
+      { refundFee: 200, idempotencyKey: `local-${Date.now()}` },
+      merchant,
+    );
     expect(refund.status).toBe(202);
     expect(refund.body.status).toBe('PROCESSING');
     // The emulator ends a refund 10 s after accepting it (time scale 1), then calls back.
-    const order = await eventually(async () => {
-      const answer = (await (await fetch(`${urls.api}/orders/${created.body.outTradeNo}`)).json()) as Answer & { refundedFee: number };
-      return answer.refundedFee === 200 ? answer : undefined;
-    }, 25_000, 250);
+    const order = await eventually(
+      async () => {
+        const answer = (await (await fetch(`${urls.api}/orders/${created.body.outTradeNo}`)).json()) as Answer & { refundedFee: number };
+        return answer.refundedFee === 200 ? answer : undefined;
+      },
+      25_000,
+      250,
+    );
     expect(order.status).toBe('PAID');
   }, 40_000);
 
   it("logs a mini-program's payer in and pays under the mini-program: /__sim/login (for wx.login()), /auth/miniprogram, POST /orders with the token", async () => {
-    const login = (await post(`${urls.emulator}/__sim/login`, { appId: 'wx00000000000000a2' })).body as unknown as { code: string; openid: string };
-    const session = await fetch(`${urls.api}/auth/miniprogram`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: login.code }) });
+    const login = (await post(`${urls.emulator}/__sim/login`, { appId: 'wx00000000000000a2' })).body as unknown as {
+      code: string;
+      openid: string;
+    };
+    const session = await fetch(`${urls.api}/auth/miniprogram`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ code: login.code }),
+    });
     expect(session.status).toBe(200);
     const { token } = (await session.json()) as { token: string };
-    const created = await post(`${urls.api}/orders`, { tradeType: 'JSAPI', items: [{ sku: 'croissant', quantity: 1 }] }, { authorization: `Bearer ${token}` });
+    const created = await post(
+      `${urls.api}/orders`,
+      { tradeType: 'JSAPI', items: [{ sku: 'croissant', quantity: 1 }] },
+      { authorization: `Bearer ${token}` },
+    );
     expect(created.status).toBe(201);
     expect(created.body.pay).toMatchObject({ appId: 'wx00000000000000a2', signType: 'HMAC-SHA256' });
-    const atWechatPay = (await (await fetch(`${urls.emulator}/__sim/orders/${created.body.outTradeNo}`)).json()) as { appid: string; openid: string };
+    const atWechatPay = (await (await fetch(`${urls.emulator}/__sim/orders/${created.body.outTradeNo}`)).json()) as {
+      appid: string;
+      openid: string;
+    };
     expect(atWechatPay).toMatchObject({ appid: 'wx00000000000000a2', openid: login.openid });
     // A browser may send the token cross-origin: the preflight allows the header.
     const preflight = await fetch(`${urls.api}/orders`, {
       method: 'OPTIONS',
-      headers: { origin: 'http://127.0.0.1:3020', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+      headers: {
+        origin: 'http://127.0.0.1:3020',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
     });
     expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('authorization');
   }, 30_000);
@@ -158,14 +202,22 @@ describe('the local stack (npm start)', () => {
     const { apps } = (await (await fetch(`${urls.emulator}/__sim/platform`)).json()) as { apps: Record<string, { jsapiTicket: string }> };
     const ticket = apps[config.appId]!.jsapiTicket;
     const { createHash } = await import('node:crypto');
-    expect(config.signature).toBe(createHash('sha1').update(`jsapi_ticket=${ticket}&noncestr=${config.nonceStr}&timestamp=${config.timestamp}&url=${page}`).digest('hex'));
+    expect(config.signature).toBe(
+      createHash('sha1')
+        .update(`jsapi_ticket=${ticket}&noncestr=${config.nonceStr}&timestamp=${config.timestamp}&url=${page}`)
+        .digest('hex'),
+    );
   }, 30_000);
 
   it('with every callback lost, the recovery schedule records the payment within about a minute, with no client polling', async () => {
     await post(`${urls.emulator}/__sim/faults`, { dropNotifies: 1_000_000 });
     const created = await post(`${urls.api}/orders`, { tradeType: 'NATIVE', items: [{ sku: 'latte-large', quantity: 1 }] });
     await post(`${urls.emulator}/__sim/pay`, { out_trade_no: created.body.outTradeNo });
-    const db = new DynamoDBClient({ endpoint: urls.dynamodb, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const db = new DynamoDBClient({
+      endpoint: urls.dynamodb,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     const started = Date.now();
     const item = await eventually(async () => {
       const { Item } = await db.send(new GetItemCommand({ TableName: urls.ordersTable, Key: { pk: { S: created.body.outTradeNo } } }));

@@ -9,7 +9,13 @@ import { useTable } from '../../support/store';
 const tables = useTable('catalog');
 const catalog = () => new CatalogStore(tables.db, tables.table);
 
-const product = (sku: string, priceFen = 100): Product => ({ sku, name: `Product ${sku}`, priceFen, active: true, updatedAt: '2026-03-01T00:00:00.000Z' });
+const product = (sku: string, priceFen = 100): Product => ({
+  sku,
+  name: `Product ${sku}`,
+  priceFen,
+  active: true,
+  updatedAt: '2026-03-01T00:00:00.000Z',
+});
 
 describe('CatalogStore', () => {
   it('puts, replaces and lists products in sku order', async () => {
@@ -28,7 +34,7 @@ describe('CatalogStore', () => {
     await expect(catalog().getMany(Array.from({ length: 101 }, (_, i) => `s${i}`))).rejects.toThrow(RangeError);
   });
 
-  it('fails with its own error, the SDK\'s as cause', async () => {
+  it("fails with its own error, the SDK's as cause", async () => {
     const missing = new CatalogStore(tables.db, 'no-such-table');
     for (const call of [() => missing.put(product('a')), () => missing.list(), () => missing.getMany(['a'])]) {
       const error = await call().catch((caught: unknown) => caught);

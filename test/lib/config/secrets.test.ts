@@ -20,14 +20,29 @@ const env = {
 /** Every way a secret is read from SSM, each answering its value or throwing. */
 const readers: Array<[string, string, () => Promise<unknown>]> = [
   ['the API key', '/wechatpay/prod/api-key', () => loadConfig({ ...env, WECHATPAY_API_KEY_PARAM: '/wechatpay/prod/api-key' })],
-  ['the client certificate', '/wechatpay/prod/client-cert', () => loadClientCertificate({ clientCertParam: '/wechatpay/prod/client-cert' })],
-  ['the merchant API tokens', '/wechatpay/prod/merchant-tokens', () => loadMerchantTokens({ MERCHANT_API_TOKENS_PARAM: '/wechatpay/prod/merchant-tokens' })],
+  [
+    'the client certificate',
+    '/wechatpay/prod/client-cert',
+    () => loadClientCertificate({ clientCertParam: '/wechatpay/prod/client-cert' }),
+  ],
+  [
+    'the merchant API tokens',
+    '/wechatpay/prod/merchant-tokens',
+    () => loadMerchantTokens({ MERCHANT_API_TOKENS_PARAM: '/wechatpay/prod/merchant-tokens' }),
+  ],
   [
     `the AppSecret of ${TEST_MERCHANT.appId}`,
     '/wechatpay/prod/app-secret',
-    () => identitySecrets({}, [{ appId: TEST_MERCHANT.appId, kind: 'officialaccount', secretParam: '/wechatpay/prod/app-secret' }]).appSecret(TEST_MERCHANT.appId),
+    () =>
+      identitySecrets({}, [{ appId: TEST_MERCHANT.appId, kind: 'officialaccount', secretParam: '/wechatpay/prod/app-secret' }]).appSecret(
+        TEST_MERCHANT.appId,
+      ),
   ],
-  ['the session key', '/wechatpay/prod/session-key', () => identitySecrets({ SESSION_KEY_PARAM: '/wechatpay/prod/session-key' }, []).sessionKey()],
+  [
+    'the session key',
+    '/wechatpay/prod/session-key',
+    () => identitySecrets({ SESSION_KEY_PARAM: '/wechatpay/prod/session-key' }, []).sessionKey(),
+  ],
 ];
 
 beforeEach(() => {

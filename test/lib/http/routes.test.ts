@@ -12,12 +12,14 @@ describe('apiRoute', () => {
     expect(answer).toMatchObject({ statusCode: 201, body: '{"ok":true}' });
   });
 
-  it('answers a failure as a JSON API error: 4xx for the caller\'s mistakes, 500 for anything unexpected', async () => {
+  it("answers a failure as a JSON API error: 4xx for the caller's mistakes, 500 for anything unexpected", async () => {
     const invalid = await apiRoute(async () => {
       throw new InvalidOrderRequestError('totalFee is required', 'totalFee');
     })(event);
     expect(invalid.statusCode).toBe(400);
-    expect(JSON.parse(invalid.body as string)).toEqual({ error: { code: 'INVALID_REQUEST', message: 'totalFee is required', field: 'totalFee' } });
+    expect(JSON.parse(invalid.body as string)).toEqual({
+      error: { code: 'INVALID_REQUEST', message: 'totalFee is required', field: 'totalFee' },
+    });
     const unexpected = await apiRoute(async () => {
       throw new Error('a bug');
     })(event);

@@ -20,7 +20,7 @@ function imports(file: string): string[] {
 
 const productCode = ['functions', 'lib'].flatMap(sources);
 
-describe('dependency boundaries of payers\' identity', () => {
+describe("dependency boundaries of payers' identity", () => {
   it('jose is imported only under lib/identity', () => {
     const users = productCode.filter((file) => imports(file).some((name) => name === 'jose' || name.startsWith('jose/')));
     expect(users.length).toBeGreaterThan(0);
@@ -40,7 +40,10 @@ describe('dependency boundaries of payers\' identity', () => {
     for (const file of ['lib/runtime.ts', 'lib/http/payer-auth.ts']) {
       const text = readFileSync(join(ROOT, file), 'utf8');
       const staticImports = [...text.matchAll(/^import (?!type )[^;]*from '([^']+)'/gm)].map((match) => match[1] ?? '');
-      expect(staticImports.filter((name) => /identity(-runtime|\/(context|payer|session-token|login|jssdk-config))$/.test(name)), file).toEqual([]);
+      expect(
+        staticImports.filter((name) => /identity(-runtime|\/(context|payer|session-token|login|jssdk-config))$/.test(name)),
+        file,
+      ).toEqual([]);
     }
   });
 

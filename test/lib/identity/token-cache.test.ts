@@ -96,7 +96,9 @@ describe('one fetch for every container', () => {
     expect(view).toMatchObject({ accessTokensIssued: 1, ticketsIssued: 1, calls: { token: 0, stable_token: 1, getticket: 1 } });
     const ticket = view.jsapiTicket ?? '';
     for (const config of configs) {
-      expect(config.signature).toBe(jssdkSignature({ jsapiTicket: ticket, nonceStr: config.nonceStr, timestamp: config.timestamp, url: PAGE }));
+      expect(config.signature).toBe(
+        jssdkSignature({ jsapiTicket: ticket, nonceStr: config.nonceStr, timestamp: config.timestamp, url: PAGE }),
+      );
     }
   });
 
@@ -124,7 +126,7 @@ describe('one fetch for every container', () => {
   });
 });
 
-describe("WeChat refusing a token", () => {
+describe('WeChat refusing a token', () => {
   it('an emulated 40001 from getticket causes exactly one access_token refresh', async () => {
     await faults({ platformErrors: { getticket: [40001] } });
     const five = containers(5);
@@ -212,7 +214,9 @@ describe('the lease', () => {
     const store = new TokenStore(createDocumentClient(db.endpoint), table);
     expect(await store.takeLease('jsapi_ticket', APP, 'slow-container', Date.now(), Date.now() + 60_000)).toBe(true);
     const started = Date.now();
-    const error = await container({ waitMs: 300 }).jsapiTicket(APP).catch((caught: unknown) => caught);
+    const error = await container({ waitMs: 300 })
+      .jsapiTicket(APP)
+      .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(TokenCacheError);
     expect(error).toMatchObject({ code: 'WAIT_TIMEOUT', retryable: true });
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
@@ -221,7 +225,9 @@ describe('the lease', () => {
 
   it('a failed fetch gives the lease back: the next container fetches at once', async () => {
     await faults({ platformErrors: { stable_token: [-1] } });
-    const failing = await container({ leaseMs: 60_000 }).accessToken(APP).catch((caught: unknown) => caught);
+    const failing = await container({ leaseMs: 60_000 })
+      .accessToken(APP)
+      .catch((caught: unknown) => caught);
     expect(failing).toMatchObject({ code: 'ERRCODE', errcode: -1, retryable: true });
     const started = Date.now();
     await accessTokenOf(container({ leaseMs: 60_000 }));

@@ -11,7 +11,13 @@ const tables = useTable();
 const refusals = useRefusals();
 const tokens = () => new TokenStore(tables.db, tables.table);
 
-const fetched = (version: string, fetchedAt: number) => ({ value: `token-${version}`, version, fetchedAt, expiresAt: fetchedAt + 7_200_000, refreshAt: fetchedAt + 6_000_000 });
+const fetched = (version: string, fetchedAt: number) => ({
+  value: `token-${version}`,
+  version,
+  fetchedAt,
+  expiresAt: fetchedAt + 7_200_000,
+  refreshAt: fetchedAt + 6_000_000,
+});
 
 describe('TokenStore keys', () => {
   it('are the prefixes IAM grants', () => {
@@ -25,7 +31,9 @@ describe('TokenStore values', () => {
     expect(await tokens().save('access_token', 'wx1', fetched('v2', 2_000_000))).toBe(true);
     expect(await tokens().save('access_token', 'wx1', fetched('v1', 1_000_000))).toBe(false);
     expect(await tokens().read('access_token', 'wx1')).toEqual({ ...fetched('v2', 2_000_000), stale: false });
-    expect(await tables.item({ pk: 'wechat-token#access_token#wx1' })).toMatchObject({ ttl: Math.floor((2_000_000 + 7_200_000) / 1000) + 24 * 60 * 60 });
+    expect(await tables.item({ pk: 'wechat-token#access_token#wx1' })).toMatchObject({
+      ttl: Math.floor((2_000_000 + 7_200_000) / 1000) + 24 * 60 * 60,
+    });
     expect(await tokens().read('jsapi_ticket', 'wx1')).toBeUndefined();
     expect(refusals()).toEqual([['noLaterFetch']]);
   });
@@ -52,9 +60,13 @@ describe('TokenStore leases', () => {
     expect(refusals()).toEqual([['leaseIsFree'], ['leaseIsHeld']]);
   });
 
-  it('fails with its own error, the SDK\'s as cause', async () => {
+  it("fails with its own error, the SDK's as cause", async () => {
     const missing = new TokenStore(tables.db, 'no-such-table');
-    await expect(missing.read('access_token', 'wx1')).rejects.toMatchObject({ name: 'TokenStoreError', message: 'DynamoDB GetItem failed', cause: { name: 'ResourceNotFoundException' } });
+    await expect(missing.read('access_token', 'wx1')).rejects.toMatchObject({
+      name: 'TokenStoreError',
+      message: 'DynamoDB GetItem failed',
+      cause: { name: 'ResourceNotFoundException' },
+    });
     await expect(missing.takeLease('access_token', 'wx1', 'a', 1, 2)).rejects.toBeInstanceOf(TokenStoreError);
   });
 });

@@ -56,7 +56,8 @@ function* inChunks(lines: Iterable<string>): Generator<string> {
 /** The gzip bytes of the bill of these rows, written and compressed a line at a time. */
 async function gzipBill(rows: Iterable<BillRow>): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of Readable.from(inChunks(billLines(rows, { bom: true, lineEnding: '\r\n' }))).pipe(createGzip({ level: 1 }))) chunks.push(chunk as Buffer);
+  for await (const chunk of Readable.from(inChunks(billLines(rows, { bom: true, lineEnding: '\r\n' }))).pipe(createGzip({ level: 1 })))
+    chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
 
@@ -109,23 +110,49 @@ describe('A bill near the 100 MB cap would exhaust memory before the TOO_LARGE c
     expect(rows * 244).toBeGreaterThan(DEFAULT_MAX_BILL_BYTES * 0.9);
   }, 120_000);
 
-  it('a refund line before its payment line: the refund waits until the bill\'s payments are recorded, then is recorded too', async () => {
+  it("a refund line before its payment line: the refund waits until the bill's payments are recorded, then is recorded too", async () => {
     const day = toBeijingTimestamp(new Date(Date.now() - 5 * DAY_MS)).slice(0, 8);
     const tradeTime = (hms: string) => `${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6, 8)} ${hms}`;
     await stack.sim.faults({ dropNotifies: 1_000_000 });
     try {
-      const outTradeNo = (await create({ tradeType: 'NATIVE', totalFee: 3000, description: 'refunded before paid, in the bill' })).body.outTradeNo;
-      await fetch(`${stack.emulator.url}/__sim/pay`, { method: 'POST', body: JSON.stringify({ out_trade_no: outTradeNo, time_end: `${day}120000` }) });
+      const outTradeNo = (await create({ tradeType: 'NATIVE', totalFee: 3000, description: 'refunded before paid, in the bill' })).body
+        .outTradeNo;
+      await fetch(`${stack.emulator.url}/__sim/pay`, {
+        method: 'POST',
+        body: JSON.stringify({ out_trade_no: outTradeNo, time_end: `${day}120000` }),
+      });
       const transactionId = (await stack.sim.order(outTradeNo)).transaction_id as string;
-      const line = { appId: TEST_MERCHANT.appId, mchId: TEST_MERCHANT.mchId, transactionId, outTradeNo, openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', tradeType: 'NATIVE', productName: 'refunded before paid' };
+      const line = {
+        appId: TEST_MERCHANT.appId,
+        mchId: TEST_MERCHANT.mchId,
+        transactionId,
+        outTradeNo,
+        openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+        tradeType: 'NATIVE',
+        productName: 'refunded before paid',
+      };
       const bill = await gzipBill([
-        refundRow({ ...line, tradeTime: tradeTime('13:00:00'), refundId: '50000000000000000000000000077', outRefundNo: 'platform-77', refundFeeFen: 500 }),
+        refundRow({
+          ...line,
+          tradeTime: tradeTime('13:00:00'),
+          refundId: '50000000000000000000000000077',
+          outRefundNo: 'platform-77',
+          refundFeeFen: 500,
+        }),
         paymentRow({ ...line, tradeTime: tradeTime('12:00:00'), totalFeeFen: 3000 }),
       ]);
       const report = await serving(bill, (baseUrl) => reconcileDay(day, { ...ctx, bills: wechatPayV2Bills({ ...ctx.config, baseUrl }) }));
-      expect(report).toMatchObject({ status: 'MATCHED', counts: { billRows: 2, matched: 0, repaired: 2, missingFromBill: 0, amountMismatches: 0 } });
+      expect(report).toMatchObject({
+        status: 'MATCHED',
+        counts: { billRows: 2, matched: 0, repaired: 2, missingFromBill: 0, amountMismatches: 0 },
+      });
       expect(report.items.map((item) => item.kind)).toEqual(['REPAIRED', 'REFUND_REPAIRED']);
-      expect(await ctx.store.get(outTradeNo)).toMatchObject({ status: 'PAID', paidVia: 'reconciliation', refundedFee: 500, refunds: { 'platform-77': { status: 'SUCCESS', origin: 'external' } } });
+      expect(await ctx.store.get(outTradeNo)).toMatchObject({
+        status: 'PAID',
+        paidVia: 'reconciliation',
+        refundedFee: 500,
+        refunds: { 'platform-77': { status: 'SUCCESS', origin: 'external' } },
+      });
     } finally {
       await stack.sim.faults({ dropNotifies: 0 });
     }

@@ -77,7 +77,8 @@ function* inChunks(lines: Iterable<string>): Generator<string> {
 
 async function gzipBill(rows: Iterable<BillRow>): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of Readable.from(inChunks(billLines(rows, { bom: true, lineEnding: '\r\n' }))).pipe(createGzip({ level: 1 }))) chunks.push(chunk as Buffer);
+  for await (const chunk of Readable.from(inChunks(billLines(rows, { bom: true, lineEnding: '\r\n' }))).pipe(createGzip({ level: 1 })))
+    chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
 
@@ -96,8 +97,19 @@ async function reconcileAgainst(day: string, bill: Buffer): Promise<Reconciliati
 }
 
 /** GET /merchant/reconciliations/{day}, with a query. */
-async function read(day: string, query = ''): Promise<{ status: number; body: ReconciliationReport & { error?: { code: string; field?: string } } }> {
-  const answer = await getReconciliation(apiEvent({ method: 'GET', path: `/merchant/reconciliations/${day}`, pathParameters: { billDate: day }, authorization: MERCHANT_AUTHORIZATION, query }));
+async function read(
+  day: string,
+  query = '',
+): Promise<{ status: number; body: ReconciliationReport & { error?: { code: string; field?: string } } }> {
+  const answer = await getReconciliation(
+    apiEvent({
+      method: 'GET',
+      path: `/merchant/reconciliations/${day}`,
+      pathParameters: { billDate: day },
+      authorization: MERCHANT_AUTHORIZATION,
+      query,
+    }),
+  );
   return { status: answer.statusCode as number, body: JSON.parse(answer.body as string) };
 }
 
@@ -121,7 +133,8 @@ async function readAll(day: string, limit: number): Promise<{ items: Reconciliat
 function metricsOf(lines: Array<Record<string, unknown>>): Record<string, number> {
   const counted: Record<string, number> = {};
   for (const line of lines) {
-    const directives = (line._aws as { CloudWatchMetrics?: Array<{ Metrics: Array<{ Name: string }> }> } | undefined)?.CloudWatchMetrics ?? [];
+    const directives =
+      (line._aws as { CloudWatchMetrics?: Array<{ Metrics: Array<{ Name: string }> }> } | undefined)?.CloudWatchMetrics ?? [];
     for (const { Name } of directives.flatMap((directive) => directive.Metrics)) counted[Name] = (counted[Name] ?? 0) + Number(line[Name]);
   }
   return counted;
@@ -129,7 +142,9 @@ function metricsOf(lines: Array<Record<string, unknown>>): Record<string, number
 
 /** The report items stored under a day: its head and its pages, straight from the table. */
 async function storedUnder(day: string): Promise<string[]> {
-  return Object.keys(await scanTable(stack)).filter((pk) => pk === `reconciliation#${day}` || pk.startsWith(`reconciliation#${day}#`)).sort();
+  return Object.keys(await scanTable(stack))
+    .filter((pk) => pk === `reconciliation#${day}` || pk.startsWith(`reconciliation#${day}#`))
+    .sort();
 }
 
 /** Fails every PutItem of `pk` matching, with DynamoDB's 500: an injected fault at the boundary. */
@@ -178,13 +193,20 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
     } finally {
       ctx.store.db.middlewareStack.remove(observe);
     }
-    expect(report).toMatchObject({ billDate: day, status: 'MISMATCHED', counts: { billRows: rows, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 }, itemCount: rows });
+    expect(report).toMatchObject({
+      billDate: day,
+      status: 'MISMATCHED',
+      counts: { billRows: rows, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 },
+      itemCount: rows,
+    });
     expect(report?.stored).toBeUndefined();
     expect(report?.items).toHaveLength(100);
     expect(report?.nextCursor).toEqual(expect.any(String));
     expect(metricsOf(lines)).toMatchObject({ ReconciliationMismatches: rows });
     expect(metricsOf(lines).ReconciliationReportsNotStored).toBeUndefined();
-    expect(lines).toContainEqual(expect.objectContaining({ level: 'INFO', message: 'reconciliation', billDate: day, status: 'MISMATCHED', itemCount: rows }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 'INFO', message: 'reconciliation', billDate: day, status: 'MISMATCHED', itemCount: rows }),
+    );
 
     // Pages well under DynamoDB's 400 KB item limit, measured: an UNKNOWN_ORDER item is about 196 bytes as DynamoDB counts it.
     expect(pageKB.length).toBeGreaterThan(50);
@@ -204,37 +226,41 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
   it.each([
     ['its first page', (day: string) => (pk: string) => pk.startsWith(`reconciliation#${day}#`)],
     ['its head', (day: string) => (pk: string) => pk === `reconciliation#${day}`],
-  ])('the report failing to store (%s, an injected DynamoDB fault) never fails the run: it answers its counts, counts and logs the mismatch, counts the report not stored, and leaves no page behind', async (_which, matching) => {
-    const day = _which === 'its head' ? beijingDay(5) : beijingDay(4);
-    const bill = await gzipBill(foreignPayments(day, 3000));
-    const fault = failingWrites(matching(day));
-    let report: ReconciliationReport | undefined;
-    let lines: Array<Record<string, unknown>>;
-    try {
-      lines = await writtenLines('INFO', async () => {
-        report = await reconcileAgainst(day, bill);
-      });
-    } finally {
-      fault.stop();
-    }
-    expect(fault.failed()).toBeGreaterThan(0);
-    expect(report).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 3000 }, itemCount: 3000, stored: false });
-    expect(report?.items).toHaveLength(100);
-    expect(report?.nextCursor).toBeUndefined();
-    expect(metricsOf(lines)).toMatchObject({ ReconciliationMismatches: 3000, ReconciliationReportsNotStored: 1 });
-    expect(lines).toContainEqual(expect.objectContaining({ level: 'ERROR', message: 'reconciliation report not stored', billDate: day }));
-    // The mismatch is logged before the report is stored.
-    const logged = lines.findIndex((line) => line.message === 'reconciliation');
-    const notStored = lines.findIndex((line) => line.message === 'reconciliation report not stored');
-    expect(logged).toBeGreaterThanOrEqual(0);
-    expect(logged).toBeLessThan(notStored);
-    expect(await storedUnder(day)).toEqual([]);
-    expect((await read(day)).status).toBe(404);
+  ])(
+    'the report failing to store (%s, an injected DynamoDB fault) never fails the run: it answers its counts, counts and logs the mismatch, counts the report not stored, and leaves no page behind',
+    async (_which, matching) => {
+      const day = _which === 'its head' ? beijingDay(5) : beijingDay(4);
+      const bill = await gzipBill(foreignPayments(day, 3000));
+      const fault = failingWrites(matching(day));
+      let report: ReconciliationReport | undefined;
+      let lines: Array<Record<string, unknown>>;
+      try {
+        lines = await writtenLines('INFO', async () => {
+          report = await reconcileAgainst(day, bill);
+        });
+      } finally {
+        fault.stop();
+      }
+      expect(fault.failed()).toBeGreaterThan(0);
+      expect(report).toMatchObject({ status: 'MISMATCHED', counts: { billRows: 3000 }, itemCount: 3000, stored: false });
+      expect(report?.items).toHaveLength(100);
+      expect(report?.nextCursor).toBeUndefined();
+      expect(metricsOf(lines)).toMatchObject({ ReconciliationMismatches: 3000, ReconciliationReportsNotStored: 1 });
+      expect(lines).toContainEqual(expect.objectContaining({ level: 'ERROR', message: 'reconciliation report not stored', billDate: day }));
+      // The mismatch is logged before the report is stored.
+      const logged = lines.findIndex((line) => line.message === 'reconciliation');
+      const notStored = lines.findIndex((line) => line.message === 'reconciliation report not stored');
+      expect(logged).toBeGreaterThanOrEqual(0);
+      expect(logged).toBeLessThan(notStored);
+      expect(await storedUnder(day)).toEqual([]);
+      expect((await read(day)).status).toBe(404);
 
-    // Once DynamoDB is back, the next run stores it.
-    expect(await reconcileAgainst(day, bill)).toMatchObject({ itemCount: 3000, nextCursor: expect.any(String) });
-    expect((await readAll(day, 1000)).items).toHaveLength(3000);
-  }, 60_000);
+      // Once DynamoDB is back, the next run stores it.
+      expect(await reconcileAgainst(day, bill)).toMatchObject({ itemCount: 3000, nextCursor: expect.any(String) });
+      expect((await readAll(day, 1000)).items).toHaveLength(3000);
+    },
+    60_000,
+  );
 
   it('the head written but its answer lost (an injected DynamoDB fault): the run sees its own head and answers stored', async () => {
     const day = beijingDay(10);
@@ -271,7 +297,9 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
     expect(second).toMatchObject({ itemCount: 10, counts: { billRows: 10 } });
     expect(second.nextCursor).toBeUndefined();
     const { items } = await readAll(day, 1000);
-    expect(items.map((item) => item.outTradeNo)).toEqual(Array.from({ length: 10 }, (_, i) => `LEGACY${String(90_000 + i).padStart(10, '0')}`));
+    expect(items.map((item) => item.outTradeNo)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `LEGACY${String(90_000 + i).padStart(10, '0')}`),
+    );
     const now = await storedUnder(day);
     expect(now).toHaveLength(2);
     expect(now.filter((pk) => earlierPages.includes(pk))).toEqual([`reconciliation#${day}`]);
@@ -281,13 +309,25 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
     expect(stale.body.error?.code).toBe('REPORT_REPLACED');
   }, 60_000);
 
-  it('a run that started earlier but finishes later leaves the later run\'s report, and its own pages are removed', async () => {
+  it("a run that started earlier but finishes later leaves the later run's report, and its own pages are removed", async () => {
     const day = beijingDay(7);
     const later = await reconcileAgainst(day, await gzipBill(foreignPayments(day, 5)));
     const pages = new ReportWriter(day, ctx.reports);
-    for (const row of foreignPayments(day, 300)) await pages.add({ kind: 'UNKNOWN_ORDER', outTradeNo: row.outTradeNo, transactionId: row.transactionId, billFen: 100, note: 'earlier' });
-    const stored = await pages.finish({ billDate: day, status: 'MISMATCHED', counts: { billRows: 300, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 }, ranAt: new Date(Date.parse(later.ranAt) - 60_000).toISOString() });
-    expect(stored).toEqual({ stored: false, reason: "a later run of the same day stored its report first" });
+    for (const row of foreignPayments(day, 300))
+      await pages.add({
+        kind: 'UNKNOWN_ORDER',
+        outTradeNo: row.outTradeNo,
+        transactionId: row.transactionId,
+        billFen: 100,
+        note: 'earlier',
+      });
+    const stored = await pages.finish({
+      billDate: day,
+      status: 'MISMATCHED',
+      counts: { billRows: 300, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 0 },
+      ranAt: new Date(Date.parse(later.ranAt) - 60_000).toISOString(),
+    });
+    expect(stored).toEqual({ stored: false, reason: 'a later run of the same day stored its report first' });
     expect((await read(day)).body).toEqual(later);
     expect(await storedUnder(day)).toHaveLength(2);
   });
@@ -312,9 +352,23 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
     );
     try {
       for (let i = 0; i < 30; i++) {
-        await pages.add({ kind: 'REFUND_MISMATCH', outTradeNo: `o${i}`, transactionId: '4200000000000000000000000001', outRefundNo: long, billFen: 1, note: `refund ${long} is in the bill as SUCCESS but is recorded otherwise here (UNKNOWN_ORDER)` });
+        await pages.add({
+          kind: 'REFUND_MISMATCH',
+          outTradeNo: `o${i}`,
+          transactionId: '4200000000000000000000000001',
+          outRefundNo: long,
+          billFen: 1,
+          note: `refund ${long} is in the bill as SUCCESS but is recorded otherwise here (UNKNOWN_ORDER)`,
+        });
       }
-      expect(await pages.finish({ billDate: day, status: 'MISMATCHED', counts: { billRows: 30, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 30 }, ranAt: new Date().toISOString() })).toEqual({ stored: true, nextCursor: expect.any(String) });
+      expect(
+        await pages.finish({
+          billDate: day,
+          status: 'MISMATCHED',
+          counts: { billRows: 30, matched: 0, repaired: 0, missingFromBill: 0, amountMismatches: 30 },
+          ranAt: new Date().toISOString(),
+        }),
+      ).toEqual({ stored: true, nextCursor: expect.any(String) });
       // An answer holds at most 1 MiB of items: fewer than the 100 asked for by default.
       expect(pages.firstItems.length).toBeLessThan(30);
     } finally {
@@ -329,8 +383,26 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
 
   it('a report stored whole, as before pages, still reads, a page at a time', async () => {
     const day = beijingDay(9);
-    const items = Array.from({ length: 3 }, (_, i) => ({ kind: 'MISSING_FROM_BILL', outTradeNo: `whole${i}`, transactionId: `42000000${String(i).padStart(20, '0')}`, recordedFen: 10, note: 'n' }));
-    await ctx.store.db.send(new PutCommand({ TableName: stack.table, Item: { pk: `reconciliation#${day}`, billDate: day, status: 'MISMATCHED', counts: { billRows: 0, matched: 0, repaired: 0, missingFromBill: 3, amountMismatches: 0 }, items, ranAt: '2026-01-01T02:00:00.000Z' } }));
+    const items = Array.from({ length: 3 }, (_, i) => ({
+      kind: 'MISSING_FROM_BILL',
+      outTradeNo: `whole${i}`,
+      transactionId: `42000000${String(i).padStart(20, '0')}`,
+      recordedFen: 10,
+      note: 'n',
+    }));
+    await ctx.store.db.send(
+      new PutCommand({
+        TableName: stack.table,
+        Item: {
+          pk: `reconciliation#${day}`,
+          billDate: day,
+          status: 'MISMATCHED',
+          counts: { billRows: 0, matched: 0, repaired: 0, missingFromBill: 3, amountMismatches: 0 },
+          items,
+          ranAt: '2026-01-01T02:00:00.000Z',
+        },
+      }),
+    );
     const first = await read(day, 'limit=2');
     expect(first.body).toMatchObject({ status: 'MISMATCHED', itemCount: 3, items: items.slice(0, 2), nextCursor: expect.any(String) });
     const rest = await read(day, `limit=2&cursor=${first.body.nextCursor}`);
@@ -362,7 +434,9 @@ describe('A large reconciliation report fails the run and silences its alarm (Me
     const otherDay = await read(other, `cursor=${body.nextCursor}`);
     expect(otherDay.status).toBe(400);
     expect(otherDay.body.error?.field).toBe('cursor');
-    const [, runId] = Buffer.from(body.nextCursor as string, 'base64url').toString().split(':');
+    const [, runId] = Buffer.from(body.nextCursor as string, 'base64url')
+      .toString()
+      .split(':');
     const past = await read(day, `cursor=${Buffer.from(`${day}:${runId}:100000:0`).toString('base64url')}`);
     expect(past.status).toBe(400);
     expect(past.body.error?.field).toBe('cursor');

@@ -40,7 +40,7 @@ async function countedRun(run: () => Promise<RecoverySummary>) {
       const result = await next(args);
       if (context.commandName === 'QueryCommand') {
         counts.queries += 1;
-        counts.itemsRead += ((result.output as { Count?: number }).Count ?? 0);
+        counts.itemsRead += (result.output as { Count?: number }).Count ?? 0;
       }
       return result;
     },

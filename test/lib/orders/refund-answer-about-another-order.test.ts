@@ -23,7 +23,7 @@ useTestStack((started) => ({ stack, ctx } = started), { refunds: true });
 const later = (ms: number): OrdersContext => ({ ...ctx, now: () => new Date(Date.now() + ms) });
 
 describe('refundquery answering about another order with the same out_refund_no', () => {
-  it('is not recorded as this order\'s refund, and flags the order for review', async () => {
+  it("is not recorded as this order's refund, and flags the order for review", async () => {
     const key = 'return-0001'; // a merchant's own sequential refund number, reused by another system
     const mine = await paidOrder(stack.sim, 50, 'this deployment');
     // Another system on the same merchant refunded ITS order under the very number this refund will have.
@@ -57,7 +57,13 @@ describe('refundquery answering about another order with the same out_refund_no'
     // A person sees it on the order.
     const merchantView = await getMerchantOrder(mine);
     expect(merchantView.body.review).toEqual([
-      expect.objectContaining({ reason: 'REFUND_ANSWER_FOR_ANOTHER_ORDER', source: 'recovery', outRefundNo: answer.body.outRefundNo, refundFee: 50, answeredOutTradeNo: other }),
+      expect.objectContaining({
+        reason: 'REFUND_ANSWER_FOR_ANOTHER_ORDER',
+        source: 'recovery',
+        outRefundNo: answer.body.outRefundNo,
+        refundFee: 50,
+        answeredOutTradeNo: other,
+      }),
     ]);
     // Asked again, it is refused again and flagged no more.
     await recoverOrders(later(400_000), { deadline: Date.now() + 10_000 });
@@ -67,7 +73,7 @@ describe('refundquery answering about another order with the same out_refund_no'
 });
 
 describe('refund numbers', () => {
-  it('name the order: the same key on another deployment\'s order makes another number, and both refunds are made', async () => {
+  it("name the order: the same key on another deployment's order makes another number, and both refunds are made", async () => {
     const key = 'return-0002';
     const mine = await paidOrder(stack.sim, 40, 'this deployment');
     const other = await paidOrder(stack.sim, 40, 'another deployment, an earlier version');
@@ -78,20 +84,31 @@ describe('refund numbers', () => {
     expect(answer.body.outRefundNo).toBe(outRefundNoFor(mine, key));
     expect(answer.body.outRefundNo).not.toBe(refundClaimFor(key));
     await eventually(async () => ((await getRefund(mine, answer.body.outRefundNo as string)).body.status === 'SUCCESS' ? true : undefined));
-    expect((await stack.sim.order(mine)).refunds).toEqual([expect.objectContaining({ out_refund_no: outRefundNoFor(mine, key), refund_fee: 40, refund_status: 'SUCCESS' })]);
+    expect((await stack.sim.order(mine)).refunds).toEqual([
+      expect.objectContaining({ out_refund_no: outRefundNoFor(mine, key), refund_fee: 40, refund_status: 'SUCCESS' }),
+    ]);
   });
 
   it('keep the number a refund requested before numbers named their order was sent with', async () => {
     const key = 'return-0003';
     const mine = await paidOrder(stack.sim, 30, 'refunded by an earlier version');
     // What an earlier version wrote before asking WeChat Pay (then it stopped): the claim, under the key's own number.
-    const fingerprint = createHash('sha256').update(JSON.stringify([mine, 30, null])).digest('base64url');
-    const claimed = await ctx.claims.refund(refundClaimFor(key), { outRefundNo: refundClaimFor(key), outTradeNo: mine, fingerprint, createdAt: new Date().toISOString() });
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([mine, 30, null]))
+      .digest('base64url');
+    const claimed = await ctx.claims.refund(refundClaimFor(key), {
+      outRefundNo: refundClaimFor(key),
+      outTradeNo: mine,
+      fingerprint,
+      createdAt: new Date().toISOString(),
+    });
     expect(claimed.ok).toBe(true);
     const again = await refund(mine, { refundFee: 30, idempotencyKey: key });
     expect(again.status, again.raw).toBe(202);
     expect(again.body.outRefundNo).toBe(refundClaimFor(key));
-    expect((await stack.sim.order(mine)).refunds).toEqual([expect.objectContaining({ out_refund_no: refundClaimFor(key), refund_fee: 30 })]);
+    expect((await stack.sim.order(mine)).refunds).toEqual([
+      expect.objectContaining({ out_refund_no: refundClaimFor(key), refund_fee: 30 }),
+    ]);
     // The same key for another order of this deployment is still the key reused.
     const another = await paidOrder(stack.sim, 30, 'another order');
     const reused = await refund(another, { refundFee: 30, idempotencyKey: key });
@@ -108,15 +125,31 @@ describe('a refund answer about another order', () => {
       ...ctx,
       gatewayFor: (order) => {
         const gateway = ctx.gatewayFor(order);
-        return { ...gateway, refund: async (call) => ({ ...(await gateway.refund(call)), outTradeNo: 'ANOTHER0000000001', transactionId: '4200000000000000000000000001' }) };
+        return {
+          ...gateway,
+          refund: async (call) => ({
+            ...(await gateway.refund(call)),
+            outTradeNo: 'ANOTHER0000000001',
+            transactionId: '4200000000000000000000000001',
+          }),
+        };
       },
     };
-    const view = await requestRefund(parseRefundRequest(mine, { refundFee: 20, idempotencyKey: 'answered-elsewhere' }), answeringAboutAnother);
+    const view = await requestRefund(
+      parseRefundRequest(mine, { refundFee: 20, idempotencyKey: 'answered-elsewhere' }),
+      answeringAboutAnother,
+    );
     expect(view).toMatchObject({ status: 'PROCESSING' });
     expect(view.refundId).toBeUndefined();
     const merchantView = await getMerchantOrder(mine);
     expect(merchantView.body.refunds).toEqual([expect.objectContaining({ status: 'PROCESSING' })]);
     expect((merchantView.body.refunds as Array<{ refundId?: string }>)[0]?.refundId).toBeUndefined();
-    expect(merchantView.body.review).toEqual([expect.objectContaining({ reason: 'REFUND_ANSWER_FOR_ANOTHER_ORDER', source: 'refund-request', answeredOutTradeNo: 'ANOTHER0000000001' })]);
+    expect(merchantView.body.review).toEqual([
+      expect.objectContaining({
+        reason: 'REFUND_ANSWER_FOR_ANOTHER_ORDER',
+        source: 'refund-request',
+        answeredOutTradeNo: 'ANOTHER0000000001',
+      }),
+    ]);
   });
 });

@@ -43,6 +43,8 @@ describe('a refund number that names an Object.prototype member', () => {
     const view = await getMerchantOrder(id);
     expect(view.body).toMatchObject({ refundedFee: 21 });
     expect((view.body.refunds as Array<{ outRefundNo: string }>).map((r) => r.outRefundNo).sort()).toEqual(['__proto__', 'constructor']);
-    expect(view.body.review).toEqual(expect.arrayContaining([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', outRefundNo: '__proto__' })]));
+    expect(view.body.review).toEqual(
+      expect.arrayContaining([expect.objectContaining({ reason: 'REFUND_NOT_REQUESTED', outRefundNo: '__proto__' })]),
+    );
   });
 });

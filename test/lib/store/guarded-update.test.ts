@@ -16,14 +16,24 @@ const update = (pk = 'a') => new GuardedUpdate(table(), { pk });
 
 describe('GuardedUpdate', () => {
   it('joins its SET, REMOVE and ADD parts into one expression, each clause once', () => {
-    const built = update().set('a = :a', { ':a': 1 }).remove('b').set('c = :c, d = :d', { ':c': 2, ':d': 3 }).add('n :one', { ':one': 1 }).remove('e', 'f');
+    const built = update()
+      .set('a = :a', { ':a': 1 })
+      .remove('b')
+      .set('c = :c, d = :d', { ':c': 2, ':d': 3 })
+      .add('n :one', { ':one': 1 })
+      .remove('e', 'f');
     expect(built.expression).toBe('SET a = :a, c = :c, d = :d REMOVE b, e, f ADD n :one');
     expect(() => update().expression).toThrow(/SET, REMOVE or ADD/);
   });
 
   it('writes, and answers the item as it now is', async () => {
     await tables.put({ pk: 'a', b: 'gone', n: 1 });
-    const written = await update().set('a = :a', { ':a': 'x' }).remove('b').add('n :two', { ':two': 2 }).when('exists', 'attribute_exists(pk)').run();
+    const written = await update()
+      .set('a = :a', { ':a': 'x' })
+      .remove('b')
+      .add('n :two', { ':two': 2 })
+      .when('exists', 'attribute_exists(pk)')
+      .run();
     expect(written).toEqual({ pk: 'a', a: 'x', n: 3 });
     expect(await tables.item({ pk: 'a' })).toEqual(written);
   });
@@ -48,7 +58,11 @@ describe('GuardedUpdate', () => {
   it('keeps each part whole: an OR inside a part is not loosened by the ANDs around it', async () => {
     // Unparenthesized, `x = :one AND attribute_not_exists(y) OR y < :two` would hold here (y < 2).
     await tables.put({ pk: 'a', x: 2, y: 1 });
-    const refused = await update().when('xIsOne', 'x = :one', { ':one': 1 }).when('yAbsentOrSmall', 'attribute_not_exists(y) OR y < :two', { ':two': 2 }).set('z = :one').run();
+    const refused = await update()
+      .when('xIsOne', 'x = :one', { ':one': 1 })
+      .when('yAbsentOrSmall', 'attribute_not_exists(y) OR y < :two', { ':two': 2 })
+      .set('z = :one')
+      .run();
     expect(refused).toBeUndefined();
   });
 
@@ -61,13 +75,17 @@ describe('GuardedUpdate', () => {
 
   it('refuses a placeholder given two values before anything is sent', () => {
     expect(() => update().set('a = :v', { ':v': 1 }).when('b', 'b = :v', { ':v': 2 })).toThrow(/:v given two values/);
-    expect(() => update().set('a.#n = :v', { ':v': 1 }, { '#n': 'x' }).when('b', 'attribute_exists(#n)', undefined, { '#n': 'y' })).toThrow(/#n given two values/);
+    expect(() => update().set('a.#n = :v', { ':v': 1 }, { '#n': 'x' }).when('b', 'attribute_exists(#n)', undefined, { '#n': 'y' })).toThrow(
+      /#n given two values/,
+    );
     // The same value twice is one placeholder.
     expect(update().set('a = :zero', { ':zero': 0 }).set('b = :zero', { ':zero': 0 }).expression).toBe('SET a = :zero, b = :zero');
   });
 
-  it('makes any other failure the store\'s error, with the SDK\'s as its cause', async () => {
-    const missing = new GuardedUpdate(new Table(tables.db, 'no-such-table', TestStoreError), { pk: 'a' }).set('a = :a', { ':a': 1 }).when('exists', 'attribute_exists(pk)');
+  it("makes any other failure the store's error, with the SDK's as its cause", async () => {
+    const missing = new GuardedUpdate(new Table(tables.db, 'no-such-table', TestStoreError), { pk: 'a' })
+      .set('a = :a', { ':a': 1 })
+      .when('exists', 'attribute_exists(pk)');
     const error = await missing.run().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(TestStoreError);
     expect((error as Error).message).toBe('DynamoDB UpdateItem failed');
@@ -87,7 +105,10 @@ describe('GuardedPut', () => {
   });
 
   it('answers the item it replaced (replacing), {} when there was none, undefined when refused', async () => {
-    const put = (ranAt: string) => new GuardedPut(table(), { pk: 'head' }, { ranAt }).when('noLaterRun', 'attribute_not_exists(pk) OR ranAt <= :ranAt', { ':ranAt': ranAt });
+    const put = (ranAt: string) =>
+      new GuardedPut(table(), { pk: 'head' }, { ranAt }).when('noLaterRun', 'attribute_not_exists(pk) OR ranAt <= :ranAt', {
+        ':ranAt': ranAt,
+      });
     expect(await put('2026-01-02').replacing()).toEqual({});
     expect(await put('2026-01-03').replacing()).toEqual({ replaced: { pk: 'head', ranAt: '2026-01-02' } });
     expect(await put('2026-01-01').replacing()).toBeUndefined();

@@ -75,17 +75,26 @@ describe('shardPages', () => {
   });
 
   it('reads a day of a by-day index whole, with a projection (shardItems)', async () => {
-    for (let shard = 0; shard < 16; shard += 5) await tables.put({ pk: `paid-${shard}`, paidDayShard: `20260301#${shard}`, transactionId: `tx${shard}`, totalFee: shard });
+    for (let shard = 0; shard < 16; shard += 5)
+      await tables.put({ pk: `paid-${shard}`, paidDayShard: `20260301#${shard}`, transactionId: `tx${shard}`, totalFee: shard });
     await tables.put({ pk: 'other-day', paidDayShard: '20260302#0', transactionId: 'tx', totalFee: 1 });
-    const query: ShardedQuery = { index: 'paidByDay', shards: 16, partition: { attribute: 'paidDayShard', valueIn: (shard) => `20260301#${shard}` }, projection: 'pk, totalFee' };
+    const query: ShardedQuery = {
+      index: 'paidByDay',
+      shards: 16,
+      partition: { attribute: 'paidDayShard', valueIn: (shard) => `20260301#${shard}` },
+      projection: 'pk, totalFee',
+    };
     const items = [];
     for await (const item of shardItems(table(), query)) items.push(item);
     expect(items).toEqual([0, 5, 10, 15].map((shard) => ({ pk: `paid-${shard}`, totalFee: shard })));
   });
 
-  it('fails with the store\'s error', async () => {
+  it("fails with the store's error", async () => {
     const missing = new Table(tables.db, 'no-such-table', TestStoreError);
-    await expect(pagesOf(shardPages(missing, pending()))).rejects.toMatchObject({ message: 'DynamoDB Query failed', cause: { name: 'ResourceNotFoundException' } });
+    await expect(pagesOf(shardPages(missing, pending()))).rejects.toMatchObject({
+      message: 'DynamoDB Query failed',
+      cause: { name: 'ResourceNotFoundException' },
+    });
   });
 });
 
@@ -128,7 +137,13 @@ describe('walkUntil', () => {
     const queries = countQueries();
     try {
       const seen: unknown[] = [];
-      expect(await walkUntil(shardPages(table(), pending()), Date.now() + 60_000, async (items) => (seen.push(...items.map((item) => item.pk)), false))).toBe(false);
+      expect(
+        await walkUntil(
+          shardPages(table(), pending()),
+          Date.now() + 60_000,
+          async (items) => (seen.push(...items.map((item) => item.pk)), false),
+        ),
+      ).toBe(false);
       expect(seen).toEqual(['s0-0', 's1-0', 's2-0', 's3-0']);
       expect(queries.count()).toBe(4);
       let pages = 0;

@@ -35,13 +35,18 @@ function leaveUnprocessed(times: number, keep = 1) {
 }
 
 describe('Table', () => {
-  it('sends a request; a failure becomes the store\'s error with the SDK\'s as cause, a refused condition stays what it is', async () => {
+  it("sends a request; a failure becomes the store's error with the SDK's as cause, a refused condition stays what it is", async () => {
     const missing = new Table(tables.db, 'no-such-table', TestStoreError);
     const failed = await missing.get({ pk: 'a' }).catch((error: unknown) => error);
     expect(failed).toBeInstanceOf(TestStoreError);
     expect(failed).toBeInstanceOf(StoreError);
-    expect(failed).toMatchObject({ name: 'TestStoreError', message: 'DynamoDB GetItem failed', cause: { name: 'ResourceNotFoundException' } });
-    const put = (db: typeof tables.db) => db.send(new PutCommand({ TableName: tables.table, Item: { pk: 'a' }, ConditionExpression: 'attribute_exists(pk)' }));
+    expect(failed).toMatchObject({
+      name: 'TestStoreError',
+      message: 'DynamoDB GetItem failed',
+      cause: { name: 'ResourceNotFoundException' },
+    });
+    const put = (db: typeof tables.db) =>
+      db.send(new PutCommand({ TableName: tables.table, Item: { pk: 'a' }, ConditionExpression: 'attribute_exists(pk)' }));
     await expect(table().send('PutItem', put)).rejects.toBeInstanceOf(ConditionalCheckFailedException);
     expect(await table().conditional('PutItem', put)).toBeUndefined();
   });
@@ -61,10 +66,15 @@ describe('Table', () => {
       { pk: 'a', v: 1 },
       { pk: 'c', v: 3 },
     ]);
-    await expect(table().getMany(Array.from({ length: BATCH_GET_MAX_KEYS + 1 }, (_, i) => ({ pk: `k${i}` })), { retries: 0, baseMs: 1, maxMs: 1 })).rejects.toThrow(RangeError);
+    await expect(
+      table().getMany(
+        Array.from({ length: BATCH_GET_MAX_KEYS + 1 }, (_, i) => ({ pk: `k${i}` })),
+        { retries: 0, baseMs: 1, maxMs: 1 },
+      ),
+    ).rejects.toThrow(RangeError);
   });
 
-  it('asks again for the keys DynamoDB left unprocessed, and gives up with the store\'s error after its retries', async () => {
+  it("asks again for the keys DynamoDB left unprocessed, and gives up with the store's error after its retries", async () => {
     for (const pk of ['a', 'b', 'c', 'd']) await tables.put({ pk });
     const twice = leaveUnprocessed(2);
     try {
@@ -77,7 +87,9 @@ describe('Table', () => {
     }
     const again = leaveUnprocessed(3);
     try {
-      await expect(table().getMany([{ pk: 'a' }, { pk: 'b' }, { pk: 'c' }, { pk: 'd' }], { retries: 2, baseMs: 1, maxMs: 5 })).rejects.toThrow(
+      await expect(
+        table().getMany([{ pk: 'a' }, { pk: 'b' }, { pk: 'c' }, { pk: 'd' }], { retries: 2, baseMs: 1, maxMs: 5 }),
+      ).rejects.toThrow(
         expect.objectContaining({ name: 'TestStoreError', message: 'DynamoDB BatchGetItem left 1 keys unprocessed after 3 requests' }),
       );
       expect(again.requests()).toBe(3);

@@ -24,7 +24,11 @@ function referenceSignature(ticket: string, nonce: string, timestamp: number, ur
 const ticketArb = fc.stringMatching(/^[A-Za-z0-9_-]{20,100}$/);
 const nonceArb = fc.stringMatching(/^[A-Za-z0-9]{1,32}$/);
 const timestampArb = fc.integer({ min: 1_000_000_000, max: 4_000_000_000 });
-const chineseArb = fc.string({ unit: fc.integer({ min: 0x4e00, max: 0x9fa5 }).map((code) => String.fromCharCode(code)), minLength: 1, maxLength: 12 });
+const chineseArb = fc.string({
+  unit: fc.integer({ min: 0x4e00, max: 0x9fa5 }).map((code) => String.fromCharCode(code)),
+  minLength: 1,
+  maxLength: 12,
+});
 const queryValueArb = fc.oneof(fc.stringMatching(/^[A-Za-z0-9._~%-]{0,20}$/), chineseArb);
 /** Page URLs as WeChat's browser reports them: http(s), a path, often a query, sometimes Chinese. */
 const pageUrlArb = fc
@@ -39,16 +43,28 @@ const pageUrlArb = fc
     const search = query.length > 0 ? `?${query.map(([key, value]) => `${key}=${value}`).join('&')}` : '';
     return `${scheme}://${host}${path}${search}`;
   });
-const fragmentArb = fc.oneof(fc.constant('wechat_redirect'), fc.string({ maxLength: 30 }).map((text) => text.replace(/\s/g, '')), chineseArb);
+const fragmentArb = fc.oneof(
+  fc.constant('wechat_redirect'),
+  fc.string({ maxLength: 30 }).map((text) => text.replace(/\s/g, '')),
+  chineseArb,
+);
 
 describe('jssdkSignature', () => {
-  it("matches the official JS-SDK vector", () => {
+  it('matches the official JS-SDK vector', () => {
     expect(jssdkSignature(VECTOR)).toBe(VECTOR.signature);
     expect(jssdkSignature({ ...VECTOR, timestamp: String(VECTOR.timestamp) })).toBe(VECTOR.signature);
   });
 
   it('jssdkConfig signs with the given nonce and the time in whole seconds', () => {
-    expect(jssdkConfig({ appId: 'wx0000000000000001', jsapiTicket: VECTOR.jsapiTicket, url: VECTOR.url, nonceStr: VECTOR.nonceStr, now: VECTOR.timestamp * 1000 + 999 })).toEqual({
+    expect(
+      jssdkConfig({
+        appId: 'wx0000000000000001',
+        jsapiTicket: VECTOR.jsapiTicket,
+        url: VECTOR.url,
+        nonceStr: VECTOR.nonceStr,
+        now: VECTOR.timestamp * 1000 + 999,
+      }),
+    ).toEqual({
       appId: 'wx0000000000000001',
       timestamp: VECTOR.timestamp,
       nonceStr: VECTOR.nonceStr,
@@ -68,7 +84,9 @@ describe('jssdkSignature', () => {
   it('is the documented SHA1 for any page URL with a query, Chinese characters included (property)', () => {
     fc.assert(
       fc.property(ticketArb, nonceArb, timestampArb, pageUrlArb, (ticket, nonce, timestamp, url) => {
-        expect(jssdkSignature({ jsapiTicket: ticket, nonceStr: nonce, timestamp, url })).toBe(referenceSignature(ticket, nonce, timestamp, url));
+        expect(jssdkSignature({ jsapiTicket: ticket, nonceStr: nonce, timestamp, url })).toBe(
+          referenceSignature(ticket, nonce, timestamp, url),
+        );
       }),
       { numRuns: 300 },
     );

@@ -128,7 +128,7 @@ describe('against the emulator', () => {
 });
 
 describe('failures before or around WeChat', () => {
-  it('names a network failure, retryable, without the URL\'s query', async () => {
+  it("names a network failure, retryable, without the URL's query", async () => {
     const closed = createPlatformClient({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 2000 });
     const error = await failure(closed.code2Session(MP, 'A'.repeat(32)));
     expect(error).toMatchObject({ code: 'NETWORK_ERROR', retryable: true });
@@ -191,7 +191,12 @@ describe('failures before or around WeChat', () => {
     expect(requests).toHaveLength(1);
     expect(requests[0]?.url).toBe('https://api.weixin.qq.com/cgi-bin/stable_token');
     expect(requests[0]?.init?.method).toBe('POST');
-    expect(JSON.parse(String(requests[0]?.init?.body))).toEqual({ grant_type: 'client_credential', appid: OA.appId, secret: OA.secret, force_refresh: false });
+    expect(JSON.parse(String(requests[0]?.init?.body))).toEqual({
+      grant_type: 'client_credential',
+      appid: OA.appId,
+      secret: OA.secret,
+      force_refresh: false,
+    });
   });
 
   it('masks a secret, a code or a token that WeChat (or a proxy) echoes back', async () => {
@@ -199,9 +204,16 @@ describe('failures before or around WeChat', () => {
     const token = 'T0ken_000000000000000000000000000000001';
     const echo = (body: string) => fakeFetch(() => new Response(body)).fetchImpl;
     const errors = [
-      await failure(createPlatformClient({ fetch: echo(`{"errcode":40029,"errmsg":"bad ${code} for ${MP.secret}"}`) }).code2Session(MP, code)),
+      await failure(
+        createPlatformClient({ fetch: echo(`{"errcode":40029,"errmsg":"bad ${code} for ${MP.secret}"}`) }).code2Session(MP, code),
+      ),
       await failure(createPlatformClient({ fetch: echo(`{"errcode":40001,"errmsg":"stale ${token}"}`) }).jsapiTicket(token)),
-      await failure(createPlatformClient({ fetch: echo(`<html>GET /sns/jscode2session?secret=${MP.secret}&js_code=${code}</html>`) }).code2Session(MP, code)),
+      await failure(
+        createPlatformClient({ fetch: echo(`<html>GET /sns/jscode2session?secret=${MP.secret}&js_code=${code}</html>`) }).code2Session(
+          MP,
+          code,
+        ),
+      ),
       await failure(
         createPlatformClient({
           fetch: (async () => {
@@ -211,7 +223,13 @@ describe('failures before or around WeChat', () => {
       ),
     ];
     for (const error of errors) {
-      const seen = [error.message, error.errmsg ?? '', JSON.stringify(error), String(error.cause), (error.cause as Error | undefined)?.message ?? ''].join('\n');
+      const seen = [
+        error.message,
+        error.errmsg ?? '',
+        JSON.stringify(error),
+        String(error.cause),
+        (error.cause as Error | undefined)?.message ?? '',
+      ].join('\n');
       for (const secret of [MP.secret, OA.secret, code, token]) expect(seen).not.toContain(secret);
     }
     expect(errors[0]?.errmsg).toBe('bad *** for ***');

@@ -1,7 +1,14 @@
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_BILL_LINE_CHARS, readBillAnswer, type BillFailure, type BillOutline, type BillResult, type BillRow } from '../../../lib/wechatpay/bill';
+import {
+  MAX_BILL_LINE_CHARS,
+  readBillAnswer,
+  type BillFailure,
+  type BillOutline,
+  type BillResult,
+  type BillRow,
+} from '../../../lib/wechatpay/bill';
 import { LineSplitter, streamBillAnswer } from '../../../lib/wechatpay/bill-stream';
 import { paymentRow, refundRow, writeBill } from '../../../dev/wechatpay-documents/bill';
 
@@ -52,14 +59,42 @@ function expectSameAnswer(actual: BillResult, whole: BillResult) {
 }
 
 const ROWS = [
-  paymentRow({ tradeTime: '2026-11-30 12:00:00', appId: 'wxd930ea5d5a258f4f', mchId: '10000100', transactionId: '4200000540202611301234567890', outTradeNo: '20261130abcdefghijABCDEFGHIJ', openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', tradeType: 'JSAPI', totalFeeFen: 1000, productName: '咖啡 ☕ 𝄞' }),
-  refundRow({ tradeTime: '2026-11-30 13:00:00', appId: 'wxd930ea5d5a258f4f', mchId: '10000100', transactionId: '4200000540202611301234567890', outTradeNo: '20261130abcdefghijABCDEFGHIJ', openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', tradeType: 'JSAPI', refundId: '50000000000000000000000000001', outRefundNo: 'R1', refundFeeFen: 500, productName: '退款' }),
+  paymentRow({
+    tradeTime: '2026-11-30 12:00:00',
+    appId: 'wxd930ea5d5a258f4f',
+    mchId: '10000100',
+    transactionId: '4200000540202611301234567890',
+    outTradeNo: '20261130abcdefghijABCDEFGHIJ',
+    openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+    tradeType: 'JSAPI',
+    totalFeeFen: 1000,
+    productName: '咖啡 ☕ 𝄞',
+  }),
+  refundRow({
+    tradeTime: '2026-11-30 13:00:00',
+    appId: 'wxd930ea5d5a258f4f',
+    mchId: '10000100',
+    transactionId: '4200000540202611301234567890',
+    outTradeNo: '20261130abcdefghijABCDEFGHIJ',
+    openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+    tradeType: 'JSAPI',
+    refundId: '50000000000000000000000000001',
+    outRefundNo: 'R1',
+    refundFeeFen: 500,
+    productName: '退款',
+  }),
 ];
 const BILL = writeBill(ROWS, { bom: true, lineEnding: '\r\n' });
 
 /** Text with what line breaking can trip on: CR, LF, CRLF, lone CRs, 2-, 3- and 4-byte characters. */
 const TRICKY_TEXT = fc
-  .array(fc.oneof(fc.constantFrom('\r\n', '\n', '\r', '\r\r\n', '`', ',', 'é', '咖', '𝄞', '\uFEFF'), fc.string({ unit: 'grapheme', maxLength: 8 })), { maxLength: 40 })
+  .array(
+    fc.oneof(
+      fc.constantFrom('\r\n', '\n', '\r', '\r\r\n', '`', ',', 'é', '咖', '𝄞', '\uFEFF'),
+      fc.string({ unit: 'grapheme', maxLength: 8 }),
+    ),
+    { maxLength: 40 },
+  )
   .map((parts) => parts.join(''));
 const CUTS = fc.array(fc.nat(), { maxLength: 12 });
 
@@ -120,7 +155,13 @@ describe('streamBillAnswer', () => {
       // A real bill with lines dropped, repeated, or cut.
       fc.array(fc.constantFrom(...lines), { maxLength: 8 }).map((picked) => picked.join('\r\n')),
       fc.tuple(fc.nat(), fc.constantFrom('\n', '\r\n')).map(([at, end]) => BILL.slice(0, at % BILL.length).replaceAll('\r\n', end)),
-      fc.constantFrom('No Bill Exist', '\uFEFFNo Bill Exist\r\n', '<xml><return_code>FAIL</return_code><return_msg>No Bill Exist</return_msg></xml>', '<xml>\r\n<return_code>FAIL</return_code>\r\n<return_msg>Bill Creating</return_msg></xml>', ''),
+      fc.constantFrom(
+        'No Bill Exist',
+        '\uFEFFNo Bill Exist\r\n',
+        '<xml><return_code>FAIL</return_code><return_msg>No Bill Exist</return_msg></xml>',
+        '<xml>\r\n<return_code>FAIL</return_code>\r\n<return_msg>Bill Creating</return_msg></xml>',
+        '',
+      ),
     );
     await fc.assert(
       fc.asyncProperty(answer, fc.boolean(), fc.boolean(), CUTS, async (text, asBytes, gzip, cuts) => {
@@ -132,27 +173,50 @@ describe('streamBillAnswer', () => {
   });
 
   it('refuses an answer over the limit as it arrives, and a bill that inflates past the limit as it inflates', async () => {
-    expect(await streamed([Buffer.from(BILL)], 100)).toEqual({ ok: false, reason: 'TOO_LARGE', message: 'the answer is over the 100-byte limit' });
+    expect(await streamed([Buffer.from(BILL)], 100)).toEqual({
+      ok: false,
+      reason: 'TOO_LARGE',
+      message: 'the answer is over the 100-byte limit',
+    });
     // A header, then the same line again and again: 40 MB of bill in 100 KB of gzip (concatenated members).
     const [header, payment] = BILL.split('\r\n') as [string, string];
     const member = gzipSync(`${payment}\r\n`.repeat(40_000), { level: 9 });
     const bomb = Buffer.concat([gzipSync(`${header}\r\n`), ...Array.from({ length: 4 }, () => member)]);
-    const parts = pieces(bomb, Array.from({ length: Math.ceil(bomb.length / 16_384) }, (_, i) => i * 16_384));
-    expect(await streamed(parts, 4 * 1024 * 1024)).toEqual({ ok: false, reason: 'TOO_LARGE', message: 'the gzip answer inflates to over 4194304 bytes (a gzip bomb?)' });
+    const parts = pieces(
+      bomb,
+      Array.from({ length: Math.ceil(bomb.length / 16_384) }, (_, i) => i * 16_384),
+    );
+    expect(await streamed(parts, 4 * 1024 * 1024)).toEqual({
+      ok: false,
+      reason: 'TOO_LARGE',
+      message: 'the gzip answer inflates to over 4194304 bytes (a gzip bomb?)',
+    });
   });
 
   it('stops a gzip bomb of 1 GiB of zeros in 1 MB of gzip at once: no line is that long', async () => {
     const member = gzipSync(Buffer.alloc(1024 * 1024), { level: 9 });
     const bomb = Buffer.concat(Array.from({ length: 1024 }, () => member));
     const started = performance.now();
-    expect(await streamed([bomb])).toMatchObject({ ok: false, reason: 'MALFORMED_BILL', message: expect.stringMatching(/line 1 is over 16384 characters/) });
+    expect(await streamed([bomb])).toMatchObject({
+      ok: false,
+      reason: 'MALFORMED_BILL',
+      message: expect.stringMatching(/line 1 is over 16384 characters/),
+    });
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 
   it('refuses gzip that is corrupt or cut short, and a line without end', async () => {
     const zipped = gzipSync(BILL);
-    expect(await streamed([zipped.subarray(0, zipped.length - 10)])).toMatchObject({ ok: false, reason: 'MALFORMED_BILL', message: expect.stringMatching(/gzip/) });
-    expect(await streamed([Buffer.from('x'.repeat(MAX_BILL_LINE_CHARS + 1))])).toMatchObject({ ok: false, reason: 'MALFORMED_BILL', message: expect.stringMatching(/line 1 is over/) });
+    expect(await streamed([zipped.subarray(0, zipped.length - 10)])).toMatchObject({
+      ok: false,
+      reason: 'MALFORMED_BILL',
+      message: expect.stringMatching(/gzip/),
+    });
+    expect(await streamed([Buffer.from('x'.repeat(MAX_BILL_LINE_CHARS + 1))])).toMatchObject({
+      ok: false,
+      reason: 'MALFORMED_BILL',
+      message: expect.stringMatching(/line 1 is over/),
+    });
   });
 
   it('stops reading its source once the answer is refused', async () => {

@@ -209,7 +209,7 @@ describe('the pre-2018 24-column ALL bill (WeChat Pay documentation sample)', ()
 });
 
 describe('WeChat Pay SUCCESS and REFUND bills (headers of WxJava WxPayBillResultTest)', () => {
-  it('WxJava\'s excerpts are recognised, and refused because their summaries count lines that are not there', () => {
+  it("WxJava's excerpts are recognised, and refused because their summaries count lines that are not there", () => {
     const success = [
       '交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,商品名称,商户数据包,手续费,费率,订单金额,费率备注',
       '`2019-07-23 18:46:41,`XXXX,`XXX,`XXX,`,`XXX,`XXX,`XXX,`JSAPI,`SUCCESS,`CFT,`CNY,`0.01,`0.00,`XXX,`XXXX,`0.00000,`0.60%,`0.01,`',
@@ -235,14 +235,19 @@ describe('WeChat Pay SUCCESS and REFUND bills (headers of WxJava WxPayBillResult
       refundFeeFen: 1,
       appliedRefundFeeFen: 1,
     });
-    expect(expectOk(readBillAnswer(success.replace('`31,`3.05,`0.00,`0.00,`0.02000,`3.05', '`1,`0.01,`0.00,`0.00,`0.00000,`0.01'))).layout).toBe('SUCCESS');
+    expect(
+      expectOk(readBillAnswer(success.replace('`31,`3.05,`0.00,`0.00,`0.02000,`3.05', '`1,`0.01,`0.00,`0.00,`0.00000,`0.01'))).layout,
+    ).toBe('SUCCESS');
   });
 });
 
-describe('WeChat Pay\'s other answers', () => {
+describe("WeChat Pay's other answers", () => {
   it.each([
     // A real answer, quoted on WeChat's developer community (developers.weixin.qq.com/community/pay/doc/000a6227c40f583e4598ad7f15fc00).
-    ['<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]></return_msg><error_code><![CDATA[20002]]></error_code></xml>', 'NO_BILL'],
+    [
+      '<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]></return_msg><error_code><![CDATA[20002]]></error_code></xml>',
+      'NO_BILL',
+    ],
     ['<xml><return_code>FAIL</return_code><return_msg>NO Bill Exist</return_msg></xml>', 'NO_BILL'],
     ['<xml><return_code>FAIL</return_code><return_msg>not found</return_msg><err_code>NO_BILL_EXIST</err_code></xml>', 'NO_BILL'],
     ['No Bill Exist', 'NO_BILL'],
@@ -252,14 +257,20 @@ describe('WeChat Pay\'s other answers', () => {
     ['<xml><return_code>FAIL</return_code><return_msg>SYSTEMERROR</return_msg></xml>', 'SYSTEM_ERROR'],
     ['<xml><return_code>FAIL</return_code><return_msg>CompressGZip Error</return_msg></xml>', 'SYSTEM_ERROR'],
     // w7corp/easywechat's tests of its downloadbill client.
-    ['<xml><return_code><![CDATA[FAIL]]></return_code>\n<return_msg><![CDATA[invalid bill_date]]></return_msg>\n<error_code><![CDATA[20001]]></error_code>\n</xml>', 'REFUSED'],
-    ['<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[sign error]]></return_msg><error_code><![CDATA[20001]]></error_code></xml>', 'REFUSED'],
+    [
+      '<xml><return_code><![CDATA[FAIL]]></return_code>\n<return_msg><![CDATA[invalid bill_date]]></return_msg>\n<error_code><![CDATA[20001]]></error_code>\n</xml>',
+      'REFUSED',
+    ],
+    [
+      '<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[sign error]]></return_msg><error_code><![CDATA[20001]]></error_code></xml>',
+      'REFUSED',
+    ],
   ])('%s → %s', (answer, reason) => {
     expectFailure(readBillAnswer(answer), reason);
     expectFailure(readBillAnswer(Buffer.from(answer)), reason);
   });
 
-  it('names WeChat Pay\'s own words in the message', () => {
+  it("names WeChat Pay's own words in the message", () => {
     const answer = '<xml><return_code>FAIL</return_code><return_msg>invalid bill_date</return_msg><error_code>20001</error_code></xml>';
     expectFailure(readBillAnswer(answer), 'REFUSED', /"invalid bill_date" \(error_code "20001"\)/);
   });
@@ -292,8 +303,30 @@ describe('amounts: yuan text to integer fen, exactly', () => {
   });
 
   it.each([
-    '1.234', '-1', '-0.01', '1e3', '1E3', '', '`', '``', ' 1', '1 ', '01', '00.01', '1.', '.5', '+1', '0x10',
-    'NaN', 'Infinity', '1,000.00', '１.00', '1.2.3', '0.001', '1000000000000.00', '0.0000',
+    '1.234',
+    '-1',
+    '-0.01',
+    '1e3',
+    '1E3',
+    '',
+    '`',
+    '``',
+    ' 1',
+    '1 ',
+    '01',
+    '00.01',
+    '1.',
+    '.5',
+    '+1',
+    '0x10',
+    'NaN',
+    'Infinity',
+    '1,000.00',
+    '１.00',
+    '1.2.3',
+    '0.001',
+    '1000000000000.00',
+    '0.0000',
   ])('refuses %j', (yuan) => {
     expect(yuanToFen(yuan)).toBeUndefined();
   });
@@ -349,9 +382,7 @@ describe('the fee rule: the rate of the amount, rounded to whole fen', () => {
 const DIGITS = fc.stringMatching(/^[0-9]{1,32}$/);
 const ID = fc.stringMatching(/^[0-9A-Za-z_-]{1,32}$/);
 /** Any well-formed text a bill can carry: no ",`" and no line break. */
-const FREE_TEXT = fc
-  .string({ unit: 'grapheme', maxLength: 30 })
-  .filter((text) => !text.includes(',`') && !/[\r\n]/.test(text));
+const FREE_TEXT = fc.string({ unit: 'grapheme', maxLength: 30 }).filter((text) => !text.includes(',`') && !/[\r\n]/.test(text));
 const TIME = fc
   .date({ min: new Date('2015-01-01T00:00:00Z'), max: new Date('2035-12-31T23:59:59Z'), noInvalidDate: true })
   .map((date) => date.toISOString().slice(0, 19).replace('T', ' '));
@@ -395,10 +426,27 @@ const ROW: fc.Arbitrary<BillRow> = fc
 /** Orders and refunds as the emulator and WeChat Pay write them. */
 const ORDER_OR_REFUND: fc.Arbitrary<BillRow> = fc.oneof(
   fc
-    .record({ tradeTime: TIME, transactionId: DIGITS, outTradeNo: ID, openid: ID, totalFeeFen: fc.integer({ min: 1, max: 10_000_000_000 }), productName: FREE_TEXT, attach: FREE_TEXT })
+    .record({
+      tradeTime: TIME,
+      transactionId: DIGITS,
+      outTradeNo: ID,
+      openid: ID,
+      totalFeeFen: fc.integer({ min: 1, max: 10_000_000_000 }),
+      productName: FREE_TEXT,
+      attach: FREE_TEXT,
+    })
     .map((line) => paymentRow({ ...line, appId: 'wxd930ea5d5a258f4f', mchId: '10000100', tradeType: 'NATIVE' })),
   fc
-    .record({ tradeTime: TIME, transactionId: DIGITS, outTradeNo: ID, openid: ID, refundId: DIGITS, outRefundNo: ID, refundFeeFen: fc.integer({ min: 1, max: 10_000_000_000 }), productName: FREE_TEXT })
+    .record({
+      tradeTime: TIME,
+      transactionId: DIGITS,
+      outTradeNo: ID,
+      openid: ID,
+      refundId: DIGITS,
+      outRefundNo: ID,
+      refundFeeFen: fc.integer({ min: 1, max: 10_000_000_000 }),
+      productName: FREE_TEXT,
+    })
     .map((line) => refundRow({ ...line, appId: 'wxd930ea5d5a258f4f', mchId: '10000100', tradeType: 'JSAPI' })),
 );
 
@@ -411,7 +459,9 @@ describe('properties', () => {
         const bill = expectOk(readBillAnswer(writeBill(rows, variant)));
         expect(bill.rows).toEqual(rows);
         expect(bill.summary).toEqual(summarize(rows));
-        expect(bill.rows.filter((row) => row.kind === 'payment').length + bill.rows.filter((row) => row.kind === 'refund').length).toBe(rows.length);
+        expect(bill.rows.filter((row) => row.kind === 'payment').length + bill.rows.filter((row) => row.kind === 'refund').length).toBe(
+          rows.length,
+        );
       }),
     );
   });
@@ -465,7 +515,9 @@ describe('properties', () => {
           fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes)),
           fc.string({ unit: 'binary', maxLength: 200 }),
           fc.string({ unit: 'binary', maxLength: 200 }).map((tail) => `${header}\n\`${tail}`),
-          fc.array(fc.constantFrom('`', ',', '\n', '\r', '总交易单数', '0.01', 'SUCCESS', '<xml>', '\uFEFF', header), { maxLength: 40 }).map((parts) => parts.join('')),
+          fc
+            .array(fc.constantFrom('`', ',', '\n', '\r', '总交易单数', '0.01', 'SUCCESS', '<xml>', '\uFEFF', header), { maxLength: 40 })
+            .map((parts) => parts.join('')),
         ),
         (input) => {
           const result = readBillAnswer(input);
@@ -481,8 +533,30 @@ describe('properties', () => {
 // Hostile bills
 
 const TWO_ROWS = writeBill([
-  paymentRow({ tradeTime: '2026-11-30 12:00:00', appId: 'wxd930ea5d5a258f4f', mchId: '10000100', transactionId: '4200000540202611301234567890', outTradeNo: '20261130abcdefghijABCDEFGHIJ', openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', tradeType: 'JSAPI', totalFeeFen: 1000, productName: '咖啡' }),
-  refundRow({ tradeTime: '2026-11-30 13:00:00', appId: 'wxd930ea5d5a258f4f', mchId: '10000100', transactionId: '4200000540202611301234567890', outTradeNo: '20261130abcdefghijABCDEFGHIJ', openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', tradeType: 'JSAPI', refundId: '50000000000000000000000000001', outRefundNo: 'R1', refundFeeFen: 500, productName: '咖啡' }),
+  paymentRow({
+    tradeTime: '2026-11-30 12:00:00',
+    appId: 'wxd930ea5d5a258f4f',
+    mchId: '10000100',
+    transactionId: '4200000540202611301234567890',
+    outTradeNo: '20261130abcdefghijABCDEFGHIJ',
+    openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+    tradeType: 'JSAPI',
+    totalFeeFen: 1000,
+    productName: '咖啡',
+  }),
+  refundRow({
+    tradeTime: '2026-11-30 13:00:00',
+    appId: 'wxd930ea5d5a258f4f',
+    mchId: '10000100',
+    transactionId: '4200000540202611301234567890',
+    outTradeNo: '20261130abcdefghijABCDEFGHIJ',
+    openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+    tradeType: 'JSAPI',
+    refundId: '50000000000000000000000000001',
+    outRefundNo: 'R1',
+    refundFeeFen: 500,
+    productName: '咖啡',
+  }),
 ]);
 const [HEADER, PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY] = TWO_ROWS.trimEnd().split('\n') as [string, string, string, string, string];
 
@@ -503,10 +577,13 @@ describe('hostile bills are refused with a reason, never a throw', () => {
     ]);
   });
 
-  it.each(['1.234', '-1', '1e3', '`', '', ' 10.00', '10.00 ', '１０.00', '0x10', '10,00'])('an amount %j is refused, naming the line and column', (amount) => {
-    const bill = [HEADER, withField(PAYMENT, column('订单金额'), amount), REFUND, SUMMARY_HEADER, SUMMARY].join('\n');
-    expectFailure(readBillAnswer(bill), 'MALFORMED_BILL', /line 2 订单金额/);
-  });
+  it.each(['1.234', '-1', '1e3', '`', '', ' 10.00', '10.00 ', '１０.00', '0x10', '10,00'])(
+    'an amount %j is refused, naming the line and column',
+    (amount) => {
+      const bill = [HEADER, withField(PAYMENT, column('订单金额'), amount), REFUND, SUMMARY_HEADER, SUMMARY].join('\n');
+      expectFailure(readBillAnswer(bill), 'MALFORMED_BILL', /line 2 订单金额/);
+    },
+  );
 
   it.each(['0.00600', 'abc', '--0.01'])('a fee %j is refused', (fee) => {
     const bill = [HEADER, withField(PAYMENT, column('手续费'), fee), REFUND, SUMMARY_HEADER, SUMMARY].join('\n');
@@ -520,21 +597,37 @@ describe('hostile bills are refused with a reason, never a throw', () => {
 
   it('a line with a field missing or one too many is refused', () => {
     const short = PAYMENT.slice(0, PAYMENT.lastIndexOf(',`'));
-    expectFailure(readBillAnswer([HEADER, short, REFUND, SUMMARY_HEADER, SUMMARY].join('\n')), 'MALFORMED_BILL', /line 2 has 26 fields, the header has 27/);
-    expectFailure(readBillAnswer([HEADER, `${PAYMENT},\`x`, REFUND, SUMMARY_HEADER, SUMMARY].join('\n')), 'MALFORMED_BILL', /line 2 has 28 fields/);
+    expectFailure(
+      readBillAnswer([HEADER, short, REFUND, SUMMARY_HEADER, SUMMARY].join('\n')),
+      'MALFORMED_BILL',
+      /line 2 has 26 fields, the header has 27/,
+    );
+    expectFailure(
+      readBillAnswer([HEADER, `${PAYMENT},\`x`, REFUND, SUMMARY_HEADER, SUMMARY].join('\n')),
+      'MALFORMED_BILL',
+      /line 2 has 28 fields/,
+    );
     // A value holding ",`" splits into two fields.
     const split = withField(PAYMENT, column('商品名称'), 'a,`b');
     expectFailure(readBillAnswer([HEADER, split, REFUND, SUMMARY_HEADER, SUMMARY].join('\n')), 'MALFORMED_BILL', /28 fields/);
   });
 
   it('a bill that lost a line is refused by its summary', () => {
-    expectFailure(readBillAnswer([HEADER, PAYMENT, SUMMARY_HEADER, SUMMARY].join('\n')), 'MALFORMED_BILL', /counts 2 trades but the bill has 1 lines/);
+    expectFailure(
+      readBillAnswer([HEADER, PAYMENT, SUMMARY_HEADER, SUMMARY].join('\n')),
+      'MALFORMED_BILL',
+      /counts 2 trades but the bill has 1 lines/,
+    );
   });
 
   it('a summary that does not add up is refused', () => {
     const wrong = SUMMARY.replace('`10.00,', '`10.01,');
     expect(wrong).not.toBe(SUMMARY);
-    expectFailure(readBillAnswer([HEADER, PAYMENT, REFUND, SUMMARY_HEADER, wrong].join('\n')), 'MALFORMED_BILL', /settlementTotalFeeFen is 10\.01 yuan but the lines add up to 1000 fen/);
+    expectFailure(
+      readBillAnswer([HEADER, PAYMENT, REFUND, SUMMARY_HEADER, wrong].join('\n')),
+      'MALFORMED_BILL',
+      /settlementTotalFeeFen is 10\.01 yuan but the lines add up to 1000 fen/,
+    );
   });
 
   it.each([
@@ -542,12 +635,28 @@ describe('hostile bills are refused with a reason, never a throw', () => {
     ['no summary line', [HEADER, PAYMENT, REFUND, SUMMARY_HEADER], /without the summary/],
     ['a line after the summary', [HEADER, PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY, PAYMENT], /line 6 follows the summary/],
     ['no header', [PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY], /no header line/],
-    ['an unknown header', [HEADER.replace('商户号', 'merchant'), PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY], /unknown bill header of 27 columns/],
+    [
+      'an unknown header',
+      [HEADER.replace('商户号', 'merchant'), PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY],
+      /unknown bill header of 27 columns/,
+    ],
     ['a header with a column more', [`${HEADER},新列`, PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY], /unknown bill header of 28 columns/],
     ['a stray line among the data', [HEADER, PAYMENT, 'hello', REFUND, SUMMARY_HEADER, SUMMARY], /line 3 is neither a data line/],
-    ['the old summary under the new header', [HEADER, PAYMENT, REFUND, '总交易单数,总交易额,总退款金额,总代金券或立减优惠退款金额,手续费总金额', '`2,`10.00,`5.00,`0.00,`0.03'], /not the summary header of a ALL bill/],
-    ['a summary of six fields', [HEADER, PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY.slice(0, SUMMARY.lastIndexOf(',`'))], /has 6 fields, its header 7/],
-    ['a count that is not one', [HEADER, PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY.replace('`2,', '`2.5,')], /总交易单数 "2.5" is not a count/],
+    [
+      'the old summary under the new header',
+      [HEADER, PAYMENT, REFUND, '总交易单数,总交易额,总退款金额,总代金券或立减优惠退款金额,手续费总金额', '`2,`10.00,`5.00,`0.00,`0.03'],
+      /not the summary header of a ALL bill/,
+    ],
+    [
+      'a summary of six fields',
+      [HEADER, PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY.slice(0, SUMMARY.lastIndexOf(',`'))],
+      /has 6 fields, its header 7/,
+    ],
+    [
+      'a count that is not one',
+      [HEADER, PAYMENT, REFUND, SUMMARY_HEADER, SUMMARY.replace('`2,', '`2.5,')],
+      /总交易单数 "2.5" is not a count/,
+    ],
     ['empty', [''], /empty/],
   ])('%s', (_name, lines, message) => {
     expectFailure(readBillAnswer(lines.join('\r\n')), 'MALFORMED_BILL', message);
@@ -595,7 +704,7 @@ describe('hostile bills are refused with a reason, never a throw', () => {
 // --------------------------------------------------------------------------------------------
 // The emulator's bills
 
-describe('the emulator\'s bills', () => {
+describe("the emulator's bills", () => {
   let emulator: RunningEmulator;
   beforeAll(async () => {
     emulator = await startTestEmulator();
@@ -616,11 +725,18 @@ describe('the emulator\'s bills', () => {
     paid: fc.constantFrom('yesterday', 'today', 'never'),
   });
 
-  it('any orders paid yesterday → the emulator\'s bill → reader → exactly those orders, amounts and fees', async () => {
+  it("any orders paid yesterday → the emulator's bill → reader → exactly those orders, amounts and fees", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(ORDER, { maxLength: 6 }), fc.boolean(), async (orders, gzip) => {
         await control(emulator, 'POST', '/__sim/reset');
-        type Line = [outTradeNo: string, totalFeeFen: number, transactionId: string, productName: string, tradeTime: string, feeFen: number];
+        type Line = [
+          outTradeNo: string,
+          totalFeeFen: number,
+          transactionId: string,
+          productName: string,
+          tradeTime: string,
+          feeFen: number,
+        ];
         const expected: Line[] = [];
         for (const order of orders) {
           const fields = orderFields({ total_fee: String(order.totalFee), body: order.body, attach: order.attach });
@@ -631,7 +747,14 @@ describe('the emulator\'s bills', () => {
           const paid = await control(emulator, 'POST', '/__sim/pay', { out_trade_no: fields.out_trade_no, time_end: timeEnd });
           if (order.paid !== 'yesterday') continue;
           const time = `${yesterday().replace(/^(\d{4})(\d{2})(\d{2})$/, '$1-$2-$3')} ${clock.replace(/^(\d{2})(\d{2})(\d{2})$/, '$1:$2:$3')}`;
-          expected.push([fields.out_trade_no ?? '', order.totalFee, String(paid.json.transaction_id), order.body, time, wechatPayFeeFen(order.totalFee)]);
+          expected.push([
+            fields.out_trade_no ?? '',
+            order.totalFee,
+            String(paid.json.transaction_id),
+            order.body,
+            time,
+            wechatPayFeeFen(order.totalFee),
+          ]);
         }
         const result = await downloadBill({ ...MERCHANT, baseUrl: emulator.url }, { billDate: yesterday(), gzip });
         if (expected.length === 0) {
@@ -640,7 +763,11 @@ describe('the emulator\'s bills', () => {
         }
         const bill = expectOk(result);
         const byNo = (a: Line, b: Line) => a[0].localeCompare(b[0]);
-        expect(bill.rows.map((row): Line => [row.outTradeNo, row.totalFeeFen, row.transactionId, row.productName, row.tradeTime, row.feeFen]).sort(byNo)).toEqual(expected.sort(byNo));
+        expect(
+          bill.rows
+            .map((row): Line => [row.outTradeNo, row.totalFeeFen, row.transactionId, row.productName, row.tradeTime, row.feeFen])
+            .sort(byNo),
+        ).toEqual(expected.sort(byNo));
         expect(bill.rows.every((row) => row.kind === 'payment' && row.rate === '0.60%')).toBe(true);
         expect(bill.summary.totalFeeFen).toBe(expected.reduce((sum, row) => sum + row[1], 0));
       }),

@@ -151,7 +151,11 @@ describe('retries', () => {
   });
 
   it('gives up after maxAttempts with the last typed, retryable error', async () => {
-    wechat.then(businessError('SYSTEMERROR', '系统超时'), businessError('SYSTEMERROR', '系统超时'), businessError('SYSTEMERROR', '系统繁忙'));
+    wechat.then(
+      businessError('SYSTEMERROR', '系统超时'),
+      businessError('SYSTEMERROR', '系统超时'),
+      businessError('SYSTEMERROR', '系统繁忙'),
+    );
     const error = await failure(client().orderQuery({ outTradeNo: ORDER.out_trade_no }, { signType: 'MD5' }));
     expect(error).toBeInstanceOf(WechatPayBusinessError);
     expect(error).toMatchObject({ code: 'SYSTEMERROR', retryable: true, errCodeDes: '系统繁忙' });
@@ -187,10 +191,12 @@ describe('retries', () => {
   it('gives up on an unreachable host with a retryable network error and its cause', async () => {
     const url = wechat.url;
     await wechat.close();
-    const error = await failure(createWechatPayClient({ appId, mchId, apiKey, baseUrl: url, retryDelayMs: 1 }).closeOrder(
-      { outTradeNo: ORDER.out_trade_no },
-      { signType: 'MD5' },
-    ));
+    const error = await failure(
+      createWechatPayClient({ appId, mchId, apiKey, baseUrl: url, retryDelayMs: 1 }).closeOrder(
+        { outTradeNo: ORDER.out_trade_no },
+        { signType: 'MD5' },
+      ),
+    );
     expect(error).toBeInstanceOf(WechatPayNetworkError);
     expect(error).toMatchObject({ code: 'NETWORK_ERROR', retryable: true });
     expect(error.message).toContain('ECONNREFUSED');
@@ -302,8 +308,12 @@ describe('configuration', () => {
 
   it('refuses order parameters WeChat Pay would refuse, before calling it', async () => {
     const c = client();
-    await expect(c.unifiedOrder({ ...ORDER, total_fee: '1.00' }, { signType: 'MD5' })).rejects.toThrow(/total_fee must be a whole number of fen/);
-    await expect(c.unifiedOrder({ ...ORDER, openid: undefined }, { signType: 'MD5' })).rejects.toThrow(/JSAPI order needs the payer's openid/);
+    await expect(c.unifiedOrder({ ...ORDER, total_fee: '1.00' }, { signType: 'MD5' })).rejects.toThrow(
+      /total_fee must be a whole number of fen/,
+    );
+    await expect(c.unifiedOrder({ ...ORDER, openid: undefined }, { signType: 'MD5' })).rejects.toThrow(
+      /JSAPI order needs the payer's openid/,
+    );
     await expect(c.unifiedOrder({ ...ORDER, body: ' padded' }, { signType: 'MD5' })).rejects.toThrow(/body has whitespace around it/);
     await expect(c.unifiedOrder({ ...ORDER, body: '会员🎉' }, { signType: 'MD5' })).rejects.toThrow(/4-byte character/);
     expect(wechat.received).toHaveLength(0);

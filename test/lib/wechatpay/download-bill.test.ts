@@ -53,7 +53,7 @@ function scriptedFetch(reply: () => Response) {
 }
 
 describe('downloadBill against the emulator', () => {
-  it('downloads yesterday\'s bill, plain and gzipped, signed with either sign type', async () => {
+  it("downloads yesterday's bill, plain and gzipped, signed with either sign type", async () => {
     const a = await payYesterday('101', '01');
     const b = await payYesterday('2500', '02');
     for (const signType of ['MD5', 'HMAC-SHA256'] as const) {
@@ -85,7 +85,7 @@ describe('downloadBill against the emulator', () => {
     });
   });
 
-  it('REFUSED for today, naming WeChat Pay\'s message, and for a wrong key', async () => {
+  it("REFUSED for today, naming WeChat Pay's message, and for a wrong key", async () => {
     const today = await downloadBill(options, { billDate: beijingDay(0) });
     expect(today).toEqual({ ok: false, reason: 'REFUSED', message: expect.stringMatching(/"invalid bill_date" \(error_code "20001"\)/) });
     const wrongKey = await downloadBill({ ...options, apiKey: 'k'.repeat(32) }, { billDate: YESTERDAY });
@@ -155,7 +155,7 @@ describe('downloadBill on its own', () => {
       productName: 'coffee',
     });
 
-  it('FOREIGN_BILL when a line is another merchant\'s', async () => {
+  it("FOREIGN_BILL when a line is another merchant's", async () => {
     const { fake } = scriptedFetch(() => new Response(gzipSync(writeBill([line(MERCHANT.mchId), line('1900000109')]))));
     expect(await downloadBill({ ...MERCHANT, fetch: fake }, { billDate: '20261130', gzip: true })).toMatchObject({
       ok: false,
@@ -186,7 +186,11 @@ describe('downloadBill on its own', () => {
     const { port } = server.address() as AddressInfo;
     await new Promise((resolve) => server.close(resolve));
     const unreachable = await downloadBill({ ...MERCHANT, baseUrl: `http://127.0.0.1:${port}` }, { billDate: '20261130' });
-    expect(unreachable).toMatchObject({ ok: false, reason: 'NETWORK_ERROR', message: expect.stringMatching(/could not be reached.*ECONNREFUSED/) });
+    expect(unreachable).toMatchObject({
+      ok: false,
+      reason: 'NETWORK_ERROR',
+      message: expect.stringMatching(/could not be reached.*ECONNREFUSED/),
+    });
   });
 
   it('throws for a wrong configuration or request, before any call', async () => {
@@ -286,7 +290,11 @@ describe('openBill: the bill read as it arrives, checked whole, then its rows re
     const cut = text.slice(0, text.lastIndexOf('\n', text.length - 2) + 1);
     const { fake } = streamingFetch(Buffer.from(cut), 100);
     const left = await leftInTmp(async () => {
-      expect(await openBill({ ...MERCHANT, fetch: fake }, { billDate: '20261130' })).toMatchObject({ ok: false, reason: 'MALFORMED_BILL', message: expect.stringMatching(/without the summary/) });
+      expect(await openBill({ ...MERCHANT, fetch: fake }, { billDate: '20261130' })).toMatchObject({
+        ok: false,
+        reason: 'MALFORMED_BILL',
+        message: expect.stringMatching(/without the summary/),
+      });
     });
     expect(left).toEqual([]);
   });
@@ -294,19 +302,28 @@ describe('openBill: the bill read as it arrives, checked whole, then its rows re
   it('stops downloading at the first line of another merchant, and at the limit on the bytes received or inflated', async () => {
     const foreign = writeBill([row(1), row(2, '1900000109'), ...Array.from({ length: 2000 }, (_, i) => row(i + 3))]);
     const first = streamingFetch(Buffer.from(foreign));
-    expect(await openBill({ ...MERCHANT, fetch: first.fake }, { billDate: '20261130' })).toMatchObject({ ok: false, reason: 'FOREIGN_BILL' });
+    expect(await openBill({ ...MERCHANT, fetch: first.fake }, { billDate: '20261130' })).toMatchObject({
+      ok: false,
+      reason: 'FOREIGN_BILL',
+    });
     expect(first.state.cancelled).toBe(true);
     expect(first.state.pulled).toBeLessThan(10);
 
     const large = Buffer.from(writeBill(Array.from({ length: 2000 }, (_, i) => row(i))));
     const received = streamingFetch(large);
-    expect(await openBill({ ...MERCHANT, fetch: received.fake, maxBytes: 64 * 1024 }, { billDate: '20261130' })).toEqual({ ok: false, reason: 'TOO_LARGE', message: 'the answer is over the 65536-byte limit' });
+    expect(await openBill({ ...MERCHANT, fetch: received.fake, maxBytes: 64 * 1024 }, { billDate: '20261130' })).toEqual({
+      ok: false,
+      reason: 'TOO_LARGE',
+      message: 'the answer is over the 65536-byte limit',
+    });
     expect(received.state.cancelled).toBe(true);
     // 64 chunks of 1 KiB fill the limit; the stream pulls one or two ahead.
     expect(received.state.pulled).toBeLessThanOrEqual(66);
 
     const inflating = streamingFetch(gzipSync(large));
-    expect(await openBill({ ...MERCHANT, fetch: inflating.fake, maxBytes: 64 * 1024 }, { billDate: '20261130', gzip: true })).toMatchObject({ ok: false, reason: 'TOO_LARGE', message: expect.stringMatching(/inflates to over 65536 bytes/) });
+    expect(await openBill({ ...MERCHANT, fetch: inflating.fake, maxBytes: 64 * 1024 }, { billDate: '20261130', gzip: true })).toMatchObject(
+      { ok: false, reason: 'TOO_LARGE', message: expect.stringMatching(/inflates to over 65536 bytes/) },
+    );
   });
 
   it('NETWORK_ERROR when the bill stops arriving before the timeout ends', async () => {

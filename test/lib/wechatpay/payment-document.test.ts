@@ -48,7 +48,11 @@ describe('checkPaymentDocument', () => {
   it.each(['nonce_str', 'fee_type', 'cash_fee', 'total_fee', 'transaction_id', 'time_end'])('refuses a document without %s', (name) => {
     const rest: Record<string, string> = { ...GENUINE };
     delete rest[name];
-    expect(checkPaymentDocument(rest, 'callback')).toMatchObject({ ok: false, reason: 'MISSING_FIELD', message: `callback has no ${name}` });
+    expect(checkPaymentDocument(rest, 'callback')).toMatchObject({
+      ok: false,
+      reason: 'MISSING_FIELD',
+      message: `callback has no ${name}`,
+    });
   });
 
   it.each([
@@ -95,7 +99,10 @@ describe('no caller-chosen value can change how a signed document splits (proper
     fc.assert(
       fc.property(fc.string(), fc.constantFrom('&out_trade_no=', '&total_fee=', '=', '&'), fc.string(), (before, boundary, after) => {
         expect(() =>
-          parseMerchantOrderRequest({ tradeType: 'NATIVE', totalFee: 1, description: 'x', attach: `${before}${boundary}${after}` }, { clientIp: '203.0.113.7' }),
+          parseMerchantOrderRequest(
+            { tradeType: 'NATIVE', totalFee: 1, description: 'x', attach: `${before}${boundary}${after}` },
+            { clientIp: '203.0.113.7' },
+          ),
         ).toThrow();
       }),
     );
@@ -115,7 +122,9 @@ describe('the one look over the raw document (property)', () => {
           .map(([n, v]) => {
             const content = n === name ? value : v;
             // CDATA carries its text as it stands, entity references and all.
-            return how === 'cdata' && n === name ? `<${n}><![CDATA[${content}]]></${n}>` : `<${n}>${n === name ? content.replace(/&(?![a-z#0-9]+;)/g, '&amp;') : content}</${n}>`;
+            return how === 'cdata' && n === name
+              ? `<${n}><![CDATA[${content}]]></${n}>`
+              : `<${n}>${n === name ? content.replace(/&(?![a-z#0-9]+;)/g, '&amp;') : content}</${n}>`;
           })
           .join('');
         const text = `<xml>${body}</xml>`;
@@ -128,7 +137,9 @@ describe('the one look over the raw document (property)', () => {
         }
         const noBoundary = holdsNoFieldBoundary(source);
         if (noBoundary) expect(Object.values(fields).some((v) => v.includes('&') || v.includes('='))).toBe(false);
-        expect(checkPaymentDocument(fields, 'callback', { readFromSourceWithoutBoundary: noBoundary })).toEqual(checkPaymentDocument(fields, 'callback'));
+        expect(checkPaymentDocument(fields, 'callback', { readFromSourceWithoutBoundary: noBoundary })).toEqual(
+          checkPaymentDocument(fields, 'callback'),
+        );
       }),
       { numRuns: 1000 },
     );

@@ -176,10 +176,7 @@ describe('encryptedRefundNotification', () => {
     expect(fields.transaction_id).toMatch(/^4200\d{24}$/);
     expect(fields.refund_id).toMatch(/^503\d{26}$/);
     expect(fields.success_time).toBeUndefined();
-    const read = readRefundNotification(
-      encryptedRefundNotification({ apiKey, appid: OTHER_APP, mch_id: mchId, fields: sent }),
-      merchant,
-    );
+    const read = readRefundNotification(encryptedRefundNotification({ apiKey, appid: OTHER_APP, mch_id: mchId, fields: sent }), merchant);
     expect(read).toMatchObject({ ok: true, refund: { appId: OTHER_APP, refundStatus: 'CHANGE', refundFee: 5 } });
     expect(read.ok ? read.refund.successTime : 'not read').toBeUndefined();
   });
@@ -193,7 +190,13 @@ describe('encryptedRefundNotification', () => {
 
   it('reads a refund without the optional fields', () => {
     const read = readRefundNotification(
-      callback({ settlement_total_fee: undefined, success_time: undefined, refund_recv_accout: undefined, refund_account: undefined, refund_request_source: undefined }),
+      callback({
+        settlement_total_fee: undefined,
+        success_time: undefined,
+        refund_recv_accout: undefined,
+        refund_account: undefined,
+        refund_request_source: undefined,
+      }),
       merchant,
     );
     expect(read.ok).toBe(true);
@@ -288,7 +291,10 @@ describe('the req_info cipher (properties)', () => {
     const length = Buffer.from(parseXml(callback()).req_info ?? '', 'base64').length;
     fc.assert(
       fc.property(fc.integer({ min: 0, max: length - 1 }), fc.integer({ min: 0, max: 7 }), (index, bit) => {
-        const result = readRefundNotification(withCiphertext((bytes) => flipBit(bytes, index, bit)), merchant);
+        const result = readRefundNotification(
+          withCiphertext((bytes) => flipBit(bytes, index, bit)),
+          merchant,
+        );
         expect(result.ok).toBe(false);
       }),
       { numRuns: 300 },
@@ -332,13 +338,44 @@ describe('hostile refund callbacks', () => {
     // ECB blocks decrypt on their own: what is left is text, but not a document.
     ['the first block dropped', () => withCiphertext((b) => b.subarray(16)), 'BAD_PLAINTEXT'],
     ['base64 cut mid-quantum', () => callback({}, { req_info: (parseXml(callback()).req_info ?? '').slice(0, -3) }), 'BAD_CIPHERTEXT'],
-    ['base64 with characters outside the alphabet', () => callback({}, { req_info: `${(parseXml(callback()).req_info ?? '').slice(0, 8)}!*${(parseXml(callback()).req_info ?? '').slice(10)}` }), 'BAD_CIPHERTEXT'],
-    ['base64 wrapped over lines', () => callback({}, { req_info: (parseXml(callback()).req_info ?? '').replace(/(.{76})/g, '$1\n') }), 'BAD_CIPHERTEXT'],
-    ['URL-safe base64', () => callback({}, { req_info: (parseXml(callback()).req_info ?? '').replaceAll('+', '-').replaceAll('/', '_') }), 'BAD_CIPHERTEXT'],
+    [
+      'base64 with characters outside the alphabet',
+      () =>
+        callback(
+          {},
+          { req_info: `${(parseXml(callback()).req_info ?? '').slice(0, 8)}!*${(parseXml(callback()).req_info ?? '').slice(10)}` },
+        ),
+      'BAD_CIPHERTEXT',
+    ],
+    [
+      'base64 wrapped over lines',
+      () => callback({}, { req_info: (parseXml(callback()).req_info ?? '').replace(/(.{76})/g, '$1\n') }),
+      'BAD_CIPHERTEXT',
+    ],
+    [
+      'URL-safe base64',
+      () => callback({}, { req_info: (parseXml(callback()).req_info ?? '').replaceAll('+', '-').replaceAll('/', '_') }),
+      'BAD_CIPHERTEXT',
+    ],
     ['non-canonical base64 (unused bits set)', () => callback({}, { req_info: 'AAAAAAAAAAAAAAAAAAAAAB==' }), 'BAD_CIPHERTEXT'],
     ['req_info in the clear', () => callback({}, { req_info: goodPlaintext }), 'BAD_CIPHERTEXT'],
-    ['the plaintext base64-encoded but not encrypted', () => callback({}, { req_info: Buffer.from(goodPlaintext).toString('base64') }), 'BAD_CIPHERTEXT'],
-    ['a plaintext that is not UTF-8', () => withPlaintext(Buffer.concat([Buffer.from('<root><refund_recv_accout>'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('</refund_recv_accout></root>')])), 'BAD_CIPHERTEXT'],
+    [
+      'the plaintext base64-encoded but not encrypted',
+      () => callback({}, { req_info: Buffer.from(goodPlaintext).toString('base64') }),
+      'BAD_CIPHERTEXT',
+    ],
+    [
+      'a plaintext that is not UTF-8',
+      () =>
+        withPlaintext(
+          Buffer.concat([
+            Buffer.from('<root><refund_recv_accout>'),
+            Buffer.from([0xc3, 0x28, 0xff]),
+            Buffer.from('</refund_recv_accout></root>'),
+          ]),
+        ),
+      'BAD_CIPHERTEXT',
+    ],
     ['empty req_info', () => callback({}, { req_info: '' }), 'MISSING_FIELD'],
     ['no req_info', () => callback({}, { req_info: undefined }), 'MISSING_FIELD'],
     // The outer document
@@ -352,15 +389,31 @@ describe('hostile refund callbacks', () => {
     ['no mch_id', () => callback({}, { mch_id: undefined }), 'MISSING_FIELD'],
     ['XXE in the outer document', () => xxe('xml', `<return_code>SUCCESS</return_code><appid>&xxe;</appid>`), 'MALFORMED_XML'],
     ['an oversized outer document', () => callback({}, { padding: 'x'.repeat(70_000) }), 'MALFORMED_XML'],
-    ['an outer document that is not UTF-8', () => Buffer.concat([Buffer.from(callback().replace('</xml>', '<x>')), Buffer.from([0xfe, 0xff]), Buffer.from('</x></xml>')]), 'MALFORMED_XML'],
-    ['a nested outer field', () => callback({}, { appid: undefined }).replace('<xml>', `<xml><appid><id>${appId}</id></appid>`), 'MALFORMED_XML'],
+    [
+      'an outer document that is not UTF-8',
+      () => Buffer.concat([Buffer.from(callback().replace('</xml>', '<x>')), Buffer.from([0xfe, 0xff]), Buffer.from('</x></xml>')]),
+      'MALFORMED_XML',
+    ],
+    [
+      'a nested outer field',
+      () => callback({}, { appid: undefined }).replace('<xml>', `<xml><appid><id>${appId}</id></appid>`),
+      'MALFORMED_XML',
+    ],
     ['a truncated outer document', () => callback().slice(0, -20), 'MALFORMED_XML'],
     ['an empty body', () => '', 'MALFORMED_XML'],
     ['a JSON body', () => JSON.stringify({ return_code: 'SUCCESS', appid: appId }), 'MALFORMED_XML'],
     // The decrypted document
-    ['XXE in the decrypted document', () => withPlaintext(xxe('root', `${innerFields}<refund_recv_accout>&xxe;</refund_recv_accout>`)), 'BAD_PLAINTEXT'],
+    [
+      'XXE in the decrypted document',
+      () => withPlaintext(xxe('root', `${innerFields}<refund_recv_accout>&xxe;</refund_recv_accout>`)),
+      'BAD_PLAINTEXT',
+    ],
     ['entity expansion in the decrypted document', () => withPlaintext(bomb), 'BAD_PLAINTEXT'],
-    ['an oversized decrypted document', () => withPlaintext(`<root>${innerFields}<padding>${'x'.repeat(20_000)}</padding></root>`), 'BAD_PLAINTEXT'],
+    [
+      'an oversized decrypted document',
+      () => withPlaintext(`<root>${innerFields}<padding>${'x'.repeat(20_000)}</padding></root>`),
+      'BAD_PLAINTEXT',
+    ],
     ['a nested decrypted field', () => withPlaintext(`<root>${innerFields}<coupon><id>1</id></coupon></root>`), 'BAD_PLAINTEXT'],
     ['a repeated decrypted field', () => withPlaintext(`<root>${innerFields}<refund_fee>1</refund_fee></root>`), 'BAD_PLAINTEXT'],
     ['a decrypted document with an <xml> root', () => withPlaintext(`<xml>${innerFields}</xml>`), 'BAD_PLAINTEXT'],

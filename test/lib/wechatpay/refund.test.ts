@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWechatPayClient } from '../../../lib/wechatpay/client';
 import { readClientCertificatePem } from '../../../lib/wechatpay/client-certificate';
-import { WechatPayBusinessError, WechatPayCommunicationError, WechatPayConfigError, WechatPayNetworkError } from '../../../lib/wechatpay/errors';
+import {
+  WechatPayBusinessError,
+  WechatPayCommunicationError,
+  WechatPayConfigError,
+  WechatPayNetworkError,
+} from '../../../lib/wechatpay/errors';
 import type { RunningEmulator } from '../../../dev/emulator/server';
 import { makeLocalCertificates } from '../../../dev/emulator/certs';
 import { call, control, localCertificates, MERCHANT, orderFields, splitPem, startTestEmulator } from '../../support/emulator';
@@ -16,7 +21,14 @@ beforeAll(async () => {
 afterAll(() => emulator?.close());
 
 const client = (overrides: Parameters<typeof createWechatPayClient>[0] extends infer O ? Partial<O> : never = {}) =>
-  createWechatPayClient({ ...MERCHANT, baseUrl: emulator.url, secapiBaseUrl: emulator.secapiUrl, clientCertificate: certificate, retryDelayMs: 1, ...overrides });
+  createWechatPayClient({
+    ...MERCHANT,
+    baseUrl: emulator.url,
+    secapiBaseUrl: emulator.secapiUrl,
+    clientCertificate: certificate,
+    retryDelayMs: 1,
+    ...overrides,
+  });
 
 async function paidOrder(totalFee = 100): Promise<string> {
   const fields = orderFields({ total_fee: String(totalFee) });
@@ -28,11 +40,16 @@ async function paidOrder(totalFee = 100): Promise<string> {
 describe('refund over mutual TLS', () => {
   it('presents the client certificate to /secapi/ and reads the accepted refund', async () => {
     const outTradeNo = await paidOrder();
-    const accepted = await client().refund({ outTradeNo, outRefundNo: `R${outTradeNo}`, totalFee: 100, refundFee: 30, reason: '退货', notifyUrl: 'http://127.0.0.1:9/refund' }, { signType: 'HMAC-SHA256' });
+    const accepted = await client().refund(
+      { outTradeNo, outRefundNo: `R${outTradeNo}`, totalFee: 100, refundFee: 30, reason: '退货', notifyUrl: 'http://127.0.0.1:9/refund' },
+      { signType: 'HMAC-SHA256' },
+    );
     expect(accepted).toMatchObject({ outTradeNo, outRefundNo: `R${outTradeNo}`, refundFee: 30 });
     expect(accepted.refundId).toMatch(/^503/);
     const queried = await client().refundQuery({ outRefundNo: `R${outTradeNo}` }, { signType: 'MD5' });
-    expect(queried.refunds).toEqual([expect.objectContaining({ outRefundNo: `R${outTradeNo}`, refundId: accepted.refundId, refundFee: 30 })]);
+    expect(queried.refunds).toEqual([
+      expect.objectContaining({ outRefundNo: `R${outTradeNo}`, refundId: accepted.refundId, refundFee: 30 }),
+    ]);
     expect(queried.outTradeNo).toBe(outTradeNo);
   });
 
@@ -49,17 +66,34 @@ describe('refund over mutual TLS', () => {
 
   it('without a certificate nothing is sent; a failed load is tried again on the next call', async () => {
     const outTradeNo = await paidOrder();
-    await expect(client({ clientCertificate: undefined }).refund({ outTradeNo, outRefundNo: 'Rnone', totalFee: 100, refundFee: 1 }, { signType: 'MD5' })).rejects.toThrow(WechatPayConfigError);
+    await expect(
+      client({ clientCertificate: undefined }).refund(
+        { outTradeNo, outRefundNo: 'Rnone', totalFee: 100, refundFee: 1 },
+        { signType: 'MD5' },
+      ),
+    ).rejects.toThrow(WechatPayConfigError);
     let attempts = 0;
-    const flaky = client({ clientCertificate: async () => { attempts += 1; if (attempts === 1) throw new Error('SSM unavailable'); return certificate(); } });
-    await expect(flaky.refund({ outTradeNo, outRefundNo: 'Rflaky', totalFee: 100, refundFee: 1 }, { signType: 'MD5' })).rejects.toThrow(/SSM unavailable/);
-    await expect(flaky.refund({ outTradeNo, outRefundNo: 'Rflaky', totalFee: 100, refundFee: 1 }, { signType: 'MD5' })).resolves.toMatchObject({ outRefundNo: 'Rflaky' });
+    const flaky = client({
+      clientCertificate: async () => {
+        attempts += 1;
+        if (attempts === 1) throw new Error('SSM unavailable');
+        return certificate();
+      },
+    });
+    await expect(flaky.refund({ outTradeNo, outRefundNo: 'Rflaky', totalFee: 100, refundFee: 1 }, { signType: 'MD5' })).rejects.toThrow(
+      /SSM unavailable/,
+    );
+    await expect(
+      flaky.refund({ outTradeNo, outRefundNo: 'Rflaky', totalFee: 100, refundFee: 1 }, { signType: 'MD5' }),
+    ).resolves.toMatchObject({ outRefundNo: 'Rflaky' });
     expect(((await control(emulator, 'GET', `/__sim/orders/${outTradeNo}`)).json.refunds as unknown[]).length).toBe(1);
   });
 
   it('the emulator refuses a refund sent without the client certificate (the plain port), and refunds nothing', async () => {
     const outTradeNo = await paidOrder();
-    const error = await client({ secapiBaseUrl: emulator.url }).refund({ outTradeNo, outRefundNo: 'Rplain', totalFee: 100, refundFee: 1 }, { signType: 'MD5' }).catch((e: unknown) => e);
+    const error = await client({ secapiBaseUrl: emulator.url })
+      .refund({ outTradeNo, outRefundNo: 'Rplain', totalFee: 100, refundFee: 1 }, { signType: 'MD5' })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WechatPayCommunicationError);
     expect((error as Error).message).toMatch(/证书/);
     expect(((await control(emulator, 'GET', `/__sim/orders/${outTradeNo}`)).json.refunds as unknown[]).length).toBe(0);
@@ -80,16 +114,23 @@ describe('refund over mutual TLS', () => {
     const over = await client().refund({ outTradeNo, outRefundNo: 'Rover', totalFee: 100, refundFee: 100 }, { signType: 'MD5' });
     expect(over.refundFee).toBe(100);
     await new Promise((resolve) => setTimeout(resolve, 70));
-    const error = await client().refund({ outTradeNo, outRefundNo: 'Rover2', totalFee: 100, refundFee: 1 }, { signType: 'MD5' }).catch((e: unknown) => e);
+    const error = await client()
+      .refund({ outTradeNo, outRefundNo: 'Rover2', totalFee: 100, refundFee: 1 }, { signType: 'MD5' })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WechatPayBusinessError);
     expect((error as WechatPayBusinessError).code).toBe('NOTENOUGH');
     expect((error as WechatPayBusinessError).retryable).toBe(false);
-    const missing = await client().refundQuery({ outRefundNo: 'Rnever' }, { signType: 'MD5' }).catch((e: unknown) => e);
+    const missing = await client()
+      .refundQuery({ outRefundNo: 'Rnever' }, { signType: 'MD5' })
+      .catch((e: unknown) => e);
     expect((missing as WechatPayBusinessError).code).toBe('REFUNDNOTEXIST');
   });
 
   it('refuses requests WeChat Pay would refuse, before sending', async () => {
-    const refund = (request: Record<string, unknown>) => client().refund({ outTradeNo: 'T0000000001', outRefundNo: 'R1', totalFee: 100, refundFee: 1, ...request } as never, { signType: 'MD5' });
+    const refund = (request: Record<string, unknown>) =>
+      client().refund({ outTradeNo: 'T0000000001', outRefundNo: 'R1', totalFee: 100, refundFee: 1, ...request } as never, {
+        signType: 'MD5',
+      });
     await expect(refund({ outRefundNo: 'bad no' })).rejects.toThrow(TypeError);
     await expect(refund({ refundFee: 0 })).rejects.toThrow(TypeError);
     await expect(refund({ refundFee: 101 })).rejects.toThrow(/over totalFee/);

@@ -40,9 +40,7 @@ describe('WeChat Pay published vectors', () => {
   });
 
   it('signs the same example with HMAC-SHA256 keyed by the API key', () => {
-    expect(sign(DOC_FIELDS, DOC_KEY, 'HMAC-SHA256')).toBe(
-      '6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6',
-    );
+    expect(sign(DOC_FIELDS, DOC_KEY, 'HMAC-SHA256')).toBe('6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6');
   });
 
   it('reproduces the mini-program paySign example (inner "=" of package kept raw)', () => {
@@ -53,7 +51,11 @@ describe('WeChat Pay published vectors', () => {
     const signed = { ...DOC_FIELDS, sign: '9A0A8659F005D6984697E2CA0A9CF3B7' };
     expect(verifySignature(signed, DOC_KEY)).toEqual({ ok: true, signType: 'MD5' });
     const tampered = { ...signed, body: 'tesT' };
-    expect(verifySignature(tampered, DOC_KEY)).toMatchObject({ ok: false, reason: 'SIGN_MISMATCH', message: expect.stringMatching(/does not match/) });
+    expect(verifySignature(tampered, DOC_KEY)).toMatchObject({
+      ok: false,
+      reason: 'SIGN_MISMATCH',
+      message: expect.stringMatching(/does not match/),
+    });
   });
 
   it('accepts a lower-case hex signature as WeChat Pay compares case-insensitively', () => {
@@ -88,9 +90,7 @@ describe('string to sign', () => {
   });
 
   it('leaves out empty and undefined values', () => {
-    expect(sign({ ...DOC_FIELDS, attach: '', detail: undefined }, DOC_KEY, 'MD5')).toBe(
-      '9A0A8659F005D6984697E2CA0A9CF3B7',
-    );
+    expect(sign({ ...DOC_FIELDS, attach: '', detail: undefined }, DOC_KEY, 'MD5')).toBe('9A0A8659F005D6984697E2CA0A9CF3B7');
   });
 
   it('sorts names by bytes, upper case before lower case', () => {
@@ -130,7 +130,11 @@ describe('verification diagnostics', () => {
     const unsigned = verifySignature(DOC_FIELDS, DOC_KEY);
     expect(unsigned).toMatchObject({ ok: false, reason: 'NO_SIGN', message: 'the document has no sign field' });
     const unknown = verifySignature({ ...DOC_FIELDS, sign_type: 'SHA1', sign: 'x' }, DOC_KEY);
-    expect(unknown).toMatchObject({ ok: false, reason: 'UNKNOWN_SIGN_TYPE', message: expect.stringMatching(/neither MD5 nor HMAC-SHA256/) });
+    expect(unknown).toMatchObject({
+      ok: false,
+      reason: 'UNKNOWN_SIGN_TYPE',
+      message: expect.stringMatching(/neither MD5 nor HMAC-SHA256/),
+    });
     const wrongKey = verifySignature({ ...DOC_FIELDS, sign: '9A0A8659F005D6984697E2CA0A9CF3B7' }, 'x'.repeat(32));
     expect(JSON.stringify([unsigned, unknown, wrongKey])).not.toContain(DOC_KEY);
   });
@@ -173,10 +177,7 @@ describe('verifySignature compares digests as it compared upper-case hex (proper
   const signType = fc.constantFrom<SignType>('MD5', 'HMAC-SHA256');
   // The genuine sign, changed in one place: case, a hex digit, a non-hex character, a character
   // that grows or shrinks in UTF-8 or when upper-cased, a character more or less.
-  const edit = fc.tuple(
-    fc.nat(),
-    fc.constantFrom('lower', 'upper', 'A', '0', 'g', 'G', ' ', 'é', 'ß', 'ı', '支', '\u0000', 'drop', 'add'),
-  );
+  const edit = fc.tuple(fc.nat(), fc.constantFrom('lower', 'upper', 'A', '0', 'g', 'G', ' ', 'é', 'ß', 'ı', '支', '\u0000', 'drop', 'add'));
 
   it('accepts and refuses exactly the same signs, for the same reason', () => {
     fc.assert(
@@ -212,25 +213,33 @@ describe('verifySignature compares digests as it compared upper-case hex (proper
 describe('stringToSign remembers sorted name lists (property)', () => {
   /** The string to sign as it was built before sorted lists were remembered. */
   function sortedEveryTime(fields: Record<string, string | undefined>, apiKey: string): string {
-    const names = Object.keys(fields).filter((name) => name !== 'sign' && fields[name] !== undefined && fields[name] !== '').sort();
+    const names = Object.keys(fields)
+      .filter((name) => name !== 'sign' && fields[name] !== undefined && fields[name] !== '')
+      .sort();
     return `${names.map((name) => `${name}=${fields[name]}&`).join('')}key=${apiKey}`;
   }
 
   const name = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/);
   const value = fc.oneof(fc.string({ maxLength: 8 }), fc.constant(''), fc.constant(undefined));
   // Few names, so that lists repeat, in the same order or another, with other values.
-  const document = fc.uniqueArray(fc.constantFrom('appid', 'mch_id', 'sign', 'Zeta', 'total_fee', 'coupon_fee_0', 'a', 'B'), { maxLength: 8 }).chain((names) =>
-    fc.tuple(fc.constant(names), fc.array(value, { minLength: names.length, maxLength: names.length })),
-  );
+  const document = fc
+    .uniqueArray(fc.constantFrom('appid', 'mch_id', 'sign', 'Zeta', 'total_fee', 'coupon_fee_0', 'a', 'B'), { maxLength: 8 })
+    .chain((names) => fc.tuple(fc.constant(names), fc.array(value, { minLength: names.length, maxLength: names.length })));
 
   it('gives the same text as sorting every time, whatever the lists seen before', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(document, fc.tuple(fc.uniqueArray(name, { maxLength: 70 }), fc.constant([] as Array<string | undefined>))), { minLength: 1, maxLength: 30 }), (documents) => {
-        for (const [names, values] of documents) {
-          const fields = Object.fromEntries(names.map((n, i) => [n, values[i] ?? `v${i}`]));
-          expect(stringToSign(fields, DOC_KEY)).toBe(sortedEveryTime(fields, DOC_KEY));
-        }
-      }),
+      fc.property(
+        fc.array(fc.oneof(document, fc.tuple(fc.uniqueArray(name, { maxLength: 70 }), fc.constant([] as Array<string | undefined>))), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        (documents) => {
+          for (const [names, values] of documents) {
+            const fields = Object.fromEntries(names.map((n, i) => [n, values[i] ?? `v${i}`]));
+            expect(stringToSign(fields, DOC_KEY)).toBe(sortedEveryTime(fields, DOC_KEY));
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -37,7 +37,10 @@ describe('signedNotification', () => {
       apiKey,
       signType: 'MD5',
       fields: { appid: appId, mch_id: mchId, out_trade_no: OUT_TRADE_NO, total_fee: '100' },
-      coupons: [{ id: '10000', fee: 10 }, { id: '10001', fee: 5, type: 'CASH' }],
+      coupons: [
+        { id: '10000', fee: 10 },
+        { id: '10001', fee: 5, type: 'CASH' },
+      ],
     });
     expect(parseXml(body)).toMatchObject({
       cash_fee: '85',
@@ -65,7 +68,7 @@ describe('randomness of test documents', () => {
     }
   });
 
-  it('signs through the product\'s signing path, leaving out empty fields', () => {
+  it("signs through the product's signing path, leaving out empty fields", () => {
     const fields = parseXml(callback('HMAC-SHA256', { attach: '', device_info: 'WEB' }, true));
     expect(fields).not.toHaveProperty('attach');
     expect(fields.sign_type).toBe('HMAC-SHA256');

@@ -44,9 +44,29 @@ describe('fromBeijingTimestamp reads what the round trip through Date read (prop
   }
   const two = (max: number) => fc.integer({ min: 0, max }).map((n) => String(n).padStart(2, '0'));
   const plausible = fc
-    .tuple(fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0')), two(13), two(32), two(25), two(61), two(61))
+    .tuple(
+      fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0')),
+      two(13),
+      two(32),
+      two(25),
+      two(61),
+      two(61),
+    )
     .map((parts) => parts.join(''));
-  const anything = fc.oneof(plausible, fc.stringMatching(/^[0-9]{12,16}$/), fc.string({ maxLength: 16 }), fc.constantFrom('20240229000000', '20230229000000', '19000229000000', '20000229000000', '00991231235959', '01000101000000', '99991231235959'));
+  const anything = fc.oneof(
+    plausible,
+    fc.stringMatching(/^[0-9]{12,16}$/),
+    fc.string({ maxLength: 16 }),
+    fc.constantFrom(
+      '20240229000000',
+      '20230229000000',
+      '19000229000000',
+      '20000229000000',
+      '00991231235959',
+      '01000101000000',
+      '99991231235959',
+    ),
+  );
 
   it('accepts and refuses the same values, as the same instant; isBeijingTimestamp accepts the same', () => {
     fc.assert(

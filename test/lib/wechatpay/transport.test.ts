@@ -57,7 +57,12 @@ describe('declared endpoints', () => {
     await expect(transport().call(BILL, { billDate: '20240101' }, 'HMAC-SHA256')).resolves.toBe(bill);
     const [request] = wechat.received;
     expect(request?.path).toBe('/pay/downloadbill');
-    expect(request?.fields).toMatchObject({ bill_date: '20240101', bill_type: 'ALL', appid: TEST_MERCHANT.appId, sign_type: 'HMAC-SHA256' });
+    expect(request?.fields).toMatchObject({
+      bill_date: '20240101',
+      bill_type: 'ALL',
+      appid: TEST_MERCHANT.appId,
+      sign_type: 'HMAC-SHA256',
+    });
     expect(verifySignature(request!.fields, TEST_MERCHANT.apiKey).ok).toBe(true);
   });
 
@@ -78,7 +83,7 @@ describe('declared endpoints', () => {
     expect(wechat.received).toHaveLength(0);
   });
 
-  it('checks signed XML answers in WeChat Pay\'s three layers before the endpoint reads them', async () => {
+  it("checks signed XML answers in WeChat Pay's three layers before the endpoint reads them", async () => {
     const echo: Endpoint<Record<string, never>, string> = {
       name: 'echo',
       method: 'echo',

@@ -55,7 +55,9 @@ describe('buildXml / parseXml round trip (property)', () => {
 
   it('keeps a 28-digit transaction_id and leading zeros, never coerced to numbers', () => {
     const fields = { transaction_id: '4200000540202005511234567890', out_trade_no: '000123', total_fee: '1' };
-    const parsed = parseXml('<xml><transaction_id>4200000540202005511234567890</transaction_id><out_trade_no>000123</out_trade_no><total_fee>1</total_fee></xml>');
+    const parsed = parseXml(
+      '<xml><transaction_id>4200000540202005511234567890</transaction_id><out_trade_no>000123</out_trade_no><total_fee>1</total_fee></xml>',
+    );
     expect(parsed).toEqual(fields);
     expect(parseXml(buildXml(fields))).toEqual(fields);
   });
@@ -97,12 +99,8 @@ describe('parseXml refuses hostile input', () => {
   });
 
   it('refuses nested, repeated, truncated, empty and foreign-root documents, each saying why', () => {
-    expect(refusal('<xml><detail><goods>1</goods></detail></xml>')).toBe(
-      'XML field <detail> is nested; WeChat Pay documents are flat',
-    );
-    expect(refusal('<xml><total_fee>1</total_fee><total_fee>100</total_fee></xml>')).toBe(
-      'XML field <total_fee> appears more than once',
-    );
+    expect(refusal('<xml><detail><goods>1</goods></detail></xml>')).toBe('XML field <detail> is nested; WeChat Pay documents are flat');
+    expect(refusal('<xml><total_fee>1</total_fee><total_fee>100</total_fee></xml>')).toBe('XML field <total_fee> appears more than once');
     expect(refusal('<xml><return_code><![CDATA[SUCCESS]]></return_code><return_ms')).toMatch(/^XML is malformed/);
     expect(refusal('')).toBe('XML body is empty');
     expect(refusal('<root><a>1</a></root>')).toMatch(/^XML root must be a single <xml> element, found <root>/);
@@ -136,7 +134,8 @@ function objectModeParseXml(text: string, rootName = 'xml'): Record<string, stri
   if (roots.length !== 1 || roots[0] !== rootName) {
     throw new XmlFormatError(`XML root must be a single <${rootName}> element, found <${roots.join('>, <')}>`);
   }
-  if (!text.trimEnd().endsWith(`</${rootName}>`)) throw new XmlFormatError(`XML is malformed: it does not end with </${rootName}> (truncated?)`);
+  if (!text.trimEnd().endsWith(`</${rootName}>`))
+    throw new XmlFormatError(`XML is malformed: it does not end with </${rootName}> (truncated?)`);
   const root = document[rootName];
   if (root === '') return {};
   if (typeof root !== 'object' || root === null) throw new XmlFormatError(`XML root <${rootName}> must hold fields, not text`);
@@ -208,7 +207,13 @@ describe('parseXml reads the ordered parse in one walk, as the object mode did (
       fc.property(document, (xml) => {
         const before = outcome(() => objectModeParseXml(xml));
         const now = outcome(() => parseXml(xml));
-        seen.add('fields' in now ? (Object.keys(now.fields).length ? 'fields' : 'no fields') : now.refused.replace(/<[^>]*>/g, '<>').replace(/[;:(].*/, ''));
+        seen.add(
+          'fields' in now
+            ? Object.keys(now.fields).length
+              ? 'fields'
+              : 'no fields'
+            : now.refused.replace(/<[^>]*>/g, '<>').replace(/[;:(].*/, ''),
+        );
         // A repeated root: the object mode read it as fields named 0, 1... (accepted, or refused as nested).
         if ('refused' in now && /^XML root must be a single <xml> element, found <xml>, <xml>/.test(now.refused)) return;
         expect(now).toEqual(before);

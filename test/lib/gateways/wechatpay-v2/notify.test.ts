@@ -8,7 +8,7 @@ const event = apiEvent({ method: 'POST', path: '/wechatpay/notify', body: '<xml>
 const noContext = async () => ({}) as OrdersContext;
 
 describe('v2NotifyDoor', () => {
-  it('answers the handler\'s XML reply as text/xml, handing it the raw body', async () => {
+  it("answers the handler's XML reply as text/xml, handing it the raw body", async () => {
     let received: Uint8Array | undefined;
     const door = v2NotifyDoor(async (body) => {
       received = body;
@@ -20,11 +20,14 @@ describe('v2NotifyDoor', () => {
     expect(Buffer.from(received as Uint8Array).toString('utf8')).toBe('<xml></xml>');
   });
 
-  it('answers any unexpected failure with WeChat Pay\'s XML FAIL, never a 5xx, so WeChat Pay calls again', async () => {
+  it("answers any unexpected failure with WeChat Pay's XML FAIL, never a 5xx, so WeChat Pay calls again", async () => {
     const answer = await v2NotifyDoor(async () => {
       throw new Error('a bug');
     }, noContext)(event);
     expect(answer.statusCode).toBe(200);
-    expect(parseXml(answer.body as string)).toEqual({ return_code: 'FAIL', return_msg: 'temporarily unable to process the callback; please retry' });
+    expect(parseXml(answer.body as string)).toEqual({
+      return_code: 'FAIL',
+      return_msg: 'temporarily unable to process the callback; please retry',
+    });
   });
 });

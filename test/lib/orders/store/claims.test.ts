@@ -18,10 +18,16 @@ describe('ClaimStore.claim', () => {
 });
 
 describe('ClaimStore.idempotencyKey', () => {
-  it('claims `idempotency#<scope>#<key>` for an order, forgotten 8 days on; a repeat learns the order and the request\'s fingerprint', async () => {
+  it("claims `idempotency#<scope>#<key>` for an order, forgotten 8 days on; a repeat learns the order and the request's fingerprint", async () => {
     const createdAt = '2026-03-01T02:00:00.000Z';
     expect(await claims().idempotencyKey('merchant#k1', { outTradeNo: 'T1', fingerprint: 'f1', createdAt })).toEqual({ ok: true });
-    expect(await tables.item({ pk: 'idempotency#merchant#k1' })).toEqual({ pk: 'idempotency#merchant#k1', outTradeNo: 'T1', fingerprint: 'f1', createdAt, ttl: Date.parse(createdAt) / 1000 + 8 * 24 * 60 * 60 });
+    expect(await tables.item({ pk: 'idempotency#merchant#k1' })).toEqual({
+      pk: 'idempotency#merchant#k1',
+      outTradeNo: 'T1',
+      fingerprint: 'f1',
+      createdAt,
+      ttl: Date.parse(createdAt) / 1000 + 8 * 24 * 60 * 60,
+    });
     expect(await claims().idempotencyKey('merchant#k1', { outTradeNo: 'T2', fingerprint: 'f2', createdAt })).toEqual({
       ok: false,
       reason: 'KEY_TAKEN',
@@ -37,7 +43,11 @@ describe('ClaimStore.refund', () => {
     const claim = { outRefundNo: 'R1', outTradeNo: 'T1', fingerprint: 'f1', createdAt: '2026-03-01T17:30:00.000Z' };
     expect(await claims().refund('c1', claim)).toEqual({ ok: true, outRefundNo: 'R1' });
     // 17:30Z is the next day in Beijing.
-    expect(await tables.item({ pk: 'refund#c1' })).toEqual({ pk: 'refund#c1', ...claim, requestedDayShard: expect.stringMatching(/^20260302#([0-9]|1[0-5])$/) });
+    expect(await tables.item({ pk: 'refund#c1' })).toEqual({
+      pk: 'refund#c1',
+      ...claim,
+      requestedDayShard: expect.stringMatching(/^20260302#([0-9]|1[0-5])$/),
+    });
     expect(await claims().refund('c1', { ...claim, outRefundNo: 'R2', fingerprint: 'f2' })).toEqual({
       ok: false,
       reason: 'KEY_TAKEN',
@@ -49,11 +59,19 @@ describe('ClaimStore.refund', () => {
   });
 
   it('lists the refunds requested on a Beijing day, every shard of the index', async () => {
-    for (let i = 0; i < 20; i++) await claims().refund(`c${i}`, { outRefundNo: `R${i}`, outTradeNo: `T${i}`, fingerprint: 'f', createdAt: '2026-03-01T03:00:00.000Z' });
+    for (let i = 0; i < 20; i++)
+      await claims().refund(`c${i}`, {
+        outRefundNo: `R${i}`,
+        outTradeNo: `T${i}`,
+        fingerprint: 'f',
+        createdAt: '2026-03-01T03:00:00.000Z',
+      });
     await claims().refund('other-day', { outRefundNo: 'R', outTradeNo: 'T', fingerprint: 'f', createdAt: '2026-03-02T03:00:00.000Z' });
     const listed = await claims().refundsRequestedOnDay('20260301');
     expect(listed.sort((a, b) => a.outTradeNo.localeCompare(b.outTradeNo))).toEqual(
-      Array.from({ length: 20 }, (_, i) => ({ claim: `c${i}`, outTradeNo: `T${i}` })).sort((a, b) => a.outTradeNo.localeCompare(b.outTradeNo)),
+      Array.from({ length: 20 }, (_, i) => ({ claim: `c${i}`, outTradeNo: `T${i}` })).sort((a, b) =>
+        a.outTradeNo.localeCompare(b.outTradeNo),
+      ),
     );
   });
 });

@@ -39,13 +39,24 @@ const report = (order: Order, overrides: Partial<PaymentReport> = {}): PaymentRe
   ...overrides,
 });
 
-const flag = (reason: ReviewFlag['reason'], transactionId = '4200000001202603019999999999'): ReviewFlag => ({ reason, at: '2026-03-01T03:00:00.000Z', source: 'notify', transactionId, totalFee: 1000 });
+const flag = (reason: ReviewFlag['reason'], transactionId = '4200000001202603019999999999'): ReviewFlag => ({
+  reason,
+  at: '2026-03-01T03:00:00.000Z',
+  source: 'notify',
+  transactionId,
+  totalFee: 1000,
+});
 
 describe('OrderStore reads', () => {
   it('reads an order, never another record of the table', async () => {
     const order = await pending();
     const store = new OrderStore(tables.db, tables.table);
-    expect(await store.get(order.outTradeNo)).toMatchObject({ ...order, pendingShard: expect.stringMatching(/^([0-9]|1[0-5])$/), nextCheckAt: 1_000, checkCount: 0 });
+    expect(await store.get(order.outTradeNo)).toMatchObject({
+      ...order,
+      pendingShard: expect.stringMatching(/^([0-9]|1[0-5])$/),
+      nextCheckAt: 1_000,
+      checkCount: 0,
+    });
     await tables.put({ pk: 'idempotency#merchant#k', outTradeNo: order.outTradeNo, fingerprint: 'f' });
     expect(await store.get('idempotency#merchant#k')).toBeUndefined();
     expect(await store.get('nothing')).toBeUndefined();
@@ -103,7 +114,9 @@ describe('OrderStore.recordPrepay', () => {
   it('notes the prepay on a PENDING order; refused (orderIsPending) once it moved on', async () => {
     const order = await pending();
     const store = new OrderStore(tables.db, tables.table);
-    expect(await store.recordPrepay(order.outTradeNo, { prepayId: 'wx1', codeUrl: 'weixin://wxpay/1', issuedAt: '2026-03-01T02:00:01.000Z' })).toBe(true);
+    expect(
+      await store.recordPrepay(order.outTradeNo, { prepayId: 'wx1', codeUrl: 'weixin://wxpay/1', issuedAt: '2026-03-01T02:00:01.000Z' }),
+    ).toBe(true);
     expect(await stored(order)).toMatchObject({ prepayId: 'wx1', codeUrl: 'weixin://wxpay/1', prepayIssuedAt: '2026-03-01T02:00:01.000Z' });
     expect((await stored(order))?.mwebUrl).toBeUndefined();
     await store.markClosed(order.outTradeNo, { reason: 'expired', at: '2026-03-01T04:00:00.000Z' });
@@ -117,19 +130,27 @@ describe('OrderStore.markFailed and markClosed', () => {
   it.each([
     ['markFailed', 'FAILED', 'Order Failed'],
     ['markClosed', 'CLOSED', 'Order Closed'],
-  ] as const)('%s: PENDING → %s with its event in the outbox, out of the pending index, the listener told', async (method, status, type) => {
-    const order = await pending();
-    const { store, told } = storeTelling();
-    const moved =
-      method === 'markFailed'
-        ? await store.markFailed(order.outTradeNo, { code: 'PARAM_ERROR', message: 'bad', at: '2026-03-01T02:01:00.000Z' })
-        : await store.markClosed(order.outTradeNo, { reason: 'expired', at: '2026-03-01T04:00:00.000Z' });
-    expect(moved).toBe(true);
-    const item = await stored(order);
-    expect(item).toMatchObject({ status, outbox: [{ detailType: type }], outboxShard: expect.any(String), outboxDue: expect.any(Number) });
-    for (const gone of ['pendingShard', 'nextCheckAt', 'checkCount']) expect(item).not.toHaveProperty(gone);
-    expect(told).toEqual([{ order: expect.objectContaining({ status }), types: [type] }]);
-  });
+  ] as const)(
+    '%s: PENDING → %s with its event in the outbox, out of the pending index, the listener told',
+    async (method, status, type) => {
+      const order = await pending();
+      const { store, told } = storeTelling();
+      const moved =
+        method === 'markFailed'
+          ? await store.markFailed(order.outTradeNo, { code: 'PARAM_ERROR', message: 'bad', at: '2026-03-01T02:01:00.000Z' })
+          : await store.markClosed(order.outTradeNo, { reason: 'expired', at: '2026-03-01T04:00:00.000Z' });
+      expect(moved).toBe(true);
+      const item = await stored(order);
+      expect(item).toMatchObject({
+        status,
+        outbox: [{ detailType: type }],
+        outboxShard: expect.any(String),
+        outboxDue: expect.any(Number),
+      });
+      for (const gone of ['pendingShard', 'nextCheckAt', 'checkCount']) expect(item).not.toHaveProperty(gone);
+      expect(told).toEqual([{ order: expect.objectContaining({ status }), types: [type] }]);
+    },
+  );
 
   it('refuses (orderIsPending) an order that moved on: nothing written, nothing told', async () => {
     const order = await pending();
@@ -158,13 +179,24 @@ describe('OrderStore.markPaid', () => {
     const order = await pending();
     const { store, told } = storeTelling();
     const paid = await store.markPaid(report(order, { signType: 'HMAC-SHA256' }));
-    expect(paid).toMatchObject({ status: 'PAID', transactionId: '4200000001202603011234567890', paidAt: '2026-03-01T02:05:00.000Z', paidVia: 'notify', paidDayShard: expect.stringMatching(/^20260301#([0-9]|1[0-5])$/) });
+    expect(paid).toMatchObject({
+      status: 'PAID',
+      transactionId: '4200000001202603011234567890',
+      paidAt: '2026-03-01T02:05:00.000Z',
+      paidVia: 'notify',
+      paidDayShard: expect.stringMatching(/^20260301#([0-9]|1[0-5])$/),
+    });
     expect(paid).not.toHaveProperty('pendingShard');
     expect(told.map((telling) => telling.types)).toEqual([['Order Paid']]);
   });
 
   it.each([
-    ['orderIsPending', (order: Order) => report(order), async (store: OrderStore, order: Order) => void (await store.markClosed(order.outTradeNo, { reason: 'expired', at: '2026-03-01T04:00:00.000Z' }))],
+    [
+      'orderIsPending',
+      (order: Order) => report(order),
+      async (store: OrderStore, order: Order) =>
+        void (await store.markClosed(order.outTradeNo, { reason: 'expired', at: '2026-03-01T04:00:00.000Z' })),
+    ],
     ['amountMatches', (order: Order) => report(order, { totalFee: 999 }), async () => {}],
     ['signTypeMatches', (order: Order) => report(order, { signType: 'MD5' }), async () => {}],
     ['appMatches', (order: Order) => report(order, { appId: 'wx-other' }), async () => {}],
@@ -180,7 +212,7 @@ describe('OrderStore.markPaid', () => {
     expect(refusals().at(-1)).toContain(condition);
   });
 
-  it('takes an order made before apps were recorded as the default app\'s, and only the default app\'s', async () => {
+  it("takes an order made before apps were recorded as the default app's, and only the default app's", async () => {
     const store = new OrderStore(tables.db, tables.table);
     const older = await pending();
     expect(await store.markPaid(report(older, { appId: 'wx-other', defaultApp: false }))).toBeUndefined();

@@ -32,7 +32,15 @@ async function paid(extra: Record<string, unknown> = {}): Promise<Order> {
 
 /** Changes a stored order behind the back of what was read of it. */
 async function meanwhile(order: Order, set: string, values: Record<string, unknown>, names?: Record<string, string>): Promise<void> {
-  await tables.db.send(new UpdateCommand({ TableName: tables.table, Key: { pk: order.outTradeNo }, UpdateExpression: `SET ${set}`, ExpressionAttributeValues: values, ExpressionAttributeNames: names }));
+  await tables.db.send(
+    new UpdateCommand({
+      TableName: tables.table,
+      Key: { pk: order.outTradeNo },
+      UpdateExpression: `SET ${set}`,
+      ExpressionAttributeValues: values,
+      ExpressionAttributeNames: names,
+    }),
+  );
 }
 
 const refund = (outRefundNo: string, refundFee: number, overrides: Partial<OrderRefund> = {}): OrderRefund => ({
@@ -45,9 +53,21 @@ const refund = (outRefundNo: string, refundFee: number, overrides: Partial<Order
   ...overrides,
 });
 
-const ended = (status: RefundSettlement['status'], extra: Partial<RefundSettlement> = {}): RefundSettlement => ({ status, at: '2026-03-02T01:05:00.000Z', ...extra });
+const ended = (status: RefundSettlement['status'], extra: Partial<RefundSettlement> = {}): RefundSettlement => ({
+  status,
+  at: '2026-03-02T01:05:00.000Z',
+  ...extra,
+});
 
-const flagOf = (reason: ReviewFlag['reason'], outRefundNo: string): ReviewFlag => ({ reason, at: '2026-03-02T01:06:00.000Z', source: 'refund-notify', transactionId: '4200000001202603011234567890', totalFee: 1000, outRefundNo, refundFee: 100 });
+const flagOf = (reason: ReviewFlag['reason'], outRefundNo: string): ReviewFlag => ({
+  reason,
+  at: '2026-03-02T01:06:00.000Z',
+  source: 'refund-notify',
+  transactionId: '4200000001202603011234567890',
+  totalFee: 1000,
+  outRefundNo,
+  refundFee: 100,
+});
 
 /** An order with PROCESSING refunds reserved through the store: read back. */
 async function withProcessing(...refunds: OrderRefund[]): Promise<Order> {
@@ -58,12 +78,27 @@ async function withProcessing(...refunds: OrderRefund[]): Promise<Order> {
 }
 
 describe('RefundStore.reserve', () => {
-  it('stores the first refund PROCESSING with the order\'s map, holds its amount, counts it and puts the order in the open-refunds index', async () => {
+  it("stores the first refund PROCESSING with the order's map, holds its amount, counts it and puts the order in the open-refunds index", async () => {
     const order = await paid();
     const reserved = await new RefundStore(tables.db, tables.table).reserve(order, refund('R1', 300), 60_000);
-    expect(reserved).toMatchObject({ refunds: { R1: refund('R1', 300) }, refundHeldFee: 300, refundCount: 1, openRefunds: 1, refundShard: expect.stringMatching(/^([0-9]|1[0-5])$/), refundCheckAt: 60_000, refundCheckCount: 0 });
+    expect(reserved).toMatchObject({
+      refunds: { R1: refund('R1', 300) },
+      refundHeldFee: 300,
+      refundCount: 1,
+      openRefunds: 1,
+      refundShard: expect.stringMatching(/^([0-9]|1[0-5])$/),
+      refundCheckAt: 60_000,
+      refundCheckCount: 0,
+    });
     const second = await new RefundStore(tables.db, tables.table).reserve(reserved!, refund('R2', 700), 70_000);
-    expect(second).toMatchObject({ refunds: { R1: { refundFee: 300 }, R2: { refundFee: 700 } }, refundHeldFee: 1000, refundCount: 2, openRefunds: 2, refundShard: reserved!.refundShard, refundCheckAt: 70_000 });
+    expect(second).toMatchObject({
+      refunds: { R1: { refundFee: 300 }, R2: { refundFee: 700 } },
+      refundHeldFee: 1000,
+      refundCount: 2,
+      openRefunds: 2,
+      refundShard: reserved!.refundShard,
+      refundCheckAt: 70_000,
+    });
   });
 
   it.each([
@@ -79,10 +114,12 @@ describe('RefundStore.reserve', () => {
     expect(refusals()).toEqual([['orderIsPaid', 'withinAmount', 'underMaxRefunds', 'refundIsNew']]);
   });
 
-  it('holds up to the order\'s amount exactly, and the 50th refund', async () => {
+  it("holds up to the order's amount exactly, and the 50th refund", async () => {
     const store = new RefundStore(tables.db, tables.table);
     expect(await store.reserve(await paid({ refundHeldFee: 900 }), refund('R1', 100), 60_000)).toMatchObject({ refundHeldFee: 1000 });
-    expect(await store.reserve(await paid({ refundCount: MAX_REFUNDS_PER_ORDER - 1 }), refund('R1', 1), 60_000)).toMatchObject({ refundCount: MAX_REFUNDS_PER_ORDER });
+    expect(await store.reserve(await paid({ refundCount: MAX_REFUNDS_PER_ORDER - 1 }), refund('R1', 1), 60_000)).toMatchObject({
+      refundCount: MAX_REFUNDS_PER_ORDER,
+    });
   });
 
   it('refuses (refundIsNew) a refund already there, and a first map another request wrote since the order was read', async () => {
@@ -101,7 +138,7 @@ describe('RefundStore.reserve', () => {
 });
 
 describe('RefundStore.markAccepted', () => {
-  it('notes WeChat Pay\'s refund id on a PROCESSING refund (its first acceptance time kept); refused (refundIsProcessing) otherwise', async () => {
+  it("notes WeChat Pay's refund id on a PROCESSING refund (its first acceptance time kept); refused (refundIsProcessing) otherwise", async () => {
     const order = await withProcessing(refund('R1', 100));
     const store = new RefundStore(tables.db, tables.table);
     expect(await store.markAccepted(order.outTradeNo, 'R1', { refundId: '50000001', at: 'first' })).toBe(true);
@@ -119,8 +156,19 @@ describe('RefundStore.settle', () => {
   it('SUCCESS: adds to refundedFee, records the facts, and the order leaves the open-refunds index with its last PROCESSING refund (Refund Succeeded)', async () => {
     const order = await withProcessing(refund('R1', 300));
     const { refunds, told } = storeTelling();
-    const settled = await refunds.settle(order, 'R1', ended('SUCCESS', { refundId: '50000001', succeededAt: '2026-03-02 09:05:00', receivedBy: 'balance' }));
-    expect(settled).toMatchObject({ status: 'PAID', refundedFee: 300, refundHeldFee: 300, refundCount: 1, openRefunds: 0, refunds: { R1: { status: 'SUCCESS', settledAt: '2026-03-02T01:05:00.000Z', refundId: '50000001', receivedBy: 'balance' } } });
+    const settled = await refunds.settle(
+      order,
+      'R1',
+      ended('SUCCESS', { refundId: '50000001', succeededAt: '2026-03-02 09:05:00', receivedBy: 'balance' }),
+    );
+    expect(settled).toMatchObject({
+      status: 'PAID',
+      refundedFee: 300,
+      refundHeldFee: 300,
+      refundCount: 1,
+      openRefunds: 0,
+      refunds: { R1: { status: 'SUCCESS', settledAt: '2026-03-02T01:05:00.000Z', refundId: '50000001', receivedBy: 'balance' } },
+    });
     for (const gone of ['refundShard', 'refundCheckAt', 'refundCheckCount']) expect(settled).not.toHaveProperty(gone);
     expect(told).toEqual([['Refund Succeeded']]);
   });
@@ -139,7 +187,12 @@ describe('RefundStore.settle', () => {
     const order = await withProcessing(refund('R1', 100), refund('R2', 200));
     const { refunds, told } = storeTelling();
     const failed = (await refunds.settle(order, 'R1', ended('FAILED', { failureCode: 'NOTENOUGH', failureMessage: 'no balance' })))!;
-    expect(failed).toMatchObject({ refundHeldFee: 200, refundCount: 1, openRefunds: 1, refunds: { R1: { status: 'FAILED', failureCode: 'NOTENOUGH' } } });
+    expect(failed).toMatchObject({
+      refundHeldFee: 200,
+      refundCount: 1,
+      openRefunds: 1,
+      refunds: { R1: { status: 'FAILED', failureCode: 'NOTENOUGH' } },
+    });
     const closed = await refunds.settle(failed, 'R2', ended('REFUNDCLOSE'));
     expect(closed).toMatchObject({ refundHeldFee: 0, refundCount: 1, openRefunds: 0 });
     expect(closed).not.toHaveProperty('refundedFee');
@@ -167,7 +220,7 @@ describe('RefundStore.settle', () => {
     expect(refusals()).toEqual([['orderIsPaid', 'refundIsProcessing', 'openRefundsAsSeen']]);
   });
 
-  it('refuses a SUCCESS when refundedFee moved since the order was read (refundedFeeAsSeen), and when the order\'s status did (orderIsPaid)', async () => {
+  it("refuses a SUCCESS when refundedFee moved since the order was read (refundedFeeAsSeen), and when the order's status did (orderIsPaid)", async () => {
     const { refunds } = storeTelling();
     const order = await withProcessing(refund('R1', 100));
     await meanwhile(order, 'refundedFee = :fee', { ':fee': 50 });
@@ -180,10 +233,13 @@ describe('RefundStore.settle', () => {
       ['orderIsPaid', 'refundIsProcessing', 'openRefundsAsSeen', 'refundedFeeAsSeen'],
       ['orderIsPaid', 'refundIsProcessing', 'openRefundsAsSeen', 'refundedFeeAsSeen'],
     ]);
-    expect(await refunds.settle(await read(order.outTradeNo), 'R1', ended('SUCCESS'))).toMatchObject({ status: 'REFUNDED', refundedFee: 150 });
+    expect(await refunds.settle(await read(order.outTradeNo), 'R1', ended('SUCCESS'))).toMatchObject({
+      status: 'REFUNDED',
+      refundedFee: 150,
+    });
   });
 
-  it('is a caller\'s mistake for a refund the order does not have', async () => {
+  it("is a caller's mistake for a refund the order does not have", async () => {
     const order = await paid();
     expect(() => new RefundStore(tables.db, tables.table).settle(order, 'R1', ended('SUCCESS'))).toThrow(/has no refund R1/);
   });
@@ -196,17 +252,33 @@ describe('RefundStore.recordExternal', () => {
     const external = refund('platform-1', 1000, { status: 'SUCCESS', origin: 'external', settledAt: '2026-03-02T01:00:00.000Z' });
     const flag = flagOf('REFUND_NOT_REQUESTED', 'platform-1');
     const recorded = await refunds.recordExternal(order, external, flag);
-    expect(recorded).toMatchObject({ status: 'REFUNDED', refundedFee: 1000, refundedAt: '2026-03-02T01:00:00.000Z', refundHeldFee: 1000, refundCount: 1, refunds: { 'platform-1': external }, review: { 'refund:platform-1': flag } });
+    expect(recorded).toMatchObject({
+      status: 'REFUNDED',
+      refundedFee: 1000,
+      refundedAt: '2026-03-02T01:00:00.000Z',
+      refundHeldFee: 1000,
+      refundCount: 1,
+      refunds: { 'platform-1': external },
+      review: { 'refund:platform-1': flag },
+    });
     expect(told).toEqual([['Refund Succeeded', 'Order Refunded', 'Payment Needs Review']]);
   });
 
-  it('holds no amount for a FAILED one, and publishes a PROCESSING one\'s refund events only when it settles', async () => {
+  it("holds no amount for a FAILED one, and publishes a PROCESSING one's refund events only when it settles", async () => {
     const { refunds, told } = storeTelling();
     const order = await paid();
-    const failed = (await refunds.recordExternal(order, refund('p-failed', 100, { status: 'FAILED', origin: 'external' }), flagOf('REFUND_NOT_REQUESTED', 'p-failed')))!;
+    const failed = (await refunds.recordExternal(
+      order,
+      refund('p-failed', 100, { status: 'FAILED', origin: 'external' }),
+      flagOf('REFUND_NOT_REQUESTED', 'p-failed'),
+    ))!;
     expect(failed).toMatchObject({ refundCount: 1 });
     expect(failed).not.toHaveProperty('refundHeldFee');
-    const processing = await refunds.recordExternal(failed, refund('p-open', 100, { origin: 'external' }), flagOf('REFUND_NOT_REQUESTED', 'p-open'));
+    const processing = await refunds.recordExternal(
+      failed,
+      refund('p-open', 100, { origin: 'external' }),
+      flagOf('REFUND_NOT_REQUESTED', 'p-open'),
+    );
     expect(processing).toMatchObject({ refundCount: 2, refundHeldFee: 100, refunds: { 'p-open': { status: 'PROCESSING' } } });
     expect(told).toEqual([['Refund Failed', 'Payment Needs Review'], ['Payment Needs Review']]);
   });
@@ -251,8 +323,19 @@ describe('RefundStore.recordSuccessAfterFailure', () => {
     const order = await withProcessing(refund('R1', 100));
     const failed = (await refunds.settle(order, 'R1', ended('FAILED', { failureCode: 'NOTENOUGH', failureMessage: 'no balance' })))!;
     const flag = flagOf('REFUND_SUCCEEDED_AFTER_FAILURE', 'R1');
-    const after = await refunds.recordSuccessAfterFailure(failed, 'R1', { status: 'SUCCESS', at: '2026-03-03T00:00:00.000Z', refundId: '50000001' }, flag);
-    expect(after).toMatchObject({ refundedFee: 100, refundHeldFee: 100, refundCount: 1, review: { 'refund:R1': flag }, refunds: { R1: { status: 'SUCCESS', settledAt: '2026-03-03T00:00:00.000Z', refundId: '50000001' } } });
+    const after = await refunds.recordSuccessAfterFailure(
+      failed,
+      'R1',
+      { status: 'SUCCESS', at: '2026-03-03T00:00:00.000Z', refundId: '50000001' },
+      flag,
+    );
+    expect(after).toMatchObject({
+      refundedFee: 100,
+      refundHeldFee: 100,
+      refundCount: 1,
+      review: { 'refund:R1': flag },
+      refunds: { R1: { status: 'SUCCESS', settledAt: '2026-03-03T00:00:00.000Z', refundId: '50000001' } },
+    });
     expect(after?.refunds?.R1).not.toHaveProperty('failureCode');
     expect(after?.refunds?.R1).not.toHaveProperty('failureMessage');
     expect(told).toEqual([['Refund Failed'], ['Refund Succeeded', 'Payment Needs Review']]);
